@@ -1,0 +1,626 @@
+//! Walks OTLP export requests and turns them into a [`Batch`]: one pass over the records,
+//! attributes read in place, one owned string per stored name and per session.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, NumberDataPoint, metric::Data, number_data_point,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+use super::facts::{Additive, Contribution, Mentions};
+use super::util::repository_name;
+use super::{Agent, MetricFact, SESSION_KEYS, detect, genai};
+use crate::ids::{SessionId, SpanId, TraceId};
+use crate::otlp::attrs::{Reader, body_str, get_str, select_json};
+use crate::store::batch::{Batch, LogRow, PointFact, PointRow, SessionInfo, Signal, SpanRow};
+
+/// Attributes that identify the session or its user: kept once on the session row,
+/// not repeated on every record.
+const IDENTITY_KEYS: &[&str] = &[
+    "session.id",
+    "conversation.id",
+    "gen_ai.conversation.id",
+    "user.id",
+    "user.email",
+    "user.account_uuid",
+    "user.account_id",
+    "organization.id",
+    "app.version",
+    "terminal.type",
+    "installation.id",
+    "interactive",
+    "auth_type",
+    "auth_mode",
+    "originator",
+    "slug",
+    "event.name",
+    "event.timestamp",
+];
+
+/// Attributes carrying prompt, message or tool content: never stored.
+const CONTENT_KEYS: &[&str] = &[
+    "prompt",
+    "user_prompt",
+    "message.content",
+    "tool.input",
+    "tool.output",
+    "tool_input",
+    "output",
+    "arguments",
+    "function_args",
+    "metadata",
+    "error",
+    "gen_ai.prompt",
+    "gen_ai.completion",
+    "gen_ai.system_instructions",
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+];
+
+/// Longest string attribute value kept in a stored record.
+const MAX_STORED_VALUE: usize = 512;
+
+fn keep_agent_attr(key: &str, v: &Value) -> bool {
+    if IDENTITY_KEYS.contains(&key) || CONTENT_KEYS.contains(&key) {
+        return false;
+    }
+    match v {
+        Value::StringValue(s) => s.len() <= MAX_STORED_VALUE,
+        Value::ArrayValue(_) | Value::KvlistValue(_) | Value::BytesValue(_) => false,
+        _ => true,
+    }
+}
+
+/// Spans of services that are not agents keep only what joins them to code and CI.
+fn keep_other_attr(key: &str, v: &Value) -> bool {
+    (key.starts_with("vcs.") || key.starts_with("cicd."))
+        && matches!(v, Value::StringValue(s) if s.len() <= MAX_STORED_VALUE)
+}
+
+fn nanos(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn resource_attrs(r: &Option<Resource>) -> &[KeyValue] {
+    r.as_ref().map(|r| &r.attributes[..]).unwrap_or(&[])
+}
+
+/// Per-request session table: one [`SessionInfo`] per session key.
+#[derive(Default)]
+struct Sessions {
+    index: HashMap<String, usize>,
+}
+
+impl Sessions {
+    fn get(&mut self, batch: &mut Batch, key: &str) -> Option<usize> {
+        if let Some(i) = self.index.get(key) {
+            return Some(*i);
+        }
+        let id = SessionId::parse(key)?;
+        let i = batch.sessions.len();
+        batch.sessions.push(SessionInfo::new(id));
+        self.index.insert(key.to_string(), i);
+        Some(i)
+    }
+}
+
+/// Who emitted a record: a known vendor, or an agent known only by the gen_ai conventions.
+#[derive(Clone, Copy)]
+enum Emitter {
+    Vendor(&'static Agent),
+    GenAi,
+}
+
+fn session_key<'a>(reader: &Reader<'a>) -> Option<&'a str> {
+    SESSION_KEYS.iter().find_map(|k| reader.str(k))
+}
+
+fn fill_identity(info: &mut SessionInfo, emitter: Emitter, reader: &Reader<'_>) {
+    if info.agent.is_none() {
+        info.agent = Some(match emitter {
+            Emitter::Vendor(a) => a.name.to_string(),
+            Emitter::GenAi => genai::agent_name(reader),
+        });
+    }
+    if info.agent_version.is_none() {
+        let version = match emitter {
+            Emitter::Vendor(a) => a
+                .version_attr
+                .and_then(|k| reader.str(k))
+                .or_else(|| {
+                    a.version_from_resource
+                        .then(|| get_str(reader.resource, "service.version"))
+                        .flatten()
+                }),
+            Emitter::GenAi => get_str(reader.resource, "service.version"),
+        };
+        info.agent_version = version.map(str::to_string);
+    }
+    if info.user_id.is_none() {
+        info.user_id = ["user.account_uuid", "user.account_id", "user.id", "enduser.id"]
+            .iter()
+            .find_map(|k| reader.str(k))
+            .map(str::to_string);
+    }
+    if info.user_email.is_none() {
+        info.user_email = reader.str("user.email").map(str::to_string);
+    }
+    if info.organization.is_none() {
+        info.organization = reader.str("organization.id").map(str::to_string);
+    }
+    if info.repository.is_none() {
+        info.repository = ["vcs.repository.name", "vcs.repository.url.full"]
+            .iter()
+            .find_map(|k| reader.str(k))
+            .and_then(repository_name);
+    }
+}
+
+fn apply_mentions(info: &mut SessionInfo, m: Mentions) {
+    for c in m.commits {
+        if !info.commits.iter().any(|(s, _)| *s == c.0) {
+            info.commits.push(c);
+        }
+    }
+    for f in m.files {
+        if !info.files.contains(&f) {
+            info.files.push(f);
+        }
+    }
+    if info.repository.is_none() {
+        info.repository = m.repository;
+    }
+}
+
+fn boxed(a: Additive) -> Option<Box<Additive>> {
+    (!a.is_empty()).then(|| Box::new(a))
+}
+
+/// Spans → rows. Agent spans feed their session's facts; other spans are stored for the
+/// trace joins (CI runs) with only their `vcs.*` / `cicd.*` attributes.
+pub fn traces(req: &ExportTraceServiceRequest) -> Batch {
+    let mut batch = Batch::new(Signal::Traces);
+    let mut sessions = Sessions::default();
+    let unreadable = Cell::new(0);
+    for rs in &req.resource_spans {
+        let resource = resource_attrs(&rs.resource);
+        let service = get_str(resource, "service.name");
+        for ss in &rs.scope_spans {
+            let scope = ss.scope.as_ref().map_or("", |s| s.name.as_str());
+            for span in &ss.spans {
+                let ids = TraceId::try_from(&span.trace_id[..]).and_then(|t| {
+                    let s = SpanId::try_from(&span.span_id[..])?;
+                    let p = if span.parent_span_id.is_empty() {
+                        None
+                    } else {
+                        Some(SpanId::try_from(&span.parent_span_id[..])?)
+                    };
+                    Ok((t, s, p))
+                });
+                let (trace_id, span_id, parent_id) = match ids {
+                    Ok(ids) => ids,
+                    Err(e) => {
+                        batch.reject(|| format!("span {:?}: {e}", span.name));
+                        continue;
+                    }
+                };
+                let reader = Reader {
+                    attrs: &span.attributes,
+                    resource,
+                    rejected: &unreadable,
+                };
+                let mut contrib = Contribution::default();
+                let emitter = match detect(&span.name, scope, service) {
+                    Some(agent) => {
+                        if let Some(rule) = agent.span(&span.name) {
+                            (rule.apply)(&reader, &mut contrib);
+                        }
+                        Some(Emitter::Vendor(agent))
+                    }
+                    None => genai::span(&reader, &mut contrib).then_some(Emitter::GenAi),
+                };
+                let start_ns = nanos(span.start_time_unix_nano);
+                let end_ns = nanos(span.end_time_unix_nano);
+                let mut session = None;
+                if let Some(emitter) = emitter {
+                    if let Some(sha) = reader.str("vcs.ref.head.revision") {
+                        super::util::mention_commit(&mut contrib.mentions, sha, "event");
+                    }
+                    let key = session_key(&reader);
+                    session = match key {
+                        Some(k) => sessions.get(&mut batch, k),
+                        None => sessions.get(&mut batch, &trace_id.to_hex()),
+                    };
+                    if let Some(i) = session {
+                        let info = &mut batch.sessions[i];
+                        fill_identity(info, emitter, &reader);
+                        info.saw(start_ns);
+                        info.saw(end_ns);
+                        if !info.traces.contains(&trace_id) {
+                            info.traces.push(trace_id);
+                        }
+                        apply_mentions(info, std::mem::take(&mut contrib.mentions));
+                    }
+                }
+                let attrs = if emitter.is_some() {
+                    select_json(&span.attributes, keep_agent_attr)
+                } else {
+                    select_json(&span.attributes, keep_other_attr)
+                };
+                batch.spans.push(SpanRow {
+                    trace_id,
+                    span_id,
+                    parent_id,
+                    session,
+                    name: span.name.clone(),
+                    kind: span.kind,
+                    start_ns,
+                    end_ns,
+                    status: span.status.as_ref().map_or(0, |s| s.code),
+                    attrs,
+                    additive: if session.is_some() {
+                        boxed(contrib.additive)
+                    } else {
+                        None
+                    },
+                });
+                batch.accepted += 1;
+            }
+        }
+    }
+    batch.unreadable_values = unreadable.get();
+    batch
+}
+
+/// A log record's event name: the `event.name` attribute, qualified by the body when an
+/// agent writes the bare name there (Claude Code: `api_request` / `claude_code.api_request`).
+fn event_name<'a>(
+    attrs: &'a [KeyValue],
+    event_name_field: &'a str,
+    body: Option<&'a str>,
+) -> &'a str {
+    let name = get_str(attrs, "event.name").unwrap_or("");
+    if !name.is_empty() {
+        if !name.contains('.') {
+            if let Some(b) = body {
+                if b.len() > name.len() && b.ends_with(name) && b[..b.len() - name.len()].ends_with('.')
+                {
+                    return b;
+                }
+            }
+        }
+        return name;
+    }
+    if !event_name_field.is_empty() {
+        return event_name_field;
+    }
+    match body {
+        Some(b) if b.len() <= 128 && !b.contains(' ') => b,
+        _ => "",
+    }
+}
+
+fn event_time(record_time: u64, observed: u64, attrs: &[KeyValue]) -> i64 {
+    if record_time > 0 {
+        return nanos(record_time);
+    }
+    if let Some(ts) = get_str(attrs, "event.timestamp") {
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(ts) {
+            if let Some(ns) = t.timestamp_nanos_opt() {
+                return ns;
+            }
+        }
+    }
+    nanos(observed)
+}
+
+fn digest16(parts: &[&[u8]]) -> [u8; 16] {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    let full = h.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[..16]);
+    out
+}
+
+fn resource_digest(r: &Option<Resource>) -> [u8; 16] {
+    digest16(&[&r.as_ref().map(|r| r.encode_to_vec()).unwrap_or_default()])
+}
+
+/// Log records → rows. A record's identity is a digest of its resource and content, so
+/// the same record sent twice is stored and counted once.
+pub fn logs(req: &ExportLogsServiceRequest) -> Batch {
+    let mut batch = Batch::new(Signal::Logs);
+    let mut sessions = Sessions::default();
+    let unreadable = Cell::new(0);
+    for rl in &req.resource_logs {
+        let resource = resource_attrs(&rl.resource);
+        let service = get_str(resource, "service.name");
+        let rdigest = resource_digest(&rl.resource);
+        for sl in &rl.scope_logs {
+            let scope = sl.scope.as_ref().map_or("", |s| s.name.as_str());
+            for rec in &sl.log_records {
+                let trace_id = match rec.trace_id.len() {
+                    0 => None,
+                    _ => match TraceId::try_from(&rec.trace_id[..]) {
+                        Ok(t) => Some(t),
+                        Err(e) => {
+                            batch.reject(|| format!("log record: {e}"));
+                            continue;
+                        }
+                    },
+                };
+                let span_id = match rec.span_id.len() {
+                    0 => None,
+                    _ => match SpanId::try_from(&rec.span_id[..]) {
+                        Ok(s) => Some(s),
+                        Err(e) => {
+                            batch.reject(|| format!("log record: {e}"));
+                            continue;
+                        }
+                    },
+                };
+                let body = body_str(rec.body.as_ref());
+                let name = event_name(&rec.attributes, &rec.event_name, body);
+                let reader = Reader {
+                    attrs: &rec.attributes,
+                    resource,
+                    rejected: &unreadable,
+                };
+                let mut contrib = Contribution::default();
+                let emitter = match detect(name, scope, service) {
+                    Some(agent) => {
+                        if let Some(rule) = agent.event(name) {
+                            (rule.apply)(&reader, &mut contrib);
+                        }
+                        Some(Emitter::Vendor(agent))
+                    }
+                    None => genai::event(name, &reader, &mut contrib).then_some(Emitter::GenAi),
+                };
+                let time_ns = event_time(rec.time_unix_nano, rec.observed_time_unix_nano, &rec.attributes);
+                let mut session = None;
+                if let Some(emitter) = emitter {
+                    session = match (session_key(&reader), trace_id) {
+                        (Some(k), _) => sessions.get(&mut batch, k),
+                        (None, Some(t)) => sessions.get(&mut batch, &t.to_hex()),
+                        (None, None) => None,
+                    };
+                    if let Some(i) = session {
+                        let info = &mut batch.sessions[i];
+                        fill_identity(info, emitter, &reader);
+                        info.saw(time_ns);
+                        if let Some(t) = trace_id {
+                            if !info.traces.contains(&t) {
+                                info.traces.push(t);
+                            }
+                        }
+                        apply_mentions(info, std::mem::take(&mut contrib.mentions));
+                    }
+                }
+                let digest = digest16(&[&rdigest, scope.as_bytes(), &rec.encode_to_vec()]);
+                batch.logs.push(LogRow {
+                    digest,
+                    session,
+                    time_ns,
+                    event: name.to_string(),
+                    trace_id,
+                    span_id,
+                    attrs: if emitter.is_some() {
+                        select_json(&rec.attributes, keep_agent_attr)
+                    } else {
+                        select_json(&rec.attributes, keep_other_attr)
+                    },
+                    additive: if session.is_some() {
+                        boxed(contrib.additive)
+                    } else {
+                        None
+                    },
+                });
+                batch.accepted += 1;
+            }
+        }
+    }
+    batch.unreadable_values = unreadable.get();
+    batch
+}
+
+/// One metric data point, whatever its type.
+struct Point<'a> {
+    attrs: &'a [KeyValue],
+    start_ns: i64,
+    time_ns: i64,
+    value: Option<f64>,
+    count: Option<i64>,
+}
+
+fn number_point(dp: &NumberDataPoint) -> Point<'_> {
+    Point {
+        attrs: &dp.attributes,
+        start_ns: nanos(dp.start_time_unix_nano),
+        time_ns: nanos(dp.time_unix_nano),
+        value: match dp.value {
+            Some(number_data_point::Value::AsInt(i)) => Some(i as f64),
+            Some(number_data_point::Value::AsDouble(d)) if d.is_finite() => Some(d),
+            _ => None,
+        },
+        count: None,
+    }
+}
+
+fn point_fact(fact: &MetricFact, reader: &Reader<'_>) -> Option<PointFact> {
+    match fact {
+        MetricFact::Counter(c) => Some(PointFact::Counter(*c)),
+        MetricFact::CounterByAttr { attr, values } => {
+            let v = reader.str(attr)?;
+            values
+                .iter()
+                .find(|(name, _)| *name == v)
+                .map(|(_, c)| PointFact::Counter(*c))
+        }
+        MetricFact::Tokens {
+            type_attr,
+            model_attr,
+            types,
+        } => {
+            let t = reader.str(type_attr)?;
+            let kinds = types.iter().find(|(name, _)| *name == t)?.1;
+            let model = reader.str(model_attr).unwrap_or("unknown");
+            Some(PointFact::Tokens {
+                model: model.to_string(),
+                kinds,
+            })
+        }
+        MetricFact::Repository { .. } => None,
+    }
+}
+
+/// Metric points → rows. Cumulative series are turned into increments by the writer,
+/// which keeps each series' last point.
+pub fn metrics(req: &ExportMetricsServiceRequest) -> Batch {
+    let mut batch = Batch::new(Signal::Metrics);
+    let mut sessions = Sessions::default();
+    let unreadable = Cell::new(0);
+    let cumulative = AggregationTemporality::Cumulative as i32;
+    for rm in &req.resource_metrics {
+        let resource = resource_attrs(&rm.resource);
+        let service = get_str(resource, "service.name");
+        let rdigest = resource_digest(&rm.resource);
+        for sm in &rm.scope_metrics {
+            let scope = sm.scope.as_ref().map_or("", |s| s.name.as_str());
+            for metric in &sm.metrics {
+                let agent = detect(&metric.name, scope, service);
+                let fact = match agent {
+                    Some(a) => a.metric(&metric.name),
+                    None => genai::metric(&metric.name),
+                };
+                let emitter = match (agent, fact) {
+                    (Some(a), _) => Some(Emitter::Vendor(a)),
+                    (None, Some(_)) => Some(Emitter::GenAi),
+                    (None, None) => None,
+                };
+                let (points, is_cumulative, is_gauge): (Vec<Point<'_>>, bool, bool) =
+                    match &metric.data {
+                        Some(Data::Sum(s)) => (
+                            s.data_points.iter().map(number_point).collect(),
+                            s.aggregation_temporality == cumulative,
+                            false,
+                        ),
+                        Some(Data::Gauge(g)) => {
+                            (g.data_points.iter().map(number_point).collect(), false, true)
+                        }
+                        Some(Data::Histogram(h)) => (
+                            h.data_points
+                                .iter()
+                                .map(|dp| Point {
+                                    attrs: &dp.attributes,
+                                    start_ns: nanos(dp.start_time_unix_nano),
+                                    time_ns: nanos(dp.time_unix_nano),
+                                    value: Some(dp.sum.unwrap_or(0.0)).filter(|v| v.is_finite()),
+                                    count: i64::try_from(dp.count).ok(),
+                                })
+                                .collect(),
+                            h.aggregation_temporality == cumulative,
+                            false,
+                        ),
+                        Some(Data::ExponentialHistogram(h)) => (
+                            h.data_points
+                                .iter()
+                                .map(|dp| Point {
+                                    attrs: &dp.attributes,
+                                    start_ns: nanos(dp.start_time_unix_nano),
+                                    time_ns: nanos(dp.time_unix_nano),
+                                    value: Some(dp.sum.unwrap_or(0.0)).filter(|v| v.is_finite()),
+                                    count: i64::try_from(dp.count).ok(),
+                                })
+                                .collect(),
+                            h.aggregation_temporality == cumulative,
+                            false,
+                        ),
+                        Some(Data::Summary(s)) => (
+                            s.data_points
+                                .iter()
+                                .map(|dp| Point {
+                                    attrs: &dp.attributes,
+                                    start_ns: nanos(dp.start_time_unix_nano),
+                                    time_ns: nanos(dp.time_unix_nano),
+                                    value: Some(dp.sum).filter(|v| v.is_finite()),
+                                    count: i64::try_from(dp.count).ok(),
+                                })
+                                .collect(),
+                            true,
+                            false,
+                        ),
+                        None => (Vec::new(), false, false),
+                    };
+                for p in points {
+                    let Some(value) = p.value else {
+                        batch.reject(|| {
+                            format!("metric {:?}: data point without a finite value", metric.name)
+                        });
+                        continue;
+                    };
+                    let reader = Reader {
+                        attrs: p.attrs,
+                        resource,
+                        rejected: &unreadable,
+                    };
+                    let mut session = None;
+                    let mut pfact = None;
+                    if let Some(emitter) = emitter {
+                        session = session_key(&reader).and_then(|k| sessions.get(&mut batch, k));
+                        if let Some(i) = session {
+                            let info = &mut batch.sessions[i];
+                            fill_identity(info, emitter, &reader);
+                            info.saw(p.time_ns);
+                            if !is_cumulative && !is_gauge {
+                                info.saw(p.start_ns);
+                            }
+                            if let Some(MetricFact::Repository { attr }) = fact {
+                                if info.repository.is_none() {
+                                    info.repository = reader.str(attr).and_then(repository_name);
+                                }
+                            }
+                        }
+                        if session.is_some() && !is_gauge {
+                            pfact = fact.and_then(|f| point_fact(f, &reader));
+                        }
+                    }
+                    let mut key = Vec::with_capacity(64);
+                    for kv in p.attrs {
+                        kv.encode(&mut key).ok();
+                    }
+                    let series = digest16(&[&rdigest, scope.as_bytes(), metric.name.as_bytes(), &key]);
+                    batch.points.push(PointRow {
+                        series,
+                        start_ns: p.start_ns,
+                        time_ns: p.time_ns,
+                        session,
+                        metric: metric.name.clone(),
+                        value,
+                        count: p.count,
+                        cumulative: is_cumulative,
+                        attrs: select_json(p.attrs, keep_agent_attr),
+                        fact: pfact,
+                    });
+                    batch.accepted += 1;
+                }
+            }
+        }
+    }
+    batch.unreadable_values = unreadable.get();
+    batch
+}

@@ -1,0 +1,109 @@
+//! The query API on the HTTP listener: sessions, health, Prometheus metrics.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::server::AppState;
+use crate::store::sessions::{self, ListFilter};
+
+/// A JSON error: `{"error": "..."}` with a status.
+pub struct ApiError(pub StatusCode, pub String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        tracing::error!(error = %e, "query failed");
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, "the query failed".into())
+    }
+}
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state
+            .telemetry
+            .render(state.ingest.writer.depth(), state.queue_capacity),
+    )
+        .into_response()
+}
+
+pub async fn session(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    match sessions::get(&state.readers, &state.prices, &id).await? {
+        Some(s) => Ok(Json(s).into_response()),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no session {id:?}"),
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    repo: Option<String>,
+    user: Option<String>,
+    agent: Option<String>,
+    since: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+const MAX_LIMIT: u32 = 500;
+
+fn parse_cursor(c: &str) -> Option<(i64, i64)> {
+    let (a, b) = c.split_once('.')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    Query(p): Query<ListParams>,
+) -> Result<Response, ApiError> {
+    let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
+    let since_ns = match p.since.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(
+            chrono::DateTime::parse_from_rfc3339(s)
+                .ok()
+                .and_then(|t| t.timestamp_nanos_opt())
+                .ok_or_else(|| bad(format!("since={s:?} is not an RFC 3339 time")))?,
+        ),
+    };
+    let limit = p.limit.unwrap_or(50);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(bad(format!("limit must be between 1 and {MAX_LIMIT}")));
+    }
+    let after = match p.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(parse_cursor(c).ok_or_else(|| bad(format!("cursor {c:?} is not valid")))?),
+    };
+    let filter = ListFilter {
+        repository: p.repo.filter(|s| !s.is_empty()),
+        user: p.user.filter(|s| !s.is_empty()),
+        agent: p.agent.filter(|s| !s.is_empty()),
+        since_ns,
+        limit,
+        after,
+    };
+    let page = sessions::list(&state.readers, &state.prices, &filter).await?;
+    Ok(Json(json!({
+        "sessions": page.sessions,
+        "next_cursor": page.next.map(|(s, id)| format!("{s}.{id}")),
+    }))
+    .into_response())
+}

@@ -1,0 +1,92 @@
+//! Command line and environment: one struct per command, every flag with an env twin.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "tracelink", version, about = "What did your AI coding agents' work turn into?")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Receive OTLP from coding agents and serve the query API.
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate {
+        #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
+        db: PathBuf,
+    },
+    /// Measure ingest throughput and print the figures.
+    Bench(crate::bench::BenchArgs),
+}
+
+/// A secret from the command line or environment; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("a token must not be empty".into());
+        }
+        Ok(Secret(s.to_string()))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// SQLite database file, created on first start.
+    #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
+    pub db: PathBuf,
+    /// OTLP/gRPC listen address (port 0 picks a free port).
+    #[arg(long, env = "TRACELINK_GRPC_LISTEN", default_value = "0.0.0.0:4317")]
+    pub grpc_listen: SocketAddr,
+    /// OTLP/HTTP and API listen address (port 0 picks a free port).
+    #[arg(long, env = "TRACELINK_HTTP_LISTEN", default_value = "0.0.0.0:4318")]
+    pub http_listen: SocketAddr,
+    /// Bearer tokens accepted on OTLP and the API (comma-separated); none = no auth.
+    #[arg(
+        long = "ingest-token",
+        env = "TRACELINK_INGEST_TOKENS",
+        value_delimiter = ','
+    )]
+    pub ingest_tokens: Vec<Secret>,
+    /// Largest OTLP request body, compressed or inflated, in bytes.
+    #[arg(long, env = "TRACELINK_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Requests waiting for the writer before new ones are refused with 429.
+    #[arg(long, env = "TRACELINK_QUEUE_CAPACITY", default_value_t = 256)]
+    pub queue_capacity: usize,
+    /// JSON price table for estimating cost where agents report none.
+    #[arg(long, env = "TRACELINK_PRICE_TABLE")]
+    pub price_table: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// Settings for a server on loopback with ephemeral ports (tests, benchmarks, demo).
+    pub fn ephemeral(db: PathBuf) -> Self {
+        Self {
+            db,
+            grpc_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ingest_tokens: Vec::new(),
+            max_body_bytes: 16 * 1024 * 1024,
+            queue_capacity: 256,
+            price_table: None,
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Join keys as types: a trace ID is 16 bytes, a span ID 8, a commit SHA 40 hex digits.
+//! A wrong length or a stray character is refused where the value enters, never later.
+
+use std::fmt;
+
+/// Why an identifier was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IdError {
+    #[error("{what} must be {want} bytes, got {got}")]
+    Length {
+        what: &'static str,
+        want: usize,
+        got: usize,
+    },
+    #[error("{what} must not be all zeros")]
+    Zero { what: &'static str },
+    #[error("{what} is not hex: {value:?}")]
+    NotHex { what: &'static str, value: String },
+}
+
+macro_rules! byte_id {
+    ($name:ident, $len:expr, $what:expr) => {
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub [u8; $len]);
+
+        impl $name {
+            pub const LEN: usize = $len;
+
+            pub fn as_bytes(&self) -> &[u8] {
+                &self.0
+            }
+
+            /// Parses lowercase or uppercase hex.
+            pub fn from_hex(s: &str) -> Result<Self, IdError> {
+                let mut out = [0u8; $len];
+                decode_hex(s, &mut out, $what)?;
+                Self::try_from(&out[..])
+            }
+
+            pub fn to_hex(&self) -> String {
+                encode_hex(&self.0)
+            }
+        }
+
+        impl TryFrom<&[u8]> for $name {
+            type Error = IdError;
+            fn try_from(bytes: &[u8]) -> Result<Self, IdError> {
+                let arr: [u8; $len] = bytes.try_into().map_err(|_| IdError::Length {
+                    what: $what,
+                    want: $len,
+                    got: bytes.len(),
+                })?;
+                if arr.iter().all(|b| *b == 0) {
+                    return Err(IdError::Zero { what: $what });
+                }
+                Ok(Self(arr))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                for b in self.0 {
+                    write!(f, "{b:02x}")?;
+                }
+                Ok(())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({self})", stringify!($name))
+            }
+        }
+    };
+}
+
+byte_id!(TraceId, 16, "trace id");
+byte_id!(SpanId, 8, "span id");
+
+/// A full 40-digit git commit SHA, stored lowercase.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, serde::Serialize)]
+#[serde(transparent)]
+pub struct CommitSha(String);
+
+impl CommitSha {
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        let s = s.trim();
+        if s.len() != 40 {
+            return Err(IdError::Length {
+                what: "commit sha",
+                want: 40,
+                got: s.len(),
+            });
+        }
+        if !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(IdError::NotHex {
+                what: "commit sha",
+                value: s.to_string(),
+            });
+        }
+        Ok(Self(s.to_ascii_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CommitSha {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An agent session's own identifier (`session.id`, `conversation.id`, …), or the hex
+/// trace ID when the agent names no session.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, serde::Serialize)]
+#[serde(transparent)]
+pub struct SessionId(String);
+
+impl SessionId {
+    /// Longest session identifier accepted; anything longer is not an identifier.
+    pub const MAX_LEN: usize = 256;
+
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        if s.is_empty() || s.len() > Self::MAX_LEN {
+            return None;
+        }
+        Some(Self(s.to_string()))
+    }
+
+    pub fn from_trace(trace: TraceId) -> Self {
+        Self(trace.to_hex())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+pub fn encode_hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 0xf) as usize] as char);
+    }
+    s
+}
+
+fn decode_hex(s: &str, out: &mut [u8], what: &'static str) -> Result<(), IdError> {
+    let b = s.as_bytes();
+    if b.len() != out.len() * 2 {
+        return Err(IdError::Length {
+            what,
+            want: out.len(),
+            got: b.len() / 2,
+        });
+    }
+    let nib = |c: u8| -> Result<u8, IdError> {
+        match c {
+            b'0'..=b'9' => Ok(c - b'0'),
+            b'a'..=b'f' => Ok(c - b'a' + 10),
+            b'A'..=b'F' => Ok(c - b'A' + 10),
+            _ => Err(IdError::NotHex {
+                what,
+                value: s.to_string(),
+            }),
+        }
+    };
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = (nib(b[2 * i])? << 4) | nib(b[2 * i + 1])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_id_round_trips_and_rejects_bad_lengths() {
+        let t = TraceId::from_hex("b3334784fc61510ab4e4362d0249eb86").unwrap();
+        assert_eq!(t.to_hex(), "b3334784fc61510ab4e4362d0249eb86");
+        assert!(matches!(
+            TraceId::try_from(&[1u8; 8][..]),
+            Err(IdError::Length { want: 16, got: 8, .. })
+        ));
+        assert_eq!(
+            TraceId::try_from(&[0u8; 16][..]),
+            Err(IdError::Zero { what: "trace id" })
+        );
+        assert!(matches!(
+            SpanId::from_hex("zz05c33b2d44e8a1"),
+            Err(IdError::NotHex { .. })
+        ));
+    }
+
+    #[test]
+    fn commit_sha_is_normalised_to_lowercase() {
+        let sha = CommitSha::parse("9C0832B26219B10B65F2A64EF32BE97E2E28F8DA").unwrap();
+        assert_eq!(sha.as_str(), "9c0832b26219b10b65f2a64ef32be97e2e28f8da");
+        assert!(CommitSha::parse("9c0832b").is_err());
+        assert!(CommitSha::parse("g".repeat(40).as_str()).is_err());
+    }
+}

@@ -1,0 +1,15 @@
+//! tracelink: joins AI coding agents' OpenTelemetry with what GitHub saw happen next.
+//!
+//! The flow (DESIGN.md §1): [`otlp`] decodes → [`agents`] normalises into session facts →
+//! [`store`] writes durably → [`api`] answers queries.
+
+pub mod agents;
+pub mod api;
+pub mod bench;
+pub mod config;
+pub mod ids;
+pub mod otlp;
+pub mod pricing;
+pub mod server;
+pub mod store;
+pub mod telemetry;

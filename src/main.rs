@@ -1,0 +1,66 @@
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use tracelink::config::{Cli, Command};
+use tracelink::server::Server;
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("TRACELINK_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Bench(args) => tracelink::bench::run(args),
+        command => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(run(command)),
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => {
+            let server = Server::start(&args).await?;
+            println!(
+                "tracelink listening grpc={} http={}",
+                server.grpc_addr, server.http_addr
+            );
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing in-flight requests and flushing writes");
+            server.shutdown().await?;
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Command::Migrate { db } => {
+            tracelink::store::migrate(&db).await?;
+            println!("migrations applied to {}", db.display());
+            Ok(())
+        }
+        Command::Bench(_) => unreachable!("handled before the runtime starts"),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

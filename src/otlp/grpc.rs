@@ -1,0 +1,148 @@
+//! OTLP/gRPC: the TraceService, MetricsService and LogsService, gzip accepted.
+
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+use std::sync::Arc;
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status};
+
+use super::{Ingest, IngestError, Outcome};
+use crate::store::batch::Signal;
+
+#[derive(Clone)]
+pub struct Otlp {
+    ingest: Ingest,
+    tokens: Arc<Vec<String>>,
+}
+
+impl Otlp {
+    fn authorize(&self, md: &MetadataMap, signal: Signal) -> Result<(), Status> {
+        let auth = md.get("authorization").and_then(|v| v.to_str().ok());
+        if super::token_allowed(&self.tokens, super::bearer(auth)) {
+            Ok(())
+        } else {
+            self.ingest.refused(signal);
+            Err(Status::unauthenticated(if auth.is_none() {
+                "missing authorization: Bearer <token>"
+            } else {
+                "the bearer token is not accepted"
+            }))
+        }
+    }
+}
+
+fn status(e: IngestError) -> Status {
+    match e {
+        IngestError::Invalid(m) => Status::invalid_argument(m),
+        IngestError::TooLarge(m) => Status::resource_exhausted(m),
+        IngestError::Overloaded(m) => {
+            let details = super::status::RpcStatus {
+                code: tonic::Code::ResourceExhausted as i32,
+                message: m.clone(),
+                details: vec![super::status::retry_info(1)],
+            };
+            Status::with_details(
+                tonic::Code::ResourceExhausted,
+                m,
+                details.encode_to_vec().into(),
+            )
+        }
+        IngestError::Unavailable(m) => Status::unavailable(m),
+    }
+}
+
+fn partial(o: &Outcome) -> bool {
+    o.rejected > 0 || !o.message.is_empty()
+}
+
+#[tonic::async_trait]
+impl TraceService for Otlp {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        self.authorize(request.metadata(), Signal::Traces)?;
+        let o = self.ingest.traces(request.into_inner()).await.map_err(status)?;
+        Ok(Response::new(ExportTraceServiceResponse {
+            partial_success: partial(&o).then(|| ExportTracePartialSuccess {
+                rejected_spans: o.rejected,
+                error_message: o.message,
+            }),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Otlp {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        self.authorize(request.metadata(), Signal::Metrics)?;
+        let o = self.ingest.metrics(request.into_inner()).await.map_err(status)?;
+        Ok(Response::new(ExportMetricsServiceResponse {
+            partial_success: partial(&o).then(|| ExportMetricsPartialSuccess {
+                rejected_data_points: o.rejected,
+                error_message: o.message,
+            }),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for Otlp {
+    async fn export(
+        &self,
+        request: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        self.authorize(request.metadata(), Signal::Logs)?;
+        let o = self.ingest.logs(request.into_inner()).await.map_err(status)?;
+        Ok(Response::new(ExportLogsServiceResponse {
+            partial_success: partial(&o).then(|| ExportLogsPartialSuccess {
+                rejected_log_records: o.rejected,
+                error_message: o.message,
+            }),
+        }))
+    }
+}
+
+/// The three OTLP services as one tonic router.
+pub fn router(ingest: Ingest, tokens: Arc<Vec<String>>, max_body: usize) -> tonic::service::Routes {
+    let svc = Otlp { ingest, tokens };
+    tonic::service::Routes::new(
+        TraceServiceServer::new(svc.clone())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(max_body),
+    )
+    .add_service(
+        MetricsServiceServer::new(svc.clone())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(max_body),
+    )
+    .add_service(
+        LogsServiceServer::new(svc)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(max_body),
+    )
+}

@@ -1,0 +1,245 @@
+//! OTLP/HTTP: `POST /v1/traces`, `/v1/metrics`, `/v1/logs` with `application/x-protobuf`
+//! or `application/json`, optionally gzip-compressed. Responses use the request's
+//! encoding; errors carry a `google.rpc.Status` naming the problem.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+
+use super::status::RpcStatus;
+use super::{Encoding, IngestError, Outcome, decode, gunzip};
+use crate::server::AppState;
+use crate::store::batch::Signal;
+
+/// Seconds a client is asked to wait when the write queue is full.
+const RETRY_AFTER_SECS: i64 = 1;
+
+/// An OTLP/HTTP error response, in the request's encoding.
+struct OtlpError {
+    status: StatusCode,
+    encoding: Encoding,
+    message: String,
+}
+
+impl IntoResponse for OtlpError {
+    fn into_response(self) -> Response {
+        // gRPC codes for the body, as OTLP/HTTP's google.rpc.Status carries them.
+        let code = match self.status {
+            StatusCode::BAD_REQUEST => 3,
+            StatusCode::UNAUTHORIZED => 16,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::PAYLOAD_TOO_LARGE => 8,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => 3,
+            _ => 14,
+        };
+        let mut status = RpcStatus {
+            code,
+            message: self.message,
+            details: Vec::new(),
+        };
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            status.details.push(super::status::retry_info(RETRY_AFTER_SECS));
+        }
+        let mut resp = match self.encoding {
+            Encoding::Protobuf => (
+                self.status,
+                [(header::CONTENT_TYPE, "application/x-protobuf")],
+                status.encode_to_vec(),
+            )
+                .into_response(),
+            Encoding::Json => (
+                self.status,
+                [(header::CONTENT_TYPE, "application/json")],
+                serde_json::json!({"code": status.code, "message": status.message}).to_string(),
+            )
+                .into_response(),
+        };
+        if self.status == StatusCode::TOO_MANY_REQUESTS || self.status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+impl OtlpError {
+    fn from_ingest(e: IngestError, encoding: Encoding) -> Self {
+        let status = match &e {
+            IngestError::Invalid(_) => StatusCode::BAD_REQUEST,
+            IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestError::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
+            IngestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        Self {
+            status,
+            encoding,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Checks auth, content type and encoding, and returns the raw (inflated) payload.
+fn accept(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<(Encoding, Vec<u8>), OtlpError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    let encoding = match media.to_ascii_lowercase().as_str() {
+        "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
+        "application/json" => Encoding::Json,
+        _ => {
+            return Err(OtlpError {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                encoding: Encoding::Json,
+                message: format!(
+                    "unsupported content type {content_type:?}: send application/x-protobuf or application/json"
+                ),
+            });
+        }
+    };
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !super::token_allowed(&state.tokens, super::bearer(auth)) {
+        return Err(OtlpError {
+            status: StatusCode::UNAUTHORIZED,
+            encoding,
+            message: if auth.is_none() {
+                "missing Authorization: Bearer <token>".into()
+            } else {
+                "the bearer token is not accepted".into()
+            },
+        });
+    }
+    let content_encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .trim()
+        .to_ascii_lowercase();
+    let payload = match content_encoding.as_str() {
+        "gzip" => gunzip(&body, state.max_body_bytes).map_err(|e| OtlpError::from_ingest(e, encoding))?,
+        "identity" | "" => body.to_vec(),
+        other => {
+            return Err(OtlpError {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                encoding,
+                message: format!("unsupported content encoding {other:?}: send gzip or none"),
+            });
+        }
+    };
+    Ok((encoding, payload))
+}
+
+fn respond<T: Message + serde::Serialize>(encoding: Encoding, msg: &T) -> Response {
+    match encoding {
+        Encoding::Protobuf => (
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            msg.encode_to_vec(),
+        )
+            .into_response(),
+        Encoding::Json => match serde_json::to_vec(msg) {
+            Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        },
+    }
+}
+
+fn partial(o: &Outcome) -> bool {
+    o.rejected > 0 || !o.message.is_empty()
+}
+
+pub async fn traces(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let run = async {
+        let (encoding, payload) = accept(&state, &headers, body)?;
+        let req: ExportTraceServiceRequest = decode(&payload, encoding, "ExportTraceServiceRequest")
+            .map_err(|e| OtlpError::from_ingest(e, encoding))?;
+        drop(payload);
+        let o = state
+            .ingest
+            .traces(req)
+            .await
+            .map_err(|e| OtlpError::from_ingest(e, encoding))?;
+        let resp = ExportTraceServiceResponse {
+            partial_success: partial(&o).then(|| ExportTracePartialSuccess {
+                rejected_spans: o.rejected,
+                error_message: o.message,
+            }),
+        };
+        Ok::<_, OtlpError>(respond(encoding, &resp))
+    };
+    run.await.unwrap_or_else(|e| refuse(&state, Signal::Traces, e))
+}
+
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let run = async {
+        let (encoding, payload) = accept(&state, &headers, body)?;
+        let req: ExportMetricsServiceRequest =
+            decode(&payload, encoding, "ExportMetricsServiceRequest")
+                .map_err(|e| OtlpError::from_ingest(e, encoding))?;
+        drop(payload);
+        let o = state
+            .ingest
+            .metrics(req)
+            .await
+            .map_err(|e| OtlpError::from_ingest(e, encoding))?;
+        let resp = ExportMetricsServiceResponse {
+            partial_success: partial(&o).then(|| ExportMetricsPartialSuccess {
+                rejected_data_points: o.rejected,
+                error_message: o.message,
+            }),
+        };
+        Ok::<_, OtlpError>(respond(encoding, &resp))
+    };
+    run.await.unwrap_or_else(|e| refuse(&state, Signal::Metrics, e))
+}
+
+pub async fn logs(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let run = async {
+        let (encoding, payload) = accept(&state, &headers, body)?;
+        let req: ExportLogsServiceRequest = decode(&payload, encoding, "ExportLogsServiceRequest")
+            .map_err(|e| OtlpError::from_ingest(e, encoding))?;
+        drop(payload);
+        let o = state
+            .ingest
+            .logs(req)
+            .await
+            .map_err(|e| OtlpError::from_ingest(e, encoding))?;
+        let resp = ExportLogsServiceResponse {
+            partial_success: partial(&o).then(|| ExportLogsPartialSuccess {
+                rejected_log_records: o.rejected,
+                error_message: o.message,
+            }),
+        };
+        Ok::<_, OtlpError>(respond(encoding, &resp))
+    };
+    run.await.unwrap_or_else(|e| refuse(&state, Signal::Logs, e))
+}
+
+fn refuse(state: &AppState, signal: Signal, e: OtlpError) -> Response {
+    // Refusals after decoding were already counted by the ingest path.
+    if matches!(
+        e.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::UNAUTHORIZED | StatusCode::PAYLOAD_TOO_LARGE
+    ) || (e.status == StatusCode::BAD_REQUEST && !e.message.starts_with("every record"))
+    {
+        state.ingest.refused(signal);
+    }
+    tracing::debug!(signal = signal.as_str(), status = %e.status, message = %e.message, "OTLP request refused");
+    e.into_response()
+}

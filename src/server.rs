@@ -1,0 +1,161 @@
+//! The running service: both listeners, the writer, and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use sqlx::SqlitePool;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::ServeArgs;
+use crate::otlp::{self, Ingest};
+use crate::pricing::PriceTable;
+use crate::store;
+use crate::telemetry::Telemetry;
+
+/// What every HTTP handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub ingest: Ingest,
+    pub readers: SqlitePool,
+    pub prices: Arc<PriceTable>,
+    pub telemetry: Arc<Telemetry>,
+    pub tokens: Arc<Vec<String>>,
+    pub max_body_bytes: usize,
+    pub queue_capacity: usize,
+}
+
+/// A started tracelink: its bound addresses and the means to stop it.
+pub struct Server {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub readers: SqlitePool,
+    stop: watch::Sender<bool>,
+    http: JoinHandle<std::io::Result<()>>,
+    grpc: JoinHandle<Result<(), tonic::transport::Error>>,
+    writer: JoinHandle<()>,
+}
+
+async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if otlp::token_allowed(&state.tokens, otlp::bearer(auth)) {
+        next.run(req).await
+    } else {
+        crate::api::ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong Authorization: Bearer <token>".into(),
+        )
+        .into_response()
+    }
+}
+
+fn http_router(state: AppState) -> Router {
+    let otlp_routes = Router::new()
+        .route("/v1/traces", post(otlp::http::traces))
+        .route("/v1/metrics", post(otlp::http::metrics))
+        .route("/v1/logs", post(otlp::http::logs))
+        .layer(DefaultBodyLimit::max(state.max_body_bytes));
+    let api = Router::new()
+        .route("/api/v1/sessions", get(crate::api::list_sessions))
+        .route("/api/v1/sessions/{session_id}", get(crate::api::session))
+        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .merge(otlp_routes)
+        .merge(api)
+        .route("/healthz", get(crate::api::healthz))
+        .route("/metrics", get(crate::api::metrics))
+        .with_state(state)
+}
+
+impl Server {
+    /// Opens the database, applies migrations, binds both listeners and starts serving.
+    pub async fn start(args: &ServeArgs) -> anyhow::Result<Server> {
+        let prices = match &args.price_table {
+            Some(p) => PriceTable::load(p)?,
+            None => PriceTable::default(),
+        };
+        let store = store::open(&args.db).await?;
+        let telemetry = Arc::new(Telemetry::default());
+        let (writer, writer_task) =
+            store::writer::spawn(store.writer, args.queue_capacity.max(1), telemetry.clone());
+        let ingest = Ingest {
+            writer,
+            telemetry: telemetry.clone(),
+        };
+        let tokens: Arc<Vec<String>> =
+            Arc::new(args.ingest_tokens.iter().map(|s| s.0.clone()).collect());
+        let state = AppState {
+            ingest: ingest.clone(),
+            readers: store.readers.clone(),
+            prices: Arc::new(prices),
+            telemetry,
+            tokens: tokens.clone(),
+            max_body_bytes: args.max_body_bytes,
+            queue_capacity: args.queue_capacity.max(1),
+        };
+
+        let http_listener = TcpListener::bind(args.http_listen)
+            .await
+            .with_context(|| format!("binding the HTTP listener on {}", args.http_listen))?;
+        let grpc_listener = TcpListener::bind(args.grpc_listen)
+            .await
+            .with_context(|| format!("binding the gRPC listener on {}", args.grpc_listen))?;
+        let http_addr = http_listener.local_addr()?;
+        let grpc_addr = grpc_listener.local_addr()?;
+        let (stop, stopped) = watch::channel(false);
+
+        let mut on_stop = stopped.clone();
+        let http = tokio::spawn(
+            axum::serve(http_listener, http_router(state))
+                .with_graceful_shutdown(async move {
+                    let _ = on_stop.wait_for(|s| *s).await;
+                })
+                .into_future(),
+        );
+        let mut on_stop = stopped;
+        let routes = otlp::grpc::router(ingest, tokens, args.max_body_bytes);
+        let grpc = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_routes(routes)
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
+                    async move {
+                        let _ = on_stop.wait_for(|s| *s).await;
+                    },
+                ),
+        );
+        Ok(Server {
+            grpc_addr,
+            http_addr,
+            readers: store.readers,
+            stop,
+            http,
+            grpc,
+            writer: writer_task,
+        })
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and waits until the writer has
+    /// committed everything it acknowledged.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.http.await.context("HTTP server task")??;
+        self.grpc.await.context("gRPC server task")??;
+        // Every writer handle lived in the servers' state, now dropped: the writer
+        // drains its queue and ends.
+        self.writer.await.context("writer task")?;
+        self.readers.close().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,160 @@
+//! The decoded, normalised content of one OTLP request, as the writer stores it.
+
+use crate::agents::facts::{Additive, Counter, FileAction, TokenKinds};
+use crate::ids::{CommitSha, SessionId, SpanId, TraceId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Signal {
+    Traces,
+    Metrics,
+    Logs,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
+
+    /// The name stored as a counter's source, and used in `/metrics` labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+        }
+    }
+}
+
+/// Idempotent facts about one session gathered from one request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionInfo {
+    pub key: SessionId,
+    pub agent: Option<String>,
+    pub agent_version: Option<String>,
+    pub user_id: Option<String>,
+    pub user_email: Option<String>,
+    pub organization: Option<String>,
+    pub repository: Option<String>,
+    pub first_ns: Option<i64>,
+    pub last_ns: Option<i64>,
+    pub traces: Vec<TraceId>,
+    pub commits: Vec<(CommitSha, &'static str)>,
+    pub files: Vec<(String, FileAction)>,
+}
+
+impl SessionInfo {
+    pub fn new(key: SessionId) -> Self {
+        Self {
+            key,
+            agent: None,
+            agent_version: None,
+            user_id: None,
+            user_email: None,
+            organization: None,
+            repository: None,
+            first_ns: None,
+            last_ns: None,
+            traces: Vec::new(),
+            commits: Vec::new(),
+            files: Vec::new(),
+        }
+    }
+
+    /// Widens the session's time range to include `ns` (0 means "unknown").
+    pub fn saw(&mut self, ns: i64) {
+        if ns <= 0 {
+            return;
+        }
+        self.first_ns = Some(self.first_ns.map_or(ns, |f| f.min(ns)));
+        self.last_ns = Some(self.last_ns.map_or(ns, |l| l.max(ns)));
+    }
+}
+
+pub struct SpanRow {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub parent_id: Option<SpanId>,
+    /// Index into [`Batch::sessions`].
+    pub session: Option<usize>,
+    pub name: String,
+    pub kind: i32,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub status: i32,
+    pub attrs: Option<String>,
+    pub additive: Option<Box<Additive>>,
+}
+
+pub struct LogRow {
+    pub digest: [u8; 16],
+    pub session: Option<usize>,
+    pub time_ns: i64,
+    pub event: String,
+    pub trace_id: Option<TraceId>,
+    pub span_id: Option<SpanId>,
+    pub attrs: Option<String>,
+    pub additive: Option<Box<Additive>>,
+}
+
+/// What a metric point's increment means for its session.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PointFact {
+    Counter(Counter),
+    Tokens { model: String, kinds: TokenKinds },
+}
+
+pub struct PointRow {
+    pub series: [u8; 16],
+    pub start_ns: i64,
+    pub time_ns: i64,
+    pub session: Option<usize>,
+    pub metric: String,
+    /// The point's value (a histogram's sum); for a cumulative series the running total.
+    pub value: f64,
+    /// A histogram's count.
+    pub count: Option<i64>,
+    pub cumulative: bool,
+    pub attrs: Option<String>,
+    pub fact: Option<PointFact>,
+}
+
+/// One request's worth of records, ready for the writer.
+pub struct Batch {
+    pub signal: Signal,
+    pub sessions: Vec<SessionInfo>,
+    pub spans: Vec<SpanRow>,
+    pub logs: Vec<LogRow>,
+    pub points: Vec<PointRow>,
+    /// Records (spans, log records, data points) accepted for storage.
+    pub accepted: u64,
+    /// Records refused, with the first reason.
+    pub rejected: u64,
+    /// Values inside accepted records that could not be read and were left out.
+    pub unreadable_values: u64,
+    pub first_error: Option<String>,
+}
+
+impl Batch {
+    pub fn new(signal: Signal) -> Self {
+        Self {
+            signal,
+            sessions: Vec::new(),
+            spans: Vec::new(),
+            logs: Vec::new(),
+            points: Vec::new(),
+            accepted: 0,
+            rejected: 0,
+            unreadable_values: 0,
+            first_error: None,
+        }
+    }
+
+    pub fn reject(&mut self, why: impl FnOnce() -> String) {
+        self.rejected += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(why());
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty() && self.logs.is_empty() && self.points.is_empty()
+    }
+}

@@ -1,0 +1,73 @@
+//! SQLite storage: one file, WAL, migrations applied at start-up, one writer task
+//! ([`writer`]) and a pool of readers ([`sessions`]).
+
+pub mod batch;
+pub mod sessions;
+pub mod writer;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Connection settings shared by the writer and the readers.
+///
+/// - `journal_mode=WAL`: readers never block the writer, and a commit appends to the log.
+/// - `synchronous=FULL`: the WAL is fsynced at every commit, so a request acknowledged
+///   after its commit survives `kill -9` and power loss alike. Group commit
+///   ([`writer`]) spreads that fsync over every request in the group.
+/// - `busy_timeout=5s`: a reader that meets a checkpoint waits instead of failing.
+/// - `foreign_keys=ON`: session references are checked.
+fn options(path: &Path) -> anyhow::Result<SqliteConnectOptions> {
+    let url = format!("sqlite://{}", path.display());
+    Ok(SqliteConnectOptions::from_str(&url)
+        .with_context(|| format!("database path {}", path.display()))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true)
+        .pragma("cache_size", "-65536")
+        .pragma("temp_store", "memory")
+        .disable_statement_logging())
+}
+
+/// Opens (creating if needed) the database and applies pending migrations.
+pub async fn open(path: &Path) -> anyhow::Result<Store> {
+    let opts = options(path)?;
+    let mut writer = opts
+        .connect()
+        .await
+        .with_context(|| format!("opening database {}", path.display()))?;
+    MIGRATOR
+        .run(&mut writer)
+        .await
+        .with_context(|| format!("applying migrations to {}", path.display()))?;
+    let readers = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(opts.read_only(true))
+        .await
+        .with_context(|| format!("opening readers on {}", path.display()))?;
+    Ok(Store { writer, readers })
+}
+
+/// Applies migrations and returns, for `tracelink migrate`.
+pub async fn migrate(path: &Path) -> anyhow::Result<()> {
+    let mut conn = options(path)?.connect().await?;
+    MIGRATOR.run(&mut conn).await?;
+    conn.close().await?;
+    Ok(())
+}
+
+pub struct Store {
+    pub writer: SqliteConnection,
+    pub readers: SqlitePool,
+}

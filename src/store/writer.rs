@@ -1,0 +1,468 @@
+//! The single writer: takes decoded batches from a bounded queue, writes as many as are
+//! waiting in one transaction (group commit), and acknowledges each request only after
+//! that transaction is committed. A full queue is refused at once, never buffered.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{AssertSqlSafe, Connection, Sqlite, Transaction};
+use tokio::sync::{mpsc, oneshot};
+
+use super::batch::{Batch, LogRow, PointFact, SpanRow};
+use crate::agents::facts::{Additive, Counter, Tokens};
+use crate::telemetry::Telemetry;
+
+/// Most requests written in one transaction.
+const MAX_GROUP: usize = 64;
+/// Rows per multi-row INSERT (10 columns × 100 rows stays far below SQLite's bind limit).
+const CHUNK: usize = 100;
+
+/// What the writer did with one request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Records stored for the first time.
+    pub inserted: u64,
+    /// Records already stored (a re-sent export): accepted, not counted again.
+    pub duplicates: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the write queue is full ({0} requests waiting); retry shortly")]
+    Overloaded(usize),
+    #[error("tracelink is shutting down")]
+    ShuttingDown,
+    #[error("storing the batch failed: {0}")]
+    Storage(String),
+}
+
+struct Job {
+    batch: Batch,
+    done: oneshot::Sender<Result<Written, String>>,
+}
+
+/// The handle request handlers use to submit batches.
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: mpsc::Sender<Job>,
+    capacity: usize,
+}
+
+impl WriterHandle {
+    /// Queues a batch and waits until it is committed.
+    pub async fn submit(&self, batch: Batch) -> Result<Written, SubmitError> {
+        let (done, wait) = oneshot::channel();
+        match self.tx.try_send(Job { batch, done }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                return Err(SubmitError::Overloaded(self.capacity));
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(SubmitError::ShuttingDown),
+        }
+        match wait.await {
+            Ok(Ok(w)) => Ok(w),
+            Ok(Err(e)) => Err(SubmitError::Storage(e)),
+            Err(_) => Err(SubmitError::ShuttingDown),
+        }
+    }
+
+    pub fn depth(&self) -> usize {
+        self.capacity - self.tx.capacity()
+    }
+}
+
+/// Starts the writer task. It ends when every handle is dropped and the queue is drained;
+/// await the returned join handle to know every acknowledged write is committed.
+pub fn spawn(
+    conn: SqliteConnection,
+    capacity: usize,
+    telemetry: Arc<Telemetry>,
+) -> (WriterHandle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(capacity);
+    let task = tokio::spawn(run(conn, rx, telemetry));
+    (WriterHandle { tx, capacity }, task)
+}
+
+async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, telemetry: Arc<Telemetry>) {
+    let mut jobs: Vec<Job> = Vec::with_capacity(MAX_GROUP);
+    while let Some(first) = rx.recv().await {
+        jobs.push(first);
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        let batches: Vec<&Batch> = jobs.iter().map(|j| &j.batch).collect();
+        let result = write_group(&mut conn, &batches).await;
+        telemetry.record_commit(jobs.len(), started.elapsed());
+        match result {
+            Ok(written) => {
+                for (job, w) in jobs.drain(..).zip(written) {
+                    let _ = job.done.send(Ok(w));
+                }
+            }
+            Err(e) if jobs.len() > 1 => {
+                // One bad batch must not fail the others: write each on its own.
+                tracing::warn!(error = %e, "group commit failed; retrying its requests one by one");
+                for job in jobs.drain(..) {
+                    let r = write_group(&mut conn, &[&job.batch]).await;
+                    let _ = job.done.send(
+                        r.map(|mut w| w.pop().unwrap_or_default())
+                            .map_err(|e| e.to_string()),
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "storing a batch failed");
+                for job in jobs.drain(..) {
+                    let _ = job.done.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
+    if let Err(e) = conn.close().await {
+        tracing::warn!(error = %e, "closing the writer connection");
+    }
+}
+
+async fn write_group(
+    conn: &mut SqliteConnection,
+    batches: &[&Batch],
+) -> Result<Vec<Written>, sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    let mut out = Vec::with_capacity(batches.len());
+    for b in batches {
+        out.push(write_batch(&mut tx, b).await?);
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Additive facts gathered per session while a batch is written.
+#[derive(Default)]
+struct Sums {
+    counters: BTreeMap<Counter, f64>,
+    tokens: BTreeMap<String, Tokens>,
+}
+
+impl Sums {
+    fn add(&mut self, a: &Additive) {
+        for (c, v) in &a.counters {
+            *self.counters.entry(*c).or_default() += v;
+        }
+        if let Some((model, t)) = &a.tokens {
+            match self.tokens.get_mut(model) {
+                Some(slot) => slot.merge(t),
+                None => {
+                    self.tokens.insert(model.clone(), *t);
+                }
+            }
+        }
+    }
+}
+
+fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+}
+
+async fn write_batch(tx: &mut Transaction<'_, Sqlite>, b: &Batch) -> Result<Written, sqlx::Error> {
+    let mut written = Written::default();
+    let session_ids = upsert_sessions(tx, b).await?;
+    let mut sums: HashMap<usize, Sums> = HashMap::new();
+
+    // Records that carry additive facts are inserted one by one, to learn whether each
+    // is new; the rest go in multi-row statements.
+    let (single, bulk): (Vec<&SpanRow>, Vec<&SpanRow>) =
+        b.spans.iter().partition(|s| s.additive.is_some());
+    for chunk in bulk.chunks(CHUNK) {
+        let n = insert_spans(tx, chunk, &session_ids).await?;
+        written.inserted += n;
+        written.duplicates += chunk.len() as u64 - n;
+    }
+    for span in single {
+        if insert_spans(tx, &[span], &session_ids).await? == 1 {
+            written.inserted += 1;
+            if let (Some(i), Some(a)) = (span.session, &span.additive) {
+                sums.entry(i).or_default().add(a);
+            }
+        } else {
+            written.duplicates += 1;
+        }
+    }
+
+    let (single, bulk): (Vec<&LogRow>, Vec<&LogRow>) =
+        b.logs.iter().partition(|l| l.additive.is_some());
+    for chunk in bulk.chunks(CHUNK) {
+        let n = insert_logs(tx, chunk, &session_ids).await?;
+        written.inserted += n;
+        written.duplicates += chunk.len() as u64 - n;
+    }
+    for log in single {
+        if insert_logs(tx, &[log], &session_ids).await? == 1 {
+            written.inserted += 1;
+            if let (Some(i), Some(a)) = (log.session, &log.additive) {
+                sums.entry(i).or_default().add(a);
+            }
+        } else {
+            written.duplicates += 1;
+        }
+    }
+
+    for p in &b.points {
+        let (value, count) = if p.cumulative {
+            match cumulative_increment(tx, p).await? {
+                Some(inc) => inc,
+                None => {
+                    written.duplicates += 1;
+                    continue;
+                }
+            }
+        } else {
+            (p.value, p.count)
+        };
+        let inserted = sqlx::query(
+            "INSERT OR IGNORE INTO metric_points (series, time_ns, session_id, metric, value, count, attrs) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&p.series[..])
+        .bind(p.time_ns)
+        .bind(p.session.map(|i| session_ids[i]))
+        .bind(&p.metric)
+        .bind(value)
+        .bind(count)
+        .bind(p.attrs.as_deref())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !inserted {
+            written.duplicates += 1;
+            continue;
+        }
+        written.inserted += 1;
+        if let (Some(i), Some(fact)) = (p.session, &p.fact) {
+            let sums = sums.entry(i).or_default();
+            match fact {
+                PointFact::Counter(c) => *sums.counters.entry(*c).or_default() += value,
+                PointFact::Tokens { model, kinds } => {
+                    let mut t = Tokens::default();
+                    t.add(*kinds, value.round() as i64);
+                    sums.tokens.entry(model.clone()).or_default().merge(&t);
+                }
+            }
+        }
+    }
+
+    let source = b.signal.as_str();
+    for (i, s) in sums {
+        let id = session_ids[i];
+        for (counter, value) in s.counters {
+            sqlx::query(
+                "INSERT INTO session_counters (session_id, source, counter, value) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (session_id, source, counter) DO UPDATE SET value = value + excluded.value",
+            )
+            .bind(id)
+            .bind(source)
+            .bind(counter.as_str())
+            .bind(value)
+            .execute(&mut **tx)
+            .await?;
+        }
+        for (model, t) in s.tokens {
+            let [input, output, cache_read, cache_creation, reasoning] = t.0;
+            sqlx::query(
+                "INSERT INTO session_tokens (session_id, source, model, input, output, cache_read, cache_creation, reasoning) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (session_id, source, model) DO UPDATE SET \
+                 input = input + excluded.input, output = output + excluded.output, \
+                 cache_read = cache_read + excluded.cache_read, \
+                 cache_creation = cache_creation + excluded.cache_creation, \
+                 reasoning = reasoning + excluded.reasoning",
+            )
+            .bind(id)
+            .bind(source)
+            .bind(model)
+            .bind(input)
+            .bind(output)
+            .bind(cache_read)
+            .bind(cache_creation)
+            .bind(reasoning)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(written)
+}
+
+/// Inserts or widens each session of the batch; returns their row IDs by batch index.
+async fn upsert_sessions(
+    tx: &mut Transaction<'_, Sqlite>,
+    b: &Batch,
+) -> Result<Vec<i64>, sqlx::Error> {
+    let mut ids = Vec::with_capacity(b.sessions.len());
+    for s in &b.sessions {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO sessions (session_key, agent, agent_version, user_id, user_email, organization, \
+             repository, started_ns, ended_ns, created_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (session_key) DO UPDATE SET \
+             agent = coalesce(sessions.agent, excluded.agent), \
+             agent_version = coalesce(sessions.agent_version, excluded.agent_version), \
+             user_id = coalesce(sessions.user_id, excluded.user_id), \
+             user_email = coalesce(sessions.user_email, excluded.user_email), \
+             organization = coalesce(sessions.organization, excluded.organization), \
+             repository = coalesce(sessions.repository, excluded.repository), \
+             started_ns = min(coalesce(sessions.started_ns, excluded.started_ns), coalesce(excluded.started_ns, sessions.started_ns)), \
+             ended_ns = max(coalesce(sessions.ended_ns, excluded.ended_ns), coalesce(excluded.ended_ns, sessions.ended_ns)) \
+             RETURNING id",
+        )
+        .bind(s.key.as_str())
+        .bind(s.agent.as_deref())
+        .bind(s.agent_version.as_deref())
+        .bind(s.user_id.as_deref())
+        .bind(s.user_email.as_deref())
+        .bind(s.organization.as_deref())
+        .bind(s.repository.as_deref())
+        .bind(s.first_ns)
+        .bind(s.last_ns)
+        .bind(now_ns())
+        .fetch_one(&mut **tx)
+        .await?;
+        for t in &s.traces {
+            sqlx::query("INSERT OR IGNORE INTO session_traces (session_id, trace_id) VALUES (?, ?)")
+                .bind(id)
+                .bind(t.as_bytes())
+                .execute(&mut **tx)
+                .await?;
+        }
+        for (sha, evidence) in &s.commits {
+            sqlx::query(
+                "INSERT OR IGNORE INTO session_commits (session_id, sha, evidence) VALUES (?, ?, ?)",
+            )
+            .bind(id)
+            .bind(sha.as_str())
+            .bind(*evidence)
+            .execute(&mut **tx)
+            .await?;
+        }
+        for (path, action) in &s.files {
+            sqlx::query(
+                "INSERT OR IGNORE INTO session_files (session_id, path, action) VALUES (?, ?, ?)",
+            )
+            .bind(id)
+            .bind(path)
+            .bind(action.as_str())
+            .execute(&mut **tx)
+            .await?;
+        }
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+fn values_sql(head: &str, columns: usize, rows: usize) -> String {
+    let one = format!("({})", vec!["?"; columns].join(", "));
+    let mut sql = String::with_capacity(head.len() + rows * (one.len() + 2));
+    sql.push_str(head);
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&one);
+    }
+    sql
+}
+
+async fn insert_spans(
+    tx: &mut Transaction<'_, Sqlite>,
+    rows: &[&SpanRow],
+    session_ids: &[i64],
+) -> Result<u64, sqlx::Error> {
+    let sql = values_sql(
+        "INSERT OR IGNORE INTO spans (trace_id, span_id, parent_id, session_id, name, kind, start_ns, end_ns, status, attrs) VALUES ",
+        10,
+        rows.len(),
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for s in rows {
+        q = q
+            .bind(s.trace_id.as_bytes())
+            .bind(s.span_id.as_bytes())
+            .bind(s.parent_id.as_ref().map(|p| p.as_bytes()))
+            .bind(s.session.map(|i| session_ids[i]))
+            .bind(s.name.as_str())
+            .bind(s.kind)
+            .bind(s.start_ns)
+            .bind(s.end_ns)
+            .bind(s.status)
+            .bind(s.attrs.as_deref());
+    }
+    Ok(q.execute(&mut **tx).await?.rows_affected())
+}
+
+async fn insert_logs(
+    tx: &mut Transaction<'_, Sqlite>,
+    rows: &[&LogRow],
+    session_ids: &[i64],
+) -> Result<u64, sqlx::Error> {
+    let sql = values_sql(
+        "INSERT OR IGNORE INTO log_events (digest, session_id, time_ns, event, trace_id, span_id, attrs) VALUES ",
+        7,
+        rows.len(),
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for l in rows {
+        q = q
+            .bind(&l.digest[..])
+            .bind(l.session.map(|i| session_ids[i]))
+            .bind(l.time_ns)
+            .bind(l.event.as_str())
+            .bind(l.trace_id.as_ref().map(|t| t.as_bytes()))
+            .bind(l.span_id.as_ref().map(|s| s.as_bytes()))
+            .bind(l.attrs.as_deref());
+    }
+    Ok(q.execute(&mut **tx).await?.rows_affected())
+}
+
+/// The increment a cumulative point adds to its series, updating the series' last point.
+/// `None` when the point is not newer than the last one seen (a repeat or a late arrival).
+async fn cumulative_increment(
+    tx: &mut Transaction<'_, Sqlite>,
+    p: &super::batch::PointRow,
+) -> Result<Option<(f64, Option<i64>)>, sqlx::Error> {
+    let last: Option<(i64, i64, f64, i64)> = sqlx::query_as(
+        "SELECT start_ns, time_ns, value, count FROM cumulative_series WHERE series = ?",
+    )
+    .bind(&p.series[..])
+    .fetch_optional(&mut **tx)
+    .await?;
+    let count = p.count.unwrap_or(0);
+    let inc = match last {
+        None => Some((p.value, count)),
+        // A newer start time is a restarted process: its running total starts over.
+        Some((start, _, _, _)) if p.start_ns > start => Some((p.value, count)),
+        Some((start, _, _, _)) if p.start_ns < start => None,
+        Some((_, time, _, _)) if p.time_ns <= time => None,
+        // A total that went down is a reset without a new start time.
+        Some((_, _, value, _)) if p.value < value => Some((p.value, count)),
+        Some((_, _, value, last_count)) => Some((p.value - value, (count - last_count).max(0))),
+    };
+    if inc.is_some() {
+        sqlx::query(
+            "INSERT INTO cumulative_series (series, start_ns, time_ns, value, count) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (series) DO UPDATE SET start_ns = excluded.start_ns, time_ns = excluded.time_ns, \
+             value = excluded.value, count = excluded.count",
+        )
+        .bind(&p.series[..])
+        .bind(p.start_ns)
+        .bind(p.time_ns)
+        .bind(p.value)
+        .bind(count)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(inc.map(|(v, c)| (v, p.count.map(|_| c))))
+}
