@@ -586,7 +586,9 @@ pub fn metrics(req: &ExportMetricsServiceRequest) -> Batch {
                             let info = &mut batch.sessions[i];
                             fill_identity(info, emitter, &reader);
                             info.saw(p.time_ns);
-                            if !is_cumulative && !is_gauge {
+                            // A cumulative series starts with the agent process, which
+                            // for a CLI agent is the session's start.
+                            if !is_gauge {
                                 info.saw(p.start_ns);
                             }
                             if let Some(MetricFact::Repository { attr }) = fact {

@@ -153,6 +153,10 @@ fn respond<T: Message + serde::Serialize>(encoding: Encoding, msg: &T) -> Respon
             msg.encode_to_vec(),
         )
             .into_response(),
+        // A full success is `{}`, not a null partial_success.
+        Encoding::Json if msg.encoded_len() == 0 => {
+            ([(header::CONTENT_TYPE, "application/json")], "{}").into_response()
+        }
         Encoding::Json => match serde_json::to_vec(msg) {
             Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
             Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),

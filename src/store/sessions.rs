@@ -262,10 +262,11 @@ async fn view(
     });
 
     let (cost_usd, cost_estimated) = match num(Counter::CostUsd) {
-        Some(c) => (Some(c), false),
+        // Summed in floating point: round away the noise below a micro-dollar.
+        Some(c) => (Some((c * 1e9).round() / 1e9), false),
         None if !by_model.is_empty() => {
             let estimate: Option<f64> = by_model.iter().map(|(m, t)| prices.cost(m, t)).sum();
-            (estimate, estimate.is_some())
+            (estimate.map(|c| (c * 1e9).round() / 1e9), estimate.is_some())
         }
         None => (None, false),
     };

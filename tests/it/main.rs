@@ -1,0 +1,5 @@
+//! Integration tests: one binary, a fresh server on port 0 and a fresh database per test.
+
+mod bad_input;
+mod common;
+mod fixtures;
