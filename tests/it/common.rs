@@ -101,8 +101,8 @@ pub fn fixture(name: &str) -> Vec<u8> {
 pub fn expected_totals() -> serde_json::Value {
     let readme = String::from_utf8(fixture("README.md")).expect("utf-8");
     let after = readme
-        .split("<!-- expected-totals -->")
-        .nth(1)
+        .rsplit("<!-- expected-totals -->")
+        .next()
         .expect("expected-totals marker");
     let json = after
         .split("```json")
