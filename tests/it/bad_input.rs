@@ -1,0 +1,231 @@
+//! Bad input gets the right code and a message naming the problem, stores nothing,
+//! and leaves the server healthy.
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use prost::Message;
+use serde_json::{Value, json};
+use tonic::metadata::MetadataValue;
+
+use crate::common::{TestApp, fixture};
+
+async fn nothing_stored_and_healthy(app: &TestApp) {
+    for table in ["spans", "log_events", "metric_points", "sessions"] {
+        assert_eq!(app.count(table).await, 0, "{table} must stay empty");
+    }
+    let resp = app
+        .client
+        .get(format!("{}/healthz", app.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+async fn error_of(resp: reqwest::Response) -> (u16, String) {
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    (status, body["message"].as_str().unwrap_or_default().to_string())
+}
+
+fn traces_pb() -> Vec<u8> {
+    serde_json::from_slice::<ExportTraceServiceRequest>(&fixture("claude-code-traces.json"))
+        .unwrap()
+        .encode_to_vec()
+}
+
+#[tokio::test]
+async fn garbage_protobuf_is_400_naming_the_message() {
+    let mut app = TestApp::spawn().await;
+    let resp = app
+        .post("/v1/traces", "application/x-protobuf", b"\xff\xff\xff garbage".to_vec(), &[])
+        .await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.headers()["content-type"], "application/x-protobuf");
+    let status = tracelink::otlp::status::RpcStatus::decode(resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(status.code, 3, "INVALID_ARGUMENT");
+    assert!(status.message.contains("ExportTraceServiceRequest"), "{}", status.message);
+    nothing_stored_and_healthy(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_json_and_bad_ids_are_400() {
+    let mut app = TestApp::spawn().await;
+    let resp = app
+        .post("/v1/logs", "application/json", b"{\"resourceLogs\": [".to_vec(), &[])
+        .await;
+    let (status, msg) = error_of(resp).await;
+    assert_eq!(status, 400);
+    assert!(msg.contains("OTLP/JSON ExportLogsServiceRequest"), "{msg}");
+
+    let body = json!({"resourceSpans": [{"scopeSpans": [{"spans": [
+        {"traceId": "00000000000000000000000000000000", "spanId": "0102030405060708", "name": "x"}
+    ]}]}]});
+    let resp = app
+        .post("/v1/traces", "application/json", body.to_string().into_bytes(), &[])
+        .await;
+    let (status, msg) = error_of(resp).await;
+    assert_eq!(status, 400);
+    assert!(msg.contains("trace id must not be all zeros"), "{msg}");
+    nothing_stored_and_healthy(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn some_bad_spans_are_a_partial_success() {
+    let mut app = TestApp::spawn().await;
+    let body = json!({"resourceSpans": [{"scopeSpans": [{"spans": [
+        {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "good",
+         "startTimeUnixNano": "1", "endTimeUnixNano": "2"},
+        {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7e", "name": "short id"}
+    ]}]}]});
+    let resp = app
+        .post("/v1/traces", "application/json", body.to_string().into_bytes(), &[])
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    // int64 may be a JSON number or string in OTLP/JSON.
+    assert_eq!(body["partialSuccess"]["rejectedSpans"].to_string().trim_matches('"'), "1");
+    let msg = body["partialSuccess"]["errorMessage"].as_str().unwrap();
+    assert!(msg.contains("\"short id\": span id must be 8 bytes, got 4"), "{msg}");
+    assert_eq!(app.count("spans").await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unreadable_numbers_are_left_out_and_reported() {
+    let mut app = TestApp::spawn().await;
+    let body = json!({"resourceLogs": [{"resource": {"attributes": [
+        {"key": "service.name", "value": {"stringValue": "codex_cli_rs"}}]},
+      "scopeLogs": [{"logRecords": [
+        {"timeUnixNano": "1795169300455000000", "attributes": [
+            {"key": "event.name", "value": {"stringValue": "codex.sse_event"}},
+            {"key": "event.kind", "value": {"stringValue": "response.completed"}},
+            {"key": "conversation.id", "value": {"stringValue": "conv-1"}},
+            {"key": "model", "value": {"stringValue": "gpt-5"}},
+            {"key": "input_token_count", "value": {"stringValue": "12O40"}},
+            {"key": "output_token_count", "value": {"stringValue": "936"}}]}]}]}]});
+    let resp = app
+        .post("/v1/logs", "application/json", body.to_string().into_bytes(), &[])
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let msg = body["partialSuccess"]["errorMessage"].as_str().unwrap();
+    assert!(msg.contains("1 attribute values could not be read"), "{msg}");
+    let s = app.session("conv-1").await;
+    assert_eq!(s["tokens"]["input"], 0, "the malformed count is not guessed");
+    assert_eq!(s["tokens"]["output"], 936);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn truncated_gzip_is_400() {
+    let mut app = TestApp::spawn().await;
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(&traces_pb()).unwrap();
+    let mut gz = enc.finish().unwrap();
+    gz.truncate(gz.len() / 2);
+    let resp = app
+        .post("/v1/traces", "application/x-protobuf", gz, &[("content-encoding", "gzip")])
+        .await;
+    assert_eq!(resp.status(), 400);
+    let status = tracelink::otlp::status::RpcStatus::decode(resp.bytes().await.unwrap()).unwrap();
+    assert!(status.message.contains("gzip"), "{}", status.message);
+    nothing_stored_and_healthy(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_content_type_and_encoding_are_415() {
+    let mut app = TestApp::spawn().await;
+    let resp = app.post("/v1/traces", "text/plain", traces_pb(), &[]).await;
+    let (status, msg) = error_of(resp).await;
+    assert_eq!(status, 415);
+    assert!(msg.contains("text/plain"), "{msg}");
+    let resp = app
+        .post("/v1/traces", "application/x-protobuf", traces_pb(), &[("content-encoding", "br")])
+        .await;
+    assert_eq!(resp.status(), 415);
+    nothing_stored_and_healthy(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413_compressed_or_inflated() {
+    let mut app = TestApp::spawn_with(|a| a.max_body_bytes = 4096).await;
+    let body = traces_pb();
+    assert!(body.len() > 4096);
+    let resp = app.post("/v1/traces", "application/x-protobuf", body.clone(), &[]).await;
+    assert_eq!(resp.status(), 413);
+    // A small gzip body that inflates past the limit (a zip bomb) is refused too.
+    use std::io::Write;
+    let bomb = json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "x",
+        "attributes": [{"key": "k", "value": {"stringValue": "a".repeat(1 << 20)}}]}]}]}]});
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(bomb.to_string().as_bytes()).unwrap();
+    let gz = enc.finish().unwrap();
+    assert!(gz.len() < 4096);
+    let resp = app
+        .post("/v1/traces", "application/json", gz, &[("content-encoding", "gzip")])
+        .await;
+    let status = resp.status();
+    let msg = resp.json::<Value>().await.unwrap()["message"].as_str().unwrap().to_string();
+    assert_eq!(status, 413, "{msg}");
+    assert!(msg.contains("exceeds the limit of 4096 bytes"), "{msg}");
+    // gRPC refuses a message over the limit before decoding it.
+    let req: ExportTraceServiceRequest =
+        serde_json::from_slice(&fixture("claude-code-traces.json")).unwrap();
+    let mut c = TraceServiceClient::connect(app.grpc.clone()).await.unwrap();
+    let err = c.export(req).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::OutOfRange, "{err}");
+    nothing_stored_and_healthy(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_are_required_when_configured() {
+    let mut app = TestApp::spawn_with(|a| {
+        a.ingest_tokens = vec!["old-token".parse().unwrap(), "new-token".parse().unwrap()]
+    })
+    .await;
+    let resp = app.post("/v1/traces", "application/x-protobuf", traces_pb(), &[]).await;
+    assert_eq!(resp.status(), 401);
+    let resp = app
+        .post(
+            "/v1/traces",
+            "application/x-protobuf",
+            traces_pb(),
+            &[("authorization", "Bearer wrong")],
+        )
+        .await;
+    assert_eq!(resp.status(), 401);
+    let (status, _) = app.get_json("/api/v1/sessions").await;
+    assert_eq!(status, 401, "the query API follows the same rule");
+
+    let req: ExportTraceServiceRequest =
+        serde_json::from_slice(&fixture("claude-code-traces.json")).unwrap();
+    let mut c = TraceServiceClient::connect(app.grpc.clone()).await.unwrap();
+    let err = c.export(req.clone()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    nothing_stored_and_healthy(&app).await;
+
+    // Either of the configured tokens works (rotation), on both transports.
+    let resp = app
+        .post(
+            "/v1/traces",
+            "application/x-protobuf",
+            traces_pb(),
+            &[("authorization", "Bearer new-token")],
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let mut r = tonic::Request::new(req);
+    r.metadata_mut()
+        .insert("authorization", MetadataValue::from_static("Bearer old-token"));
+    c.export(r).await.expect("authorised gRPC export");
+    assert_eq!(app.count("spans").await, 64);
+    app.stop().await;
+}
