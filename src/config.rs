@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "tracelink", version, about = "What did your AI coding agents' work turn into?")]
+#[command(
+    name = "tracelink",
+    version,
+    about = "What did your AI coding agents' work turn into?"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -192,7 +192,11 @@ mod tests {
         assert_eq!(t.to_hex(), "b3334784fc61510ab4e4362d0249eb86");
         assert!(matches!(
             TraceId::try_from(&[1u8; 8][..]),
-            Err(IdError::Length { want: 16, got: 8, .. })
+            Err(IdError::Length {
+                want: 16,
+                got: 8,
+                ..
+            })
         ));
         assert_eq!(
             TraceId::try_from(&[0u8; 16][..]),

@@ -56,10 +56,7 @@ const BUILT_IN: &[(&str, Price)] = &[
 impl Default for PriceTable {
     fn default() -> Self {
         Self {
-            prices: BUILT_IN
-                .iter()
-                .map(|(m, p)| (m.to_string(), *p))
-                .collect(),
+            prices: BUILT_IN.iter().map(|(m, p)| (m.to_string(), *p)).collect(),
         }
     }
 }

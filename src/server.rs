@@ -129,7 +129,8 @@ impl Server {
             tonic::transport::Server::builder()
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
+                    tonic::transport::server::TcpIncoming::from(grpc_listener)
+                        .with_nodelay(Some(true)),
                     async move {
                         let _ = on_stop.wait_for(|s| *s).await;
                     },

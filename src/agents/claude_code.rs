@@ -174,10 +174,10 @@ fn tool_result(r: &Reader<'_>, c: &mut Contribution) {
 
 fn tool_span(r: &Reader<'_>, c: &mut Contribution) {
     c.additive.add(Counter::ToolInvocations, 1.0);
-    if r.str("tool_name") == Some("Read") {
-        if let Some(path) = r.str("file_path") {
-            mention_file(&mut c.mentions, path, FileAction::Read);
-        }
+    if r.str("tool_name") == Some("Read")
+        && let Some(path) = r.str("file_path")
+    {
+        mention_file(&mut c.mentions, path, FileAction::Read);
     }
 }
 

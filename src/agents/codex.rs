@@ -88,14 +88,15 @@ fn tool_result(r: &Reader<'_>, c: &mut Contribution) {
     if !ok {
         c.additive.add(Counter::ToolFailures, 1.0);
     }
-    if r.str("tool_name") == Some("apply_patch") && ok {
-        if let Some(patch) = r.str("arguments") {
-            let stat = patch_stat(patch);
-            c.additive.add(Counter::LinesAdded, stat.added as f64);
-            c.additive.add(Counter::LinesRemoved, stat.removed as f64);
-            for path in stat.files {
-                mention_file(&mut c.mentions, path, FileAction::Modified);
-            }
+    if r.str("tool_name") == Some("apply_patch")
+        && ok
+        && let Some(patch) = r.str("arguments")
+    {
+        let stat = patch_stat(patch);
+        c.additive.add(Counter::LinesAdded, stat.added as f64);
+        c.additive.add(Counter::LinesRemoved, stat.removed as f64);
+        for path in stat.files {
+            mention_file(&mut c.mentions, path, FileAction::Modified);
         }
     }
 }

@@ -89,7 +89,9 @@ pub static AGENT: Agent = Agent {
 fn api_response(r: &Reader<'_>, c: &mut Contribution) {
     let a = &mut c.additive;
     a.add(Counter::LlmRequests, 1.0);
-    if r.int("status_code").is_some_and(|s| !(200..300).contains(&s)) {
+    if r.int("status_code")
+        .is_some_and(|s| !(200..300).contains(&s))
+    {
         a.add(Counter::Errors, 1.0);
     }
     let model = r.str("model").unwrap_or("unknown");
@@ -141,10 +143,9 @@ fn tool_call(r: &Reader<'_>, c: &mut Contribution) {
         }
     }
     let tool = r.str("function_name").unwrap_or("");
-    if let Some(path) = r
-        .str("function_args")
-        .and_then(|args| json_field(args, "file_path").or_else(|| json_field(args, "absolute_path")))
-    {
+    if let Some(path) = r.str("function_args").and_then(|args| {
+        json_field(args, "file_path").or_else(|| json_field(args, "absolute_path"))
+    }) {
         if EDIT_TOOLS.contains(&tool) && r.flag("success") != Some(false) {
             mention_file(&mut c.mentions, &path, FileAction::Modified);
         } else if READ_TOOLS.contains(&tool) {

@@ -34,12 +34,18 @@ fn usage(reader: &Reader<'_>, c: &mut Contribution) {
     for (key, kinds) in [
         ("gen_ai.usage.input_tokens", TokenKinds::INPUT),
         ("gen_ai.usage.output_tokens", TokenKinds::OUTPUT),
-        ("gen_ai.usage.cache_read.input_tokens", TokenKinds::CACHE_READ),
+        (
+            "gen_ai.usage.cache_read.input_tokens",
+            TokenKinds::CACHE_READ,
+        ),
         (
             "gen_ai.usage.cache_creation.input_tokens",
             TokenKinds::CACHE_CREATION,
         ),
-        ("gen_ai.usage.reasoning.output_tokens", TokenKinds::REASONING),
+        (
+            "gen_ai.usage.reasoning.output_tokens",
+            TokenKinds::REASONING,
+        ),
     ] {
         if let Some(n) = reader.int(key) {
             c.additive.add_tokens(model, kinds, n);

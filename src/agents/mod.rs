@@ -101,7 +101,10 @@ pub fn detect(name: &str, scope: &str, service_name: Option<&str>) -> Option<&'s
 
 impl Agent {
     pub fn metric(&self, name: &str) -> Option<&'static MetricFact> {
-        self.metrics.iter().find(|r| r.name == name).map(|r| &r.fact)
+        self.metrics
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| &r.fact)
     }
 
     pub fn event(&self, name: &str) -> Option<&'static RecordRule> {
@@ -133,10 +136,10 @@ pub(crate) mod util {
     }
 
     pub fn mention_commit(m: &mut Mentions, sha: &str, evidence: &'static str) {
-        if let Ok(sha) = CommitSha::parse(sha) {
-            if !m.commits.iter().any(|(s, _)| *s == sha) {
-                m.commits.push((sha, evidence));
-            }
+        if let Ok(sha) = CommitSha::parse(sha)
+            && !m.commits.iter().any(|(s, _)| *s == sha)
+        {
+            m.commits.push((sha, evidence));
         }
     }
 

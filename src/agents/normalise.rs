@@ -135,23 +135,25 @@ fn fill_identity(info: &mut SessionInfo, emitter: Emitter, reader: &Reader<'_>) 
     }
     if info.agent_version.is_none() {
         let version = match emitter {
-            Emitter::Vendor(a) => a
-                .version_attr
-                .and_then(|k| reader.str(k))
-                .or_else(|| {
-                    a.version_from_resource
-                        .then(|| get_str(reader.resource, "service.version"))
-                        .flatten()
-                }),
+            Emitter::Vendor(a) => a.version_attr.and_then(|k| reader.str(k)).or_else(|| {
+                a.version_from_resource
+                    .then(|| get_str(reader.resource, "service.version"))
+                    .flatten()
+            }),
             Emitter::GenAi => get_str(reader.resource, "service.version"),
         };
         info.agent_version = version.map(str::to_string);
     }
     if info.user_id.is_none() {
-        info.user_id = ["user.account_uuid", "user.account_id", "user.id", "enduser.id"]
-            .iter()
-            .find_map(|k| reader.str(k))
-            .map(str::to_string);
+        info.user_id = [
+            "user.account_uuid",
+            "user.account_id",
+            "user.id",
+            "enduser.id",
+        ]
+        .iter()
+        .find_map(|k| reader.str(k))
+        .map(str::to_string);
     }
     if info.user_email.is_none() {
         info.user_email = reader.str("user.email").map(str::to_string);
@@ -292,13 +294,13 @@ fn event_name<'a>(
 ) -> &'a str {
     let name = get_str(attrs, "event.name").unwrap_or("");
     if !name.is_empty() {
-        if !name.contains('.') {
-            if let Some(b) = body {
-                if b.len() > name.len() && b.ends_with(name) && b[..b.len() - name.len()].ends_with('.')
-                {
-                    return b;
-                }
-            }
+        if !name.contains('.')
+            && let Some(b) = body
+            && b.len() > name.len()
+            && b.ends_with(name)
+            && b[..b.len() - name.len()].ends_with('.')
+        {
+            return b;
         }
         return name;
     }
@@ -315,12 +317,11 @@ fn event_time(record_time: u64, observed: u64, attrs: &[KeyValue]) -> i64 {
     if record_time > 0 {
         return nanos(record_time);
     }
-    if let Some(ts) = get_str(attrs, "event.timestamp") {
-        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(ts) {
-            if let Some(ns) = t.timestamp_nanos_opt() {
-                return ns;
-            }
-        }
+    if let Some(ts) = get_str(attrs, "event.timestamp")
+        && let Ok(t) = chrono::DateTime::parse_from_rfc3339(ts)
+        && let Some(ns) = t.timestamp_nanos_opt()
+    {
+        return ns;
     }
     nanos(observed)
 }
@@ -391,7 +392,11 @@ pub fn logs(req: &ExportLogsServiceRequest) -> Batch {
                     }
                     None => genai::event(name, &reader, &mut contrib).then_some(Emitter::GenAi),
                 };
-                let time_ns = event_time(rec.time_unix_nano, rec.observed_time_unix_nano, &rec.attributes);
+                let time_ns = event_time(
+                    rec.time_unix_nano,
+                    rec.observed_time_unix_nano,
+                    &rec.attributes,
+                );
                 let mut session = None;
                 if let Some(emitter) = emitter {
                     session = match (session_key(&reader), trace_id) {
@@ -403,10 +408,10 @@ pub fn logs(req: &ExportLogsServiceRequest) -> Batch {
                         let info = &mut batch.sessions[i];
                         fill_identity(info, emitter, &reader);
                         info.saw(time_ns);
-                        if let Some(t) = trace_id {
-                            if !info.traces.contains(&t) {
-                                info.traces.push(t);
-                            }
+                        if let Some(t) = trace_id
+                            && !info.traces.contains(&t)
+                        {
+                            info.traces.push(t);
                         }
                         apply_mentions(info, std::mem::take(&mut contrib.mentions));
                     }
@@ -519,9 +524,11 @@ pub fn metrics(req: &ExportMetricsServiceRequest) -> Batch {
                             s.aggregation_temporality == cumulative,
                             false,
                         ),
-                        Some(Data::Gauge(g)) => {
-                            (g.data_points.iter().map(number_point).collect(), false, true)
-                        }
+                        Some(Data::Gauge(g)) => (
+                            g.data_points.iter().map(number_point).collect(),
+                            false,
+                            true,
+                        ),
                         Some(Data::Histogram(h)) => (
                             h.data_points
                                 .iter()
@@ -569,7 +576,10 @@ pub fn metrics(req: &ExportMetricsServiceRequest) -> Batch {
                 for p in points {
                     let Some(value) = p.value else {
                         batch.reject(|| {
-                            format!("metric {:?}: data point without a finite value", metric.name)
+                            format!(
+                                "metric {:?}: data point without a finite value",
+                                metric.name
+                            )
                         });
                         continue;
                     };
@@ -591,10 +601,10 @@ pub fn metrics(req: &ExportMetricsServiceRequest) -> Batch {
                             if !is_gauge {
                                 info.saw(p.start_ns);
                             }
-                            if let Some(MetricFact::Repository { attr }) = fact {
-                                if info.repository.is_none() {
-                                    info.repository = reader.str(attr).and_then(repository_name);
-                                }
+                            if let Some(MetricFact::Repository { attr }) = fact
+                                && info.repository.is_none()
+                            {
+                                info.repository = reader.str(attr).and_then(repository_name);
                             }
                         }
                         if session.is_some() && !is_gauge {
@@ -605,7 +615,8 @@ pub fn metrics(req: &ExportMetricsServiceRequest) -> Batch {
                     for kv in p.attrs {
                         kv.encode(&mut key).ok();
                     }
-                    let series = digest16(&[&rdigest, scope.as_bytes(), metric.name.as_bytes(), &key]);
+                    let series =
+                        digest16(&[&rdigest, scope.as_bytes(), metric.name.as_bytes(), &key]);
                     batch.points.push(PointRow {
                         series,
                         start_ns: p.start_ns,

@@ -80,9 +80,13 @@ impl TraceService for Otlp {
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         self.authorize(request.metadata(), Signal::Traces)?;
-        let o = self.ingest.traces(request.into_inner()).await.map_err(status)?;
+        let o = self
+            .ingest
+            .traces(request.into_inner())
+            .await
+            .map_err(status)?;
         Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: partial(&o).then(|| ExportTracePartialSuccess {
+            partial_success: partial(&o).then_some(ExportTracePartialSuccess {
                 rejected_spans: o.rejected,
                 error_message: o.message,
             }),
@@ -97,9 +101,13 @@ impl MetricsService for Otlp {
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
         self.authorize(request.metadata(), Signal::Metrics)?;
-        let o = self.ingest.metrics(request.into_inner()).await.map_err(status)?;
+        let o = self
+            .ingest
+            .metrics(request.into_inner())
+            .await
+            .map_err(status)?;
         Ok(Response::new(ExportMetricsServiceResponse {
-            partial_success: partial(&o).then(|| ExportMetricsPartialSuccess {
+            partial_success: partial(&o).then_some(ExportMetricsPartialSuccess {
                 rejected_data_points: o.rejected,
                 error_message: o.message,
             }),
@@ -114,9 +122,13 @@ impl LogsService for Otlp {
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
         self.authorize(request.metadata(), Signal::Logs)?;
-        let o = self.ingest.logs(request.into_inner()).await.map_err(status)?;
+        let o = self
+            .ingest
+            .logs(request.into_inner())
+            .await
+            .map_err(status)?;
         Ok(Response::new(ExportLogsServiceResponse {
-            partial_success: partial(&o).then(|| ExportLogsPartialSuccess {
+            partial_success: partial(&o).then_some(ExportLogsPartialSuccess {
                 rejected_log_records: o.rejected,
                 error_message: o.message,
             }),

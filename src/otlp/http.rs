@@ -48,7 +48,9 @@ impl IntoResponse for OtlpError {
             details: Vec::new(),
         };
         if self.status == StatusCode::TOO_MANY_REQUESTS {
-            status.details.push(super::status::retry_info(RETRY_AFTER_SECS));
+            status
+                .details
+                .push(super::status::retry_info(RETRY_AFTER_SECS));
         }
         let mut resp = match self.encoding {
             Encoding::Protobuf => (
@@ -64,7 +66,9 @@ impl IntoResponse for OtlpError {
             )
                 .into_response(),
         };
-        if self.status == StatusCode::TOO_MANY_REQUESTS || self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if self.status == StatusCode::TOO_MANY_REQUESTS
+            || self.status == StatusCode::SERVICE_UNAVAILABLE
+        {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
         }
@@ -93,7 +97,11 @@ impl OtlpError {
 }
 
 /// Checks auth, content type and encoding, and returns the raw (inflated) payload.
-fn accept(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<(Encoding, Vec<u8>), OtlpError> {
+fn accept(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<(Encoding, Vec<u8>), OtlpError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -133,7 +141,9 @@ fn accept(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<(Encodin
         .trim()
         .to_ascii_lowercase();
     let payload = match content_encoding.as_str() {
-        "gzip" => gunzip(&body, state.max_body_bytes).map_err(|e| OtlpError::from_ingest(e, encoding))?,
+        "gzip" => {
+            gunzip(&body, state.max_body_bytes).map_err(|e| OtlpError::from_ingest(e, encoding))?
+        }
         "identity" | "" => body.to_vec(),
         other => {
             return Err(OtlpError {
@@ -171,8 +181,9 @@ fn partial(o: &Outcome) -> bool {
 pub async fn traces(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let run = async {
         let (encoding, payload) = accept(&state, &headers, body)?;
-        let req: ExportTraceServiceRequest = decode(&payload, encoding, "ExportTraceServiceRequest")
-            .map_err(|e| OtlpError::from_ingest(e, encoding))?;
+        let req: ExportTraceServiceRequest =
+            decode(&payload, encoding, "ExportTraceServiceRequest")
+                .map_err(|e| OtlpError::from_ingest(e, encoding))?;
         drop(payload);
         let o = state
             .ingest
@@ -180,14 +191,15 @@ pub async fn traces(State(state): State<AppState>, headers: HeaderMap, body: Byt
             .await
             .map_err(|e| OtlpError::from_ingest(e, encoding))?;
         let resp = ExportTraceServiceResponse {
-            partial_success: partial(&o).then(|| ExportTracePartialSuccess {
+            partial_success: partial(&o).then_some(ExportTracePartialSuccess {
                 rejected_spans: o.rejected,
                 error_message: o.message,
             }),
         };
         Ok::<_, OtlpError>(respond(encoding, &resp))
     };
-    run.await.unwrap_or_else(|e| refuse(&state, Signal::Traces, e))
+    run.await
+        .unwrap_or_else(|e| refuse(&state, Signal::Traces, e))
 }
 
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -203,14 +215,15 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap, body: By
             .await
             .map_err(|e| OtlpError::from_ingest(e, encoding))?;
         let resp = ExportMetricsServiceResponse {
-            partial_success: partial(&o).then(|| ExportMetricsPartialSuccess {
+            partial_success: partial(&o).then_some(ExportMetricsPartialSuccess {
                 rejected_data_points: o.rejected,
                 error_message: o.message,
             }),
         };
         Ok::<_, OtlpError>(respond(encoding, &resp))
     };
-    run.await.unwrap_or_else(|e| refuse(&state, Signal::Metrics, e))
+    run.await
+        .unwrap_or_else(|e| refuse(&state, Signal::Metrics, e))
 }
 
 pub async fn logs(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -225,21 +238,24 @@ pub async fn logs(State(state): State<AppState>, headers: HeaderMap, body: Bytes
             .await
             .map_err(|e| OtlpError::from_ingest(e, encoding))?;
         let resp = ExportLogsServiceResponse {
-            partial_success: partial(&o).then(|| ExportLogsPartialSuccess {
+            partial_success: partial(&o).then_some(ExportLogsPartialSuccess {
                 rejected_log_records: o.rejected,
                 error_message: o.message,
             }),
         };
         Ok::<_, OtlpError>(respond(encoding, &resp))
     };
-    run.await.unwrap_or_else(|e| refuse(&state, Signal::Logs, e))
+    run.await
+        .unwrap_or_else(|e| refuse(&state, Signal::Logs, e))
 }
 
 fn refuse(state: &AppState, signal: Signal, e: OtlpError) -> Response {
     // Refusals after decoding were already counted by the ingest path.
     if matches!(
         e.status,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::UNAUTHORIZED | StatusCode::PAYLOAD_TOO_LARGE
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+            | StatusCode::UNAUTHORIZED
+            | StatusCode::PAYLOAD_TOO_LARGE
     ) || (e.status == StatusCode::BAD_REQUEST && !e.message.starts_with("every record"))
     {
         state.ingest.refused(signal);

@@ -107,7 +107,10 @@ const SESSION_COLUMNS: &str = "id, session_key, agent, agent_version, user_id, u
 
 fn rfc3339(ns: Option<i64>) -> Option<String> {
     let ns = ns?;
-    let t = chrono::DateTime::from_timestamp(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32)?;
+    let t = chrono::DateTime::from_timestamp(
+        ns.div_euclid(1_000_000_000),
+        ns.rem_euclid(1_000_000_000) as u32,
+    )?;
     Some(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
@@ -202,7 +205,10 @@ pub async fn list(
 }
 
 fn source_rank(s: &str) -> usize {
-    SOURCES.iter().position(|x| *x == s).unwrap_or(SOURCES.len())
+    SOURCES
+        .iter()
+        .position(|x| *x == s)
+        .unwrap_or(SOURCES.len())
 }
 
 async fn view(
@@ -210,15 +216,24 @@ async fn view(
     prices: &PriceTable,
     row: SessionRow,
 ) -> Result<SessionView, sqlx::Error> {
-    let (id, key, agent, agent_version, user_id, user_email, organization, repository, started, ended) =
-        row;
+    let (
+        id,
+        key,
+        agent,
+        agent_version,
+        user_id,
+        user_email,
+        organization,
+        repository,
+        started,
+        ended,
+    ) = row;
 
-    let counter_rows: Vec<(String, String, f64)> = sqlx::query_as(
-        "SELECT source, counter, value FROM session_counters WHERE session_id = ?",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await?;
+    let counter_rows: Vec<(String, String, f64)> =
+        sqlx::query_as("SELECT source, counter, value FROM session_counters WHERE session_id = ?")
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
     let mut counters: BTreeMap<&'static str, (usize, CounterView)> = BTreeMap::new();
     for (source, counter, value) in &counter_rows {
         let Some(c) = Counter::parse(counter) else {
@@ -230,7 +245,13 @@ async fn view(
             .entry(c.as_str())
             .or_insert((usize::MAX, CounterView { value: 0.0, source }));
         if rank < entry.0 {
-            *entry = (rank, CounterView { value: *value, source });
+            *entry = (
+                rank,
+                CounterView {
+                    value: *value,
+                    source,
+                },
+            );
         }
     }
     let counters: BTreeMap<&'static str, CounterView> =
@@ -266,7 +287,10 @@ async fn view(
         Some(c) => (Some((c * 1e9).round() / 1e9), false),
         None if !by_model.is_empty() => {
             let estimate: Option<f64> = by_model.iter().map(|(m, t)| prices.cost(m, t)).sum();
-            (estimate.map(|c| (c * 1e9).round() / 1e9), estimate.is_some())
+            (
+                estimate.map(|c| (c * 1e9).round() / 1e9),
+                estimate.is_some(),
+            )
         }
         None => (None, false),
     };

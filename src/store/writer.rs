@@ -332,11 +332,13 @@ async fn upsert_sessions(
         .fetch_one(&mut **tx)
         .await?;
         for t in &s.traces {
-            sqlx::query("INSERT OR IGNORE INTO session_traces (session_id, trace_id) VALUES (?, ?)")
-                .bind(id)
-                .bind(t.as_bytes())
-                .execute(&mut **tx)
-                .await?;
+            sqlx::query(
+                "INSERT OR IGNORE INTO session_traces (session_id, trace_id) VALUES (?, ?)",
+            )
+            .bind(id)
+            .bind(t.as_bytes())
+            .execute(&mut **tx)
+            .await?;
         }
         for (sha, evidence) in &s.commits {
             sqlx::query(

@@ -25,7 +25,10 @@ async fn nothing_stored_and_healthy(app: &TestApp) {
 async fn error_of(resp: reqwest::Response) -> (u16, String) {
     let status = resp.status().as_u16();
     let body: Value = resp.json().await.unwrap_or(Value::Null);
-    (status, body["message"].as_str().unwrap_or_default().to_string())
+    (
+        status,
+        body["message"].as_str().unwrap_or_default().to_string(),
+    )
 }
 
 fn traces_pb() -> Vec<u8> {
@@ -38,13 +41,22 @@ fn traces_pb() -> Vec<u8> {
 async fn garbage_protobuf_is_400_naming_the_message() {
     let mut app = TestApp::spawn().await;
     let resp = app
-        .post("/v1/traces", "application/x-protobuf", b"\xff\xff\xff garbage".to_vec(), &[])
+        .post(
+            "/v1/traces",
+            "application/x-protobuf",
+            b"\xff\xff\xff garbage".to_vec(),
+            &[],
+        )
         .await;
     assert_eq!(resp.status(), 400);
     assert_eq!(resp.headers()["content-type"], "application/x-protobuf");
     let status = tracelink::otlp::status::RpcStatus::decode(resp.bytes().await.unwrap()).unwrap();
     assert_eq!(status.code, 3, "INVALID_ARGUMENT");
-    assert!(status.message.contains("ExportTraceServiceRequest"), "{}", status.message);
+    assert!(
+        status.message.contains("ExportTraceServiceRequest"),
+        "{}",
+        status.message
+    );
     nothing_stored_and_healthy(&app).await;
     app.stop().await;
 }
@@ -53,7 +65,12 @@ async fn garbage_protobuf_is_400_naming_the_message() {
 async fn malformed_json_and_bad_ids_are_400() {
     let mut app = TestApp::spawn().await;
     let resp = app
-        .post("/v1/logs", "application/json", b"{\"resourceLogs\": [".to_vec(), &[])
+        .post(
+            "/v1/logs",
+            "application/json",
+            b"{\"resourceLogs\": [".to_vec(),
+            &[],
+        )
         .await;
     let (status, msg) = error_of(resp).await;
     assert_eq!(status, 400);
@@ -63,7 +80,12 @@ async fn malformed_json_and_bad_ids_are_400() {
         {"traceId": "00000000000000000000000000000000", "spanId": "0102030405060708", "name": "x"}
     ]}]}]});
     let resp = app
-        .post("/v1/traces", "application/json", body.to_string().into_bytes(), &[])
+        .post(
+            "/v1/traces",
+            "application/json",
+            body.to_string().into_bytes(),
+            &[],
+        )
         .await;
     let (status, msg) = error_of(resp).await;
     assert_eq!(status, 400);
@@ -81,14 +103,27 @@ async fn some_bad_spans_are_a_partial_success() {
         {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7e", "name": "short id"}
     ]}]}]});
     let resp = app
-        .post("/v1/traces", "application/json", body.to_string().into_bytes(), &[])
+        .post(
+            "/v1/traces",
+            "application/json",
+            body.to_string().into_bytes(),
+            &[],
+        )
         .await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     // int64 may be a JSON number or string in OTLP/JSON.
-    assert_eq!(body["partialSuccess"]["rejectedSpans"].to_string().trim_matches('"'), "1");
+    assert_eq!(
+        body["partialSuccess"]["rejectedSpans"]
+            .to_string()
+            .trim_matches('"'),
+        "1"
+    );
     let msg = body["partialSuccess"]["errorMessage"].as_str().unwrap();
-    assert!(msg.contains("\"short id\": span id must be 8 bytes, got 4"), "{msg}");
+    assert!(
+        msg.contains("\"short id\": span id must be 8 bytes, got 4"),
+        "{msg}"
+    );
     assert_eq!(app.count("spans").await, 1);
     app.stop().await;
 }
@@ -107,14 +142,25 @@ async fn unreadable_numbers_are_left_out_and_reported() {
             {"key": "input_token_count", "value": {"stringValue": "12O40"}},
             {"key": "output_token_count", "value": {"stringValue": "936"}}]}]}]}]});
     let resp = app
-        .post("/v1/logs", "application/json", body.to_string().into_bytes(), &[])
+        .post(
+            "/v1/logs",
+            "application/json",
+            body.to_string().into_bytes(),
+            &[],
+        )
         .await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     let msg = body["partialSuccess"]["errorMessage"].as_str().unwrap();
-    assert!(msg.contains("1 attribute values could not be read"), "{msg}");
+    assert!(
+        msg.contains("1 attribute values could not be read"),
+        "{msg}"
+    );
     let s = app.session("conv-1").await;
-    assert_eq!(s["tokens"]["input"], 0, "the malformed count is not guessed");
+    assert_eq!(
+        s["tokens"]["input"], 0,
+        "the malformed count is not guessed"
+    );
     assert_eq!(s["tokens"]["output"], 936);
     app.stop().await;
 }
@@ -128,7 +174,12 @@ async fn truncated_gzip_is_400() {
     let mut gz = enc.finish().unwrap();
     gz.truncate(gz.len() / 2);
     let resp = app
-        .post("/v1/traces", "application/x-protobuf", gz, &[("content-encoding", "gzip")])
+        .post(
+            "/v1/traces",
+            "application/x-protobuf",
+            gz,
+            &[("content-encoding", "gzip")],
+        )
         .await;
     assert_eq!(resp.status(), 400);
     let status = tracelink::otlp::status::RpcStatus::decode(resp.bytes().await.unwrap()).unwrap();
@@ -145,7 +196,12 @@ async fn wrong_content_type_and_encoding_are_415() {
     assert_eq!(status, 415);
     assert!(msg.contains("text/plain"), "{msg}");
     let resp = app
-        .post("/v1/traces", "application/x-protobuf", traces_pb(), &[("content-encoding", "br")])
+        .post(
+            "/v1/traces",
+            "application/x-protobuf",
+            traces_pb(),
+            &[("content-encoding", "br")],
+        )
         .await;
     assert_eq!(resp.status(), 415);
     nothing_stored_and_healthy(&app).await;
@@ -157,7 +213,9 @@ async fn oversized_bodies_are_413_compressed_or_inflated() {
     let mut app = TestApp::spawn_with(|a| a.max_body_bytes = 4096).await;
     let body = traces_pb();
     assert!(body.len() > 4096);
-    let resp = app.post("/v1/traces", "application/x-protobuf", body.clone(), &[]).await;
+    let resp = app
+        .post("/v1/traces", "application/x-protobuf", body.clone(), &[])
+        .await;
     assert_eq!(resp.status(), 413);
     // A small gzip body that inflates past the limit (a zip bomb) is refused too.
     use std::io::Write;
@@ -169,10 +227,18 @@ async fn oversized_bodies_are_413_compressed_or_inflated() {
     let gz = enc.finish().unwrap();
     assert!(gz.len() < 4096);
     let resp = app
-        .post("/v1/traces", "application/json", gz, &[("content-encoding", "gzip")])
+        .post(
+            "/v1/traces",
+            "application/json",
+            gz,
+            &[("content-encoding", "gzip")],
+        )
         .await;
     let status = resp.status();
-    let msg = resp.json::<Value>().await.unwrap()["message"].as_str().unwrap().to_string();
+    let msg = resp.json::<Value>().await.unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(status, 413, "{msg}");
     assert!(msg.contains("exceeds the limit of 4096 bytes"), "{msg}");
     // gRPC refuses a message over the limit before decoding it.
@@ -191,7 +257,9 @@ async fn tokens_are_required_when_configured() {
         a.ingest_tokens = vec!["old-token".parse().unwrap(), "new-token".parse().unwrap()]
     })
     .await;
-    let resp = app.post("/v1/traces", "application/x-protobuf", traces_pb(), &[]).await;
+    let resp = app
+        .post("/v1/traces", "application/x-protobuf", traces_pb(), &[])
+        .await;
     assert_eq!(resp.status(), 401);
     let resp = app
         .post(
@@ -223,8 +291,10 @@ async fn tokens_are_required_when_configured() {
         .await;
     assert_eq!(resp.status(), 200);
     let mut r = tonic::Request::new(req);
-    r.metadata_mut()
-        .insert("authorization", MetadataValue::from_static("Bearer old-token"));
+    r.metadata_mut().insert(
+        "authorization",
+        MetadataValue::from_static("Bearer old-token"),
+    );
     c.export(r).await.expect("authorised gRPC export");
     assert_eq!(app.count("spans").await, 64);
     app.stop().await;

@@ -10,7 +10,8 @@ pub struct TestApp {
     pub http: String,
     pub grpc: String,
     pub client: reqwest::Client,
-    pub dir: tempfile::TempDir,
+    /// Holds the database directory until the test ends.
+    _dir: tempfile::TempDir,
 }
 
 impl TestApp {
@@ -28,12 +29,8 @@ impl TestApp {
             grpc: format!("http://{}", server.grpc_addr),
             server: Some(server),
             client: reqwest::Client::new(),
-            dir,
+            _dir: dir,
         }
-    }
-
-    pub fn db_path(&self) -> PathBuf {
-        self.dir.path().join("tracelink.db")
     }
 
     /// POSTs a body to an OTLP/HTTP path.

@@ -13,7 +13,10 @@ use tokio::sync::Notify;
 use tracelink::config::ServeArgs;
 use tracelink::server::Server;
 
-fn request(n: u32) -> (ExportTraceServiceRequest, Vec<([u8; 16], [u8; 8])>) {
+/// A span's (trace ID, span ID).
+type SpanKey = ([u8; 16], [u8; 8]);
+
+fn request(n: u32) -> (ExportTraceServiceRequest, Vec<SpanKey>) {
     let mut ids = Vec::new();
     let spans = (0..100u32)
         .map(|i| {
@@ -51,7 +54,13 @@ async fn acknowledged_spans_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("tracelink.db");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
-        .args(["serve", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
         .arg("--db")
         .arg(&db)
         .env("TRACELINK_LOG", "warn")
@@ -67,12 +76,13 @@ async fn acknowledged_spans_survive_kill_9() {
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_string();
 
-    let acked: Arc<Mutex<Vec<([u8; 16], [u8; 8])>>> = Arc::default();
+    let acked: Arc<Mutex<Vec<SpanKey>>> = Arc::default();
     let enough = Arc::new(Notify::new());
     let client = reqwest::Client::new();
     let mut workers = Vec::new();
     for w in 0..4u32 {
-        let (acked, enough, client, http) = (acked.clone(), enough.clone(), client.clone(), http.clone());
+        let (acked, enough, client, http) =
+            (acked.clone(), enough.clone(), client.clone(), http.clone());
         workers.push(tokio::spawn(async move {
             for k in 0..1000u32 {
                 let (req, ids) = request(w * 1000 + k);
@@ -113,7 +123,11 @@ async fn acknowledged_spans_survive_kill_9() {
         .fetch_one(&server.readers)
         .await
         .unwrap();
-    assert!(stored as usize >= acked.len(), "{stored} stored < {} acknowledged", acked.len());
+    assert!(
+        stored as usize >= acked.len(),
+        "{stored} stored < {} acknowledged",
+        acked.len()
+    );
     for (trace, span) in &acked {
         let found: i64 =
             sqlx::query_scalar("SELECT count(*) FROM spans WHERE trace_id = ? AND span_id = ?")
@@ -131,7 +145,9 @@ async fn acknowledged_spans_survive_kill_9() {
 async fn graceful_shutdown_flushes_what_was_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("tracelink.db");
-    let server = Server::start(&ServeArgs::ephemeral(db.clone())).await.unwrap();
+    let server = Server::start(&ServeArgs::ephemeral(db.clone()))
+        .await
+        .unwrap();
     let http = server.http_addr;
     let client = reqwest::Client::new();
     let mut sent = 0;

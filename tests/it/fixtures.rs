@@ -159,18 +159,26 @@ async fn assert_documented_totals(app: &TestApp) {
     assert_eq!(s["tool_failures"], t["tool_calls_failed"]);
     assert_eq!(s["tool_rejections"], t["tool_calls_rejected"]);
     assert_eq!(s["prompts"], t["prompts"]);
-    let active = t["active_time_s"]["user"].as_f64().unwrap() + t["active_time_s"]["cli"].as_f64().unwrap();
+    let active =
+        t["active_time_s"]["user"].as_f64().unwrap() + t["active_time_s"]["cli"].as_f64().unwrap();
     assert!((s["active_seconds"].as_f64().unwrap() - active).abs() < 1e-6);
     assert_eq!(s["commits"], t["commit_shas"]);
     assert_eq!(
         s["counters"]["edits_accepted"]["value"].as_f64(),
         t["edit_decisions"]["accept"].as_f64()
     );
-    assert_eq!(s["trace_ids"].as_array().unwrap().len() as i64, n(&t["traces"]));
+    assert_eq!(
+        s["trace_ids"].as_array().unwrap().len() as i64,
+        n(&t["traces"])
+    );
     for tp in t["commit_traceparents"].as_object().unwrap().values() {
         let trace = tp.as_str().unwrap().split('-').nth(1).unwrap();
         assert!(
-            s["trace_ids"].as_array().unwrap().iter().any(|x| x == trace),
+            s["trace_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x == trace),
             "trace {trace} of a commit's TRACEPARENT belongs to the session"
         );
     }
@@ -204,7 +212,10 @@ async fn assert_documented_totals(app: &TestApp) {
     assert_eq!(s["tool_invocations"], t["tool_calls"]);
     assert_eq!(s["prompts"], t["prompts"]);
     assert_eq!(s["commits"], serde_json::json!([]));
-    assert_eq!(s["cost_estimated"], true, "no cost reported: estimated from prices");
+    assert_eq!(
+        s["cost_estimated"], true,
+        "no cost reported: estimated from prices"
+    );
     assert!(s["cost_usd"].as_f64().unwrap() > 0.0);
     assert_eq!(s["active_seconds"], Value::Null);
 
@@ -262,7 +273,10 @@ async fn assert_documented_totals(app: &TestApp) {
         t["tool_execution_ms_sum"].as_f64()
     );
     assert_eq!(s["prompts"], t["user_messages"]);
-    assert_eq!(s["trace_ids"].as_array().unwrap().len() as i64, n(&t["traces"]));
+    assert_eq!(
+        s["trace_ids"].as_array().unwrap().len() as i64,
+        n(&t["traces"])
+    );
 
     let (status, list) = app.get_json("/api/v1/sessions").await;
     assert_eq!(status, 200);
