@@ -299,3 +299,108 @@ async fn tokens_are_required_when_configured() {
     assert_eq!(app.count("spans").await, 64);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_write_queue_answers_429_with_retry_after() {
+    use sqlx::{Connection, Executor};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracelink.db");
+    let mut app = TestApp::spawn_with(|a| {
+        a.db = db.clone();
+        a.queue_capacity = 1;
+    })
+    .await;
+    // Another process holding SQLite's write lock stalls the writer: one request is in
+    // the writer, one waits in the queue, the rest must be refused at once.
+    let mut blocker = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    blocker.execute("BEGIN IMMEDIATE").await.unwrap();
+
+    let mut pending = Vec::new();
+    for n in 0..6u8 {
+        let (client, url) = (app.client.clone(), format!("{}/v1/traces", app.http));
+        let mut req: ExportTraceServiceRequest =
+            serde_json::from_slice(&fixture("claude-code-traces.json")).unwrap();
+        // Distinct spans per request.
+        for rs in &mut req.resource_spans {
+            for ss in &mut rs.scope_spans {
+                for s in &mut ss.spans {
+                    s.trace_id[0] = n + 1;
+                }
+            }
+        }
+        pending.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .header("content-type", "application/x-protobuf")
+                .body(req.encode_to_vec())
+                .send()
+                .await
+                .unwrap();
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            (r.status().as_u16(), retry)
+        }));
+    }
+    // Refusals come back while the writer is still stalled.
+    let mut refused = 0;
+    let mut waiting = Vec::new();
+    for p in pending {
+        if p.is_finished() {
+            let (status, retry) = p.await.unwrap();
+            assert_eq!(status, 429);
+            assert_eq!(retry.as_deref(), Some("1"));
+            refused += 1;
+        } else {
+            waiting.push(p);
+        }
+    }
+    let mut tries = 0;
+    while waiting.len() > 2 && tries < 200 {
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let (done, rest): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|p| p.is_finished());
+        for p in done {
+            let (status, retry) = p.await.unwrap();
+            assert_eq!(status, 429);
+            assert_eq!(retry.as_deref(), Some("1"));
+            refused += 1;
+        }
+        waiting = rest;
+        tries += 1;
+    }
+    assert!(
+        refused >= 4,
+        "with one request writing and one queued, the others are refused ({refused})"
+    );
+    blocker.execute("ROLLBACK").await.unwrap();
+    let mut accepted = 0;
+    for p in waiting {
+        let (status, _) = p.await.unwrap();
+        assert_eq!(
+            status, 200,
+            "queued requests are stored once the writer resumes"
+        );
+        accepted += 1;
+    }
+    assert_eq!(app.count("spans").await, 64 * accepted);
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.http))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "tracelink_requests_refused_total{{signal=\"traces\"}} {refused}"
+        )),
+        "{metrics}"
+    );
+    app.stop().await;
+}
