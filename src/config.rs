@@ -28,6 +28,22 @@ pub enum Command {
     },
     /// Measure ingest throughput and print the figures.
     Bench(crate::bench::BenchArgs),
+    /// Git hooks that record agent sessions in commit trailers.
+    Hook {
+        #[command(subcommand)]
+        command: HookCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// Install a `prepare-commit-msg` hook that adds `Traceparent:` and
+    /// `Tracelink-Session:` trailers when an agent session is known.
+    Install {
+        /// The repository (any path inside its work tree).
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+    },
 }
 
 /// A secret from the command line or environment; never printed.

@@ -7,6 +7,8 @@ pub mod agents;
 pub mod api;
 pub mod bench;
 pub mod config;
+pub mod github;
+pub mod hook;
 pub mod ids;
 pub mod otlp;
 pub mod pricing;

@@ -40,6 +40,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("migrations applied to {}", db.display());
             Ok(())
         }
+        Command::Hook {
+            command: tracelink::config::HookCommand::Install { repo },
+        } => {
+            let outcome = tracelink::hook::install(&repo)?;
+            println!("{outcome}");
+            Ok(())
+        }
         Command::Bench(_) => unreachable!("handled before the runtime starts"),
     }
 }

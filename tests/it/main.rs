@@ -4,4 +4,5 @@ mod bad_input;
 mod common;
 mod durability;
 mod fixtures;
+mod hook;
 mod sdk;

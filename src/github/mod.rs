@@ -1,0 +1,3 @@
+//! GitHub: webhook deliveries, their events, and commit trailers.
+
+pub mod trailers;

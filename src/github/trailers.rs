@@ -1,0 +1,1 @@
+//! Git commit trailers (not yet written).
