@@ -94,6 +94,17 @@ pub struct ServeArgs {
     /// JSON price table for estimating cost where agents report none.
     #[arg(long, env = "TRACELINK_PRICE_TABLE")]
     pub price_table: Option<PathBuf>,
+    /// GitHub App webhook secrets (comma-separated; several during a rotation). With
+    /// none, every webhook delivery is refused.
+    #[arg(
+        long = "webhook-secret",
+        env = "TRACELINK_WEBHOOK_SECRET",
+        value_delimiter = ','
+    )]
+    pub webhook_secrets: Vec<Secret>,
+    /// Issue label that marks an incident (case-insensitive).
+    #[arg(long, env = "TRACELINK_INCIDENT_LABEL", default_value = "incident")]
+    pub incident_label: String,
 }
 
 impl ServeArgs {
@@ -107,6 +118,8 @@ impl ServeArgs {
             max_body_bytes: 16 * 1024 * 1024,
             queue_capacity: 256,
             price_table: None,
+            webhook_secrets: Vec::new(),
+            incident_label: "incident".into(),
         }
     }
 }

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::ServeArgs;
+use crate::github::processor::Processor;
 use crate::otlp::{self, Ingest};
 use crate::pricing::PriceTable;
 use crate::store;
@@ -31,6 +32,9 @@ pub struct AppState {
     pub tokens: Arc<Vec<String>>,
     pub max_body_bytes: usize,
     pub queue_capacity: usize,
+    pub webhook_secrets: Arc<Vec<String>>,
+    pub incident_label: Arc<str>,
+    pub processor: Processor,
 }
 
 /// A started tracelink: its bound addresses and the means to stop it.
@@ -38,7 +42,11 @@ pub struct Server {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub readers: SqlitePool,
+    /// How many webhook deliveries have been applied to the graph.
+    pub deliveries_applied: watch::Receiver<u64>,
     stop: watch::Sender<bool>,
+    stop_processor: watch::Sender<bool>,
+    processor: JoinHandle<()>,
     http: JoinHandle<std::io::Result<()>>,
     grpc: JoinHandle<Result<(), tonic::transport::Error>>,
     writer: JoinHandle<()>,
@@ -69,9 +77,22 @@ fn http_router(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1/sessions", get(crate::api::list_sessions))
         .route("/api/v1/sessions/{session_id}", get(crate::api::session))
+        .route(
+            "/api/v1/repos/{owner}/{repo}/commits/{sha}",
+            get(crate::api::github::commit),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/pulls/{number}",
+            get(crate::api::github::pull_request),
+        )
+        .route("/api/v1/deliveries", get(crate::api::github::deliveries))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let webhooks = Router::new()
+        .route("/webhooks/github", post(crate::github::webhook::receive))
+        .layer(DefaultBodyLimit::max(crate::github::webhook::MAX_BODY));
     Router::new()
         .merge(otlp_routes)
+        .merge(webhooks)
         .merge(api)
         .route("/healthz", get(crate::api::healthz))
         .route("/metrics", get(crate::api::metrics))
@@ -95,6 +116,19 @@ impl Server {
         };
         let tokens: Arc<Vec<String>> =
             Arc::new(args.ingest_tokens.iter().map(|s| s.0.clone()).collect());
+        if args.webhook_secrets.is_empty() {
+            tracing::warn!(
+                "no webhook secret is configured (--webhook-secret): every GitHub delivery will be refused"
+            );
+        }
+        let (stop, stopped) = watch::channel(false);
+        // The processor stops last, after the writer committed everything acknowledged.
+        let (stop_processor, processor_stopped) = watch::channel(false);
+        let (processor, processor_task) = crate::github::processor::spawn(
+            store::connect(&args.db).await?,
+            args.incident_label.clone(),
+            processor_stopped,
+        );
         let state = AppState {
             ingest: ingest.clone(),
             readers: store.readers.clone(),
@@ -103,6 +137,9 @@ impl Server {
             tokens: tokens.clone(),
             max_body_bytes: args.max_body_bytes,
             queue_capacity: args.queue_capacity.max(1),
+            webhook_secrets: Arc::new(args.webhook_secrets.iter().map(|s| s.0.clone()).collect()),
+            incident_label: Arc::from(args.incident_label.as_str()),
+            processor: processor.clone(),
         };
 
         let http_listener = TcpListener::bind(args.http_listen)
@@ -113,7 +150,6 @@ impl Server {
             .with_context(|| format!("binding the gRPC listener on {}", args.grpc_listen))?;
         let http_addr = http_listener.local_addr()?;
         let grpc_addr = grpc_listener.local_addr()?;
-        let (stop, stopped) = watch::channel(false);
 
         let mut on_stop = stopped.clone();
         let http = tokio::spawn(
@@ -140,7 +176,10 @@ impl Server {
             grpc_addr,
             http_addr,
             readers: store.readers,
+            deliveries_applied: processor.finished,
             stop,
+            stop_processor,
+            processor: processor_task,
             http,
             grpc,
             writer: writer_task,
@@ -156,6 +195,9 @@ impl Server {
         // Every writer handle lived in the servers' state, now dropped: the writer
         // drains its queue and ends.
         self.writer.await.context("writer task")?;
+        // The processor applies what the writer committed, then stops.
+        let _ = self.stop_processor.send(true);
+        self.processor.await.context("webhook processor task")?;
         self.readers.close().await;
         Ok(())
     }

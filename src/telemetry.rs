@@ -55,8 +55,48 @@ impl<const N: usize> Histogram<N> {
     }
 }
 
+/// Webhook deliveries by outcome.
+pub struct WebhookCounters {
+    counts: [AtomicU64; WEBHOOK_OUTCOMES.len()],
+}
+
+/// Every outcome a delivery can have, as `/metrics` labels it.
+pub const WEBHOOK_OUTCOMES: [&str; 7] = [
+    "stored",
+    "duplicate",
+    "ignored",
+    "failed",
+    "unauthorized",
+    "malformed",
+    "unavailable",
+];
+
+impl Default for WebhookCounters {
+    fn default() -> Self {
+        Self {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl WebhookCounters {
+    pub fn count(&self, outcome: &str) {
+        if let Some(i) = WEBHOOK_OUTCOMES.iter().position(|o| *o == outcome) {
+            self.counts[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn get(&self, outcome: &str) -> u64 {
+        WEBHOOK_OUTCOMES
+            .iter()
+            .position(|o| *o == outcome)
+            .map_or(0, |i| self.counts[i].load(Relaxed))
+    }
+}
+
 #[derive(Default)]
 pub struct Telemetry {
+    pub webhooks: WebhookCounters,
     received: [AtomicU64; 3],
     rejected: [AtomicU64; 3],
     refused_requests: [AtomicU64; 3],
@@ -127,6 +167,18 @@ impl Telemetry {
             out,
             "# HELP tracelink_write_queue_capacity Requests the write queue holds before refusing.\n# TYPE tracelink_write_queue_capacity gauge\ntracelink_write_queue_capacity {queue_capacity}"
         );
+        let name = "tracelink_webhook_deliveries_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} GitHub webhook deliveries by outcome.\n# TYPE {name} counter"
+        );
+        for (i, outcome) in WEBHOOK_OUTCOMES.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}{{outcome=\"{outcome}\"}} {}",
+                self.webhooks.counts[i].load(Relaxed)
+            );
+        }
         self.commit_size.render(
             &mut out,
             "tracelink_commit_batch_requests",

@@ -1,5 +1,7 @@
 //! The query API on the HTTP listener: sessions, health, Prometheus metrics.
 
+pub mod github;
+
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};

@@ -59,6 +59,15 @@ pub async fn open(path: &Path) -> anyhow::Result<Store> {
     Ok(Store { writer, readers })
 }
 
+/// A further write connection (the webhook processor's); SQLite serialises it with the
+/// writer's, each waiting up to the busy timeout.
+pub async fn connect(path: &Path) -> anyhow::Result<SqliteConnection> {
+    options(path)?
+        .connect()
+        .await
+        .with_context(|| format!("opening database {}", path.display()))
+}
+
 /// Applies migrations and returns, for `tracelink migrate`.
 pub async fn migrate(path: &Path) -> anyhow::Result<()> {
     let mut conn = options(path)?.connect().await?;

@@ -38,8 +38,27 @@ pub enum SubmitError {
     Storage(String),
 }
 
+/// A webhook delivery to store before it is acknowledged.
+pub struct DeliveryRow {
+    pub delivery_id: String,
+    pub event: String,
+    pub action: Option<String>,
+    pub repo: Option<String>,
+    pub received_ns: i64,
+    /// `pending` (to be applied) or `failed` (with `error`).
+    pub status: &'static str,
+    pub error: Option<String>,
+    pub payload: bytes::Bytes,
+}
+
+/// What the writer stores.
+pub enum Work {
+    Otlp(Batch),
+    Delivery(DeliveryRow),
+}
+
 struct Job {
-    batch: Batch,
+    work: Work,
     done: oneshot::Sender<Result<Written, String>>,
 }
 
@@ -53,8 +72,13 @@ pub struct WriterHandle {
 impl WriterHandle {
     /// Queues a batch and waits until it is committed.
     pub async fn submit(&self, batch: Batch) -> Result<Written, SubmitError> {
+        self.submit_work(Work::Otlp(batch)).await
+    }
+
+    /// Queues any work and waits until it is committed.
+    pub async fn submit_work(&self, work: Work) -> Result<Written, SubmitError> {
         let (done, wait) = oneshot::channel();
-        match self.tx.try_send(Job { batch, done }) {
+        match self.tx.try_send(Job { work, done }) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 return Err(SubmitError::Overloaded(self.capacity));
@@ -96,7 +120,7 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, telemetry:
             }
         }
         let started = Instant::now();
-        let batches: Vec<&Batch> = jobs.iter().map(|j| &j.batch).collect();
+        let batches: Vec<&Work> = jobs.iter().map(|j| &j.work).collect();
         let result = write_group(&mut conn, &batches).await;
         telemetry.record_commit(jobs.len(), started.elapsed());
         match result {
@@ -109,7 +133,7 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, telemetry:
                 // One bad batch must not fail the others: write each on its own.
                 tracing::warn!(error = %e, "group commit failed; retrying its requests one by one");
                 for job in jobs.drain(..) {
-                    let r = write_group(&mut conn, &[&job.batch]).await;
+                    let r = write_group(&mut conn, &[&job.work]).await;
                     let _ = job.done.send(
                         r.map(|mut w| w.pop().unwrap_or_default())
                             .map_err(|e| e.to_string()),
@@ -131,15 +155,44 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, telemetry:
 
 async fn write_group(
     conn: &mut SqliteConnection,
-    batches: &[&Batch],
+    work: &[&Work],
 ) -> Result<Vec<Written>, sqlx::Error> {
     let mut tx = conn.begin().await?;
-    let mut out = Vec::with_capacity(batches.len());
-    for b in batches {
-        out.push(write_batch(&mut tx, b).await?);
+    let mut out = Vec::with_capacity(work.len());
+    for w in work {
+        out.push(match w {
+            Work::Otlp(b) => write_batch(&mut tx, b).await?,
+            Work::Delivery(d) => write_delivery(&mut tx, d).await?,
+        });
     }
     tx.commit().await?;
     Ok(out)
+}
+
+/// Stores a delivery once: a redelivery of the same ID changes nothing.
+async fn write_delivery(
+    tx: &mut Transaction<'_, Sqlite>,
+    d: &DeliveryRow,
+) -> Result<Written, sqlx::Error> {
+    let n = sqlx::query(
+        "INSERT OR IGNORE INTO deliveries (delivery_id, event, action, repo, received_ns, status, error, payload) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&d.delivery_id)
+    .bind(&d.event)
+    .bind(d.action.as_deref())
+    .bind(d.repo.as_deref())
+    .bind(d.received_ns)
+    .bind(d.status)
+    .bind(d.error.as_deref())
+    .bind(&d.payload[..])
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(Written {
+        inserted: n,
+        duplicates: 1 - n.min(1),
+    })
 }
 
 /// Additive facts gathered per session while a batch is written.

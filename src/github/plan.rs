@@ -1,0 +1,613 @@
+//! What a webhook event means for the graph: a pure translation from [`Event`] to the
+//! rows and links to upsert ([`Op`]). Validation happens here too, so a delivery whose
+//! SHAs or IDs are unusable is refused before it is acknowledged.
+
+use super::events::{Event, PayloadError};
+use super::trailers;
+use crate::ids::CommitSha;
+
+/// The CI trace ID of a workflow run attempt, as the OpenTelemetry Collector's GitHub
+/// receiver derives it: the first 32 hex digits of `sha256("{run_id}{run_attempt}t")`.
+pub fn workflow_trace_id(run_id: i64, attempt: i64) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(format!("{run_id}{attempt}t").as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&h[..16]);
+    out
+}
+
+pub fn commit_key(repo: &str, sha: &CommitSha) -> String {
+    format!("{repo}@{sha}")
+}
+
+pub fn pull_key(repo: &str, number: i64) -> String {
+    format!("{repo}#{number}")
+}
+
+pub fn run_key(kind: &str, id: i64, attempt: i64) -> String {
+    format!("{kind}:{id}:{attempt}")
+}
+
+pub fn deployment_key(id: i64) -> String {
+    format!("deployment:{id}")
+}
+
+pub fn incident_key(repo: &str, number: i64) -> String {
+    format!("{repo}!{number}")
+}
+
+/// A version that orders states of one object: its update time, then a rank that
+/// breaks ties the same way whatever order deliveries arrive in.
+fn version(updated_ns: Option<i64>, rank: u8, tiebreak: &str) -> String {
+    format!("{:020}:{rank}:{tiebreak}", updated_ns.unwrap_or(0).max(0))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitRow {
+    pub repo: String,
+    pub sha: CommitSha,
+    pub message: Option<String>,
+    pub author_name: Option<String>,
+    pub author_email: Option<String>,
+    pub author_login: Option<String>,
+    pub committer_name: Option<String>,
+    pub committer_email: Option<String>,
+    pub authored_ns: Option<i64>,
+    pub trailers: Vec<(String, String)>,
+    pub agents: Vec<&'static str>,
+    pub files: Vec<(String, &'static str)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkRow {
+    pub from_kind: &'static str,
+    pub from_key: String,
+    pub to_kind: &'static str,
+    pub to_key: String,
+    pub relation: &'static str,
+    pub evidence: String,
+    pub confidence: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PullRow {
+    pub repo: String,
+    pub number: i64,
+    pub title: Option<String>,
+    pub state: String,
+    pub draft: bool,
+    pub merged: bool,
+    pub author_login: Option<String>,
+    pub head_ref: String,
+    pub head_sha: String,
+    pub base_ref: String,
+    pub base_sha: String,
+    pub merge_commit_sha: Option<String>,
+    pub created_ns: Option<i64>,
+    pub updated_ns: Option<i64>,
+    pub closed_ns: Option<i64>,
+    pub merged_ns: Option<i64>,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub kind: &'static str,
+    pub id: i64,
+    pub attempt: i64,
+    pub repo: String,
+    pub name: Option<String>,
+    pub event: Option<String>,
+    pub app: Option<String>,
+    pub parent_id: Option<i64>,
+    pub head_sha: String,
+    pub head_branch: Option<String>,
+    pub status: Option<String>,
+    pub conclusion: Option<String>,
+    pub trace_id: Option<[u8; 16]>,
+    pub started_ns: Option<i64>,
+    pub completed_ns: Option<i64>,
+    pub updated_ns: Option<i64>,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentRow {
+    pub id: i64,
+    pub repo: String,
+    pub sha: String,
+    pub git_ref: Option<String>,
+    pub environment: String,
+    pub creator: Option<String>,
+    pub created_ns: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentRow {
+    pub repo: String,
+    pub number: i64,
+    pub title: Option<String>,
+    pub state: String,
+    pub is_incident: bool,
+    pub root_cause: Option<String>,
+    pub opened_ns: Option<i64>,
+    pub closed_ns: Option<i64>,
+    pub version: String,
+}
+
+/// One upsert.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Commit(Box<CommitRow>),
+    CommitRef { repo: String, sha: CommitSha, git_ref: String },
+    Link(LinkRow),
+    Pull(Box<PullRow>),
+    Run(Box<RunRow>),
+    Deployment(DeploymentRow),
+    DeploymentStatus { id: i64, deployment_id: i64, state: String, environment: Option<String>, created_ns: i64 },
+    Incident(Box<IncidentRow>),
+    Installation { id: i64, account: Option<String>, state: &'static str, version: String },
+    InstallationRepo { installation_id: i64, repo: String, in_scope: bool, version: String },
+}
+
+fn sha(event: &str, path: &str, s: &str) -> Result<CommitSha, PayloadError> {
+    CommitSha::parse(s).map_err(|e| PayloadError {
+        event: event.to_string(),
+        path: path.to_string(),
+        message: e.to_string(),
+    })
+}
+
+fn link(
+    from_kind: &'static str,
+    from_key: String,
+    relation: &'static str,
+    to_kind: &'static str,
+    to_key: String,
+    evidence: &str,
+) -> Op {
+    Op::Link(LinkRow {
+        from_kind,
+        from_key,
+        to_kind,
+        to_key,
+        relation,
+        evidence: evidence.to_string(),
+        confidence: 1.0,
+    })
+}
+
+fn run_rank(status: Option<&str>) -> u8 {
+    match status {
+        Some("completed") => 4,
+        Some("in_progress") => 3,
+        Some("queued" | "waiting" | "pending") => 2,
+        _ => 1,
+    }
+}
+
+const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
+
+/// The `root cause: <sha or deployment>` line of an incident's body.
+pub fn root_cause(body: &str) -> Option<String> {
+    body.lines().find_map(|line| {
+        let line = line.trim().trim_start_matches(['-', '*', '>', ' ']);
+        let lower = line.to_ascii_lowercase();
+        let rest = lower.strip_prefix("root cause")?;
+        let rest = rest.trim_start().strip_prefix(':')?;
+        let start = line.len() - rest.len();
+        let value = line[start..].trim().trim_matches('`');
+        (!value.is_empty()).then(|| value.to_string())
+    })
+}
+
+/// What a root cause names: a commit by full SHA, or a deployment by ID.
+pub enum RootCause {
+    Commit(CommitSha),
+    Deployment(i64),
+    Unresolved,
+}
+
+pub fn resolve_root_cause(value: &str) -> RootCause {
+    if let Ok(sha) = CommitSha::parse(value) {
+        return RootCause::Commit(sha);
+    }
+    let digits = value
+        .trim_start_matches(|c: char| !c.is_ascii_digit())
+        .trim_end_matches(|c: char| !c.is_ascii_digit());
+    let lower = value.to_ascii_lowercase();
+    if lower.contains("deploy") || value.starts_with('#') || value.chars().all(|c| c.is_ascii_digit()) {
+        if let Ok(id) = digits.parse::<i64>() {
+            return RootCause::Deployment(id);
+        }
+    }
+    RootCause::Unresolved
+}
+
+/// Translates an event into upserts. `incident_label` is compared case-insensitively.
+pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError> {
+    let mut ops = Vec::new();
+    match event {
+        Event::Ping => {}
+        Event::Push(p) => {
+            let repo = &p.repository.full_name;
+            let mut parent = (p.before != ZERO_SHA)
+                .then(|| sha("push", "before", &p.before))
+                .transpose()?;
+            for (i, c) in p.commits.iter().enumerate() {
+                let id = sha("push", &format!("commits[{i}].id"), &c.id)?;
+                let parsed = trailers::parse(&c.message);
+                let attribution = trailers::attribution(&parsed);
+                let author = c.author.clone().unwrap_or_default();
+                let committer = c.committer.clone().unwrap_or_default();
+                let mut files: Vec<(String, &'static str)> = Vec::new();
+                for (list, change) in [(&c.added, "added"), (&c.modified, "modified"), (&c.removed, "removed")] {
+                    files.extend(list.iter().map(|f| (f.clone(), change)));
+                }
+                let ckey = commit_key(repo, &id);
+                if let Some(parent) = &parent {
+                    ops.push(link("commit", ckey.clone(), "parent", "commit", commit_key(repo, parent), "push"));
+                }
+                if let Some((trace, _span)) = attribution.traceparent {
+                    ops.push(link("commit", ckey.clone(), "traceparent", "trace", trace.to_hex(), "trailer"));
+                }
+                if let Some(session) = &attribution.session {
+                    ops.push(link("commit", ckey.clone(), "session", "session", session.clone(), "trailer"));
+                }
+                ops.push(Op::Commit(Box::new(CommitRow {
+                    repo: repo.clone(),
+                    sha: id.clone(),
+                    message: Some(c.message.clone()),
+                    author_name: author.name,
+                    author_email: author.email,
+                    author_login: author.username,
+                    committer_name: committer.name,
+                    committer_email: committer.email,
+                    authored_ns: c.timestamp,
+                    trailers: parsed.into_iter().map(|t| (t.key, t.value)).collect(),
+                    agents: attribution.agents,
+                    files,
+                })));
+                if p.git_ref.starts_with("refs/heads/") {
+                    ops.push(Op::CommitRef {
+                        repo: repo.clone(),
+                        sha: id.clone(),
+                        git_ref: p.git_ref.clone(),
+                    });
+                }
+                parent = Some(id);
+            }
+        }
+        Event::PullRequest(e) => {
+            let pr = &e.pull_request;
+            let repo = &e.repository.full_name;
+            let head = sha("pull_request", "pull_request.head.sha", &pr.head.sha)?;
+            let base = sha("pull_request", "pull_request.base.sha", &pr.base.sha)?;
+            let merged = pr.merged.unwrap_or(false) || pr.merged_at.is_some();
+            let merge_sha = pr
+                .merge_commit_sha
+                .as_deref()
+                .map(|s| sha("pull_request", "pull_request.merge_commit_sha", s))
+                .transpose()?;
+            let rank = if merged { 3 } else if pr.state == "closed" { 2 } else { 1 };
+            let draft = pr.draft.unwrap_or(false);
+            let key = pull_key(repo, pr.number);
+            ops.push(link("pull_request", key.clone(), "head", "commit", commit_key(repo, &head), "pull_request"));
+            if let (true, Some(m)) = (merged, &merge_sha) {
+                ops.push(link("pull_request", key.clone(), "merged_as", "commit", commit_key(repo, m), "pull_request"));
+            }
+            ops.push(Op::Pull(Box::new(PullRow {
+                repo: repo.clone(),
+                number: pr.number,
+                title: pr.title.clone(),
+                state: if merged { "merged".into() } else { pr.state.clone() },
+                draft,
+                merged,
+                author_login: pr.user.as_ref().and_then(|u| u.login.clone()),
+                head_ref: pr.head.git_ref.clone(),
+                head_sha: head.to_string(),
+                base_ref: pr.base.git_ref.clone(),
+                base_sha: base.to_string(),
+                merge_commit_sha: merge_sha.map(|s| s.to_string()),
+                created_ns: pr.created_at,
+                updated_ns: pr.updated_at,
+                closed_ns: pr.closed_at,
+                merged_ns: pr.merged_at,
+                version: version(pr.updated_at, rank, &format!("{}:{}", u8::from(!draft), head)),
+            })));
+        }
+        Event::WorkflowRun(e) => {
+            let r = &e.workflow_run;
+            let repo = &e.repository.full_name;
+            let head = sha("workflow_run", "workflow_run.head_sha", &r.head_sha)?;
+            let attempt = r.run_attempt.unwrap_or(1);
+            let key = run_key("workflow_run", r.id, attempt);
+            ops.push(link("ci_run", key, "runs_on", "commit", commit_key(repo, &head), "workflow_run"));
+            ops.push(Op::Run(Box::new(RunRow {
+                kind: "workflow_run",
+                id: r.id,
+                attempt,
+                repo: repo.clone(),
+                name: r.name.clone(),
+                event: r.event.clone(),
+                app: Some("github-actions".into()),
+                parent_id: None,
+                head_sha: head.to_string(),
+                head_branch: r.head_branch.clone(),
+                status: r.status.clone(),
+                conclusion: r.conclusion.clone(),
+                trace_id: Some(workflow_trace_id(r.id, attempt)),
+                started_ns: r.run_started_at.or(r.created_at),
+                completed_ns: (r.status.as_deref() == Some("completed")).then_some(r.updated_at).flatten(),
+                updated_ns: r.updated_at,
+                version: version(
+                    r.updated_at,
+                    run_rank(r.status.as_deref()),
+                    r.conclusion.as_deref().unwrap_or(""),
+                ),
+            })));
+        }
+        Event::WorkflowJob(e) => {
+            let j = &e.workflow_job;
+            let repo = &e.repository.full_name;
+            let head = sha("workflow_job", "workflow_job.head_sha", &j.head_sha)?;
+            let attempt = j.run_attempt.unwrap_or(1);
+            let key = run_key("workflow_job", j.id, attempt);
+            ops.push(link("ci_run", key.clone(), "runs_on", "commit", commit_key(repo, &head), "workflow_job"));
+            ops.push(link("ci_run", key, "part_of", "ci_run", run_key("workflow_run", j.run_id, attempt), "workflow_job"));
+            let updated = j.completed_at.or(j.started_at);
+            ops.push(Op::Run(Box::new(RunRow {
+                kind: "workflow_job",
+                id: j.id,
+                attempt,
+                repo: repo.clone(),
+                name: j.name.clone(),
+                event: None,
+                app: Some("github-actions".into()),
+                parent_id: Some(j.run_id),
+                head_sha: head.to_string(),
+                head_branch: j.head_branch.clone(),
+                status: j.status.clone(),
+                conclusion: j.conclusion.clone(),
+                trace_id: Some(workflow_trace_id(j.run_id, attempt)),
+                started_ns: j.started_at,
+                completed_ns: j.completed_at,
+                updated_ns: updated,
+                version: version(updated, run_rank(j.status.as_deref()), j.conclusion.as_deref().unwrap_or("")),
+            })));
+        }
+        Event::CheckSuite(e) => {
+            let s = &e.check_suite;
+            let repo = &e.repository.full_name;
+            let head = sha("check_suite", "check_suite.head_sha", &s.head_sha)?;
+            let key = run_key("check_suite", s.id, 1);
+            ops.push(link("ci_run", key, "runs_on", "commit", commit_key(repo, &head), "check_suite"));
+            ops.push(Op::Run(Box::new(RunRow {
+                kind: "check_suite",
+                id: s.id,
+                attempt: 1,
+                repo: repo.clone(),
+                name: None,
+                event: None,
+                app: s.app.as_ref().and_then(|a| a.slug.clone().or_else(|| a.name.clone())),
+                parent_id: None,
+                head_sha: head.to_string(),
+                head_branch: s.head_branch.clone(),
+                status: s.status.clone(),
+                conclusion: s.conclusion.clone(),
+                trace_id: None,
+                started_ns: s.created_at,
+                completed_ns: (s.status.as_deref() == Some("completed")).then_some(s.updated_at).flatten(),
+                updated_ns: s.updated_at,
+                version: version(s.updated_at, run_rank(s.status.as_deref()), s.conclusion.as_deref().unwrap_or("")),
+            })));
+        }
+        Event::CheckRun(e) => {
+            let r = &e.check_run;
+            let repo = &e.repository.full_name;
+            let head = sha("check_run", "check_run.head_sha", &r.head_sha)?;
+            let key = run_key("check_run", r.id, 1);
+            ops.push(link("ci_run", key.clone(), "runs_on", "commit", commit_key(repo, &head), "check_run"));
+            if let Some(suite) = &r.check_suite {
+                ops.push(link("ci_run", key, "part_of", "ci_run", run_key("check_suite", suite.id, 1), "check_run"));
+            }
+            let updated = r.completed_at.or(r.started_at);
+            ops.push(Op::Run(Box::new(RunRow {
+                kind: "check_run",
+                id: r.id,
+                attempt: 1,
+                repo: repo.clone(),
+                name: r.name.clone(),
+                event: None,
+                app: r.app.as_ref().and_then(|a| a.slug.clone().or_else(|| a.name.clone())),
+                parent_id: r.check_suite.as_ref().map(|s| s.id),
+                head_sha: head.to_string(),
+                head_branch: None,
+                status: r.status.clone(),
+                conclusion: r.conclusion.clone(),
+                trace_id: None,
+                started_ns: r.started_at,
+                completed_ns: r.completed_at,
+                updated_ns: updated,
+                version: version(updated, run_rank(r.status.as_deref()), r.conclusion.as_deref().unwrap_or("")),
+            })));
+        }
+        Event::Status(s) => {
+            let repo = &s.repository.full_name;
+            let head = sha("status", "sha", &s.sha)?;
+            let key = run_key("status", s.id, 1);
+            ops.push(link("ci_run", key, "runs_on", "commit", commit_key(repo, &head), "status"));
+            let done = matches!(s.state.as_str(), "success" | "failure" | "error");
+            ops.push(Op::Run(Box::new(RunRow {
+                kind: "status",
+                id: s.id,
+                attempt: 1,
+                repo: repo.clone(),
+                name: s.context.clone(),
+                event: None,
+                app: None,
+                parent_id: None,
+                head_sha: head.to_string(),
+                head_branch: None,
+                status: Some(if done { "completed".into() } else { s.state.clone() }),
+                conclusion: done.then(|| s.state.clone()),
+                trace_id: None,
+                started_ns: s.created_at,
+                completed_ns: if done { s.updated_at } else { None },
+                updated_ns: s.updated_at,
+                version: version(s.updated_at, u8::from(done) + 1, &s.state),
+            })));
+        }
+        Event::Deployment(e) => {
+            deployment_ops(&mut ops, &e.repository.full_name, &e.deployment, "deployment")?;
+        }
+        Event::DeploymentStatus(e) => {
+            deployment_ops(&mut ops, &e.repository.full_name, &e.deployment, "deployment_status")?;
+            let s = &e.deployment_status;
+            ops.push(Op::DeploymentStatus {
+                id: s.id,
+                deployment_id: e.deployment.id,
+                state: s.state.clone(),
+                environment: s.environment.clone(),
+                created_ns: s.created_at.unwrap_or(0),
+            });
+        }
+        Event::Issues(e) => {
+            let i = &e.issue;
+            let repo = &e.repository.full_name;
+            let is_incident = e.action != "deleted"
+                && i.labels.iter().any(|l| l.name.eq_ignore_ascii_case(incident_label));
+            let cause = i.body.as_deref().and_then(root_cause);
+            let state = match (e.action.as_str(), i.state.as_str()) {
+                ("deleted", _) => "deleted",
+                (_, "closed") => "resolved",
+                _ => "open",
+            };
+            let key = incident_key(repo, i.number);
+            if is_incident {
+                match cause.as_deref().map(resolve_root_cause) {
+                    Some(RootCause::Commit(c)) => ops.push(link("incident", key, "caused_by", "commit", commit_key(repo, &c), "root cause line")),
+                    Some(RootCause::Deployment(d)) => ops.push(link("incident", key, "caused_by", "deployment", deployment_key(d), "root cause line")),
+                    _ => {}
+                }
+            }
+            let rank = match state {
+                "deleted" => 3,
+                "resolved" => 2,
+                _ => 1,
+            };
+            ops.push(Op::Incident(Box::new(IncidentRow {
+                repo: repo.clone(),
+                number: i.number,
+                title: i.title.clone(),
+                state: state.into(),
+                is_incident,
+                root_cause: cause,
+                opened_ns: i.created_at,
+                closed_ns: i.closed_at,
+                version: version(i.updated_at, rank, if is_incident { "1" } else { "0" }),
+            })));
+        }
+        Event::Installation(e) => {
+            let inst = &e.installation;
+            let (state, rank) = match e.action.as_str() {
+                "deleted" => ("deleted", 4),
+                "suspend" => ("suspended", 3),
+                _ => ("active", 2),
+            };
+            let v = version(inst.updated_at, rank, "");
+            ops.push(Op::Installation {
+                id: inst.id,
+                account: inst.account.as_ref().and_then(|a| a.login.clone()),
+                state,
+                version: v.clone(),
+            });
+            for r in &e.repositories {
+                ops.push(Op::InstallationRepo {
+                    installation_id: inst.id,
+                    repo: r.full_name.clone(),
+                    in_scope: state != "deleted",
+                    version: v.clone(),
+                });
+            }
+        }
+        Event::InstallationRepositories(e) => {
+            let inst = &e.installation;
+            for (list, in_scope) in [(&e.repositories_added, true), (&e.repositories_removed, false)] {
+                for r in list {
+                    ops.push(Op::InstallationRepo {
+                        installation_id: inst.id,
+                        repo: r.full_name.clone(),
+                        in_scope,
+                        version: version(inst.updated_at, if in_scope { 1 } else { 2 }, ""),
+                    });
+                }
+            }
+        }
+    }
+    Ok(ops)
+}
+
+fn deployment_ops(
+    ops: &mut Vec<Op>,
+    repo: &str,
+    d: &super::events::Deployment,
+    event: &str,
+) -> Result<(), PayloadError> {
+    let target = sha(event, "deployment.sha", &d.sha)?;
+    ops.push(link(
+        "deployment",
+        deployment_key(d.id),
+        "deploys",
+        "commit",
+        commit_key(repo, &target),
+        event,
+    ));
+    ops.push(Op::Deployment(DeploymentRow {
+        id: d.id,
+        repo: repo.to_string(),
+        sha: target.to_string(),
+        git_ref: d.git_ref.clone(),
+        environment: d.environment.clone(),
+        creator: d.creator.as_ref().and_then(|c| c.login.clone()),
+        created_ns: d.created_at,
+    }));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workflow_trace_id_matches_the_collector_receiver() {
+        // python3: hashlib.sha256(b"15891415591t").hexdigest()[:32]
+        assert_eq!(
+            crate::ids::encode_hex(&workflow_trace_id(1589141559, 1)),
+            "4b088c714b8ad2c2dfc4e5b68e8379f8"
+        );
+        assert_eq!(
+            crate::ids::encode_hex(&workflow_trace_id(30433642, 2)),
+            "88e30cd3b8bca59cdf6ff36211417b26"
+        );
+    }
+
+    #[test]
+    fn root_cause_lines() {
+        let body = "Checkout fails.\n\nRoot Cause: `9c0832b26219b10b65f2a64ef32be97e2e28f8da`\n";
+        assert_eq!(
+            root_cause(body).as_deref(),
+            Some("9c0832b26219b10b65f2a64ef32be97e2e28f8da")
+        );
+        assert!(matches!(resolve_root_cause("deployment 145988746"), RootCause::Deployment(145988746)));
+        assert!(matches!(resolve_root_cause("#42"), RootCause::Deployment(42)));
+        assert!(matches!(resolve_root_cause("9c0832b"), RootCause::Unresolved));
+        assert_eq!(root_cause("no cause here"), None);
+    }
+
+    #[test]
+    fn versions_order_by_time_then_rank() {
+        assert!(version(Some(2), 1, "") > version(Some(1), 3, ""));
+        assert!(version(Some(1), 3, "") > version(Some(1), 1, ""));
+    }
+}
