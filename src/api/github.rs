@@ -72,6 +72,27 @@ struct CommitView {
     incidents: Vec<i64>,
 }
 
+/// kind, id, attempt, name, status, conclusion, trace ID.
+type RunDbRow = (
+    String,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<Vec<u8>>,
+);
+
+/// delivery ID, event, action, repository, received, error.
+type DeliveryDbRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<String>,
+);
+
 type CommitRow = (
     Option<String>,
     Option<String>,
@@ -80,7 +101,11 @@ type CommitRow = (
     Option<i64>,
 );
 
-async fn commit_view(pool: &SqlitePool, repo: &str, sha: &CommitSha) -> sqlx::Result<Option<CommitView>> {
+async fn commit_view(
+    pool: &SqlitePool,
+    repo: &str,
+    sha: &CommitSha,
+) -> sqlx::Result<Option<CommitView>> {
     let key = commit_key(repo, sha);
     let row: Option<CommitRow> = sqlx::query_as(
         "SELECT message, author_name, author_email, author_login, authored_ns FROM commits WHERE repo = ? AND sha = ?",
@@ -90,10 +115,11 @@ async fn commit_view(pool: &SqlitePool, repo: &str, sha: &CommitSha) -> sqlx::Re
     .fetch_optional(pool)
     .await?;
     // A commit known only from links (a run's head, a deployment) is still shown.
-    let linked: i64 = sqlx::query_scalar("SELECT count(*) FROM links WHERE to_kind = 'commit' AND to_key = ?")
-        .bind(&key)
-        .fetch_one(pool)
-        .await?;
+    let linked: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM links WHERE to_kind = 'commit' AND to_key = ?")
+            .bind(&key)
+            .fetch_one(pool)
+            .await?;
     if row.is_none() && linked == 0 {
         return Ok(None);
     }
@@ -142,15 +168,14 @@ async fn commit_view(pool: &SqlitePool, repo: &str, sha: &CommitSha) -> sqlx::Re
     .bind(sha.as_str())
     .fetch_all(pool)
     .await?;
-    let runs: Vec<(String, i64, i64, Option<String>, Option<String>, Option<String>, Option<Vec<u8>>)> =
-        sqlx::query_as(
-            "SELECT kind, id, attempt, name, status, conclusion, trace_id FROM ci_runs \
+    let runs: Vec<RunDbRow> = sqlx::query_as(
+        "SELECT kind, id, attempt, name, status, conclusion, trace_id FROM ci_runs \
              WHERE repo = ? AND head_sha = ? ORDER BY kind, id, attempt",
-        )
-        .bind(repo)
-        .bind(sha.as_str())
-        .fetch_all(pool)
-        .await?;
+    )
+    .bind(repo)
+    .bind(sha.as_str())
+    .fetch_all(pool)
+    .await?;
     let deployments: Vec<(i64, String, Option<String>)> = sqlx::query_as(
         "SELECT d.id, d.environment, (SELECT s.state FROM deployment_statuses s WHERE s.deployment_id = d.id \
            ORDER BY s.created_ns DESC, s.id DESC LIMIT 1) \
@@ -192,19 +217,25 @@ async fn commit_view(pool: &SqlitePool, repo: &str, sha: &CommitSha) -> sqlx::Re
         pull_requests,
         runs: runs
             .into_iter()
-            .map(|(kind, id, attempt, name, status, conclusion, trace)| RunView {
-                kind,
-                id,
-                attempt,
-                name,
-                status,
-                conclusion,
-                trace_id: trace.map(|t| encode_hex(&t)),
-            })
+            .map(
+                |(kind, id, attempt, name, status, conclusion, trace)| RunView {
+                    kind,
+                    id,
+                    attempt,
+                    name,
+                    status,
+                    conclusion,
+                    trace_id: trace.map(|t| encode_hex(&t)),
+                },
+            )
             .collect(),
         deployments: deployments
             .into_iter()
-            .map(|(id, environment, state)| DeploymentView { id, environment, state })
+            .map(|(id, environment, state)| DeploymentView {
+                id,
+                environment,
+                state,
+            })
             .collect(),
         incidents,
     }))
@@ -214,11 +245,15 @@ pub async fn commit(
     State(state): State<AppState>,
     Path((owner, repo, sha)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let sha = CommitSha::parse(&sha).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
-    let repo = format!("{owner}/{repo}");
+    let sha =
+        CommitSha::parse(&sha).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let repo = format!("{owner}/{repo}").to_ascii_lowercase();
     match commit_view(&state.readers, &repo, &sha).await? {
         Some(c) => Ok(Json(c).into_response()),
-        None => Err(ApiError(StatusCode::NOT_FOUND, format!("no commit {sha} in {repo}"))),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no commit {sha} in {repo}"),
+        )),
     }
 }
 
@@ -243,7 +278,7 @@ pub async fn pull_request(
     State(state): State<AppState>,
     Path((owner, repo, number)): Path<(String, String, i64)>,
 ) -> Result<Response, ApiError> {
-    let repo = format!("{owner}/{repo}");
+    let repo = format!("{owner}/{repo}").to_ascii_lowercase();
     let pool = &state.readers;
     let row: Option<PullRow> = sqlx::query_as(
         "SELECT title, state, draft, merged, author_login, head_ref, head_sha, base_ref, base_sha, \
@@ -253,8 +288,27 @@ pub async fn pull_request(
     .bind(number)
     .fetch_optional(pool)
     .await?;
-    let Some((title, pr_state, draft, merged, author, head_ref, head_sha, base_ref, base_sha, merge_sha, created, updated, closed, merged_at)) = row else {
-        return Err(ApiError(StatusCode::NOT_FOUND, format!("no pull request {repo}#{number}")));
+    let Some((
+        title,
+        pr_state,
+        draft,
+        merged,
+        author,
+        head_ref,
+        head_sha,
+        base_ref,
+        base_sha,
+        merge_sha,
+        created,
+        updated,
+        closed,
+        merged_at,
+    )) = row
+    else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no pull request {repo}#{number}"),
+        ));
     };
     // Its commits: every head it had, and every commit pushed to its head branch.
     let commits: Vec<(String, Option<String>, Option<i64>)> = sqlx::query_as(
@@ -320,7 +374,7 @@ pub async fn deliveries(
         ));
     }
     let limit = p.limit.unwrap_or(100).clamp(1, 1000);
-    let rows: Vec<(String, String, Option<String>, Option<String>, i64, Option<String>)> = sqlx::query_as(
+    let rows: Vec<DeliveryDbRow> = sqlx::query_as(
         "SELECT delivery_id, event, action, repo, received_ns, error FROM deliveries \
          WHERE status = ? ORDER BY received_ns DESC LIMIT ?",
     )

@@ -1,6 +1,7 @@
-//! Writes a delivery's [`Op`]s. Every statement is an idempotent upsert: immutable facts
-//! fill gaps (`coalesce`), changing state only moves to a newer `version`, so the same
-//! deliveries in any order give the same rows.
+//! Writes a delivery's [`Op`]s. Every statement is an idempotent upsert, and none depends
+//! on arrival order: immutable facts (commits, deployments) fill each other's gaps, and
+//! where two copies disagree the smaller value is kept; changing state (pull requests,
+//! runs, incidents, installations) is replaced whole by a newer `version` only.
 
 use sqlx::SqliteConnection;
 
@@ -14,13 +15,13 @@ pub async fn execute(conn: &mut SqliteConnection, ops: &[Op], now_ns: i64) -> sq
                     "INSERT INTO commits (repo, sha, message, author_name, author_email, author_login, \
                      committer_name, committer_email, authored_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
                      ON CONFLICT (repo, sha) DO UPDATE SET \
-                     message = coalesce(commits.message, excluded.message), \
-                     author_name = coalesce(commits.author_name, excluded.author_name), \
-                     author_email = coalesce(commits.author_email, excluded.author_email), \
-                     author_login = coalesce(commits.author_login, excluded.author_login), \
-                     committer_name = coalesce(commits.committer_name, excluded.committer_name), \
-                     committer_email = coalesce(commits.committer_email, excluded.committer_email), \
-                     authored_ns = coalesce(commits.authored_ns, excluded.authored_ns)",
+                     message = coalesce(min(commits.message, excluded.message), commits.message, excluded.message), \
+                     author_name = coalesce(min(commits.author_name, excluded.author_name), commits.author_name, excluded.author_name), \
+                     author_email = coalesce(min(commits.author_email, excluded.author_email), commits.author_email, excluded.author_email), \
+                     author_login = coalesce(min(commits.author_login, excluded.author_login), commits.author_login, excluded.author_login), \
+                     committer_name = coalesce(min(commits.committer_name, excluded.committer_name), commits.committer_name, excluded.committer_name), \
+                     committer_email = coalesce(min(commits.committer_email, excluded.committer_email), commits.committer_email, excluded.committer_email), \
+                     authored_ns = coalesce(min(commits.authored_ns, excluded.authored_ns), commits.authored_ns, excluded.authored_ns)",
                 )
                 .bind(&c.repo)
                 .bind(c.sha.as_str())
@@ -103,7 +104,7 @@ pub async fn execute(conn: &mut SqliteConnection, ops: &[Op], now_ns: i64) -> sq
                      draft = excluded.draft, merged = excluded.merged, author_login = excluded.author_login, \
                      head_ref = excluded.head_ref, head_sha = excluded.head_sha, base_ref = excluded.base_ref, \
                      base_sha = excluded.base_sha, merge_commit_sha = excluded.merge_commit_sha, \
-                     created_ns = coalesce(pull_requests.created_ns, excluded.created_ns), \
+                     created_ns = excluded.created_ns, \
                      updated_ns = excluded.updated_ns, closed_ns = excluded.closed_ns, \
                      merged_ns = excluded.merged_ns, version = excluded.version \
                      WHERE excluded.version > pull_requests.version",
@@ -134,10 +135,10 @@ pub async fn execute(conn: &mut SqliteConnection, ops: &[Op], now_ns: i64) -> sq
                      status, conclusion, trace_id, started_ns, completed_ns, updated_ns, version) \
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
                      ON CONFLICT (kind, id, attempt) DO UPDATE SET \
-                     name = coalesce(excluded.name, ci_runs.name), event = coalesce(excluded.event, ci_runs.event), \
-                     app = coalesce(excluded.app, ci_runs.app), parent_id = coalesce(excluded.parent_id, ci_runs.parent_id), \
-                     head_branch = coalesce(excluded.head_branch, ci_runs.head_branch), status = excluded.status, \
-                     conclusion = excluded.conclusion, started_ns = coalesce(excluded.started_ns, ci_runs.started_ns), \
+                     name = excluded.name, event = excluded.event, \
+                     app = excluded.app, parent_id = excluded.parent_id, \
+                     head_branch = excluded.head_branch, status = excluded.status, \
+                     conclusion = excluded.conclusion, started_ns = excluded.started_ns, \
                      completed_ns = excluded.completed_ns, updated_ns = excluded.updated_ns, version = excluded.version \
                      WHERE excluded.version > ci_runs.version",
                 )
@@ -165,9 +166,11 @@ pub async fn execute(conn: &mut SqliteConnection, ops: &[Op], now_ns: i64) -> sq
                 sqlx::query(
                     "INSERT INTO deployments (id, repo, sha, ref, environment, creator, created_ns) \
                      VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET \
-                     ref = coalesce(deployments.ref, excluded.ref), \
-                     creator = coalesce(deployments.creator, excluded.creator), \
-                     created_ns = coalesce(deployments.created_ns, excluded.created_ns)",
+                     sha = min(deployments.sha, excluded.sha), \
+                     environment = min(deployments.environment, excluded.environment), \
+                     ref = coalesce(min(deployments.ref, excluded.ref), deployments.ref, excluded.ref), \
+                     creator = coalesce(min(deployments.creator, excluded.creator), deployments.creator, excluded.creator), \
+                     created_ns = coalesce(min(deployments.created_ns, excluded.created_ns), deployments.created_ns, excluded.created_ns)",
                 )
                 .bind(d.id)
                 .bind(&d.repo)
@@ -203,7 +206,7 @@ pub async fn execute(conn: &mut SqliteConnection, ops: &[Op], now_ns: i64) -> sq
                     "INSERT INTO incidents (repo, number, title, state, is_incident, root_cause, opened_ns, closed_ns, version) \
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo, number) DO UPDATE SET \
                      title = excluded.title, state = excluded.state, is_incident = excluded.is_incident, \
-                     root_cause = excluded.root_cause, opened_ns = coalesce(incidents.opened_ns, excluded.opened_ns), \
+                     root_cause = excluded.root_cause, opened_ns = excluded.opened_ns, \
                      closed_ns = excluded.closed_ns, version = excluded.version \
                      WHERE excluded.version > incidents.version",
                 )
@@ -227,7 +230,7 @@ pub async fn execute(conn: &mut SqliteConnection, ops: &[Op], now_ns: i64) -> sq
             } => {
                 sqlx::query(
                     "INSERT INTO installations (id, account, state, version) VALUES (?, ?, ?, ?) \
-                     ON CONFLICT (id) DO UPDATE SET account = coalesce(excluded.account, installations.account), \
+                     ON CONFLICT (id) DO UPDATE SET account = excluded.account, \
                      state = excluded.state, version = excluded.version WHERE excluded.version > installations.version",
                 )
                 .bind(id)

@@ -29,10 +29,7 @@ pub const CONSUMED: &[(&str, &[&str])] = &[
             "ready_for_review",
         ],
     ),
-    (
-        "workflow_run",
-        &["requested", "in_progress", "completed"],
-    ),
+    ("workflow_run", &["requested", "in_progress", "completed"]),
     (
         "workflow_job",
         &["queued", "waiting", "in_progress", "completed"],
@@ -45,7 +42,13 @@ pub const CONSUMED: &[(&str, &[&str])] = &[
     (
         "issues",
         &[
-            "opened", "edited", "closed", "reopened", "labeled", "unlabeled", "deleted",
+            "opened",
+            "edited",
+            "closed",
+            "reopened",
+            "labeled",
+            "unlabeled",
+            "deleted",
             "transferred",
         ],
     ),
@@ -69,15 +72,27 @@ pub fn consumed(event: &str, action: Option<&str>) -> bool {
     })
 }
 
+/// A GitHub time: an RFC 3339 string, or (in some legacy payload fields such as
+/// `installation.updated_at` and `repository.pushed_at`) Unix seconds.
 fn time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    let s: Option<String> = Option::deserialize(d)?;
-    match s.as_deref() {
-        None | Some("") => Ok(None),
-        Some(s) => chrono::DateTime::parse_from_rfc3339(s)
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Time {
+        Text(String),
+        Seconds(i64),
+    }
+    match Option::<Time>::deserialize(d)? {
+        None => Ok(None),
+        Some(Time::Text(s)) if s.is_empty() => Ok(None),
+        Some(Time::Text(s)) => chrono::DateTime::parse_from_rfc3339(&s)
             .ok()
             .and_then(|t| t.timestamp_nanos_opt())
             .map(Some)
             .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not an RFC 3339 time"))),
+        Some(Time::Seconds(secs)) => secs
+            .checked_mul(1_000_000_000)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("{secs} is not a time"))),
     }
 }
 
@@ -475,7 +490,10 @@ impl Event {
 
 /// The `action` and `repository.full_name` of any payload, read without the rest;
 /// an error when the body is not a JSON object.
-pub fn envelope(event: &str, body: &[u8]) -> Result<(Option<String>, Option<String>), PayloadError> {
+pub fn envelope(
+    event: &str,
+    body: &[u8],
+) -> Result<(Option<String>, Option<String>), PayloadError> {
     #[derive(Deserialize)]
     struct Envelope {
         #[serde(default)]
@@ -484,5 +502,8 @@ pub fn envelope(event: &str, body: &[u8]) -> Result<(Option<String>, Option<Stri
         repository: Option<Repository>,
     }
     let e: Envelope = read(event, body)?;
-    Ok((e.action, e.repository.map(|r| r.full_name)))
+    Ok((
+        e.action,
+        e.repository.map(|r| r.full_name.to_ascii_lowercase()),
+    ))
 }

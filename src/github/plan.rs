@@ -16,6 +16,11 @@ pub fn workflow_trace_id(run_id: i64, attempt: i64) -> [u8; 16] {
     out
 }
 
+/// Repository names are case-insensitive on GitHub: keys use the lowercase form.
+pub fn repo_name(r: &super::events::Repository) -> String {
+    r.full_name.to_ascii_lowercase()
+}
+
 pub fn commit_key(repo: &str, sha: &CommitSha) -> String {
     format!("{repo}@{sha}")
 }
@@ -139,15 +144,35 @@ pub struct IncidentRow {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     Commit(Box<CommitRow>),
-    CommitRef { repo: String, sha: CommitSha, git_ref: String },
+    CommitRef {
+        repo: String,
+        sha: CommitSha,
+        git_ref: String,
+    },
     Link(LinkRow),
     Pull(Box<PullRow>),
     Run(Box<RunRow>),
     Deployment(DeploymentRow),
-    DeploymentStatus { id: i64, deployment_id: i64, state: String, environment: Option<String>, created_ns: i64 },
+    DeploymentStatus {
+        id: i64,
+        deployment_id: i64,
+        state: String,
+        environment: Option<String>,
+        created_ns: i64,
+    },
     Incident(Box<IncidentRow>),
-    Installation { id: i64, account: Option<String>, state: &'static str, version: String },
-    InstallationRepo { installation_id: i64, repo: String, in_scope: bool, version: String },
+    Installation {
+        id: i64,
+        account: Option<String>,
+        state: &'static str,
+        version: String,
+    },
+    InstallationRepo {
+        installation_id: i64,
+        repo: String,
+        in_scope: bool,
+        version: String,
+    },
 }
 
 fn sha(event: &str, path: &str, s: &str) -> Result<CommitSha, PayloadError> {
@@ -216,10 +241,11 @@ pub fn resolve_root_cause(value: &str) -> RootCause {
         .trim_start_matches(|c: char| !c.is_ascii_digit())
         .trim_end_matches(|c: char| !c.is_ascii_digit());
     let lower = value.to_ascii_lowercase();
-    if lower.contains("deploy") || value.starts_with('#') || value.chars().all(|c| c.is_ascii_digit()) {
-        if let Ok(id) = digits.parse::<i64>() {
-            return RootCause::Deployment(id);
-        }
+    let names_deployment = lower.contains("deploy")
+        || value.starts_with('#')
+        || value.chars().all(|c| c.is_ascii_digit());
+    if let (true, Ok(id)) = (names_deployment, digits.parse::<i64>()) {
+        return RootCause::Deployment(id);
     }
     RootCause::Unresolved
 }
@@ -230,7 +256,7 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
     match event {
         Event::Ping => {}
         Event::Push(p) => {
-            let repo = &p.repository.full_name;
+            let repo = &repo_name(&p.repository);
             let mut parent = (p.before != ZERO_SHA)
                 .then(|| sha("push", "before", &p.before))
                 .transpose()?;
@@ -241,18 +267,43 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
                 let author = c.author.clone().unwrap_or_default();
                 let committer = c.committer.clone().unwrap_or_default();
                 let mut files: Vec<(String, &'static str)> = Vec::new();
-                for (list, change) in [(&c.added, "added"), (&c.modified, "modified"), (&c.removed, "removed")] {
+                for (list, change) in [
+                    (&c.added, "added"),
+                    (&c.modified, "modified"),
+                    (&c.removed, "removed"),
+                ] {
                     files.extend(list.iter().map(|f| (f.clone(), change)));
                 }
                 let ckey = commit_key(repo, &id);
                 if let Some(parent) = &parent {
-                    ops.push(link("commit", ckey.clone(), "parent", "commit", commit_key(repo, parent), "push"));
+                    ops.push(link(
+                        "commit",
+                        ckey.clone(),
+                        "parent",
+                        "commit",
+                        commit_key(repo, parent),
+                        "push",
+                    ));
                 }
                 if let Some((trace, _span)) = attribution.traceparent {
-                    ops.push(link("commit", ckey.clone(), "traceparent", "trace", trace.to_hex(), "trailer"));
+                    ops.push(link(
+                        "commit",
+                        ckey.clone(),
+                        "traceparent",
+                        "trace",
+                        trace.to_hex(),
+                        "trailer",
+                    ));
                 }
                 if let Some(session) = &attribution.session {
-                    ops.push(link("commit", ckey.clone(), "session", "session", session.clone(), "trailer"));
+                    ops.push(link(
+                        "commit",
+                        ckey.clone(),
+                        "session",
+                        "session",
+                        session.clone(),
+                        "trailer",
+                    ));
                 }
                 ops.push(Op::Commit(Box::new(CommitRow {
                     repo: repo.clone(),
@@ -280,7 +331,7 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
         }
         Event::PullRequest(e) => {
             let pr = &e.pull_request;
-            let repo = &e.repository.full_name;
+            let repo = &repo_name(&e.repository);
             let head = sha("pull_request", "pull_request.head.sha", &pr.head.sha)?;
             let base = sha("pull_request", "pull_request.base.sha", &pr.base.sha)?;
             let merged = pr.merged.unwrap_or(false) || pr.merged_at.is_some();
@@ -289,18 +340,42 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
                 .as_deref()
                 .map(|s| sha("pull_request", "pull_request.merge_commit_sha", s))
                 .transpose()?;
-            let rank = if merged { 3 } else if pr.state == "closed" { 2 } else { 1 };
+            let rank = if merged {
+                3
+            } else if pr.state == "closed" {
+                2
+            } else {
+                1
+            };
             let draft = pr.draft.unwrap_or(false);
             let key = pull_key(repo, pr.number);
-            ops.push(link("pull_request", key.clone(), "head", "commit", commit_key(repo, &head), "pull_request"));
+            ops.push(link(
+                "pull_request",
+                key.clone(),
+                "head",
+                "commit",
+                commit_key(repo, &head),
+                "pull_request",
+            ));
             if let (true, Some(m)) = (merged, &merge_sha) {
-                ops.push(link("pull_request", key.clone(), "merged_as", "commit", commit_key(repo, m), "pull_request"));
+                ops.push(link(
+                    "pull_request",
+                    key.clone(),
+                    "merged_as",
+                    "commit",
+                    commit_key(repo, m),
+                    "pull_request",
+                ));
             }
             ops.push(Op::Pull(Box::new(PullRow {
                 repo: repo.clone(),
                 number: pr.number,
                 title: pr.title.clone(),
-                state: if merged { "merged".into() } else { pr.state.clone() },
+                state: if merged {
+                    "merged".into()
+                } else {
+                    pr.state.clone()
+                },
                 draft,
                 merged,
                 author_login: pr.user.as_ref().and_then(|u| u.login.clone()),
@@ -313,16 +388,27 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
                 updated_ns: pr.updated_at,
                 closed_ns: pr.closed_at,
                 merged_ns: pr.merged_at,
-                version: version(pr.updated_at, rank, &format!("{}:{}", u8::from(!draft), head)),
+                version: version(
+                    pr.updated_at,
+                    rank,
+                    &format!("{}:{}", u8::from(!draft), head),
+                ),
             })));
         }
         Event::WorkflowRun(e) => {
             let r = &e.workflow_run;
-            let repo = &e.repository.full_name;
+            let repo = &repo_name(&e.repository);
             let head = sha("workflow_run", "workflow_run.head_sha", &r.head_sha)?;
             let attempt = r.run_attempt.unwrap_or(1);
             let key = run_key("workflow_run", r.id, attempt);
-            ops.push(link("ci_run", key, "runs_on", "commit", commit_key(repo, &head), "workflow_run"));
+            ops.push(link(
+                "ci_run",
+                key,
+                "runs_on",
+                "commit",
+                commit_key(repo, &head),
+                "workflow_run",
+            ));
             ops.push(Op::Run(Box::new(RunRow {
                 kind: "workflow_run",
                 id: r.id,
@@ -338,7 +424,9 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
                 conclusion: r.conclusion.clone(),
                 trace_id: Some(workflow_trace_id(r.id, attempt)),
                 started_ns: r.run_started_at.or(r.created_at),
-                completed_ns: (r.status.as_deref() == Some("completed")).then_some(r.updated_at).flatten(),
+                completed_ns: (r.status.as_deref() == Some("completed"))
+                    .then_some(r.updated_at)
+                    .flatten(),
                 updated_ns: r.updated_at,
                 version: version(
                     r.updated_at,
@@ -349,12 +437,26 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
         }
         Event::WorkflowJob(e) => {
             let j = &e.workflow_job;
-            let repo = &e.repository.full_name;
+            let repo = &repo_name(&e.repository);
             let head = sha("workflow_job", "workflow_job.head_sha", &j.head_sha)?;
             let attempt = j.run_attempt.unwrap_or(1);
             let key = run_key("workflow_job", j.id, attempt);
-            ops.push(link("ci_run", key.clone(), "runs_on", "commit", commit_key(repo, &head), "workflow_job"));
-            ops.push(link("ci_run", key, "part_of", "ci_run", run_key("workflow_run", j.run_id, attempt), "workflow_job"));
+            ops.push(link(
+                "ci_run",
+                key.clone(),
+                "runs_on",
+                "commit",
+                commit_key(repo, &head),
+                "workflow_job",
+            ));
+            ops.push(link(
+                "ci_run",
+                key,
+                "part_of",
+                "ci_run",
+                run_key("workflow_run", j.run_id, attempt),
+                "workflow_job",
+            ));
             let updated = j.completed_at.or(j.started_at);
             ops.push(Op::Run(Box::new(RunRow {
                 kind: "workflow_job",
@@ -373,15 +475,26 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
                 started_ns: j.started_at,
                 completed_ns: j.completed_at,
                 updated_ns: updated,
-                version: version(updated, run_rank(j.status.as_deref()), j.conclusion.as_deref().unwrap_or("")),
+                version: version(
+                    updated,
+                    run_rank(j.status.as_deref()),
+                    j.conclusion.as_deref().unwrap_or(""),
+                ),
             })));
         }
         Event::CheckSuite(e) => {
             let s = &e.check_suite;
-            let repo = &e.repository.full_name;
+            let repo = &repo_name(&e.repository);
             let head = sha("check_suite", "check_suite.head_sha", &s.head_sha)?;
             let key = run_key("check_suite", s.id, 1);
-            ops.push(link("ci_run", key, "runs_on", "commit", commit_key(repo, &head), "check_suite"));
+            ops.push(link(
+                "ci_run",
+                key,
+                "runs_on",
+                "commit",
+                commit_key(repo, &head),
+                "check_suite",
+            ));
             ops.push(Op::Run(Box::new(RunRow {
                 kind: "check_suite",
                 id: s.id,
@@ -389,7 +502,10 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
                 repo: repo.clone(),
                 name: None,
                 event: None,
-                app: s.app.as_ref().and_then(|a| a.slug.clone().or_else(|| a.name.clone())),
+                app: s
+                    .app
+                    .as_ref()
+                    .and_then(|a| a.slug.clone().or_else(|| a.name.clone())),
                 parent_id: None,
                 head_sha: head.to_string(),
                 head_branch: s.head_branch.clone(),
@@ -397,19 +513,39 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
                 conclusion: s.conclusion.clone(),
                 trace_id: None,
                 started_ns: s.created_at,
-                completed_ns: (s.status.as_deref() == Some("completed")).then_some(s.updated_at).flatten(),
+                completed_ns: (s.status.as_deref() == Some("completed"))
+                    .then_some(s.updated_at)
+                    .flatten(),
                 updated_ns: s.updated_at,
-                version: version(s.updated_at, run_rank(s.status.as_deref()), s.conclusion.as_deref().unwrap_or("")),
+                version: version(
+                    s.updated_at,
+                    run_rank(s.status.as_deref()),
+                    s.conclusion.as_deref().unwrap_or(""),
+                ),
             })));
         }
         Event::CheckRun(e) => {
             let r = &e.check_run;
-            let repo = &e.repository.full_name;
+            let repo = &repo_name(&e.repository);
             let head = sha("check_run", "check_run.head_sha", &r.head_sha)?;
             let key = run_key("check_run", r.id, 1);
-            ops.push(link("ci_run", key.clone(), "runs_on", "commit", commit_key(repo, &head), "check_run"));
+            ops.push(link(
+                "ci_run",
+                key.clone(),
+                "runs_on",
+                "commit",
+                commit_key(repo, &head),
+                "check_run",
+            ));
             if let Some(suite) = &r.check_suite {
-                ops.push(link("ci_run", key, "part_of", "ci_run", run_key("check_suite", suite.id, 1), "check_run"));
+                ops.push(link(
+                    "ci_run",
+                    key,
+                    "part_of",
+                    "ci_run",
+                    run_key("check_suite", suite.id, 1),
+                    "check_run",
+                ));
             }
             let updated = r.completed_at.or(r.started_at);
             ops.push(Op::Run(Box::new(RunRow {
@@ -419,7 +555,10 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
                 repo: repo.clone(),
                 name: r.name.clone(),
                 event: None,
-                app: r.app.as_ref().and_then(|a| a.slug.clone().or_else(|| a.name.clone())),
+                app: r
+                    .app
+                    .as_ref()
+                    .and_then(|a| a.slug.clone().or_else(|| a.name.clone())),
                 parent_id: r.check_suite.as_ref().map(|s| s.id),
                 head_sha: head.to_string(),
                 head_branch: None,
@@ -429,14 +568,25 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
                 started_ns: r.started_at,
                 completed_ns: r.completed_at,
                 updated_ns: updated,
-                version: version(updated, run_rank(r.status.as_deref()), r.conclusion.as_deref().unwrap_or("")),
+                version: version(
+                    updated,
+                    run_rank(r.status.as_deref()),
+                    r.conclusion.as_deref().unwrap_or(""),
+                ),
             })));
         }
         Event::Status(s) => {
-            let repo = &s.repository.full_name;
+            let repo = &repo_name(&s.repository);
             let head = sha("status", "sha", &s.sha)?;
             let key = run_key("status", s.id, 1);
-            ops.push(link("ci_run", key, "runs_on", "commit", commit_key(repo, &head), "status"));
+            ops.push(link(
+                "ci_run",
+                key,
+                "runs_on",
+                "commit",
+                commit_key(repo, &head),
+                "status",
+            ));
             let done = matches!(s.state.as_str(), "success" | "failure" | "error");
             ops.push(Op::Run(Box::new(RunRow {
                 kind: "status",
@@ -449,7 +599,11 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
                 parent_id: None,
                 head_sha: head.to_string(),
                 head_branch: None,
-                status: Some(if done { "completed".into() } else { s.state.clone() }),
+                status: Some(if done {
+                    "completed".into()
+                } else {
+                    s.state.clone()
+                }),
                 conclusion: done.then(|| s.state.clone()),
                 trace_id: None,
                 started_ns: s.created_at,
@@ -459,10 +613,20 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
             })));
         }
         Event::Deployment(e) => {
-            deployment_ops(&mut ops, &e.repository.full_name, &e.deployment, "deployment")?;
+            deployment_ops(
+                &mut ops,
+                &repo_name(&e.repository),
+                &e.deployment,
+                "deployment",
+            )?;
         }
         Event::DeploymentStatus(e) => {
-            deployment_ops(&mut ops, &e.repository.full_name, &e.deployment, "deployment_status")?;
+            deployment_ops(
+                &mut ops,
+                &repo_name(&e.repository),
+                &e.deployment,
+                "deployment_status",
+            )?;
             let s = &e.deployment_status;
             ops.push(Op::DeploymentStatus {
                 id: s.id,
@@ -474,9 +638,11 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
         }
         Event::Issues(e) => {
             let i = &e.issue;
-            let repo = &e.repository.full_name;
+            let repo = &repo_name(&e.repository);
             let is_incident = e.action != "deleted"
-                && i.labels.iter().any(|l| l.name.eq_ignore_ascii_case(incident_label));
+                && i.labels
+                    .iter()
+                    .any(|l| l.name.eq_ignore_ascii_case(incident_label));
             let cause = i.body.as_deref().and_then(root_cause);
             let state = match (e.action.as_str(), i.state.as_str()) {
                 ("deleted", _) => "deleted",
@@ -486,8 +652,22 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
             let key = incident_key(repo, i.number);
             if is_incident {
                 match cause.as_deref().map(resolve_root_cause) {
-                    Some(RootCause::Commit(c)) => ops.push(link("incident", key, "caused_by", "commit", commit_key(repo, &c), "root cause line")),
-                    Some(RootCause::Deployment(d)) => ops.push(link("incident", key, "caused_by", "deployment", deployment_key(d), "root cause line")),
+                    Some(RootCause::Commit(c)) => ops.push(link(
+                        "incident",
+                        key,
+                        "caused_by",
+                        "commit",
+                        commit_key(repo, &c),
+                        "root cause line",
+                    )),
+                    Some(RootCause::Deployment(d)) => ops.push(link(
+                        "incident",
+                        key,
+                        "caused_by",
+                        "deployment",
+                        deployment_key(d),
+                        "root cause line",
+                    )),
                     _ => {}
                 }
             }
@@ -525,7 +705,7 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
             for r in &e.repositories {
                 ops.push(Op::InstallationRepo {
                     installation_id: inst.id,
-                    repo: r.full_name.clone(),
+                    repo: repo_name(r),
                     in_scope: state != "deleted",
                     version: v.clone(),
                 });
@@ -533,11 +713,14 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
         }
         Event::InstallationRepositories(e) => {
             let inst = &e.installation;
-            for (list, in_scope) in [(&e.repositories_added, true), (&e.repositories_removed, false)] {
+            for (list, in_scope) in [
+                (&e.repositories_added, true),
+                (&e.repositories_removed, false),
+            ] {
                 for r in list {
                     ops.push(Op::InstallationRepo {
                         installation_id: inst.id,
-                        repo: r.full_name.clone(),
+                        repo: repo_name(r),
                         in_scope,
                         version: version(inst.updated_at, if in_scope { 1 } else { 2 }, ""),
                     });
@@ -599,9 +782,18 @@ mod tests {
             root_cause(body).as_deref(),
             Some("9c0832b26219b10b65f2a64ef32be97e2e28f8da")
         );
-        assert!(matches!(resolve_root_cause("deployment 145988746"), RootCause::Deployment(145988746)));
-        assert!(matches!(resolve_root_cause("#42"), RootCause::Deployment(42)));
-        assert!(matches!(resolve_root_cause("9c0832b"), RootCause::Unresolved));
+        assert!(matches!(
+            resolve_root_cause("deployment 145988746"),
+            RootCause::Deployment(145988746)
+        ));
+        assert!(matches!(
+            resolve_root_cause("#42"),
+            RootCause::Deployment(42)
+        ));
+        assert!(matches!(
+            resolve_root_cause("9c0832b"),
+            RootCause::Unresolved
+        ));
         assert_eq!(root_cause("no cause here"), None);
     }
 

@@ -85,11 +85,13 @@ async fn process_pending(conn: &mut SqliteConnection, incident_label: &str) -> s
                     .await?;
             }
             Err(e) => {
-                sqlx::query("UPDATE deliveries SET status = 'failed', error = ? WHERE delivery_id = ?")
-                    .bind(e.to_string())
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE deliveries SET status = 'failed', error = ? WHERE delivery_id = ?",
+                )
+                .bind(e.to_string())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             }
         }
     }

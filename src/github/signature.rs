@@ -65,12 +65,19 @@ pub fn verify(secrets: &[String], header: Option<&str>, body: &[u8]) -> Result<(
         // Constant time per secret, and every secret is tried.
         ok |= want.iter().zip(sent).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
     }
-    if ok { Ok(()) } else { Err(SignatureError::Mismatch) }
+    if ok {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
 }
 
 /// The header value GitHub would send for `body` under `secret`.
 pub fn sign(secret: &str, body: &[u8]) -> String {
-    format!("sha256={}", crate::ids::encode_hex(&hmac_sha256(secret.as_bytes(), body)))
+    format!(
+        "sha256={}",
+        crate::ids::encode_hex(&hmac_sha256(secret.as_bytes(), body))
+    )
 }
 
 #[cfg(test)]
@@ -102,8 +109,18 @@ mod tests {
             verify(&secrets, Some("sha1=abc"), body),
             Err(SignatureError::Malformed)
         );
-        assert_eq!(verify(&[], Some(&sign("old", body)), body), Err(SignatureError::NoSecret));
+        assert_eq!(
+            verify(&[], Some(&sign("old", body)), body),
+            Err(SignatureError::NoSecret)
+        );
         let long_key = "k".repeat(100);
-        assert_eq!(verify(&[long_key.clone()], Some(&sign(&long_key, body)), body), Ok(()));
+        assert_eq!(
+            verify(
+                std::slice::from_ref(&long_key),
+                Some(&sign(&long_key, body)),
+                body
+            ),
+            Ok(())
+        );
     }
 }

@@ -42,7 +42,10 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
     }
     let Some(event) = header(&headers, "x-github-event") else {
         hooks.count("malformed");
-        return reply(StatusCode::BAD_REQUEST, json!({ "error": "missing X-GitHub-Event header" }));
+        return reply(
+            StatusCode::BAD_REQUEST,
+            json!({ "error": "missing X-GitHub-Event header" }),
+        );
     };
     let delivery_id = match header(&headers, "x-github-delivery") {
         Some(id) if id.len() <= 128 => id.to_string(),
@@ -113,10 +116,15 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
     match (written, outcome) {
         (Err(e), _) => {
             hooks.count("unavailable");
-            let mut resp = reply(StatusCode::SERVICE_UNAVAILABLE, json!({ "error": e.to_string() }));
+            let mut resp = reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "error": e.to_string() }),
+            );
             if matches!(e, SubmitError::Overloaded(_)) {
-                resp.headers_mut()
-                    .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(1));
+                resp.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from(1),
+                );
             }
             resp
         }

@@ -79,6 +79,76 @@ impl TestApp {
             .expect("count")
     }
 
+    /// POSTs a webhook delivery signed with `secret`.
+    pub async fn deliver(
+        &self,
+        secret: &str,
+        event: &str,
+        id: &str,
+        body: &[u8],
+    ) -> reqwest::Response {
+        self.client
+            .post(format!("{}/webhooks/github", self.http))
+            .header("content-type", "application/json")
+            .header("x-github-event", event)
+            .header("x-github-delivery", id)
+            .header(
+                "x-hub-signature-256",
+                tracelink::github::signature::sign(secret, body),
+            )
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Waits until the webhook processor has applied `n` deliveries in all.
+    pub async fn applied(&self, n: u64) {
+        let mut rx = self
+            .server
+            .as_ref()
+            .expect("running")
+            .deliveries_applied
+            .clone();
+        tokio::time::timeout(std::time::Duration::from_secs(20), rx.wait_for(|c| *c >= n))
+            .await
+            .unwrap_or_else(|_| panic!("{n} deliveries not applied in time"))
+            .expect("processor alive");
+    }
+
+    /// One value from the database, read straight from the file.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        let server = self.server.as_ref().expect("running");
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_one(&server.readers)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Every row of a table as text, sorted, without the given columns.
+    pub async fn dump(&self, table: &str, skip: &[&str]) -> Vec<String> {
+        let server = self.server.as_ref().expect("running");
+        let cols: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+        )))
+        .fetch_all(&server.readers)
+        .await
+        .expect("columns");
+        let expr = cols
+            .iter()
+            .filter(|c| !skip.contains(&c.as_str()))
+            .map(|c| format!("quote({c})"))
+            .collect::<Vec<_>>()
+            .join(" || '|' || ");
+        let mut rows: Vec<String> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {expr} FROM {table}")))
+                .fetch_all(&server.readers)
+                .await
+                .expect("rows");
+        rows.sort();
+        rows
+    }
+
     pub async fn stop(&mut self) {
         if let Some(s) = self.server.take() {
             s.shutdown().await.expect("clean shutdown");

@@ -6,3 +6,4 @@ mod durability;
 mod fixtures;
 mod hook;
 mod sdk;
+mod webhooks;
