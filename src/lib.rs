@@ -5,6 +5,7 @@
 
 pub mod agents;
 pub mod api;
+pub mod ci;
 pub mod bench;
 pub mod config;
 pub mod github;

@@ -1,0 +1,1 @@
+//! CI uploads: coverage and test report parsers (being written).
