@@ -22,6 +22,9 @@ use crate::pricing::PriceTable;
 use crate::store;
 use crate::telemetry::Telemetry;
 
+/// How long in-flight requests and idle connections get to finish at shutdown.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What every HTTP handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -190,8 +193,33 @@ impl Server {
     /// committed everything it acknowledged.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
-        self.http.await.context("HTTP server task")??;
-        self.grpc.await.context("gRPC server task")??;
+        // Idle keep-alive connections would hold a graceful shutdown forever: after the
+        // grace period the listeners are dropped. A request cut off then was not
+        // acknowledged; what reached the write queue is still committed below.
+        let mut http = self.http;
+        let mut grpc = self.grpc;
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            let h = (&mut http).await;
+            let g = (&mut grpc).await;
+            (h, g)
+        })
+        .await;
+        match drained {
+            Ok((h, g)) => {
+                h.context("HTTP server task")??;
+                g.context("gRPC server task")??;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "connections still open after {}s; closing them",
+                    SHUTDOWN_GRACE.as_secs()
+                );
+                http.abort();
+                grpc.abort();
+                let _ = http.await;
+                let _ = grpc.await;
+            }
+        }
         // Every writer handle lived in the servers' state, now dropped: the writer
         // drains its queue and ends.
         self.writer.await.context("writer task")?;

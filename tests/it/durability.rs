@@ -172,3 +172,59 @@ async fn graceful_shutdown_flushes_what_was_acknowledged() {
     assert_eq!(stored, sent);
     again.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_server_after_flushing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracelink.db");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
+        .args([
+            "serve",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--db")
+        .arg(&db)
+        .env("TRACELINK_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("tracelink serve starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next_line().await.unwrap().expect("listening line");
+    let http = line.split("http=").nth(1).unwrap().to_string();
+    // A client that keeps its connection open must not hold the shutdown.
+    let client = reqwest::Client::new();
+    for n in 0..10 {
+        let (req, _) = request(n);
+        let r = client
+            .post(format!("http://{http}/v1/traces"))
+            .header("content-type", "application/x-protobuf")
+            .body(req.encode_to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
+        .await
+        .expect("stops within the grace period")
+        .unwrap();
+    assert!(status.success(), "clean exit: {status}");
+    let server = Server::start(&ServeArgs::ephemeral(db)).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM spans")
+        .fetch_one(&server.readers)
+        .await
+        .unwrap();
+    assert_eq!(stored, 1000);
+    server.shutdown().await.unwrap();
+    drop(client);
+}
