@@ -43,6 +43,8 @@ use crate::store::batch::{Batch, SpanRow};
 use crate::store::writer::SubmitError;
 use crate::telemetry::Telemetry;
 
+mod webhooks;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     #[command(subcommand)]
@@ -53,6 +55,8 @@ pub struct BenchArgs {
 pub enum BenchKind {
     /// OTLP trace ingest over HTTP/protobuf and gRPC into a child server, and the SQLite ceiling.
     Ingest(IngestArgs),
+    /// GitHub webhook acknowledgement latency at a steady delivery rate, and loss.
+    Webhooks(webhooks::WebhookArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -83,6 +87,7 @@ pub struct IngestArgs {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.kind {
         BenchKind::Ingest(a) => ingest(a),
+        BenchKind::Webhooks(a) => webhooks::run(a),
     }
 }
 
@@ -513,6 +518,16 @@ struct ServerChild {
 
 impl ServerChild {
     fn start(exe: &Path, db: &Path, core: Option<usize>) -> anyhow::Result<Self> {
+        Self::start_with(exe, db, core, &[])
+    }
+
+    /// Starts the server with further `serve` flags.
+    fn start_with(
+        exe: &Path,
+        db: &Path,
+        core: Option<usize>,
+        extra: &[String],
+    ) -> anyhow::Result<Self> {
         let mut cmd = match core {
             Some(core) => {
                 let mut c = Command::new("taskset");
@@ -527,6 +542,7 @@ impl ServerChild {
             "--http-listen",
             "127.0.0.1:0",
         ]);
+        cmd.args(extra);
         // The child takes its settings from these flags and its defaults only.
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("TRACELINK_") {
@@ -726,6 +742,23 @@ impl HttpConn {
         path: &str,
         body: &[u8],
     ) -> anyhow::Result<(u16, &[u8])> {
+        self.request_with(
+            method,
+            path,
+            "Content-Type: application/x-protobuf\r\n",
+            body,
+        )
+        .await
+    }
+
+    /// Sends one request with extra header lines (each ending in `\r\n`).
+    async fn request_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &str,
+        body: &[u8],
+    ) -> anyhow::Result<(u16, &[u8])> {
         use std::io::Write;
         self.head.clear();
         write!(
@@ -734,11 +767,7 @@ impl HttpConn {
             self.addr
         )?;
         if method == "POST" {
-            write!(
-                self.head,
-                "Content-Type: application/x-protobuf\r\nContent-Length: {}\r\n",
-                body.len()
-            )?;
+            write!(self.head, "{headers}Content-Length: {}\r\n", body.len())?;
         }
         self.head.extend_from_slice(b"\r\n");
         if self.stream.is_none() {

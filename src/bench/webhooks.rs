@@ -1,0 +1,187 @@
+//! `tracelink bench webhooks`: acknowledgement latency of `POST /webhooks/github` at a
+//! steady delivery rate (open loop: deliveries leave on schedule whether or not earlier
+//! ones were answered, as GitHub sends them), one new connection per delivery, against a
+//! child server pinned to one core; then every delivery is checked to be stored and
+//! applied (zero loss).
+//!
+//! `cargo run --release -- bench webhooks` (100 deliveries/s for 30 s by default).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use super::{HttpConn, ServerChild, pin, taskset_available};
+use crate::github::signature::sign;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebhookArgs {
+    /// Deliveries per second.
+    #[arg(long, default_value_t = 100)]
+    pub rate: u32,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u32,
+    /// CPU core the server is pinned to.
+    #[arg(long, default_value_t = 0)]
+    pub server_core: usize,
+    /// CPU core the load generator is pinned to.
+    #[arg(long, default_value_t = 1)]
+    pub client_core: usize,
+}
+
+const SECRET: &str = "bench-secret";
+
+/// A realistic mix of real payloads (from `webhooks/payloads/`).
+const PAYLOADS: &[(&str, &[u8])] = &[
+    (
+        "push",
+        include_bytes!("../../webhooks/payloads/push.5.json"),
+    ),
+    (
+        "pull_request",
+        include_bytes!("../../webhooks/payloads/pull_request.synchronize.1.json"),
+    ),
+    (
+        "workflow_run",
+        include_bytes!("../../webhooks/payloads/workflow_run.completed.2.json"),
+    ),
+    (
+        "workflow_job",
+        include_bytes!("../../webhooks/payloads/workflow_job.completed.1.json"),
+    ),
+    (
+        "check_run",
+        include_bytes!("../../webhooks/payloads/check_run.completed.1.json"),
+    ),
+    (
+        "status",
+        include_bytes!("../../webhooks/payloads/status.1.json"),
+    ),
+    (
+        "deployment_status",
+        include_bytes!("../../webhooks/payloads/deployment_status.created.1.json"),
+    ),
+    (
+        "issues",
+        include_bytes!("../../webhooks/payloads/issues.opened.1.json"),
+    ),
+];
+
+pub fn run(args: WebhookArgs) -> anyhow::Result<()> {
+    if args.rate == 0 || args.seconds == 0 {
+        bail!("--rate and --seconds must be at least 1");
+    }
+    let exe = std::env::current_exe().context("finding the tracelink executable")?;
+    let dir = std::env::temp_dir().join(format!("tracelink-bench-webhooks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let result = measure(&args, &exe, &dir.join("bench.db"));
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn measure(args: &WebhookArgs, exe: &std::path::Path, db: &std::path::Path) -> anyhow::Result<()> {
+    let pinning = taskset_available();
+    let server = ServerChild::start_with(
+        exe,
+        db,
+        pinning.then_some(args.server_core),
+        &["--webhook-secret".to_string(), SECRET.to_string()],
+    )?;
+    if pinning {
+        let _ = pin(std::process::id(), args.client_core);
+    }
+    let addr = server.http;
+    let total = (args.rate * args.seconds) as usize;
+    // Signed bodies are prepared before the clock starts.
+    let deliveries: Vec<(String, String, &'static [u8])> = (0..total)
+        .map(|i| {
+            let (event, body) = PAYLOADS[i % PAYLOADS.len()];
+            (format!("bench-{i:06}"), event.to_string(), body)
+        })
+        .map(|(id, event, body)| {
+            let headers = format!(
+                "Content-Type: application/json\r\nX-GitHub-Event: {event}\r\nX-GitHub-Delivery: {id}\r\nX-Hub-Signature-256: {}\r\nConnection: close\r\n",
+                sign(SECRET, body)
+            );
+            (id, headers, body)
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the client runtime")?;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate));
+    let (latencies, statuses, wall) = runtime.block_on(async {
+        let start = Instant::now();
+        let mut tasks = Vec::with_capacity(total);
+        for (i, (_, headers, body)) in deliveries.into_iter().enumerate() {
+            let due = start + interval * i as u32;
+            tokio::time::sleep_until(due.into()).await;
+            tasks.push(tokio::spawn(async move {
+                let sent = Instant::now();
+                let mut conn = HttpConn::connect(addr).await?;
+                let (status, _) = conn
+                    .request_with("POST", "/webhooks/github", &headers, body)
+                    .await?;
+                Ok::<_, anyhow::Error>((status, sent.elapsed()))
+            }));
+        }
+        let mut latencies = Vec::with_capacity(total);
+        let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+        for t in tasks {
+            let (status, latency) = t.await.context("delivery task")??;
+            *statuses.entry(status).or_default() += 1;
+            latencies.push(latency);
+        }
+        Ok::<_, anyhow::Error>((latencies, statuses, start.elapsed()))
+    })?;
+    drop(runtime);
+    let peak = server.stop()?;
+
+    // Zero loss: every delivery stored once and applied, read from the file afterwards.
+    let check = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let store = crate::store::open(db).await?;
+            let counts: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT status, count(*) FROM deliveries GROUP BY status ORDER BY status",
+            )
+            .fetch_all(&store.readers)
+            .await?;
+            Ok::<_, anyhow::Error>(counts)
+        })?;
+
+    let mut sorted = latencies.clone();
+    sorted.sort();
+    let pct = |p: f64| {
+        let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+        sorted[i].as_secs_f64() * 1e3
+    };
+    println!(
+        "tracelink bench webhooks: {total} deliveries at {}/s for {} s, one connection each, server pinned to core {}",
+        args.rate, args.seconds, args.server_core
+    );
+    println!(
+        "acknowledged in {:.1} s: p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        wall.as_secs_f64(),
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        pct(1.0)
+    );
+    println!("responses by status: {statuses:?}");
+    println!("deliveries in the database by status: {check:?}");
+    if let Some(kib) = peak {
+        println!("server peak RSS {:.1} MiB", kib as f64 / 1024.0);
+    }
+    let processed = check
+        .iter()
+        .find(|(s, _)| s == "processed")
+        .map_or(0, |(_, n)| *n);
+    if processed as usize != total || statuses.get(&200) != Some(&total) {
+        bail!("lost deliveries: {total} sent, {processed} processed, responses {statuses:?}");
+    }
+    println!("zero loss: {total} of {total} stored and applied");
+    Ok(())
+}
