@@ -5,8 +5,8 @@
 
 pub mod agents;
 pub mod api;
-pub mod ci;
 pub mod bench;
+pub mod ci;
 pub mod config;
 pub mod github;
 pub mod hook;
