@@ -1,0 +1,160 @@
+//! People across systems: a commit author (GitHub login, email, the noreply form
+//! `ID+login@users.noreply.github.com`) and an agent session's user (email, agent user
+//! ID) are the same person when they share an email, a login, or an entry of the
+//! identities file (`--identities`, TOML):
+//!
+//! ```toml
+//! [[person]]
+//! login = "dev"
+//! emails = ["dev@acme.example"]
+//! agent_ids = ["usr_60ebb16b39a4a540b62e6c3d"]
+//! ```
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+struct File {
+    #[serde(default)]
+    person: Vec<Entry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Entry {
+    login: String,
+    #[serde(default)]
+    emails: Vec<String>,
+    #[serde(default)]
+    agent_ids: Vec<String>,
+}
+
+/// Lookups from emails and agent user IDs to GitHub logins.
+#[derive(Debug, Default, Clone)]
+pub struct Identities {
+    login_by_email: HashMap<String, String>,
+    login_by_agent_id: HashMap<String, String>,
+    emails_by_login: HashMap<String, Vec<String>>,
+    agent_ids_by_login: HashMap<String, Vec<String>>,
+}
+
+/// The login of a GitHub noreply address (`12345+login@users.noreply.github.com`).
+pub fn noreply_login(email: &str) -> Option<String> {
+    let local = email
+        .trim()
+        .to_ascii_lowercase()
+        .strip_suffix("@users.noreply.github.com")?
+        .to_string();
+    let login = local.split_once('+').map_or(local.as_str(), |(_, l)| l);
+    (!login.is_empty()).then(|| login.to_string())
+}
+
+impl Identities {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading identities file {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("identities file {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let file: File = toml::from_str(text)?;
+        let mut ids = Identities::default();
+        for p in file.person {
+            let login = p.login.trim().to_ascii_lowercase();
+            anyhow::ensure!(!login.is_empty(), "a [[person]] has an empty login");
+            for e in &p.emails {
+                let e = e.trim().to_ascii_lowercase();
+                ids.login_by_email.insert(e.clone(), login.clone());
+                ids.emails_by_login.entry(login.clone()).or_default().push(e);
+            }
+            for a in &p.agent_ids {
+                ids.login_by_agent_id.insert(a.trim().to_string(), login.clone());
+                ids.agent_ids_by_login
+                    .entry(login.clone())
+                    .or_default()
+                    .push(a.trim().to_string());
+            }
+        }
+        Ok(ids)
+    }
+
+    /// The names a commit author goes by (`login:…`, `email:…`).
+    pub fn commit_keys(&self, login: Option<&str>, email: Option<&str>) -> Vec<String> {
+        let mut keys = Vec::new();
+        if let Some(l) = login.filter(|l| !l.trim().is_empty()) {
+            keys.push(format!("login:{}", l.trim().to_ascii_lowercase()));
+        }
+        if let Some(e) = email.map(|e| e.trim().to_ascii_lowercase()).filter(|e| !e.is_empty()) {
+            if let Some(l) = noreply_login(&e).or_else(|| self.login_by_email.get(&e).cloned()) {
+                keys.push(format!("login:{l}"));
+            }
+            keys.push(format!("email:{e}"));
+        }
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// The names an agent session's user goes by (`login:…`, `email:…`).
+    pub fn session_keys(&self, email: Option<&str>, user_id: Option<&str>) -> Vec<String> {
+        let mut keys = Vec::new();
+        if let Some(e) = email.map(|e| e.trim().to_ascii_lowercase()).filter(|e| !e.is_empty()) {
+            if let Some(l) = noreply_login(&e).or_else(|| self.login_by_email.get(&e).cloned()) {
+                keys.push(format!("login:{l}"));
+            }
+            keys.push(format!("email:{e}"));
+        }
+        if let Some(l) = user_id.and_then(|u| self.login_by_agent_id.get(u.trim())) {
+            keys.push(format!("login:{l}"));
+        }
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Every email and agent user ID a person may appear under in telemetry.
+    pub fn aliases(&self, person: &str) -> (Vec<String>, Vec<String>) {
+        let mut emails = self.emails_by_login.get(person).cloned().unwrap_or_default();
+        if person.contains('@') {
+            emails.push(person.to_string());
+        }
+        let ids = self.agent_ids_by_login.get(person).cloned().unwrap_or_default();
+        (emails, ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn people_match_across_systems() {
+        let ids = Identities::parse(
+            "[[person]]\nlogin = \"Dev\"\nemails = [\"dev@acme.example\"]\nagent_ids = [\"usr_60eb\"]\n",
+        )
+        .unwrap();
+        let shares = |a: &[String], b: &[String]| a.iter().any(|k| b.contains(k));
+        let noreply = ids.commit_keys(None, Some("12345+dev@users.noreply.github.com"));
+        assert!(noreply.contains(&"login:dev".to_string()));
+        let by_email = ids.commit_keys(Some("someone"), Some("DEV@acme.example"));
+        assert!(shares(&by_email, &ids.session_keys(None, Some("usr_60eb"))), "agent id → login");
+        assert!(shares(&noreply, &ids.session_keys(Some("dev@acme.example"), None)), "email → login");
+        let stranger = Identities::default();
+        assert!(shares(
+            &stranger.commit_keys(Some("x"), Some("a@b.io")),
+            &stranger.session_keys(Some("A@B.io"), None)
+        ));
+        assert!(!shares(
+            &stranger.commit_keys(Some("x"), Some("a@b.io")),
+            &stranger.session_keys(Some("c@b.io"), Some("usr_1"))
+        ));
+        assert_eq!(
+            ids.aliases("dev"),
+            (vec!["dev@acme.example".to_string()], vec!["usr_60eb".to_string()])
+        );
+        assert!(Identities::parse("[[person]]\nlogin = \"\"\n").is_err());
+        assert!(Identities::parse("not toml [").is_err());
+    }
+}

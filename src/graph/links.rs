@@ -1,0 +1,471 @@
+//! Session → commit links (DESIGN.md §4), strongest evidence first:
+//!
+//! 1. `trace` (exact): the commit's `Traceparent:` trailer names a trace of the session,
+//!    or its `Tracelink-Session:` trailer names the session.
+//! 2. `event` (exact): the session's telemetry names the commit's SHA.
+//! 3. `coauthor` (strong, 0.9): a known agent's co-author trailer, and a session of that
+//!    agent by the commit's author whose active window (plus the grace period) holds the
+//!    commit time.
+//! 4. `window` (scored, < 0.9): the same person, the commit time inside the session's
+//!    window plus grace, scored by repository and by the files both touched.
+//!
+//! Only the strongest class found for a commit is kept, so a time-window guess never
+//! stands beside exact evidence; a commit claimed by several sessions of that class is
+//! shared between them. Links are a pure function of the stored facts: whatever order
+//! telemetry and webhooks arrived in, the same links come out.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
+use sqlx::{AssertSqlSafe, SqlitePool};
+
+use super::identities::Identities;
+use crate::github::plan::commit_key;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Evidence {
+    Window,
+    Coauthor,
+    Event,
+    Trace,
+}
+
+impl Evidence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Evidence::Window => "window",
+            Evidence::Coauthor => "coauthor",
+            Evidence::Event => "event",
+            Evidence::Trace => "trace",
+        }
+    }
+
+    /// Exact evidence (trace, event) outranks co-author trailers, which outrank windows.
+    fn class(self) -> u8 {
+        match self {
+            Evidence::Trace | Evidence::Event => 2,
+            Evidence::Coauthor => 1,
+            Evidence::Window => 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SessionLink {
+    pub session_key: String,
+    #[serde(skip)]
+    pub session_row: i64,
+    pub sha: String,
+    pub evidence: Evidence,
+    pub confidence: f64,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct LinkConfig {
+    /// How far outside a session's active window a commit may fall.
+    pub grace_ns: i64,
+    pub identities: Identities,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        Self {
+            grace_ns: 30 * 60 * 1_000_000_000,
+            identities: Identities::default(),
+        }
+    }
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n.max(1)].join(", ")
+}
+
+struct Commit {
+    login: Option<String>,
+    email: Option<String>,
+    at: Option<i64>,
+    agents: BTreeSet<String>,
+    files: Vec<String>,
+    traces: Vec<Vec<u8>>,
+    named_sessions: Vec<String>,
+}
+
+struct Candidate {
+    row: i64,
+    key: String,
+    agent: Option<String>,
+    people: Vec<String>,
+    repository: Option<String>,
+    start: i64,
+    end: i64,
+    files: Vec<String>,
+}
+
+type SessionRow = (
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// Links every given commit of `repo` to the sessions that produced it.
+pub async fn link_commits(
+    pool: &SqlitePool,
+    cfg: &LinkConfig,
+    repo: &str,
+    shas: &[String],
+) -> sqlx::Result<Vec<SessionLink>> {
+    if shas.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ph = placeholders(shas.len());
+    let mut commits: BTreeMap<String, Commit> = shas
+        .iter()
+        .map(|s| {
+            (
+                s.clone(),
+                Commit {
+                    login: None,
+                    email: None,
+                    at: None,
+                    agents: BTreeSet::new(),
+                    files: Vec::new(),
+                    traces: Vec::new(),
+                    named_sessions: Vec::new(),
+                },
+            )
+        })
+        .collect();
+
+    let mut q = sqlx::query_as::<_, (String, Option<String>, Option<String>, Option<i64>)>(
+        AssertSqlSafe(format!(
+            "SELECT sha, author_login, author_email, authored_ns FROM commits WHERE repo = ? AND sha IN ({ph})"
+        )),
+    )
+    .bind(repo);
+    for s in shas {
+        q = q.bind(s);
+    }
+    for (sha, login, email, at) in q.fetch_all(pool).await? {
+        if let Some(c) = commits.get_mut(&sha) {
+            (c.login, c.email, c.at) = (login, email, at);
+        }
+    }
+    let mut q = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(format!(
+        "SELECT sha, agent FROM commit_agents WHERE repo = ? AND sha IN ({ph})"
+    )))
+    .bind(repo);
+    for s in shas {
+        q = q.bind(s);
+    }
+    for (sha, agent) in q.fetch_all(pool).await? {
+        if let Some(c) = commits.get_mut(&sha) {
+            c.agents.insert(agent);
+        }
+    }
+    let mut q = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(format!(
+        "SELECT sha, path FROM commit_files WHERE repo = ? AND sha IN ({ph})"
+    )))
+    .bind(repo);
+    for s in shas {
+        q = q.bind(s);
+    }
+    for (sha, path) in q.fetch_all(pool).await? {
+        if let Some(c) = commits.get_mut(&sha) {
+            c.files.push(path);
+        }
+    }
+    let keys: Vec<String> = shas.iter().map(|s| format!("{repo}@{s}")).collect();
+    let mut q = sqlx::query_as::<_, (String, String, String)>(AssertSqlSafe(format!(
+        "SELECT from_key, relation, to_key FROM links WHERE from_kind = 'commit' \
+         AND relation IN ('traceparent', 'session') AND from_key IN ({ph})"
+    )));
+    for k in &keys {
+        q = q.bind(k);
+    }
+    for (from, relation, to) in q.fetch_all(pool).await? {
+        let sha = from.rsplit('@').next().unwrap_or_default();
+        if let Some(c) = commits.get_mut(sha) {
+            if relation == "traceparent" {
+                let mut t = [0u8; 16];
+                if let Ok(id) = crate::ids::TraceId::from_hex(&to) {
+                    t.copy_from_slice(id.as_bytes());
+                    c.traces.push(t.to_vec());
+                }
+            } else {
+                c.named_sessions.push(to);
+            }
+        }
+    }
+
+    let mut links: Vec<SessionLink> = Vec::new();
+
+    // 1. trace: trailers naming a session's trace, or the session itself.
+    let traces: Vec<&Vec<u8>> = commits.values().flat_map(|c| &c.traces).collect();
+    let mut sessions_of_trace: HashMap<Vec<u8>, Vec<(i64, String)>> = HashMap::new();
+    if !traces.is_empty() {
+        let mut q = sqlx::query_as::<_, (Vec<u8>, i64, String)>(AssertSqlSafe(format!(
+            "SELECT st.trace_id, s.id, s.session_key FROM session_traces st \
+             JOIN sessions s ON s.id = st.session_id WHERE st.trace_id IN ({})",
+            placeholders(traces.len())
+        )));
+        for t in &traces {
+            q = q.bind(&t[..]);
+        }
+        for (t, row, key) in q.fetch_all(pool).await? {
+            sessions_of_trace.entry(t).or_default().push((row, key));
+        }
+    }
+    let named: Vec<&String> = commits.values().flat_map(|c| &c.named_sessions).collect();
+    let mut named_rows: HashMap<String, i64> = HashMap::new();
+    if !named.is_empty() {
+        let mut q = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(format!(
+            "SELECT id, session_key FROM sessions WHERE session_key IN ({})",
+            placeholders(named.len())
+        )));
+        for k in &named {
+            q = q.bind(*k);
+        }
+        for (row, key) in q.fetch_all(pool).await? {
+            named_rows.insert(key, row);
+        }
+    }
+    for (sha, c) in &commits {
+        for t in &c.traces {
+            for (row, key) in sessions_of_trace.get(t).into_iter().flatten() {
+                links.push(SessionLink {
+                    session_key: key.clone(),
+                    session_row: *row,
+                    sha: sha.clone(),
+                    evidence: Evidence::Trace,
+                    confidence: 1.0,
+                    detail: format!("Traceparent trailer names trace {}", crate::ids::encode_hex(t)),
+                });
+            }
+        }
+        for key in &c.named_sessions {
+            if let Some(row) = named_rows.get(key) {
+                links.push(SessionLink {
+                    session_key: key.clone(),
+                    session_row: *row,
+                    sha: sha.clone(),
+                    evidence: Evidence::Trace,
+                    confidence: 1.0,
+                    detail: "Tracelink-Session trailer names the session".into(),
+                });
+            }
+        }
+    }
+
+    // 2. event: the session's telemetry names the SHA.
+    let mut q = sqlx::query_as::<_, (String, i64, String)>(AssertSqlSafe(format!(
+        "SELECT sc.sha, s.id, s.session_key FROM session_commits sc \
+         JOIN sessions s ON s.id = sc.session_id WHERE sc.sha IN ({ph})"
+    )));
+    for s in shas {
+        q = q.bind(s);
+    }
+    for (sha, row, key) in q.fetch_all(pool).await? {
+        links.push(SessionLink {
+            session_key: key,
+            session_row: row,
+            sha,
+            evidence: Evidence::Event,
+            confidence: 1.0,
+            detail: "the session's telemetry names the commit".into(),
+        });
+    }
+
+    // 3 and 4: sessions of the commits' authors around the commit times.
+    let ids = &cfg.identities;
+    let mut emails: BTreeSet<String> = BTreeSet::new();
+    let mut agent_ids: BTreeSet<String> = BTreeSet::new();
+    let mut times: Vec<i64> = Vec::new();
+    for c in commits.values() {
+        let Some(at) = c.at else { continue };
+        times.push(at);
+        for k in ids.commit_keys(c.login.as_deref(), c.email.as_deref()) {
+            if let Some(e) = k.strip_prefix("email:") {
+                emails.insert(e.to_string());
+            } else if let Some(l) = k.strip_prefix("login:") {
+                let (es, ais) = ids.aliases(l);
+                emails.extend(es);
+                agent_ids.extend(ais);
+            }
+        }
+    }
+    let mut candidates: Vec<Candidate> = Vec::new();
+    if let (Some(min), Some(max)) = (times.iter().min(), times.iter().max()) {
+        if !emails.is_empty() || !agent_ids.is_empty() {
+            let mut q = sqlx::query_as::<_, SessionRow>(AssertSqlSafe(format!(
+                "SELECT id, session_key, agent, user_email, user_id, repository, started_ns, ended_ns \
+                 FROM sessions WHERE (lower(user_email) IN ({}) OR user_id IN ({})) \
+                 AND started_ns <= ? AND coalesce(ended_ns, started_ns) >= ?",
+                placeholders(emails.len()),
+                placeholders(agent_ids.len())
+            )));
+            for e in &emails {
+                q = q.bind(e);
+            }
+            if emails.is_empty() {
+                q = q.bind("");
+            }
+            for a in &agent_ids {
+                q = q.bind(a);
+            }
+            if agent_ids.is_empty() {
+                q = q.bind("");
+            }
+            q = q.bind(max + cfg.grace_ns).bind(min - cfg.grace_ns);
+            for (row, key, agent, email, user_id, repository, start, end) in q.fetch_all(pool).await? {
+                let Some(start) = start else { continue };
+                candidates.push(Candidate {
+                    row,
+                    key,
+                    agent,
+                    people: ids.session_keys(email.as_deref(), user_id.as_deref()),
+                    repository: repository.map(|r| r.to_ascii_lowercase()),
+                    start,
+                    end: end.unwrap_or(start),
+                    files: Vec::new(),
+                });
+            }
+        }
+    }
+    if !candidates.is_empty() {
+        let mut q = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(format!(
+            "SELECT session_id, path FROM session_files WHERE action = 'modified' AND session_id IN ({})",
+            placeholders(candidates.len())
+        )));
+        for c in &candidates {
+            q = q.bind(c.row);
+        }
+        for (row, path) in q.fetch_all(pool).await? {
+            if let Some(c) = candidates.iter_mut().find(|c| c.row == row) {
+                c.files.push(path);
+            }
+        }
+    }
+    for (sha, c) in &commits {
+        let Some(at) = c.at else { continue };
+        let people = ids.commit_keys(c.login.as_deref(), c.email.as_deref());
+        for s in &candidates {
+            if !s.people.iter().any(|p| people.contains(p)) {
+                continue;
+            }
+            if at < s.start - cfg.grace_ns || at > s.end + cfg.grace_ns {
+                continue;
+            }
+            if s.repository.as_deref().is_some_and(|r| r != repo) {
+                continue;
+            }
+            if s.agent.as_ref().is_some_and(|a| c.agents.contains(a)) {
+                links.push(SessionLink {
+                    session_key: s.key.clone(),
+                    session_row: s.row,
+                    sha: sha.clone(),
+                    evidence: Evidence::Coauthor,
+                    confidence: 0.9,
+                    detail: format!("co-author trailer of {} and the author's session around the commit", s.agent.as_deref().unwrap_or("?")),
+                });
+                continue;
+            }
+            let (confidence, detail) = window_score(s, c, repo);
+            if confidence > 0.0 {
+                links.push(SessionLink {
+                    session_key: s.key.clone(),
+                    session_row: s.row,
+                    sha: sha.clone(),
+                    evidence: Evidence::Window,
+                    confidence,
+                    detail,
+                });
+            }
+        }
+    }
+
+    // Keep the strongest class per commit; within it, one link per session (the best).
+    let mut best: BTreeMap<&str, u8> = BTreeMap::new();
+    for l in &links {
+        let e = best.entry(l.sha.as_str()).or_default();
+        *e = (*e).max(l.evidence.class());
+    }
+    let best: BTreeMap<String, u8> = best.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    links.retain(|l| best.get(&l.sha) == Some(&l.evidence.class()));
+    links.sort_by(|a, b| {
+        (a.sha.as_str(), a.session_key.as_str(), std::cmp::Reverse(a.evidence))
+            .cmp(&(b.sha.as_str(), b.session_key.as_str(), std::cmp::Reverse(b.evidence)))
+            .then(b.confidence.total_cmp(&a.confidence))
+    });
+    links.dedup_by(|a, b| a.sha == b.sha && a.session_key == b.session_key);
+    Ok(links)
+}
+
+/// The `window` rule's confidence: same person and time (given), then repository and files.
+fn window_score(s: &Candidate, c: &Commit, repo: &str) -> (f64, String) {
+    let mut score: f64 = 0.5;
+    let mut why = vec!["same person, commit inside the session's window".to_string()];
+    match &s.repository {
+        Some(r) if r == repo => {
+            score += 0.2;
+            why.push("same repository".into());
+        }
+        _ => why.push("session repository unknown".into()),
+    }
+    if !s.files.is_empty() && !c.files.is_empty() {
+        let overlap = c
+            .files
+            .iter()
+            .filter(|f| s.files.iter().any(|sf| sf == *f || sf.ends_with(&format!("/{f}"))))
+            .count();
+        if overlap == 0 {
+            score -= 0.2;
+            why.push("no file in common".into());
+        } else {
+            score += 0.15 * overlap as f64 / c.files.len() as f64;
+            why.push(format!("{overlap} of {} files in common", c.files.len()));
+        }
+    }
+    (((score * 100.0).round() / 100.0).clamp(0.0, 0.85), why.join(", "))
+}
+
+/// Replaces the stored `authored` links of these commits with `links`.
+pub async fn store(
+    conn: &mut sqlx::SqliteConnection,
+    repo: &str,
+    shas: &[String],
+    links: &[SessionLink],
+    now_ns: i64,
+) -> sqlx::Result<()> {
+    for sha in shas {
+        sqlx::query(
+            "DELETE FROM links WHERE to_kind = 'commit' AND to_key = ? AND from_kind = 'session' AND relation = 'authored'",
+        )
+        .bind(format!("{repo}@{sha}"))
+        .execute(&mut *conn)
+        .await?;
+    }
+    for l in links {
+        let Ok(sha) = crate::ids::CommitSha::parse(&l.sha) else {
+            continue;
+        };
+        sqlx::query(
+            "INSERT OR REPLACE INTO links (from_kind, from_key, to_kind, to_key, relation, evidence, confidence, first_seen_ns) \
+             VALUES ('session', ?, 'commit', ?, 'authored', ?, ?, ?)",
+        )
+        .bind(&l.session_key)
+        .bind(commit_key(repo, &sha))
+        .bind(l.evidence.as_str())
+        .bind(l.confidence)
+        .bind(now_ns)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}

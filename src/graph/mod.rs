@@ -1,0 +1,7 @@
+//! The graph: who is who across systems ([`identities`]), which sessions produced which
+//! commits ([`links`]), and traversals over a pull request's neighbourhood
+//! ([`neighbourhood`]).
+
+pub mod identities;
+pub mod links;
+pub mod neighbourhood;

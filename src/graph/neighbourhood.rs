@@ -1,0 +1,63 @@
+//! Commit ancestry around a pull request, loaded into petgraph: which deployments
+//! contain a commit (it is reachable from the deployment's SHA through parent links).
+
+use std::collections::HashMap;
+
+use petgraph::algo::has_path_connecting;
+use petgraph::graph::{DiGraph, NodeIndex};
+use sqlx::SqlitePool;
+
+/// Child → parent edges reachable from some tips, to a bounded depth.
+#[derive(Default)]
+pub struct Ancestry {
+    graph: DiGraph<String, ()>,
+    index: HashMap<String, NodeIndex>,
+}
+
+impl Ancestry {
+    fn node(&mut self, key: &str) -> NodeIndex {
+        if let Some(i) = self.index.get(key) {
+            return *i;
+        }
+        let i = self.graph.add_node(key.to_string());
+        self.index.insert(key.to_string(), i);
+        i
+    }
+
+    /// Loads the ancestry of every tip (commit keys `repo@sha`), `depth` parents deep.
+    pub async fn load(pool: &SqlitePool, tips: &[String], depth: u32) -> sqlx::Result<Self> {
+        let mut a = Ancestry::default();
+        for tip in tips {
+            a.node(tip);
+            let edges: Vec<(String, String)> = sqlx::query_as(
+                "WITH RECURSIVE anc(key, depth) AS ( \
+                   SELECT ?, 0 \
+                   UNION SELECT l.to_key, anc.depth + 1 FROM links l JOIN anc \
+                     ON l.from_kind = 'commit' AND l.from_key = anc.key AND l.relation = 'parent' \
+                   WHERE anc.depth < ? \
+                 ) \
+                 SELECT l.from_key, l.to_key FROM links l JOIN anc \
+                   ON l.from_kind = 'commit' AND l.from_key = anc.key AND l.relation = 'parent'",
+            )
+            .bind(tip)
+            .bind(depth)
+            .fetch_all(pool)
+            .await?;
+            for (child, parent) in edges {
+                let (c, p) = (a.node(&child), a.node(&parent));
+                if a.graph.find_edge(c, p).is_none() {
+                    a.graph.add_edge(c, p, ());
+                }
+            }
+        }
+        Ok(a)
+    }
+
+    /// Whether `commit` is `tip` or one of its loaded ancestors.
+    pub fn contains(&self, tip: &str, commit: &str) -> bool {
+        match (self.index.get(tip), self.index.get(commit)) {
+            (Some(t), Some(c)) => has_path_connecting(&self.graph, *t, *c, None),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! The PR comment: a headline, a short table, details folded, a mermaid graph, and a
+//! hidden marker holding the report's JSON (by which the comment is found again).
+
+use std::fmt::Write;
+
+use super::model::PrReport;
+
+/// The hidden marker that starts every report comment.
+pub const MARKER: &str = "<!-- tracelink:pr-report";
+
+/// GitHub refuses comments over 65,536 characters; stay well below.
+const MAX_COMMENT: usize = 60_000;
+
+fn agent_name(a: &str) -> &str {
+    match a {
+        "claude-code" => "Claude Code",
+        "gemini-cli" => "Gemini CLI",
+        "codex" => "Codex",
+        "droid" => "Droid",
+        "copilot" => "Copilot",
+        "cursor" => "Cursor",
+        other => other,
+    }
+}
+
+fn usd(v: f64) -> String {
+    if v >= 100.0 {
+        format!("${v:.0}")
+    } else {
+        format!("${v:.2}")
+    }
+}
+
+fn count(n: i64) -> String {
+    match n {
+        n if n >= 1_000_000 => format!("{:.1}M", n as f64 / 1e6),
+        n if n >= 10_000 => format!("{:.0}k", n as f64 / 1e3),
+        n if n >= 1_000 => format!("{:.1}k", n as f64 / 1e3),
+        n => n.to_string(),
+    }
+}
+
+fn duration(secs: i64) -> String {
+    match secs {
+        s if s < 0 => "before merge".into(),
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{:.1}h", s as f64 / 3600.0),
+        s => format!("{:.1}d", s as f64 / 86400.0),
+    }
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..7).unwrap_or(sha)
+}
+
+/// Markdown table cells must not break the row.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+fn ci_line(r: &PrReport) -> String {
+    let ci = &r.ci;
+    if ci.runs.is_empty() {
+        return "no runs reported yet".into();
+    }
+    let mut parts = Vec::new();
+    if ci.failed > 0 {
+        parts.push(format!("❌ {} failed", ci.failed));
+    }
+    if ci.passed > 0 {
+        parts.push(format!("✅ {} passed", ci.passed));
+    }
+    if ci.pending > 0 {
+        parts.push(format!("⏳ {} running", ci.pending));
+    }
+    if ci.reruns > 0 {
+        parts.push(format!("{} rerun{}", ci.reruns, if ci.reruns == 1 { "" } else { "s" }));
+    }
+    if let Some(rate) = ci.first_run_pass_rate {
+        parts.push(format!("first-run pass rate {:.0}%", rate * 100.0));
+    }
+    parts.join(" · ")
+}
+
+/// The one line a reviewer reads first.
+pub fn headline(r: &PrReport) -> String {
+    let t = &r.totals;
+    if t.sessions == 0 && t.agent_commits == 0 {
+        return "No AI agent involvement found".into();
+    }
+    let mut parts = Vec::new();
+    if t.sessions > 0 {
+        let agents: Vec<&str> = t.agents.iter().map(|a| agent_name(a)).collect();
+        parts.push(format!(
+            "{} agent session{} ({})",
+            t.sessions,
+            if t.sessions == 1 { "" } else { "s" },
+            agents.join(", ")
+        ));
+    } else {
+        parts.push(format!(
+            "{} agent-assisted commit{} (no session telemetry)",
+            t.agent_commits,
+            if t.agent_commits == 1 { "" } else { "s" }
+        ));
+    }
+    if let Some(c) = t.cost_usd {
+        parts.push(format!("{}{}", usd(c), if t.cost_estimated { " est." } else { "" }));
+    }
+    match &r.lines {
+        Some(l) if l.added > 0 => parts.push(format!("{:.0}% of added lines by agents", l.agent_share * 100.0)),
+        _ => parts.push(format!("{} of {} commits", t.agent_commits, t.commits)),
+    }
+    if !r.ci.runs.is_empty() {
+        parts.push(if r.ci.failed > 0 {
+            "CI failing".into()
+        } else if r.ci.pending > 0 {
+            "CI running".into()
+        } else {
+            "CI passing".into()
+        });
+    }
+    if !r.incidents.is_empty() {
+        parts.push(format!("⚠️ {} incident{}", r.incidents.len(), if r.incidents.len() == 1 { "" } else { "s" }));
+    }
+    parts.join(" · ")
+}
+
+/// JSON that can sit inside an HTML comment (no `--`).
+fn marker_json(r: &PrReport) -> String {
+    serde_json::to_string(r)
+        .unwrap_or_else(|_| "{}".into())
+        .replace("--", "-\\u002d")
+}
+
+/// The comment body.
+pub fn render(r: &PrReport) -> String {
+    let full = render_with(r, true);
+    if full.len() <= MAX_COMMENT {
+        return full;
+    }
+    // Too long for GitHub: drop the embedded JSON, then the folded lists.
+    let compact = render_with(r, false);
+    if compact.len() <= MAX_COMMENT {
+        return compact;
+    }
+    let mut head = compact;
+    let cut = head.find("<details>").unwrap_or(head.len().min(MAX_COMMENT));
+    head.truncate(cut);
+    head.push_str("\n_The details are too long for a comment: see `tracelink report` or the JSON API._\n");
+    head
+}
+
+fn render_with(r: &PrReport, with_json: bool) -> String {
+    let mut o = String::with_capacity(4096);
+    if with_json {
+        let _ = writeln!(o, "{MARKER} {} -->", marker_json(r));
+    } else {
+        let _ = writeln!(o, "{MARKER} {{\"repository\":\"{}\",\"number\":{}}} -->", r.repository, r.number);
+    }
+    let _ = writeln!(o, "### 🔗 tracelink · {}\n", r.headline);
+    let t = &r.totals;
+    let _ = writeln!(o, "| | |\n|---|---|");
+    if t.sessions > 0 {
+        let _ = writeln!(
+            o,
+            "| Agent sessions | {} by {} |",
+            t.sessions,
+            cell(&t.users.join(", "))
+        );
+        if let Some(c) = t.cost_usd {
+            let _ = writeln!(
+                o,
+                "| Cost | {}{} |",
+                usd(c),
+                if t.cost_estimated { " (estimated from token prices where the agent reports none)" } else { "" }
+            );
+        }
+        if let Some(tk) = &t.tokens {
+            let _ = writeln!(
+                o,
+                "| Tokens | {} in ({} from cache) · {} out |",
+                count(tk.input),
+                count(tk.cache_read),
+                count(tk.output)
+            );
+        }
+    }
+    let _ = writeln!(o, "| Commits | {} of {} agent-assisted |", t.agent_commits, t.commits);
+    if let Some(l) = &r.lines {
+        let _ = writeln!(
+            o,
+            "| Lines | +{} / −{} · {} added by agents ({:.0}%) |",
+            l.added,
+            l.removed,
+            l.agent_added,
+            l.agent_share * 100.0
+        );
+    }
+    let _ = writeln!(o, "| CI at head | {} |", ci_line(r));
+    if let Some(s) = r.timing.first_session_to_merge_seconds {
+        let _ = writeln!(o, "| First session → merge | {} |", duration(s));
+    }
+    if !r.deployments.is_empty() {
+        let shipped: Vec<String> = r
+            .timing
+            .merge_to_deploy_seconds
+            .iter()
+            .map(|(env, s)| format!("{} {} after merge", cell(env), duration(*s)))
+            .collect();
+        let _ = writeln!(
+            o,
+            "| Shipped | {} |",
+            if shipped.is_empty() { "deploying".into() } else { shipped.join(" · ") }
+        );
+    }
+    if !r.incidents.is_empty() {
+        let list: Vec<String> = r
+            .incidents
+            .iter()
+            .map(|i| format!("#{} {} ({})", i.number, cell(i.title.as_deref().unwrap_or("")), i.state))
+            .collect();
+        let _ = writeln!(o, "| Incidents | {} |", list.join(" · "));
+    }
+    o.push('\n');
+
+    if !r.sessions.is_empty() {
+        let _ = writeln!(o, "<details><summary>Sessions ({})</summary>\n", r.sessions.len());
+        let _ = writeln!(o, "| session | agent | user | models | tokens in/out | cost | evidence |\n|---|---|---|---|---|---|---|");
+        for s in &r.sessions {
+            let evidence: Vec<String> = s
+                .links
+                .iter()
+                .map(|l| format!("`{}` {} ({:.2})", short(&l.sha), l.evidence.as_str(), l.confidence))
+                .collect();
+            let _ = writeln!(
+                o,
+                "| `{}` | {} | {} | {} | {} | {} | {} |",
+                cell(s.session_id.get(..8).unwrap_or(&s.session_id)),
+                cell(s.agent.as_deref().map(agent_name).unwrap_or("?")),
+                cell(s.user.as_deref().unwrap_or("?")),
+                cell(&s.models.join(", ")),
+                s.tokens.map_or("—".into(), |t| format!("{} / {}", count(t.input), count(t.output))),
+                s.cost_usd.map_or("—".into(), |c| format!("{}{}", usd(c), if s.cost_estimated { " est." } else { "" })),
+                evidence.join("<br>")
+            );
+        }
+        o.push_str("\n</details>\n");
+    }
+    if !r.commits.is_empty() {
+        let _ = writeln!(o, "<details><summary>Commits ({})</summary>\n", r.commits.len());
+        let _ = writeln!(o, "| commit | subject | author | agents |\n|---|---|---|---|");
+        for c in &r.commits {
+            let mut agents: Vec<String> = c.agents.iter().map(|a| agent_name(a).to_string()).collect();
+            if agents.is_empty() && !c.sessions.is_empty() {
+                agents.push(format!("{} session{}", c.sessions.len(), if c.sessions.len() == 1 { "" } else { "s" }));
+            }
+            let _ = writeln!(
+                o,
+                "| `{}` | {} | {} | {} |",
+                short(&c.sha),
+                cell(c.subject.as_deref().unwrap_or("")),
+                cell(c.author.as_deref().unwrap_or("?")),
+                if agents.is_empty() { "—".into() } else { cell(&agents.join(", ")) }
+            );
+        }
+        o.push_str("\n</details>\n");
+    }
+    if !r.ci.runs.is_empty() {
+        let _ = writeln!(o, "<details><summary>CI runs at head ({})</summary>\n", r.ci.runs.len());
+        let _ = writeln!(o, "| run | attempt | status |\n|---|---|---|");
+        for run in &r.ci.runs {
+            let _ = writeln!(
+                o,
+                "| {} {} | {} | {} |",
+                run.kind.replace('_', " "),
+                cell(run.name.as_deref().unwrap_or(&run.id.to_string())),
+                run.attempt,
+                cell(run.conclusion.as_deref().or(run.status.as_deref()).unwrap_or("?"))
+            );
+        }
+        o.push_str("\n</details>\n");
+    }
+    if !r.sessions.is_empty() || !r.commits.is_empty() {
+        o.push_str("<details><summary>Graph</summary>\n\n```mermaid\ngraph LR\n");
+        for (i, s) in r.sessions.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "  s{i}[\"{} {}\"]",
+                agent_name(s.agent.as_deref().unwrap_or("agent")),
+                s.session_id.get(..8).unwrap_or(&s.session_id).replace('"', "'")
+            );
+        }
+        for c in &r.commits {
+            let _ = writeln!(o, "  c{}[\"{}\"]", short(&c.sha), short(&c.sha));
+        }
+        for (i, s) in r.sessions.iter().enumerate() {
+            for l in &s.links {
+                let _ = writeln!(o, "  s{i} -->|{}| c{}", l.evidence.as_str(), short(&l.sha));
+            }
+        }
+        let head = short(&r.head_sha);
+        for run in &r.ci.runs {
+            let _ = writeln!(
+                o,
+                "  c{head} --> r{}[\"{} {}\"]",
+                run.id,
+                run.kind.replace('_', " "),
+                run.conclusion.as_deref().or(run.status.as_deref()).unwrap_or("?")
+            );
+        }
+        for d in &r.deployments {
+            let _ = writeln!(
+                o,
+                "  c{head} -.-> d{}[\"deploy {} {}\"]",
+                d.id,
+                d.environment.replace('"', "'"),
+                d.state.as_deref().unwrap_or("?")
+            );
+        }
+        for i in &r.incidents {
+            for d in &r.deployments {
+                let _ = writeln!(o, "  d{} --> i{}[\"incident #{}\"]", d.id, i.number, i.number);
+            }
+        }
+        o.push_str("```\n\n</details>\n");
+    }
+    o
+}
+
+/// The check run's summary: the table without the folded details.
+pub fn summary(r: &PrReport) -> String {
+    let full = render_with(r, false);
+    let body = full.split_once('\n').map_or(full.as_str(), |(_, rest)| rest);
+    body.split("<details>").next().unwrap_or(body).trim().to_string()
+}

@@ -1,0 +1,139 @@
+//! The PR report as data: what the comment, the check run, the JSON API, the gRPC API and
+//! `tracelink report` all show.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::graph::links::Evidence;
+use crate::store::sessions::TokenView;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PrReport {
+    pub repository: String,
+    pub number: i64,
+    pub title: Option<String>,
+    pub state: String,
+    pub author: Option<String>,
+    pub head_sha: String,
+    pub base_ref: String,
+    /// One line a reviewer reads first.
+    pub headline: String,
+    pub totals: Totals,
+    pub sessions: Vec<SessionSummary>,
+    pub commits: Vec<CommitSummary>,
+    /// Lines of the PR diff and the share agents wrote; `None` until patches are known.
+    pub lines: Option<LineShare>,
+    pub ci: CiSummary,
+    pub deployments: Vec<DeploymentSummary>,
+    pub incidents: Vec<IncidentSummary>,
+    pub timing: Timing,
+    /// Coverage at head vs base and patch coverage, once CI uploads exist.
+    pub coverage: Option<serde_json::Value>,
+    /// Test outcomes, once CI uploads exist.
+    pub tests: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct Totals {
+    pub sessions: usize,
+    pub agents: Vec<String>,
+    pub users: Vec<String>,
+    pub commits: usize,
+    pub agent_commits: usize,
+    pub cost_usd: Option<f64>,
+    pub cost_estimated: bool,
+    pub tokens: Option<TokenView>,
+    pub active_seconds: Option<f64>,
+    /// This PR's agent cost when it is merged (the repository figure sums these).
+    pub cost_per_merged_pr: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LinkView {
+    pub sha: String,
+    pub evidence: Evidence,
+    pub confidence: f64,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SessionSummary {
+    pub session_id: String,
+    pub agent: Option<String>,
+    pub user: Option<String>,
+    pub models: Vec<String>,
+    pub tokens: Option<TokenView>,
+    pub cost_usd: Option<f64>,
+    pub cost_estimated: bool,
+    pub active_seconds: Option<f64>,
+    pub started_at: Option<String>,
+    pub lines_added: Option<i64>,
+    pub links: Vec<LinkView>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CommitSummary {
+    pub sha: String,
+    pub subject: Option<String>,
+    pub author: Option<String>,
+    pub authored_at: Option<String>,
+    pub agent_assisted: bool,
+    pub agents: Vec<String>,
+    pub sessions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LineShare {
+    pub added: u64,
+    pub removed: u64,
+    pub agent_added: u64,
+    pub agent_share: f64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunSummary {
+    pub kind: String,
+    pub id: i64,
+    pub attempt: i64,
+    pub name: Option<String>,
+    pub status: Option<String>,
+    pub conclusion: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct CiSummary {
+    /// Runs at the PR's head (workflow runs, check suites, statuses).
+    pub runs: Vec<RunSummary>,
+    pub passed: usize,
+    pub failed: usize,
+    pub pending: usize,
+    pub reruns: usize,
+    /// First attempts that succeeded, over the PR's commits.
+    pub first_run_pass_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DeploymentSummary {
+    pub id: i64,
+    pub environment: String,
+    pub state: Option<String>,
+    pub created_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct IncidentSummary {
+    pub number: i64,
+    pub title: Option<String>,
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct Timing {
+    pub first_session_at: Option<String>,
+    pub created_at: Option<String>,
+    pub merged_at: Option<String>,
+    pub first_session_to_merge_seconds: Option<i64>,
+    /// Seconds from merge to the first deployment containing the merge, per environment.
+    pub merge_to_deploy_seconds: BTreeMap<String, i64>,
+}
