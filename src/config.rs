@@ -28,11 +28,44 @@ pub enum Command {
     },
     /// Measure ingest throughput and print the figures.
     Bench(crate::bench::BenchArgs),
+    /// Print the report of a pull request from the database.
+    Report {
+        /// The pull request, as `owner/repo#number`.
+        target: String,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Markdown)]
+        format: ReportFormat,
+        #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
+        db: PathBuf,
+        #[arg(long, env = "TRACELINK_IDENTITIES")]
+        identities: Option<PathBuf>,
+    },
     /// Git hooks that record agent sessions in commit trailers.
     Hook {
         #[command(subcommand)]
         command: HookCommand,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Markdown,
+    Json,
+}
+
+/// `owner/repo#number` → (`owner/repo`, number).
+pub fn parse_pull_target(s: &str) -> Result<(String, i64), String> {
+    let (repo, number) = s
+        .rsplit_once('#')
+        .ok_or_else(|| format!("{s:?} is not owner/repo#number"))?;
+    let number: i64 = number
+        .parse()
+        .map_err(|_| format!("{number:?} in {s:?} is not a pull request number"))?;
+    match repo.split_once('/') {
+        Some((o, r)) if !o.is_empty() && !r.is_empty() && !r.contains('/') => {
+            Ok((repo.to_ascii_lowercase(), number))
+        }
+        _ => Err(format!("{repo:?} in {s:?} is not owner/repo")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,6 +138,13 @@ pub struct ServeArgs {
     /// Issue label that marks an incident (case-insensitive).
     #[arg(long, env = "TRACELINK_INCIDENT_LABEL", default_value = "incident")]
     pub incident_label: String,
+    /// TOML file mapping GitHub logins to emails and agent user IDs.
+    #[arg(long, env = "TRACELINK_IDENTITIES")]
+    pub identities: Option<PathBuf>,
+    /// Seconds a commit may fall outside a session's active window and still be linked
+    /// to it by the `window` and `coauthor` rules.
+    #[arg(long, env = "TRACELINK_LINK_GRACE_SECS", default_value_t = 1800)]
+    pub link_grace_secs: u64,
 }
 
 impl ServeArgs {
@@ -120,6 +160,8 @@ impl ServeArgs {
             price_table: None,
             webhook_secrets: Vec::new(),
             incident_label: "incident".into(),
+            identities: None,
+            link_grace_secs: 1800,
         }
     }
 }

@@ -40,6 +40,43 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("migrations applied to {}", db.display());
             Ok(())
         }
+        Command::Report {
+            target,
+            format,
+            db,
+            identities,
+        } => {
+            let (repo, number) =
+                tracelink::config::parse_pull_target(&target).map_err(anyhow::Error::msg)?;
+            let ctx = tracelink::report::ReportContext {
+                prices: Default::default(),
+                links: tracelink::graph::links::LinkConfig {
+                    identities: match identities {
+                        Some(p) => tracelink::graph::identities::Identities::load(&p)?,
+                        None => Default::default(),
+                    },
+                    ..Default::default()
+                },
+            };
+            if !db.exists() {
+                anyhow::bail!("no database at {}", db.display());
+            }
+            let store = tracelink::store::open(&db).await?;
+            let Some((report, _, _)) =
+                tracelink::report::build(&store.readers, &ctx, &repo, number).await?
+            else {
+                anyhow::bail!("no pull request {repo}#{number} in {}", db.display());
+            };
+            match format {
+                tracelink::config::ReportFormat::Markdown => {
+                    print!("{}", tracelink::report::markdown::render(&report))
+                }
+                tracelink::config::ReportFormat::Json => {
+                    println!("{}", serde_json::to_string_pretty(&report)?)
+                }
+            }
+            Ok(())
+        }
         Command::Hook {
             command: tracelink::config::HookCommand::Install { repo },
         } => {

@@ -31,6 +31,7 @@ pub struct AppState {
     pub ingest: Ingest,
     pub readers: SqlitePool,
     pub prices: Arc<PriceTable>,
+    pub reports: Arc<crate::report::ReportContext>,
     pub telemetry: Arc<Telemetry>,
     pub tokens: Arc<Vec<String>>,
     pub max_body_bytes: usize,
@@ -89,6 +90,10 @@ fn http_router(state: AppState) -> Router {
             get(crate::api::github::pull_request),
         )
         .route("/api/v1/deliveries", get(crate::api::github::deliveries))
+        .route(
+            "/api/v1/repos/{owner}/{repo}/pulls/{number}/report",
+            get(crate::api::github::pull_report),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     let webhooks = Router::new()
         .route("/webhooks/github", post(crate::github::webhook::receive))
@@ -109,6 +114,19 @@ impl Server {
             Some(p) => PriceTable::load(p)?,
             None => PriceTable::default(),
         };
+        let identities = match &args.identities {
+            Some(p) => crate::graph::identities::Identities::load(p)?,
+            None => Default::default(),
+        };
+        let reports = Arc::new(crate::report::ReportContext {
+            prices: prices.clone(),
+            links: crate::graph::links::LinkConfig {
+                grace_ns: i64::try_from(args.link_grace_secs)
+                    .unwrap_or(i64::MAX / 1_000_000_000)
+                    .saturating_mul(1_000_000_000),
+                identities,
+            },
+        });
         let store = store::open(&args.db).await?;
         let telemetry = Arc::new(Telemetry::default());
         let (writer, writer_task) =
@@ -136,6 +154,7 @@ impl Server {
             ingest: ingest.clone(),
             readers: store.readers.clone(),
             prices: Arc::new(prices),
+            reports,
             telemetry,
             tokens: tokens.clone(),
             max_body_bytes: args.max_body_bytes,

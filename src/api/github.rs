@@ -390,3 +390,51 @@ pub async fn deliveries(
     }))
     .into_response())
 }
+
+#[derive(Deserialize)]
+pub struct ReportParams {
+    format: Option<String>,
+}
+
+/// `GET /api/v1/repos/{owner}/{repo}/pulls/{number}/report?format=json|markdown`.
+pub async fn pull_report(
+    State(state): State<AppState>,
+    Path((owner, repo, number)): Path<(String, String, i64)>,
+    Query(p): Query<ReportParams>,
+) -> Result<Response, ApiError> {
+    let repo = format!("{owner}/{repo}").to_ascii_lowercase();
+    let format = p.format.unwrap_or_else(|| "json".into());
+    if format != "json" && format != "markdown" {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("format={format:?}: use json or markdown"),
+        ));
+    }
+    let built = crate::report::build(&state.readers, &state.reports, &repo, number)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "building a report failed");
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "building the report failed".into(),
+            )
+        })?;
+    let Some((report, _, _)) = built else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no pull request {repo}#{number}"),
+        ));
+    };
+    Ok(if format == "markdown" {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/markdown; charset=utf-8",
+            )],
+            crate::report::markdown::render(&report),
+        )
+            .into_response()
+    } else {
+        Json(report).into_response()
+    })
+}

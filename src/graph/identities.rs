@@ -67,10 +67,14 @@ impl Identities {
             for e in &p.emails {
                 let e = e.trim().to_ascii_lowercase();
                 ids.login_by_email.insert(e.clone(), login.clone());
-                ids.emails_by_login.entry(login.clone()).or_default().push(e);
+                ids.emails_by_login
+                    .entry(login.clone())
+                    .or_default()
+                    .push(e);
             }
             for a in &p.agent_ids {
-                ids.login_by_agent_id.insert(a.trim().to_string(), login.clone());
+                ids.login_by_agent_id
+                    .insert(a.trim().to_string(), login.clone());
                 ids.agent_ids_by_login
                     .entry(login.clone())
                     .or_default()
@@ -86,7 +90,10 @@ impl Identities {
         if let Some(l) = login.filter(|l| !l.trim().is_empty()) {
             keys.push(format!("login:{}", l.trim().to_ascii_lowercase()));
         }
-        if let Some(e) = email.map(|e| e.trim().to_ascii_lowercase()).filter(|e| !e.is_empty()) {
+        if let Some(e) = email
+            .map(|e| e.trim().to_ascii_lowercase())
+            .filter(|e| !e.is_empty())
+        {
             if let Some(l) = noreply_login(&e).or_else(|| self.login_by_email.get(&e).cloned()) {
                 keys.push(format!("login:{l}"));
             }
@@ -100,7 +107,10 @@ impl Identities {
     /// The names an agent session's user goes by (`login:…`, `email:…`).
     pub fn session_keys(&self, email: Option<&str>, user_id: Option<&str>) -> Vec<String> {
         let mut keys = Vec::new();
-        if let Some(e) = email.map(|e| e.trim().to_ascii_lowercase()).filter(|e| !e.is_empty()) {
+        if let Some(e) = email
+            .map(|e| e.trim().to_ascii_lowercase())
+            .filter(|e| !e.is_empty())
+        {
             if let Some(l) = noreply_login(&e).or_else(|| self.login_by_email.get(&e).cloned()) {
                 keys.push(format!("login:{l}"));
             }
@@ -116,11 +126,19 @@ impl Identities {
 
     /// Every email and agent user ID a person may appear under in telemetry.
     pub fn aliases(&self, person: &str) -> (Vec<String>, Vec<String>) {
-        let mut emails = self.emails_by_login.get(person).cloned().unwrap_or_default();
+        let mut emails = self
+            .emails_by_login
+            .get(person)
+            .cloned()
+            .unwrap_or_default();
         if person.contains('@') {
             emails.push(person.to_string());
         }
-        let ids = self.agent_ids_by_login.get(person).cloned().unwrap_or_default();
+        let ids = self
+            .agent_ids_by_login
+            .get(person)
+            .cloned()
+            .unwrap_or_default();
         (emails, ids)
     }
 }
@@ -139,8 +157,14 @@ mod tests {
         let noreply = ids.commit_keys(None, Some("12345+dev@users.noreply.github.com"));
         assert!(noreply.contains(&"login:dev".to_string()));
         let by_email = ids.commit_keys(Some("someone"), Some("DEV@acme.example"));
-        assert!(shares(&by_email, &ids.session_keys(None, Some("usr_60eb"))), "agent id → login");
-        assert!(shares(&noreply, &ids.session_keys(Some("dev@acme.example"), None)), "email → login");
+        assert!(
+            shares(&by_email, &ids.session_keys(None, Some("usr_60eb"))),
+            "agent id → login"
+        );
+        assert!(
+            shares(&noreply, &ids.session_keys(Some("dev@acme.example"), None)),
+            "email → login"
+        );
         let stranger = Identities::default();
         assert!(shares(
             &stranger.commit_keys(Some("x"), Some("a@b.io")),
@@ -152,7 +176,10 @@ mod tests {
         ));
         assert_eq!(
             ids.aliases("dev"),
-            (vec!["dev@acme.example".to_string()], vec!["usr_60eb".to_string()])
+            (
+                vec!["dev@acme.example".to_string()],
+                vec!["usr_60eb".to_string()]
+            )
         );
         assert!(Identities::parse("[[person]]\nlogin = \"\"\n").is_err());
         assert!(Identities::parse("not toml [").is_err());

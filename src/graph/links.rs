@@ -78,6 +78,11 @@ impl Default for LinkConfig {
     }
 }
 
+/// The lowest `window` confidence that makes a link.
+const WINDOW_FLOOR: f64 = 0.4;
+/// How far below the best `window` link of a commit another may be and still share it.
+const WINDOW_MARGIN: f64 = 0.15;
+
 fn placeholders(n: usize) -> String {
     vec!["?"; n.max(1)].join(", ")
 }
@@ -245,7 +250,10 @@ pub async fn link_commits(
                     sha: sha.clone(),
                     evidence: Evidence::Trace,
                     confidence: 1.0,
-                    detail: format!("Traceparent trailer names trace {}", crate::ids::encode_hex(t)),
+                    detail: format!(
+                        "Traceparent trailer names trace {}",
+                        crate::ids::encode_hex(t)
+                    ),
                 });
             }
         }
@@ -301,41 +309,41 @@ pub async fn link_commits(
         }
     }
     let mut candidates: Vec<Candidate> = Vec::new();
-    if let (Some(min), Some(max)) = (times.iter().min(), times.iter().max()) {
-        if !emails.is_empty() || !agent_ids.is_empty() {
-            let mut q = sqlx::query_as::<_, SessionRow>(AssertSqlSafe(format!(
-                "SELECT id, session_key, agent, user_email, user_id, repository, started_ns, ended_ns \
+    if let (Some(min), Some(max)) = (times.iter().min(), times.iter().max())
+        && (!emails.is_empty() || !agent_ids.is_empty())
+    {
+        let mut q = sqlx::query_as::<_, SessionRow>(AssertSqlSafe(format!(
+            "SELECT id, session_key, agent, user_email, user_id, repository, started_ns, ended_ns \
                  FROM sessions WHERE (lower(user_email) IN ({}) OR user_id IN ({})) \
                  AND started_ns <= ? AND coalesce(ended_ns, started_ns) >= ?",
-                placeholders(emails.len()),
-                placeholders(agent_ids.len())
-            )));
-            for e in &emails {
-                q = q.bind(e);
-            }
-            if emails.is_empty() {
-                q = q.bind("");
-            }
-            for a in &agent_ids {
-                q = q.bind(a);
-            }
-            if agent_ids.is_empty() {
-                q = q.bind("");
-            }
-            q = q.bind(max + cfg.grace_ns).bind(min - cfg.grace_ns);
-            for (row, key, agent, email, user_id, repository, start, end) in q.fetch_all(pool).await? {
-                let Some(start) = start else { continue };
-                candidates.push(Candidate {
-                    row,
-                    key,
-                    agent,
-                    people: ids.session_keys(email.as_deref(), user_id.as_deref()),
-                    repository: repository.map(|r| r.to_ascii_lowercase()),
-                    start,
-                    end: end.unwrap_or(start),
-                    files: Vec::new(),
-                });
-            }
+            placeholders(emails.len()),
+            placeholders(agent_ids.len())
+        )));
+        for e in &emails {
+            q = q.bind(e);
+        }
+        if emails.is_empty() {
+            q = q.bind("");
+        }
+        for a in &agent_ids {
+            q = q.bind(a);
+        }
+        if agent_ids.is_empty() {
+            q = q.bind("");
+        }
+        q = q.bind(max + cfg.grace_ns).bind(min - cfg.grace_ns);
+        for (row, key, agent, email, user_id, repository, start, end) in q.fetch_all(pool).await? {
+            let Some(start) = start else { continue };
+            candidates.push(Candidate {
+                row,
+                key,
+                agent,
+                people: ids.session_keys(email.as_deref(), user_id.as_deref()),
+                repository: repository.map(|r| r.to_ascii_lowercase()),
+                start,
+                end: end.unwrap_or(start),
+                files: Vec::new(),
+            });
         }
     }
     if !candidates.is_empty() {
@@ -372,7 +380,10 @@ pub async fn link_commits(
                     sha: sha.clone(),
                     evidence: Evidence::Coauthor,
                     confidence: 0.9,
-                    detail: format!("co-author trailer of {} and the author's session around the commit", s.agent.as_deref().unwrap_or("?")),
+                    detail: format!(
+                        "co-author trailer of {} and the author's session around the commit",
+                        s.agent.as_deref().unwrap_or("?")
+                    ),
                 });
                 continue;
             }
@@ -398,9 +409,29 @@ pub async fn link_commits(
     }
     let best: BTreeMap<String, u8> = best.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     links.retain(|l| best.get(&l.sha) == Some(&l.evidence.class()));
+    // Scored links: below the floor they are noise; well below the best for the same
+    // commit they are a worse explanation, not a co-author.
+    let mut top: BTreeMap<String, f64> = BTreeMap::new();
+    for l in links.iter().filter(|l| l.evidence == Evidence::Window) {
+        let t = top.entry(l.sha.clone()).or_insert(0.0);
+        *t = t.max(l.confidence);
+    }
+    links.retain(|l| {
+        l.evidence != Evidence::Window
+            || (l.confidence >= WINDOW_FLOOR
+                && l.confidence >= top.get(&l.sha).copied().unwrap_or(0.0) - WINDOW_MARGIN)
+    });
     links.sort_by(|a, b| {
-        (a.sha.as_str(), a.session_key.as_str(), std::cmp::Reverse(a.evidence))
-            .cmp(&(b.sha.as_str(), b.session_key.as_str(), std::cmp::Reverse(b.evidence)))
+        (
+            a.sha.as_str(),
+            a.session_key.as_str(),
+            std::cmp::Reverse(a.evidence),
+        )
+            .cmp(&(
+                b.sha.as_str(),
+                b.session_key.as_str(),
+                std::cmp::Reverse(b.evidence),
+            ))
             .then(b.confidence.total_cmp(&a.confidence))
     });
     links.dedup_by(|a, b| a.sha == b.sha && a.session_key == b.session_key);
@@ -422,7 +453,11 @@ fn window_score(s: &Candidate, c: &Commit, repo: &str) -> (f64, String) {
         let overlap = c
             .files
             .iter()
-            .filter(|f| s.files.iter().any(|sf| sf == *f || sf.ends_with(&format!("/{f}"))))
+            .filter(|f| {
+                s.files
+                    .iter()
+                    .any(|sf| sf == *f || sf.ends_with(&format!("/{f}")))
+            })
             .count();
         if overlap == 0 {
             score -= 0.2;
@@ -432,7 +467,10 @@ fn window_score(s: &Candidate, c: &Commit, repo: &str) -> (f64, String) {
             why.push(format!("{overlap} of {} files in common", c.files.len()));
         }
     }
-    (((score * 100.0).round() / 100.0).clamp(0.0, 0.85), why.join(", "))
+    (
+        ((score * 100.0).round() / 100.0).clamp(0.0, 0.85),
+        why.join(", "),
+    )
 }
 
 /// Replaces the stored `authored` links of these commits with `links`.

@@ -143,7 +143,11 @@ async fn line_share(
         added,
         removed,
         agent_added,
-        agent_share: if added == 0 { 0.0 } else { ((agent_added as f64 / added as f64) * 1000.0).round() / 1000.0 },
+        agent_share: if added == 0 {
+            0.0
+        } else {
+            ((agent_added as f64 / added as f64) * 1000.0).round() / 1000.0
+        },
     }))
 }
 
@@ -163,7 +167,18 @@ pub async fn build(
     .bind(number)
     .fetch_optional(pool)
     .await?;
-    let Some((title, state, author, head_sha, base_ref, head_ref, merge_sha, created_ns, merged_ns)) = row else {
+    let Some((
+        title,
+        state,
+        author,
+        head_sha,
+        base_ref,
+        head_ref,
+        merge_sha,
+        created_ns,
+        merged_ns,
+    )) = row
+    else {
         return Ok(None);
     };
     let shas = pull_commits(pool, &repo, number, head_ref.as_deref()).await?;
@@ -269,7 +284,10 @@ pub async fn build(
         }
         commits.push(CommitSummary {
             sha: sha.clone(),
-            subject: message.as_deref().and_then(|m| m.lines().next()).map(str::to_string),
+            subject: message
+                .as_deref()
+                .and_then(|m| m.lines().next())
+                .map(str::to_string),
             author: login.or(email),
             authored_at: rfc3339(at),
             agent_assisted: assisted,
@@ -291,16 +309,31 @@ pub async fn build(
     .fetch_all(pool)
     .await?;
     let mut ci = CiSummary::default();
+    // A run's outcome is its latest attempt's; earlier attempts count as reruns.
+    let latest: HashMap<(String, i64), i64> = runs.iter().fold(HashMap::new(), |mut m, r| {
+        let e = m.entry((r.0.clone(), r.1)).or_insert(r.2);
+        *e = (*e).max(r.2);
+        m
+    });
     for (kind, id, attempt, name, status, conclusion) in runs {
-        match (status.as_deref(), conclusion.as_deref()) {
-            (Some("completed"), Some("success" | "neutral" | "skipped")) => ci.passed += 1,
-            (Some("completed"), _) => ci.failed += 1,
-            _ => ci.pending += 1,
+        if latest.get(&(kind.clone(), id)) == Some(&attempt) {
+            match (status.as_deref(), conclusion.as_deref()) {
+                (Some("completed"), Some("success" | "neutral" | "skipped")) => ci.passed += 1,
+                (Some("completed"), _) => ci.failed += 1,
+                _ => ci.pending += 1,
+            }
         }
         if attempt > 1 {
             ci.reruns += 1;
         }
-        ci.runs.push(RunSummary { kind, id, attempt, name, status, conclusion });
+        ci.runs.push(RunSummary {
+            kind,
+            id,
+            attempt,
+            name,
+            status,
+            conclusion,
+        });
     }
     if !shas.is_empty() {
         let mut q = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(format!(
@@ -335,22 +368,35 @@ pub async fn build(
         .bind(merged_ns.unwrap_or(0) - 3_600_000_000_000)
         .fetch_all(pool)
         .await?;
-        let tips: Vec<String> = candidates.iter().map(|c| format!("{repo}@{}", c.1)).collect();
+        let tips: Vec<String> = candidates
+            .iter()
+            .map(|c| format!("{repo}@{}", c.1))
+            .collect();
         let ancestry = Ancestry::load(pool, &tips, ANCESTRY_DEPTH).await?;
         for (id, sha, env, created, dstate) in candidates {
             let tip = format!("{repo}@{sha}");
             if targets.iter().any(|t| ancestry.contains(&tip, t)) {
-                if let (Some(c), Some(m)) = (created, merged_ns) {
-                    if dstate.as_deref() == Some("success") {
-                        merge_to_deploy.entry(env.clone()).or_insert((c - m) / 1_000_000_000);
-                    }
+                if let (Some(c), Some(m)) = (created, merged_ns)
+                    && dstate.as_deref() == Some("success")
+                {
+                    merge_to_deploy
+                        .entry(env.clone())
+                        .or_insert((c - m) / 1_000_000_000);
                 }
-                deployments.push(DeploymentSummary { id, environment: env, state: dstate, created_at: rfc3339(created) });
+                deployments.push(DeploymentSummary {
+                    id,
+                    environment: env,
+                    state: dstate,
+                    created_at: rfc3339(created),
+                });
             }
         }
     }
     let mut incidents = Vec::new();
-    let deployment_keys: Vec<String> = deployments.iter().map(|d| format!("deployment:{}", d.id)).collect();
+    let deployment_keys: Vec<String> = deployments
+        .iter()
+        .map(|d| format!("deployment:{}", d.id))
+        .collect();
     let commit_keys: Vec<String> = shas.iter().map(|s| format!("{repo}@{s}")).collect();
     let cause_keys: Vec<&String> = deployment_keys.iter().chain(commit_keys.iter()).collect();
     if !cause_keys.is_empty() {
@@ -365,7 +411,11 @@ pub async fn build(
             q = q.bind(*k);
         }
         for (number, title, state) in q.fetch_all(pool).await? {
-            incidents.push(IncidentSummary { number, title, state });
+            incidents.push(IncidentSummary {
+                number,
+                title,
+                state,
+            });
         }
     }
 

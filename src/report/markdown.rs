@@ -75,7 +75,11 @@ fn ci_line(r: &PrReport) -> String {
         parts.push(format!("⏳ {} running", ci.pending));
     }
     if ci.reruns > 0 {
-        parts.push(format!("{} rerun{}", ci.reruns, if ci.reruns == 1 { "" } else { "s" }));
+        parts.push(format!(
+            "{} rerun{}",
+            ci.reruns,
+            if ci.reruns == 1 { "" } else { "s" }
+        ));
     }
     if let Some(rate) = ci.first_run_pass_rate {
         parts.push(format!("first-run pass rate {:.0}%", rate * 100.0));
@@ -106,11 +110,21 @@ pub fn headline(r: &PrReport) -> String {
         ));
     }
     if let Some(c) = t.cost_usd {
-        parts.push(format!("{}{}", usd(c), if t.cost_estimated { " est." } else { "" }));
+        parts.push(format!(
+            "{}{}",
+            usd(c),
+            if t.cost_estimated { " est." } else { "" }
+        ));
     }
     match &r.lines {
-        Some(l) if l.added > 0 => parts.push(format!("{:.0}% of added lines by agents", l.agent_share * 100.0)),
-        _ => parts.push(format!("{} of {} commits", t.agent_commits, t.commits)),
+        Some(l) if l.added > 0 => parts.push(format!(
+            "{:.0}% of added lines by agents",
+            l.agent_share * 100.0
+        )),
+        _ => parts.push(format!(
+            "{} of {} commits agent-assisted",
+            t.agent_commits, t.commits
+        )),
     }
     if !r.ci.runs.is_empty() {
         parts.push(if r.ci.failed > 0 {
@@ -122,7 +136,11 @@ pub fn headline(r: &PrReport) -> String {
         });
     }
     if !r.incidents.is_empty() {
-        parts.push(format!("⚠️ {} incident{}", r.incidents.len(), if r.incidents.len() == 1 { "" } else { "s" }));
+        parts.push(format!(
+            "⚠️ {} incident{}",
+            r.incidents.len(),
+            if r.incidents.len() == 1 { "" } else { "s" }
+        ));
     }
     parts.join(" · ")
 }
@@ -146,9 +164,13 @@ pub fn render(r: &PrReport) -> String {
         return compact;
     }
     let mut head = compact;
-    let cut = head.find("<details>").unwrap_or(head.len().min(MAX_COMMENT));
+    let cut = head
+        .find("<details>")
+        .unwrap_or(head.len().min(MAX_COMMENT));
     head.truncate(cut);
-    head.push_str("\n_The details are too long for a comment: see `tracelink report` or the JSON API._\n");
+    head.push_str(
+        "\n_The details are too long for a comment: see `tracelink report` or the JSON API._\n",
+    );
     head
 }
 
@@ -157,7 +179,11 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
     if with_json {
         let _ = writeln!(o, "{MARKER} {} -->", marker_json(r));
     } else {
-        let _ = writeln!(o, "{MARKER} {{\"repository\":\"{}\",\"number\":{}}} -->", r.repository, r.number);
+        let _ = writeln!(
+            o,
+            "{MARKER} {{\"repository\":\"{}\",\"number\":{}}} -->",
+            r.repository, r.number
+        );
     }
     let _ = writeln!(o, "### 🔗 tracelink · {}\n", r.headline);
     let t = &r.totals;
@@ -174,7 +200,11 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
                 o,
                 "| Cost | {}{} |",
                 usd(c),
-                if t.cost_estimated { " (estimated from token prices where the agent reports none)" } else { "" }
+                if t.cost_estimated {
+                    " (estimated from token prices where the agent reports none)"
+                } else {
+                    ""
+                }
             );
         }
         if let Some(tk) = &t.tokens {
@@ -187,7 +217,11 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
             );
         }
     }
-    let _ = writeln!(o, "| Commits | {} of {} agent-assisted |", t.agent_commits, t.commits);
+    let _ = writeln!(
+        o,
+        "| Commits | {} of {} agent-assisted |",
+        t.agent_commits, t.commits
+    );
     if let Some(l) = &r.lines {
         let _ = writeln!(
             o,
@@ -212,27 +246,52 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
         let _ = writeln!(
             o,
             "| Shipped | {} |",
-            if shipped.is_empty() { "deploying".into() } else { shipped.join(" · ") }
+            if shipped.is_empty() {
+                "deploying".into()
+            } else {
+                shipped.join(" · ")
+            }
         );
     }
     if !r.incidents.is_empty() {
         let list: Vec<String> = r
             .incidents
             .iter()
-            .map(|i| format!("#{} {} ({})", i.number, cell(i.title.as_deref().unwrap_or("")), i.state))
+            .map(|i| {
+                format!(
+                    "#{} {} ({})",
+                    i.number,
+                    cell(i.title.as_deref().unwrap_or("")),
+                    i.state
+                )
+            })
             .collect();
         let _ = writeln!(o, "| Incidents | {} |", list.join(" · "));
     }
     o.push('\n');
 
     if !r.sessions.is_empty() {
-        let _ = writeln!(o, "<details><summary>Sessions ({})</summary>\n", r.sessions.len());
-        let _ = writeln!(o, "| session | agent | user | models | tokens in/out | cost | evidence |\n|---|---|---|---|---|---|---|");
+        let _ = writeln!(
+            o,
+            "<details><summary>Sessions ({})</summary>\n",
+            r.sessions.len()
+        );
+        let _ = writeln!(
+            o,
+            "| session | agent | user | models | tokens in/out | cost | evidence |\n|---|---|---|---|---|---|---|"
+        );
         for s in &r.sessions {
             let evidence: Vec<String> = s
                 .links
                 .iter()
-                .map(|l| format!("`{}` {} ({:.2})", short(&l.sha), l.evidence.as_str(), l.confidence))
+                .map(|l| {
+                    format!(
+                        "`{}` {} ({:.2})",
+                        short(&l.sha),
+                        l.evidence.as_str(),
+                        l.confidence
+                    )
+                })
                 .collect();
             let _ = writeln!(
                 o,
@@ -241,20 +300,40 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
                 cell(s.agent.as_deref().map(agent_name).unwrap_or("?")),
                 cell(s.user.as_deref().unwrap_or("?")),
                 cell(&s.models.join(", ")),
-                s.tokens.map_or("—".into(), |t| format!("{} / {}", count(t.input), count(t.output))),
-                s.cost_usd.map_or("—".into(), |c| format!("{}{}", usd(c), if s.cost_estimated { " est." } else { "" })),
+                s.tokens.map_or("—".into(), |t| format!(
+                    "{} / {}",
+                    count(t.input),
+                    count(t.output)
+                )),
+                s.cost_usd.map_or("—".into(), |c| format!(
+                    "{}{}",
+                    usd(c),
+                    if s.cost_estimated { " est." } else { "" }
+                )),
                 evidence.join("<br>")
             );
         }
         o.push_str("\n</details>\n");
     }
     if !r.commits.is_empty() {
-        let _ = writeln!(o, "<details><summary>Commits ({})</summary>\n", r.commits.len());
-        let _ = writeln!(o, "| commit | subject | author | agents |\n|---|---|---|---|");
+        let _ = writeln!(
+            o,
+            "<details><summary>Commits ({})</summary>\n",
+            r.commits.len()
+        );
+        let _ = writeln!(
+            o,
+            "| commit | subject | author | agents |\n|---|---|---|---|"
+        );
         for c in &r.commits {
-            let mut agents: Vec<String> = c.agents.iter().map(|a| agent_name(a).to_string()).collect();
+            let mut agents: Vec<String> =
+                c.agents.iter().map(|a| agent_name(a).to_string()).collect();
             if agents.is_empty() && !c.sessions.is_empty() {
-                agents.push(format!("{} session{}", c.sessions.len(), if c.sessions.len() == 1 { "" } else { "s" }));
+                agents.push(format!(
+                    "{} session{}",
+                    c.sessions.len(),
+                    if c.sessions.len() == 1 { "" } else { "s" }
+                ));
             }
             let _ = writeln!(
                 o,
@@ -262,13 +341,21 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
                 short(&c.sha),
                 cell(c.subject.as_deref().unwrap_or("")),
                 cell(c.author.as_deref().unwrap_or("?")),
-                if agents.is_empty() { "—".into() } else { cell(&agents.join(", ")) }
+                if agents.is_empty() {
+                    "—".into()
+                } else {
+                    cell(&agents.join(", "))
+                }
             );
         }
         o.push_str("\n</details>\n");
     }
     if !r.ci.runs.is_empty() {
-        let _ = writeln!(o, "<details><summary>CI runs at head ({})</summary>\n", r.ci.runs.len());
+        let _ = writeln!(
+            o,
+            "<details><summary>CI runs at head ({})</summary>\n",
+            r.ci.runs.len()
+        );
         let _ = writeln!(o, "| run | attempt | status |\n|---|---|---|");
         for run in &r.ci.runs {
             let _ = writeln!(
@@ -277,7 +364,12 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
                 run.kind.replace('_', " "),
                 cell(run.name.as_deref().unwrap_or(&run.id.to_string())),
                 run.attempt,
-                cell(run.conclusion.as_deref().or(run.status.as_deref()).unwrap_or("?"))
+                cell(
+                    run.conclusion
+                        .as_deref()
+                        .or(run.status.as_deref())
+                        .unwrap_or("?")
+                )
             );
         }
         o.push_str("\n</details>\n");
@@ -289,7 +381,10 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
                 o,
                 "  s{i}[\"{} {}\"]",
                 agent_name(s.agent.as_deref().unwrap_or("agent")),
-                s.session_id.get(..8).unwrap_or(&s.session_id).replace('"', "'")
+                s.session_id
+                    .get(..8)
+                    .unwrap_or(&s.session_id)
+                    .replace('"', "'")
             );
         }
         for c in &r.commits {
@@ -304,10 +399,14 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
         for run in &r.ci.runs {
             let _ = writeln!(
                 o,
-                "  c{head} --> r{}[\"{} {}\"]",
+                "  c{head} --> r{}_{}[\"{} {}\"]",
                 run.id,
+                run.attempt,
                 run.kind.replace('_', " "),
-                run.conclusion.as_deref().or(run.status.as_deref()).unwrap_or("?")
+                run.conclusion
+                    .as_deref()
+                    .or(run.status.as_deref())
+                    .unwrap_or("?")
             );
         }
         for d in &r.deployments {
@@ -321,7 +420,11 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
         }
         for i in &r.incidents {
             for d in &r.deployments {
-                let _ = writeln!(o, "  d{} --> i{}[\"incident #{}\"]", d.id, i.number, i.number);
+                let _ = writeln!(
+                    o,
+                    "  d{} --> i{}[\"incident #{}\"]",
+                    d.id, i.number, i.number
+                );
             }
         }
         o.push_str("```\n\n</details>\n");
@@ -332,6 +435,12 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
 /// The check run's summary: the table without the folded details.
 pub fn summary(r: &PrReport) -> String {
     let full = render_with(r, false);
-    let body = full.split_once('\n').map_or(full.as_str(), |(_, rest)| rest);
-    body.split("<details>").next().unwrap_or(body).trim().to_string()
+    let body = full
+        .split_once('\n')
+        .map_or(full.as_str(), |(_, rest)| rest);
+    body.split("<details>")
+        .next()
+        .unwrap_or(body)
+        .trim()
+        .to_string()
 }

@@ -3,7 +3,10 @@
 mod bad_input;
 mod common;
 mod durability;
+mod fake_github;
 mod fixtures;
+mod github_app;
 mod hook;
+mod reports;
 mod sdk;
 mod webhooks;

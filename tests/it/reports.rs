@@ -1,0 +1,435 @@
+//! PR reports end to end: agent telemetry over OTLP and signed webhooks in, the report out
+//! (JSON and the markdown comment, snapshot-tested), for each link rule.
+
+use serde_json::{Value, json};
+
+use crate::common::{TestApp, fixture};
+
+const SECRET: &str = "report-secret";
+const REPO: &str = "acme/widgets";
+const ZERO: &str = "0000000000000000000000000000000000000000";
+const BASE: &str = "1111111111111111111111111111111111111111";
+// Claude Code's two commits (the fixture's tool results name them).
+const CLAUDE_1: &str = "9c0832b26219b10b65f2a64ef32be97e2e28f8da";
+const CLAUDE_2: &str = "c4db930c2085a6ae302a52617d434bcc2df322c5";
+// Gemini CLI's commits (its telemetry names no SHA).
+const GEMINI_1: &str = "4e1d6528d825299de15dbf8944d9a05b1c517a63";
+const GEMINI_2: &str = "a2f708bf0301c16e196f7b6808b770f9520c1e1d";
+// Codex's commits (abbreviated in tool output only).
+const CODEX_1: &str = "b214a4970b2727a50691f2d6ae07e4841b1c065a";
+const HUMAN: &str = "2222222222222222222222222222222222222222";
+const MERGE: &str = "3333333333333333333333333333333333333333";
+
+pub struct Commit<'a> {
+    pub sha: &'a str,
+    pub message: &'a str,
+    pub at: &'a str,
+    pub email: &'a str,
+    pub login: &'a str,
+    pub files: &'a [&'a str],
+}
+
+fn push(git_ref: &str, before: &str, commits: &[Commit<'_>]) -> Value {
+    json!({
+        "ref": git_ref, "before": before, "after": commits.last().map_or(before, |c| c.sha),
+        "repository": {"full_name": REPO},
+        "installation": {"id": 42},
+        "commits": commits.iter().map(|c| json!({
+            "id": c.sha, "message": c.message, "timestamp": c.at,
+            "author": {"name": c.login, "email": c.email, "username": c.login},
+            "committer": {"name": c.login, "email": c.email, "username": c.login},
+            "added": [], "modified": c.files, "removed": []
+        })).collect::<Vec<_>>()
+    })
+}
+
+fn pull(
+    action: &str,
+    number: i64,
+    head: &str,
+    head_ref: &str,
+    updated: &str,
+    merged: Option<&str>,
+) -> Value {
+    json!({
+        "action": action,
+        "repository": {"full_name": REPO},
+        "installation": {"id": 42},
+        "pull_request": {
+            "number": number, "title": "Retry HTTP requests with backoff",
+            "state": if merged.is_some() || action == "closed" { "closed" } else { "open" },
+            "draft": false, "merged": merged.is_some(),
+            "merge_commit_sha": merged,
+            "user": {"login": "dev"},
+            "head": {"ref": head_ref, "sha": head},
+            "base": {"ref": "main", "sha": BASE},
+            "created_at": "2026-11-20T09:00:00Z", "updated_at": updated,
+            "closed_at": merged.map(|_| updated), "merged_at": merged.map(|_| updated)
+        }
+    })
+}
+
+fn workflow_run(id: i64, attempt: i64, head: &str, conclusion: &str, updated: &str) -> Value {
+    json!({
+        "action": "completed", "repository": {"full_name": REPO},
+        "workflow_run": {"id": id, "run_attempt": attempt, "name": "ci", "event": "pull_request",
+            "head_sha": head, "head_branch": "retry", "status": "completed", "conclusion": conclusion,
+            "run_started_at": updated, "created_at": updated, "updated_at": updated}
+    })
+}
+
+async fn deliver(app: &TestApp, event: &str, id: &str, payload: &Value) {
+    let r = app
+        .deliver(SECRET, event, id, payload.to_string().as_bytes())
+        .await;
+    let status = r.status();
+    assert_eq!(status, 200, "{event} {id}: {}", r.text().await.unwrap());
+}
+
+async fn send_otlp(app: &TestApp, file: &str) {
+    let signal = file.rsplit('-').next().unwrap().trim_end_matches(".json");
+    let r = app
+        .post(
+            &format!("/v1/{signal}"),
+            "application/json",
+            fixture(file),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{file}");
+}
+
+async fn report(app: &TestApp, number: i64) -> (Value, String) {
+    let (status, json) = app
+        .get_json(&format!(
+            "/api/v1/repos/{REPO}/pulls/{number}/report?format=json"
+        ))
+        .await;
+    assert_eq!(status, 200, "{json}");
+    let md = app
+        .client
+        .get(format!(
+            "{}/api/v1/repos/{REPO}/pulls/{number}/report?format=markdown",
+            app.http
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    (json, md)
+}
+
+async fn app() -> TestApp {
+    TestApp::spawn_with(|a| a.webhook_secrets = vec![SECRET.parse().unwrap()]).await
+}
+
+/// The marker's JSON is the report.
+fn marker_json(md: &str) -> Value {
+    let line = md.lines().next().unwrap();
+    let json = line
+        .strip_prefix("<!-- tracelink:pr-report ")
+        .and_then(|l| l.strip_suffix(" -->"))
+        .unwrap();
+    serde_json::from_str(json).unwrap()
+}
+
+#[tokio::test]
+async fn claude_code_session_linked_by_trailer_and_telemetry() {
+    let mut app = app().await;
+    for f in [
+        "claude-code-metrics.json",
+        "claude-code-logs.json",
+        "claude-code-traces.json",
+    ] {
+        send_otlp(&app, f).await;
+    }
+    let commits = [
+        Commit {
+            sha: CLAUDE_1,
+            message: "Add exponential backoff retry to HTTP client\n\nTraceparent: 00-b3334784fc61510ab4e4362d0249eb86-e6e37c671d5284d5-01\nCo-Authored-By: Claude <noreply@anthropic.com>",
+            at: "2026-11-20T09:13:48Z",
+            email: "dev@acme.example",
+            login: "dev",
+            files: &["src/http/retry.ts"],
+        },
+        Commit {
+            sha: CLAUDE_2,
+            message: "Test backoff and honour Retry-After on 429",
+            at: "2026-11-20T09:31:27Z",
+            email: "dev@acme.example",
+            login: "dev",
+            files: &["tests/http/retry.test.ts"],
+        },
+        Commit {
+            sha: HUMAN,
+            message: "Tidy README",
+            at: "2026-11-21T16:00:00Z",
+            email: "reviewer@acme.example",
+            login: "reviewer",
+            files: &["README.md"],
+        },
+    ];
+    deliver(
+        &app,
+        "push",
+        "p1",
+        &push("refs/heads/retry", ZERO, &commits),
+    )
+    .await;
+    deliver(
+        &app,
+        "pull_request",
+        "pr1",
+        &pull("opened", 7, HUMAN, "retry", "2026-11-21T16:01:00Z", None),
+    )
+    .await;
+    deliver(
+        &app,
+        "workflow_run",
+        "w1",
+        &workflow_run(555, 1, HUMAN, "failure", "2026-11-21T16:05:00Z"),
+    )
+    .await;
+    deliver(
+        &app,
+        "workflow_run",
+        "w2",
+        &workflow_run(555, 2, HUMAN, "success", "2026-11-21T16:09:00Z"),
+    )
+    .await;
+    app.applied(4).await;
+
+    let (json, md) = report(&app, 7).await;
+    assert_eq!(json["totals"]["sessions"], 1);
+    assert_eq!(json["totals"]["agent_commits"], 2);
+    assert_eq!(json["totals"]["commits"], 3);
+    assert_eq!(json["totals"]["cost_usd"], 0.365276);
+    let links = json["sessions"][0]["links"].as_array().unwrap();
+    assert_eq!(links.len(), 2);
+    assert_eq!(
+        links.iter().find(|l| l["sha"] == CLAUDE_1).unwrap()["evidence"],
+        "trace"
+    );
+    assert_eq!(
+        links.iter().find(|l| l["sha"] == CLAUDE_2).unwrap()["evidence"],
+        "event"
+    );
+    assert_eq!(json["ci"]["reruns"], 1);
+    assert_eq!(json["ci"]["first_run_pass_rate"], 0.0);
+    assert_eq!(
+        marker_json(&md),
+        json,
+        "the comment's marker carries the report"
+    );
+    insta::assert_snapshot!("claude_code_report", md);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn pull_request_without_agents() {
+    let mut app = app().await;
+    let commits = [Commit {
+        sha: HUMAN,
+        message: "Fix typo",
+        at: "2026-11-21T16:00:00Z",
+        email: "reviewer@acme.example",
+        login: "reviewer",
+        files: &["README.md"],
+    }];
+    deliver(&app, "push", "p1", &push("refs/heads/typo", ZERO, &commits)).await;
+    deliver(
+        &app,
+        "pull_request",
+        "pr1",
+        &pull("opened", 8, HUMAN, "typo", "2026-11-21T16:01:00Z", None),
+    )
+    .await;
+    app.applied(2).await;
+    let (json, md) = report(&app, 8).await;
+    assert_eq!(json["headline"], "No AI agent involvement found");
+    assert_eq!(json["sessions"], json!([]));
+    insta::assert_snapshot!("no_agents_report", md);
+    let (status, body) = app
+        .get_json(&format!("/api/v1/repos/{REPO}/pulls/999/report"))
+        .await;
+    assert_eq!(status, 404);
+    assert!(body["error"].as_str().unwrap().contains("#999"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn window_and_coauthor_rules_link_agents_that_name_no_commit() {
+    let mut app = app().await;
+    for f in [
+        "gemini-cli-metrics.json",
+        "gemini-cli-logs.json",
+        "codex-logs.json",
+    ] {
+        send_otlp(&app, f).await;
+    }
+    let commits = [
+        // Gemini CLI names no SHA: person + time + files.
+        Commit {
+            sha: GEMINI_1,
+            message: "Validate widget input",
+            at: "2026-11-20T09:52:04Z",
+            email: "dev@acme.example",
+            login: "dev",
+            files: &["src/widgets/create.ts", "src/widgets/validation.ts"],
+        },
+        Commit {
+            sha: GEMINI_2,
+            message: "Reject negative quantity",
+            at: "2026-11-20T09:56:17Z",
+            email: "dev@acme.example",
+            login: "dev",
+            files: &["src/widgets/validation.ts"],
+        },
+        // Codex: a co-author trailer and the author's Codex session around the commit.
+        Commit {
+            sha: CODEX_1,
+            message: "Stabilize widget list pagination\n\nCo-authored-by: Codex <codex@openai.com>",
+            at: "2026-11-20T10:21:16Z",
+            email: "dev@acme.example",
+            login: "dev",
+            files: &["src/widgets/list.ts"],
+        },
+    ];
+    deliver(
+        &app,
+        "push",
+        "p1",
+        &push("refs/heads/widgets", ZERO, &commits),
+    )
+    .await;
+    deliver(
+        &app,
+        "pull_request",
+        "pr1",
+        &pull(
+            "opened",
+            9,
+            CODEX_1,
+            "widgets",
+            "2026-11-20T10:30:00Z",
+            None,
+        ),
+    )
+    .await;
+    app.applied(2).await;
+    let (json, md) = report(&app, 9).await;
+    let sessions = json["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "{json}");
+    let gemini = sessions
+        .iter()
+        .find(|s| s["agent"] == "gemini-cli")
+        .unwrap();
+    for l in gemini["links"].as_array().unwrap() {
+        assert_eq!(l["evidence"], "window");
+        let c = l["confidence"].as_f64().unwrap();
+        assert!(c > 0.5 && c < 0.9, "scored below exact evidence: {c}");
+    }
+    let codex = sessions.iter().find(|s| s["agent"] == "codex").unwrap();
+    assert_eq!(codex["links"][0]["evidence"], "coauthor");
+    assert_eq!(codex["links"][0]["sha"], CODEX_1);
+    assert_eq!(json["totals"]["cost_estimated"], true);
+    insta::assert_snapshot!("window_and_coauthor_report", md);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn telemetry_after_merge_updates_the_report_with_deploys_and_incidents() {
+    let mut app = app().await;
+    let commits = [
+        Commit {
+            sha: CLAUDE_1,
+            message: "Add exponential backoff retry to HTTP client",
+            at: "2026-11-20T09:13:48Z",
+            email: "dev@acme.example",
+            login: "dev",
+            files: &["src/http/retry.ts"],
+        },
+        Commit {
+            sha: CLAUDE_2,
+            message: "Test backoff and honour Retry-After on 429",
+            at: "2026-11-20T09:31:27Z",
+            email: "dev@acme.example",
+            login: "dev",
+            files: &["tests/http/retry.test.ts"],
+        },
+    ];
+    deliver(
+        &app,
+        "push",
+        "p1",
+        &push("refs/heads/retry", ZERO, &commits),
+    )
+    .await;
+    deliver(
+        &app,
+        "pull_request",
+        "pr1",
+        &pull(
+            "closed",
+            7,
+            CLAUDE_2,
+            "retry",
+            "2026-11-20T12:00:00Z",
+            Some(MERGE),
+        ),
+    )
+    .await;
+    let main = [Commit {
+        sha: MERGE,
+        message: "Merge pull request #7 from acme/retry",
+        at: "2026-11-20T12:00:00Z",
+        email: "dev@acme.example",
+        login: "dev",
+        files: &[],
+    }];
+    deliver(&app, "push", "p2", &push("refs/heads/main", BASE, &main)).await;
+    deliver(
+        &app,
+        "deployment",
+        "d1",
+        &json!({"action": "created", "repository": {"full_name": REPO},
+        "deployment": {"id": 9001, "sha": MERGE, "ref": "main", "environment": "production",
+            "creator": {"login": "deploy-bot"}, "created_at": "2026-11-20T13:30:00Z"}}),
+    )
+    .await;
+    deliver(&app, "deployment_status", "d2", &json!({"action": "created", "repository": {"full_name": REPO},
+        "deployment_status": {"id": 77, "state": "success", "environment": "production", "created_at": "2026-11-20T13:35:00Z"},
+        "deployment": {"id": 9001, "sha": MERGE, "ref": "main", "environment": "production", "created_at": "2026-11-20T13:30:00Z"}})).await;
+    deliver(&app, "issues", "i1", &json!({"action": "opened", "repository": {"full_name": REPO},
+        "issue": {"number": 31, "title": "Checkout retries storm the API", "body": "Root cause: deployment 9001",
+            "labels": [{"name": "incident"}], "state": "open", "created_at": "2026-11-20T15:00:00Z",
+            "updated_at": "2026-11-20T15:00:00Z"}})).await;
+    app.applied(6).await;
+
+    let (before, md_before) = report(&app, 7).await;
+    assert_eq!(before["totals"]["sessions"], 0);
+    assert_eq!(before["deployments"][0]["id"], 9001);
+    assert_eq!(
+        before["timing"]["merge_to_deploy_seconds"]["production"],
+        5400
+    );
+    assert_eq!(before["incidents"][0]["number"], 31);
+    insta::assert_snapshot!("merged_before_telemetry", md_before);
+
+    for f in ["claude-code-metrics.json", "claude-code-logs.json"] {
+        send_otlp(&app, f).await;
+    }
+    let (after, md_after) = report(&app, 7).await;
+    assert_eq!(after["totals"]["sessions"], 1);
+    assert_eq!(after["totals"]["cost_per_merged_pr"], 0.365276);
+    assert!(
+        after["timing"]["first_session_to_merge_seconds"]
+            .as_i64()
+            .unwrap()
+            > 0
+    );
+    insta::assert_snapshot!("merged_after_telemetry", md_after);
+    app.stop().await;
+}
