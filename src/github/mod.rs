@@ -2,6 +2,7 @@
 //! those mean for the graph ([`plan`], [`apply`], applied by the [`processor`]), and
 //! commit trailers ([`trailers`]).
 
+pub mod app;
 pub mod apply;
 pub mod events;
 pub mod plan;
