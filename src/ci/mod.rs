@@ -1,1 +1,495 @@
-//! CI uploads: coverage and test report parsers (being written).
+//! CI uploads: the coverage and test reports that workflows send, read into one model.
+//!
+//! Five formats, one parser each, all streaming (a report is read once, front to back,
+//! and never held whole in memory as a tree):
+//!
+//! | format | file | written by |
+//! | --- | --- | --- |
+//! | [`Format::Lcov`] | [`lcov`] | coverage.py `coverage lcov`, istanbul/jest/c8, lcov/geninfo, grcov, cargo-llvm-cov |
+//! | [`Format::Cobertura`] | [`cobertura`] | coverage.py `coverage xml`, istanbul/jest, gcovr |
+//! | [`Format::Jacoco`] | [`jacoco`] | the JaCoCo Maven/Gradle plugins |
+//! | [`Format::GoCover`] | [`gocover`] | `go test -coverprofile` |
+//! | [`Format::Junit`] | [`junit`] | pytest, jest-junit, cargo-nextest, Maven Surefire, mocha |
+//!
+//! The format is [`detect`]ed from the first bytes of the content, never from the file
+//! name. Paths come out of [`parse`] as the report wrote them (Cobertura's `<source>`
+//! already joined on); [`paths`] turns them into repository-relative paths and says which
+//! ones it could not place ([`LineCoverage::normalise_paths`]).
+//!
+//! A report that cannot be read is a [`ParseError`] naming the format and, where it
+//! has one, the line of the report where reading stopped: what the upload endpoint
+//! answers with its 422 (together with the file's name, which only it knows).
+//!
+//! XML safety: quick-xml never fetches or expands anything beyond the five predefined
+//! entities and character references; a document whose DTD declares entities is refused,
+//! and a reference to any other entity is an error.
+
+pub mod bench;
+pub mod cobertura;
+pub mod gocover;
+pub mod jacoco;
+pub mod junit;
+pub mod lcov;
+pub mod paths;
+mod xml;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::BufRead;
+
+/// A report format tracelink reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Format {
+    Lcov,
+    Cobertura,
+    Jacoco,
+    GoCover,
+    Junit,
+}
+
+impl Format {
+    pub const ALL: [Format; 5] = [
+        Format::Lcov,
+        Format::Cobertura,
+        Format::Jacoco,
+        Format::GoCover,
+        Format::Junit,
+    ];
+
+    /// The name used in messages, the API and storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Lcov => "lcov",
+            Format::Cobertura => "cobertura",
+            Format::Jacoco => "jacoco",
+            Format::GoCover => "go",
+            Format::Junit => "junit",
+        }
+    }
+
+    /// The inverse of [`Format::as_str`].
+    pub fn from_name(name: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Line coverage of a set of files: path → line number → hits.
+///
+/// Only coverable lines are present; a line with 0 hits is coverable and not covered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineCoverage {
+    pub files: BTreeMap<String, BTreeMap<u32, u64>>,
+}
+
+impl LineCoverage {
+    /// `(covered, coverable)` lines over all files.
+    pub fn totals(&self) -> (u64, u64) {
+        self.files.values().fold((0, 0), |(c, t), lines| {
+            let (fc, ft) = line_totals(lines);
+            (c + fc, t + ft)
+        })
+    }
+
+    /// `(covered, coverable)` lines of one file; `(0, 0)` when the file is absent.
+    pub fn file_totals(&self, path: &str) -> (u64, u64) {
+        self.files.get(path).map_or((0, 0), line_totals)
+    }
+
+    /// Adds `hits` to a line of a file (creating both as needed).
+    pub fn add_hits(&mut self, path: &str, line: u32, hits: u64) {
+        let lines = match self.files.get_mut(path) {
+            Some(lines) => lines,
+            None => self.files.entry(path.to_owned()).or_default(),
+        };
+        let h = lines.entry(line).or_insert(0);
+        *h = h.saturating_add(hits);
+    }
+
+    /// Merges another report into this one: a line's hits are the sum of both.
+    pub fn merge(&mut self, other: &LineCoverage) {
+        for (path, lines) in &other.files {
+            let mine = self.files.entry(path.clone()).or_default();
+            for (&line, &hits) in lines {
+                let h = mine.entry(line).or_insert(0);
+                *h = h.saturating_add(hits);
+            }
+        }
+    }
+
+    /// Rewrites every path to be repository-relative ([`paths::normalise_with`]).
+    ///
+    /// Files whose paths land on the same relative path are merged. Paths that cannot
+    /// be placed in the repository are dropped from the coverage and returned, sorted,
+    /// so that the caller can report them.
+    pub fn normalise_paths(
+        self,
+        repo: &str,
+        workspace: Option<&str>,
+    ) -> (LineCoverage, Vec<String>) {
+        let mut out = LineCoverage::default();
+        let mut unmatched = Vec::new();
+        for (path, lines) in self.files {
+            match paths::normalise_with(&path, repo, workspace) {
+                Ok(rel) => {
+                    let mine = out.files.entry(rel).or_default();
+                    for (line, hits) in lines {
+                        let h = mine.entry(line).or_insert(0);
+                        *h = h.saturating_add(hits);
+                    }
+                }
+                Err(_) => unmatched.push(path),
+            }
+        }
+        (out, unmatched)
+    }
+}
+
+/// A file whose lines are being read, taken out of its [`LineCoverage`] so that adding a
+/// line does not look the path up again ([`LineCoverage::open`], [`LineCoverage::close`]).
+pub(crate) struct OpenFile {
+    pub path: String,
+    lines: BTreeMap<u32, u64>,
+}
+
+impl OpenFile {
+    pub fn add(&mut self, line: u32, hits: u64) {
+        let h = self.lines.entry(line).or_insert(0);
+        *h = h.saturating_add(hits);
+    }
+}
+
+impl LineCoverage {
+    pub(crate) fn open(&mut self, path: String) -> OpenFile {
+        let lines = self.files.remove(&path).unwrap_or_default();
+        OpenFile { path, lines }
+    }
+
+    pub(crate) fn close(&mut self, file: OpenFile) {
+        match self.files.get_mut(&file.path) {
+            None => {
+                self.files.insert(file.path, file.lines);
+            }
+            Some(lines) => {
+                for (line, hits) in file.lines {
+                    let h = lines.entry(line).or_insert(0);
+                    *h = h.saturating_add(hits);
+                }
+            }
+        }
+    }
+}
+
+fn line_totals(lines: &BTreeMap<u32, u64>) -> (u64, u64) {
+    let covered = lines.values().filter(|h| **h > 0).count() as u64;
+    (covered, lines.len() as u64)
+}
+
+/// How one test case ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Passed,
+    /// An assertion failed (`<failure>`).
+    Failed,
+    /// The test could not run to its assertion: set-up, an unexpected exception (`<error>`).
+    Errored,
+    Skipped,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::Failed => "failed",
+            Outcome::Errored => "errored",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+/// One `<testcase>` of a JUnit report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestCase {
+    /// The innermost enclosing `<testsuite name>`.
+    pub suite: Option<String>,
+    pub classname: Option<String>,
+    pub name: String,
+    /// The test's source file, when the runner writes one (on the case or its suite).
+    pub file: Option<String>,
+    pub duration_s: Option<f64>,
+    pub outcome: Outcome,
+    /// For failures, errors and skips: the `message` attribute, else the element's text
+    /// (capped at [`junit::MESSAGE_MAX`] bytes).
+    pub message: Option<String>,
+}
+
+/// Rewrites each test's `file` to be repository-relative ([`paths::normalise_with`]).
+///
+/// A file that cannot be placed in the repository is cleared; the distinct paths that
+/// could not be placed are returned, sorted, so that the caller can report them.
+pub fn normalise_test_files(
+    tests: &mut [TestCase],
+    repo: &str,
+    workspace: Option<&str>,
+) -> Vec<String> {
+    let mut unmatched = std::collections::BTreeSet::new();
+    for t in tests.iter_mut() {
+        if let Some(file) = t.file.take() {
+            match paths::normalise_with(&file, repo, workspace) {
+                Ok(rel) => t.file = Some(rel),
+                Err(_) => {
+                    unmatched.insert(file);
+                }
+            }
+        }
+    }
+    unmatched.into_iter().collect()
+}
+
+/// What one report file says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    Coverage(LineCoverage),
+    Tests(Vec<TestCase>),
+}
+
+/// A report that cannot be read: which format, where, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ParseError {
+    pub format: Format,
+    /// 1-based line of the report where reading stopped, when known.
+    pub line: Option<u64>,
+    pub message: String,
+}
+
+impl ParseError {
+    pub(crate) fn new(format: Format, line: Option<u64>, message: impl Into<String>) -> Self {
+        ParseError {
+            format,
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{} line {}: {}", self.format, line, self.message),
+            None => write!(f, "{}: {}", self.format, self.message),
+        }
+    }
+}
+
+/// Says which format a report is in from its first bytes (a few KB are plenty), or
+/// `None` when it is none of the five.
+pub fn detect(head: &[u8]) -> Option<Format> {
+    let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    let start = head.iter().position(|b| !b.is_ascii_whitespace())?;
+    let head = &head[start..];
+    if head.starts_with(b"<") {
+        return xml::detect_root(head);
+    }
+    if head.starts_with(b"mode:") {
+        return Some(Format::GoCover);
+    }
+    // lcov: the first record starts with a test name or a source file.
+    let first_line = head.split(|b| *b == b'\n').next().unwrap_or(head);
+    if first_line.starts_with(b"TN:") || first_line.starts_with(b"SF:") {
+        return Some(Format::Lcov);
+    }
+    None
+}
+
+/// Reads a whole report of a known format.
+pub fn parse(reader: impl BufRead, format: Format) -> Result<Report, ParseError> {
+    match format {
+        Format::Lcov => lcov::parse(reader).map(Report::Coverage),
+        Format::Cobertura => cobertura::parse(reader).map(Report::Coverage),
+        Format::Jacoco => jacoco::parse(reader).map(Report::Coverage),
+        Format::GoCover => gocover::parse(reader).map(Report::Coverage),
+        Format::Junit => junit::parse(reader).map(Report::Tests),
+    }
+}
+
+/// Parses a decimal unsigned integer written with ASCII digits only.
+pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(n)
+}
+
+/// As [`parse_u64`], for line numbers.
+pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
+    parse_u64(s).and_then(|n| u32::try_from(n).ok())
+}
+
+/// Shortens `s` for an error message.
+pub(crate) fn shown(s: &[u8]) -> String {
+    const MAX: usize = 80;
+    let text = String::from_utf8_lossy(s);
+    let text = text.trim_end_matches(['\r', '\n']);
+    if text.chars().count() > MAX {
+        let cut: String = text.chars().take(MAX).collect();
+        format!("{cut:?}…")
+    } else {
+        format!("{text:?}")
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::*;
+
+    /// Reads a committed fixture from `tests/fixtures/ci/`.
+    pub fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/tests/fixtures/ci/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    pub fn coverage(bytes: &[u8], format: Format) -> LineCoverage {
+        match parse(bytes, format) {
+            Ok(Report::Coverage(c)) => c,
+            other => panic!("expected coverage, got {other:?}"),
+        }
+    }
+
+    pub fn tests(bytes: &[u8]) -> Vec<TestCase> {
+        match parse(bytes, Format::Junit) {
+            Ok(Report::Tests(t)) => t,
+            other => panic!("expected tests, got {other:?}"),
+        }
+    }
+
+    pub fn parse_err(bytes: &[u8], format: Format) -> ParseError {
+        match parse(bytes, format) {
+            Err(e) => e,
+            Ok(r) => panic!("expected an error, got {r:?}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::fixture;
+    use super::*;
+
+    #[test]
+    fn detects_every_fixture_from_content() {
+        let cases = [
+            ("coverage.lcov", Format::Lcov),
+            ("jest-lcov.info", Format::Lcov),
+            ("coverage.xml", Format::Cobertura),
+            ("jest-cobertura.xml", Format::Cobertura),
+            ("gcovr-cobertura.xml", Format::Cobertura),
+            ("jacoco.xml", Format::Jacoco),
+            ("coverage.out", Format::GoCover),
+            ("pytest-junit.xml", Format::Junit),
+            ("jest-junit.xml", Format::Junit),
+            ("nextest-junit.xml", Format::Junit),
+            ("mocha-junit.xml", Format::Junit),
+            ("mocha-xunit.xml", Format::Junit),
+            ("TEST-com.acme.demo.CalcTest.xml", Format::Junit),
+        ];
+        for (name, want) in cases {
+            let bytes = fixture(name);
+            let head = &bytes[..bytes.len().min(4096)];
+            assert_eq!(detect(head), Some(want), "{name}");
+        }
+    }
+
+    #[test]
+    fn detect_refuses_what_it_does_not_read() {
+        assert_eq!(detect(b""), None);
+        assert_eq!(detect(b"   \n"), None);
+        assert_eq!(detect(b"{\"coverage\": 1}"), None);
+        assert_eq!(detect(b"<html><body/></html>"), None);
+        // Clover XML also has a <coverage> root.
+        assert_eq!(
+            detect(b"<?xml version=\"1.0\"?><coverage generated=\"1\" clover=\"4.4.1\"><project/></coverage>"),
+            None
+        );
+        assert_eq!(
+            detect(b"\xEF\xBB\xBF  SF:a.c\nDA:1,1\n"),
+            Some(Format::Lcov)
+        );
+        // A head cut in the middle of the root tag is still recognised or refused, never a panic.
+        assert_eq!(detect(b"<?xml version=\"1.0\"?>\n<testsuites na"), None);
+        assert_eq!(detect(b"<testsuite name=\"x\">"), Some(Format::Junit));
+    }
+
+    #[test]
+    fn error_display_names_format_and_line() {
+        let e = ParseError::new(Format::Lcov, Some(7), "DA line count is not a number");
+        assert_eq!(e.to_string(), "lcov line 7: DA line count is not a number");
+        let e = ParseError::new(Format::GoCover, None, "empty profile");
+        assert_eq!(e.to_string(), "go: empty profile");
+    }
+
+    #[test]
+    fn format_names_round_trip() {
+        for f in Format::ALL {
+            assert_eq!(Format::from_name(f.as_str()), Some(f));
+        }
+        assert_eq!(Format::GoCover.as_str(), "go");
+    }
+
+    #[test]
+    fn merge_sums_hits_and_totals_count_lines() {
+        let mut a = LineCoverage::default();
+        a.add_hits("a.rs", 1, 1);
+        a.add_hits("a.rs", 2, 0);
+        let mut b = LineCoverage::default();
+        b.add_hits("a.rs", 2, 3);
+        b.add_hits("a.rs", 3, 0);
+        b.add_hits("b.rs", 1, 0);
+        a.merge(&b);
+        assert_eq!(a.files["a.rs"], BTreeMap::from([(1, 1), (2, 3), (3, 0)]));
+        assert_eq!(a.file_totals("a.rs"), (2, 3));
+        assert_eq!(a.file_totals("b.rs"), (0, 1));
+        assert_eq!(a.file_totals("missing.rs"), (0, 0));
+        assert_eq!(a.totals(), (2, 4));
+    }
+
+    #[test]
+    fn test_files_are_normalised_and_unmatched_ones_reported() {
+        let mut cases = testutil::tests(&fixture("mocha-junit.xml"));
+        let unmatched = normalise_test_files(&mut cases, "acme/demo", Some("/tmp/fx/js10"));
+        assert!(unmatched.is_empty());
+        assert!(
+            cases
+                .iter()
+                .all(|c| c.file.as_deref() == Some("mtest/cart.spec.js"))
+        );
+
+        let mut cases = testutil::tests(&fixture("mocha-xunit.xml"));
+        let unmatched = normalise_test_files(&mut cases, "acme/demo", None);
+        assert_eq!(unmatched, vec!["/tmp/fx/js/mtest/cart.spec.js".to_string()]);
+        assert!(cases.iter().all(|c| c.file.is_none()));
+    }
+
+    #[test]
+    fn normalise_paths_merges_and_reports_unmatched() {
+        let mut c = LineCoverage::default();
+        c.add_hits("/home/runner/work/demo/demo/src/a.py", 1, 1);
+        c.add_hits("./src/a.py", 1, 2);
+        c.add_hits("/opt/elsewhere/b.py", 1, 0);
+        let (c, unmatched) = c.normalise_paths("acme/demo", None);
+        assert_eq!(c.files.len(), 1);
+        assert_eq!(c.files["src/a.py"][&1], 3);
+        assert_eq!(unmatched, vec!["/opt/elsewhere/b.py".to_string()]);
+    }
+}
