@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Receive OTLP from coding agents and serve the query API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate {
         #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
@@ -145,6 +145,57 @@ pub struct ServeArgs {
     /// to it by the `window` and `coauthor` rules.
     #[arg(long, env = "TRACELINK_LINK_GRACE_SECS", default_value_t = 1800)]
     pub link_grace_secs: u64,
+    /// GitHub App ID; with a private key, reports are posted to pull requests.
+    #[arg(long, env = "TRACELINK_GITHUB_APP_ID")]
+    pub github_app_id: Option<u64>,
+    /// File holding the App's private key (PEM).
+    #[arg(long, env = "TRACELINK_GITHUB_PRIVATE_KEY_FILE")]
+    pub github_private_key_file: Option<PathBuf>,
+    /// The App's private key itself (PEM), instead of a file.
+    #[arg(
+        long,
+        env = "TRACELINK_GITHUB_PRIVATE_KEY",
+        conflicts_with = "github_private_key_file"
+    )]
+    pub github_private_key: Option<Secret>,
+    /// GitHub's REST API (GitHub Enterprise Server: `https://HOST/api/v3`).
+    #[arg(
+        long,
+        env = "TRACELINK_GITHUB_API_URL",
+        default_value = "https://api.github.com"
+    )]
+    pub github_api_url: String,
+    /// Seconds a pull request's report waits for more changes before it is published;
+    /// at most one write per pull request per period.
+    #[arg(long, env = "TRACELINK_COMMENT_DEBOUNCE", default_value_t = 10)]
+    pub comment_debounce: u64,
+}
+
+impl ServeArgs {
+    /// The GitHub App settings, when an App ID and a key are given.
+    pub fn github_app(&self) -> anyhow::Result<Option<crate::github::app::AppConfig>> {
+        let key = match (&self.github_private_key, &self.github_private_key_file) {
+            (Some(k), _) => Some(k.0.clone()),
+            (None, Some(path)) => Some(std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("reading the GitHub App private key {}: {e}", path.display())
+            })?),
+            (None, None) => None,
+        };
+        match (self.github_app_id, key) {
+            (Some(app_id), Some(private_key_pem)) => Ok(Some(crate::github::app::AppConfig {
+                app_id,
+                private_key_pem,
+                api_url: self.github_api_url.clone(),
+            })),
+            (None, None) => Ok(None),
+            (Some(_), None) => anyhow::bail!(
+                "--github-app-id is set but no private key: set --github-private-key-file or --github-private-key"
+            ),
+            (None, Some(_)) => {
+                anyhow::bail!("a GitHub App private key is set but no --github-app-id")
+            }
+        }
+    }
 }
 
 impl ServeArgs {
@@ -162,6 +213,11 @@ impl ServeArgs {
             incident_label: "incident".into(),
             identities: None,
             link_grace_secs: 1800,
+            github_app_id: None,
+            github_private_key_file: None,
+            github_private_key: None,
+            github_api_url: "https://api.github.com".into(),
+            comment_debounce: 10,
         }
     }
 }

@@ -48,6 +48,10 @@ pub struct Server {
     pub readers: SqlitePool,
     /// How many webhook deliveries have been applied to the graph.
     pub deliveries_applied: watch::Receiver<u64>,
+    /// How many reports have been published (or found unchanged).
+    pub reports_published: watch::Receiver<u64>,
+    pub publisher: crate::report::publish::PublisherHandle,
+    publisher_task: JoinHandle<()>,
     stop: watch::Sender<bool>,
     stop_processor: watch::Sender<bool>,
     processor: JoinHandle<()>,
@@ -129,8 +133,13 @@ impl Server {
         });
         let store = store::open(&args.db).await?;
         let telemetry = Arc::new(Telemetry::default());
-        let (writer, writer_task) =
-            store::writer::spawn(store.writer, args.queue_capacity.max(1), telemetry.clone());
+        let (sessions_tx, sessions_rx) = tokio::sync::mpsc::channel(1024);
+        let (writer, writer_task) = store::writer::spawn_with_events(
+            store.writer,
+            args.queue_capacity.max(1),
+            telemetry.clone(),
+            Some(sessions_tx),
+        );
         let ingest = Ingest {
             writer,
             telemetry: telemetry.clone(),
@@ -145,9 +154,34 @@ impl Server {
         let (stop, stopped) = watch::channel(false);
         // The processor stops last, after the writer committed everything acknowledged.
         let (stop_processor, processor_stopped) = watch::channel(false);
+        let github = match args.github_app()? {
+            Some(cfg) => Some(Arc::new(crate::github::app::GithubApp::new(&cfg)?)),
+            None => {
+                tracing::info!(
+                    "no GitHub App configured (--github-app-id): reports are served by the API and CLI only"
+                );
+                None
+            }
+        };
+        let debounce = std::time::Duration::from_secs(args.comment_debounce);
+        let (publisher, publisher_task) = crate::report::publish::spawn(
+            crate::report::publish::Publisher {
+                ctx: reports.clone(),
+                app: github,
+                debounce,
+            },
+            store::connect(&args.db).await?,
+            store.readers.clone(),
+            sessions_rx,
+            processor_stopped.clone(),
+        );
         let (processor, processor_task) = crate::github::processor::spawn(
             store::connect(&args.db).await?,
-            args.incident_label.clone(),
+            crate::github::processor::ProcessorConfig {
+                incident_label: args.incident_label.clone(),
+                debounce,
+                publisher: publisher.wake.clone(),
+            },
             processor_stopped,
         );
         let state = AppState {
@@ -199,6 +233,9 @@ impl Server {
             http_addr,
             readers: store.readers,
             deliveries_applied: processor.finished,
+            reports_published: publisher.published.clone(),
+            publisher,
+            publisher_task,
             stop,
             stop_processor,
             processor: processor_task,
@@ -244,6 +281,7 @@ impl Server {
         self.writer.await.context("writer task")?;
         // The processor applies what the writer committed, then stops.
         let _ = self.stop_processor.send(true);
+        self.publisher_task.await.context("report publisher task")?;
         self.processor.await.context("webhook processor task")?;
         self.readers.close().await;
         Ok(())

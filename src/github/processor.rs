@@ -20,9 +20,18 @@ pub struct Processor {
     pub finished: watch::Receiver<u64>,
 }
 
+/// What the processor needs besides its connection.
+pub struct ProcessorConfig {
+    pub incident_label: String,
+    /// Reports of affected pull requests are queued this far ahead.
+    pub debounce: std::time::Duration,
+    /// Woken when reports were queued.
+    pub publisher: Arc<Notify>,
+}
+
 pub fn spawn(
     conn: SqliteConnection,
-    incident_label: String,
+    cfg: ProcessorConfig,
     mut stop: watch::Receiver<bool>,
 ) -> (Processor, tokio::task::JoinHandle<()>) {
     let wake = Arc::new(Notify::new());
@@ -35,10 +44,11 @@ pub fn spawn(
         let mut conn = conn;
         loop {
             loop {
-                match process_pending(&mut conn, &incident_label).await {
+                match process_pending(&mut conn, &cfg).await {
                     Ok(0) => break,
                     Ok(n) => {
                         finished_tx.send_modify(|c| *c += n);
+                        cfg.publisher.notify_one();
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "applying webhook deliveries failed; retrying shortly");
@@ -61,7 +71,7 @@ pub fn spawn(
 }
 
 /// Applies up to [`BATCH`] pending deliveries; returns how many were finished.
-async fn process_pending(conn: &mut SqliteConnection, incident_label: &str) -> sqlx::Result<u64> {
+async fn process_pending(conn: &mut SqliteConnection, cfg: &ProcessorConfig) -> sqlx::Result<u64> {
     let pending: Vec<(String, String, Vec<u8>)> = sqlx::query_as(
         "SELECT delivery_id, event, payload FROM deliveries WHERE status = 'pending' \
          ORDER BY received_ns, delivery_id LIMIT ?",
@@ -75,10 +85,21 @@ async fn process_pending(conn: &mut SqliteConnection, incident_label: &str) -> s
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
     let mut tx = conn.begin().await?;
     for (id, event, payload) in &pending {
-        let ops = Event::parse(event, payload).and_then(|e| plan::plan(&e, incident_label));
+        let ops = Event::parse(event, payload).and_then(|e| plan::plan(&e, &cfg.incident_label));
         match ops {
             Ok(ops) => {
                 apply::execute(&mut tx, &ops, now).await?;
+                if let Some((repo, installation)) = installation_of(payload) {
+                    sqlx::query(
+                        "INSERT OR REPLACE INTO repo_installations (repo, installation_id) VALUES (?, ?)",
+                    )
+                    .bind(repo)
+                    .bind(installation)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let prs = crate::report::publish::affected_by(&mut tx, &ops).await?;
+                crate::report::publish::enqueue(&mut tx, &prs, cfg.debounce).await?;
                 sqlx::query("UPDATE deliveries SET status = 'processed' WHERE delivery_id = ?")
                     .bind(id)
                     .execute(&mut *tx)
@@ -97,4 +118,22 @@ async fn process_pending(conn: &mut SqliteConnection, incident_label: &str) -> s
     }
     tx.commit().await?;
     Ok(pending.len() as u64)
+}
+
+/// The repository and the App installation a delivery came through.
+fn installation_of(payload: &[u8]) -> Option<(String, i64)> {
+    #[derive(serde::Deserialize)]
+    struct Inst {
+        id: i64,
+    }
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        installation: Option<Inst>,
+        repository: Option<super::events::Repository>,
+    }
+    let e: Envelope = serde_json::from_slice(payload).ok()?;
+    Some((
+        e.repository?.full_name.to_ascii_lowercase(),
+        e.installation?.id,
+    ))
 }

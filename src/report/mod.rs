@@ -4,6 +4,7 @@
 pub mod build;
 pub mod markdown;
 pub mod model;
+pub mod publish;
 
 pub use build::{ReportContext, build};
 pub use model::PrReport;

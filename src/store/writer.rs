@@ -104,12 +104,28 @@ pub fn spawn(
     capacity: usize,
     telemetry: Arc<Telemetry>,
 ) -> (WriterHandle, tokio::task::JoinHandle<()>) {
+    spawn_with_events(conn, capacity, telemetry, None)
+}
+
+/// Like [`spawn`], also telling `sessions` which sessions each commit touched (best
+/// effort: when the receiver lags, the notice is dropped, never the write).
+pub fn spawn_with_events(
+    conn: SqliteConnection,
+    capacity: usize,
+    telemetry: Arc<Telemetry>,
+    sessions: Option<mpsc::Sender<Vec<i64>>>,
+) -> (WriterHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(capacity);
-    let task = tokio::spawn(run(conn, rx, telemetry));
+    let task = tokio::spawn(run(conn, rx, telemetry, sessions));
     (WriterHandle { tx, capacity }, task)
 }
 
-async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, telemetry: Arc<Telemetry>) {
+async fn run(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<Job>,
+    telemetry: Arc<Telemetry>,
+    sessions: Option<mpsc::Sender<Vec<i64>>>,
+) {
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = rx.recv().await {
         jobs.push(first);
@@ -124,7 +140,12 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, telemetry:
         let result = write_group(&mut conn, &batches).await;
         telemetry.record_commit(jobs.len(), started.elapsed());
         match result {
-            Ok(written) => {
+            Ok((written, touched)) => {
+                // The notice goes out before the acknowledgements, so whoever was
+                // answered can rely on the report update being under way.
+                if let (Some(tx), false) = (&sessions, touched.is_empty()) {
+                    let _ = tx.try_send(touched);
+                }
                 for (job, w) in jobs.drain(..).zip(written) {
                     let _ = job.done.send(Ok(w));
                 }
@@ -134,8 +155,11 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, telemetry:
                 tracing::warn!(error = %e, "group commit failed; retrying its requests one by one");
                 for job in jobs.drain(..) {
                     let r = write_group(&mut conn, &[&job.work]).await;
+                    if let (Ok((_, touched)), Some(tx)) = (&r, &sessions) {
+                        let _ = tx.try_send(touched.clone());
+                    }
                     let _ = job.done.send(
-                        r.map(|mut w| w.pop().unwrap_or_default())
+                        r.map(|(mut w, _)| w.pop().unwrap_or_default())
                             .map_err(|e| e.to_string()),
                     );
                 }
@@ -153,20 +177,29 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, telemetry:
     }
 }
 
+/// Writes a group in one transaction; returns each request's outcome and the sessions
+/// whose facts changed.
 async fn write_group(
     conn: &mut SqliteConnection,
     work: &[&Work],
-) -> Result<Vec<Written>, sqlx::Error> {
+) -> Result<(Vec<Written>, Vec<i64>), sqlx::Error> {
     let mut tx = conn.begin().await?;
     let mut out = Vec::with_capacity(work.len());
+    let mut touched = Vec::new();
     for w in work {
         out.push(match w {
-            Work::Otlp(b) => write_batch(&mut tx, b).await?,
+            Work::Otlp(b) => {
+                let (written, sessions) = write_batch(&mut tx, b).await?;
+                touched.extend(sessions);
+                written
+            }
             Work::Delivery(d) => write_delivery(&mut tx, d).await?,
         });
     }
     tx.commit().await?;
-    Ok(out)
+    touched.sort_unstable();
+    touched.dedup();
+    Ok((out, touched))
 }
 
 /// Stores a delivery once: a redelivery of the same ID changes nothing.
@@ -222,7 +255,10 @@ fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
 }
 
-async fn write_batch(tx: &mut Transaction<'_, Sqlite>, b: &Batch) -> Result<Written, sqlx::Error> {
+async fn write_batch(
+    tx: &mut Transaction<'_, Sqlite>,
+    b: &Batch,
+) -> Result<(Written, Vec<i64>), sqlx::Error> {
     let mut written = Written::default();
     let session_ids = upsert_sessions(tx, b).await?;
     let mut sums: HashMap<usize, Sums> = HashMap::new();
@@ -348,7 +384,7 @@ async fn write_batch(tx: &mut Transaction<'_, Sqlite>, b: &Batch) -> Result<Writ
             .await?;
         }
     }
-    Ok(written)
+    Ok((written, session_ids))
 }
 
 /// Inserts or widens each session of the batch; returns their row IDs by batch index.

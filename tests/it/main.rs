@@ -7,6 +7,7 @@ mod fake_github;
 mod fixtures;
 mod github_app;
 mod hook;
+mod publish;
 mod reports;
 mod sdk;
 mod webhooks;

@@ -5,20 +5,20 @@ use serde_json::{Value, json};
 
 use crate::common::{TestApp, fixture};
 
-const SECRET: &str = "report-secret";
-const REPO: &str = "acme/widgets";
-const ZERO: &str = "0000000000000000000000000000000000000000";
-const BASE: &str = "1111111111111111111111111111111111111111";
+pub const SECRET: &str = "report-secret";
+pub const REPO: &str = "acme/widgets";
+pub const ZERO: &str = "0000000000000000000000000000000000000000";
+pub const BASE: &str = "1111111111111111111111111111111111111111";
 // Claude Code's two commits (the fixture's tool results name them).
-const CLAUDE_1: &str = "9c0832b26219b10b65f2a64ef32be97e2e28f8da";
-const CLAUDE_2: &str = "c4db930c2085a6ae302a52617d434bcc2df322c5";
+pub const CLAUDE_1: &str = "9c0832b26219b10b65f2a64ef32be97e2e28f8da";
+pub const CLAUDE_2: &str = "c4db930c2085a6ae302a52617d434bcc2df322c5";
 // Gemini CLI's commits (its telemetry names no SHA).
 const GEMINI_1: &str = "4e1d6528d825299de15dbf8944d9a05b1c517a63";
 const GEMINI_2: &str = "a2f708bf0301c16e196f7b6808b770f9520c1e1d";
 // Codex's commits (abbreviated in tool output only).
 const CODEX_1: &str = "b214a4970b2727a50691f2d6ae07e4841b1c065a";
-const HUMAN: &str = "2222222222222222222222222222222222222222";
-const MERGE: &str = "3333333333333333333333333333333333333333";
+pub const HUMAN: &str = "2222222222222222222222222222222222222222";
+pub const MERGE: &str = "3333333333333333333333333333333333333333";
 
 pub struct Commit<'a> {
     pub sha: &'a str,
@@ -29,7 +29,7 @@ pub struct Commit<'a> {
     pub files: &'a [&'a str],
 }
 
-fn push(git_ref: &str, before: &str, commits: &[Commit<'_>]) -> Value {
+pub fn push(git_ref: &str, before: &str, commits: &[Commit<'_>]) -> Value {
     json!({
         "ref": git_ref, "before": before, "after": commits.last().map_or(before, |c| c.sha),
         "repository": {"full_name": REPO},
@@ -43,7 +43,7 @@ fn push(git_ref: &str, before: &str, commits: &[Commit<'_>]) -> Value {
     })
 }
 
-fn pull(
+pub fn pull(
     action: &str,
     number: i64,
     head: &str,
@@ -78,7 +78,7 @@ fn workflow_run(id: i64, attempt: i64, head: &str, conclusion: &str, updated: &s
     })
 }
 
-async fn deliver(app: &TestApp, event: &str, id: &str, payload: &Value) {
+pub async fn deliver(app: &TestApp, event: &str, id: &str, payload: &Value) {
     let r = app
         .deliver(SECRET, event, id, payload.to_string().as_bytes())
         .await;
@@ -86,7 +86,7 @@ async fn deliver(app: &TestApp, event: &str, id: &str, payload: &Value) {
     assert_eq!(status, 200, "{event} {id}: {}", r.text().await.unwrap());
 }
 
-async fn send_otlp(app: &TestApp, file: &str) {
+pub async fn send_otlp(app: &TestApp, file: &str) {
     let signal = file.rsplit('-').next().unwrap().trim_end_matches(".json");
     let r = app
         .post(

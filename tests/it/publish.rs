@@ -1,0 +1,179 @@
+//! The GitHub App end to end: telemetry and signed webhooks in, one comment and one check
+//! run on a fake GitHub (the real octocrab client at the HTTP boundary) out.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::TestApp;
+use crate::fake_github::{FakeFile, FakeGithub, INSTALLATION, SLUG};
+use crate::reports::*;
+
+const PATCH_PR: &str = "@@ -1,2 +1,5 @@\n import { fetch } from './fetch';\n+export async function retry(fn) {\n+  return backoff(fn, 3);\n+}\n+// reviewed by a human\n";
+const PATCH_CLAUDE: &str = "@@ -1,1 +1,4 @@\n import { fetch } from './fetch';\n+export async function retry(fn) {\n+  return backoff(fn, 3);\n+}\n";
+
+async fn app(fake: &FakeGithub) -> TestApp {
+    let cfg = fake.app_config();
+    TestApp::spawn_with(move |a| {
+        a.webhook_secrets = vec![SECRET.parse().unwrap()];
+        a.github_app_id = Some(cfg.app_id);
+        a.github_private_key = Some(cfg.private_key_pem.parse().unwrap());
+        a.github_api_url = cfg.api_url;
+        a.comment_debounce = 0;
+    })
+    .await
+}
+
+/// Waits (on the publisher's signal, never a sleep) until `done` holds.
+async fn until(app: &TestApp, what: &str, done: impl Fn() -> bool) {
+    let mut published = app.server.as_ref().unwrap().reports_published.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if tokio::time::timeout(left, published.changed())
+            .await
+            .is_err()
+        {
+            panic!("timed out waiting for {what}");
+        }
+    }
+}
+
+fn with_installation(mut v: serde_json::Value) -> serde_json::Value {
+    v["installation"] = json!({"id": INSTALLATION});
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_comment_and_check_run_kept_current_after_merge() {
+    let fake = FakeGithub::start().await;
+    fake.add_pull(
+        REPO,
+        7,
+        CLAUDE_2,
+        vec![FakeFile::modified("src/http/retry.ts", PATCH_PR)],
+    );
+    fake.add_commit(
+        REPO,
+        7,
+        CLAUDE_1,
+        vec![FakeFile::modified("src/http/retry.ts", PATCH_CLAUDE)],
+    );
+    fake.add_commit(
+        REPO,
+        7,
+        CLAUDE_2,
+        vec![FakeFile::modified(
+            "tests/http/retry.test.ts",
+            "@@ -0,0 +1 @@\n+test();\n",
+        )],
+    );
+    let mut app = app(&fake).await;
+
+    let commits = [
+        Commit {
+            sha: CLAUDE_1,
+            message: "Add exponential backoff retry to HTTP client",
+            at: "2026-11-20T09:13:48Z",
+            email: "dev@acme.example",
+            login: "dev",
+            files: &["src/http/retry.ts"],
+        },
+        Commit {
+            sha: CLAUDE_2,
+            message: "Test backoff and honour Retry-After on 429",
+            at: "2026-11-20T09:31:27Z",
+            email: "dev@acme.example",
+            login: "dev",
+            files: &["tests/http/retry.test.ts"],
+        },
+    ];
+    deliver(
+        &app,
+        "push",
+        "p1",
+        &with_installation(push("refs/heads/retry", ZERO, &commits)),
+    )
+    .await;
+    let merged = with_installation(pull(
+        "closed",
+        7,
+        CLAUDE_2,
+        "retry",
+        "2026-11-20T12:00:00Z",
+        Some(MERGE),
+    ));
+    deliver(&app, "pull_request", "pr-closed", &merged).await;
+    app.applied(2).await;
+    until(&app, "the first comment", || {
+        fake.comments(REPO, 7).len() == 1
+    })
+    .await;
+    let first = fake.comments(REPO, 7);
+    assert_eq!(first[0].login, format!("{SLUG}[bot]"));
+    assert!(first[0].body.starts_with("<!-- tracelink:pr-report"));
+    assert!(
+        first[0].body.contains("No AI agent involvement found"),
+        "{}",
+        first[0].body
+    );
+    let writes = fake.writes().len();
+
+    // A redelivery, and a delivery that changes nothing in the report: no write.
+    deliver(&app, "pull_request", "pr-closed", &merged).await;
+    deliver(&app, "pull_request", "pr-closed-again", &merged).await;
+    app.applied(3).await;
+    until(&app, "the unchanged report to be checked", || {
+        app.server
+            .as_ref()
+            .unwrap()
+            .reports_published
+            .borrow()
+            .to_owned()
+            >= 2
+    })
+    .await;
+    assert_eq!(
+        fake.writes().len(),
+        writes,
+        "an unchanged report writes nothing"
+    );
+
+    // Telemetry arrives after the merge: the same comment is edited in place.
+    send_otlp(&app, "claude-code-logs.json").await;
+    until(&app, "the comment to name the session", || {
+        fake.comments(REPO, 7)[0]
+            .body
+            .contains("1 agent session (Claude Code)")
+    })
+    .await;
+    let comments = fake.comments(REPO, 7);
+    assert_eq!(comments.len(), 1, "one comment per PR, edited in place");
+    assert_eq!(comments[0].id, first[0].id);
+    // Lines: 3 of the PR's 4 added lines were added by the agent-linked commit.
+    assert!(
+        comments[0]
+            .body
+            .contains("| Lines | +4 / −0 · 3 added by agents (75%) |"),
+        "{}",
+        comments[0].body
+    );
+    let runs = fake.check_runs(REPO);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].name, "tracelink");
+    assert_eq!(runs[0].head_sha, CLAUDE_2);
+    assert!(
+        runs[0]
+            .title
+            .as_deref()
+            .unwrap()
+            .starts_with("1 agent session (Claude Code)")
+    );
+    assert_eq!(runs[0].conclusion.as_deref(), Some("neutral"));
+    // The links the report used are stored in the graph.
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM links WHERE from_kind = 'session' AND relation = 'authored' AND evidence = 'event'").await,
+        2
+    );
+    app.stop().await;
+}
