@@ -169,6 +169,26 @@ pub struct ServeArgs {
     /// at most one write per pull request per period.
     #[arg(long, env = "TRACELINK_COMMENT_DEBOUNCE", default_value_t = 10)]
     pub comment_debounce: u64,
+    /// Issuer of the GitHub Actions OIDC tokens that authenticate CI uploads.
+    #[arg(
+        long,
+        env = "TRACELINK_OIDC_ISSUER",
+        default_value = "https://token.actions.githubusercontent.com"
+    )]
+    pub oidc_issuer: String,
+    /// Audience CI upload tokens must be issued for.
+    #[arg(long, env = "TRACELINK_OIDC_AUDIENCE", default_value = "tracelink")]
+    pub oidc_audience: String,
+    /// Static CI upload tokens, `owner/repo=TOKEN` (comma-separated), for CI without OIDC.
+    #[arg(
+        long = "upload-token",
+        env = "TRACELINK_UPLOAD_TOKENS",
+        value_delimiter = ','
+    )]
+    pub upload_tokens: Vec<Secret>,
+    /// Largest CI upload (all files together), in bytes.
+    #[arg(long, env = "TRACELINK_MAX_UPLOAD_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_upload_bytes: usize,
 }
 
 impl ServeArgs {
@@ -218,6 +238,10 @@ impl ServeArgs {
             github_private_key: None,
             github_api_url: "https://api.github.com".into(),
             comment_debounce: 10,
+            oidc_issuer: "https://token.actions.githubusercontent.com".into(),
+            oidc_audience: "tracelink".into(),
+            upload_tokens: Vec::new(),
+            max_upload_bytes: 64 * 1024 * 1024,
         }
     }
 }

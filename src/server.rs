@@ -39,6 +39,7 @@ pub struct AppState {
     pub webhook_secrets: Arc<Vec<String>>,
     pub incident_label: Arc<str>,
     pub processor: Processor,
+    pub uploads: Arc<crate::ci::upload::UploadConfig>,
 }
 
 /// A started tracelink: its bound addresses and the means to stop it.
@@ -99,12 +100,16 @@ fn http_router(state: AppState) -> Router {
             get(crate::api::github::pull_report),
         )
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let uploads = Router::new()
+        .route("/api/v1/ci/uploads", post(crate::ci::upload::receive))
+        .layer(DefaultBodyLimit::max(state.uploads.max_bytes));
     let webhooks = Router::new()
         .route("/webhooks/github", post(crate::github::webhook::receive))
         .layer(DefaultBodyLimit::max(crate::github::webhook::MAX_BODY));
     Router::new()
         .merge(otlp_routes)
         .merge(webhooks)
+        .merge(uploads)
         .merge(api)
         .route("/healthz", get(crate::api::healthz))
         .route("/metrics", get(crate::api::metrics))
@@ -196,6 +201,7 @@ impl Server {
             webhook_secrets: Arc::new(args.webhook_secrets.iter().map(|s| s.0.clone()).collect()),
             incident_label: Arc::from(args.incident_label.as_str()),
             processor: processor.clone(),
+            uploads: Arc::new(crate::ci::upload::UploadConfig::from_args(args)?),
         };
 
         let http_listener = TcpListener::bind(args.http_listen)

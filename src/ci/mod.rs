@@ -31,6 +31,7 @@ pub mod jacoco;
 pub mod junit;
 pub mod lcov;
 pub mod paths;
+pub mod upload;
 mod xml;
 
 use std::collections::BTreeMap;
