@@ -193,7 +193,7 @@ impl Server {
             ingest: ingest.clone(),
             readers: store.readers.clone(),
             prices: Arc::new(prices),
-            reports,
+            reports: reports.clone(),
             telemetry,
             tokens: tokens.clone(),
             max_body_bytes: args.max_body_bytes,
@@ -204,6 +204,7 @@ impl Server {
             uploads: Arc::new(crate::ci::upload::UploadConfig::from_args(args)?),
         };
 
+        let reports_ctx = reports;
         let http_listener = TcpListener::bind(args.http_listen)
             .await
             .with_context(|| format!("binding the HTTP listener on {}", args.http_listen))?;
@@ -222,7 +223,14 @@ impl Server {
                 .into_future(),
         );
         let mut on_stop = stopped;
-        let routes = otlp::grpc::router(ingest, tokens, args.max_body_bytes);
+        let routes = otlp::grpc::router(ingest, tokens.clone(), args.max_body_bytes).add_service(
+            crate::api::grpc::Reports {
+                readers: store.readers.clone(),
+                ctx: reports_ctx,
+                tokens,
+            }
+            .server(),
+        );
         let grpc = tokio::spawn(
             tonic::transport::Server::builder()
                 .add_routes(routes)

@@ -1,6 +1,7 @@
 //! The query API on the HTTP listener: sessions, health, Prometheus metrics.
 
 pub mod github;
+pub mod grpc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};

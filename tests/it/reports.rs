@@ -224,6 +224,42 @@ async fn claude_code_session_linked_by_trailer_and_telemetry() {
         "the comment's marker carries the report"
     );
     insta::assert_snapshot!("claude_code_report", md);
+
+    // The same report over gRPC (tracelink.v1.ReportService).
+    use tracelink::api::grpc::proto::GetPullRequestReportRequest;
+    use tracelink::api::grpc::proto::report_service_client::ReportServiceClient;
+    let mut grpc = ReportServiceClient::connect(app.grpc.clone())
+        .await
+        .unwrap();
+    let req = |repository: &str, number| GetPullRequestReportRequest {
+        repository: repository.into(),
+        number,
+    };
+    let r = grpc
+        .get_pull_request_report(req("Acme/Widgets", 7))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.headline, json["headline"]);
+    assert_eq!(r.markdown, md);
+    assert_eq!(serde_json::from_str::<Value>(&r.json).unwrap(), json);
+    let summary = r.summary.unwrap();
+    assert_eq!(
+        (summary.sessions, summary.commits, summary.agent_commits),
+        (1, 3, 2)
+    );
+    assert_eq!(summary.cost_usd, Some(0.365276));
+    assert_eq!(r.sessions[0].commits.len(), 2);
+    let missing = grpc
+        .get_pull_request_report(req(REPO, 404))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    let bad = grpc
+        .get_pull_request_report(req("widgets", 7))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
     app.stop().await;
 }
 
