@@ -701,7 +701,7 @@ async fn collect(
 }
 
 /// A keep-alive HTTP/1.1 connection that can POST an OTLP payload.
-struct HttpConn {
+pub(crate) struct HttpConn {
     addr: SocketAddr,
     stream: Option<TcpStream>,
     buf: Vec<u8>,
@@ -709,7 +709,7 @@ struct HttpConn {
 }
 
 impl HttpConn {
-    async fn connect(addr: SocketAddr) -> anyhow::Result<Self> {
+    pub(crate) async fn connect(addr: SocketAddr) -> anyhow::Result<Self> {
         let mut conn = HttpConn {
             addr,
             stream: None,
@@ -752,7 +752,7 @@ impl HttpConn {
     }
 
     /// Sends one request with extra header lines (each ending in `\r\n`).
-    async fn request_with(
+    pub(crate) async fn request_with(
         &mut self,
         method: &str,
         path: &str,

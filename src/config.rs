@@ -28,6 +28,9 @@ pub enum Command {
     },
     /// Measure ingest throughput and print the figures.
     Bench(crate::bench::BenchArgs),
+    /// Show the product with nothing set up: a fake GitHub, a bundled agent session, the
+    /// comment tracelink posts.
+    Demo,
     /// Print the report of a pull request from the database.
     Report {
         /// The pull request, as `owner/repo#number`.

@@ -12,6 +12,7 @@ pub mod api;
 pub mod bench;
 pub mod ci;
 pub mod config;
+pub mod demo;
 pub mod github;
 pub mod graph;
 pub mod hook;

@@ -14,6 +14,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Bench(args) => tracelink::bench::run(args),
+        Command::Demo => tracelink::demo::run(),
         command => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
@@ -84,7 +85,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{outcome}");
             Ok(())
         }
-        Command::Bench(_) => unreachable!("handled before the runtime starts"),
+        Command::Bench(_) | Command::Demo => unreachable!("handled before the runtime starts"),
     }
 }
 

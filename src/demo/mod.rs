@@ -1,0 +1,292 @@
+//! `tracelink demo`: the product with nothing set up. Starts tracelink on a temporary
+//! database with an in-process fake GitHub, replays the captured webhook payloads and a
+//! bundled Claude Code session with the story of one pull request, and prints the
+//! comment and check run tracelink posted.
+
+mod fake_github;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use serde_json::{Value, json};
+
+use crate::bench::HttpConn;
+use crate::config::{Secret, ServeArgs};
+use crate::github::signature::sign;
+use crate::server::Server;
+use fake_github::FakeGithub;
+
+const SECRET: &str = "demo-secret";
+const REPO: &str = "acme/widgets";
+const INSTALLATION: i64 = 1;
+/// A throwaway RSA key for the in-process fake GitHub only (it checks no signature).
+const DEMO_KEY: &str = include_str!("../../tests/fixtures/github-app/app-private-key.pem");
+const CLAUDE_LOGS: &str = include_str!("../../tests/fixtures/otlp/claude-code-logs.json");
+const CLAUDE_METRICS: &str = include_str!("../../tests/fixtures/otlp/claude-code-metrics.json");
+const CLAUDE_TRACES: &str = include_str!("../../tests/fixtures/otlp/claude-code-traces.json");
+
+const C1: &str = "9c0832b26219b10b65f2a64ef32be97e2e28f8da";
+const C2: &str = "c4db930c2085a6ae302a52617d434bcc2df322c5";
+const HUMAN: &str = "5a1b2c3d4e5f60718293a4b5c6d7e8f901234567";
+const MERGE: &str = "e0f1d2c3b4a5968778695a4b3c2d1e0f12345678";
+const BASE: &str = "0ddba11cafef00d0ddba11cafef00d0ddba11ca0";
+
+pub fn run() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(demo())
+}
+
+fn patch(lines: &[&str]) -> String {
+    let mut p = format!("@@ -0,0 +1,{} @@\n", lines.len());
+    for l in lines {
+        p.push('+');
+        p.push_str(l);
+        p.push('\n');
+    }
+    p
+}
+
+fn file(name: &str, lines: &[&str]) -> Value {
+    json!({"filename": name, "status": "modified", "additions": lines.len(), "deletions": 0, "patch": patch(lines)})
+}
+
+async fn demo() -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("tracelink-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let result = story(&dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
+    // The fake GitHub knows the PR's diff and its commits' patches.
+    let fake = FakeGithub::default();
+    let retry = [
+        "export async function retry(fn, attempts = 3) {",
+        "  return backoff(fn, attempts);",
+        "}",
+    ];
+    let tests = ["test('retries 429', () => expectRetry(429));"];
+    {
+        let mut m = fake.model();
+        m.pulls.insert(
+            (REPO.into(), 7),
+            (
+                vec![C1.into(), C2.into(), HUMAN.into()],
+                vec![
+                    file("src/http/retry.ts", &retry),
+                    file("tests/http/retry.test.ts", &tests),
+                    file("README.md", &["Requests are retried with backoff."]),
+                ],
+            ),
+        );
+        m.commits.insert(
+            (REPO.into(), C1.into()),
+            vec![file("src/http/retry.ts", &retry)],
+        );
+        m.commits.insert(
+            (REPO.into(), C2.into()),
+            vec![file("tests/http/retry.test.ts", &tests)],
+        );
+    }
+    let api_url = fake.start().await?;
+
+    let mut args = ServeArgs::ephemeral(dir.join("tracelink.db"));
+    args.webhook_secrets = vec![Secret(SECRET.into())];
+    args.github_app_id = Some(1);
+    args.github_private_key = Some(Secret(DEMO_KEY.into()));
+    args.github_api_url = api_url.clone();
+    args.comment_debounce = 0;
+    let server = Server::start(&args).await?;
+    println!("tracelink demo");
+    println!(
+        "  tracelink   grpc={} http={}",
+        server.grpc_addr, server.http_addr
+    );
+    println!("  database    {}", dir.join("tracelink.db").display());
+    println!("  fake GitHub {api_url}");
+
+    // Every captured payload of webhooks/payloads (when run from the repository).
+    let mut replayed = (0, 0);
+    if let Ok(entries) = std::fs::read_dir("webhooks/payloads") {
+        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for p in paths {
+            let Some(name) = p.file_stem().map(|s| s.to_string_lossy().to_string()) else {
+                continue;
+            };
+            let event = name.split('.').next().unwrap_or_default().to_string();
+            let body = std::fs::read(&p)?;
+            let status = deliver(server.http_addr, &event, &name, &body).await?;
+            replayed.0 += 1;
+            if status == 200 {
+                replayed.1 += 1;
+            }
+        }
+        println!(
+            "  replayed    {} captured deliveries from webhooks/payloads ({} stored)",
+            replayed.0, replayed.1
+        );
+    }
+
+    // Claude Code's session, exported as the agent does.
+    let grpc = format!("http://{}", server.grpc_addr);
+    MetricsServiceClient::connect(grpc.clone())
+        .await?
+        .export(serde_json::from_str::<
+            opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest,
+        >(CLAUDE_METRICS)?)
+        .await?;
+    LogsServiceClient::connect(grpc.clone())
+        .await?
+        .export(serde_json::from_str::<
+            opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest,
+        >(CLAUDE_LOGS)?)
+        .await?;
+    TraceServiceClient::connect(grpc)
+        .await?
+        .export(serde_json::from_str::<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+        >(CLAUDE_TRACES)?)
+        .await?;
+    println!("  sent        a Claude Code session (metrics, logs, traces over OTLP/gRPC)");
+
+    // What GitHub tells the App: the branch, the PR, CI, the merge, the deploy.
+    let inst = json!({"id": INSTALLATION});
+    let repo = json!({"full_name": REPO});
+    let commit = |sha: &str, msg: &str, at: &str, who: &str| {
+        json!({"id": sha, "message": msg, "timestamp": at,
+            "author": {"name": who, "email": format!("{who}@acme.example"), "username": who},
+            "added": [], "modified": [], "removed": []})
+    };
+    let story = [
+        (
+            "push",
+            json!({"ref": "refs/heads/retry", "before": BASE, "after": HUMAN, "repository": repo, "installation": inst,
+            "commits": [
+                commit(C1, "Add exponential backoff retry to HTTP client\n\nTraceparent: 00-b3334784fc61510ab4e4362d0249eb86-e6e37c671d5284d5-01\nCo-Authored-By: Claude <noreply@anthropic.com>", "2026-11-20T09:13:48Z", "dev"),
+                commit(C2, "Test backoff and honour Retry-After on 429\n\nCo-Authored-By: Claude <noreply@anthropic.com>", "2026-11-20T09:31:27Z", "dev"),
+                commit(HUMAN, "Document retries in the README", "2026-11-20T10:05:00Z", "reviewer")]}),
+        ),
+        (
+            "pull_request",
+            pull("opened", "open", None, "2026-11-20T09:40:00Z"),
+        ),
+        (
+            "workflow_run",
+            json!({"action": "completed", "repository": repo, "installation": inst,
+            "workflow_run": {"id": 4242, "run_attempt": 1, "name": "ci", "event": "pull_request", "head_sha": HUMAN,
+                "head_branch": "retry", "status": "completed", "conclusion": "success",
+                "run_started_at": "2026-11-20T10:06:00Z", "updated_at": "2026-11-20T10:11:00Z"}}),
+        ),
+        (
+            "pull_request",
+            pull("closed", "closed", Some(MERGE), "2026-11-20T11:00:00Z"),
+        ),
+        (
+            "push",
+            json!({"ref": "refs/heads/main", "before": BASE, "after": MERGE, "repository": repo, "installation": inst,
+            "commits": [commit(MERGE, "Merge pull request #7 from acme/retry", "2026-11-20T11:00:00Z", "dev")]}),
+        ),
+        (
+            "deployment",
+            json!({"action": "created", "repository": repo, "installation": inst,
+            "deployment": {"id": 9001, "sha": MERGE, "ref": "main", "environment": "production", "created_at": "2026-11-20T11:40:00Z"}}),
+        ),
+        (
+            "deployment_status",
+            json!({"action": "created", "repository": repo, "installation": inst,
+            "deployment_status": {"id": 1, "state": "success", "environment": "production", "created_at": "2026-11-20T11:45:00Z"},
+            "deployment": {"id": 9001, "sha": MERGE, "ref": "main", "environment": "production", "created_at": "2026-11-20T11:40:00Z"}}),
+        ),
+    ];
+    for (i, (event, payload)) in story.iter().enumerate() {
+        let status = deliver(
+            server.http_addr,
+            event,
+            &format!("demo-{i}"),
+            payload.to_string().as_bytes(),
+        )
+        .await?;
+        anyhow::ensure!(
+            status == 200,
+            "the demo's {event} delivery was answered {status}"
+        );
+    }
+    println!("  delivered   the story of {REPO}#7: push, pull request, CI, merge, deployment\n");
+
+    // The publisher posts when the report settles.
+    let mut published = server.reports_published.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let done = || {
+        fake.model()
+            .comments
+            .get(&(REPO.to_string(), 7))
+            .and_then(|c| c.first().map(|c| c.1.clone()))
+            .filter(|b| b.contains("agent session") && b.contains("Shipped"))
+    };
+    while done().is_none() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if tokio::time::timeout(left, published.changed())
+            .await
+            .is_err()
+        {
+            anyhow::bail!("the report was not posted within 30 s");
+        }
+    }
+    let comment = done().unwrap_or_default();
+    // GitHub hides the first line: the marker holding the report's JSON.
+    let visible = comment
+        .split_once('\n')
+        .map_or(comment.as_str(), |(_, rest)| rest);
+    println!(
+        "The comment tracelink posted on {REPO}#7 (its hidden first line, the report's JSON, left out):\n"
+    );
+    println!("{visible}");
+    let model = fake.model();
+    if let Some(run) = model.check_runs.values().find(|r| r.0 == REPO) {
+        println!(
+            "Check run \"{}\" on {}: {}\n",
+            run.1,
+            run.2.get(..7).unwrap_or(&run.2),
+            run.3
+        );
+    }
+    drop(model);
+    println!(
+        "Next: run `cargo run --release -- serve` and point your agents at it (README: Configuration)."
+    );
+    server.shutdown().await?;
+    Ok(())
+}
+
+fn pull(action: &str, state: &str, merge: Option<&str>, updated: &str) -> Value {
+    json!({"action": action, "repository": {"full_name": REPO}, "installation": {"id": INSTALLATION},
+        "pull_request": {"number": 7, "title": "Retry HTTP requests with backoff", "state": state,
+            "merged": merge.is_some(), "merge_commit_sha": merge, "user": {"login": "dev"},
+            "head": {"ref": "retry", "sha": HUMAN}, "base": {"ref": "main", "sha": BASE},
+            "created_at": "2026-11-20T09:40:00Z", "updated_at": updated,
+            "closed_at": merge.map(|_| updated), "merged_at": merge.map(|_| updated)}})
+}
+
+async fn deliver(
+    addr: std::net::SocketAddr,
+    event: &str,
+    id: &str,
+    body: &[u8],
+) -> anyhow::Result<u16> {
+    let headers = format!(
+        "Content-Type: application/json\r\nX-GitHub-Event: {event}\r\nX-GitHub-Delivery: {id}\r\nX-Hub-Signature-256: {}\r\n",
+        sign(SECRET, body)
+    );
+    let mut conn = HttpConn::connect(addr).await?;
+    let (status, _) = conn
+        .request_with("POST", "/webhooks/github", &headers, body)
+        .await?;
+    Ok(status)
+}
