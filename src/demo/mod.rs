@@ -248,8 +248,13 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
         "The comment tracelink posted on {REPO}#7 (its hidden first line, the report's JSON, left out):\n"
     );
     println!("{visible}");
-    let model = fake.model();
-    if let Some(run) = model.check_runs.values().find(|r| r.0 == REPO) {
+    let run = fake
+        .model()
+        .check_runs
+        .values()
+        .find(|r| r.0 == REPO)
+        .cloned();
+    if let Some(run) = run {
         println!(
             "Check run \"{}\" on {}: {}\n",
             run.1,
@@ -257,7 +262,6 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
             run.3
         );
     }
-    drop(model);
     println!(
         "Next: run `cargo run --release -- serve` and point your agents at it (README: Configuration)."
     );
