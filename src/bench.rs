@@ -43,6 +43,7 @@ use crate::store::batch::{Batch, SpanRow};
 use crate::store::writer::SubmitError;
 use crate::telemetry::Telemetry;
 
+mod report;
 mod webhooks;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -57,6 +58,8 @@ pub enum BenchKind {
     Ingest(IngestArgs),
     /// GitHub webhook acknowledgement latency at a steady delivery rate, and loss.
     Webhooks(webhooks::WebhookArgs),
+    /// Building a large PR's report from a file database, cold and warm.
+    Report(report::ReportArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -88,6 +91,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.kind {
         BenchKind::Ingest(a) => ingest(a),
         BenchKind::Webhooks(a) => webhooks::run(a),
+        BenchKind::Report(a) => report::run(a),
     }
 }
 

@@ -30,7 +30,10 @@ pub mod gocover;
 pub mod jacoco;
 pub mod junit;
 pub mod lcov;
+pub mod metrics;
+pub mod oidc;
 pub mod paths;
+pub mod store;
 pub mod upload;
 mod xml;
 

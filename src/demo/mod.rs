@@ -222,13 +222,13 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
 
     // The publisher posts when the report settles.
     let mut published = server.reports_published.clone();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     let done = || {
         fake.model()
             .comments
             .get(&(REPO.to_string(), 7))
             .and_then(|c| c.first().map(|c| c.1.clone()))
-            .filter(|b| b.contains("agent session") && b.contains("Shipped"))
+            .filter(|b| b.contains("agent session") && b.contains("after merge"))
     };
     while done().is_none() {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -236,7 +236,7 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
             .await
             .is_err()
         {
-            anyhow::bail!("the report was not posted within 30 s");
+            anyhow::bail!("the report was not posted within 90 s");
         }
     }
     let comment = done().unwrap_or_default();

@@ -192,10 +192,7 @@ pub async fn build(
     let mut totals = Totals::default();
     let mut tokens: Option<TokenView> = None;
     let mut first_session_ns: Option<i64> = None;
-    for key in session_keys {
-        let Some(s) = sessions::get(pool, &ctx.prices, key).await? else {
-            continue;
-        };
+    for s in sessions::get_many(pool, &ctx.prices, &session_keys).await? {
         let started = parse_time(&s.started_at);
         first_session_ns = match (first_session_ns, started) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -257,22 +254,47 @@ pub async fn build(
     // Commits.
     let mut commits = Vec::new();
     let mut agent_commits: BTreeSet<String> = BTreeSet::new();
+    let mut details: HashMap<
+        String,
+        (Option<String>, Option<String>, Option<String>, Option<i64>),
+    > = HashMap::new();
+    let mut trailer_agents: HashMap<String, Vec<String>> = HashMap::new();
+    for chunk in shas.chunks(500) {
+        let ph = vec!["?"; chunk.len()].join(", ");
+        let mut q = sqlx::query_as::<
+            _,
+            (
+                String,
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                Option<i64>,
+            ),
+        >(sqlx::AssertSqlSafe(format!(
+            "SELECT sha, message, author_login, author_email, authored_ns FROM commits \
+                 WHERE repo = ? AND sha IN ({ph})"
+        )))
+        .bind(&repo);
+        for s in chunk {
+            q = q.bind(s);
+        }
+        for (sha, message, login, email, at) in q.fetch_all(pool).await? {
+            details.insert(sha, (message, login, email, at));
+        }
+        let mut q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(format!(
+            "SELECT sha, agent FROM commit_agents WHERE repo = ? AND sha IN ({ph}) ORDER BY agent"
+        )))
+        .bind(&repo);
+        for s in chunk {
+            q = q.bind(s);
+        }
+        for (sha, agent) in q.fetch_all(pool).await? {
+            trailer_agents.entry(sha).or_default().push(agent);
+        }
+    }
     for sha in &shas {
-        let row: Option<(Option<String>, Option<String>, Option<String>, Option<i64>)> = sqlx::query_as(
-            "SELECT message, author_login, author_email, authored_ns FROM commits WHERE repo = ? AND sha = ?",
-        )
-        .bind(&repo)
-        .bind(sha)
-        .fetch_optional(pool)
-        .await?;
-        let (message, login, email, at) = row.unwrap_or_default();
-        let agents: Vec<String> = sqlx::query_scalar(
-            "SELECT agent FROM commit_agents WHERE repo = ? AND sha = ? ORDER BY agent",
-        )
-        .bind(&repo)
-        .bind(sha)
-        .fetch_all(pool)
-        .await?;
+        let (message, login, email, at) = details.remove(sha).unwrap_or_default();
+        let agents = trailer_agents.remove(sha).unwrap_or_default();
         let sessions: Vec<String> = links
             .iter()
             .filter(|l| &l.sha == sha)

@@ -127,7 +127,7 @@ pub async fn get(
     .fetch_optional(pool)
     .await?;
     match row {
-        Some(row) => Ok(Some(view(pool, prices, row).await?)),
+        Some(row) => Ok(views(pool, prices, vec![row]).await?.pop()),
         None => Ok(None),
     }
 }
@@ -197,10 +197,7 @@ pub async fn list(
     } else {
         None
     };
-    let mut sessions = Vec::with_capacity(rows.len());
-    for row in rows {
-        sessions.push(view(pool, prices, row).await?);
-    }
+    let sessions = views(pool, prices, rows).await?;
     Ok(Page { sessions, next })
 }
 
@@ -211,11 +208,125 @@ fn source_rank(s: &str) -> usize {
         .unwrap_or(SOURCES.len())
 }
 
-async fn view(
+/// What belongs to a session besides its row, loaded for many sessions at once.
+#[derive(Default)]
+struct Related {
+    counters: Vec<(String, String, f64)>,
+    tokens: Vec<(String, String, i64, i64, i64, i64, i64)>,
+    commits: Vec<String>,
+    traces: Vec<Vec<u8>>,
+    files_modified: i64,
+}
+
+fn id_list(n: usize) -> String {
+    vec!["?"; n.max(1)].join(", ")
+}
+
+/// Five queries for any number of sessions (in chunks), instead of five per session.
+async fn load_related(
+    pool: &SqlitePool,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, Related>, sqlx::Error> {
+    let mut out: std::collections::HashMap<i64, Related> = std::collections::HashMap::new();
+    for chunk in ids.chunks(500) {
+        let ph = id_list(chunk.len());
+        let mut q = sqlx::query_as::<_, (i64, String, String, f64)>(AssertSqlSafe(format!(
+            "SELECT session_id, source, counter, value FROM session_counters WHERE session_id IN ({ph})"
+        )));
+        for id in chunk {
+            q = q.bind(id);
+        }
+        for (id, source, counter, value) in q.fetch_all(pool).await? {
+            out.entry(id)
+                .or_default()
+                .counters
+                .push((source, counter, value));
+        }
+        let mut q = sqlx::query_as::<_, (i64, String, String, i64, i64, i64, i64, i64)>(
+            AssertSqlSafe(format!(
+                "SELECT session_id, source, model, input, output, cache_read, cache_creation, reasoning \
+                 FROM session_tokens WHERE session_id IN ({ph}) ORDER BY model"
+            )),
+        );
+        for id in chunk {
+            q = q.bind(id);
+        }
+        for (id, source, model, i, o, cr, cc, r) in q.fetch_all(pool).await? {
+            out.entry(id)
+                .or_default()
+                .tokens
+                .push((source, model, i, o, cr, cc, r));
+        }
+        let mut q = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(format!(
+            "SELECT session_id, sha FROM session_commits WHERE session_id IN ({ph}) ORDER BY sha"
+        )));
+        for id in chunk {
+            q = q.bind(id);
+        }
+        for (id, sha) in q.fetch_all(pool).await? {
+            out.entry(id).or_default().commits.push(sha);
+        }
+        let mut q = sqlx::query_as::<_, (i64, Vec<u8>)>(AssertSqlSafe(format!(
+            "SELECT session_id, trace_id FROM session_traces WHERE session_id IN ({ph}) ORDER BY trace_id"
+        )));
+        for id in chunk {
+            q = q.bind(id);
+        }
+        for (id, t) in q.fetch_all(pool).await? {
+            out.entry(id).or_default().traces.push(t);
+        }
+        let mut q = sqlx::query_as::<_, (i64, i64)>(AssertSqlSafe(format!(
+            "SELECT session_id, count(*) FROM session_files WHERE action = 'modified' \
+             AND session_id IN ({ph}) GROUP BY session_id"
+        )));
+        for id in chunk {
+            q = q.bind(id);
+        }
+        for (id, n) in q.fetch_all(pool).await? {
+            out.entry(id).or_default().files_modified = n;
+        }
+    }
+    Ok(out)
+}
+
+/// Many sessions by key, in the order given (unknown keys left out).
+pub async fn get_many(
     pool: &SqlitePool,
     prices: &PriceTable,
-    row: SessionRow,
-) -> Result<SessionView, sqlx::Error> {
+    keys: &[&str],
+) -> Result<Vec<SessionView>, sqlx::Error> {
+    let mut rows: Vec<SessionRow> = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(500) {
+        let mut q = sqlx::query_as::<_, SessionRow>(AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE session_key IN ({})",
+            id_list(chunk.len())
+        )));
+        for k in chunk {
+            q = q.bind(*k);
+        }
+        rows.extend(q.fetch_all(pool).await?);
+    }
+    rows.sort_by_key(|r| keys.iter().position(|k| *k == r.1));
+    views(pool, prices, rows).await
+}
+
+async fn views(
+    pool: &SqlitePool,
+    prices: &PriceTable,
+    rows: Vec<SessionRow>,
+) -> Result<Vec<SessionView>, sqlx::Error> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let mut related = load_related(pool, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let rel = related.remove(&row.0).unwrap_or_default();
+            view(prices, row, rel)
+        })
+        .collect())
+}
+
+fn view(prices: &PriceTable, row: SessionRow, rel: Related) -> SessionView {
     let (
         id,
         key,
@@ -229,11 +340,8 @@ async fn view(
         ended,
     ) = row;
 
-    let counter_rows: Vec<(String, String, f64)> =
-        sqlx::query_as("SELECT source, counter, value FROM session_counters WHERE session_id = ?")
-            .bind(id)
-            .fetch_all(pool)
-            .await?;
+    let _ = id;
+    let counter_rows = rel.counters;
     let mut counters: BTreeMap<&'static str, (usize, CounterView)> = BTreeMap::new();
     for (source, counter, value) in &counter_rows {
         let Some(c) = Counter::parse(counter) else {
@@ -259,13 +367,7 @@ async fn view(
     let num = |c: Counter| counters.get(c.as_str()).map(|v| v.value);
     let int = |c: Counter| num(c).map(|v| v.round() as i64);
 
-    let token_rows: Vec<(String, String, i64, i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT source, model, input, output, cache_read, cache_creation, reasoning \
-         FROM session_tokens WHERE session_id = ? ORDER BY model",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await?;
+    let token_rows = rel.tokens;
     let best = token_rows.iter().map(|r| source_rank(&r.0)).min();
     let mut by_model: BTreeMap<String, Tokens> = BTreeMap::new();
     for (source, model, i, o, cr, cc, r) in &token_rows {
@@ -295,31 +397,12 @@ async fn view(
         None => (None, false),
     };
 
-    let commits: Vec<String> =
-        sqlx::query_scalar("SELECT sha FROM session_commits WHERE session_id = ? ORDER BY sha")
-            .bind(id)
-            .fetch_all(pool)
-            .await?;
-    let traces: Vec<Vec<u8>> = sqlx::query_scalar(
-        "SELECT trace_id FROM session_traces WHERE session_id = ? ORDER BY trace_id",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await?;
-    let files_modified = match int(Counter::FilesModified) {
-        Some(n) => Some(n),
-        None => {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM session_files WHERE session_id = ? AND action = 'modified'",
-            )
-            .bind(id)
-            .fetch_one(pool)
-            .await?;
-            (n > 0).then_some(n)
-        }
-    };
+    let commits = rel.commits;
+    let traces = rel.traces;
+    let files_modified =
+        int(Counter::FilesModified).or((rel.files_modified > 0).then_some(rel.files_modified));
 
-    Ok(SessionView {
+    SessionView {
         session_id: key,
         agent,
         agent_version,
@@ -358,5 +441,5 @@ async fn view(
         commits,
         trace_ids: traces.iter().map(|t| encode_hex(t)).collect(),
         counters,
-    })
+    }
 }

@@ -55,6 +55,8 @@ pub struct DeliveryRow {
 pub enum Work {
     Otlp(Batch),
     Delivery(DeliveryRow),
+    /// A CI upload's files ([`crate::ci::store`]).
+    Upload(Box<crate::ci::store::UploadBatch>),
 }
 
 struct Job {
@@ -194,12 +196,21 @@ async fn write_group(
                 written
             }
             Work::Delivery(d) => write_delivery(&mut tx, d).await?,
+            Work::Upload(u) => write_upload(&mut tx, u).await?,
         });
     }
     tx.commit().await?;
     touched.sort_unstable();
     touched.dedup();
     Ok((out, touched))
+}
+
+/// Stores a CI upload's files once each: a repeated file is counted as a duplicate.
+async fn write_upload(
+    tx: &mut Transaction<'_, Sqlite>,
+    u: &crate::ci::store::UploadBatch,
+) -> Result<Written, sqlx::Error> {
+    crate::ci::store::write(tx, u).await
 }
 
 /// Stores a delivery once: a redelivery of the same ID changes nothing.

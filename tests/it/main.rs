@@ -1,6 +1,8 @@
 //! Integration tests: one binary, a fresh server on port 0 and a fresh database per test.
 
+mod action;
 mod bad_input;
+mod ci_upload;
 mod common;
 mod durability;
 mod fake_github;

@@ -1,0 +1,223 @@
+//! `tracelink bench report`: how long building a PR report takes from a file database,
+//! for a large PR (50 agent sessions, 10,000 spans, 200 commits by default). Cold: a new
+//! connection pool per report (empty statement and page caches in SQLite); warm: one pool.
+//! The data goes in through the real paths (normalised OTLP through the writer, webhook
+//! events through plan + apply).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use serde_json::json;
+
+use crate::github::events::Event;
+use crate::report::{ReportContext, build};
+use crate::telemetry::Telemetry;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportArgs {
+    #[arg(long, default_value_t = 50)]
+    pub sessions: usize,
+    #[arg(long, default_value_t = 10_000)]
+    pub spans: usize,
+    #[arg(long, default_value_t = 200)]
+    pub commits: usize,
+    /// Reports built per measurement.
+    #[arg(long, default_value_t = 40)]
+    pub runs: usize,
+}
+
+const REPO: &str = "acme/widgets";
+const T0: i64 = 1_795_165_325_000_000_000;
+
+fn kv(k: &str, v: Value) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    }
+}
+
+fn sha(i: usize) -> String {
+    format!("{:040x}", 0xabc0_0000_u64 + i as u64)
+}
+
+pub fn run(args: ReportArgs) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(measure(args))
+}
+
+async fn measure(args: ReportArgs) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("tracelink-bench-report-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let db = dir.join("bench.db");
+    let result = measure_in(&args, &db).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn measure_in(args: &ReportArgs, db: &std::path::Path) -> anyhow::Result<()> {
+    let setup = Instant::now();
+    let store = crate::store::open(db).await?;
+    let (writer, writer_task) =
+        crate::store::writer::spawn(store.writer, 64, Arc::new(Telemetry::default()));
+    let commit_gap = 3 * 60 * 1_000_000_000i64;
+    // Sessions: spans following the gen_ai conventions, each naming some commits.
+    let spans_per_session = (args.spans / args.sessions.max(1)).max(1);
+    for s in 0..args.sessions {
+        let start =
+            T0 + (s as i64) * commit_gap * (args.commits as i64) / (args.sessions as i64).max(1);
+        let spans: Vec<Span> = (0..spans_per_session)
+            .map(|i| {
+                let mut attrs = vec![
+                    kv("gen_ai.operation.name", Value::StringValue("chat".into())),
+                    kv(
+                        "gen_ai.conversation.id",
+                        Value::StringValue(format!("session-{s:03}")),
+                    ),
+                    kv(
+                        "gen_ai.request.model",
+                        Value::StringValue("claude-sonnet-4-6".into()),
+                    ),
+                    kv("gen_ai.usage.input_tokens", Value::IntValue(1200)),
+                    kv("gen_ai.usage.output_tokens", Value::IntValue(300)),
+                    kv("user.email", Value::StringValue("dev@acme.example".into())),
+                ];
+                if i < 4 {
+                    let c = (s * 4 + i) % args.commits.max(1);
+                    attrs.push(kv("vcs.ref.head.revision", Value::StringValue(sha(c))));
+                }
+                let mut trace = [0u8; 16];
+                trace[..8].copy_from_slice(&(s as u64 + 1).to_be_bytes());
+                trace[8..].copy_from_slice(&(i as u64 / 50 + 1).to_be_bytes());
+                Span {
+                    trace_id: trace.to_vec(),
+                    span_id: (i as u64 + 1).to_be_bytes().to_vec(),
+                    name: "chat claude-sonnet-4-6".into(),
+                    start_time_unix_nano: (start + i as i64 * 1_000_000_000) as u64,
+                    end_time_unix_nano: (start + i as i64 * 1_000_000_000 + 500_000_000) as u64,
+                    attributes: attrs,
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", Value::StringValue("acme-agent".into()))],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        writer
+            .submit(crate::agents::traces(&req))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    drop(writer);
+    writer_task.await?;
+
+    // The PR: its commits pushed to its branch, then the PR itself.
+    let commits: Vec<_> = (0..args.commits)
+        .map(|i| {
+            let at =
+                chrono::DateTime::from_timestamp((T0 + i as i64 * commit_gap) / 1_000_000_000, 0)
+                    .unwrap_or_default()
+                    .to_rfc3339();
+            json!({"id": sha(i), "message": format!("Change {i}"), "timestamp": at,
+                "author": {"name": "dev", "email": "dev@acme.example", "username": "dev"},
+                "added": [], "modified": [format!("src/file{}.ts", i % 17)], "removed": []})
+        })
+        .collect();
+    let push = json!({"ref": "refs/heads/feature", "before": "0000000000000000000000000000000000000000",
+        "after": sha(args.commits.saturating_sub(1)), "repository": {"full_name": REPO}, "commits": commits});
+    let pr = json!({"action": "opened", "repository": {"full_name": REPO}, "pull_request": {
+        "number": 1, "state": "open", "head": {"ref": "feature", "sha": sha(args.commits.saturating_sub(1))},
+        "base": {"ref": "main", "sha": "0000000000000000000000000000000000000001"},
+        "updated_at": "2026-11-22T00:00:00Z"}});
+    let mut conn = crate::store::connect(db).await?;
+    for (event, payload) in [("push", push), ("pull_request", pr)] {
+        let ev = Event::parse(event, payload.to_string().as_bytes())?;
+        let ops = crate::github::plan::plan(&ev, "incident")?;
+        crate::github::apply::execute(&mut conn, &ops, 0).await?;
+    }
+    drop(conn);
+    let setup = setup.elapsed();
+
+    let ctx = ReportContext::default();
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db)
+        .read_only(true);
+    let mut cold = Vec::with_capacity(args.runs);
+    let mut check = None;
+    for _ in 0..args.runs {
+        let t = Instant::now();
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
+        let r = build(&pool, &ctx, REPO, 1)
+            .await?
+            .context("the PR is missing")?;
+        cold.push(t.elapsed());
+        check = Some(r.0);
+        pool.close().await;
+    }
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await?;
+    build(&pool, &ctx, REPO, 1).await?;
+    let mut warm = Vec::with_capacity(args.runs);
+    for _ in 0..args.runs {
+        let t = Instant::now();
+        build(&pool, &ctx, REPO, 1).await?;
+        warm.push(t.elapsed());
+    }
+    let r = check.context("no report")?;
+    let spans: i64 = sqlx::query_scalar("SELECT count(*) FROM spans")
+        .fetch_one(&pool)
+        .await?;
+    println!(
+        "tracelink bench report: PR with {} commits, {} linked sessions, {} spans in the database (set up in {:.1} s)",
+        r.totals.commits,
+        r.totals.sessions,
+        spans,
+        setup.as_secs_f64()
+    );
+    let (c50, c95) = pct(&mut cold);
+    let (w50, w95) = pct(&mut warm);
+    println!(
+        "cold (new pool per report): p50 {c50:.1} ms  p95 {c95:.1} ms  over {} reports",
+        args.runs
+    );
+    println!(
+        "warm (one pool):            p50 {w50:.1} ms  p95 {w95:.1} ms  over {} reports",
+        args.runs
+    );
+    println!(
+        "markdown: {} bytes",
+        crate::report::markdown::render(&r).len()
+    );
+    Ok(())
+}
+
+fn pct(v: &mut [Duration]) -> (f64, f64) {
+    v.sort();
+    let at = |p: f64| {
+        let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1;
+        v[i].as_secs_f64() * 1e3
+    };
+    (at(0.5), at(0.95))
+}
