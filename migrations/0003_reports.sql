@@ -47,10 +47,13 @@ CREATE INDEX commits_author_email ON commits (author_email, authored_ns);
 CREATE INDEX sessions_user_id ON sessions (user_id, started_ns DESC);
 
 -- Pull requests whose report must be rebuilt and published, and not before when.
+-- touched_ns is the last time something changed: a publication that started before it
+-- leaves the row queued.
 CREATE TABLE report_queue (
-    repo   TEXT    NOT NULL,
-    number INTEGER NOT NULL,
-    due_ns INTEGER NOT NULL,
+    repo       TEXT    NOT NULL,
+    number     INTEGER NOT NULL,
+    due_ns     INTEGER NOT NULL,
+    touched_ns INTEGER NOT NULL,
     PRIMARY KEY (repo, number)
 ) WITHOUT ROWID;
 CREATE INDEX report_queue_due ON report_queue (due_ns);

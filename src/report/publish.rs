@@ -31,14 +31,24 @@ pub async fn enqueue(
     prs: &BTreeSet<(String, i64)>,
     debounce: Duration,
 ) -> sqlx::Result<()> {
-    let due = now_ns() + debounce.as_nanos() as i64;
+    let now = now_ns();
+    let due = now + debounce.as_nanos() as i64;
     for (repo, number) in prs {
-        sqlx::query("INSERT OR IGNORE INTO report_queue (repo, number, due_ns) VALUES (?, ?, ?)")
-            .bind(repo)
-            .bind(number)
-            .bind(due)
-            .execute(&mut *conn)
-            .await?;
+        // A PR already waiting keeps its (earlier) due time; one whose due time has
+        // passed (being published right now) waits a full period again: a PR is written
+        // at most once per debounce window, and no change is left behind.
+        sqlx::query(
+            "INSERT INTO report_queue (repo, number, due_ns, touched_ns) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (repo, number) DO UPDATE SET \
+             touched_ns = max(report_queue.touched_ns + 1, ?4), \
+             due_ns = CASE WHEN report_queue.due_ns <= ?4 THEN ?3 ELSE report_queue.due_ns END",
+        )
+        .bind(repo)
+        .bind(number)
+        .bind(due)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }
@@ -251,22 +261,23 @@ async fn run_due(
     readers: &SqlitePool,
 ) -> anyhow::Result<(u64, Option<Duration>)> {
     let now = now_ns();
-    let due: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT repo, number FROM report_queue WHERE due_ns <= ? ORDER BY due_ns LIMIT 32",
+    let due: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT repo, number, touched_ns FROM report_queue WHERE due_ns <= ? ORDER BY due_ns LIMIT 32",
     )
     .bind(now)
     .fetch_all(&mut *conn)
     .await?;
     let mut done = 0;
-    for (repo, number) in due {
+    for (repo, number, touched) in due {
         match publish_one(publisher, conn, readers, &repo, number).await {
             Ok(()) => {
+                // Touched again while this was being published: it stays queued.
                 sqlx::query(
-                    "DELETE FROM report_queue WHERE repo = ? AND number = ? AND due_ns <= ?",
+                    "DELETE FROM report_queue WHERE repo = ? AND number = ? AND touched_ns = ?",
                 )
                 .bind(&repo)
                 .bind(number)
-                .bind(now)
+                .bind(touched)
                 .execute(&mut *conn)
                 .await?;
                 done += 1;
