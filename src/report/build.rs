@@ -97,12 +97,15 @@ fn added_lines(patch: &str) -> impl Iterator<Item = &str> {
         .map(|l| &l[1..])
 }
 
+/// Added lines of the PR diff: (path, new-file line numbers), all and agent-attributed.
+type AddedLines = Vec<(String, Vec<u32>)>;
+
 async fn line_share(
     pool: &SqlitePool,
     repo: &str,
     number: i64,
     agent_commits: &BTreeSet<String>,
-) -> sqlx::Result<Option<LineShare>> {
+) -> sqlx::Result<(Option<LineShare>, AddedLines, AddedLines)> {
     let pr: Option<String> =
         sqlx::query_scalar("SELECT files FROM pull_request_patches WHERE repo = ? AND number = ?")
             .bind(repo)
@@ -110,7 +113,7 @@ async fn line_share(
             .fetch_optional(pool)
             .await?;
     let Some(files) = pr.and_then(|f| serde_json::from_str::<Vec<PatchFile>>(&f).ok()) else {
-        return Ok(None);
+        return Ok((None, Vec::new(), Vec::new()));
     };
     // What agent-linked commits added, per file and line content.
     let mut by_agents: HashMap<String, HashSet<String>> = HashMap::new();
@@ -132,14 +135,25 @@ async fn line_share(
         }
     }
     let (mut added, mut removed, mut agent_added) = (0u64, 0u64, 0u64);
+    let (mut pr_lines, mut agent_lines): (AddedLines, AddedLines) = (Vec::new(), Vec::new());
     for f in &files {
         added += f.additions;
         removed += f.deletions;
-        if let (Some(patch), Some(set)) = (&f.patch, by_agents.get(&f.filename)) {
-            agent_added += added_lines(patch).filter(|l| set.contains(*l)).count() as u64;
+        let Some(patch) = &f.patch else { continue };
+        let numbers = crate::ci::metrics::added_lines(patch);
+        let set = by_agents.get(&f.filename);
+        let agents: Vec<u32> = added_lines(patch)
+            .zip(&numbers)
+            .filter(|(l, _)| set.is_some_and(|s| s.contains(*l)))
+            .map(|(_, n)| *n)
+            .collect();
+        agent_added += agents.len() as u64;
+        if !agents.is_empty() {
+            agent_lines.push((f.filename.clone(), agents));
         }
+        pr_lines.push((f.filename.clone(), numbers));
     }
-    Ok(Some(LineShare {
+    let share = LineShare {
         added,
         removed,
         agent_added,
@@ -148,7 +162,8 @@ async fn line_share(
         } else {
             ((agent_added as f64 / added as f64) * 1000.0).round() / 1000.0
         },
-    }))
+    };
+    Ok((Some(share), pr_lines, agent_lines))
 }
 
 /// Builds the report of `repo#number`, or `None` when the PR is unknown.
@@ -319,7 +334,21 @@ pub async fn build(
     }
     totals.commits = commits.len();
     totals.agent_commits = agent_commits.len();
-    let lines = line_share(pool, &repo, number, &agent_commits).await?;
+    let (lines, pr_added, agent_added) = line_share(pool, &repo, number, &agent_commits).await?;
+    let coverage = crate::ci::metrics::coverage_section(
+        pool,
+        &repo,
+        &head_sha,
+        &base_ref,
+        &pr_added,
+        &agent_added,
+    )
+    .await?;
+    let base_sha = coverage
+        .as_ref()
+        .and_then(|c| c["base"]["sha"].as_str().map(str::to_string));
+    let tests =
+        crate::ci::metrics::tests_section(pool, &repo, &head_sha, base_sha.as_deref()).await?;
 
     // CI at head, and first attempts over all the PR's commits.
     let runs: Vec<(String, i64, i64, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
@@ -471,8 +500,8 @@ pub async fn build(
         deployments,
         incidents,
         timing,
-        coverage: None,
-        tests: None,
+        coverage,
+        tests,
     };
     report.headline = super::markdown::headline(&report);
     Ok(Some((report, links, shas)))

@@ -87,6 +87,130 @@ fn ci_line(r: &PrReport) -> String {
     parts.join(" · ")
 }
 
+fn pct(v: &serde_json::Value) -> Option<String> {
+    v.as_f64().map(|p| format!("{p:.1}%"))
+}
+
+/// Coverage at head, against the base, of the patch and of the lines agents wrote. Until
+/// every run with uploads at head has finished, no fall is claimed.
+fn coverage_line(c: &serde_json::Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(p) = pct(&c["head"]["pct"]) {
+        parts.push(format!("{p} at head"));
+    }
+    let complete = c["complete"].as_bool().unwrap_or(false);
+    match (
+        c["delta_pp"].as_f64(),
+        c["base"]["sha"].as_str(),
+        c["base"]["ref"].as_str(),
+    ) {
+        (Some(d), Some(sha), Some(base)) if complete => {
+            parts.push(format!("{d:+.1} pp vs {} `{}`", cell(base), short(sha)))
+        }
+        (Some(_), Some(sha), Some(base)) => parts.push(format!(
+            "vs {} `{}` once CI finishes",
+            cell(base),
+            short(sha)
+        )),
+        _ => parts.push(format!(
+            "no base: {}",
+            cell(
+                c["base_note"]
+                    .as_str()
+                    .unwrap_or("no report on the base branch")
+            )
+        )),
+    }
+    if let Some(p) = pct(&c["patch"]["pct"]) {
+        parts.push(format!(
+            "patch {p} ({}/{} lines)",
+            c["patch"]["covered"], c["patch"]["coverable"]
+        ));
+    }
+    if let Some(p) = pct(&c["agent_patch"]["pct"]) {
+        parts.push(format!("agent-written lines {p}"));
+    }
+    if !complete {
+        parts.push("⏳ CI still running".into());
+    }
+    parts.join(" · ")
+}
+
+fn tests_line(t: &serde_json::Value) -> String {
+    let n = |k: &str| t[k].as_u64().unwrap_or(0);
+    let mut parts = vec![format!("{} run", n("total"))];
+    if n("failed") > 0 {
+        let new = t["newly_failing"].as_array().map_or(0, |a| a.len());
+        parts.push(if new > 0 {
+            format!("❌ {} failed ({new} newly)", n("failed"))
+        } else {
+            format!("❌ {} failed", n("failed"))
+        });
+    }
+    parts.push(format!("✅ {} passed", n("passed")));
+    if n("skipped") > 0 {
+        parts.push(format!("{} skipped", n("skipped")));
+    }
+    if let Some(f) = t["flaky"].as_array().filter(|f| !f.is_empty()) {
+        parts.push(format!("{} flaky", f.len()));
+    }
+    parts.join(" · ")
+}
+
+/// Folded tables of the files with uncovered added lines and of the failed tests.
+fn detail_tables(o: &mut String, r: &PrReport) {
+    let missing = r
+        .coverage
+        .as_ref()
+        .and_then(|c| c["missing"].as_array())
+        .filter(|m| !m.is_empty());
+    if let Some(missing) = missing {
+        let _ = writeln!(
+            o,
+            "<details><summary>Files with missing lines ({})</summary>\n",
+            missing.len()
+        );
+        let _ = writeln!(o, "| file | added lines not covered |\n|---|---|");
+        for m in missing {
+            let _ = writeln!(
+                o,
+                "| `{}` | {} |",
+                cell(m["path"].as_str().unwrap_or("?")),
+                cell(m["lines"].as_str().unwrap_or(""))
+            );
+        }
+        o.push_str("\n</details>\n");
+    }
+    let failures = r
+        .tests
+        .as_ref()
+        .and_then(|t| t["failures"].as_array())
+        .filter(|f| !f.is_empty());
+    if let Some(failures) = failures {
+        let _ = writeln!(
+            o,
+            "<details><summary>Failed tests ({})</summary>\n",
+            failures.len()
+        );
+        let _ = writeln!(o, "| test | message |\n|---|---|");
+        for f in failures {
+            let msg: String = f["message"]
+                .as_str()
+                .unwrap_or("")
+                .chars()
+                .take(200)
+                .collect();
+            let _ = writeln!(
+                o,
+                "| `{}` | {} |",
+                cell(f["name"].as_str().unwrap_or("?")),
+                cell(&msg)
+            );
+        }
+        o.push_str("\n</details>\n");
+    }
+}
+
 /// The one line a reviewer reads first.
 pub fn headline(r: &PrReport) -> String {
     let t = &r.totals;
@@ -134,6 +258,13 @@ pub fn headline(r: &PrReport) -> String {
         } else {
             "CI passing".into()
         });
+    }
+    let fell = r.coverage.as_ref().and_then(|c| {
+        let complete = c["complete"].as_bool().unwrap_or(false);
+        c["delta_pp"].as_f64().filter(|d| complete && *d <= -0.05)
+    });
+    if let Some(d) = fell {
+        parts.push(format!("coverage {d:+.1} pp"));
     }
     if !r.incidents.is_empty() {
         parts.push(format!(
@@ -233,6 +364,12 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
         );
     }
     let _ = writeln!(o, "| CI at head | {} |", ci_line(r));
+    if let Some(c) = &r.coverage {
+        let _ = writeln!(o, "| Coverage | {} |", coverage_line(c));
+    }
+    if let Some(t) = &r.tests {
+        let _ = writeln!(o, "| Tests | {} |", tests_line(t));
+    }
     if let Some(s) = r.timing.first_session_to_merge_seconds {
         let _ = writeln!(o, "| First session → merge | {} |", duration(s));
     }
@@ -350,6 +487,7 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
         }
         o.push_str("\n</details>\n");
     }
+    detail_tables(&mut o, r);
     if !r.ci.runs.is_empty() {
         let _ = writeln!(
             o,

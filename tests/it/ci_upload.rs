@@ -422,7 +422,7 @@ const PR_1: &str = "b000000000000000000000000000000000000001";
 const PR_2: &str = "b000000000000000000000000000000000000002";
 
 /// An lcov report with runner paths: (path, covered lines, missed lines).
-fn lcov(files: &[(&str, &[u32], &[u32])]) -> Vec<u8> {
+pub fn lcov(files: &[(&str, &[u32], &[u32])]) -> Vec<u8> {
     let mut s = String::new();
     for (path, covered, missed) in files {
         s.push_str(&format!(
@@ -439,7 +439,7 @@ fn lcov(files: &[(&str, &[u32], &[u32])]) -> Vec<u8> {
     s.into_bytes()
 }
 
-fn junit(cases: &[(&str, bool)]) -> Vec<u8> {
+pub fn junit(cases: &[(&str, bool)]) -> Vec<u8> {
     let mut s = String::from("<?xml version=\"1.0\"?>\n<testsuite name=\"widgets\" tests=\"2\">\n");
     for (name, ok) in cases {
         if *ok {
@@ -454,7 +454,7 @@ fn junit(cases: &[(&str, bool)]) -> Vec<u8> {
     s.into_bytes()
 }
 
-fn run_ctx(sha: &str, git_ref: &str, run: i64, attempt: i64, flags: &[&str]) -> Value {
+pub fn run_ctx(sha: &str, git_ref: &str, run: i64, attempt: i64, flags: &[&str]) -> Value {
     json!({"repository": REPO, "sha": sha, "ref": git_ref, "run_id": run, "run_attempt": attempt,
            "job": "test", "flags": flags})
 }

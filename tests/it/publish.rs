@@ -177,3 +177,166 @@ async fn one_comment_and_check_run_kept_current_after_merge() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coverage_delta_patch_coverage_and_tests_in_the_comment() {
+    use crate::ci_upload::{STATIC_TOKEN, junit, lcov, run_ctx, upload};
+    const MAIN_1: &str = "a000000000000000000000000000000000000001";
+    const MAIN_2: &str = "a000000000000000000000000000000000000002";
+    const PR_1: &str = "b000000000000000000000000000000000000001";
+    const PR_2: &str = "b000000000000000000000000000000000000002";
+    let lib_patch = "@@ -8,3 +8,7 @@\n keep\n keep\n-old\n+changed\n+new\n+new\n+new\n+new\n";
+    let util_patch = "@@ -5,1 +5,4 @@\n keep\n+a\n+b\n+c\n";
+    let fake = FakeGithub::start().await;
+    fake.add_pull(
+        REPO,
+        7,
+        PR_2,
+        vec![
+            FakeFile::modified("src/lib.rs", lib_patch),
+            FakeFile::modified("src/util.rs", util_patch),
+        ],
+    );
+    fake.add_commit(
+        REPO,
+        7,
+        PR_1,
+        vec![FakeFile::modified("src/lib.rs", lib_patch)],
+    );
+    fake.add_commit(
+        REPO,
+        7,
+        PR_2,
+        vec![FakeFile::modified("src/util.rs", util_patch)],
+    );
+    let cfg = fake.app_config();
+    let mut app = TestApp::spawn_with(move |a| {
+        a.webhook_secrets = vec![SECRET.parse().unwrap()];
+        a.upload_tokens = vec![format!("{REPO}={STATIC_TOKEN}").parse().unwrap()];
+        a.github_app_id = Some(cfg.app_id);
+        a.github_private_key = Some(cfg.private_key_pem.parse().unwrap());
+        a.github_api_url = cfg.api_url;
+        a.comment_debounce = 0;
+    })
+    .await;
+    let c = |sha, message, at| Commit {
+        sha,
+        message,
+        at,
+        email: "dev@acme.example",
+        login: "dev",
+        files: &[],
+    };
+    deliver(
+        &app,
+        "push",
+        "m",
+        &push(
+            "refs/heads/main",
+            ZERO,
+            &[
+                c(MAIN_1, "one", "2026-11-19T10:00:00Z"),
+                c(MAIN_2, "two", "2026-11-19T11:00:00Z"),
+            ],
+        ),
+    )
+    .await;
+    deliver(
+        &app,
+        "push",
+        "b",
+        &with_installation(push(
+            "refs/heads/retry",
+            MAIN_2,
+            &[
+                c(
+                    PR_1,
+                    "Retry\n\nCo-Authored-By: Claude <noreply@anthropic.com>",
+                    "2026-11-20T09:00:00Z",
+                ),
+                c(PR_2, "Util", "2026-11-20T09:30:00Z"),
+            ],
+        )),
+    )
+    .await;
+    deliver(&app, "workflow_run", "w", &json!({"action": "completed", "repository": {"full_name": REPO},
+        "workflow_run": {"id": 900, "run_attempt": 1, "name": "ci", "head_sha": PR_2, "status": "completed",
+            "conclusion": "failure", "updated_at": "2026-11-20T09:40:00Z"}})).await;
+    app.applied(3).await;
+
+    let tok = Some(STATIC_TOKEN);
+    let base = lcov(&[
+        ("src/lib.rs", &[1, 2, 3, 4, 5, 6, 7, 8, 9], &[10]),
+        ("src/util.rs", &[1, 2, 3, 4, 5], &[]),
+    ]);
+    let (s, b) = upload(
+        &app,
+        tok,
+        Some(&run_ctx(MAIN_2, "refs/heads/main", 800, 1, &["unit"])),
+        &[
+            ("lcov.info", &base),
+            (
+                "junit.xml",
+                &junit(&[("retries", true), ("gives_up", true)]),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let head = lcov(&[
+        (
+            "src/lib.rs",
+            &[1, 2, 3, 4, 5, 6, 7, 8, 9, 11],
+            &[10, 12, 13, 14],
+        ),
+        ("src/util.rs", &[1, 2, 3, 4, 5, 6], &[7, 8]),
+    ]);
+    let (s, b) = upload(
+        &app,
+        tok,
+        Some(&run_ctx(PR_2, "refs/pull/7/merge", 900, 1, &["unit"])),
+        &[
+            ("lcov.info", &head),
+            (
+                "junit.xml",
+                &junit(&[("retries", true), ("gives_up", false)]),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+
+    deliver(
+        &app,
+        "pull_request",
+        "pr",
+        &with_installation(pull(
+            "opened",
+            7,
+            PR_2,
+            "retry",
+            "2026-11-20T09:45:00Z",
+            None,
+        )),
+    )
+    .await;
+    app.applied(4).await;
+    until(&app, "coverage in the comment", || {
+        fake.comments(REPO, 7)
+            .first()
+            .is_some_and(|c| c.body.contains("| Coverage |"))
+    })
+    .await;
+    let body = fake.comments(REPO, 7)[0].body.clone();
+    // Head 16 of 22 lines vs main 14 of 15; of the PR's 8 added lines 2 are covered; of
+    // the 5 the agent-assisted commit added, 1.
+    assert!(body.contains("| Coverage | 72.7% at head · -20.6 pp vs main `a000000` · patch 25.0% (2/8 lines) · agent-written lines 20.0% |"), "{body}");
+    assert!(
+        body.contains("| Tests | 2 run · ❌ 1 failed (1 newly) · ✅ 1 passed |"),
+        "{body}"
+    );
+    assert!(body.contains("| `src/lib.rs` | 10,12-14 |"), "{body}");
+    let visible = body.split_once('\n').unwrap().1;
+    insta::assert_snapshot!("pr_comment_with_coverage", visible);
+    app.stop().await;
+}
