@@ -499,3 +499,97 @@ async fn the_demo_prints_the_comment_it_posted() {
         "{stdout}"
     );
 }
+
+/// Deterministic shuffles (a small LCG) of `0..n`, plus identity and reverse.
+fn orders(n: usize, count: usize) -> Vec<Vec<usize>> {
+    let mut out = vec![(0..n).collect::<Vec<_>>(), (0..n).rev().collect()];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    while out.len() < count {
+        let mut v: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            v.swap(i, (state >> 33) as usize % (i + 1));
+        }
+        out.push(v);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_and_report_do_not_depend_on_arrival_order() {
+    let commits = [
+        Commit {
+            sha: CLAUDE_1,
+            message: "Add exponential backoff retry to HTTP client\n\nTraceparent: 00-b3334784fc61510ab4e4362d0249eb86-e6e37c671d5284d5-01",
+            at: "2026-11-20T09:13:48Z",
+            email: "dev@acme.example",
+            login: "dev",
+            files: &["src/http/retry.ts"],
+        },
+        Commit {
+            sha: CLAUDE_2,
+            message: "Test backoff",
+            at: "2026-11-20T09:31:27Z",
+            email: "dev@acme.example",
+            login: "dev",
+            files: &["tests/http/retry.test.ts"],
+        },
+        Commit {
+            sha: GEMINI_1,
+            message: "Validate widget input",
+            at: "2026-11-20T09:52:04Z",
+            email: "dev@acme.example",
+            login: "dev",
+            files: &["src/widgets/create.ts"],
+        },
+    ];
+    let push = push("refs/heads/retry", ZERO, &commits);
+    let pr = pull("opened", 7, GEMINI_1, "retry", "2026-11-20T10:00:00Z", None);
+    let run = workflow_run(555, 1, GEMINI_1, "success", "2026-11-20T10:05:00Z");
+    let mut reports = Vec::new();
+    for order in orders(7, 6) {
+        let mut app = app().await;
+        let mut deliveries = 0;
+        for step in &order {
+            match step {
+                0 => send_otlp(&app, "claude-code-logs.json").await,
+                1 => send_otlp(&app, "claude-code-metrics.json").await,
+                2 => send_otlp(&app, "claude-code-traces.json").await,
+                3 => send_otlp(&app, "gemini-cli-logs.json").await,
+                4 => deliver(&app, "push", "p", &push).await,
+                5 => deliver(&app, "pull_request", "pr", &pr).await,
+                _ => deliver(&app, "workflow_run", "w", &run).await,
+            }
+            if *step >= 4 {
+                deliveries += 1;
+            }
+        }
+        app.applied(deliveries).await;
+        let (json, md) = report(&app, 7).await;
+        assert_eq!(json["totals"]["sessions"], 2, "order {order:?}: {json}");
+        reports.push((order, json, md));
+        app.stop().await;
+    }
+    let (_, first_json, first_md) = &reports[0];
+    for (order, json, md) in &reports[1..] {
+        assert_eq!(json, first_json, "order {order:?}");
+        assert_eq!(md, first_md, "order {order:?}");
+    }
+    let links: Vec<(&str, &str)> = first_json["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            s["links"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| (l["sha"].as_str().unwrap(), l["evidence"].as_str().unwrap()))
+        })
+        .collect();
+    assert!(links.contains(&(CLAUDE_1, "trace")), "{links:?}");
+    assert!(links.contains(&(CLAUDE_2, "event")), "{links:?}");
+    assert!(links.contains(&(GEMINI_1, "window")), "{links:?}");
+}
