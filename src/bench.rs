@@ -40,7 +40,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::store::batch::{Batch, SpanRow};
-use crate::store::writer::SubmitError;
+use crate::store::writer::{SubmitError, values_sql};
 use crate::telemetry::Telemetry;
 
 mod report;
@@ -1053,19 +1053,6 @@ async fn writer_ceiling(
     writer.await.context("the writer task")?;
     store.readers.close().await;
     Ok((load?, Commits::parse(&telemetry.render(0, capacity))))
-}
-
-fn values_sql(head: &str, columns: usize, rows: usize) -> String {
-    let one = format!("({})", vec!["?"; columns].join(", "));
-    let mut sql = String::with_capacity(head.len() + rows * (one.len() + 2));
-    sql.push_str(head);
-    for i in 0..rows {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&one);
-    }
-    sql
 }
 
 /// The span columns alone, as multi-row INSERTs on a plain connection with the store's

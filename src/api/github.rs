@@ -15,12 +15,7 @@ use crate::ids::{CommitSha, encode_hex};
 use crate::server::AppState;
 
 fn rfc3339(ns: Option<i64>) -> Option<String> {
-    let ns = ns?;
-    let t = chrono::DateTime::from_timestamp(
-        ns.div_euclid(1_000_000_000),
-        ns.rem_euclid(1_000_000_000) as u32,
-    )?;
-    Some(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    crate::store::rfc3339(ns, chrono::SecondsFormat::Secs)
 }
 
 #[derive(Serialize)]

@@ -21,6 +21,7 @@ use sqlx::{AssertSqlSafe, SqlitePool};
 
 use super::identities::Identities;
 use crate::github::plan::commit_key;
+use crate::store::placeholders;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -82,10 +83,6 @@ impl Default for LinkConfig {
 const WINDOW_FLOOR: f64 = 0.4;
 /// How far below the best `window` link of a commit another may be and still share it.
 const WINDOW_MARGIN: f64 = 0.15;
-
-fn placeholders(n: usize) -> String {
-    vec!["?"; n.max(1)].join(", ")
-}
 
 struct Commit {
     login: Option<String>,

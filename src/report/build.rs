@@ -19,17 +19,12 @@ pub struct ReportContext {
     pub links: LinkConfig,
 }
 
+fn rfc3339(ns: Option<i64>) -> Option<String> {
+    crate::store::rfc3339(ns, chrono::SecondsFormat::Secs)
+}
+
 /// Parents followed from a deployment when looking for the merge commit.
 const ANCESTRY_DEPTH: u32 = 2000;
-
-fn rfc3339(ns: Option<i64>) -> Option<String> {
-    let ns = ns?;
-    let t = chrono::DateTime::from_timestamp(
-        ns.div_euclid(1_000_000_000),
-        ns.rem_euclid(1_000_000_000) as u32,
-    )?;
-    Some(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-}
 
 fn parse_time(s: &Option<String>) -> Option<i64> {
     s.as_deref()
@@ -275,7 +270,7 @@ pub async fn build(
     > = HashMap::new();
     let mut trailer_agents: HashMap<String, Vec<String>> = HashMap::new();
     for chunk in shas.chunks(500) {
-        let ph = vec!["?"; chunk.len()].join(", ");
+        let ph = crate::store::placeholders(chunk.len());
         let mut q = sqlx::query_as::<
             _,
             (
@@ -390,7 +385,7 @@ pub async fn build(
         let mut q = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(format!(
             "SELECT count(*), coalesce(sum(conclusion = 'success'), 0) FROM ci_runs WHERE repo = ? \
              AND kind = 'workflow_run' AND attempt = 1 AND status = 'completed' AND head_sha IN ({})",
-            vec!["?"; shas.len()].join(", ")
+            crate::store::placeholders(shas.len())
         )))
         .bind(&repo);
         for s in &shas {
@@ -455,7 +450,7 @@ pub async fn build(
             "SELECT DISTINCT i.number, i.title, i.state FROM incidents i JOIN links l \
                ON l.from_kind = 'incident' AND l.from_key = i.repo || '!' || i.number AND l.relation = 'caused_by' \
              WHERE i.repo = ? AND i.is_incident = 1 AND l.to_key IN ({}) ORDER BY i.number",
-            vec!["?"; cause_keys.len()].join(", ")
+            crate::store::placeholders(cause_keys.len())
         )))
         .bind(&repo);
         for k in &cause_keys {

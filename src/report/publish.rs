@@ -61,7 +61,7 @@ pub async fn pulls_containing(
 ) -> sqlx::Result<BTreeSet<(String, i64)>> {
     let mut out = BTreeSet::new();
     for chunk in shas.chunks(200) {
-        let ph = vec!["?"; chunk.len()].join(", ");
+        let ph = crate::store::placeholders(chunk.len());
         let sql = format!(
             "SELECT DISTINCT p.repo, p.number FROM pull_requests p WHERE (?1 IS NULL OR p.repo = ?1) AND ( \
                p.head_sha IN ({ph}) \

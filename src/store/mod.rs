@@ -76,6 +76,22 @@ pub async fn migrate(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `?, ?, …` for an `IN (…)` list of `n` values (one `?` for an empty list, which then
+/// matches nothing as long as the caller binds a value no row has).
+pub fn placeholders(n: usize) -> String {
+    vec!["?"; n.max(1)].join(", ")
+}
+
+/// A nanosecond timestamp as RFC 3339 UTC, at the given precision.
+pub fn rfc3339(ns: Option<i64>, precision: chrono::SecondsFormat) -> Option<String> {
+    let ns = ns?;
+    let t = chrono::DateTime::from_timestamp(
+        ns.div_euclid(1_000_000_000),
+        ns.rem_euclid(1_000_000_000) as u32,
+    )?;
+    Some(t.to_rfc3339_opts(precision, true))
+}
+
 pub struct Store {
     pub writer: SqliteConnection,
     pub readers: SqlitePool,

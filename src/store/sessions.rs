@@ -13,6 +13,11 @@ use sqlx::{AssertSqlSafe, SqlitePool};
 use crate::agents::facts::{Counter, Tokens};
 use crate::ids::encode_hex;
 use crate::pricing::PriceTable;
+use crate::store::placeholders;
+
+fn rfc3339(ns: Option<i64>) -> Option<String> {
+    crate::store::rfc3339(ns, chrono::SecondsFormat::Millis)
+}
 
 /// Sources in order of preference.
 const SOURCES: [&str; 3] = ["metrics", "logs", "traces"];
@@ -104,15 +109,6 @@ type SessionRow = (
 
 const SESSION_COLUMNS: &str = "id, session_key, agent, agent_version, user_id, user_email, \
      organization, repository, started_ns, ended_ns";
-
-fn rfc3339(ns: Option<i64>) -> Option<String> {
-    let ns = ns?;
-    let t = chrono::DateTime::from_timestamp(
-        ns.div_euclid(1_000_000_000),
-        ns.rem_euclid(1_000_000_000) as u32,
-    )?;
-    Some(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-}
 
 /// One session by its key, or `None`.
 pub async fn get(
@@ -218,10 +214,6 @@ struct Related {
     files_modified: i64,
 }
 
-fn id_list(n: usize) -> String {
-    vec!["?"; n.max(1)].join(", ")
-}
-
 /// Five queries for any number of sessions (in chunks), instead of five per session.
 async fn load_related(
     pool: &SqlitePool,
@@ -229,7 +221,7 @@ async fn load_related(
 ) -> Result<std::collections::HashMap<i64, Related>, sqlx::Error> {
     let mut out: std::collections::HashMap<i64, Related> = std::collections::HashMap::new();
     for chunk in ids.chunks(500) {
-        let ph = id_list(chunk.len());
+        let ph = placeholders(chunk.len());
         let mut q = sqlx::query_as::<_, (i64, String, String, f64)>(AssertSqlSafe(format!(
             "SELECT session_id, source, counter, value FROM session_counters WHERE session_id IN ({ph})"
         )));
@@ -299,7 +291,7 @@ pub async fn get_many(
     for chunk in keys.chunks(500) {
         let mut q = sqlx::query_as::<_, SessionRow>(AssertSqlSafe(format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE session_key IN ({})",
-            id_list(chunk.len())
+            placeholders(chunk.len())
         )));
         for k in chunk {
             q = q.bind(*k);

@@ -465,7 +465,8 @@ async fn upsert_sessions(
     Ok(ids)
 }
 
-fn values_sql(head: &str, columns: usize, rows: usize) -> String {
+/// `head` followed by `rows` groups of `columns` placeholders.
+pub(crate) fn values_sql(head: &str, columns: usize, rows: usize) -> String {
     let one = format!("({})", vec!["?"; columns].join(", "));
     let mut sql = String::with_capacity(head.len() + rows * (one.len() + 2));
     sql.push_str(head);
