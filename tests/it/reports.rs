@@ -593,3 +593,76 @@ async fn links_and_report_do_not_depend_on_arrival_order() {
     assert!(links.contains(&(CLAUDE_2, "event")), "{links:?}");
     assert!(links.contains(&(GEMINI_1, "window")), "{links:?}");
 }
+
+#[tokio::test]
+async fn identities_file_links_sessions_known_only_by_agent_user_id() {
+    // Droid exports a user id, no email: only the identities file says who that is.
+    let dir = tempfile::tempdir().unwrap();
+    let identities = dir.path().join("identities.toml");
+    std::fs::write(
+        &identities,
+        "[[person]]\nlogin = \"dev\"\nemails = [\"dev@acme.example\"]\nagent_ids = [\"usr_60ebb16b39a4a540b62e6c3d\"]\n",
+    )
+    .unwrap();
+    const DROID_1: &str = "d3c99dcbe924d16e86342e096dc8c81a27e21e22";
+    const DROID_2: &str = "2d80b6a68e79e89893151faefa50d9780a423801";
+    let commits = [
+        Commit {
+            sha: DROID_1,
+            message: "Replace widget cache with LRU + TTL",
+            at: "2026-11-20T10:44:13Z",
+            email: "dev@acme.example",
+            login: "dev",
+            files: &["src/cache/lru.ts"],
+        },
+        Commit {
+            sha: DROID_2,
+            message: "Document LRU cache settings",
+            at: "2026-11-20T10:47:36Z",
+            email: "dev@acme.example",
+            login: "dev",
+            files: &["README.md"],
+        },
+    ];
+    for with_identities in [false, true] {
+        let path = identities.clone();
+        let mut app = TestApp::spawn_with(move |a| {
+            a.webhook_secrets = vec![SECRET.parse().unwrap()];
+            if with_identities {
+                a.identities = Some(path);
+            }
+        })
+        .await;
+        for f in ["droid-metrics.json", "droid-traces.json"] {
+            send_otlp(&app, f).await;
+        }
+        deliver(&app, "push", "p", &push("refs/heads/cache", ZERO, &commits)).await;
+        deliver(
+            &app,
+            "pull_request",
+            "pr",
+            &pull("opened", 11, DROID_2, "cache", "2026-11-20T11:00:00Z", None),
+        )
+        .await;
+        app.applied(2).await;
+        let (json, _) = report(&app, 11).await;
+        if with_identities {
+            let s = &json["sessions"][0];
+            assert_eq!(s["agent"], "droid", "{json}");
+            for l in s["links"].as_array().unwrap() {
+                assert_eq!(l["evidence"], "window");
+                assert!(
+                    l["detail"].as_str().unwrap().contains("same repository"),
+                    "{l}"
+                );
+            }
+            assert_eq!(s["links"].as_array().unwrap().len(), 2);
+        } else {
+            assert_eq!(
+                json["totals"]["sessions"], 0,
+                "a user id alone matches no one: {json}"
+            );
+        }
+        app.stop().await;
+    }
+}
