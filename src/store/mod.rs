@@ -96,3 +96,53 @@ pub struct Store {
     pub writer: SqliteConnection,
     pub readers: SqlitePool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every migration applies over a database holding data of the schema before it.
+    #[tokio::test]
+    async fn migrations_apply_in_order_over_existing_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut conn = options(&path).unwrap().connect().await.unwrap();
+        let versions: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+        assert!(versions.len() >= 4, "{versions:?}");
+        MIGRATOR.run_to(versions[0], &mut conn).await.unwrap();
+        sqlx::query(
+            "INSERT INTO sessions (session_key, agent, created_ns) VALUES ('s-1', 'codex', 1)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        MIGRATOR.run_to(versions[1], &mut conn).await.unwrap();
+        sqlx::query(
+            "INSERT INTO commits (repo, sha, message) VALUES ('acme/widgets', 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'm')",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        for v in &versions[2..] {
+            MIGRATOR.run_to(*v, &mut conn).await.unwrap();
+        }
+        // Running again is a no-op, and the earlier data is intact.
+        MIGRATOR.run(&mut conn).await.unwrap();
+        let agent: String =
+            sqlx::query_scalar("SELECT agent FROM sessions WHERE session_key = 's-1'")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(agent, "codex");
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM commits")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(applied as usize, versions.len());
+    }
+}
