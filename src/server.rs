@@ -174,6 +174,7 @@ impl Server {
                 ctx: reports.clone(),
                 app: github,
                 debounce,
+                budget: Default::default(),
             },
             store::connect(&args.db).await?,
             store.readers.clone(),

@@ -172,6 +172,56 @@ pub struct Publisher {
     pub ctx: Arc<ReportContext>,
     pub app: Option<Arc<GithubApp>>,
     pub debounce: Duration,
+    pub budget: WriteBudget,
+}
+
+/// GitHub allows an App 80 content-creating requests a minute; the publisher keeps to it
+/// across all pull requests, deferring reports rather than being refused.
+pub struct WriteBudget {
+    max: usize,
+    window: Duration,
+    spent: std::sync::Mutex<std::collections::VecDeque<std::time::Instant>>,
+}
+
+impl Default for WriteBudget {
+    fn default() -> Self {
+        Self::new(80, Duration::from_secs(60))
+    }
+}
+
+impl WriteBudget {
+    pub fn new(max: usize, window: Duration) -> Self {
+        Self {
+            max,
+            window,
+            spent: Default::default(),
+        }
+    }
+
+    /// Takes `n` writes, or says how long until they are available.
+    pub fn take(&self, n: usize) -> Result<(), Duration> {
+        let now = std::time::Instant::now();
+        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+        while spent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            spent.pop_front();
+        }
+        if spent.len() + n > self.max {
+            let oldest = spent.front().copied().unwrap_or(now);
+            return Err(self.window.saturating_sub(now.duration_since(oldest)));
+        }
+        spent.extend(std::iter::repeat_n(now, n));
+        Ok(())
+    }
+}
+
+/// What publishing one report came to.
+enum Published {
+    Done,
+    /// The write budget is spent: try again after this long.
+    Deferred(Duration),
 }
 
 /// Wakes the publisher and tells it which sessions changed.
@@ -270,7 +320,15 @@ async fn run_due(
     let mut done = 0;
     for (repo, number, touched) in due {
         match publish_one(publisher, conn, readers, &repo, number).await {
-            Ok(()) => {
+            Ok(Published::Deferred(wait)) => {
+                sqlx::query("UPDATE report_queue SET due_ns = ? WHERE repo = ? AND number = ?")
+                    .bind(now + wait.as_nanos() as i64)
+                    .bind(&repo)
+                    .bind(number)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(Published::Done) => {
                 // Touched again while this was being published: it stays queued.
                 sqlx::query(
                     "DELETE FROM report_queue WHERE repo = ? AND number = ? AND touched_ns = ?",
@@ -370,7 +428,7 @@ async fn publish_one(
     readers: &SqlitePool,
     repo: &str,
     number: i64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Published> {
     let installation: Option<i64> =
         sqlx::query_scalar("SELECT installation_id FROM repo_installations WHERE repo = ?")
             .bind(repo)
@@ -382,12 +440,14 @@ async fn publish_one(
             .bind(number)
             .fetch_optional(&mut *conn)
             .await?;
-    let Some(head) = head else { return Ok(()) };
+    let Some(head) = head else {
+        return Ok(Published::Done);
+    };
     if let (Some(app), Some(inst)) = (&publisher.app, installation) {
         fetch(app, conn, inst as u64, repo, number, &head).await?;
     }
     let Some((report, links, shas)) = build(readers, &publisher.ctx, repo, number).await? else {
-        return Ok(());
+        return Ok(Published::Done);
     };
     // Patches of agent-linked commits, once per SHA, then the report again with lines.
     let mut report = report;
@@ -428,13 +488,17 @@ async fn publish_one(
             .fetch_optional(&mut *conn)
             .await?;
     if last.as_deref() == Some(digest.as_str()) {
-        return Ok(());
+        return Ok(Published::Done);
     }
     let (Some(app), Some(inst)) = (&publisher.app, installation) else {
         // No App configured, or no installation known for the repository: the report is
         // served by the API and the CLI only.
-        return Ok(());
+        return Ok(Published::Done);
     };
+    // A comment and a check run: at most two content-creating requests.
+    if let Err(wait) = publisher.budget.take(2) {
+        return Ok(Published::Deferred(wait));
+    }
     let outcome = app
         .upsert_comment(inst as u64, repo, number as u64, MARKER, &body)
         .await?;
@@ -464,5 +528,29 @@ async fn publish_one(
     .bind(now_ns())
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(Published::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_write_budget_defers_past_its_limit() {
+        let b = WriteBudget::new(4, Duration::from_secs(60));
+        assert!(b.take(2).is_ok());
+        assert!(b.take(2).is_ok());
+        let wait = b.take(2).unwrap_err();
+        assert!(
+            wait > Duration::from_secs(59) && wait <= Duration::from_secs(60),
+            "{wait:?}"
+        );
+        let quick = WriteBudget::new(2, Duration::from_millis(1));
+        assert!(quick.take(2).is_ok());
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(
+            quick.take(2).is_ok(),
+            "writes older than the window are free again"
+        );
+    }
 }
