@@ -813,6 +813,16 @@ impl GithubApp {
                 Ok(reply) => return Ok(reply),
                 Err(failed) => failed,
             };
+            // A create that failed with a server error or a broken connection may still
+            // have happened: retrying it could create twice. The caller's next upsert
+            // looks for what exists first, so it is left to that.
+            let ambiguous = match &failed.failure {
+                Failure::Refused(r) => r.status >= 500,
+                _ => true,
+            };
+            if matches!(verb, Verb::Post) && ambiguous && !route.ends_with("/access_tokens") {
+                return Err(failed.into_error(attempt));
+            }
             let now = chrono::Utc::now().timestamp();
             let Some(wait) = retry_delay(&failed.failure, attempt, now) else {
                 return Err(failed.into_error(attempt));

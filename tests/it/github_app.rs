@@ -566,3 +566,26 @@ async fn a_bad_repo_name_is_refused_before_any_request() {
     assert!(err.to_string().contains("is not \"owner/name\""), "{err}");
     assert!(fake.requests().await.is_empty());
 }
+
+#[tokio::test]
+async fn a_failed_create_is_not_retried_blindly_and_the_next_upsert_creates_once() {
+    let (fake, app) = github().await;
+    let path = format!("/repos/{REPO}/issues/{PR}/comments");
+    fake.fail_next("POST", &path, 502, 1).await;
+    let err = app
+        .upsert_comment(INSTALLATION, REPO, PR, MARKER, &report("1 session"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("POST") && err.contains("502"), "{err}");
+    // The publisher tries again later: the upsert looks for our comment first.
+    let outcome = app
+        .upsert_comment(INSTALLATION, REPO, PR, MARKER, &report("1 session"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, CommentOutcome::Created { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(fake.comments(REPO, PR).len(), 1);
+}
