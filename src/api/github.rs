@@ -65,6 +65,8 @@ struct CommitView {
     runs: Vec<RunView>,
     deployments: Vec<DeploymentView>,
     incidents: Vec<i64>,
+    /// Agent sessions linked to the commit, with the evidence (DESIGN.md §4).
+    sessions: Vec<crate::graph::links::SessionLink>,
 }
 
 /// kind, id, attempt, name, status, conclusion, trace ID.
@@ -233,6 +235,7 @@ async fn commit_view(
             })
             .collect(),
         incidents,
+        sessions: Vec::new(),
     }))
 }
 
@@ -244,7 +247,16 @@ pub async fn commit(
         CommitSha::parse(&sha).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
     let repo = format!("{owner}/{repo}").to_ascii_lowercase();
     match commit_view(&state.readers, &repo, &sha).await? {
-        Some(c) => Ok(Json(c).into_response()),
+        Some(mut c) => {
+            c.sessions = crate::graph::links::link_commits(
+                &state.readers,
+                &state.reports.links,
+                &repo,
+                &[sha.to_string()],
+            )
+            .await?;
+            Ok(Json(c).into_response())
+        }
         None => Err(ApiError(
             StatusCode::NOT_FOUND,
             format!("no commit {sha} in {repo}"),

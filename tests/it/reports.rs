@@ -225,6 +225,22 @@ async fn claude_code_session_linked_by_trailer_and_telemetry() {
     );
     insta::assert_snapshot!("claude_code_report", md);
 
+    // The commit API shows the same links.
+    let (status, c) = app
+        .get_json(&format!("/api/v1/repos/{REPO}/commits/{CLAUDE_1}"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        c["sessions"][0]["session_key"],
+        "82c3495f-998e-457a-875a-8643b934dd9c"
+    );
+    assert_eq!(c["sessions"][0]["evidence"], "trace");
+    assert_eq!(c["agents"], json!(["claude-code"]));
+    let (_, human) = app
+        .get_json(&format!("/api/v1/repos/{REPO}/commits/{HUMAN}"))
+        .await;
+    assert_eq!(human["sessions"], json!([]));
+
     // The same report over gRPC (tracelink.v1.ReportService).
     use tracelink::api::grpc::proto::GetPullRequestReportRequest;
     use tracelink::api::grpc::proto::report_service_client::ReportServiceClient;
