@@ -150,6 +150,9 @@ pub struct Push {
     pub commits: Vec<PushCommit>,
     #[serde(default)]
     pub head_commit: Option<PushCommit>,
+    /// A force push: `before` is not an ancestor of the pushed commits.
+    #[serde(default)]
+    pub forced: bool,
     pub repository: Repository,
 }
 

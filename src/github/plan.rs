@@ -257,7 +257,9 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
         Event::Ping => {}
         Event::Push(p) => {
             let repo = &repo_name(&p.repository);
-            let mut parent = (p.before != ZERO_SHA)
+            // Pushed commits chain from `before`, except after a force push, where
+            // `before` is the history that was replaced.
+            let mut parent = (p.before != ZERO_SHA && !p.forced)
                 .then(|| sha("push", "before", &p.before))
                 .transpose()?;
             for (i, c) in p.commits.iter().enumerate() {
@@ -795,6 +797,27 @@ mod tests {
             RootCause::Unresolved
         ));
         assert_eq!(root_cause("no cause here"), None);
+    }
+
+    #[test]
+    fn a_force_push_does_not_chain_from_the_replaced_history() {
+        let payload = |forced: bool| {
+            serde_json::json!({"ref": "refs/heads/x", "before": "1111111111111111111111111111111111111111",
+                "after": "2222222222222222222222222222222222222222", "forced": forced,
+                "repository": {"full_name": "acme/widgets"},
+                "commits": [{"id": "2222222222222222222222222222222222222222", "message": "m"}]})
+            .to_string()
+        };
+        let parents = |forced| {
+            let e = Event::parse("push", payload(forced).as_bytes()).unwrap();
+            plan(&e, "incident")
+                .unwrap()
+                .into_iter()
+                .filter(|op| matches!(op, Op::Link(l) if l.relation == "parent"))
+                .count()
+        };
+        assert_eq!(parents(false), 1);
+        assert_eq!(parents(true), 0);
     }
 
     #[test]

@@ -79,7 +79,12 @@ async fn every_captured_payload_becomes_its_nodes_and_links() {
         match event.as_str() {
             "push" => {
                 let commits = p["commits"].as_array().unwrap();
-                let mut parent = p["before"].as_str().unwrap().to_string();
+                let forced = p["forced"].as_bool().unwrap_or(false);
+                let mut parent = if forced {
+                    "0000000000000000000000000000000000000000".to_string()
+                } else {
+                    p["before"].as_str().unwrap().to_string()
+                };
                 for c in commits {
                     let got = commit(&app, repo, c["id"].as_str().unwrap()).await;
                     assert_eq!(got["message"], c["message"], "{name}");
