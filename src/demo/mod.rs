@@ -132,6 +132,8 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
             "  replayed    {} captured deliveries from webhooks/payloads ({} stored)",
             replayed.0, replayed.1
         );
+    } else {
+        println!("  (run from the repository's directory to also replay webhooks/payloads)");
     }
 
     // Claude Code's session, exported as the agent does.
