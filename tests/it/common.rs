@@ -11,7 +11,7 @@ pub struct TestApp {
     pub grpc: String,
     pub client: reqwest::Client,
     /// Holds the database directory until the test ends.
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl TestApp {
@@ -29,8 +29,13 @@ impl TestApp {
             grpc: format!("http://{}", server.grpc_addr),
             server: Some(server),
             client: reqwest::Client::new(),
-            _dir: dir,
+            dir,
         }
+    }
+
+    /// The server's database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("tracelink.db")
     }
 
     /// POSTs a body to an OTLP/HTTP path.

@@ -225,6 +225,35 @@ async fn claude_code_session_linked_by_trailer_and_telemetry() {
     );
     insta::assert_snapshot!("claude_code_report", md);
 
+    // `tracelink report` prints the same comment from the database file.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
+        .args(["report", "Acme/Widgets#7", "--db"])
+        .arg(app.db_path())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), md);
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
+        .args(["report", "acme/widgets#7", "--format", "json", "--db"])
+        .arg(app.db_path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), json);
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
+        .args(["report", "widgets-7", "--db"])
+        .arg(app.db_path())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not owner/repo#number"));
+
     // The commit API shows the same links.
     let (status, c) = app
         .get_json(&format!("/api/v1/repos/{REPO}/commits/{CLAUDE_1}"))
