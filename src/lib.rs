@@ -17,6 +17,7 @@ pub mod github;
 pub mod graph;
 pub mod hook;
 pub mod ids;
+pub mod metrics;
 pub mod otlp;
 pub mod pricing;
 pub mod report;

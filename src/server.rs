@@ -96,6 +96,10 @@ fn http_router(state: AppState) -> Router {
         )
         .route("/api/v1/deliveries", get(crate::api::github::deliveries))
         .route(
+            "/api/v1/repos/{owner}/{repo}/dora",
+            get(crate::api::github::dora),
+        )
+        .route(
             "/api/v1/repos/{owner}/{repo}/pulls/{number}/report",
             get(crate::api::github::pull_report),
         )

@@ -445,3 +445,46 @@ pub async fn pull_report(
         Json(report).into_response()
     })
 }
+
+#[derive(Deserialize)]
+pub struct DoraParams {
+    environment: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// `GET /api/v1/repos/{owner}/{repo}/dora?environment=&since=&until=`: the four DORA keys,
+/// split by agent involvement (defaults: production, the last 30 days).
+pub async fn dora(
+    State(state): State<AppState>,
+    Path((owner, repo)): Path<(String, String)>,
+    Query(p): Query<DoraParams>,
+) -> Result<Response, ApiError> {
+    let time = |name: &str, v: &Option<String>, default: i64| -> Result<i64, ApiError> {
+        match v.as_deref() {
+            None | Some("") => Ok(default),
+            Some(s) => chrono::DateTime::parse_from_rfc3339(s)
+                .ok()
+                .and_then(|t| t.timestamp_nanos_opt())
+                .ok_or_else(|| {
+                    ApiError(
+                        StatusCode::BAD_REQUEST,
+                        format!("{name}={s:?} is not an RFC 3339 time"),
+                    )
+                }),
+        }
+    };
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+    let until = time("until", &p.until, now)?;
+    let since = time("since", &p.since, until - 30 * 86_400 * 1_000_000_000)?;
+    if since >= until {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "since must be before until".into(),
+        ));
+    }
+    let env = p.environment.unwrap_or_else(|| "production".into());
+    let repo = format!("{owner}/{repo}").to_ascii_lowercase();
+    let keys = crate::metrics::dora::dora(&state.readers, &repo, &env, since, until).await?;
+    Ok(Json(keys).into_response())
+}

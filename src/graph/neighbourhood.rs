@@ -53,6 +53,18 @@ impl Ancestry {
         Ok(a)
     }
 
+    /// `tip` and every loaded ancestor of it.
+    pub fn ancestors(&self, tip: &str) -> std::collections::HashSet<String> {
+        let mut out = std::collections::HashSet::new();
+        if let Some(start) = self.index.get(tip) {
+            let mut dfs = petgraph::visit::Dfs::new(&self.graph, *start);
+            while let Some(n) = dfs.next(&self.graph) {
+                out.insert(self.graph[n].clone());
+            }
+        }
+        out
+    }
+
     /// Whether `commit` is `tip` or one of its loaded ancestors.
     pub fn contains(&self, tip: &str, commit: &str) -> bool {
         match (self.index.get(tip), self.index.get(commit)) {

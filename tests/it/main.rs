@@ -4,6 +4,7 @@ mod action;
 mod bad_input;
 mod ci_upload;
 mod common;
+mod dora;
 mod durability;
 mod fake_github;
 mod fixtures;

@@ -1,0 +1,229 @@
+//! The four DORA keys of a repository and environment, split by agent involvement.
+//!
+//! Definitions (as fourkeys and DevLake state them, applied to tracelink's graph):
+//! - **Deployment frequency**: successful deployments to the environment per day of the
+//!   window. A deployment's time is its first `success` status.
+//! - **Lead time for changes**: for every commit a successful deployment shipped, the time
+//!   from the commit (its author time) to that deployment; the median. A deployment ships
+//!   the commits reachable from its SHA and not from the previous successful deployment to
+//!   the same environment (DESIGN.md §4), found in the commit ancestry loaded into petgraph.
+//! - **Change failure rate**: the share of successful deployments that caused an incident
+//!   (an incident whose root cause names the deployment or one of the commits it shipped).
+//! - **Time to restore**: for incidents opened in the window and resolved, the time from
+//!   opened to resolved; the median.
+//!
+//! A commit is agent-assisted when a known agent trailer names it or an agent session is
+//! linked to it (telemetry naming its SHA, a stored `authored` link); a deployment is
+//! agent-assisted when it shipped at least one such commit, and an incident when the
+//! deployment that caused it is.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+use sqlx::SqlitePool;
+
+use crate::graph::neighbourhood::Ancestry;
+
+/// Parents followed back from each deployment.
+const DEPTH: u32 = 5000;
+const NS_PER_HOUR: f64 = 3_600_000_000_000.0;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct Keys {
+    pub deployments: u64,
+    pub deployments_per_day: f64,
+    pub changes: u64,
+    pub lead_time_median_hours: Option<f64>,
+    pub failed_deployments: u64,
+    pub change_failure_rate: Option<f64>,
+    pub incidents_restored: u64,
+    pub time_to_restore_median_hours: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Dora {
+    pub repository: String,
+    pub environment: String,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub all: Keys,
+    pub agent_assisted: Keys,
+    pub not_agent_assisted: Keys,
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    let mid = if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    };
+    Some((mid * 100.0).round() / 100.0)
+}
+
+#[derive(Default)]
+struct Acc {
+    deployments: u64,
+    lead_hours: Vec<f64>,
+    failed: u64,
+    restore_hours: Vec<f64>,
+}
+
+impl Acc {
+    fn keys(self, days: f64) -> Keys {
+        Keys {
+            deployments: self.deployments,
+            deployments_per_day: if days > 0.0 {
+                ((self.deployments as f64 / days) * 1000.0).round() / 1000.0
+            } else {
+                0.0
+            },
+            changes: self.lead_hours.len() as u64,
+            lead_time_median_hours: median(self.lead_hours),
+            failed_deployments: self.failed,
+            change_failure_rate: (self.deployments > 0).then(|| {
+                ((self.failed as f64 / self.deployments as f64) * 1000.0).round() / 1000.0
+            }),
+            incidents_restored: self.restore_hours.len() as u64,
+            time_to_restore_median_hours: median(self.restore_hours),
+        }
+    }
+}
+
+/// The keys of `repo` / `environment` for deployments in `[since, until)` (ns).
+pub async fn dora(
+    pool: &SqlitePool,
+    repo: &str,
+    environment: &str,
+    since_ns: i64,
+    until_ns: i64,
+) -> sqlx::Result<Dora> {
+    let repo = repo.to_ascii_lowercase();
+    // Successful deployments, each at its first success, oldest first; the one before
+    // the window bounds the first deployment's contents.
+    let deployments: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT d.id, d.sha, min(s.created_ns) AS at FROM deployments d \
+         JOIN deployment_statuses s ON s.deployment_id = d.id AND s.state = 'success' \
+         WHERE d.repo = ? AND d.environment = ? GROUP BY d.id HAVING at < ? ORDER BY at, d.id",
+    )
+    .bind(&repo)
+    .bind(environment)
+    .bind(until_ns)
+    .fetch_all(pool)
+    .await?;
+    let tips: Vec<String> = deployments
+        .iter()
+        .map(|d| format!("{repo}@{}", d.1))
+        .collect();
+    let ancestry = Ancestry::load(pool, &tips, DEPTH).await?;
+
+    // Agent-assisted commits of the repository.
+    let prefix = format!("{repo}@");
+    let mut assisted: HashSet<String> = sqlx::query_scalar::<_, String>(
+        "SELECT ? || sha FROM commit_agents WHERE repo = ? \
+         UNION SELECT to_key FROM links WHERE from_kind = 'session' AND relation = 'authored' \
+           AND to_kind = 'commit' AND substr(to_key, 1, ?) = ? \
+         UNION SELECT ? || c.sha FROM commits c JOIN session_commits sc ON sc.sha = c.sha WHERE c.repo = ?",
+    )
+    .bind(&prefix)
+    .bind(&repo)
+    .bind(prefix.len() as i64)
+    .bind(&prefix)
+    .bind(&prefix)
+    .bind(&repo)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .collect();
+    assisted.shrink_to_fit();
+    let authored: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
+        "SELECT ? || sha, authored_ns FROM commits WHERE repo = ? AND authored_ns IS NOT NULL",
+    )
+    .bind(&prefix)
+    .bind(&repo)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .collect();
+    // What each incident names as its cause.
+    let causes: Vec<(i64, String, Option<i64>, Option<i64>, String)> = sqlx::query_as(
+        "SELECT i.number, l.to_key, i.opened_ns, i.closed_ns, i.state FROM incidents i \
+         JOIN links l ON l.from_kind = 'incident' AND l.from_key = i.repo || '!' || i.number \
+           AND l.relation = 'caused_by' \
+         WHERE i.repo = ? AND i.is_incident = 1",
+    )
+    .bind(&repo)
+    .fetch_all(pool)
+    .await?;
+
+    let (mut all, mut agent, mut human) = (Acc::default(), Acc::default(), Acc::default());
+    let mut previous: HashSet<String> = HashSet::new();
+    let mut deployment_of_commit: HashMap<String, (i64, bool)> = HashMap::new();
+    let mut assisted_deployment: HashMap<i64, bool> = HashMap::new();
+    let mut in_window: HashSet<i64> = HashSet::new();
+    for (tip, (id, _, at)) in tips.iter().zip(&deployments) {
+        let reach = ancestry.ancestors(tip);
+        let shipped: Vec<&String> = reach.iter().filter(|c| !previous.contains(*c)).collect();
+        let is_agent = shipped.iter().any(|c| assisted.contains(*c));
+        assisted_deployment.insert(*id, is_agent);
+        if *at >= since_ns {
+            in_window.insert(*id);
+            for acc in [&mut all, if is_agent { &mut agent } else { &mut human }] {
+                acc.deployments += 1;
+            }
+            for c in &shipped {
+                deployment_of_commit
+                    .entry((*c).clone())
+                    .or_insert((*id, is_agent));
+                if let Some(t) = authored.get(*c) {
+                    let hours = (*at - t).max(0) as f64 / NS_PER_HOUR;
+                    all.lead_hours.push(hours);
+                    if assisted.contains(*c) {
+                        agent.lead_hours.push(hours);
+                    } else {
+                        human.lead_hours.push(hours);
+                    }
+                }
+            }
+        }
+        previous = reach;
+    }
+    let mut failed: HashSet<i64> = HashSet::new();
+    let mut restored: HashSet<i64> = HashSet::new();
+    for (number, cause, opened, closed, state) in causes {
+        let deployment = cause
+            .strip_prefix("deployment:")
+            .and_then(|d| d.parse::<i64>().ok())
+            .filter(|d| assisted_deployment.contains_key(d))
+            .or_else(|| deployment_of_commit.get(&cause).map(|d| d.0));
+        let Some(d) = deployment else { continue };
+        let is_agent = assisted_deployment.get(&d).copied().unwrap_or(false);
+        if in_window.contains(&d) && failed.insert(d) {
+            for acc in [&mut all, if is_agent { &mut agent } else { &mut human }] {
+                acc.failed += 1;
+            }
+        }
+        if let (Some(o), Some(c), "resolved") = (opened, closed, state.as_str()) {
+            if o >= since_ns && o < until_ns && restored.insert(number) {
+                let hours = (c - o).max(0) as f64 / NS_PER_HOUR;
+                for acc in [&mut all, if is_agent { &mut agent } else { &mut human }] {
+                    acc.restore_hours.push(hours);
+                }
+            }
+        }
+    }
+    let days = (until_ns - since_ns).max(0) as f64 / (24.0 * NS_PER_HOUR);
+    Ok(Dora {
+        repository: repo,
+        environment: environment.to_string(),
+        since: crate::store::rfc3339(Some(since_ns), chrono::SecondsFormat::Secs),
+        until: crate::store::rfc3339(Some(until_ns), chrono::SecondsFormat::Secs),
+        all: all.keys(days),
+        agent_assisted: agent.keys(days),
+        not_agent_assisted: human.keys(days),
+    })
+}
