@@ -207,12 +207,14 @@ pub async fn dora(
                 acc.failed += 1;
             }
         }
-        if let (Some(o), Some(c), "resolved") = (opened, closed, state.as_str()) {
-            if o >= since_ns && o < until_ns && restored.insert(number) {
-                let hours = (c - o).max(0) as f64 / NS_PER_HOUR;
-                for acc in [&mut all, if is_agent { &mut agent } else { &mut human }] {
-                    acc.restore_hours.push(hours);
-                }
+        if let (Some(o), Some(c), "resolved") = (opened, closed, state.as_str())
+            && o >= since_ns
+            && o < until_ns
+            && restored.insert(number)
+        {
+            let hours = (c - o).max(0) as f64 / NS_PER_HOUR;
+            for acc in [&mut all, if is_agent { &mut agent } else { &mut human }] {
+                acc.restore_hours.push(hours);
             }
         }
     }
