@@ -49,10 +49,8 @@ fn request(n: u32) -> (ExportTraceServiceRequest, Vec<SpanKey>) {
     (req, ids)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_spans_survive_kill_9() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("tracelink.db");
+/// `tracelink serve` in a child process on loopback ports; returns it and its HTTP address.
+async fn serve_child(db: &std::path::Path) -> (tokio::process::Child, String) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
         .args([
             "serve",
@@ -62,19 +60,27 @@ async fn acknowledged_spans_survive_kill_9() {
             "127.0.0.1:0",
         ])
         .arg("--db")
-        .arg(&db)
+        .arg(db)
         .env("TRACELINK_LOG", "warn")
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("tracelink serve starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout piped")).lines();
     let line = lines.next_line().await.unwrap().expect("listening line");
     let http = line
         .split("http=")
         .nth(1)
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_string();
+    (child, http)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_spans_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracelink.db");
+    let (mut child, http) = serve_child(&db).await;
 
     let acked: Arc<Mutex<Vec<SpanKey>>> = Arc::default();
     let enough = Arc::new(Notify::new());
@@ -177,24 +183,7 @@ async fn graceful_shutdown_flushes_what_was_acknowledged() {
 async fn sigterm_stops_the_server_after_flushing() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("tracelink.db");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
-        .args([
-            "serve",
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--db")
-        .arg(&db)
-        .env("TRACELINK_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("tracelink serve starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines.next_line().await.unwrap().expect("listening line");
-    let http = line.split("http=").nth(1).unwrap().to_string();
+    let (mut child, http) = serve_child(&db).await;
     // A client that keeps its connection open must not hold the shutdown.
     let client = reqwest::Client::new();
     for n in 0..10 {
