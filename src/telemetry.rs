@@ -85,13 +85,6 @@ impl WebhookCounters {
             self.counts[i].fetch_add(1, Relaxed);
         }
     }
-
-    pub fn get(&self, outcome: &str) -> u64 {
-        WEBHOOK_OUTCOMES
-            .iter()
-            .position(|o| *o == outcome)
-            .map_or(0, |i| self.counts[i].load(Relaxed))
-    }
 }
 
 #[derive(Default)]

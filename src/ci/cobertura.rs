@@ -18,7 +18,7 @@ use std::io::BufRead;
 
 use quick_xml::events::Event;
 
-use super::xml::XmlReader;
+use super::xml::{Root, XmlReader};
 use super::{Format, LineCoverage, OpenFile, ParseError, parse_u32, shown};
 
 const FORMAT: Format = Format::Cobertura;
@@ -31,15 +31,14 @@ pub fn parse(reader: impl BufRead) -> Result<LineCoverage, ParseError> {
     let mut source_text: Option<String> = None;
     let mut class: Option<OpenFile> = None;
     let mut method_depth = 0u32;
-    let mut depth = 0u32;
-    let mut seen_root = false;
+    let mut root = Root::new("coverage");
     loop {
         let event = xml.next(&mut buf)?;
         let (e, empty) = match event {
             Event::Start(e) => (e, false),
             Event::Empty(e) => (e, true),
             Event::End(e) => {
-                depth = depth.saturating_sub(1);
+                root.leave();
                 match e.local_name().as_ref() {
                     "source" => {
                         if let Some(s) = source_text.take() {
@@ -80,15 +79,7 @@ pub fn parse(reader: impl BufRead) -> Result<LineCoverage, ParseError> {
         };
         let name = e.local_name();
         let name = name.as_ref();
-        if !seen_root {
-            if name != "coverage" {
-                return Err(xml.error(format!("root element is <{name}>, not <coverage>")));
-            }
-            seen_root = true;
-        }
-        if !empty {
-            depth += 1;
-        }
+        root.enter(&xml, name, empty)?;
         match name {
             "source" if !empty => source_text = Some(String::new()),
             "class" => {
@@ -117,12 +108,7 @@ pub fn parse(reader: impl BufRead) -> Result<LineCoverage, ParseError> {
             _ => {}
         }
     }
-    if !seen_root {
-        return Err(xml.error_at_end("no <coverage> element"));
-    }
-    if depth > 0 {
-        return Err(xml.error_at_end("the document ends before </coverage> (truncated?)"));
-    }
+    root.finish(&xml)?;
     Ok(cov)
 }
 

@@ -16,7 +16,7 @@ use std::io::BufRead;
 
 use quick_xml::events::Event;
 
-use super::xml::XmlReader;
+use super::xml::{Root, XmlReader};
 use super::{Format, LineCoverage, OpenFile, ParseError};
 
 const FORMAT: Format = Format::Jacoco;
@@ -27,14 +27,13 @@ pub fn parse(reader: impl BufRead) -> Result<LineCoverage, ParseError> {
     let mut cov = LineCoverage::default();
     let mut package: Option<String> = None;
     let mut sourcefile: Option<OpenFile> = None;
-    let mut depth = 0u32;
-    let mut seen_root = false;
+    let mut root = Root::new("report");
     loop {
         let (e, empty) = match xml.next(&mut buf)? {
             Event::Start(e) => (e, false),
             Event::Empty(e) => (e, true),
             Event::End(e) => {
-                depth = depth.saturating_sub(1);
+                root.leave();
                 match e.local_name().as_ref() {
                     "package" => package = None,
                     "sourcefile" => {
@@ -55,15 +54,7 @@ pub fn parse(reader: impl BufRead) -> Result<LineCoverage, ParseError> {
         };
         let name = e.local_name();
         let name = name.as_ref();
-        if !seen_root {
-            if name != "report" {
-                return Err(xml.error(format!("root element is <{name}>, not <report>")));
-            }
-            seen_root = true;
-        }
-        if !empty {
-            depth += 1;
-        }
+        root.enter(&xml, name, empty)?;
         match name {
             "package" if !empty => {
                 package = Some(xml.required_attr(&e, "name")?.trim().to_owned());
@@ -107,12 +98,7 @@ pub fn parse(reader: impl BufRead) -> Result<LineCoverage, ParseError> {
             _ => {}
         }
     }
-    if !seen_root {
-        return Err(xml.error_at_end("no <report> element"));
-    }
-    if depth > 0 {
-        return Err(xml.error_at_end("the document ends before </report> (truncated?)"));
-    }
+    root.finish(&xml)?;
     Ok(cov)
 }
 

@@ -165,6 +165,62 @@ impl<R: BufRead> XmlReader<R> {
 }
 
 /// The format an XML document is in, from its root element (for [`super::detect`]).
+/// A document's expected root element and how deep the reader is inside it: the checks
+/// every XML report format makes (wrong root, no root, cut off before the root closed).
+pub struct Root {
+    name: &'static str,
+    seen: bool,
+    depth: u32,
+}
+
+impl Root {
+    pub fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            seen: false,
+            depth: 0,
+        }
+    }
+
+    /// An element starts (`empty`: it also ends); the first must be the root.
+    pub fn enter<R: BufRead>(
+        &mut self,
+        xml: &XmlReader<R>,
+        element: &str,
+        empty: bool,
+    ) -> Result<(), ParseError> {
+        if !self.seen {
+            if element != self.name {
+                return Err(xml.error(format!("root element is <{element}>, not <{}>", self.name)));
+            }
+            self.seen = true;
+        }
+        if !empty {
+            self.depth += 1;
+        }
+        Ok(())
+    }
+
+    /// An element ends.
+    pub fn leave(&mut self) {
+        self.depth = self.depth.saturating_sub(1);
+    }
+
+    /// At the end of the input: the root was there and was closed.
+    pub fn finish<R: BufRead>(&self, xml: &XmlReader<R>) -> Result<(), ParseError> {
+        if !self.seen {
+            return Err(xml.error_at_end(format!("no <{}> element", self.name)));
+        }
+        if self.depth > 0 {
+            return Err(xml.error_at_end(format!(
+                "the document ends before </{}> (truncated?)",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+}
+
 pub(crate) fn detect_root(head: &[u8]) -> Option<Format> {
     let mut reader = Reader::from_reader(head);
     let mut buf = Vec::new();

@@ -202,6 +202,19 @@ fn link(
     })
 }
 
+/// A CI run's version: its update time, then how far along it is, then its conclusion.
+fn run_version(
+    updated_ns: Option<i64>,
+    status: &Option<String>,
+    conclusion: &Option<String>,
+) -> String {
+    version(
+        updated_ns,
+        run_rank(status.as_deref()),
+        conclusion.as_deref().unwrap_or(""),
+    )
+}
+
 fn run_rank(status: Option<&str>) -> u8 {
     match status {
         Some("completed") => 4,
@@ -430,11 +443,7 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
                     .then_some(r.updated_at)
                     .flatten(),
                 updated_ns: r.updated_at,
-                version: version(
-                    r.updated_at,
-                    run_rank(r.status.as_deref()),
-                    r.conclusion.as_deref().unwrap_or(""),
-                ),
+                version: run_version(r.updated_at, &r.status, &r.conclusion),
             })));
         }
         Event::WorkflowJob(e) => {
@@ -477,11 +486,7 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
                 started_ns: j.started_at,
                 completed_ns: j.completed_at,
                 updated_ns: updated,
-                version: version(
-                    updated,
-                    run_rank(j.status.as_deref()),
-                    j.conclusion.as_deref().unwrap_or(""),
-                ),
+                version: run_version(updated, &j.status, &j.conclusion),
             })));
         }
         Event::CheckSuite(e) => {
@@ -519,11 +524,7 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
                     .then_some(s.updated_at)
                     .flatten(),
                 updated_ns: s.updated_at,
-                version: version(
-                    s.updated_at,
-                    run_rank(s.status.as_deref()),
-                    s.conclusion.as_deref().unwrap_or(""),
-                ),
+                version: run_version(s.updated_at, &s.status, &s.conclusion),
             })));
         }
         Event::CheckRun(e) => {
@@ -570,11 +571,7 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
                 started_ns: r.started_at,
                 completed_ns: r.completed_at,
                 updated_ns: updated,
-                version: version(
-                    updated,
-                    run_rank(r.status.as_deref()),
-                    r.conclusion.as_deref().unwrap_or(""),
-                ),
+                version: run_version(updated, &r.status, &r.conclusion),
             })));
         }
         Event::Status(s) => {

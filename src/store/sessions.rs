@@ -320,7 +320,7 @@ async fn views(
 
 fn view(prices: &PriceTable, row: SessionRow, rel: Related) -> SessionView {
     let (
-        id,
+        _id,
         key,
         agent,
         agent_version,
@@ -332,7 +332,6 @@ fn view(prices: &PriceTable, row: SessionRow, rel: Related) -> SessionView {
         ended,
     ) = row;
 
-    let _ = id;
     let counter_rows = rel.counters;
     let mut counters: BTreeMap<&'static str, (usize, CounterView)> = BTreeMap::new();
     for (source, counter, value) in &counter_rows {
