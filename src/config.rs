@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::ids::{PrNumber, RepoName};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -26,11 +27,6 @@ pub enum Command {
         #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
         db: PathBuf,
     },
-    /// Measure ingest throughput and print the figures.
-    Bench(crate::bench::BenchArgs),
-    /// Show the product with nothing set up: a fake GitHub, a bundled agent session, the
-    /// comment tracelink posts.
-    Demo,
     /// Print the report of a pull request from the database.
     Report {
         /// The pull request, as `owner/repo#number`.
@@ -56,19 +52,15 @@ pub enum ReportFormat {
 }
 
 /// `owner/repo#number` → (`owner/repo`, number).
-pub fn parse_pull_target(s: &str) -> Result<(String, i64), String> {
+pub fn parse_pull_target(s: &str) -> Result<(RepoName, PrNumber), String> {
     let (repo, number) = s
         .rsplit_once('#')
         .ok_or_else(|| format!("{s:?} is not owner/repo#number"))?;
     let number: i64 = number
         .parse()
         .map_err(|_| format!("{number:?} in {s:?} is not a pull request number"))?;
-    match repo.split_once('/') {
-        Some((o, r)) if !o.is_empty() && !r.is_empty() && !r.contains('/') => {
-            Ok((repo.to_ascii_lowercase(), number))
-        }
-        _ => Err(format!("{repo:?} in {s:?} is not owner/repo")),
-    }
+    let repo = RepoName::parse(repo).map_err(|_| format!("{repo:?} in {s:?} is not owner/repo"))?;
+    Ok((repo, PrNumber(number)))
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,6 +16,8 @@ pub enum IdError {
     Zero { what: &'static str },
     #[error("{what} is not hex: {value:?}")]
     NotHex { what: &'static str, value: String },
+    #[error("repository must be owner/name, got {0:?}")]
+    Repo(String),
 }
 
 macro_rules! byte_id {
@@ -145,6 +147,109 @@ impl fmt::Display for SessionId {
     }
 }
 
+/// A GitHub repository `owner/name`. GitHub compares names case-insensitively, so the
+/// key is the lowercase form.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, serde::Serialize)]
+#[serde(transparent)]
+pub struct RepoName(String);
+
+impl RepoName {
+    /// `owner/name`, both parts non-empty, no spaces.
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        let s = s.trim();
+        let ok = s.len() <= 200
+            && s.split_once('/').is_some_and(|(o, n)| {
+                !o.is_empty() && !n.is_empty() && !n.contains('/')
+            })
+            && !s.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
+        if !ok {
+            return Err(IdError::Repo(s.chars().take(200).collect()));
+        }
+        Ok(Self(s.to_ascii_lowercase()))
+    }
+
+    /// From the two path segments of an API route.
+    pub fn from_parts(owner: &str, name: &str) -> Result<Self, IdError> {
+        Self::parse(&format!("{owner}/{name}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RepoName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A pull request's number in its repository.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, serde::Serialize)]
+#[serde(transparent)]
+pub struct PrNumber(pub i64);
+
+impl fmt::Display for PrNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A CI run: its kind (`workflow_run`, `check_suite`, `status`, …), ID and attempt.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct RunId {
+    pub kind: &'static str,
+    pub id: i64,
+    pub attempt: i64,
+}
+
+/// The key of a node of the graph, as the `links` table stores it (DESIGN.md §3):
+/// commit `owner/repo@sha`, pull request `owner/repo#N`, CI run `kind:id:attempt`,
+/// deployment `deployment:id`, incident `owner/repo!N`, session key, trace ID (hex).
+pub mod node {
+    use super::CommitSha;
+
+    pub fn commit(repo: &str, sha: &CommitSha) -> String {
+        format!("{repo}@{sha}")
+    }
+
+    /// A commit key from a SHA already known to be lowercase hex.
+    pub fn commit_str(repo: &str, sha: &str) -> String {
+        format!("{repo}@{sha}")
+    }
+
+    pub fn pull(repo: &str, number: i64) -> String {
+        format!("{repo}#{number}")
+    }
+
+    pub fn run(kind: &str, id: i64, attempt: i64) -> String {
+        format!("{kind}:{id}:{attempt}")
+    }
+
+    pub fn deployment(id: i64) -> String {
+        format!("deployment:{id}")
+    }
+
+    pub fn incident(repo: &str, number: i64) -> String {
+        format!("{repo}!{number}")
+    }
+
+    /// The SHA part of a commit key.
+    pub fn commit_sha(key: &str) -> &str {
+        key.rsplit('@').next().unwrap_or_default()
+    }
+}
+
+/// The CI trace ID of a workflow run attempt, as the OpenTelemetry Collector's GitHub
+/// receiver derives it: the first 32 hex digits of `sha256("{run_id}{run_attempt}t")`.
+pub fn workflow_trace_id(run_id: i64, attempt: i64) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(format!("{run_id}{attempt}t").as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&h[..16]);
+    out
+}
+
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 pub fn encode_hex(bytes: &[u8]) -> String {
@@ -206,6 +311,14 @@ mod tests {
             SpanId::from_hex("zz05c33b2d44e8a1"),
             Err(IdError::NotHex { .. })
         ));
+    }
+
+    #[test]
+    fn repo_names_are_lowercase_owner_slash_name() {
+        assert_eq!(RepoName::parse("Acme/Widgets").unwrap().as_str(), "acme/widgets");
+        for bad in ["acme", "/x", "x/", "a/b/c", "a /b", ""] {
+            assert!(RepoName::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -12,14 +12,10 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match cli.command {
-        Command::Bench(args) => tracelink::bench::run(args),
-        Command::Demo => tracelink::demo::run(),
-        command => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?
-            .block_on(run(command)),
-    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(cli.command))
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -49,7 +45,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let (repo, number) =
                 tracelink::config::parse_pull_target(&target).map_err(anyhow::Error::msg)?;
-            let ctx = tracelink::report::ReportContext {
+            let ctx = tracelink::impact::ReportContext {
                 prices: Default::default(),
                 links: tracelink::graph::links::LinkConfig {
                     identities: match identities {
@@ -63,8 +59,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 anyhow::bail!("no database at {}", db.display());
             }
             let store = tracelink::store::open(&db).await?;
-            let Some((report, _, _)) =
-                tracelink::report::build(&store.readers, &ctx, &repo, number).await?
+            let Some(tracelink::impact::pull::Built { report, .. }) =
+                tracelink::impact::pull::build(&store.db, &ctx, &repo, number).await?
             else {
                 anyhow::bail!("no pull request {repo}#{number} in {}", db.display());
             };
@@ -85,7 +81,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{outcome}");
             Ok(())
         }
-        Command::Bench(_) | Command::Demo => unreachable!("handled before the runtime starts"),
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Deserialize;
 
-use crate::agents::facts::Tokens;
+use crate::facts::Tokens;
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
 pub struct Price {

@@ -5,53 +5,75 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRef, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use sqlx::SqlitePool;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::api::ApiState;
+use crate::ci::upload::UploadState;
 use crate::config::ServeArgs;
-use crate::github::processor::Processor;
+use crate::github::webhook::WebhookState;
+use crate::otlp::http::HttpState;
 use crate::otlp::{self, Ingest};
 use crate::pricing::PriceTable;
-use crate::store;
+use crate::store::{self, Db};
 use crate::telemetry::Telemetry;
 
 /// How long in-flight requests and idle connections get to finish at shutdown.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// What every HTTP handler can reach.
+/// The HTTP listener's state: each route group takes its own part ([`FromRef`]), so the
+/// modules that serve them know nothing of the server.
 #[derive(Clone)]
 pub struct AppState {
-    pub ingest: Ingest,
-    pub readers: SqlitePool,
-    pub prices: Arc<PriceTable>,
-    pub reports: Arc<crate::report::ReportContext>,
-    pub telemetry: Arc<Telemetry>,
+    pub otlp: HttpState,
+    pub webhooks: WebhookState,
+    pub uploads: UploadState,
+    pub api: ApiState,
+    /// Bearer tokens the API requires (none: open).
     pub tokens: Arc<Vec<String>>,
-    pub max_body_bytes: usize,
-    pub queue_capacity: usize,
-    pub webhook_secrets: Arc<Vec<String>>,
-    pub incident_label: Arc<str>,
-    pub processor: Processor,
-    pub uploads: Arc<crate::ci::upload::UploadConfig>,
+}
+
+impl FromRef<AppState> for HttpState {
+    fn from_ref(s: &AppState) -> Self {
+        s.otlp.clone()
+    }
+}
+
+impl FromRef<AppState> for WebhookState {
+    fn from_ref(s: &AppState) -> Self {
+        s.webhooks.clone()
+    }
+}
+
+impl FromRef<AppState> for UploadState {
+    fn from_ref(s: &AppState) -> Self {
+        s.uploads.clone()
+    }
+}
+
+impl FromRef<AppState> for ApiState {
+    fn from_ref(s: &AppState) -> Self {
+        s.api.clone()
+    }
 }
 
 /// A started tracelink: its bound addresses and the means to stop it.
 pub struct Server {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
-    pub readers: SqlitePool,
+    /// The database's read side.
+    pub db: Db,
     /// How many webhook deliveries have been applied to the graph.
     pub deliveries_applied: watch::Receiver<u64>,
     /// How many reports have been published (or found unchanged).
     pub reports_published: watch::Receiver<u64>,
-    pub publisher: crate::report::publish::PublisherHandle,
+    pub publisher: crate::publish::PublisherHandle,
     publisher_task: JoinHandle<()>,
     stop: watch::Sender<bool>,
     stop_processor: watch::Sender<bool>,
@@ -82,7 +104,7 @@ fn http_router(state: AppState) -> Router {
         .route("/v1/traces", post(otlp::http::traces))
         .route("/v1/metrics", post(otlp::http::metrics))
         .route("/v1/logs", post(otlp::http::logs))
-        .layer(DefaultBodyLimit::max(state.max_body_bytes));
+        .layer(DefaultBodyLimit::max(state.otlp.max_body_bytes));
     let api = Router::new()
         .route("/api/v1/sessions", get(crate::api::list_sessions))
         .route("/api/v1/sessions/{session_id}", get(crate::api::session))
@@ -106,7 +128,7 @@ fn http_router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     let uploads = Router::new()
         .route("/api/v1/ci/uploads", post(crate::ci::upload::receive))
-        .layer(DefaultBodyLimit::max(state.uploads.max_bytes));
+        .layer(DefaultBodyLimit::max(state.uploads.uploads.max_bytes));
     let webhooks = Router::new()
         .route("/webhooks/github", post(crate::github::webhook::receive))
         .layer(DefaultBodyLimit::max(crate::github::webhook::MAX_BODY));
@@ -131,7 +153,7 @@ impl Server {
             Some(p) => crate::graph::identities::Identities::load(p)?,
             None => Default::default(),
         };
-        let reports = Arc::new(crate::report::ReportContext {
+        let reports = Arc::new(crate::impact::ReportContext {
             prices: prices.clone(),
             links: crate::graph::links::LinkConfig {
                 grace_ns: i64::try_from(args.link_grace_secs)
@@ -143,6 +165,8 @@ impl Server {
         let store = store::open(&args.db).await?;
         let telemetry = Arc::new(Telemetry::default());
         let (sessions_tx, sessions_rx) = tokio::sync::mpsc::channel(1024);
+        let extra_writer = store.connect().await?;
+        let processor_conn = store.connect().await?;
         let (writer, writer_task) = store::writer::spawn_with_events(
             store.writer,
             args.queue_capacity.max(1),
@@ -150,7 +174,7 @@ impl Server {
             Some(sessions_tx),
         );
         let ingest = Ingest {
-            writer,
+            writer: writer.clone(),
             telemetry: telemetry.clone(),
         };
         let tokens: Arc<Vec<String>> =
@@ -173,20 +197,20 @@ impl Server {
             }
         };
         let debounce = std::time::Duration::from_secs(args.comment_debounce);
-        let (publisher, publisher_task) = crate::report::publish::spawn(
-            crate::report::publish::Publisher {
+        let (publisher, publisher_task) = crate::publish::spawn(
+            crate::publish::Publisher {
                 ctx: reports.clone(),
                 app: github,
                 debounce,
                 budget: Default::default(),
             },
-            store::connect(&args.db).await?,
-            store.readers.clone(),
+            extra_writer,
+            store.db.clone(),
             sessions_rx,
             processor_stopped.clone(),
         );
         let (processor, processor_task) = crate::github::processor::spawn(
-            store::connect(&args.db).await?,
+            processor_conn,
             crate::github::processor::ProcessorConfig {
                 incident_label: args.incident_label.clone(),
                 debounce,
@@ -194,19 +218,35 @@ impl Server {
             },
             processor_stopped,
         );
+        let queue_capacity = args.queue_capacity.max(1);
         let state = AppState {
-            ingest: ingest.clone(),
-            readers: store.readers.clone(),
-            prices: Arc::new(prices),
-            reports: reports.clone(),
-            telemetry,
+            otlp: HttpState {
+                ingest: ingest.clone(),
+                tokens: tokens.clone(),
+                max_body_bytes: args.max_body_bytes,
+            },
+            webhooks: WebhookState {
+                writer: writer.clone(),
+                telemetry: telemetry.clone(),
+                webhook_secrets: Arc::new(
+                    args.webhook_secrets.iter().map(|s| s.0.clone()).collect(),
+                ),
+                incident_label: Arc::from(args.incident_label.as_str()),
+                processor: processor.clone(),
+            },
+            uploads: UploadState {
+                uploads: Arc::new(crate::ci::upload::UploadConfig::from_args(args)?),
+                writer: writer.clone(),
+            },
+            api: ApiState {
+                db: store.db.clone(),
+                prices: Arc::new(prices),
+                reports: reports.clone(),
+                telemetry,
+                writer,
+                queue_capacity,
+            },
             tokens: tokens.clone(),
-            max_body_bytes: args.max_body_bytes,
-            queue_capacity: args.queue_capacity.max(1),
-            webhook_secrets: Arc::new(args.webhook_secrets.iter().map(|s| s.0.clone()).collect()),
-            incident_label: Arc::from(args.incident_label.as_str()),
-            processor: processor.clone(),
-            uploads: Arc::new(crate::ci::upload::UploadConfig::from_args(args)?),
         };
 
         let reports_ctx = reports;
@@ -230,7 +270,7 @@ impl Server {
         let mut on_stop = stopped;
         let routes = otlp::grpc::router(ingest, tokens.clone(), args.max_body_bytes).add_service(
             crate::api::grpc::Reports {
-                readers: store.readers.clone(),
+                readers: store.db.clone(),
                 ctx: reports_ctx,
                 tokens,
             }
@@ -250,7 +290,7 @@ impl Server {
         Ok(Server {
             grpc_addr,
             http_addr,
-            readers: store.readers,
+            db: store.db,
             deliveries_applied: processor.finished,
             reports_published: publisher.published.clone(),
             publisher,
@@ -302,7 +342,7 @@ impl Server {
         let _ = self.stop_processor.send(true);
         self.publisher_task.await.context("report publisher task")?;
         self.processor.await.context("webhook processor task")?;
-        self.readers.close().await;
+        self.db.close().await;
         Ok(())
     }
 }

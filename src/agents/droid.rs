@@ -3,9 +3,9 @@
 //! reports lines modified without splitting them into added and removed. Its resource's
 //! `service.name` is the generic `cli`, so it is recognised by names and scope only.
 
-use super::facts::{Contribution, Counter};
+use crate::facts::{Contribution, Counter};
 use super::{Agent, MetricFact, MetricRule, RecordRule};
-use crate::otlp::attrs::Reader;
+use crate::agents::attrs::Reader;
 
 pub static AGENT: Agent = Agent {
     name: "droid",

@@ -8,15 +8,15 @@
 pub mod claude_code;
 pub mod codex;
 pub mod droid;
-pub mod facts;
+pub mod attrs;
 pub mod gemini_cli;
 pub mod genai;
 mod normalise;
 
 pub use normalise::{logs, metrics, traces};
 
-use crate::otlp::attrs::Reader;
-use facts::{Contribution, Counter, TokenKinds};
+use crate::agents::attrs::Reader;
+use crate::facts::{Contribution, Counter, TokenKinds};
 
 /// A coding agent as tracelink recognises it in telemetry.
 pub struct Agent {
@@ -118,7 +118,7 @@ impl Agent {
 
 /// Shared helpers for the vendor tables.
 pub(crate) mod util {
-    use super::facts::{FileAction, Mentions};
+    use crate::facts::{FileAction, Mentions};
     use crate::ids::CommitSha;
 
     /// Reads a string field of a JSON object sent as an attribute string.

@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
-use sqlx::SqlitePool;
 use tonic::{Request, Response, Status};
 
-use crate::report::{ReportContext, markdown};
+use crate::ids::{PrNumber, RepoName};
+use crate::impact::ReportContext;
+use crate::report::markdown;
+use crate::store::Db;
 
 #[allow(clippy::all, missing_docs)]
 pub mod proto {
@@ -21,7 +23,7 @@ use proto::{
 
 #[derive(Clone)]
 pub struct Reports {
-    pub readers: SqlitePool,
+    pub readers: Db,
     pub ctx: Arc<ReportContext>,
     pub tokens: Arc<Vec<String>>,
 }
@@ -48,26 +50,25 @@ impl ReportService for Reports {
             ));
         }
         let req = request.into_inner();
-        let repo = req.repository.trim().to_ascii_lowercase();
-        if repo.split('/').filter(|p| !p.is_empty()).count() != 2 {
-            return Err(Status::invalid_argument(format!(
+        let repo = RepoName::parse(&req.repository).map_err(|_| {
+            Status::invalid_argument(format!(
                 "repository {:?} is not owner/repo",
                 req.repository
-            )));
-        }
+            ))
+        })?;
         if req.number <= 0 {
             return Err(Status::invalid_argument(format!(
                 "number {} is not a pull request number",
                 req.number
             )));
         }
-        let built = crate::report::build(&self.readers, &self.ctx, &repo, req.number)
+        let built = crate::impact::pull::build(&self.readers, &self.ctx, &repo, PrNumber(req.number))
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "building a report failed");
                 Status::internal("building the report failed")
             })?;
-        let Some((r, _, _)) = built else {
+        let Some(crate::impact::pull::Built { report: r, .. }) = built else {
             return Err(Status::not_found(format!(
                 "no pull request {repo}#{}",
                 req.number

@@ -3,6 +3,8 @@
 pub mod github;
 pub mod grpc;
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -10,8 +12,25 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::server::AppState;
-use crate::store::sessions::{self, ListFilter};
+use crate::impact::ReportContext;
+use crate::metrics::sessions::view;
+use crate::pricing::PriceTable;
+use crate::store::Db;
+use crate::store::sessions::ListFilter;
+use crate::store::writer::WriterHandle;
+use crate::telemetry::Telemetry;
+
+/// What the query API needs.
+#[derive(Clone)]
+pub struct ApiState {
+    pub db: Db,
+    pub prices: Arc<PriceTable>,
+    pub reports: Arc<ReportContext>,
+    pub telemetry: Arc<Telemetry>,
+    /// For the write-queue depth in `/metrics`.
+    pub writer: WriterHandle,
+    pub queue_capacity: usize,
+}
 
 /// A JSON error: `{"error": "..."}` with a status.
 pub struct ApiError(pub StatusCode, pub String);
@@ -22,8 +41,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
+impl From<crate::store::Error> for ApiError {
+    fn from(e: crate::store::Error) -> Self {
         tracing::error!(error = %e, "query failed");
         ApiError(StatusCode::INTERNAL_SERVER_ERROR, "the query failed".into())
     }
@@ -33,22 +52,22 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub async fn metrics(State(state): State<ApiState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state
             .telemetry
-            .render(state.ingest.writer.depth(), state.queue_capacity),
+            .render(state.writer.depth(), state.queue_capacity),
     )
         .into_response()
 }
 
 pub async fn session(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    match sessions::get(&state.readers, &state.prices, &id).await? {
-        Some(s) => Ok(Json(s).into_response()),
+    match state.db.session(&id).await? {
+        Some(s) => Ok(Json(view(&state.prices, s)).into_response()),
         None => Err(ApiError(
             StatusCode::NOT_FOUND,
             format!("no session {id:?}"),
@@ -74,16 +93,14 @@ fn parse_cursor(c: &str) -> Option<(i64, i64)> {
 }
 
 pub async fn list_sessions(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     Query(p): Query<ListParams>,
 ) -> Result<Response, ApiError> {
     let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
     let since_ns = match p.since.as_deref() {
         None | Some("") => None,
         Some(s) => Some(
-            chrono::DateTime::parse_from_rfc3339(s)
-                .ok()
-                .and_then(|t| t.timestamp_nanos_opt())
+            crate::time::parse_rfc3339(s)
                 .ok_or_else(|| bad(format!("since={s:?} is not an RFC 3339 time")))?,
         ),
     };
@@ -103,9 +120,14 @@ pub async fn list_sessions(
         limit,
         after,
     };
-    let page = sessions::list(&state.readers, &state.prices, &filter).await?;
+    let page = state.db.sessions_page(&filter).await?;
+    let sessions: Vec<_> = page
+        .sessions
+        .into_iter()
+        .map(|s| view(&state.prices, s))
+        .collect();
     Ok(Json(json!({
-        "sessions": page.sessions,
+        "sessions": sessions,
         "next_cursor": page.next.map(|(s, id)| format!("{s}.{id}")),
     }))
     .into_response())

@@ -24,16 +24,13 @@
 //! entities and character references; a document whose DTD declares entities is refused,
 //! and a reference to any other entity is an error.
 
-pub mod bench;
 pub mod cobertura;
 pub mod gocover;
 pub mod jacoco;
 pub mod junit;
 pub mod lcov;
-pub mod metrics;
 pub mod oidc;
 pub mod paths;
-pub mod store;
 pub mod upload;
 mod xml;
 

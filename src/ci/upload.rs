@@ -14,7 +14,7 @@
 //!    none of the five, or naming file, format and line when it cannot be read), and
 //!    normalise its paths to the repository (unmatched paths are reported, not stored).
 //!    Nothing is stored unless every file reads.
-//! 4. **Store** through the single writer ([`crate::ci::store`]), durable before the
+//! 4. **Store** through the single writer ([`crate::store::uploads`]), durable before the
 //!    answer: 201 when something new was stored, 200 when every file was already stored
 //!    for this (run, attempt, job). The body is JSON (`files` with each one's format, line or
 //!    test totals and unmatched paths; `stored`, `already_stored`), with a markdown
@@ -34,9 +34,8 @@ use sha2::{Digest, Sha256};
 
 use super::Report;
 use super::oidc::{self, AuthError, Principal};
-use super::store::{Content, UploadBatch, UploadFile};
+use crate::store::uploads::{FileContent, TestCaseRow, UploadBatch, UploadFile};
 use crate::config::ServeArgs;
-use crate::server::AppState;
 use crate::store::writer::{SubmitError, Work};
 
 /// Most report files in one upload.
@@ -45,6 +44,13 @@ pub const MAX_FILES: usize = 100;
 const MAX_CONTEXT_BYTES: usize = 64 * 1024;
 /// Unmatched paths listed per file in the answer.
 const MAX_UNMATCHED_SHOWN: usize = 20;
+
+/// What the upload route needs.
+#[derive(Clone)]
+pub struct UploadState {
+    pub uploads: std::sync::Arc<UploadConfig>,
+    pub writer: crate::store::writer::WriterHandle,
+}
 
 /// How uploads are authenticated and bounded.
 #[derive(Debug, Clone)]
@@ -152,7 +158,7 @@ impl IntoResponse for UploadError {
 }
 
 pub async fn receive(
-    State(state): State<AppState>,
+    State(state): State<UploadState>,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
@@ -163,7 +169,7 @@ pub async fn receive(
 }
 
 async fn handle(
-    state: &AppState,
+    state: &UploadState,
     headers: &HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Value), UploadError> {
@@ -221,7 +227,7 @@ async fn handle(
         )
     })??;
 
-    let trace_id = crate::ids::encode_hex(&crate::github::plan::workflow_trace_id(
+    let trace_id = crate::ids::encode_hex(&crate::ids::workflow_trace_id(
         run.run_id,
         run.attempt,
     ));
@@ -240,7 +246,6 @@ async fn handle(
     let summary = summary_markdown(&batch, &file_views, &trace_id);
     let (repo, sha, n_files) = (batch.repo.clone(), batch.sha.clone(), batch.files.len());
     let written = state
-        .ingest
         .writer
         .submit_work(Work::Upload(Box::new(batch)))
         .await
@@ -281,7 +286,7 @@ async fn handle(
     ))
 }
 
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, UploadError> {
+async fn authenticate(state: &UploadState, headers: &HeaderMap) -> Result<Principal, UploadError> {
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -433,18 +438,18 @@ fn read_file(
     let (content, unmatched) = match report {
         Report::Coverage(c) => {
             let (c, unmatched) = c.normalise_paths(repo, workspace);
-            (Content::Coverage(c), unmatched)
+            (coverage_rows(&c), unmatched)
         }
         Report::Tests(mut t) => {
             let unmatched = super::normalise_test_files(&mut t, repo, workspace);
-            (Content::Tests(t), unmatched)
+            (FileContent::Tests(t.into_iter().map(test_row).collect()), unmatched)
         }
     };
     let digest = crate::ids::encode_hex(&Sha256::digest(bytes));
     Ok((
         UploadFile {
             name,
-            format,
+            format: format.as_str(),
             digest,
             size_bytes: i64::try_from(bytes.len()).unwrap_or(i64::MAX),
             content,
@@ -453,26 +458,61 @@ fn read_file(
     ))
 }
 
+/// A parsed coverage report as the store keeps it: covered and missed lines per file.
+fn coverage_rows(c: &super::LineCoverage) -> FileContent {
+    let (covered, coverable) = c.totals();
+    FileContent::Coverage {
+        covered: i64::try_from(covered).unwrap_or(i64::MAX),
+        coverable: i64::try_from(coverable).unwrap_or(i64::MAX),
+        files: c
+            .files
+            .iter()
+            .map(|(path, lines)| {
+                let hit = lines.iter().filter(|(_, h)| **h > 0).map(|(l, _)| *l).collect();
+                let missed = lines.iter().filter(|(_, h)| **h == 0).map(|(l, _)| *l).collect();
+                (path.clone(), hit, missed)
+            })
+            .collect(),
+    }
+}
+
+fn test_row(t: super::TestCase) -> TestCaseRow {
+    TestCaseRow {
+        suite: t.suite,
+        classname: t.classname,
+        name: t.name,
+        file: t.file,
+        outcome: t.outcome.as_str(),
+        duration_s: t.duration_s,
+        message: t.message,
+    }
+}
+
 /// One file of the answer: `{name, format, digest, lines | tests, unmatched, unmatched_count}`.
 fn file_view(f: &UploadFile, unmatched: &[String]) -> Value {
     let mut v = json!({
         "name": f.name,
-        "format": f.format.as_str(),
+        "format": f.format,
         "digest": f.digest,
         "unmatched": unmatched.iter().take(MAX_UNMATCHED_SHOWN).collect::<Vec<_>>(),
         "unmatched_count": unmatched.len(),
     });
     match &f.content {
-        Content::Coverage(c) => {
-            let (covered, coverable) = c.totals();
+        FileContent::Coverage {
+            covered, coverable, ..
+        } => {
             v["lines"] = json!({
                 "covered": covered,
                 "coverable": coverable,
-                "pct": pct(covered, coverable),
+                "pct": pct(*covered as u64, *coverable as u64),
             });
         }
-        Content::Tests(t) => {
-            let (passed, failed, skipped) = super::store::test_counts(t);
+        FileContent::Tests(t) => {
+            let (passed, failed, skipped) = t.iter().fold((0, 0, 0), |(p, f, s), t| match t.outcome {
+                "passed" => (p + 1, f, s),
+                "skipped" => (p, f, s + 1),
+                _ => (p, f + 1, s),
+            });
             v["tests"] = json!({"passed": passed, "failed": failed, "skipped": skipped});
         }
     }

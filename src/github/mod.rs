@@ -1,9 +1,8 @@
 //! GitHub: webhook deliveries ([`webhook`]), the events they carry ([`events`]), what
-//! those mean for the graph ([`plan`], [`apply`], applied by the [`processor`]), and
-//! commit trailers ([`trailers`]).
+//! those mean for the graph ([`plan`], written by the [`processor`] through the store),
+//! commit trailers ([`trailers`]), and the App's REST client ([`app`]).
 
 pub mod app;
-pub mod apply;
 pub mod events;
 pub mod plan;
 pub mod processor;

@@ -4,175 +4,21 @@
 
 use super::events::{Event, PayloadError};
 use super::trailers;
-use crate::ids::CommitSha;
-
-/// The CI trace ID of a workflow run attempt, as the OpenTelemetry Collector's GitHub
-/// receiver derives it: the first 32 hex digits of `sha256("{run_id}{run_attempt}t")`.
-pub fn workflow_trace_id(run_id: i64, attempt: i64) -> [u8; 16] {
-    use sha2::{Digest, Sha256};
-    let h = Sha256::digest(format!("{run_id}{attempt}t").as_bytes());
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&h[..16]);
-    out
-}
+use crate::ids::{CommitSha, workflow_trace_id};
+use crate::ids::node::{commit as commit_key, deployment as deployment_key, incident as incident_key, pull as pull_key, run as run_key};
+use crate::store::github::{
+    CommitRow, DeploymentRow, IncidentRow, LinkRow, Op, PullRow, RunRow,
+};
 
 /// Repository names are case-insensitive on GitHub: keys use the lowercase form.
 pub fn repo_name(r: &super::events::Repository) -> String {
     r.full_name.to_ascii_lowercase()
 }
 
-pub fn commit_key(repo: &str, sha: &CommitSha) -> String {
-    format!("{repo}@{sha}")
-}
-
-pub fn pull_key(repo: &str, number: i64) -> String {
-    format!("{repo}#{number}")
-}
-
-pub fn run_key(kind: &str, id: i64, attempt: i64) -> String {
-    format!("{kind}:{id}:{attempt}")
-}
-
-pub fn deployment_key(id: i64) -> String {
-    format!("deployment:{id}")
-}
-
-pub fn incident_key(repo: &str, number: i64) -> String {
-    format!("{repo}!{number}")
-}
-
 /// A version that orders states of one object: its update time, then a rank that
 /// breaks ties the same way whatever order deliveries arrive in.
 fn version(updated_ns: Option<i64>, rank: u8, tiebreak: &str) -> String {
     format!("{:020}:{rank}:{tiebreak}", updated_ns.unwrap_or(0).max(0))
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct CommitRow {
-    pub repo: String,
-    pub sha: CommitSha,
-    pub message: Option<String>,
-    pub author_name: Option<String>,
-    pub author_email: Option<String>,
-    pub author_login: Option<String>,
-    pub committer_name: Option<String>,
-    pub committer_email: Option<String>,
-    pub authored_ns: Option<i64>,
-    pub trailers: Vec<(String, String)>,
-    pub agents: Vec<&'static str>,
-    pub files: Vec<(String, &'static str)>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct LinkRow {
-    pub from_kind: &'static str,
-    pub from_key: String,
-    pub to_kind: &'static str,
-    pub to_key: String,
-    pub relation: &'static str,
-    pub evidence: String,
-    pub confidence: f64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct PullRow {
-    pub repo: String,
-    pub number: i64,
-    pub title: Option<String>,
-    pub state: String,
-    pub draft: bool,
-    pub merged: bool,
-    pub author_login: Option<String>,
-    pub head_ref: String,
-    pub head_sha: String,
-    pub base_ref: String,
-    pub base_sha: String,
-    pub merge_commit_sha: Option<String>,
-    pub created_ns: Option<i64>,
-    pub updated_ns: Option<i64>,
-    pub closed_ns: Option<i64>,
-    pub merged_ns: Option<i64>,
-    pub version: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunRow {
-    pub kind: &'static str,
-    pub id: i64,
-    pub attempt: i64,
-    pub repo: String,
-    pub name: Option<String>,
-    pub event: Option<String>,
-    pub app: Option<String>,
-    pub parent_id: Option<i64>,
-    pub head_sha: String,
-    pub head_branch: Option<String>,
-    pub status: Option<String>,
-    pub conclusion: Option<String>,
-    pub trace_id: Option<[u8; 16]>,
-    pub started_ns: Option<i64>,
-    pub completed_ns: Option<i64>,
-    pub updated_ns: Option<i64>,
-    pub version: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeploymentRow {
-    pub id: i64,
-    pub repo: String,
-    pub sha: String,
-    pub git_ref: Option<String>,
-    pub environment: String,
-    pub creator: Option<String>,
-    pub created_ns: Option<i64>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct IncidentRow {
-    pub repo: String,
-    pub number: i64,
-    pub title: Option<String>,
-    pub state: String,
-    pub is_incident: bool,
-    pub root_cause: Option<String>,
-    pub opened_ns: Option<i64>,
-    pub closed_ns: Option<i64>,
-    pub version: String,
-}
-
-/// One upsert.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Op {
-    Commit(Box<CommitRow>),
-    CommitRef {
-        repo: String,
-        sha: CommitSha,
-        git_ref: String,
-    },
-    Link(LinkRow),
-    Pull(Box<PullRow>),
-    Run(Box<RunRow>),
-    Deployment(DeploymentRow),
-    DeploymentStatus {
-        id: i64,
-        deployment_id: i64,
-        state: String,
-        environment: Option<String>,
-        created_ns: i64,
-    },
-    Incident(Box<IncidentRow>),
-    Installation {
-        id: i64,
-        account: Option<String>,
-        state: &'static str,
-        version: String,
-    },
-    InstallationRepo {
-        installation_id: i64,
-        repo: String,
-        in_scope: bool,
-        version: String,
-    },
 }
 
 fn sha(event: &str, path: &str, s: &str) -> Result<CommitSha, PayloadError> {

@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
-use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{Notify, watch};
 
 use super::events::Event;
-use super::{apply, plan};
+use super::plan;
+use crate::store::{self, Conn};
+use crate::time::now_ns;
 
 /// Deliveries applied per transaction.
 const BATCH: i64 = 64;
@@ -30,7 +31,7 @@ pub struct ProcessorConfig {
 }
 
 pub fn spawn(
-    conn: SqliteConnection,
+    conn: Conn,
     cfg: ProcessorConfig,
     mut stop: watch::Receiver<bool>,
 ) -> (Processor, tokio::task::JoinHandle<()>) {
@@ -70,50 +71,29 @@ pub fn spawn(
     (handle, task)
 }
 
-/// Applies up to [`BATCH`] pending deliveries; returns how many were finished.
-async fn process_pending(conn: &mut SqliteConnection, cfg: &ProcessorConfig) -> sqlx::Result<u64> {
-    let pending: Vec<(String, String, Vec<u8>)> = sqlx::query_as(
-        "SELECT delivery_id, event, payload FROM deliveries WHERE status = 'pending' \
-         ORDER BY received_ns, delivery_id LIMIT ?",
-    )
-    .bind(BATCH)
-    .fetch_all(&mut *conn)
-    .await?;
+/// Applies up to [`BATCH`] pending deliveries in one transaction, and queues the reports
+/// they may change; returns how many were finished.
+async fn process_pending(conn: &mut Conn, cfg: &ProcessorConfig) -> store::Result<u64> {
+    let pending = conn.pending_deliveries(BATCH).await?;
     if pending.is_empty() {
         return Ok(0);
     }
-    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+    let now = now_ns();
     let mut tx = conn.begin().await?;
-    for (id, event, payload) in &pending {
-        let ops = Event::parse(event, payload).and_then(|e| plan::plan(&e, &cfg.incident_label));
+    for d in &pending {
+        let ops = Event::parse(&d.event, &d.payload).and_then(|e| plan::plan(&e, &cfg.incident_label));
         match ops {
             Ok(ops) => {
-                apply::execute(&mut tx, &ops, now).await?;
-                if let Some((repo, installation)) = installation_of(payload) {
-                    sqlx::query(
-                        "INSERT OR REPLACE INTO repo_installations (repo, installation_id) VALUES (?, ?)",
-                    )
-                    .bind(repo)
-                    .bind(installation)
-                    .execute(&mut *tx)
-                    .await?;
+                tx.apply(&ops, now).await?;
+                if let Some((repo, installation)) = installation_of(&d.payload) {
+                    tx.set_repo_installation(&repo, installation).await?;
                 }
-                let prs = crate::report::publish::affected_by(&mut tx, &ops).await?;
-                crate::report::publish::enqueue(&mut tx, &prs, cfg.debounce).await?;
-                sqlx::query("UPDATE deliveries SET status = 'processed' WHERE delivery_id = ?")
-                    .bind(id)
-                    .execute(&mut *tx)
+                let prs = tx.affected_by(&ops, now).await?;
+                tx.enqueue_reports(&prs, now, now + cfg.debounce.as_nanos() as i64)
                     .await?;
+                tx.delivery_processed(&d.delivery_id).await?;
             }
-            Err(e) => {
-                sqlx::query(
-                    "UPDATE deliveries SET status = 'failed', error = ? WHERE delivery_id = ?",
-                )
-                .bind(e.to_string())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            }
+            Err(e) => tx.delivery_failed(&d.delivery_id, &e.to_string()).await?,
         }
     }
     tx.commit().await?;

@@ -12,8 +12,19 @@ use serde_json::json;
 
 use super::events::{self, Event};
 use super::{plan, signature};
-use crate::server::AppState;
-use crate::store::writer::{DeliveryRow, SubmitError, Work};
+use crate::store::deliveries::DeliveryRow;
+use crate::store::writer::{SubmitError, Work};
+
+/// What the webhook route needs.
+#[derive(Clone)]
+pub struct WebhookState {
+    pub writer: crate::store::writer::WriterHandle,
+    pub telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
+    /// Every secret a delivery may be signed with (two during a rotation).
+    pub webhook_secrets: std::sync::Arc<Vec<String>>,
+    pub incident_label: std::sync::Arc<str>,
+    pub processor: super::processor::Processor,
+}
 
 /// GitHub caps webhook payloads at 25 MB.
 pub const MAX_BODY: usize = 25 * 1024 * 1024;
@@ -30,7 +41,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
-pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn receive(State(state): State<WebhookState>, headers: HeaderMap, body: Bytes) -> Response {
     let hooks = &state.telemetry.webhooks;
     if let Err(e) = signature::verify(
         &state.webhook_secrets,
@@ -112,7 +123,7 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
             )
         }
     };
-    let written = state.ingest.writer.submit_work(Work::Delivery(row)).await;
+    let written = state.writer.submit_work(Work::Delivery(row)).await;
     match (written, outcome) {
         (Err(e), _) => {
             hooks.count("unavailable");

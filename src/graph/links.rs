@@ -14,14 +14,12 @@
 //! shared between them. Links are a pure function of the stored facts: whatever order
 //! telemetry and webhooks arrived in, the same links come out.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use sqlx::{AssertSqlSafe, SqlitePool};
 
 use super::identities::Identities;
-use crate::github::plan::commit_key;
-use crate::store::placeholders;
+use crate::store::{self, Db};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -90,7 +88,7 @@ struct Commit {
     at: Option<i64>,
     agents: BTreeSet<String>,
     files: Vec<String>,
-    traces: Vec<Vec<u8>>,
+    traces: Vec<[u8; 16]>,
     named_sessions: Vec<String>,
 }
 
@@ -105,139 +103,49 @@ struct Candidate {
     files: Vec<String>,
 }
 
-type SessionRow = (
-    i64,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-);
-
 /// Links every given commit of `repo` to the sessions that produced it.
 pub async fn link_commits(
-    pool: &SqlitePool,
+    db: &Db,
     cfg: &LinkConfig,
     repo: &str,
     shas: &[String],
-) -> sqlx::Result<Vec<SessionLink>> {
+) -> store::Result<Vec<SessionLink>> {
     if shas.is_empty() {
         return Ok(Vec::new());
     }
-    let ph = placeholders(shas.len());
-    let mut commits: BTreeMap<String, Commit> = shas
-        .iter()
-        .map(|s| {
+    let commits: BTreeMap<String, Commit> = db
+        .commit_facts(repo, shas)
+        .await?
+        .into_iter()
+        .map(|(sha, f)| {
             (
-                s.clone(),
+                sha,
                 Commit {
-                    login: None,
-                    email: None,
-                    at: None,
-                    agents: BTreeSet::new(),
-                    files: Vec::new(),
-                    traces: Vec::new(),
-                    named_sessions: Vec::new(),
+                    login: f.login,
+                    email: f.email,
+                    at: f.authored_ns,
+                    agents: f.agents.into_iter().collect(),
+                    files: f.files,
+                    traces: f.traces,
+                    named_sessions: f.named_sessions,
                 },
             )
         })
         .collect();
-
-    let mut q = sqlx::query_as::<_, (String, Option<String>, Option<String>, Option<i64>)>(
-        AssertSqlSafe(format!(
-            "SELECT sha, author_login, author_email, authored_ns FROM commits WHERE repo = ? AND sha IN ({ph})"
-        )),
-    )
-    .bind(repo);
-    for s in shas {
-        q = q.bind(s);
-    }
-    for (sha, login, email, at) in q.fetch_all(pool).await? {
-        if let Some(c) = commits.get_mut(&sha) {
-            (c.login, c.email, c.at) = (login, email, at);
-        }
-    }
-    let mut q = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(format!(
-        "SELECT sha, agent FROM commit_agents WHERE repo = ? AND sha IN ({ph})"
-    )))
-    .bind(repo);
-    for s in shas {
-        q = q.bind(s);
-    }
-    for (sha, agent) in q.fetch_all(pool).await? {
-        if let Some(c) = commits.get_mut(&sha) {
-            c.agents.insert(agent);
-        }
-    }
-    let mut q = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(format!(
-        "SELECT sha, path FROM commit_files WHERE repo = ? AND sha IN ({ph})"
-    )))
-    .bind(repo);
-    for s in shas {
-        q = q.bind(s);
-    }
-    for (sha, path) in q.fetch_all(pool).await? {
-        if let Some(c) = commits.get_mut(&sha) {
-            c.files.push(path);
-        }
-    }
-    let keys: Vec<String> = shas.iter().map(|s| format!("{repo}@{s}")).collect();
-    let mut q = sqlx::query_as::<_, (String, String, String)>(AssertSqlSafe(format!(
-        "SELECT from_key, relation, to_key FROM links WHERE from_kind = 'commit' \
-         AND relation IN ('traceparent', 'session') AND from_key IN ({ph})"
-    )));
-    for k in &keys {
-        q = q.bind(k);
-    }
-    for (from, relation, to) in q.fetch_all(pool).await? {
-        let sha = from.rsplit('@').next().unwrap_or_default();
-        if let Some(c) = commits.get_mut(sha) {
-            if relation == "traceparent" {
-                let mut t = [0u8; 16];
-                if let Ok(id) = crate::ids::TraceId::from_hex(&to) {
-                    t.copy_from_slice(id.as_bytes());
-                    c.traces.push(t.to_vec());
-                }
-            } else {
-                c.named_sessions.push(to);
-            }
-        }
-    }
-
     let mut links: Vec<SessionLink> = Vec::new();
 
     // 1. trace: trailers naming a session's trace, or the session itself.
-    let traces: Vec<&Vec<u8>> = commits.values().flat_map(|c| &c.traces).collect();
-    let mut sessions_of_trace: HashMap<Vec<u8>, Vec<(i64, String)>> = HashMap::new();
-    if !traces.is_empty() {
-        let mut q = sqlx::query_as::<_, (Vec<u8>, i64, String)>(AssertSqlSafe(format!(
-            "SELECT st.trace_id, s.id, s.session_key FROM session_traces st \
-             JOIN sessions s ON s.id = st.session_id WHERE st.trace_id IN ({})",
-            placeholders(traces.len())
-        )));
-        for t in &traces {
-            q = q.bind(&t[..]);
-        }
-        for (t, row, key) in q.fetch_all(pool).await? {
-            sessions_of_trace.entry(t).or_default().push((row, key));
-        }
-    }
-    let named: Vec<&String> = commits.values().flat_map(|c| &c.named_sessions).collect();
-    let mut named_rows: HashMap<String, i64> = HashMap::new();
-    if !named.is_empty() {
-        let mut q = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(format!(
-            "SELECT id, session_key FROM sessions WHERE session_key IN ({})",
-            placeholders(named.len())
-        )));
-        for k in &named {
-            q = q.bind(*k);
-        }
-        for (row, key) in q.fetch_all(pool).await? {
-            named_rows.insert(key, row);
-        }
-    }
+    let mut traces: Vec<[u8; 16]> = commits.values().flat_map(|c| c.traces.clone()).collect();
+    traces.sort_unstable();
+    traces.dedup();
+    let sessions_of_trace = db.sessions_of_traces(&traces).await?;
+    let mut named: Vec<String> = commits
+        .values()
+        .flat_map(|c| c.named_sessions.clone())
+        .collect();
+    named.sort();
+    named.dedup();
+    let named_rows = db.session_rows(&named).await?;
     for (sha, c) in &commits {
         for t in &c.traces {
             for (row, key) in sessions_of_trace.get(t).into_iter().flatten() {
@@ -269,14 +177,7 @@ pub async fn link_commits(
     }
 
     // 2. event: the session's telemetry names the SHA.
-    let mut q = sqlx::query_as::<_, (String, i64, String)>(AssertSqlSafe(format!(
-        "SELECT sc.sha, s.id, s.session_key FROM session_commits sc \
-         JOIN sessions s ON s.id = sc.session_id WHERE sc.sha IN ({ph})"
-    )));
-    for s in shas {
-        q = q.bind(s);
-    }
-    for (sha, row, key) in q.fetch_all(pool).await? {
+    for (sha, row, key) in db.sessions_naming(shas).await? {
         links.push(SessionLink {
             session_key: key,
             session_row: row,
@@ -306,55 +207,23 @@ pub async fn link_commits(
         }
     }
     let mut candidates: Vec<Candidate> = Vec::new();
-    if let (Some(min), Some(max)) = (times.iter().min(), times.iter().max())
-        && (!emails.is_empty() || !agent_ids.is_empty())
-    {
-        let mut q = sqlx::query_as::<_, SessionRow>(AssertSqlSafe(format!(
-            "SELECT id, session_key, agent, user_email, user_id, repository, started_ns, ended_ns \
-                 FROM sessions WHERE (lower(user_email) IN ({}) OR user_id IN ({})) \
-                 AND started_ns <= ? AND coalesce(ended_ns, started_ns) >= ?",
-            placeholders(emails.len()),
-            placeholders(agent_ids.len())
-        )));
-        for e in &emails {
-            q = q.bind(e);
-        }
-        if emails.is_empty() {
-            q = q.bind("");
-        }
-        for a in &agent_ids {
-            q = q.bind(a);
-        }
-        if agent_ids.is_empty() {
-            q = q.bind("");
-        }
-        q = q.bind(max + cfg.grace_ns).bind(min - cfg.grace_ns);
-        for (row, key, agent, email, user_id, repository, start, end) in q.fetch_all(pool).await? {
-            let Some(start) = start else { continue };
+    if let (Some(min), Some(max)) = (times.iter().min(), times.iter().max()) {
+        let emails: Vec<String> = emails.into_iter().collect();
+        let agent_ids: Vec<String> = agent_ids.into_iter().collect();
+        for s in db
+            .candidate_sessions(&emails, &agent_ids, min - cfg.grace_ns, max + cfg.grace_ns)
+            .await?
+        {
             candidates.push(Candidate {
-                row,
-                key,
-                agent,
-                people: ids.session_keys(email.as_deref(), user_id.as_deref()),
-                repository: repository.map(|r| r.to_ascii_lowercase()),
-                start,
-                end: end.unwrap_or(start),
-                files: Vec::new(),
+                row: s.row,
+                people: ids.session_keys(s.user_email.as_deref(), s.user_id.as_deref()),
+                key: s.key,
+                agent: s.agent,
+                repository: s.repository.map(|r| r.to_ascii_lowercase()),
+                start: s.started_ns,
+                end: s.ended_ns.unwrap_or(s.started_ns),
+                files: s.files,
             });
-        }
-    }
-    if !candidates.is_empty() {
-        let mut q = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(format!(
-            "SELECT session_id, path FROM session_files WHERE action = 'modified' AND session_id IN ({})",
-            placeholders(candidates.len())
-        )));
-        for c in &candidates {
-            q = q.bind(c.row);
-        }
-        for (row, path) in q.fetch_all(pool).await? {
-            if let Some(c) = candidates.iter_mut().find(|c| c.row == row) {
-                c.files.push(path);
-            }
         }
     }
     for (sha, c) in &commits {
@@ -468,39 +337,4 @@ fn window_score(s: &Candidate, c: &Commit, repo: &str) -> (f64, String) {
         ((score * 100.0).round() / 100.0).clamp(0.0, 0.85),
         why.join(", "),
     )
-}
-
-/// Replaces the stored `authored` links of these commits with `links`.
-pub async fn store(
-    conn: &mut sqlx::SqliteConnection,
-    repo: &str,
-    shas: &[String],
-    links: &[SessionLink],
-    now_ns: i64,
-) -> sqlx::Result<()> {
-    for sha in shas {
-        sqlx::query(
-            "DELETE FROM links WHERE to_kind = 'commit' AND to_key = ? AND from_kind = 'session' AND relation = 'authored'",
-        )
-        .bind(format!("{repo}@{sha}"))
-        .execute(&mut *conn)
-        .await?;
-    }
-    for l in links {
-        let Ok(sha) = crate::ids::CommitSha::parse(&l.sha) else {
-            continue;
-        };
-        sqlx::query(
-            "INSERT OR REPLACE INTO links (from_kind, from_key, to_kind, to_key, relation, evidence, confidence, first_seen_ns) \
-             VALUES ('session', ?, 'commit', ?, 'authored', ?, ?, ?)",
-        )
-        .bind(&l.session_key)
-        .bind(commit_key(repo, &sha))
-        .bind(l.evidence.as_str())
-        .bind(l.confidence)
-        .bind(now_ns)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
 }

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use petgraph::algo::has_path_connecting;
 use petgraph::graph::{DiGraph, NodeIndex};
-use sqlx::SqlitePool;
+
+use crate::store::{self, Db};
 
 /// Child → parent edges reachable from some tips, to a bounded depth.
 #[derive(Default)]
@@ -25,24 +26,11 @@ impl Ancestry {
     }
 
     /// Loads the ancestry of every tip (commit keys `repo@sha`), `depth` parents deep.
-    pub async fn load(pool: &SqlitePool, tips: &[String], depth: u32) -> sqlx::Result<Self> {
+    pub async fn load(db: &Db, tips: &[String], depth: u32) -> store::Result<Self> {
         let mut a = Ancestry::default();
         for tip in tips {
             a.node(tip);
-            let edges: Vec<(String, String)> = sqlx::query_as(
-                "WITH RECURSIVE anc(key, depth) AS ( \
-                   SELECT ?, 0 \
-                   UNION SELECT l.to_key, anc.depth + 1 FROM links l JOIN anc \
-                     ON l.from_kind = 'commit' AND l.from_key = anc.key AND l.relation = 'parent' \
-                   WHERE anc.depth < ? \
-                 ) \
-                 SELECT l.from_key, l.to_key FROM links l JOIN anc \
-                   ON l.from_kind = 'commit' AND l.from_key = anc.key AND l.relation = 'parent'",
-            )
-            .bind(tip)
-            .bind(depth)
-            .fetch_all(pool)
-            .await?;
+            let edges = db.ancestry_edges(tip, depth).await?;
             for (child, parent) in edges {
                 let (c, p) = (a.node(&child), a.node(&parent));
                 if a.graph.find_edge(c, p).is_none() {

@@ -20,12 +20,8 @@
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
-use sqlx::SqlitePool;
 
-use crate::graph::neighbourhood::Ancestry;
-
-/// Parents followed back from each deployment.
-const DEPTH: u32 = 5000;
+use crate::store::dora::IncidentCause;
 const NS_PER_HOUR: f64 = 3_600_000_000_000.0;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
@@ -94,79 +90,50 @@ impl Acc {
     }
 }
 
-/// The keys of `repo` / `environment` for deployments in `[since, until)` (ns).
-pub async fn dora(
-    pool: &SqlitePool,
-    repo: &str,
-    environment: &str,
-    since_ns: i64,
-    until_ns: i64,
-) -> sqlx::Result<Dora> {
-    let repo = repo.to_ascii_lowercase();
-    // Successful deployments, each at its first success, oldest first; the one before
-    // the window bounds the first deployment's contents.
-    let deployments: Vec<(i64, String, i64)> = sqlx::query_as(
-        "SELECT d.id, d.sha, min(s.created_ns) AS at FROM deployments d \
-         JOIN deployment_statuses s ON s.deployment_id = d.id AND s.state = 'success' \
-         WHERE d.repo = ? AND d.environment = ? GROUP BY d.id HAVING at < ? ORDER BY at, d.id",
-    )
-    .bind(&repo)
-    .bind(environment)
-    .bind(until_ns)
-    .fetch_all(pool)
-    .await?;
-    let tips: Vec<String> = deployments
-        .iter()
-        .map(|d| format!("{repo}@{}", d.1))
-        .collect();
-    let ancestry = Ancestry::load(pool, &tips, DEPTH).await?;
+/// A successful deployment and every commit (key) reachable from its SHA.
+#[derive(Debug, Clone, Default)]
+pub struct DeploymentReach {
+    pub id: i64,
+    /// Its first success.
+    pub at_ns: i64,
+    pub reach: HashSet<String>,
+}
 
-    // Agent-assisted commits of the repository.
-    let prefix = format!("{repo}@");
-    let mut assisted: HashSet<String> = sqlx::query_scalar::<_, String>(
-        "SELECT ? || sha FROM commit_agents WHERE repo = ? \
-         UNION SELECT to_key FROM links WHERE from_kind = 'session' AND relation = 'authored' \
-           AND to_kind = 'commit' AND substr(to_key, 1, ?) = ? \
-         UNION SELECT ? || c.sha FROM commits c JOIN session_commits sc ON sc.sha = c.sha WHERE c.repo = ?",
-    )
-    .bind(&prefix)
-    .bind(&repo)
-    .bind(prefix.len() as i64)
-    .bind(&prefix)
-    .bind(&prefix)
-    .bind(&repo)
-    .fetch_all(pool)
-    .await?
-    .into_iter()
-    .collect();
-    assisted.shrink_to_fit();
-    let authored: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
-        "SELECT ? || sha, authored_ns FROM commits WHERE repo = ? AND authored_ns IS NOT NULL",
-    )
-    .bind(&prefix)
-    .bind(&repo)
-    .fetch_all(pool)
-    .await?
-    .into_iter()
-    .collect();
-    // What each incident names as its cause.
-    let causes: Vec<(i64, String, Option<i64>, Option<i64>, String)> = sqlx::query_as(
-        "SELECT i.number, l.to_key, i.opened_ns, i.closed_ns, i.state FROM incidents i \
-         JOIN links l ON l.from_kind = 'incident' AND l.from_key = i.repo || '!' || i.number \
-           AND l.relation = 'caused_by' \
-         WHERE i.repo = ? AND i.is_incident = 1",
-    )
-    .bind(&repo)
-    .fetch_all(pool)
-    .await?;
+/// What the keys are computed from.
+#[derive(Debug, Clone, Default)]
+pub struct DoraInputs {
+    pub repository: String,
+    pub environment: String,
+    /// Successful deployments before the window's end, oldest first.
+    pub deployments: Vec<DeploymentReach>,
+    /// Agent-assisted commit keys.
+    pub assisted: HashSet<String>,
+    /// Author time by commit key.
+    pub authored: HashMap<String, i64>,
+    pub causes: Vec<IncidentCause>,
+}
 
+/// The keys for deployments in `[since, until)` (ns).
+pub fn compute(inputs: &DoraInputs, since_ns: i64, until_ns: i64) -> Dora {
+    let DoraInputs {
+        repository,
+        environment,
+        deployments,
+        assisted,
+        authored,
+        causes,
+    } = inputs;
     let (mut all, mut agent, mut human) = (Acc::default(), Acc::default(), Acc::default());
     let mut previous: HashSet<String> = HashSet::new();
     let mut deployment_of_commit: HashMap<String, (i64, bool)> = HashMap::new();
     let mut assisted_deployment: HashMap<i64, bool> = HashMap::new();
     let mut in_window: HashSet<i64> = HashSet::new();
-    for (tip, (id, _, at)) in tips.iter().zip(&deployments) {
-        let reach = ancestry.ancestors(tip);
+    for DeploymentReach {
+        id,
+        at_ns: at,
+        reach,
+    } in deployments
+    {
         let shipped: Vec<&String> = reach.iter().filter(|c| !previous.contains(*c)).collect();
         let is_agent = shipped.iter().any(|c| assisted.contains(*c));
         assisted_deployment.insert(*id, is_agent);
@@ -190,16 +157,23 @@ pub async fn dora(
                 }
             }
         }
-        previous = reach;
+        previous = reach.clone();
     }
     let mut failed: HashSet<i64> = HashSet::new();
     let mut restored: HashSet<i64> = HashSet::new();
-    for (number, cause, opened, closed, state) in causes {
+    for IncidentCause {
+        number,
+        cause,
+        opened_ns: opened,
+        closed_ns: closed,
+        state,
+    } in causes
+    {
         let deployment = cause
             .strip_prefix("deployment:")
             .and_then(|d| d.parse::<i64>().ok())
             .filter(|d| assisted_deployment.contains_key(d))
-            .or_else(|| deployment_of_commit.get(&cause).map(|d| d.0));
+            .or_else(|| deployment_of_commit.get(cause).map(|d| d.0));
         let Some(d) = deployment else { continue };
         let is_agent = assisted_deployment.get(&d).copied().unwrap_or(false);
         if in_window.contains(&d) && failed.insert(d) {
@@ -207,10 +181,10 @@ pub async fn dora(
                 acc.failed += 1;
             }
         }
-        if let (Some(o), Some(c), "resolved") = (opened, closed, state.as_str())
+        if let (Some(o), Some(c), "resolved") = (*opened, *closed, state.as_str())
             && o >= since_ns
             && o < until_ns
-            && restored.insert(number)
+            && restored.insert(*number)
         {
             let hours = (c - o).max(0) as f64 / NS_PER_HOUR;
             for acc in [&mut all, if is_agent { &mut agent } else { &mut human }] {
@@ -219,13 +193,13 @@ pub async fn dora(
         }
     }
     let days = (until_ns - since_ns).max(0) as f64 / (24.0 * NS_PER_HOUR);
-    Ok(Dora {
-        repository: repo,
-        environment: environment.to_string(),
-        since: crate::store::rfc3339(Some(since_ns), chrono::SecondsFormat::Secs),
-        until: crate::store::rfc3339(Some(until_ns), chrono::SecondsFormat::Secs),
+    Dora {
+        repository: repository.clone(),
+        environment: environment.clone(),
+        since: crate::time::rfc3339(Some(since_ns), chrono::SecondsFormat::Secs),
+        until: crate::time::rfc3339(Some(until_ns), chrono::SecondsFormat::Secs),
         all: all.keys(days),
         agent_assisted: agent.keys(days),
         not_agent_assisted: human.keys(days),
-    })
+    }
 }

@@ -1,4 +1,11 @@
-//! Repository metrics over the graph: the DORA keys split by agent involvement
-//! ([`dora`]). Pull request metrics live with the report ([`crate::report`]).
+//! Every metric's maths, as pure functions over rows the store loads ([`crate::impact`]
+//! loads them): a session's facts ([`sessions`]), a pull request's impact ([`pull`],
+//! [`coverage`], with the one diff reader [`diff`]), and the DORA keys split by agent
+//! involvement ([`dora`]).
 
+pub mod coverage;
+pub mod diff;
 pub mod dora;
+pub mod model;
+pub mod pull;
+pub mod sessions;

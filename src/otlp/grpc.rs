@@ -25,7 +25,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use super::{Ingest, IngestError, Outcome};
-use crate::store::batch::Signal;
+use crate::facts::Signal;
 
 #[derive(Clone)]
 pub struct Otlp {

@@ -19,8 +19,16 @@ use prost::Message;
 
 use super::status::RpcStatus;
 use super::{Encoding, IngestError, Outcome, decode, gunzip};
-use crate::server::AppState;
-use crate::store::batch::Signal;
+use crate::facts::Signal;
+
+/// What the OTLP/HTTP routes need.
+#[derive(Clone)]
+pub struct HttpState {
+    pub ingest: super::Ingest,
+    /// Bearer tokens accepted (none: no token needed).
+    pub tokens: std::sync::Arc<Vec<String>>,
+    pub max_body_bytes: usize,
+}
 
 /// Seconds a client is asked to wait when the write queue is full.
 const RETRY_AFTER_SECS: i64 = 1;
@@ -98,7 +106,7 @@ impl OtlpError {
 
 /// Checks auth, content type and encoding, and returns the raw (inflated) payload.
 fn accept(
-    state: &AppState,
+    state: &HttpState,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<(Encoding, Vec<u8>), OtlpError> {
@@ -178,7 +186,7 @@ fn partial(o: &Outcome) -> bool {
     o.rejected > 0 || !o.message.is_empty()
 }
 
-pub async fn traces(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn traces(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
     let run = async {
         let (encoding, payload) = accept(&state, &headers, body)?;
         let req: ExportTraceServiceRequest =
@@ -202,7 +210,7 @@ pub async fn traces(State(state): State<AppState>, headers: HeaderMap, body: Byt
         .unwrap_or_else(|e| refuse(&state, Signal::Traces, e))
 }
 
-pub async fn metrics(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn metrics(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
     let run = async {
         let (encoding, payload) = accept(&state, &headers, body)?;
         let req: ExportMetricsServiceRequest =
@@ -226,7 +234,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap, body: By
         .unwrap_or_else(|e| refuse(&state, Signal::Metrics, e))
 }
 
-pub async fn logs(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn logs(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
     let run = async {
         let (encoding, payload) = accept(&state, &headers, body)?;
         let req: ExportLogsServiceRequest = decode(&payload, encoding, "ExportLogsServiceRequest")
@@ -249,7 +257,7 @@ pub async fn logs(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         .unwrap_or_else(|e| refuse(&state, Signal::Logs, e))
 }
 
-fn refuse(state: &AppState, signal: Signal, e: OtlpError) -> Response {
+fn refuse(state: &HttpState, signal: Signal, e: OtlpError) -> Response {
     // Refusals after decoding were already counted by the ingest path.
     if matches!(
         e.status,

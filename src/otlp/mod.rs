@@ -1,7 +1,6 @@
 //! OTLP receivers: gRPC ([`grpc`]) and HTTP ([`http`]) share one decode-and-store path
 //! ([`Ingest`]), so both transports accept, refuse and answer alike.
 
-pub mod attrs;
 pub mod grpc;
 pub mod http;
 pub mod status;
@@ -14,7 +13,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 use crate::agents;
-use crate::store::batch::{Batch, Signal};
+use crate::facts::Signal;
+use crate::store::batch::Batch;
 use crate::store::writer::{SubmitError, WriterHandle};
 use crate::telemetry::Telemetry;
 

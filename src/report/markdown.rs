@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::model::PrReport;
+use crate::metrics::model::PrReport;
 
 /// The hidden marker that starts every report comment.
 pub const MARKER: &str = "<!-- tracelink:pr-report";

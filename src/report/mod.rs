@@ -1,10 +1,6 @@
-//! PR impact reports: the data ([`model`]), how it is assembled from the graph
-//! ([`build`]), and how a reviewer sees it ([`markdown`]).
+//! How a reviewer sees a pull request's impact: the markdown comment, the check run's
+//! summary and the headline, rendered from the computed model
+//! ([`crate::metrics::model::PrReport`]). Reads no database; publishing is
+//! [`crate::publish`].
 
-pub mod build;
 pub mod markdown;
-pub mod model;
-pub mod publish;
-
-pub use build::{ReportContext, build};
-pub use model::PrReport;

@@ -1,27 +1,7 @@
 //! The decoded, normalised content of one OTLP request, as the writer stores it.
 
-use crate::agents::facts::{Additive, Counter, FileAction, TokenKinds};
+use crate::facts::{Additive, Counter, FileAction, Signal, TokenKinds};
 use crate::ids::{CommitSha, SessionId, SpanId, TraceId};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Signal {
-    Traces,
-    Metrics,
-    Logs,
-}
-
-impl Signal {
-    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
-
-    /// The name stored as a counter's source, and used in `/metrics` labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Signal::Traces => "traces",
-            Signal::Metrics => "metrics",
-            Signal::Logs => "logs",
-        }
-    }
-}
 
 /// Idempotent facts about one session gathered from one request.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,11 +1,35 @@
-//! SQLite storage: one file, WAL, migrations applied at start-up, one writer task
-//! ([`writer`]) and a pool of readers ([`sessions`]).
+//! Storage: the only module with SQL. Callers see typed functions and row structs,
+//! grouped by aggregate:
+//!
+//! - [`batch`], [`writer`], [`sessions`]: OTLP telemetry and the session facts kept from it;
+//! - [`github`], [`nodes`], [`graph`], [`dora`]: graph nodes from GitHub (written as
+//!   typed ops, read back as records), the reads the link rules and petgraph make over
+//!   nodes and links, and what the DORA keys read;
+//! - [`links`]: stored session → commit links;
+//! - [`uploads`]: CI uploads (coverage, tests);
+//! - [`deliveries`]: webhook deliveries as received;
+//! - [`reports`]: the report queue, patch caches and published digests.
+//!
+//! One engine today, SQLite (one file, WAL, migrations applied at start-up, one writer
+//! task and a pool of readers). The SQL is written to stay portable to PostgreSQL:
+//! `INSERT … ON CONFLICT` instead of `INSERT OR …`, times as integer nanoseconds, keys
+//! as text or bytes; what stays SQLite-only (scalar `min`/`max`, `substr`, `instr`,
+//! `hex`) is confined to these files.
 
 pub mod batch;
+pub mod deliveries;
+pub mod dora;
+pub mod github;
+pub mod graph;
+pub mod links;
+pub mod nodes;
+pub mod reports;
 pub mod sessions;
+pub mod testing;
+pub mod uploads;
 pub mod writer;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -15,6 +39,10 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Connection};
+
+/// A storage error: the query failed or the database could not be reached.
+pub type Error = sqlx::Error;
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -42,6 +70,8 @@ fn options(path: &Path) -> anyhow::Result<SqliteConnectOptions> {
 
 /// Opens (creating if needed) the database and applies pending migrations.
 pub async fn open(path: &Path) -> anyhow::Result<Store> {
+    let path = path.to_path_buf();
+    let path = path.as_path();
     let opts = options(path)?;
     let mut writer = opts
         .connect()
@@ -56,16 +86,11 @@ pub async fn open(path: &Path) -> anyhow::Result<Store> {
         .connect_with(opts.read_only(true))
         .await
         .with_context(|| format!("opening readers on {}", path.display()))?;
-    Ok(Store { writer, readers })
-}
-
-/// A further write connection (the webhook processor's); SQLite serialises it with the
-/// writer's, each waiting up to the busy timeout.
-pub async fn connect(path: &Path) -> anyhow::Result<SqliteConnection> {
-    options(path)?
-        .connect()
-        .await
-        .with_context(|| format!("opening database {}", path.display()))
+    Ok(Store {
+        writer: Conn { conn: writer },
+        db: Db { pool: readers },
+        path: path.to_path_buf(),
+    })
 }
 
 /// Applies migrations and returns, for `tracelink migrate`.
@@ -76,26 +101,90 @@ pub async fn migrate(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An open database: the writer's connection, the readers, and where it lives.
+pub struct Store {
+    /// The connection the single writer ([`writer`]) owns.
+    pub writer: Conn,
+    pub db: Db,
+    path: PathBuf,
+}
+
+impl Store {
+    /// A further write connection (the webhook processor's, the publisher's); SQLite
+    /// serialises it with the writer's, each waiting up to the busy timeout.
+    pub async fn connect(&self) -> anyhow::Result<Conn> {
+        let conn = options(&self.path)?
+            .connect()
+            .await
+            .with_context(|| format!("opening database {}", self.path.display()))?;
+        Ok(Conn { conn })
+    }
+}
+
+/// The read side: a pool of read-only connections. Cheap to clone. Reads of each
+/// aggregate are methods in that aggregate's file.
+#[derive(Clone)]
+pub struct Db {
+    pool: SqlitePool,
+}
+
+impl Db {
+    /// Opens an existing database for reading only (`tracelink report`, tests).
+    pub async fn open_read_only(path: &Path) -> anyhow::Result<Db> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options(path)?.read_only(true).create_if_missing(false))
+            .await
+            .with_context(|| format!("opening {} for reading", path.display()))?;
+        Ok(Db { pool })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// One write connection. Its writes go through [`Tx`].
+pub struct Conn {
+    conn: SqliteConnection,
+}
+
+impl Conn {
+    pub async fn begin(&mut self) -> Result<Tx<'_>> {
+        Ok(Tx {
+            tx: self.conn.begin().await?,
+        })
+    }
+
+    pub async fn close(self) -> Result<()> {
+        self.conn.close().await
+    }
+}
+
+/// A write transaction: nothing is visible to readers until [`Tx::commit`]; dropped
+/// without it, nothing was written.
+pub struct Tx<'c> {
+    tx: sqlx::Transaction<'c, sqlx::Sqlite>,
+}
+
+impl Tx<'_> {
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await
+    }
+
+    fn conn(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
+}
+
 /// `?, ?, …` for an `IN (…)` list of `n` values (one `?` for an empty list, which then
 /// matches nothing as long as the caller binds a value no row has).
-pub fn placeholders(n: usize) -> String {
+pub(crate) fn placeholders(n: usize) -> String {
     vec!["?"; n.max(1)].join(", ")
 }
 
-/// A nanosecond timestamp as RFC 3339 UTC, at the given precision.
-pub fn rfc3339(ns: Option<i64>, precision: chrono::SecondsFormat) -> Option<String> {
-    let ns = ns?;
-    let t = chrono::DateTime::from_timestamp(
-        ns.div_euclid(1_000_000_000),
-        ns.rem_euclid(1_000_000_000) as u32,
-    )?;
-    Some(t.to_rfc3339_opts(precision, true))
-}
 
-pub struct Store {
-    pub writer: SqliteConnection,
-    pub readers: SqlitePool,
-}
+
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,10 @@ use sqlx::{AssertSqlSafe, Connection, Sqlite, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::batch::{Batch, LogRow, PointFact, SpanRow};
-use crate::agents::facts::{Additive, Counter, Tokens};
+use super::deliveries::DeliveryRow;
+use super::uploads::UploadBatch;
+use super::Conn;
+use crate::facts::{Additive, Counter, Tokens};
 use crate::telemetry::Telemetry;
 
 /// Most requests written in one transaction.
@@ -38,25 +41,12 @@ pub enum SubmitError {
     Storage(String),
 }
 
-/// A webhook delivery to store before it is acknowledged.
-pub struct DeliveryRow {
-    pub delivery_id: String,
-    pub event: String,
-    pub action: Option<String>,
-    pub repo: Option<String>,
-    pub received_ns: i64,
-    /// `pending` (to be applied) or `failed` (with `error`).
-    pub status: &'static str,
-    pub error: Option<String>,
-    pub payload: bytes::Bytes,
-}
-
 /// What the writer stores.
 pub enum Work {
     Otlp(Batch),
     Delivery(DeliveryRow),
-    /// A CI upload's files ([`crate::ci::store`]).
-    Upload(Box<crate::ci::store::UploadBatch>),
+    /// A CI upload's files ([`super::uploads`]).
+    Upload(Box<UploadBatch>),
 }
 
 struct Job {
@@ -102,7 +92,7 @@ impl WriterHandle {
 /// Starts the writer task. It ends when every handle is dropped and the queue is drained;
 /// await the returned join handle to know every acknowledged write is committed.
 pub fn spawn(
-    conn: SqliteConnection,
+    conn: Conn,
     capacity: usize,
     telemetry: Arc<Telemetry>,
 ) -> (WriterHandle, tokio::task::JoinHandle<()>) {
@@ -112,13 +102,13 @@ pub fn spawn(
 /// Like [`spawn`], also telling `sessions` which sessions each commit touched (best
 /// effort: when the receiver lags, the notice is dropped, never the write).
 pub fn spawn_with_events(
-    conn: SqliteConnection,
+    conn: Conn,
     capacity: usize,
     telemetry: Arc<Telemetry>,
     sessions: Option<mpsc::Sender<Vec<i64>>>,
 ) -> (WriterHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(capacity);
-    let task = tokio::spawn(run(conn, rx, telemetry, sessions));
+    let task = tokio::spawn(run(conn.conn, rx, telemetry, sessions));
     (WriterHandle { tx, capacity }, task)
 }
 
@@ -195,48 +185,14 @@ async fn write_group(
                 touched.extend(sessions);
                 written
             }
-            Work::Delivery(d) => write_delivery(&mut tx, d).await?,
-            Work::Upload(u) => write_upload(&mut tx, u).await?,
+            Work::Delivery(d) => super::deliveries::write(&mut tx, d).await?,
+            Work::Upload(u) => super::uploads::write(&mut tx, u).await?,
         });
     }
     tx.commit().await?;
     touched.sort_unstable();
     touched.dedup();
     Ok((out, touched))
-}
-
-/// Stores a CI upload's files once each: a repeated file is counted as a duplicate.
-async fn write_upload(
-    tx: &mut Transaction<'_, Sqlite>,
-    u: &crate::ci::store::UploadBatch,
-) -> Result<Written, sqlx::Error> {
-    crate::ci::store::write(tx, u).await
-}
-
-/// Stores a delivery once: a redelivery of the same ID changes nothing.
-async fn write_delivery(
-    tx: &mut Transaction<'_, Sqlite>,
-    d: &DeliveryRow,
-) -> Result<Written, sqlx::Error> {
-    let n = sqlx::query(
-        "INSERT OR IGNORE INTO deliveries (delivery_id, event, action, repo, received_ns, status, error, payload) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&d.delivery_id)
-    .bind(&d.event)
-    .bind(d.action.as_deref())
-    .bind(d.repo.as_deref())
-    .bind(d.received_ns)
-    .bind(d.status)
-    .bind(d.error.as_deref())
-    .bind(&d.payload[..])
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    Ok(Written {
-        inserted: n,
-        duplicates: 1 - n.min(1),
-    })
 }
 
 /// Additive facts gathered per session while a batch is written.
@@ -262,9 +218,7 @@ impl Sums {
     }
 }
 
-fn now_ns() -> i64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
-}
+use crate::time::now_ns;
 
 async fn write_batch(
     tx: &mut Transaction<'_, Sqlite>,
@@ -325,8 +279,8 @@ async fn write_batch(
             (p.value, p.count)
         };
         let inserted = sqlx::query(
-            "INSERT OR IGNORE INTO metric_points (series, time_ns, session_id, metric, value, count, attrs) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO metric_points (series, time_ns, session_id, metric, value, count, attrs) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         )
         .bind(&p.series[..])
         .bind(p.time_ns)
@@ -433,7 +387,7 @@ async fn upsert_sessions(
         .await?;
         for t in &s.traces {
             sqlx::query(
-                "INSERT OR IGNORE INTO session_traces (session_id, trace_id) VALUES (?, ?)",
+                "INSERT INTO session_traces (session_id, trace_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
             )
             .bind(id)
             .bind(t.as_bytes())
@@ -442,7 +396,7 @@ async fn upsert_sessions(
         }
         for (sha, evidence) in &s.commits {
             sqlx::query(
-                "INSERT OR IGNORE INTO session_commits (session_id, sha, evidence) VALUES (?, ?, ?)",
+                "INSERT INTO session_commits (session_id, sha, evidence) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             )
             .bind(id)
             .bind(sha.as_str())
@@ -452,7 +406,7 @@ async fn upsert_sessions(
         }
         for (path, action) in &s.files {
             sqlx::query(
-                "INSERT OR IGNORE INTO session_files (session_id, path, action) VALUES (?, ?, ?)",
+                "INSERT INTO session_files (session_id, path, action) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             )
             .bind(id)
             .bind(path)
@@ -484,11 +438,12 @@ async fn insert_spans(
     rows: &[&SpanRow],
     session_ids: &[i64],
 ) -> Result<u64, sqlx::Error> {
-    let sql = values_sql(
-        "INSERT OR IGNORE INTO spans (trace_id, span_id, parent_id, session_id, name, kind, start_ns, end_ns, status, attrs) VALUES ",
+    let mut sql = values_sql(
+        "INSERT INTO spans (trace_id, span_id, parent_id, session_id, name, kind, start_ns, end_ns, status, attrs) VALUES ",
         10,
         rows.len(),
     );
+    sql.push_str(" ON CONFLICT DO NOTHING");
     let mut q = sqlx::query(AssertSqlSafe(sql));
     for s in rows {
         q = q
@@ -511,11 +466,12 @@ async fn insert_logs(
     rows: &[&LogRow],
     session_ids: &[i64],
 ) -> Result<u64, sqlx::Error> {
-    let sql = values_sql(
-        "INSERT OR IGNORE INTO log_events (digest, session_id, time_ns, event, trace_id, span_id, attrs) VALUES ",
+    let mut sql = values_sql(
+        "INSERT INTO log_events (digest, session_id, time_ns, event, trace_id, span_id, attrs) VALUES ",
         7,
         rows.len(),
     );
+    sql.push_str(" ON CONFLICT DO NOTHING");
     let mut q = sqlx::query(AssertSqlSafe(sql));
     for l in rows {
         q = q

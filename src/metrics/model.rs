@@ -1,12 +1,12 @@
-//! The PR report as data: what the comment, the check run, the JSON API, the gRPC API and
-//! `tracelink report` all show.
+//! A pull request's impact as data: the model the comment, the check run, the JSON API,
+//! the gRPC API and `tracelink report` all render ([`crate::report`]).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::graph::links::Evidence;
-use crate::store::sessions::TokenView;
+use super::sessions::TokenView;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PrReport {

@@ -4,6 +4,8 @@
 //! record is stored for the first time, and *idempotent* facts (identity, times, traces,
 //! commits, files), which may be applied any number of times.
 
+use std::fmt::Write as _;
+
 use crate::ids::CommitSha;
 
 /// The additive quantities tracelink keeps per session. The names are stored in
@@ -198,4 +200,94 @@ impl Mentions {
 pub struct Contribution {
     pub additive: Additive,
     pub mentions: Mentions,
+}
+
+/// The OTLP signal a record came on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Signal {
+    Traces,
+    Metrics,
+    Logs,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
+
+    /// The name stored as a counter's source, and used in `/metrics` labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+        }
+    }
+}
+
+/// Ascending line numbers as ranges: `[1,2,3,5]` → `"1-3,5"`.
+pub fn encode_lines(lines: impl IntoIterator<Item = u32>) -> String {
+    let mut out = String::new();
+    let mut run: Option<(u32, u32)> = None;
+    let flush = |out: &mut String, (a, b): (u32, u32)| {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        let _ = if a == b {
+            write!(out, "{a}")
+        } else {
+            write!(out, "{a}-{b}")
+        };
+    };
+    for l in lines {
+        run = match run {
+            Some((a, b)) if l == b.saturating_add(1) => Some((a, l)),
+            Some(r) => {
+                flush(&mut out, r);
+                Some((l, l))
+            }
+            None => Some((l, l)),
+        };
+    }
+    if let Some(r) = run {
+        flush(&mut out, r);
+    }
+    out
+}
+
+/// The inverse of [`encode_lines`]; anything unreadable is skipped.
+pub fn decode_lines(s: &str, out: &mut Vec<u32>) {
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>()) {
+            out.extend(a..=b.max(a));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_ranges_round_trip() {
+        let lines = [1, 2, 3, 5, 7, 8, 100];
+        let s = encode_lines(lines);
+        assert_eq!(s, "1-3,5,7-8,100");
+        let mut back = Vec::new();
+        decode_lines(&s, &mut back);
+        assert_eq!(back, lines);
+        assert_eq!(encode_lines([]), "");
+        let mut none = Vec::new();
+        decode_lines("", &mut none);
+        decode_lines("x,3-y", &mut none);
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn a_100k_line_report_stays_small() {
+        // Long covered stretches broken by a missed line every 50.
+        let covered = (1..=100_000u32).filter(|l| l % 50 != 0);
+        let s = encode_lines(covered);
+        // As one number per line it would be about 590 KB.
+        assert!(s.len() < 30_000, "{} bytes", s.len());
+    }
 }

@@ -1,0 +1,46 @@
+//! The DORA keys of a repository and environment: the store's rows, what each
+//! deployment shipped (petgraph ancestry), then [`crate::metrics::dora::compute`].
+
+use crate::graph::neighbourhood::Ancestry;
+use crate::ids::{RepoName, node};
+use crate::metrics::dora::{DeploymentReach, Dora, DoraInputs, compute};
+use crate::store::{self, Db};
+
+/// Parents followed back from each deployment.
+const DEPTH: u32 = 5000;
+
+/// The keys of `repo` / `environment` for deployments in `[since, until)` (ns).
+pub async fn repository(
+    db: &Db,
+    repo: &RepoName,
+    environment: &str,
+    since_ns: i64,
+    until_ns: i64,
+) -> store::Result<Dora> {
+    let repo = repo.as_str();
+    // Successful deployments, each at its first success, oldest first; the one before
+    // the window bounds the first deployment's contents.
+    let deployments = db.successful_deployments(repo, environment, until_ns).await?;
+    let tips: Vec<String> = deployments
+        .iter()
+        .map(|d| node::commit_str(repo, &d.sha))
+        .collect();
+    let ancestry = Ancestry::load(db, &tips, DEPTH).await?;
+    let inputs = DoraInputs {
+        repository: repo.to_string(),
+        environment: environment.to_string(),
+        deployments: deployments
+            .iter()
+            .zip(&tips)
+            .map(|(d, tip)| DeploymentReach {
+                id: d.id,
+                at_ns: d.at_ns,
+                reach: ancestry.ancestors(tip),
+            })
+            .collect(),
+        assisted: db.assisted_commit_keys(repo).await?,
+        authored: db.authored_times(repo).await?,
+        causes: db.incident_causes(repo).await?,
+    };
+    Ok(compute(&inputs, since_ns, until_ns))
+}

@@ -1,0 +1,222 @@
+//! A pull request's report: its commits, the sessions linked to them, patches (when
+//! fetched), coverage and tests, CI at head, the deployments containing the merge and
+//! the incidents they caused. Reads indexed rows only; the maths is
+//! [`crate::metrics::pull`] and [`crate::metrics::coverage`].
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::ReportContext;
+use crate::graph::links::{SessionLink, link_commits};
+use crate::graph::neighbourhood::Ancestry;
+use crate::ids::{PrNumber, RepoName, node};
+use crate::metrics::coverage::{self, CoverageInputs, MAX_BASE_DEPTH};
+use crate::metrics::model::{IncidentSummary, PrReport};
+use crate::metrics::pull::{self as maths, PatchFile, parse_patch};
+use crate::metrics::sessions;
+use crate::store::{self, Db};
+
+/// Parents followed from a deployment when looking for the merge commit.
+const ANCESTRY_DEPTH: u32 = 2000;
+/// Deployments created this long before the merge are still candidates (clock skew).
+const DEPLOY_SKEW_NS: i64 = 3_600_000_000_000;
+
+/// A built report, with the links it found and the commits it covered.
+pub struct Built {
+    pub report: PrReport,
+    pub links: Vec<SessionLink>,
+    pub shas: Vec<String>,
+}
+
+/// Builds the report of `repo#number`, or `None` when the PR is unknown.
+pub async fn build(
+    db: &Db,
+    ctx: &ReportContext,
+    repo: &RepoName,
+    number: PrNumber,
+) -> store::Result<Option<Built>> {
+    let (repo, number) = (repo.as_str(), number.0);
+    let Some(pr) = db.pull_request(repo, number).await? else {
+        return Ok(None);
+    };
+    let shas = db.pull_commits(repo, number, pr.head_ref.as_deref()).await?;
+    let links = link_commits(db, &ctx.links, repo, &shas).await?;
+
+    // Sessions, in order of first activity.
+    let mut keys: Vec<&str> = links.iter().map(|l| l.session_key.as_str()).collect();
+    keys.sort();
+    keys.dedup();
+    let views = db
+        .sessions_by_key(&keys)
+        .await?
+        .into_iter()
+        .map(|r| sessions::view(&ctx.prices, r))
+        .collect();
+    let (summaries, mut totals, first_session_ns) = maths::sessions(views, &links);
+
+    // Commits.
+    let records = db.commits(repo, &shas).await?;
+    let mut trailer_agents: HashMap<String, Vec<String>> = HashMap::new();
+    for (sha, facts) in db.commit_facts(repo, &shas).await? {
+        if !facts.agents.is_empty() {
+            trailer_agents.insert(sha, facts.agents);
+        }
+    }
+    let (commits, agent_commits) = maths::commits(&shas, records, &trailer_agents, &links);
+    totals.commits = commits.len();
+    totals.agent_commits = agent_commits.len();
+
+    // Lines, from the cached patches.
+    let (lines, pr_added, agent_added) = match db.pull_patch(repo, number).await?.and_then(|p| parse_patch(&p)) {
+        Some(files) => {
+            let agent_patches = agent_patches(db, repo, &agent_commits).await?;
+            let l = maths::line_share(&files, &agent_patches);
+            (Some(l.share), l.added, l.agent_added)
+        }
+        None => (None, Vec::new(), Vec::new()),
+    };
+
+    // Coverage and tests.
+    let branch = pr.base_ref.strip_prefix("refs/heads/").unwrap_or(&pr.base_ref);
+    let head_sha = pr.head_sha.to_ascii_lowercase();
+    let complete = db.upload_runs_complete(repo, &head_sha).await?;
+    let mut head_uploads = Vec::new();
+    for u in db.uploads(repo, &head_sha, false).await? {
+        let lines = db.coverage(u.id).await?;
+        head_uploads.push((u, lines));
+    }
+    let mut base_sha: Option<String> = None;
+    let coverage_section = if head_uploads.is_empty() {
+        None
+    } else {
+        let ancestors = db
+            .coverage_ancestors(repo, &head_sha, &format!("refs/heads/{branch}"), MAX_BASE_DEPTH)
+            .await?;
+        let base = match coverage::choose_base(&ancestors, &head_sha, branch) {
+            Ok((sha, distance)) => {
+                let mut lines = Vec::new();
+                for u in db.uploads(repo, &sha, false).await? {
+                    lines.push(db.coverage(u.id).await?);
+                }
+                base_sha = Some(sha.clone());
+                Ok((sha, distance, lines))
+            }
+            Err(note) => Err(note),
+        };
+        coverage::coverage_section(CoverageInputs {
+            head_sha: &head_sha,
+            head: &head_uploads,
+            branch,
+            base,
+            pr_added: &pr_added,
+            agent_added: &agent_added,
+            complete,
+        })
+    };
+    let head_tests = coverage::test_results(&test_uploads(db, repo, &head_sha).await?);
+    let base_tests = match &base_sha {
+        Some(b) if !head_tests.is_empty() => Some(coverage::test_results(&test_uploads(db, repo, b).await?)),
+        _ => None,
+    };
+    let tests_section = coverage::tests_section(
+        &head_tests,
+        base_sha.as_deref().zip(base_tests.as_ref()),
+        complete,
+    );
+
+    // CI at head, and first attempts over all the PR's commits.
+    let ci = maths::ci(
+        db.runs_at(repo, &pr.head_sha).await?,
+        db.first_attempts(repo, &shas).await?,
+    );
+
+    // Deployments containing the merge, and the incidents they (or its commits) caused.
+    let (deployments, merge_to_deploy) = match (&pr.merge_commit_sha, pr.merged_ns) {
+        (Some(m), Some(merged)) => {
+            let candidates = db.deployments_since(repo, merged - DEPLOY_SKEW_NS).await?;
+            let tips: Vec<String> = candidates
+                .iter()
+                .map(|c| node::commit_str(repo, &c.sha))
+                .collect();
+            let ancestry = Ancestry::load(db, &tips, ANCESTRY_DEPTH).await?;
+            let target = node::commit_str(repo, m);
+            maths::deployments(candidates, Some(merged), |d| {
+                ancestry.contains(&node::commit_str(repo, &d.sha), &target)
+            })
+        }
+        _ => Default::default(),
+    };
+    let mut causes: Vec<String> = deployments
+        .iter()
+        .map(|d| node::deployment(d.id))
+        .collect();
+    causes.extend(shas.iter().map(|s| node::commit_str(repo, s)));
+    let incidents = db
+        .incidents_caused_by(repo, &causes)
+        .await?
+        .into_iter()
+        .map(|i| IncidentSummary {
+            number: i.number,
+            title: i.title,
+            state: i.state,
+        })
+        .collect();
+
+    let timing = maths::timing(first_session_ns, pr.created_ns, pr.merged_ns, merge_to_deploy);
+    if pr.state == "merged" {
+        totals.cost_per_merged_pr = totals.cost_usd;
+    }
+    let mut report = PrReport {
+        repository: repo.to_string(),
+        number,
+        title: pr.title,
+        state: pr.state,
+        author: pr.author_login,
+        head_sha: pr.head_sha,
+        base_ref: pr.base_ref,
+        headline: String::new(),
+        totals,
+        sessions: summaries,
+        commits,
+        lines,
+        ci,
+        deployments,
+        incidents,
+        timing,
+        coverage: coverage_section,
+        tests: tests_section,
+    };
+    report.headline = crate::report::markdown::headline(&report);
+    Ok(Some(Built {
+        report,
+        links,
+        shas,
+    }))
+}
+
+/// The cached patches of the agent-assisted commits (those not fetched yet are skipped).
+async fn agent_patches(
+    db: &Db,
+    repo: &str,
+    commits: &BTreeSet<String>,
+) -> store::Result<Vec<Vec<PatchFile>>> {
+    let mut out = Vec::new();
+    for sha in commits {
+        if let Some(files) = db.commit_patch(repo, sha).await?.and_then(|p| parse_patch(&p)) {
+            out.push(files);
+        }
+    }
+    Ok(out)
+}
+
+async fn test_uploads(
+    db: &Db,
+    repo: &str,
+    sha: &str,
+) -> store::Result<Vec<(store::uploads::StoredUpload, Vec<store::uploads::StoredCase>)>> {
+    let mut out = Vec::new();
+    for u in db.uploads(repo, sha, true).await? {
+        let cases = db.test_cases(u.id).await?;
+        out.push((u, cases));
+    }
+    Ok(out)
+}

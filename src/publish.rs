@@ -1,0 +1,370 @@
+//! Keeps every pull request's comment and check run current. Whatever may change a
+//! report (a delivery, new session telemetry) queues the PR with a due time one debounce
+//! period ahead; the publisher rebuilds due reports, fetches the patches it needs from the
+//! API (cached by SHA), and writes to GitHub only when the comment's content changed: at
+//! most one write per PR per debounce window.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::github::app::{CommentOutcome, FilePatch, GithubApp};
+use crate::ids::{PrNumber, RepoName};
+use crate::impact::ReportContext;
+use crate::impact::pull::{Built, build};
+use crate::report::markdown::{MARKER, render, summary};
+use crate::store::links::AuthoredLink;
+use crate::store::reports::PullRef;
+use crate::store::{self, Conn, Db, Tx};
+use crate::time::now_ns;
+
+/// Back-off before a failed publication is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Reports published per round, at most.
+const ROUND: i64 = 32;
+
+/// Queues pull requests for publication `debounce` from now (an earlier due time stays).
+pub async fn enqueue(tx: &mut Tx<'_>, prs: &BTreeSet<PullRef>, debounce: Duration) -> store::Result<()> {
+    let now = now_ns();
+    tx.enqueue_reports(prs, now, now + debounce.as_nanos() as i64).await
+}
+
+/// The publisher's settings.
+pub struct Publisher {
+    pub ctx: Arc<ReportContext>,
+    pub app: Option<Arc<GithubApp>>,
+    pub debounce: Duration,
+    pub budget: WriteBudget,
+}
+
+/// GitHub allows an App 80 content-creating requests a minute; the publisher keeps to it
+/// across all pull requests, deferring reports rather than being refused.
+pub struct WriteBudget {
+    max: usize,
+    window: Duration,
+    spent: std::sync::Mutex<std::collections::VecDeque<std::time::Instant>>,
+}
+
+impl Default for WriteBudget {
+    fn default() -> Self {
+        Self::new(80, Duration::from_secs(60))
+    }
+}
+
+impl WriteBudget {
+    pub fn new(max: usize, window: Duration) -> Self {
+        Self {
+            max,
+            window,
+            spent: Default::default(),
+        }
+    }
+
+    /// Takes `n` writes, or says how long until they are available.
+    pub fn take(&self, n: usize) -> Result<(), Duration> {
+        let now = std::time::Instant::now();
+        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+        while spent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            spent.pop_front();
+        }
+        if spent.len() + n > self.max {
+            let oldest = spent.front().copied().unwrap_or(now);
+            return Err(self.window.saturating_sub(now.duration_since(oldest)));
+        }
+        spent.extend(std::iter::repeat_n(now, n));
+        Ok(())
+    }
+}
+
+/// What publishing one report came to.
+enum Published {
+    Done,
+    /// The write budget is spent: try again after this long.
+    Deferred(Duration),
+}
+
+/// Wakes the publisher and tells it which sessions changed.
+#[derive(Clone)]
+pub struct PublisherHandle {
+    pub wake: Arc<Notify>,
+    /// Reports published (or found unchanged) so far.
+    pub published: watch::Receiver<u64>,
+}
+
+pub fn spawn(
+    publisher: Publisher,
+    mut conn: Conn,
+    readers: Db,
+    mut sessions: mpsc::Receiver<Vec<i64>>,
+    mut stop: watch::Receiver<bool>,
+) -> (PublisherHandle, tokio::task::JoinHandle<()>) {
+    let wake = Arc::new(Notify::new());
+    let (published_tx, published) = watch::channel(0u64);
+    let handle = PublisherHandle {
+        wake: wake.clone(),
+        published,
+    };
+    let task = tokio::spawn(async move {
+        loop {
+            // Sessions the writer committed since the last round.
+            let mut touched: Vec<i64> = Vec::new();
+            while let Ok(ids) = sessions.try_recv() {
+                touched.extend(ids);
+            }
+            touched.sort();
+            touched.dedup();
+            if !touched.is_empty() {
+                touched_again(&mut conn, &publisher, touched).await;
+            }
+            let next = match run_due(&publisher, &mut conn, &readers).await {
+                Ok((n, next)) => {
+                    if n > 0 {
+                        published_tx.send_modify(|c| *c += n);
+                    }
+                    next
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "publishing reports failed");
+                    Some(RETRY_AFTER)
+                }
+            };
+            if *stop.borrow() {
+                break;
+            }
+            let wait = next.unwrap_or(Duration::from_secs(60));
+            tokio::select! {
+                _ = wake.notified() => {}
+                Some(ids) = sessions.recv() => touched_again(&mut conn, &publisher, ids).await,
+                _ = stop.changed() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    });
+    (handle, task)
+}
+
+/// Queues the reports these sessions (rows) may change.
+async fn touched_again(conn: &mut Conn, publisher: &Publisher, ids: Vec<i64>) {
+    let grace = publisher.ctx.links.grace_ns;
+    let queued = async {
+        let mut tx = conn.begin().await?;
+        let prs = tx.affected_by_sessions(&ids, grace).await?;
+        enqueue(&mut tx, &prs, publisher.debounce).await?;
+        tx.commit().await
+    };
+    if let Err(e) = queued.await {
+        tracing::error!(error = %e, "queueing the reports of changed sessions failed");
+    }
+}
+
+/// Publishes every due report; returns how many, and when the next one is due.
+async fn run_due(
+    publisher: &Publisher,
+    conn: &mut Conn,
+    readers: &Db,
+) -> anyhow::Result<(u64, Option<Duration>)> {
+    let now = now_ns();
+    let due = {
+        let mut tx = conn.begin().await?;
+        let due = tx.due_reports(now, ROUND).await?;
+        tx.commit().await?;
+        due
+    };
+    let mut done = 0;
+    for d in due {
+        let outcome = publish_one(publisher, conn, readers, &d.repo, d.number).await;
+        let mut tx = conn.begin().await?;
+        match outcome {
+            Ok(Published::Deferred(wait)) => {
+                tx.defer_report(&d.repo, d.number, now + wait.as_nanos() as i64)
+                    .await?;
+            }
+            Ok(Published::Done) => {
+                // Touched again while this was being published: it stays queued.
+                tx.report_done(&d.repo, d.number, d.touched_ns).await?;
+                done += 1;
+            }
+            Err(e) => {
+                tracing::warn!(repo = d.repo, number = d.number, error = %e, "publishing the report failed; retrying later");
+                tx.defer_report(&d.repo, d.number, now + RETRY_AFTER.as_nanos() as i64)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+    }
+    let mut tx = conn.begin().await?;
+    let next = tx.next_due().await?;
+    tx.commit().await?;
+    Ok((
+        done,
+        next.map(|n| Duration::from_nanos((n - now_ns()).max(0) as u64)),
+    ))
+}
+
+fn files_json(files: &[FilePatch]) -> String {
+    serde_json::to_string(
+        &files
+            .iter()
+            .map(|f| {
+                serde_json::json!({"filename": f.filename, "status": f.status, "additions": f.additions,
+                    "deletions": f.deletions, "patch": f.patch})
+            })
+            .collect::<Vec<_>>(),
+    )
+    .unwrap_or_else(|_| "[]".into())
+}
+
+/// Fetches what the report needs from the API: the PR's commits and patches (per head),
+/// and the patches of agent-linked commits (per SHA, never again).
+async fn fetch(
+    app: &GithubApp,
+    conn: &mut Conn,
+    readers: &Db,
+    installation: u64,
+    repo: &str,
+    number: i64,
+    head_sha: &str,
+) -> anyhow::Result<()> {
+    let cached = readers.cached_pull_head(repo, number).await?;
+    if cached.as_deref() != Some(head_sha) {
+        let shas = app.pull_commits(installation, repo, number as u64).await?;
+        let files = app.pull_files(installation, repo, number as u64).await?;
+        let mut tx = conn.begin().await?;
+        tx.cache_pull_request(repo, number, head_sha, &shas, &files_json(&files))
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+async fn publish_one(
+    publisher: &Publisher,
+    conn: &mut Conn,
+    readers: &Db,
+    repo: &str,
+    number: i64,
+) -> anyhow::Result<Published> {
+    let Ok(repo_name) = RepoName::parse(repo) else {
+        tracing::warn!(repo, "a queued report names no valid repository; dropped");
+        return Ok(Published::Done);
+    };
+    let installation = readers.repo_installation(repo).await?;
+    let Some(pr) = readers.pull_request(repo, number).await? else {
+        return Ok(Published::Done);
+    };
+    if let (Some(app), Some(inst)) = (&publisher.app, installation) {
+        fetch(app, conn, readers, inst as u64, repo, number, &pr.head_sha).await?;
+    }
+    let pr_number = PrNumber(number);
+    let Some(mut built) = build(readers, &publisher.ctx, &repo_name, pr_number).await? else {
+        return Ok(Published::Done);
+    };
+    // Patches of agent-linked commits, once per SHA, then the report again with lines.
+    if let (Some(app), Some(inst)) = (&publisher.app, installation) {
+        let mut fetched = false;
+        for c in built.report.commits.iter().filter(|c| c.agent_assisted) {
+            if readers.commit_patch(repo, &c.sha).await?.is_none() {
+                let files = app.commit_files(inst as u64, repo, &c.sha).await?;
+                let mut tx = conn.begin().await?;
+                tx.cache_commit_patch(repo, &c.sha, &files_json(&files))
+                    .await?;
+                tx.commit().await?;
+                fetched = true;
+            }
+        }
+        if fetched && let Some(again) = build(readers, &publisher.ctx, &repo_name, pr_number).await? {
+            built = again;
+        }
+    }
+    let Built {
+        report,
+        links,
+        shas,
+    } = built;
+    let commits: Vec<String> = shas
+        .iter()
+        .map(|s| crate::ids::node::commit_str(repo, s))
+        .collect();
+    let authored: Vec<AuthoredLink> = links
+        .iter()
+        .filter(|l| crate::ids::CommitSha::parse(&l.sha).is_ok())
+        .map(|l| AuthoredLink {
+            session_key: l.session_key.clone(),
+            commit: crate::ids::node::commit_str(repo, &l.sha),
+            evidence: l.evidence.as_str(),
+            confidence: l.confidence,
+        })
+        .collect();
+    let mut tx = conn.begin().await?;
+    tx.replace_authored_links(&commits, &authored, now_ns()).await?;
+    tx.commit().await?;
+    let body = render(&report);
+    let digest = crate::ids::encode_hex(&Sha256::digest(body.as_bytes()));
+    let last = readers.published(repo, number).await?;
+    if last.as_ref().map(|p| p.digest.as_str()) == Some(digest.as_str()) {
+        return Ok(Published::Done);
+    }
+    let (Some(app), Some(inst)) = (&publisher.app, installation) else {
+        // No App configured, or no installation known for the repository: the report is
+        // served by the API and the CLI only.
+        return Ok(Published::Done);
+    };
+    // A comment and a check run: at most two content-creating requests.
+    if let Err(wait) = publisher.budget.take(2) {
+        return Ok(Published::Deferred(wait));
+    }
+    let outcome = app
+        .upsert_comment(inst as u64, repo, number as u64, MARKER, &body)
+        .await?;
+    let comment_id = match outcome {
+        CommentOutcome::Created { id }
+        | CommentOutcome::Updated { id }
+        | CommentOutcome::Unchanged { id } => id,
+    };
+    let title: String = report.headline.chars().take(200).collect();
+    app.upsert_check_run(
+        inst as u64,
+        repo,
+        &report.head_sha,
+        "tracelink",
+        &title,
+        &summary(&report),
+        "neutral",
+    )
+    .await?;
+    let mut tx = conn.begin().await?;
+    tx.set_published(repo, number, &digest, comment_id as i64, now_ns())
+        .await?;
+    tx.commit().await?;
+    Ok(Published::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_write_budget_defers_past_its_limit() {
+        let b = WriteBudget::new(4, Duration::from_secs(60));
+        assert!(b.take(2).is_ok());
+        assert!(b.take(2).is_ok());
+        let wait = b.take(2).unwrap_err();
+        assert!(
+            wait > Duration::from_secs(59) && wait <= Duration::from_secs(60),
+            "{wait:?}"
+        );
+        let quick = WriteBudget::new(2, Duration::from_millis(1));
+        assert!(quick.take(2).is_ok());
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(
+            quick.take(2).is_ok(),
+            "writes older than the window are free again"
+        );
+    }
+}

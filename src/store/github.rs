@@ -1,0 +1,400 @@
+//! Graph nodes from GitHub: what a webhook delivery writes (commits, refs, links, pull
+//! requests, CI runs, deployments and their statuses, incidents, installations) as
+//! typed [`Op`]s, and the reads of those nodes.
+//!
+//! Every write is an idempotent upsert, and none depends on arrival order: immutable
+//! facts (commits, deployments) fill each other's gaps, and where two copies disagree
+//! the smaller value is kept; changing state (pull requests, runs, incidents,
+//! installations) is replaced whole by a newer `version` only.
+
+use crate::ids::CommitSha;
+
+use super::{Result, Tx};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitRow {
+    pub repo: String,
+    pub sha: CommitSha,
+    pub message: Option<String>,
+    pub author_name: Option<String>,
+    pub author_email: Option<String>,
+    pub author_login: Option<String>,
+    pub committer_name: Option<String>,
+    pub committer_email: Option<String>,
+    pub authored_ns: Option<i64>,
+    pub trailers: Vec<(String, String)>,
+    pub agents: Vec<&'static str>,
+    pub files: Vec<(String, &'static str)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkRow {
+    pub from_kind: &'static str,
+    pub from_key: String,
+    pub to_kind: &'static str,
+    pub to_key: String,
+    pub relation: &'static str,
+    pub evidence: String,
+    pub confidence: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PullRow {
+    pub repo: String,
+    pub number: i64,
+    pub title: Option<String>,
+    pub state: String,
+    pub draft: bool,
+    pub merged: bool,
+    pub author_login: Option<String>,
+    pub head_ref: String,
+    pub head_sha: String,
+    pub base_ref: String,
+    pub base_sha: String,
+    pub merge_commit_sha: Option<String>,
+    pub created_ns: Option<i64>,
+    pub updated_ns: Option<i64>,
+    pub closed_ns: Option<i64>,
+    pub merged_ns: Option<i64>,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub kind: &'static str,
+    pub id: i64,
+    pub attempt: i64,
+    pub repo: String,
+    pub name: Option<String>,
+    pub event: Option<String>,
+    pub app: Option<String>,
+    pub parent_id: Option<i64>,
+    pub head_sha: String,
+    pub head_branch: Option<String>,
+    pub status: Option<String>,
+    pub conclusion: Option<String>,
+    pub trace_id: Option<[u8; 16]>,
+    pub started_ns: Option<i64>,
+    pub completed_ns: Option<i64>,
+    pub updated_ns: Option<i64>,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentRow {
+    pub id: i64,
+    pub repo: String,
+    pub sha: String,
+    pub git_ref: Option<String>,
+    pub environment: String,
+    pub creator: Option<String>,
+    pub created_ns: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentRow {
+    pub repo: String,
+    pub number: i64,
+    pub title: Option<String>,
+    pub state: String,
+    pub is_incident: bool,
+    pub root_cause: Option<String>,
+    pub opened_ns: Option<i64>,
+    pub closed_ns: Option<i64>,
+    pub version: String,
+}
+
+/// One upsert.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Commit(Box<CommitRow>),
+    CommitRef {
+        repo: String,
+        sha: CommitSha,
+        git_ref: String,
+    },
+    Link(LinkRow),
+    Pull(Box<PullRow>),
+    Run(Box<RunRow>),
+    Deployment(DeploymentRow),
+    DeploymentStatus {
+        id: i64,
+        deployment_id: i64,
+        state: String,
+        environment: Option<String>,
+        created_ns: i64,
+    },
+    Incident(Box<IncidentRow>),
+    Installation {
+        id: i64,
+        account: Option<String>,
+        state: &'static str,
+        version: String,
+    },
+    InstallationRepo {
+        installation_id: i64,
+        repo: String,
+        in_scope: bool,
+        version: String,
+    },
+}
+
+impl Tx<'_> {
+    /// Writes a delivery's [`Op`]s.
+    pub async fn apply(&mut self, ops: &[Op], now_ns: i64) -> Result<()> {
+        let conn = self.conn();
+        for op in ops {
+            match op {
+                Op::Commit(c) => {
+                    sqlx::query(
+                        "INSERT INTO commits (repo, sha, message, author_name, author_email, author_login, \
+                         committer_name, committer_email, authored_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                         ON CONFLICT (repo, sha) DO UPDATE SET \
+                         message = coalesce(min(commits.message, excluded.message), commits.message, excluded.message), \
+                         author_name = coalesce(min(commits.author_name, excluded.author_name), commits.author_name, excluded.author_name), \
+                         author_email = coalesce(min(commits.author_email, excluded.author_email), commits.author_email, excluded.author_email), \
+                         author_login = coalesce(min(commits.author_login, excluded.author_login), commits.author_login, excluded.author_login), \
+                         committer_name = coalesce(min(commits.committer_name, excluded.committer_name), commits.committer_name, excluded.committer_name), \
+                         committer_email = coalesce(min(commits.committer_email, excluded.committer_email), commits.committer_email, excluded.committer_email), \
+                         authored_ns = coalesce(min(commits.authored_ns, excluded.authored_ns), commits.authored_ns, excluded.authored_ns)",
+                    )
+                    .bind(&c.repo)
+                    .bind(c.sha.as_str())
+                    .bind(c.message.as_deref())
+                    .bind(c.author_name.as_deref())
+                    .bind(c.author_email.as_deref())
+                    .bind(c.author_login.as_deref())
+                    .bind(c.committer_name.as_deref())
+                    .bind(c.committer_email.as_deref())
+                    .bind(c.authored_ns)
+                    .execute(&mut *conn)
+                    .await?;
+                    for (i, (key, value)) in c.trailers.iter().enumerate() {
+                        sqlx::query(
+                            "INSERT OR IGNORE INTO commit_trailers (repo, sha, position, key, value) VALUES (?, ?, ?, ?, ?)",
+                        )
+                        .bind(&c.repo)
+                        .bind(c.sha.as_str())
+                        .bind(i as i64)
+                        .bind(key)
+                        .bind(value)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    for agent in &c.agents {
+                        sqlx::query(
+                            "INSERT OR IGNORE INTO commit_agents (repo, sha, agent, evidence) VALUES (?, ?, ?, 'trailer')",
+                        )
+                        .bind(&c.repo)
+                        .bind(c.sha.as_str())
+                        .bind(*agent)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    for (path, change) in &c.files {
+                        sqlx::query(
+                            "INSERT OR IGNORE INTO commit_files (repo, sha, path, change) VALUES (?, ?, ?, ?)",
+                        )
+                        .bind(&c.repo)
+                        .bind(c.sha.as_str())
+                        .bind(path)
+                        .bind(*change)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                }
+                Op::CommitRef { repo, sha, git_ref } => {
+                    sqlx::query("INSERT OR IGNORE INTO commit_refs (repo, sha, ref) VALUES (?, ?, ?)")
+                        .bind(repo)
+                        .bind(sha.as_str())
+                        .bind(git_ref)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Op::Link(l) => {
+                    sqlx::query(
+                        "INSERT INTO links (from_kind, from_key, to_kind, to_key, relation, evidence, confidence, first_seen_ns) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+                         ON CONFLICT (from_kind, from_key, relation, to_kind, to_key) DO UPDATE SET \
+                         confidence = max(links.confidence, excluded.confidence), \
+                         evidence = CASE WHEN excluded.evidence < links.evidence THEN excluded.evidence ELSE links.evidence END",
+                    )
+                    .bind(l.from_kind)
+                    .bind(&l.from_key)
+                    .bind(l.to_kind)
+                    .bind(&l.to_key)
+                    .bind(l.relation)
+                    .bind(&l.evidence)
+                    .bind(l.confidence)
+                    .bind(now_ns)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Op::Pull(p) => {
+                    sqlx::query(
+                        "INSERT INTO pull_requests (repo, number, title, state, draft, merged, author_login, head_ref, \
+                         head_sha, base_ref, base_sha, merge_commit_sha, created_ns, updated_ns, closed_ns, merged_ns, version) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                         ON CONFLICT (repo, number) DO UPDATE SET title = excluded.title, state = excluded.state, \
+                         draft = excluded.draft, merged = excluded.merged, author_login = excluded.author_login, \
+                         head_ref = excluded.head_ref, head_sha = excluded.head_sha, base_ref = excluded.base_ref, \
+                         base_sha = excluded.base_sha, merge_commit_sha = excluded.merge_commit_sha, \
+                         created_ns = excluded.created_ns, \
+                         updated_ns = excluded.updated_ns, closed_ns = excluded.closed_ns, \
+                         merged_ns = excluded.merged_ns, version = excluded.version \
+                         WHERE excluded.version > pull_requests.version",
+                    )
+                    .bind(&p.repo)
+                    .bind(p.number)
+                    .bind(p.title.as_deref())
+                    .bind(&p.state)
+                    .bind(p.draft)
+                    .bind(p.merged)
+                    .bind(p.author_login.as_deref())
+                    .bind(&p.head_ref)
+                    .bind(&p.head_sha)
+                    .bind(&p.base_ref)
+                    .bind(&p.base_sha)
+                    .bind(p.merge_commit_sha.as_deref())
+                    .bind(p.created_ns)
+                    .bind(p.updated_ns)
+                    .bind(p.closed_ns)
+                    .bind(p.merged_ns)
+                    .bind(&p.version)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Op::Run(r) => {
+                    sqlx::query(
+                        "INSERT INTO ci_runs (kind, id, attempt, repo, name, event, app, parent_id, head_sha, head_branch, \
+                         status, conclusion, trace_id, started_ns, completed_ns, updated_ns, version) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                         ON CONFLICT (kind, id, attempt) DO UPDATE SET \
+                         name = excluded.name, event = excluded.event, \
+                         app = excluded.app, parent_id = excluded.parent_id, \
+                         head_branch = excluded.head_branch, status = excluded.status, \
+                         conclusion = excluded.conclusion, started_ns = excluded.started_ns, \
+                         completed_ns = excluded.completed_ns, updated_ns = excluded.updated_ns, version = excluded.version \
+                         WHERE excluded.version > ci_runs.version",
+                    )
+                    .bind(r.kind)
+                    .bind(r.id)
+                    .bind(r.attempt)
+                    .bind(&r.repo)
+                    .bind(r.name.as_deref())
+                    .bind(r.event.as_deref())
+                    .bind(r.app.as_deref())
+                    .bind(r.parent_id)
+                    .bind(&r.head_sha)
+                    .bind(r.head_branch.as_deref())
+                    .bind(r.status.as_deref())
+                    .bind(r.conclusion.as_deref())
+                    .bind(r.trace_id.as_ref().map(|t| &t[..]))
+                    .bind(r.started_ns)
+                    .bind(r.completed_ns)
+                    .bind(r.updated_ns)
+                    .bind(&r.version)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Op::Deployment(d) => {
+                    sqlx::query(
+                        "INSERT INTO deployments (id, repo, sha, ref, environment, creator, created_ns) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET \
+                         sha = min(deployments.sha, excluded.sha), \
+                         environment = min(deployments.environment, excluded.environment), \
+                         ref = coalesce(min(deployments.ref, excluded.ref), deployments.ref, excluded.ref), \
+                         creator = coalesce(min(deployments.creator, excluded.creator), deployments.creator, excluded.creator), \
+                         created_ns = coalesce(min(deployments.created_ns, excluded.created_ns), deployments.created_ns, excluded.created_ns)",
+                    )
+                    .bind(d.id)
+                    .bind(&d.repo)
+                    .bind(&d.sha)
+                    .bind(d.git_ref.as_deref())
+                    .bind(&d.environment)
+                    .bind(d.creator.as_deref())
+                    .bind(d.created_ns)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Op::DeploymentStatus {
+                    id,
+                    deployment_id,
+                    state,
+                    environment,
+                    created_ns,
+                } => {
+                    sqlx::query(
+                        "INSERT OR IGNORE INTO deployment_statuses (id, deployment_id, state, environment, created_ns) \
+                         VALUES (?, ?, ?, ?, ?)",
+                    )
+                    .bind(id)
+                    .bind(deployment_id)
+                    .bind(state)
+                    .bind(environment.as_deref())
+                    .bind(created_ns)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Op::Incident(i) => {
+                    sqlx::query(
+                        "INSERT INTO incidents (repo, number, title, state, is_incident, root_cause, opened_ns, closed_ns, version) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo, number) DO UPDATE SET \
+                         title = excluded.title, state = excluded.state, is_incident = excluded.is_incident, \
+                         root_cause = excluded.root_cause, opened_ns = excluded.opened_ns, \
+                         closed_ns = excluded.closed_ns, version = excluded.version \
+                         WHERE excluded.version > incidents.version",
+                    )
+                    .bind(&i.repo)
+                    .bind(i.number)
+                    .bind(i.title.as_deref())
+                    .bind(&i.state)
+                    .bind(i.is_incident)
+                    .bind(i.root_cause.as_deref())
+                    .bind(i.opened_ns)
+                    .bind(i.closed_ns)
+                    .bind(&i.version)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Op::Installation {
+                    id,
+                    account,
+                    state,
+                    version,
+                } => {
+                    sqlx::query(
+                        "INSERT INTO installations (id, account, state, version) VALUES (?, ?, ?, ?) \
+                         ON CONFLICT (id) DO UPDATE SET account = excluded.account, \
+                         state = excluded.state, version = excluded.version WHERE excluded.version > installations.version",
+                    )
+                    .bind(id)
+                    .bind(account.as_deref())
+                    .bind(*state)
+                    .bind(version)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Op::InstallationRepo {
+                    installation_id,
+                    repo,
+                    in_scope,
+                    version,
+                } => {
+                    sqlx::query(
+                        "INSERT INTO installation_repositories (installation_id, repo, in_scope, version) VALUES (?, ?, ?, ?) \
+                         ON CONFLICT (installation_id, repo) DO UPDATE SET in_scope = excluded.in_scope, \
+                         version = excluded.version WHERE excluded.version > installation_repositories.version",
+                    )
+                    .bind(installation_id)
+                    .bind(repo)
+                    .bind(in_scope)
+                    .bind(version)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,273 @@
+//! Reads over nodes and links that the graph module traverses: the facts the link rules
+//! weigh for a set of commits and the sessions that may have produced them, and commit
+//! ancestry (`parent` links) for petgraph.
+
+use std::collections::BTreeMap;
+
+use sqlx::AssertSqlSafe;
+
+use super::{Db, Result, placeholders};
+use crate::ids::node;
+
+/// What the link rules read about one commit.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommitFacts {
+    pub login: Option<String>,
+    pub email: Option<String>,
+    pub authored_ns: Option<i64>,
+    /// Agents its trailers name.
+    pub agents: Vec<String>,
+    pub files: Vec<String>,
+    /// Trace IDs its `Traceparent:` trailers name.
+    pub traces: Vec<[u8; 16]>,
+    /// Session keys its `Tracelink-Session:` trailers name.
+    pub named_sessions: Vec<String>,
+}
+
+/// A session that may have produced a commit: its row, key, agent, people and window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CandidateSession {
+    pub row: i64,
+    pub key: String,
+    pub agent: Option<String>,
+    pub user_email: Option<String>,
+    pub user_id: Option<String>,
+    pub repository: Option<String>,
+    pub started_ns: i64,
+    pub ended_ns: Option<i64>,
+    /// Files it modified.
+    pub files: Vec<String>,
+}
+
+/// A session found by a key it is known by: `(session row, session key)`.
+pub type SessionRef = (i64, String);
+
+impl Db {
+    /// The facts of each given commit of `repo` (commits not stored get empty facts).
+    pub async fn commit_facts(
+        &self,
+        repo: &str,
+        shas: &[String],
+    ) -> Result<BTreeMap<String, CommitFacts>> {
+        let mut out: BTreeMap<String, CommitFacts> = shas
+            .iter()
+            .map(|s| (s.clone(), CommitFacts::default()))
+            .collect();
+        for chunk in shas.chunks(500) {
+            let ph = placeholders(chunk.len());
+            let mut q = sqlx::query_as::<_, (String, Option<String>, Option<String>, Option<i64>)>(
+                AssertSqlSafe(format!(
+                    "SELECT sha, author_login, author_email, authored_ns FROM commits WHERE repo = ? AND sha IN ({ph})"
+                )),
+            )
+            .bind(repo);
+            for s in chunk {
+                q = q.bind(s);
+            }
+            for (sha, login, email, at) in q.fetch_all(&self.pool).await? {
+                if let Some(c) = out.get_mut(&sha) {
+                    (c.login, c.email, c.authored_ns) = (login, email, at);
+                }
+            }
+            let mut q = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(format!(
+                "SELECT sha, agent FROM commit_agents WHERE repo = ? AND sha IN ({ph}) ORDER BY agent"
+            )))
+            .bind(repo);
+            for s in chunk {
+                q = q.bind(s);
+            }
+            for (sha, agent) in q.fetch_all(&self.pool).await? {
+                if let Some(c) = out.get_mut(&sha) {
+                    c.agents.push(agent);
+                }
+            }
+            let mut q = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(format!(
+                "SELECT sha, path FROM commit_files WHERE repo = ? AND sha IN ({ph})"
+            )))
+            .bind(repo);
+            for s in chunk {
+                q = q.bind(s);
+            }
+            for (sha, path) in q.fetch_all(&self.pool).await? {
+                if let Some(c) = out.get_mut(&sha) {
+                    c.files.push(path);
+                }
+            }
+            let mut q = sqlx::query_as::<_, (String, String, String)>(AssertSqlSafe(format!(
+                "SELECT from_key, relation, to_key FROM links WHERE from_kind = 'commit' \
+                 AND relation IN ('traceparent', 'session') AND from_key IN ({ph})"
+            )));
+            for s in chunk {
+                q = q.bind(node::commit_str(repo, s));
+            }
+            for (from, relation, to) in q.fetch_all(&self.pool).await? {
+                if let Some(c) = out.get_mut(node::commit_sha(&from)) {
+                    if relation == "traceparent" {
+                        if let Ok(id) = crate::ids::TraceId::from_hex(&to) {
+                            c.traces.push(id.0);
+                        }
+                    } else {
+                        c.named_sessions.push(to);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sessions that exported any of these traces: trace → sessions.
+    pub async fn sessions_of_traces(
+        &self,
+        traces: &[[u8; 16]],
+    ) -> Result<BTreeMap<[u8; 16], Vec<SessionRef>>> {
+        let mut out: BTreeMap<[u8; 16], Vec<SessionRef>> = BTreeMap::new();
+        for chunk in traces.chunks(500) {
+            let mut q = sqlx::query_as::<_, (Vec<u8>, i64, String)>(AssertSqlSafe(format!(
+                "SELECT st.trace_id, s.id, s.session_key FROM session_traces st \
+                 JOIN sessions s ON s.id = st.session_id WHERE st.trace_id IN ({})",
+                placeholders(chunk.len())
+            )));
+            for t in chunk {
+                q = q.bind(&t[..]);
+            }
+            for (t, row, key) in q.fetch_all(&self.pool).await? {
+                if let Ok(t) = <[u8; 16]>::try_from(&t[..]) {
+                    out.entry(t).or_default().push((row, key));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The row of each known session key.
+    pub async fn session_rows(&self, keys: &[String]) -> Result<BTreeMap<String, i64>> {
+        let mut out = BTreeMap::new();
+        for chunk in keys.chunks(500) {
+            let mut q = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(format!(
+                "SELECT id, session_key FROM sessions WHERE session_key IN ({})",
+                placeholders(chunk.len())
+            )));
+            for k in chunk {
+                q = q.bind(k);
+            }
+            for (row, key) in q.fetch_all(&self.pool).await? {
+                out.insert(key, row);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sessions whose telemetry names any of these SHAs: `(sha, row, key)`.
+    pub async fn sessions_naming(&self, shas: &[String]) -> Result<Vec<(String, i64, String)>> {
+        let mut out = Vec::new();
+        for chunk in shas.chunks(500) {
+            let mut q = sqlx::query_as::<_, (String, i64, String)>(AssertSqlSafe(format!(
+                "SELECT sc.sha, s.id, s.session_key FROM session_commits sc \
+                 JOIN sessions s ON s.id = sc.session_id WHERE sc.sha IN ({})",
+                placeholders(chunk.len())
+            )));
+            for s in chunk {
+                q = q.bind(s);
+            }
+            out.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(out)
+    }
+
+    /// Sessions of these people (lowercase emails, agent user IDs) active in
+    /// `[from_ns, to_ns]`, with the files each modified.
+    pub async fn candidate_sessions(
+        &self,
+        emails: &[String],
+        agent_ids: &[String],
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Vec<CandidateSession>> {
+        if emails.is_empty() && agent_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = sqlx::query_as::<
+            _,
+            (
+                i64,
+                String,
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                Option<i64>,
+                Option<i64>,
+            ),
+        >(AssertSqlSafe(format!(
+            "SELECT id, session_key, agent, user_email, user_id, repository, started_ns, ended_ns \
+             FROM sessions WHERE (lower(user_email) IN ({}) OR user_id IN ({})) \
+             AND started_ns <= ? AND coalesce(ended_ns, started_ns) >= ?",
+            placeholders(emails.len()),
+            placeholders(agent_ids.len())
+        )));
+        for e in emails {
+            q = q.bind(e);
+        }
+        if emails.is_empty() {
+            q = q.bind("");
+        }
+        for a in agent_ids {
+            q = q.bind(a);
+        }
+        if agent_ids.is_empty() {
+            q = q.bind("");
+        }
+        q = q.bind(to_ns).bind(from_ns);
+        let mut out: Vec<CandidateSession> = Vec::new();
+        for (row, key, agent, user_email, user_id, repository, start, end) in
+            q.fetch_all(&self.pool).await?
+        {
+            let Some(started_ns) = start else { continue };
+            out.push(CandidateSession {
+                row,
+                key,
+                agent,
+                user_email,
+                user_id,
+                repository,
+                started_ns,
+                ended_ns: end,
+                files: Vec::new(),
+            });
+        }
+        for chunk in out.iter().map(|c| c.row).collect::<Vec<_>>().chunks(500) {
+            let mut q = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(format!(
+                "SELECT session_id, path FROM session_files WHERE action = 'modified' AND session_id IN ({})",
+                placeholders(chunk.len())
+            )));
+            for r in chunk {
+                q = q.bind(r);
+            }
+            for (row, path) in q.fetch_all(&self.pool).await? {
+                if let Some(c) = out.iter_mut().find(|c| c.row == row) {
+                    c.files.push(path);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `(child, parent)` commit-key edges reachable from `tip` through `parent` links,
+    /// `depth` parents deep.
+    pub async fn ancestry_edges(&self, tip: &str, depth: u32) -> Result<Vec<(String, String)>> {
+        sqlx::query_as(
+            "WITH RECURSIVE anc(key, depth) AS ( \
+               SELECT ?, 0 \
+               UNION SELECT l.to_key, anc.depth + 1 FROM links l JOIN anc \
+                 ON l.from_kind = 'commit' AND l.from_key = anc.key AND l.relation = 'parent' \
+               WHERE anc.depth < ? \
+             ) \
+             SELECT l.from_key, l.to_key FROM links l JOIN anc \
+               ON l.from_kind = 'commit' AND l.from_key = anc.key AND l.relation = 'parent'",
+        )
+        .bind(tip)
+        .bind(depth)
+        .fetch_all(&self.pool)
+        .await
+    }
+}

@@ -1,0 +1,324 @@
+//! Reads of GitHub's nodes: pull requests and their commits, commits with what hangs
+//! off them, CI runs, deployments and incidents.
+
+use sqlx::AssertSqlSafe;
+
+use super::{Db, Result, placeholders};
+use crate::ids::node;
+
+/// A pull request's row.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct PullRequest {
+    pub title: Option<String>,
+    pub state: String,
+    pub draft: bool,
+    pub merged: bool,
+    pub author_login: Option<String>,
+    pub head_ref: Option<String>,
+    pub head_sha: String,
+    pub base_ref: String,
+    pub base_sha: Option<String>,
+    pub merge_commit_sha: Option<String>,
+    pub created_ns: Option<i64>,
+    pub updated_ns: Option<i64>,
+    pub closed_ns: Option<i64>,
+    pub merged_ns: Option<i64>,
+}
+
+/// A commit's own row.
+#[derive(Debug, Clone, Default, PartialEq, sqlx::FromRow)]
+pub struct CommitRecord {
+    pub sha: String,
+    pub message: Option<String>,
+    pub author_name: Option<String>,
+    pub author_email: Option<String>,
+    pub author_login: Option<String>,
+    pub authored_ns: Option<i64>,
+}
+
+/// A CI run (workflow run or job, check suite or run, commit status).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct RunRecord {
+    pub kind: String,
+    pub id: i64,
+    pub attempt: i64,
+    pub name: Option<String>,
+    pub status: Option<String>,
+    pub conclusion: Option<String>,
+    pub trace_id: Option<Vec<u8>>,
+}
+
+/// A deployment with its state (its newest status).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct DeploymentRecord {
+    pub id: i64,
+    pub sha: String,
+    pub environment: String,
+    pub created_ns: Option<i64>,
+    pub state: Option<String>,
+}
+
+/// An incident.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct IncidentRecord {
+    pub number: i64,
+    pub title: Option<String>,
+    pub state: String,
+}
+
+/// Everything the commit API shows besides the linked sessions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommitDetail {
+    pub commit: CommitRecord,
+    pub trailers: Vec<(String, String)>,
+    pub agents: Vec<String>,
+    pub parents: Vec<String>,
+    /// `(path, change)`.
+    pub files: Vec<(String, String)>,
+    pub pull_requests: Vec<i64>,
+    pub runs: Vec<RunRecord>,
+    pub deployments: Vec<DeploymentRecord>,
+    pub incidents: Vec<i64>,
+}
+
+const DEPLOYMENT_STATE: &str = "(SELECT s.state FROM deployment_statuses s WHERE s.deployment_id = d.id \
+     ORDER BY s.created_ns DESC, s.id DESC LIMIT 1)";
+
+impl Db {
+    pub async fn pull_request(&self, repo: &str, number: i64) -> Result<Option<PullRequest>> {
+        sqlx::query_as(
+            "SELECT title, state, draft, merged, author_login, head_ref, head_sha, base_ref, base_sha, \
+             merge_commit_sha, created_ns, updated_ns, closed_ns, merged_ns FROM pull_requests \
+             WHERE repo = ? AND number = ?",
+        )
+        .bind(repo)
+        .bind(number)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// A pull request's commits: as the API listed them, every head it had, and every
+    /// commit pushed to its head branch; API order first, then oldest first.
+    pub async fn pull_commits(
+        &self,
+        repo: &str,
+        number: i64,
+        head_ref: Option<&str>,
+    ) -> Result<Vec<String>> {
+        let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT k.sha, min(k.position), c.authored_ns FROM ( \
+               SELECT sha, position FROM pull_request_commits WHERE repo = ? AND number = ? \
+               UNION SELECT substr(to_key, ?), NULL FROM links \
+                 WHERE from_kind = 'pull_request' AND from_key = ? AND relation = 'head' \
+               UNION SELECT sha, NULL FROM commit_refs WHERE repo = ? AND ref = 'refs/heads/' || ? \
+             ) k LEFT JOIN commits c ON c.repo = ? AND c.sha = k.sha \
+             GROUP BY k.sha ORDER BY min(k.position) IS NULL, min(k.position), c.authored_ns, k.sha",
+        )
+        .bind(repo)
+        .bind(number)
+        .bind(repo.len() as i64 + 2)
+        .bind(node::pull(repo, number))
+        .bind(repo)
+        .bind(head_ref.unwrap_or("\u{0}"))
+        .bind(repo)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// Every head SHA a pull request had.
+    pub async fn pull_heads(&self, repo: &str, number: i64) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT substr(to_key, ?) FROM links WHERE from_kind = 'pull_request' AND from_key = ? \
+             AND relation = 'head' ORDER BY to_key",
+        )
+        .bind(repo.len() as i64 + 2)
+        .bind(node::pull(repo, number))
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// The stored commits among `shas`, in no particular order.
+    pub async fn commits(&self, repo: &str, shas: &[String]) -> Result<Vec<CommitRecord>> {
+        let mut out = Vec::with_capacity(shas.len());
+        for chunk in shas.chunks(500) {
+            let mut q = sqlx::query_as::<_, CommitRecord>(AssertSqlSafe(format!(
+                "SELECT sha, message, author_name, author_email, author_login, authored_ns FROM commits \
+                 WHERE repo = ? AND sha IN ({})",
+                placeholders(chunk.len())
+            )))
+            .bind(repo);
+            for s in chunk {
+                q = q.bind(s);
+            }
+            out.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(out)
+    }
+
+    /// A commit with its trailers, agents, parents, files, pull requests, runs,
+    /// deployments and incidents; `None` when neither the commit nor a link to it is known.
+    pub async fn commit_detail(&self, repo: &str, sha: &str) -> Result<Option<CommitDetail>> {
+        let pool = &self.pool;
+        let key = node::commit_str(repo, sha);
+        let commit: Option<CommitRecord> = sqlx::query_as(
+            "SELECT sha, message, author_name, author_email, author_login, authored_ns FROM commits \
+             WHERE repo = ? AND sha = ?",
+        )
+        .bind(repo)
+        .bind(sha)
+        .fetch_optional(pool)
+        .await?;
+        // A commit known only from links (a run's head, a deployment) is still shown.
+        let linked: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM links WHERE to_kind = 'commit' AND to_key = ?")
+                .bind(&key)
+                .fetch_one(pool)
+                .await?;
+        if commit.is_none() && linked == 0 {
+            return Ok(None);
+        }
+        let trailers = sqlx::query_as(
+            "SELECT key, value FROM commit_trailers WHERE repo = ? AND sha = ? ORDER BY position",
+        )
+        .bind(repo)
+        .bind(sha)
+        .fetch_all(pool)
+        .await?;
+        let agents = sqlx::query_scalar(
+            "SELECT agent FROM commit_agents WHERE repo = ? AND sha = ? ORDER BY agent",
+        )
+        .bind(repo)
+        .bind(sha)
+        .fetch_all(pool)
+        .await?;
+        let parents: Vec<String> = sqlx::query_scalar(
+            "SELECT to_key FROM links WHERE from_kind = 'commit' AND from_key = ? AND relation = 'parent' ORDER BY to_key",
+        )
+        .bind(&key)
+        .fetch_all(pool)
+        .await?;
+        let files = sqlx::query_as(
+            "SELECT path, change FROM commit_files WHERE repo = ? AND sha = ? ORDER BY path",
+        )
+        .bind(repo)
+        .bind(sha)
+        .fetch_all(pool)
+        .await?;
+        // Pull requests: whose head it was, that merged as it, or whose head branch it was pushed to.
+        let pull_requests = sqlx::query_scalar(
+            "SELECT DISTINCT number FROM ( \
+               SELECT CAST(substr(from_key, ?) AS INTEGER) AS number FROM links \
+                 WHERE to_kind = 'commit' AND to_key = ? AND from_kind = 'pull_request' \
+               UNION SELECT p.number FROM pull_requests p JOIN commit_refs r \
+                 ON r.repo = p.repo AND r.ref = 'refs/heads/' || p.head_ref \
+                 WHERE p.repo = ? AND r.sha = ? \
+             ) ORDER BY number",
+        )
+        .bind(repo.len() as i64 + 2)
+        .bind(&key)
+        .bind(repo)
+        .bind(sha)
+        .fetch_all(pool)
+        .await?;
+        let runs = self.runs_at(repo, sha).await?;
+        let deployments = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT d.id, d.sha, d.environment, d.created_ns, {DEPLOYMENT_STATE} AS state \
+             FROM deployments d WHERE d.repo = ? AND d.sha = ? ORDER BY d.id"
+        )))
+        .bind(repo)
+        .bind(sha)
+        .fetch_all(pool)
+        .await?;
+        let incidents = sqlx::query_scalar(
+            "SELECT i.number FROM incidents i JOIN links l ON l.from_kind = 'incident' \
+               AND l.from_key = i.repo || '!' || i.number \
+             WHERE i.repo = ? AND i.is_incident = 1 AND l.to_kind = 'commit' AND l.to_key = ? ORDER BY i.number",
+        )
+        .bind(repo)
+        .bind(&key)
+        .fetch_all(pool)
+        .await?;
+        let prefix = repo.len() + 1;
+        Ok(Some(CommitDetail {
+            commit: commit.unwrap_or_else(|| CommitRecord {
+                sha: sha.to_string(),
+                ..Default::default()
+            }),
+            trailers,
+            agents,
+            parents: parents
+                .into_iter()
+                .map(|k| k.get(prefix..).unwrap_or_default().to_string())
+                .collect(),
+            files,
+            pull_requests,
+            runs,
+            deployments,
+            incidents,
+        }))
+    }
+
+    /// Every CI run at a commit, by kind, ID and attempt.
+    pub async fn runs_at(&self, repo: &str, sha: &str) -> Result<Vec<RunRecord>> {
+        sqlx::query_as(
+            "SELECT kind, id, attempt, name, status, conclusion, trace_id FROM ci_runs \
+             WHERE repo = ? AND head_sha = ? ORDER BY kind, id, attempt",
+        )
+        .bind(repo)
+        .bind(sha)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// First attempts of completed workflow runs at these commits: `(completed, succeeded)`.
+    pub async fn first_attempts(&self, repo: &str, shas: &[String]) -> Result<(i64, i64)> {
+        let (mut total, mut ok) = (0, 0);
+        for chunk in shas.chunks(500) {
+            let mut q = sqlx::query_as::<_, (i64, i64)>(AssertSqlSafe(format!(
+                "SELECT count(*), coalesce(sum(conclusion = 'success'), 0) FROM ci_runs WHERE repo = ? \
+                 AND kind = 'workflow_run' AND attempt = 1 AND status = 'completed' AND head_sha IN ({})",
+                placeholders(chunk.len())
+            )))
+            .bind(repo);
+            for s in chunk {
+                q = q.bind(s);
+            }
+            let (t, o) = q.fetch_one(&self.pool).await?;
+            total += t;
+            ok += o;
+        }
+        Ok((total, ok))
+    }
+
+    /// Deployments of `repo` created at or after `since_ns`, oldest first.
+    pub async fn deployments_since(&self, repo: &str, since_ns: i64) -> Result<Vec<DeploymentRecord>> {
+        sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT d.id, d.sha, d.environment, d.created_ns, {DEPLOYMENT_STATE} AS state \
+             FROM deployments d WHERE d.repo = ? AND coalesce(d.created_ns, 0) >= ? ORDER BY d.created_ns, d.id"
+        )))
+        .bind(repo)
+        .bind(since_ns)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Incidents of `repo` whose root cause names any of these nodes (deployment or
+    /// commit keys).
+    pub async fn incidents_caused_by(&self, repo: &str, keys: &[String]) -> Result<Vec<IncidentRecord>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = sqlx::query_as::<_, IncidentRecord>(AssertSqlSafe(format!(
+            "SELECT DISTINCT i.number, i.title, i.state FROM incidents i JOIN links l \
+               ON l.from_kind = 'incident' AND l.from_key = i.repo || '!' || i.number AND l.relation = 'caused_by' \
+             WHERE i.repo = ? AND i.is_incident = 1 AND l.to_key IN ({}) ORDER BY i.number",
+            placeholders(keys.len())
+        )))
+        .bind(repo);
+        for k in keys {
+            q = q.bind(k);
+        }
+        q.fetch_all(&self.pool).await
+    }
+}

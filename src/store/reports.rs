@@ -1,0 +1,330 @@
+//! Publishing's state: the queue of pull requests whose report must be rebuilt, what
+//! may affect a pull request's report, the patches and commit lists fetched from the
+//! API (cached), and the digest of the last report published per pull request.
+
+use std::collections::BTreeSet;
+
+use sqlx::{AssertSqlSafe, SqliteConnection};
+
+use super::github::Op;
+use super::{Db, Result, Tx, placeholders};
+
+/// Merged pull requests that deployments and incidents still update.
+const RECENT_MERGE_NS: i64 = 30 * 86_400 * 1_000_000_000;
+
+/// A pull request by repository and number.
+pub type PullRef = (String, i64);
+
+/// A queued report that is due.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DueReport {
+    pub repo: String,
+    pub number: i64,
+    /// When it was last queued: a publication that started before keeps it queued.
+    pub touched_ns: i64,
+}
+
+/// The last report published for a pull request.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Published {
+    pub digest: String,
+    pub comment_id: Option<i64>,
+}
+
+/// Pull requests containing any of these commits of `repo` (None: any repository): as
+/// their head, in their API commit list, or pushed to their head branch.
+async fn pulls_containing(
+    conn: &mut SqliteConnection,
+    repo: Option<&str>,
+    shas: &[String],
+) -> Result<BTreeSet<PullRef>> {
+    let mut out = BTreeSet::new();
+    for chunk in shas.chunks(200) {
+        let ph = placeholders(chunk.len());
+        let sql = format!(
+            "SELECT DISTINCT p.repo, p.number FROM pull_requests p WHERE (?1 IS NULL OR p.repo = ?1) AND ( \
+               p.head_sha IN ({ph}) \
+               OR EXISTS (SELECT 1 FROM pull_request_commits c WHERE c.repo = p.repo AND c.number = p.number AND c.sha IN ({ph})) \
+               OR EXISTS (SELECT 1 FROM commit_refs r WHERE r.repo = p.repo AND r.ref = 'refs/heads/' || p.head_ref AND r.sha IN ({ph})))"
+        );
+        let mut q = sqlx::query_as::<_, (String, i64)>(AssertSqlSafe(sql)).bind(repo);
+        for _ in 0..3 {
+            for s in chunk {
+                q = q.bind(s);
+            }
+        }
+        out.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(out)
+}
+
+impl Tx<'_> {
+    /// Queues pull requests for publication at `due_ns` (an earlier due time stays).
+    ///
+    /// A PR already waiting keeps its (earlier) due time; one whose due time has passed
+    /// (being published right now) waits a full period again: a PR is written at most
+    /// once per debounce window, and no change is left behind.
+    pub async fn enqueue_reports(
+        &mut self,
+        prs: &BTreeSet<PullRef>,
+        now_ns: i64,
+        due_ns: i64,
+    ) -> Result<()> {
+        for (repo, number) in prs {
+            sqlx::query(
+                "INSERT INTO report_queue (repo, number, due_ns, touched_ns) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (repo, number) DO UPDATE SET \
+                 touched_ns = max(report_queue.touched_ns + 1, ?4), \
+                 due_ns = CASE WHEN report_queue.due_ns <= ?4 THEN ?3 ELSE report_queue.due_ns END",
+            )
+            .bind(repo)
+            .bind(number)
+            .bind(due_ns)
+            .bind(now_ns)
+            .execute(self.conn())
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Pull requests a delivery's upserts may change.
+    pub async fn affected_by(&mut self, ops: &[Op], now_ns: i64) -> Result<BTreeSet<PullRef>> {
+        let mut prs = BTreeSet::new();
+        let mut shas: Vec<(String, String)> = Vec::new();
+        let mut recent_merges: BTreeSet<String> = BTreeSet::new();
+        for op in ops {
+            match op {
+                Op::Pull(p) => {
+                    prs.insert((p.repo.clone(), p.number));
+                }
+                Op::CommitRef { repo, sha, .. } => shas.push((repo.clone(), sha.to_string())),
+                Op::Commit(c) => shas.push((c.repo.clone(), c.sha.to_string())),
+                Op::Run(r) => shas.push((r.repo.clone(), r.head_sha.clone())),
+                Op::Deployment(d) => {
+                    recent_merges.insert(d.repo.clone());
+                }
+                Op::Incident(i) => {
+                    recent_merges.insert(i.repo.clone());
+                }
+                _ => {}
+            }
+        }
+        let conn = self.conn();
+        for (repo, sha) in shas {
+            prs.extend(pulls_containing(conn, Some(&repo), &[sha]).await?);
+        }
+        for repo in recent_merges {
+            let rows: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT repo, number FROM pull_requests WHERE repo = ? AND merged = 1 AND merged_ns >= ?",
+            )
+            .bind(&repo)
+            .bind(now_ns - RECENT_MERGE_NS)
+            .fetch_all(&mut *conn)
+            .await?;
+            prs.extend(rows);
+        }
+        Ok(prs)
+    }
+
+    /// Pull requests whose commits these sessions (rows) may have produced: commits they
+    /// name, commits whose trailers name their traces, and commits made in their active
+    /// windows widened by `grace_ns`.
+    pub async fn affected_by_sessions(
+        &mut self,
+        session_rows: &[i64],
+        grace_ns: i64,
+    ) -> Result<BTreeSet<PullRef>> {
+        let conn = self.conn();
+        let mut prs = BTreeSet::new();
+        for id in session_rows {
+            let mut shas: Vec<String> =
+                sqlx::query_scalar("SELECT sha FROM session_commits WHERE session_id = ?")
+                    .bind(id)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            let traced: Vec<String> = sqlx::query_scalar(
+                "SELECT substr(l.from_key, instr(l.from_key, '@') + 1) FROM links l JOIN session_traces st \
+                   ON l.to_key = lower(hex(st.trace_id)) WHERE st.session_id = ? AND l.from_kind = 'commit' \
+                   AND l.relation = 'traceparent'",
+            )
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+            shas.extend(traced);
+            let window: Option<(Option<i64>, Option<i64>, Option<String>)> =
+                sqlx::query_as("SELECT started_ns, ended_ns, repository FROM sessions WHERE id = ?")
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            if let Some((Some(start), end, repo)) = window {
+                let near: Vec<String> = sqlx::query_scalar(
+                    "SELECT sha FROM commits WHERE authored_ns BETWEEN ? AND ? AND (?3 IS NULL OR repo = ?3) LIMIT 500",
+                )
+                .bind(start - grace_ns)
+                .bind(end.unwrap_or(start) + grace_ns)
+                .bind(repo.map(|r| r.to_ascii_lowercase()))
+                .fetch_all(&mut *conn)
+                .await?;
+                shas.extend(near);
+            }
+            shas.sort();
+            shas.dedup();
+            prs.extend(pulls_containing(conn, None, &shas).await?);
+        }
+        Ok(prs)
+    }
+
+    /// Reports due at `now_ns`, oldest due first, at most `limit`.
+    pub async fn due_reports(&mut self, now_ns: i64, limit: i64) -> Result<Vec<DueReport>> {
+        sqlx::query_as(
+            "SELECT repo, number, touched_ns FROM report_queue WHERE due_ns <= ? ORDER BY due_ns LIMIT ?",
+        )
+        .bind(now_ns)
+        .bind(limit)
+        .fetch_all(self.conn())
+        .await
+    }
+
+    /// Moves a queued report's due time.
+    pub async fn defer_report(&mut self, repo: &str, number: i64, due_ns: i64) -> Result<()> {
+        sqlx::query("UPDATE report_queue SET due_ns = ? WHERE repo = ? AND number = ?")
+            .bind(due_ns)
+            .bind(repo)
+            .bind(number)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Takes a published report off the queue, unless it was queued again since
+    /// `touched_ns` (then it stays).
+    pub async fn report_done(&mut self, repo: &str, number: i64, touched_ns: i64) -> Result<()> {
+        sqlx::query("DELETE FROM report_queue WHERE repo = ? AND number = ? AND touched_ns = ?")
+            .bind(repo)
+            .bind(number)
+            .bind(touched_ns)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// The earliest due time in the queue.
+    pub async fn next_due(&mut self) -> Result<Option<i64>> {
+        sqlx::query_scalar("SELECT min(due_ns) FROM report_queue")
+            .fetch_one(self.conn())
+            .await
+    }
+
+    /// Replaces a pull request's API commit list and caches its patch (JSON) for `head_sha`.
+    pub async fn cache_pull_request(
+        &mut self,
+        repo: &str,
+        number: i64,
+        head_sha: &str,
+        commits: &[String],
+        files_json: &str,
+    ) -> Result<()> {
+        let conn = self.conn();
+        sqlx::query("DELETE FROM pull_request_commits WHERE repo = ? AND number = ?")
+            .bind(repo)
+            .bind(number)
+            .execute(&mut *conn)
+            .await?;
+        for (i, sha) in commits.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO pull_request_commits (repo, number, sha, position) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(repo)
+            .bind(number)
+            .bind(sha.to_ascii_lowercase())
+            .bind(i as i64)
+            .execute(&mut *conn)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO pull_request_patches (repo, number, head_sha, files) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (repo, number) DO UPDATE SET head_sha = excluded.head_sha, files = excluded.files",
+        )
+        .bind(repo)
+        .bind(number)
+        .bind(head_sha)
+        .bind(files_json)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Caches a commit's patch (JSON); a commit's never changes.
+    pub async fn cache_commit_patch(&mut self, repo: &str, sha: &str, files_json: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO commit_patches (repo, sha, files) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(repo)
+        .bind(sha)
+        .bind(files_json)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_published(
+        &mut self,
+        repo: &str,
+        number: i64,
+        digest: &str,
+        comment_id: i64,
+        now_ns: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO published_reports (repo, number, digest, comment_id, published_ns) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (repo, number) DO UPDATE SET digest = excluded.digest, \
+             comment_id = excluded.comment_id, published_ns = excluded.published_ns",
+        )
+        .bind(repo)
+        .bind(number)
+        .bind(digest)
+        .bind(comment_id)
+        .bind(now_ns)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+}
+
+impl Db {
+    /// The head SHA a pull request's cached patch belongs to.
+    pub async fn cached_pull_head(&self, repo: &str, number: i64) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT head_sha FROM pull_request_patches WHERE repo = ? AND number = ?")
+            .bind(repo)
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// A pull request's cached patch (JSON list of files).
+    pub async fn pull_patch(&self, repo: &str, number: i64) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT files FROM pull_request_patches WHERE repo = ? AND number = ?")
+            .bind(repo)
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// A commit's cached patch (JSON list of files).
+    pub async fn commit_patch(&self, repo: &str, sha: &str) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT files FROM commit_patches WHERE repo = ? AND sha = ?")
+            .bind(repo)
+            .bind(sha)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    pub async fn published(&self, repo: &str, number: i64) -> Result<Option<Published>> {
+        sqlx::query_as("SELECT digest, comment_id FROM published_reports WHERE repo = ? AND number = ?")
+            .bind(repo)
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await
+    }
+}

@@ -1,0 +1,84 @@
+//! Whole-table reads for tests and tooling: row counts, and every row as text (to check
+//! that deliveries and telemetry in any order give the same tables). The product never
+//! calls these; they keep the tests' SQL here, beside the schema it depends on.
+
+use sqlx::AssertSqlSafe;
+
+use super::{Db, Result};
+
+/// Every table of the schema.
+pub const TABLES: &[&str] = &[
+    "sessions",
+    "session_counters",
+    "session_tokens",
+    "session_commits",
+    "session_traces",
+    "session_files",
+    "spans",
+    "log_events",
+    "metric_points",
+    "cumulative_series",
+    "deliveries",
+    "installations",
+    "installation_repositories",
+    "commits",
+    "commit_trailers",
+    "commit_agents",
+    "commit_files",
+    "commit_refs",
+    "pull_requests",
+    "ci_runs",
+    "deployments",
+    "deployment_statuses",
+    "incidents",
+    "links",
+    "repo_installations",
+    "pull_request_commits",
+    "commit_patches",
+    "pull_request_patches",
+    "published_reports",
+    "report_queue",
+    "ci_uploads",
+    "ci_coverage",
+    "ci_test_cases",
+];
+
+fn known(table: &str) -> Result<&'static str> {
+    TABLES
+        .iter()
+        .find(|t| **t == table)
+        .copied()
+        .ok_or_else(|| sqlx::Error::Protocol(format!("no table {table:?}")))
+}
+
+impl Db {
+    /// Rows in a table.
+    pub async fn row_count(&self, table: &str) -> Result<i64> {
+        let table = known(table)?;
+        sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&self.pool)
+            .await
+    }
+
+    /// Every row of a table as text (`quote(col) | …`), sorted, without the given columns.
+    pub async fn dump_table(&self, table: &str, skip: &[&str]) -> Result<Vec<String>> {
+        let table = known(table)?;
+        let cols: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        let expr = cols
+            .iter()
+            .filter(|c| !skip.contains(&c.as_str()))
+            .map(|c| format!("quote({c})"))
+            .collect::<Vec<_>>()
+            .join(" || '|' || ");
+        let mut rows: Vec<String> =
+            sqlx::query_scalar(AssertSqlSafe(format!("SELECT {expr} FROM {table}")))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.sort();
+        Ok(rows)
+    }
+}
