@@ -10,7 +10,7 @@ use tracelink::github::app::{
     AppConfig, CheckOutcome, CommentOutcome, FilePatch, GithubApp, GithubError,
 };
 
-use crate::fake_github::{APP_ID, FakeFile, FakeGithub, INSTALLATION, SLUG};
+use tracelink_dev::fake_github::{APP_ID, FakeFile, FakeGithub, INSTALLATION, SLUG};
 
 const REPO: &str = "acme/widgets";
 const PR: u64 = 7;

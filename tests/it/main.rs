@@ -6,7 +6,6 @@ mod ci_upload;
 mod common;
 mod dora;
 mod durability;
-mod fake_github;
 mod fixtures;
 mod github_app;
 mod hook;

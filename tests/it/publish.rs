@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::common::TestApp;
-use crate::fake_github::{FakeFile, FakeGithub, INSTALLATION, SLUG};
+use tracelink_dev::fake_github::{FakeFile, FakeGithub, INSTALLATION, SLUG};
 use crate::reports::*;
 
 const PATCH_PR: &str = "@@ -1,2 +1,5 @@\n import { fetch } from './fetch';\n+export async function retry(fn) {\n+  return backoff(fn, 3);\n+}\n+// reviewed by a human\n";
