@@ -158,10 +158,11 @@ impl RepoName {
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let s = s.trim();
         let ok = s.len() <= 200
-            && s.split_once('/').is_some_and(|(o, n)| {
-                !o.is_empty() && !n.is_empty() && !n.contains('/')
-            })
-            && !s.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
+            && s.split_once('/')
+                .is_some_and(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
+            && !s
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
         if !ok {
             return Err(IdError::Repo(s.chars().take(200).collect()));
         }
@@ -315,7 +316,10 @@ mod tests {
 
     #[test]
     fn repo_names_are_lowercase_owner_slash_name() {
-        assert_eq!(RepoName::parse("Acme/Widgets").unwrap().as_str(), "acme/widgets");
+        assert_eq!(
+            RepoName::parse("Acme/Widgets").unwrap().as_str(),
+            "acme/widgets"
+        );
         for bad in ["acme", "/x", "x/", "a/b/c", "a /b", ""] {
             assert!(RepoName::parse(bad).is_err(), "{bad}");
         }

@@ -27,9 +27,14 @@ const RETRY_AFTER: Duration = Duration::from_secs(60);
 const ROUND: i64 = 32;
 
 /// Queues pull requests for publication `debounce` from now (an earlier due time stays).
-pub async fn enqueue(tx: &mut Tx<'_>, prs: &BTreeSet<PullRef>, debounce: Duration) -> store::Result<()> {
+pub async fn enqueue(
+    tx: &mut Tx<'_>,
+    prs: &BTreeSet<PullRef>,
+    debounce: Duration,
+) -> store::Result<()> {
     let now = now_ns();
-    tx.enqueue_reports(prs, now, now + debounce.as_nanos() as i64).await
+    tx.enqueue_reports(prs, now, now + debounce.as_nanos() as i64)
+        .await
 }
 
 /// The publisher's settings.
@@ -278,7 +283,9 @@ async fn publish_one(
                 fetched = true;
             }
         }
-        if fetched && let Some(again) = build(readers, &publisher.ctx, &repo_name, pr_number).await? {
+        if fetched
+            && let Some(again) = build(readers, &publisher.ctx, &repo_name, pr_number).await?
+        {
             built = again;
         }
     }
@@ -302,7 +309,8 @@ async fn publish_one(
         })
         .collect();
     let mut tx = conn.begin().await?;
-    tx.replace_authored_links(&commits, &authored, now_ns()).await?;
+    tx.replace_authored_links(&commits, &authored, now_ns())
+        .await?;
     tx.commit().await?;
     let body = render(&report);
     let digest = crate::ids::encode_hex(&Sha256::digest(body.as_bytes()));

@@ -4,10 +4,10 @@
 //! Anthropic's `input` tokens exclude cache reads and writes; they are added here so
 //! `input` follows the gen_ai conventions.
 
-use crate::facts::{Contribution, Counter, FileAction, TokenKinds};
 use super::util::{json_field, mention_commit, mention_file};
 use super::{Agent, MetricFact, MetricRule, RecordRule};
 use crate::agents::attrs::Reader;
+use crate::facts::{Contribution, Counter, FileAction, TokenKinds};
 
 const INPUT: TokenKinds = TokenKinds::INPUT;
 const CACHE_READ: TokenKinds = TokenKinds::INPUT.and(TokenKinds::CACHE_READ);

@@ -4,10 +4,10 @@
 //! gen_ai: input includes cached tokens, output includes reasoning tokens. Codex reports
 //! no line counts; they are counted from `apply_patch` arguments.
 
-use crate::facts::{Contribution, Counter, FileAction, TokenKinds};
 use super::util::mention_file;
 use super::{Agent, RecordRule};
 use crate::agents::attrs::Reader;
+use crate::facts::{Contribution, Counter, FileAction, TokenKinds};
 
 pub static AGENT: Agent = Agent {
     name: "codex",

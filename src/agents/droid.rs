@@ -3,9 +3,9 @@
 //! reports lines modified without splitting them into added and removed. Its resource's
 //! `service.name` is the generic `cli`, so it is recognised by names and scope only.
 
-use crate::facts::{Contribution, Counter};
 use super::{Agent, MetricFact, MetricRule, RecordRule};
 use crate::agents::attrs::Reader;
+use crate::facts::{Contribution, Counter};
 
 pub static AGENT: Agent = Agent {
     name: "droid",

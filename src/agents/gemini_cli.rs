@@ -5,10 +5,10 @@
 //! beside `output` and are added to it (gen_ai semantics). The resource's
 //! `service.version` is the Node.js version, so no agent version is taken from it.
 
-use crate::facts::{Contribution, Counter, FileAction, TokenKinds};
 use super::util::{json_field, json_number, mention_file};
 use super::{Agent, MetricFact, MetricRule, RecordRule};
 use crate::agents::attrs::Reader;
+use crate::facts::{Contribution, Counter, FileAction, TokenKinds};
 
 const INPUT: TokenKinds = TokenKinds::INPUT;
 const CACHE: TokenKinds = TokenKinds::CACHE_READ;

@@ -3,8 +3,8 @@
 //! `gen_ai.client.token.usage`). Used when no vendor adapter claims a record.
 
 use super::MetricFact;
-use crate::facts::{Contribution, Counter, TokenKinds};
 use crate::agents::attrs::Reader;
+use crate::facts::{Contribution, Counter, TokenKinds};
 
 static TOKEN_USAGE: MetricFact = MetricFact::Tokens {
     type_attr: "gen_ai.token.type",

@@ -5,10 +5,10 @@
 //! agent's table and builds the [`Batch`] the store writes. Records of no known agent
 //! fall back to the OpenTelemetry gen_ai conventions ([`genai`]).
 
+pub mod attrs;
 pub mod claude_code;
 pub mod codex;
 pub mod droid;
-pub mod attrs;
 pub mod gemini_cli;
 pub mod genai;
 mod normalise;

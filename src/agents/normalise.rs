@@ -16,12 +16,12 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-use crate::facts::{Additive, Contribution, Mentions};
 use super::util::repository_name;
 use super::{Agent, MetricFact, SESSION_KEYS, detect, genai};
-use crate::ids::{SessionId, SpanId, TraceId};
 use crate::agents::attrs::{Reader, body_str, get_str, select_json};
 use crate::facts::Signal;
+use crate::facts::{Additive, Contribution, Mentions};
+use crate::ids::{SessionId, SpanId, TraceId};
 use crate::store::batch::{Batch, LogRow, PointFact, PointRow, SessionInfo, SpanRow};
 
 /// Attributes that identify the session or its user: kept once on the session row,

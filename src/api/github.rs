@@ -1,15 +1,15 @@
 //! The GitHub side of the graph as JSON: a commit with everything linked to it, a pull
 //! request with its commits, and failed webhook deliveries.
 
+use super::{ApiError, ApiState};
+use crate::ids::{CommitSha, PrNumber, RepoName, encode_hex};
+use crate::store::nodes::CommitDetail;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use super::{ApiError, ApiState};
-use crate::ids::{CommitSha, PrNumber, RepoName, encode_hex};
-use crate::store::nodes::CommitDetail;
 
 fn rfc3339(ns: Option<i64>) -> Option<String> {
     crate::time::rfc3339(ns, chrono::SecondsFormat::Secs)
@@ -162,7 +162,10 @@ pub async fn pull_request(
         ));
     };
     // Its commits (the same list the report reads), those stored, oldest first.
-    let shas = state.db.pull_commits(r, number, pr.head_ref.as_deref()).await?;
+    let shas = state
+        .db
+        .pull_commits(r, number, pr.head_ref.as_deref())
+        .await?;
     let mut commits = state.db.commits(r, &shas).await?;
     commits.sort_by(|a, b| (a.authored_ns, &a.sha).cmp(&(b.authored_ns, &b.sha)));
     let heads = state.db.pull_heads(r, number).await?;
@@ -284,11 +287,11 @@ pub async fn dora(
         match v.as_deref() {
             None | Some("") => Ok(default),
             Some(s) => crate::time::parse_rfc3339(s).ok_or_else(|| {
-                    ApiError(
-                        StatusCode::BAD_REQUEST,
-                        format!("{name}={s:?} is not an RFC 3339 time"),
-                    )
-                }),
+                ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("{name}={s:?} is not an RFC 3339 time"),
+                )
+            }),
         }
     };
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);

@@ -51,10 +51,7 @@ impl ReportService for Reports {
         }
         let req = request.into_inner();
         let repo = RepoName::parse(&req.repository).map_err(|_| {
-            Status::invalid_argument(format!(
-                "repository {:?} is not owner/repo",
-                req.repository
-            ))
+            Status::invalid_argument(format!("repository {:?} is not owner/repo", req.repository))
         })?;
         if req.number <= 0 {
             return Err(Status::invalid_argument(format!(
@@ -62,12 +59,13 @@ impl ReportService for Reports {
                 req.number
             )));
         }
-        let built = crate::impact::pull::build(&self.readers, &self.ctx, &repo, PrNumber(req.number))
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "building a report failed");
-                Status::internal("building the report failed")
-            })?;
+        let built =
+            crate::impact::pull::build(&self.readers, &self.ctx, &repo, PrNumber(req.number))
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "building a report failed");
+                    Status::internal("building the report failed")
+                })?;
         let Some(crate::impact::pull::Built { report: r, .. }) = built else {
             return Err(Status::not_found(format!(
                 "no pull request {repo}#{}",

@@ -34,8 +34,8 @@ use sha2::{Digest, Sha256};
 
 use super::Report;
 use super::oidc::{self, AuthError, Principal};
-use crate::store::uploads::{FileContent, TestCaseRow, UploadBatch, UploadFile};
 use crate::config::ServeArgs;
+use crate::store::uploads::{FileContent, TestCaseRow, UploadBatch, UploadFile};
 use crate::store::writer::{SubmitError, Work};
 
 /// Most report files in one upload.
@@ -227,10 +227,7 @@ async fn handle(
         )
     })??;
 
-    let trace_id = crate::ids::encode_hex(&crate::ids::workflow_trace_id(
-        run.run_id,
-        run.attempt,
-    ));
+    let trace_id = crate::ids::encode_hex(&crate::ids::workflow_trace_id(run.run_id, run.attempt));
     let mut batch = run.batch;
     let mut unmatched = Vec::with_capacity(parsed.len());
     for (file, u) in parsed {
@@ -442,7 +439,10 @@ fn read_file(
         }
         Report::Tests(mut t) => {
             let unmatched = super::normalise_test_files(&mut t, repo, workspace);
-            (FileContent::Tests(t.into_iter().map(test_row).collect()), unmatched)
+            (
+                FileContent::Tests(t.into_iter().map(test_row).collect()),
+                unmatched,
+            )
         }
     };
     let digest = crate::ids::encode_hex(&Sha256::digest(bytes));
@@ -468,8 +468,16 @@ fn coverage_rows(c: &super::LineCoverage) -> FileContent {
             .files
             .iter()
             .map(|(path, lines)| {
-                let hit = lines.iter().filter(|(_, h)| **h > 0).map(|(l, _)| *l).collect();
-                let missed = lines.iter().filter(|(_, h)| **h == 0).map(|(l, _)| *l).collect();
+                let hit = lines
+                    .iter()
+                    .filter(|(_, h)| **h > 0)
+                    .map(|(l, _)| *l)
+                    .collect();
+                let missed = lines
+                    .iter()
+                    .filter(|(_, h)| **h == 0)
+                    .map(|(l, _)| *l)
+                    .collect();
                 (path.clone(), hit, missed)
             })
             .collect(),
@@ -508,11 +516,12 @@ fn file_view(f: &UploadFile, unmatched: &[String]) -> Value {
             });
         }
         FileContent::Tests(t) => {
-            let (passed, failed, skipped) = t.iter().fold((0, 0, 0), |(p, f, s), t| match t.outcome {
-                "passed" => (p + 1, f, s),
-                "skipped" => (p, f, s + 1),
-                _ => (p, f + 1, s),
-            });
+            let (passed, failed, skipped) =
+                t.iter().fold((0, 0, 0), |(p, f, s), t| match t.outcome {
+                    "passed" => (p + 1, f, s),
+                    "skipped" => (p, f, s + 1),
+                    _ => (p, f + 1, s),
+                });
             v["tests"] = json!({"passed": passed, "failed": failed, "skipped": skipped});
         }
     }

@@ -4,11 +4,12 @@
 
 use super::events::{Event, PayloadError};
 use super::trailers;
-use crate::ids::{CommitSha, workflow_trace_id};
-use crate::ids::node::{commit as commit_key, deployment as deployment_key, incident as incident_key, pull as pull_key, run as run_key};
-use crate::store::github::{
-    CommitRow, DeploymentRow, IncidentRow, LinkRow, Op, PullRow, RunRow,
+use crate::ids::node::{
+    commit as commit_key, deployment as deployment_key, incident as incident_key, pull as pull_key,
+    run as run_key,
 };
+use crate::ids::{CommitSha, workflow_trace_id};
+use crate::store::github::{CommitRow, DeploymentRow, IncidentRow, LinkRow, Op, PullRow, RunRow};
 
 /// Repository names are case-insensitive on GitHub: keys use the lowercase form.
 pub fn repo_name(r: &super::events::Repository) -> String {

@@ -81,7 +81,8 @@ async fn process_pending(conn: &mut Conn, cfg: &ProcessorConfig) -> store::Resul
     let now = now_ns();
     let mut tx = conn.begin().await?;
     for d in &pending {
-        let ops = Event::parse(&d.event, &d.payload).and_then(|e| plan::plan(&e, &cfg.incident_label));
+        let ops =
+            Event::parse(&d.event, &d.payload).and_then(|e| plan::plan(&e, &cfg.incident_label));
         match ops {
             Ok(ops) => {
                 tx.apply(&ops, now).await?;

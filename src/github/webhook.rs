@@ -41,7 +41,11 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
-pub async fn receive(State(state): State<WebhookState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn receive(
+    State(state): State<WebhookState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let hooks = &state.telemetry.webhooks;
     if let Err(e) = signature::verify(
         &state.webhook_secrets,

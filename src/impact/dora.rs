@@ -20,7 +20,9 @@ pub async fn repository(
     let repo = repo.as_str();
     // Successful deployments, each at its first success, oldest first; the one before
     // the window bounds the first deployment's contents.
-    let deployments = db.successful_deployments(repo, environment, until_ns).await?;
+    let deployments = db
+        .successful_deployments(repo, environment, until_ns)
+        .await?;
     let tips: Vec<String> = deployments
         .iter()
         .map(|d| node::commit_str(repo, &d.sha))

@@ -9,7 +9,6 @@ use super::ReportContext;
 use crate::graph::links::{SessionLink, link_commits};
 use crate::graph::neighbourhood::Ancestry;
 use crate::ids::{PrNumber, RepoName, node};
-use crate::metrics::coverage::{self, CoverageInputs, MAX_BASE_DEPTH};
 use crate::metrics::model::{IncidentSummary, PrReport};
 use crate::metrics::pull::{self as maths, PatchFile, parse_patch};
 use crate::metrics::sessions;
@@ -38,7 +37,9 @@ pub async fn build(
     let Some(pr) = db.pull_request(repo, number).await? else {
         return Ok(None);
     };
-    let shas = db.pull_commits(repo, number, pr.head_ref.as_deref()).await?;
+    let shas = db
+        .pull_commits(repo, number, pr.head_ref.as_deref())
+        .await?;
     let links = link_commits(db, &ctx.links, repo, &shas).await?;
 
     // Sessions, in order of first activity.
@@ -66,7 +67,11 @@ pub async fn build(
     totals.agent_commits = agent_commits.len();
 
     // Lines, from the cached patches.
-    let (lines, pr_added, agent_added) = match db.pull_patch(repo, number).await?.and_then(|p| parse_patch(&p)) {
+    let (lines, pr_added, agent_added) = match db
+        .pull_patch(repo, number)
+        .await?
+        .and_then(|p| parse_patch(&p))
+    {
         Some(files) => {
             let agent_patches = agent_patches(db, repo, &agent_commits).await?;
             let l = maths::line_share(&files, &agent_patches);
@@ -75,53 +80,20 @@ pub async fn build(
         None => (None, Vec::new(), Vec::new()),
     };
 
-    // Coverage and tests.
-    let branch = pr.base_ref.strip_prefix("refs/heads/").unwrap_or(&pr.base_ref);
-    let head_sha = pr.head_sha.to_ascii_lowercase();
-    let complete = db.upload_runs_complete(repo, &head_sha).await?;
-    let mut head_uploads = Vec::new();
-    for u in db.uploads(repo, &head_sha, false).await? {
-        let lines = db.coverage(u.id).await?;
-        head_uploads.push((u, lines));
-    }
-    let mut base_sha: Option<String> = None;
-    let coverage_section = if head_uploads.is_empty() {
-        None
-    } else {
-        let ancestors = db
-            .coverage_ancestors(repo, &head_sha, &format!("refs/heads/{branch}"), MAX_BASE_DEPTH)
-            .await?;
-        let base = match coverage::choose_base(&ancestors, &head_sha, branch) {
-            Ok((sha, distance)) => {
-                let mut lines = Vec::new();
-                for u in db.uploads(repo, &sha, false).await? {
-                    lines.push(db.coverage(u.id).await?);
-                }
-                base_sha = Some(sha.clone());
-                Ok((sha, distance, lines))
-            }
-            Err(note) => Err(note),
-        };
-        coverage::coverage_section(CoverageInputs {
-            head_sha: &head_sha,
-            head: &head_uploads,
-            branch,
-            base,
-            pr_added: &pr_added,
-            agent_added: &agent_added,
-            complete,
-        })
-    };
-    let head_tests = coverage::test_results(&test_uploads(db, repo, &head_sha).await?);
-    let base_tests = match &base_sha {
-        Some(b) if !head_tests.is_empty() => Some(coverage::test_results(&test_uploads(db, repo, b).await?)),
-        _ => None,
-    };
-    let tests_section = coverage::tests_section(
-        &head_tests,
-        base_sha.as_deref().zip(base_tests.as_ref()),
-        complete,
-    );
+    // Coverage and tests (against the coverage base).
+    let coverage = super::ci::coverage_section(
+        db,
+        repo,
+        &pr.head_sha,
+        &pr.base_ref,
+        &pr_added,
+        &agent_added,
+    )
+    .await?;
+    let base_sha = coverage
+        .as_ref()
+        .and_then(|c| c["base"]["sha"].as_str().map(str::to_string));
+    let tests = super::ci::tests_section(db, repo, &pr.head_sha, base_sha.as_deref()).await?;
 
     // CI at head, and first attempts over all the PR's commits.
     let ci = maths::ci(
@@ -145,10 +117,7 @@ pub async fn build(
         }
         _ => Default::default(),
     };
-    let mut causes: Vec<String> = deployments
-        .iter()
-        .map(|d| node::deployment(d.id))
-        .collect();
+    let mut causes: Vec<String> = deployments.iter().map(|d| node::deployment(d.id)).collect();
     causes.extend(shas.iter().map(|s| node::commit_str(repo, s)));
     let incidents = db
         .incidents_caused_by(repo, &causes)
@@ -161,7 +130,12 @@ pub async fn build(
         })
         .collect();
 
-    let timing = maths::timing(first_session_ns, pr.created_ns, pr.merged_ns, merge_to_deploy);
+    let timing = maths::timing(
+        first_session_ns,
+        pr.created_ns,
+        pr.merged_ns,
+        merge_to_deploy,
+    );
     if pr.state == "merged" {
         totals.cost_per_merged_pr = totals.cost_usd;
     }
@@ -182,8 +156,8 @@ pub async fn build(
         deployments,
         incidents,
         timing,
-        coverage: coverage_section,
-        tests: tests_section,
+        coverage,
+        tests,
     };
     report.headline = crate::report::markdown::headline(&report);
     Ok(Some(Built {
@@ -201,22 +175,13 @@ async fn agent_patches(
 ) -> store::Result<Vec<Vec<PatchFile>>> {
     let mut out = Vec::new();
     for sha in commits {
-        if let Some(files) = db.commit_patch(repo, sha).await?.and_then(|p| parse_patch(&p)) {
+        if let Some(files) = db
+            .commit_patch(repo, sha)
+            .await?
+            .and_then(|p| parse_patch(&p))
+        {
             out.push(files);
         }
-    }
-    Ok(out)
-}
-
-async fn test_uploads(
-    db: &Db,
-    repo: &str,
-    sha: &str,
-) -> store::Result<Vec<(store::uploads::StoredUpload, Vec<store::uploads::StoredCase>)>> {
-    let mut out = Vec::new();
-    for u in db.uploads(repo, sha, true).await? {
-        let cases = db.test_cases(u.id).await?;
-        out.push((u, cases));
     }
     Ok(out)
 }

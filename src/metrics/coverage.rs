@@ -324,7 +324,11 @@ fn finals(results: &Results) -> BTreeMap<&str, &TestResult> {
 
 /// The report's tests section (see the module docs for its shape); `None` when head has
 /// no test report. `base` is the coverage base's SHA and results, when it has any.
-pub fn tests_section(results: &Results, base: Option<(&str, &Results)>, complete: bool) -> Option<Value> {
+pub fn tests_section(
+    results: &Results,
+    base: Option<(&str, &Results)>,
+    complete: bool,
+) -> Option<Value> {
     if results.is_empty() {
         return None;
     }

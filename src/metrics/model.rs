@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::graph::links::Evidence;
 use super::sessions::TokenView;
+use crate::graph::links::Evidence;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PrReport {

@@ -219,7 +219,9 @@ pub fn ci(runs: Vec<RunRecord>, first_attempts: (i64, i64)) -> CiSummary {
         .into_iter()
         .filter(|r| matches!(r.kind.as_str(), "workflow_run" | "check_suite" | "status"))
         .collect();
-    runs.sort_by(|a, b| (&a.kind, &a.name, a.id, a.attempt).cmp(&(&b.kind, &b.name, b.id, b.attempt)));
+    runs.sort_by(|a, b| {
+        (&a.kind, &a.name, a.id, a.attempt).cmp(&(&b.kind, &b.name, b.id, b.attempt))
+    });
     let mut ci = CiSummary::default();
     let latest: HashMap<(&str, i64), i64> = runs.iter().fold(HashMap::new(), |mut m, r| {
         let e = m.entry((r.kind.as_str(), r.id)).or_insert(r.attempt);

@@ -108,8 +108,12 @@ pub fn view(prices: &PriceTable, record: SessionRecord) -> SessionView {
     let key = row.session_key;
     let (agent, agent_version, user_id, user_email) =
         (row.agent, row.agent_version, row.user_id, row.user_email);
-    let (organization, repository, started, ended) =
-        (row.organization, row.repository, row.started_ns, row.ended_ns);
+    let (organization, repository, started, ended) = (
+        row.organization,
+        row.repository,
+        row.started_ns,
+        row.ended_ns,
+    );
 
     let counter_rows = rel.counters;
     let mut counters: BTreeMap<&'static str, (usize, CounterView)> = BTreeMap::new();

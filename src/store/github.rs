@@ -204,12 +204,14 @@ impl Tx<'_> {
                     }
                 }
                 Op::CommitRef { repo, sha, git_ref } => {
-                    sqlx::query("INSERT OR IGNORE INTO commit_refs (repo, sha, ref) VALUES (?, ?, ?)")
-                        .bind(repo)
-                        .bind(sha.as_str())
-                        .bind(git_ref)
-                        .execute(&mut *conn)
-                        .await?;
+                    sqlx::query(
+                        "INSERT OR IGNORE INTO commit_refs (repo, sha, ref) VALUES (?, ?, ?)",
+                    )
+                    .bind(repo)
+                    .bind(sha.as_str())
+                    .bind(git_ref)
+                    .execute(&mut *conn)
+                    .await?;
                 }
                 Op::Link(l) => {
                     sqlx::query(

@@ -183,9 +183,6 @@ pub(crate) fn placeholders(n: usize) -> String {
     vec!["?"; n.max(1)].join(", ")
 }
 
-
-
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -170,11 +170,12 @@ impl Db {
         .fetch_optional(pool)
         .await?;
         // A commit known only from links (a run's head, a deployment) is still shown.
-        let linked: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM links WHERE to_kind = 'commit' AND to_key = ?")
-                .bind(&key)
-                .fetch_one(pool)
-                .await?;
+        let linked: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM links WHERE to_kind = 'commit' AND to_key = ?",
+        )
+        .bind(&key)
+        .fetch_one(pool)
+        .await?;
         if commit.is_none() && linked == 0 {
             return Ok(None);
         }
@@ -292,7 +293,11 @@ impl Db {
     }
 
     /// Deployments of `repo` created at or after `since_ns`, oldest first.
-    pub async fn deployments_since(&self, repo: &str, since_ns: i64) -> Result<Vec<DeploymentRecord>> {
+    pub async fn deployments_since(
+        &self,
+        repo: &str,
+        since_ns: i64,
+    ) -> Result<Vec<DeploymentRecord>> {
         sqlx::query_as(AssertSqlSafe(format!(
             "SELECT d.id, d.sha, d.environment, d.created_ns, {DEPLOYMENT_STATE} AS state \
              FROM deployments d WHERE d.repo = ? AND coalesce(d.created_ns, 0) >= ? ORDER BY d.created_ns, d.id"
@@ -305,7 +310,11 @@ impl Db {
 
     /// Incidents of `repo` whose root cause names any of these nodes (deployment or
     /// commit keys).
-    pub async fn incidents_caused_by(&self, repo: &str, keys: &[String]) -> Result<Vec<IncidentRecord>> {
+    pub async fn incidents_caused_by(
+        &self,
+        repo: &str,
+        keys: &[String],
+    ) -> Result<Vec<IncidentRecord>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -320,5 +329,66 @@ impl Db {
             q = q.bind(k);
         }
         q.fetch_all(&self.pool).await
+    }
+}
+
+/// An issue as stored: whether it is an incident, and its state.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct IssueState {
+    pub repo: String,
+    pub number: i64,
+    pub state: String,
+    pub is_incident: bool,
+}
+
+/// An App installation and the repositories it covers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstallationRecord {
+    pub id: i64,
+    pub account: Option<String>,
+    pub state: String,
+    /// `(repository, in scope)`.
+    pub repositories: Vec<(String, bool)>,
+}
+
+impl Db {
+    /// Every issue seen (incident or not), by repository and number.
+    pub async fn issues(&self) -> Result<Vec<IssueState>> {
+        sqlx::query_as(
+            "SELECT repo, number, state, is_incident FROM incidents ORDER BY repo, number",
+        )
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// An App installation, with its repositories.
+    pub async fn installation(&self, id: i64) -> Result<Option<InstallationRecord>> {
+        let row: Option<(i64, Option<String>, String)> =
+            sqlx::query_as("SELECT id, account, state FROM installations WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let repositories: Vec<(String, bool)> = sqlx::query_as(
+            "SELECT repo, in_scope FROM installation_repositories WHERE installation_id = ? ORDER BY repo",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(match row {
+            Some((id, account, state)) => Some(InstallationRecord {
+                id,
+                account,
+                state,
+                repositories,
+            }),
+            // Repositories can arrive before the installation itself.
+            None if !repositories.is_empty() => Some(InstallationRecord {
+                id,
+                account: None,
+                state: "unknown".into(),
+                repositories,
+            }),
+            None => None,
+        })
     }
 }

@@ -151,11 +151,12 @@ impl Tx<'_> {
             .fetch_all(&mut *conn)
             .await?;
             shas.extend(traced);
-            let window: Option<(Option<i64>, Option<i64>, Option<String>)> =
-                sqlx::query_as("SELECT started_ns, ended_ns, repository FROM sessions WHERE id = ?")
-                    .bind(id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
+            let window: Option<(Option<i64>, Option<i64>, Option<String>)> = sqlx::query_as(
+                "SELECT started_ns, ended_ns, repository FROM sessions WHERE id = ?",
+            )
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
             if let Some((Some(start), end, repo)) = window {
                 let near: Vec<String> = sqlx::query_scalar(
                     "SELECT sha FROM commits WHERE authored_ns BETWEEN ? AND ? AND (?3 IS NULL OR repo = ?3) LIMIT 500",
@@ -256,7 +257,12 @@ impl Tx<'_> {
     }
 
     /// Caches a commit's patch (JSON); a commit's never changes.
-    pub async fn cache_commit_patch(&mut self, repo: &str, sha: &str, files_json: &str) -> Result<()> {
+    pub async fn cache_commit_patch(
+        &mut self,
+        repo: &str,
+        sha: &str,
+        files_json: &str,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO commit_patches (repo, sha, files) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
         )
@@ -295,11 +301,13 @@ impl Tx<'_> {
 impl Db {
     /// The head SHA a pull request's cached patch belongs to.
     pub async fn cached_pull_head(&self, repo: &str, number: i64) -> Result<Option<String>> {
-        sqlx::query_scalar("SELECT head_sha FROM pull_request_patches WHERE repo = ? AND number = ?")
-            .bind(repo)
-            .bind(number)
-            .fetch_optional(&self.pool)
-            .await
+        sqlx::query_scalar(
+            "SELECT head_sha FROM pull_request_patches WHERE repo = ? AND number = ?",
+        )
+        .bind(repo)
+        .bind(number)
+        .fetch_optional(&self.pool)
+        .await
     }
 
     /// A pull request's cached patch (JSON list of files).
@@ -321,10 +329,12 @@ impl Db {
     }
 
     pub async fn published(&self, repo: &str, number: i64) -> Result<Option<Published>> {
-        sqlx::query_as("SELECT digest, comment_id FROM published_reports WHERE repo = ? AND number = ?")
-            .bind(repo)
-            .bind(number)
-            .fetch_optional(&self.pool)
-            .await
+        sqlx::query_as(
+            "SELECT digest, comment_id FROM published_reports WHERE repo = ? AND number = ?",
+        )
+        .bind(repo)
+        .bind(number)
+        .fetch_optional(&self.pool)
+        .await
     }
 }

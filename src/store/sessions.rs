@@ -161,6 +161,17 @@ impl Db {
         self.records(rows).await
     }
 
+    /// The names of a session's stored log events, oldest first.
+    pub async fn session_events(&self, key: &str) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT l.event FROM log_events l JOIN sessions s ON s.id = l.session_id \
+             WHERE s.session_key = ? ORDER BY l.time_ns, l.event",
+        )
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await
+    }
+
     async fn records(&self, rows: Vec<SessionRow>) -> Result<Vec<SessionRecord>> {
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let mut related = self.load_related(&ids).await?;

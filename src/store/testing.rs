@@ -5,6 +5,7 @@
 use sqlx::AssertSqlSafe;
 
 use super::{Db, Result};
+use crate::ids::{SpanId, TraceId};
 
 /// Every table of the schema.
 pub const TABLES: &[&str] = &[
@@ -52,6 +53,17 @@ fn known(table: &str) -> Result<&'static str> {
 }
 
 impl Db {
+    /// Whether a span is stored.
+    pub async fn has_span(&self, trace_id: &TraceId, span_id: &SpanId) -> Result<bool> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM spans WHERE trace_id = ? AND span_id = ?")
+                .bind(trace_id.as_bytes())
+                .bind(span_id.as_bytes())
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(n > 0)
+    }
+
     /// Rows in a table.
     pub async fn row_count(&self, table: &str) -> Result<i64> {
         let table = known(table)?;
@@ -80,5 +92,30 @@ impl Db {
                 .await?;
         rows.sort();
         Ok(rows)
+    }
+}
+
+/// SQLite's write lock held by another connection, as another process would hold it:
+/// the writer stalls until [`WriteLock::release`].
+pub struct WriteLock {
+    conn: sqlx::SqliteConnection,
+}
+
+impl WriteLock {
+    /// Takes the write lock of the database file at `path`.
+    pub async fn acquire(path: &std::path::Path) -> Result<WriteLock> {
+        use sqlx::{ConnectOptions, Executor};
+        let mut conn = super::options(path)
+            .map_err(|e| sqlx::Error::Configuration(e.into()))?
+            .connect()
+            .await?;
+        conn.execute("BEGIN IMMEDIATE").await?;
+        Ok(WriteLock { conn })
+    }
+
+    pub async fn release(mut self) -> Result<()> {
+        use sqlx::Executor;
+        self.conn.execute("ROLLBACK").await?;
+        Ok(())
     }
 }

@@ -72,11 +72,13 @@ pub struct UploadBatch {
 
 /// `(passed, failed, skipped)` of a test report; errors count as failures.
 fn test_counts(tests: &[TestCaseRow]) -> (i64, i64, i64) {
-    tests.iter().fold((0, 0, 0), |(p, f, s), t| match t.outcome {
-        "passed" => (p + 1, f, s),
-        "skipped" => (p, f, s + 1),
-        _ => (p, f + 1, s),
-    })
+    tests
+        .iter()
+        .fold((0, 0, 0), |(p, f, s), t| match t.outcome {
+            "passed" => (p + 1, f, s),
+            "skipped" => (p, f, s + 1),
+            _ => (p, f + 1, s),
+        })
 }
 
 /// Stores an upload's new files (inside the writer's transaction).
@@ -161,13 +163,15 @@ async fn write_coverage(
         if covered.is_empty() && missed.is_empty() {
             continue;
         }
-        sqlx::query("INSERT INTO ci_coverage (upload_id, path, covered, missed) VALUES (?, ?, ?, ?)")
-            .bind(id)
-            .bind(path)
-            .bind(encode_lines(covered.iter().copied()))
-            .bind(encode_lines(missed.iter().copied()))
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO ci_coverage (upload_id, path, covered, missed) VALUES (?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(path)
+        .bind(encode_lines(covered.iter().copied()))
+        .bind(encode_lines(missed.iter().copied()))
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }

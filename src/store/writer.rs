@@ -10,10 +10,10 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::{AssertSqlSafe, Connection, Sqlite, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
+use super::Conn;
 use super::batch::{Batch, LogRow, PointFact, SpanRow};
 use super::deliveries::DeliveryRow;
 use super::uploads::UploadBatch;
-use super::Conn;
 use crate::facts::{Additive, Counter, Tokens};
 use crate::telemetry::Telemetry;
 

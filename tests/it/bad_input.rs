@@ -302,7 +302,6 @@ async fn tokens_are_required_when_configured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_write_queue_answers_429_with_retry_after() {
-    use sqlx::{Connection, Executor};
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("tracelink.db");
     let mut app = TestApp::spawn_with(|a| {
@@ -312,10 +311,9 @@ async fn a_full_write_queue_answers_429_with_retry_after() {
     .await;
     // Another process holding SQLite's write lock stalls the writer: one request is in
     // the writer, one waits in the queue, the rest must be refused at once.
-    let mut blocker = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+    let blocker = tracelink::store::testing::WriteLock::acquire(&db)
         .await
         .unwrap();
-    blocker.execute("BEGIN IMMEDIATE").await.unwrap();
 
     let mut pending = Vec::new();
     for n in 0..6u8 {
@@ -376,7 +374,7 @@ async fn a_full_write_queue_answers_429_with_retry_after() {
         refused >= 4,
         "with one request writing and one queued, the others are refused ({refused})"
     );
-    blocker.execute("ROLLBACK").await.unwrap();
+    blocker.release().await.unwrap();
     let mut accepted = 0;
     for p in waiting {
         let (status, _) = p.await.unwrap();

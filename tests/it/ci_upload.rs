@@ -134,7 +134,7 @@ pub async fn upload(
 }
 
 fn trace_hex(run: i64, attempt: i64) -> String {
-    tracelink::ids::encode_hex(&tracelink::github::plan::workflow_trace_id(run, attempt))
+    tracelink::ids::encode_hex(&tracelink::ids::workflow_trace_id(run, attempt))
 }
 
 #[tokio::test]
@@ -193,12 +193,28 @@ async fn oidc_upload_of_real_reports_is_stored_once() {
         ]
     );
     assert_eq!(app.count("ci_test_cases").await, 7);
+    let from_run = app
+        .db()
+        .links_by_relation("upload", "from_run")
+        .await
+        .unwrap();
     assert_eq!(
-        app.scalar("SELECT count(*) FROM links WHERE from_kind = 'upload' AND relation = 'from_run' AND to_key = 'workflow_run:900:1'").await,
+        from_run
+            .iter()
+            .filter(|l| l.to_key == "workflow_run:900:1")
+            .count(),
         2
     );
+    let for_commit = app
+        .db()
+        .links_by_relation("upload", "for_commit")
+        .await
+        .unwrap();
     assert_eq!(
-        app.scalar(&format!("SELECT count(*) FROM links WHERE from_kind = 'upload' AND relation = 'for_commit' AND to_key = 'acme/widgets@{HEAD}'")).await,
+        for_commit
+            .iter()
+            .filter(|l| l.to_key == format!("acme/widgets@{HEAD}"))
+            .count(),
         2
     );
 
@@ -587,12 +603,12 @@ async fn pull_request_with_less_coverage_than_main() {
     .await;
     assert_eq!(s, 201, "{b}");
 
-    let pool = &app.server.as_ref().unwrap().readers;
+    let pool = &app.server.as_ref().unwrap().db;
     let lib_patch = "@@ -8,3 +8,7 @@\n keep\n keep\n-old\n+changed\n+new\n+new\n+new\n+new\n";
     let pr_added = vec![
         (
             "src/lib.rs".to_string(),
-            tracelink::ci::metrics::added_lines(lib_patch),
+            tracelink::metrics::diff::added_numbers(lib_patch),
         ),
         ("src/util.rs".to_string(), vec![6, 7, 8]),
         ("README.md".to_string(), vec![3]),
@@ -600,7 +616,7 @@ async fn pull_request_with_less_coverage_than_main() {
     assert_eq!(pr_added[0].1, vec![10, 11, 12, 13, 14]);
     let agent_added = vec![("src/lib.rs".to_string(), vec![11, 12, 13, 14])];
     let section =
-        tracelink::ci::metrics::coverage_section(pool, REPO, PR_2, "main", &pr_added, &agent_added)
+        tracelink::impact::ci::coverage_section(pool, REPO, PR_2, "main", &pr_added, &agent_added)
             .await
             .unwrap()
             .expect("coverage at head");
@@ -622,7 +638,7 @@ async fn pull_request_with_less_coverage_than_main() {
         serde_json::to_string_pretty(&section).unwrap()
     );
 
-    let tests = tracelink::ci::metrics::tests_section(pool, REPO, PR_2, Some(MAIN_2))
+    let tests = tracelink::impact::ci::tests_section(pool, REPO, PR_2, Some(MAIN_2))
         .await
         .unwrap()
         .expect("tests at head");
@@ -642,12 +658,11 @@ async fn pull_request_with_less_coverage_than_main() {
     )
     .await;
     app.applied(5).await;
-    let pool = &app.server.as_ref().unwrap().readers;
-    let section =
-        tracelink::ci::metrics::coverage_section(pool, REPO, PR_2, "main", &pr_added, &[])
-            .await
-            .unwrap()
-            .unwrap();
+    let pool = &app.server.as_ref().unwrap().db;
+    let section = tracelink::impact::ci::coverage_section(pool, REPO, PR_2, "main", &pr_added, &[])
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(section["complete"], true);
     assert_eq!(section["agent_patch"], Value::Null);
 
@@ -660,7 +675,7 @@ async fn pull_request_with_less_coverage_than_main() {
     )
     .await;
     assert_eq!(s, 201);
-    let orphan = tracelink::ci::metrics::coverage_section(pool, REPO, HEAD, "main", &[], &[])
+    let orphan = tracelink::impact::ci::coverage_section(pool, REPO, HEAD, "main", &[], &[])
         .await
         .unwrap()
         .unwrap();
@@ -673,7 +688,7 @@ async fn pull_request_with_less_coverage_than_main() {
             .contains("ancestry of 5555555 is not known"),
         "{orphan}"
     );
-    let other = tracelink::ci::metrics::coverage_section(pool, REPO, PR_2, "release", &[], &[])
+    let other = tracelink::impact::ci::coverage_section(pool, REPO, PR_2, "release", &[], &[])
         .await
         .unwrap()
         .unwrap();
@@ -681,7 +696,7 @@ async fn pull_request_with_less_coverage_than_main() {
         other["base_note"],
         "no known ancestor of b000000 is on release"
     );
-    let none = tracelink::ci::metrics::coverage_section(pool, REPO, MAIN_1, "main", &[], &[])
+    let none = tracelink::impact::ci::coverage_section(pool, REPO, MAIN_1, "main", &[], &[])
         .await
         .unwrap();
     assert_eq!(none, None, "no upload at that commit");

@@ -75,13 +75,14 @@ impl TestApp {
         body
     }
 
-    /// Rows in a table, read straight from the database file.
+    /// Rows in a table (the store's test helper).
     pub async fn count(&self, table: &str) -> i64 {
-        let server = self.server.as_ref().expect("running");
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
-            .fetch_one(&server.readers)
-            .await
-            .expect("count")
+        self.db().row_count(table).await.expect("count")
+    }
+
+    /// The running server's database (its read side).
+    pub fn db(&self) -> &tracelink::store::Db {
+        &self.server.as_ref().expect("running").db
     }
 
     /// POSTs a webhook delivery signed with `secret`.
@@ -121,37 +122,9 @@ impl TestApp {
             .expect("processor alive");
     }
 
-    /// One value from the database, read straight from the file.
-    pub async fn scalar(&self, sql: &str) -> i64 {
-        let server = self.server.as_ref().expect("running");
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
-            .fetch_one(&server.readers)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-    }
-
     /// Every row of a table as text, sorted, without the given columns.
     pub async fn dump(&self, table: &str, skip: &[&str]) -> Vec<String> {
-        let server = self.server.as_ref().expect("running");
-        let cols: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
-        )))
-        .fetch_all(&server.readers)
-        .await
-        .expect("columns");
-        let expr = cols
-            .iter()
-            .filter(|c| !skip.contains(&c.as_str()))
-            .map(|c| format!("quote({c})"))
-            .collect::<Vec<_>>()
-            .join(" || '|' || ");
-        let mut rows: Vec<String> =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {expr} FROM {table}")))
-                .fetch_all(&server.readers)
-                .await
-                .expect("rows");
-        rows.sort();
-        rows
+        self.db().dump_table(table, skip).await.expect("rows")
     }
 
     pub async fn stop(&mut self) {

@@ -11,6 +11,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Notify;
 
 use tracelink::config::ServeArgs;
+use tracelink::ids::{SpanId, TraceId};
 use tracelink::server::Server;
 
 /// A span's (trace ID, span ID).
@@ -125,24 +126,19 @@ async fn acknowledged_spans_survive_kill_9() {
     let server = Server::start(&ServeArgs::ephemeral(db.clone()))
         .await
         .expect("restarts on the killed database");
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM spans")
-        .fetch_one(&server.readers)
-        .await
-        .unwrap();
+    let stored = server.db.row_count("spans").await.unwrap();
     assert!(
         stored as usize >= acked.len(),
         "{stored} stored < {} acknowledged",
         acked.len()
     );
     for (trace, span) in &acked {
-        let found: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM spans WHERE trace_id = ? AND span_id = ?")
-                .bind(&trace[..])
-                .bind(&span[..])
-                .fetch_one(&server.readers)
-                .await
-                .unwrap();
-        assert_eq!(found, 1, "acknowledged span {trace:?}/{span:?} lost");
+        let found = server
+            .db
+            .has_span(&TraceId(*trace), &SpanId(*span))
+            .await
+            .unwrap();
+        assert!(found, "acknowledged span {trace:?}/{span:?} lost");
     }
     server.shutdown().await.unwrap();
 }
@@ -171,10 +167,7 @@ async fn graceful_shutdown_flushes_what_was_acknowledged() {
     }
     server.shutdown().await.unwrap();
     let again = Server::start(&ServeArgs::ephemeral(db)).await.unwrap();
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM spans")
-        .fetch_one(&again.readers)
-        .await
-        .unwrap();
+    let stored = again.db.row_count("spans").await.unwrap();
     assert_eq!(stored, sent);
     again.shutdown().await.unwrap();
 }
@@ -209,10 +202,7 @@ async fn sigterm_stops_the_server_after_flushing() {
         .unwrap();
     assert!(status.success(), "clean exit: {status}");
     let server = Server::start(&ServeArgs::ephemeral(db)).await.unwrap();
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM spans")
-        .fetch_one(&server.readers)
-        .await
-        .unwrap();
+    let stored = server.db.row_count("spans").await.unwrap();
     assert_eq!(stored, 1000);
     server.shutdown().await.unwrap();
     drop(client);

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::common::TestApp;
-use tracelink_dev::fake_github::{FakeFile, FakeGithub, INSTALLATION, SLUG};
 use crate::reports::*;
+use tracelink_dev::fake_github::{FakeFile, FakeGithub, INSTALLATION, SLUG};
 
 const PATCH_PR: &str = "@@ -1,2 +1,5 @@\n import { fetch } from './fetch';\n+export async function retry(fn) {\n+  return backoff(fn, 3);\n+}\n+// reviewed by a human\n";
 const PATCH_CLAUDE: &str = "@@ -1,1 +1,4 @@\n import { fetch } from './fetch';\n+export async function retry(fn) {\n+  return backoff(fn, 3);\n+}\n";
@@ -171,10 +171,12 @@ async fn one_comment_and_check_run_kept_current_after_merge() {
     );
     assert_eq!(runs[0].conclusion.as_deref(), Some("neutral"));
     // The links the report used are stored in the graph.
-    assert_eq!(
-        app.scalar("SELECT count(*) FROM links WHERE from_kind = 'session' AND relation = 'authored' AND evidence = 'event'").await,
-        2
-    );
+    let authored = app
+        .db()
+        .links_by_relation("session", "authored")
+        .await
+        .unwrap();
+    assert_eq!(authored.iter().filter(|l| l.evidence == "event").count(), 2);
     app.stop().await;
 }
 

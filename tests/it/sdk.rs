@@ -230,14 +230,11 @@ async fn sdk_grpc_gzip_traces_metrics_and_logs() {
     assert!(app.count("metric_points").await > 0);
 
     assert_eq!(app.count("log_events").await, 1);
-    let server = app.server.as_ref().expect("running");
-    let events: Vec<String> = sqlx::query_scalar(
-        "SELECT l.event FROM log_events l JOIN sessions s ON s.id = l.session_id \
-         WHERE s.session_key = 'sdk-conv-grpc'",
-    )
-    .fetch_all(&server.readers)
-    .await
-    .expect("log events");
+    let events = app
+        .db()
+        .session_events("sdk-conv-grpc")
+        .await
+        .expect("log events");
     assert_eq!(events, ["gen_ai.client.inference.operation.details"]);
 
     app.stop().await;

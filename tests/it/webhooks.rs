@@ -67,11 +67,11 @@ async fn every_captured_payload_becomes_its_nodes_and_links() {
         "webhooks/payloads holds the captured examples"
     );
     deliver_all(&app, &(0..all.len()).collect::<Vec<_>>()).await;
-    assert_eq!(
-        app.scalar("SELECT count(*) FROM deliveries WHERE status = 'processed'")
-            .await,
-        all.len() as i64
-    );
+    let (status, processed) = app
+        .get_json("/api/v1/deliveries?status=processed&limit=1000")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(processed["deliveries"].as_array().unwrap().len(), all.len());
 
     for (name, event, body) in &all {
         let p: Value = serde_json::from_slice(body).unwrap();
@@ -174,23 +174,19 @@ async fn every_captured_payload_becomes_its_nodes_and_links() {
                     .iter()
                     .any(|l| l["name"].as_str().unwrap().eq_ignore_ascii_case("bug"));
                 let number = p["issue"]["number"].as_i64().unwrap();
-                let rows = app
-                    .scalar(&format!(
-                        "SELECT count(*) FROM incidents WHERE repo = '{}' AND number = {number}",
-                        repo.to_ascii_lowercase()
-                    ))
-                    .await;
+                let issues = app.db().issues().await.unwrap();
+                let rows = issues
+                    .iter()
+                    .filter(|i| i.repo == repo.to_ascii_lowercase() && i.number == number)
+                    .count();
                 assert_eq!(rows, 1, "{name}: labelled {labelled}");
             }
             "installation" | "installation_repositories" => {
                 let id = p["installation"]["id"].as_i64().unwrap();
+                let installation = app.db().installation(id).await.unwrap();
                 if event == "installation" {
-                    let rows = app
-                        .scalar(&format!(
-                            "SELECT count(*) FROM installations WHERE id = {id}"
-                        ))
-                        .await;
-                    assert_eq!(rows, 1, "{name}");
+                    let i = installation.as_ref().expect("installation stored");
+                    assert_ne!(i.state, "unknown", "{name}");
                 }
                 for r in p["repositories_added"]
                     .as_array()
@@ -199,8 +195,9 @@ async fn every_captured_payload_becomes_its_nodes_and_links() {
                     .chain(p["repositories"].as_array().into_iter().flatten())
                 {
                     let full = r["full_name"].as_str().unwrap().to_ascii_lowercase();
+                    let repos = &installation.as_ref().expect("installation").repositories;
                     assert_eq!(
-                        app.scalar(&format!("SELECT count(*) FROM installation_repositories WHERE installation_id = {id} AND repo = '{full}'")).await,
+                        repos.iter().filter(|(r, _)| *r == full).count(),
                         1,
                         "{name}"
                     );
@@ -341,12 +338,28 @@ async fn trailers_mark_commits_agent_assisted_before_any_telemetry() {
     );
     assert_eq!(c["trailers"][0]["key"], "Traceparent");
     assert_eq!(c["authored_at"], "2026-11-20T09:13:48Z");
+    let traceparent = app
+        .db()
+        .links_by_relation("commit", "traceparent")
+        .await
+        .unwrap();
     assert_eq!(
-        app.scalar("SELECT count(*) FROM links WHERE relation = 'traceparent' AND to_key = 'b3334784fc61510ab4e4362d0249eb86'").await,
+        traceparent
+            .iter()
+            .filter(|l| l.to_key == "b3334784fc61510ab4e4362d0249eb86")
+            .count(),
         1
     );
+    let named = app
+        .db()
+        .links_by_relation("commit", "session")
+        .await
+        .unwrap();
     assert_eq!(
-        app.scalar("SELECT count(*) FROM links WHERE relation = 'session' AND to_key = '82c3495f-998e-457a-875a-8643b934dd9c'").await,
+        named
+            .iter()
+            .filter(|l| l.to_key == "82c3495f-998e-457a-875a-8643b934dd9c")
+            .count(),
         1
     );
     let second = commit(
@@ -597,11 +610,12 @@ async fn incidents_link_their_root_cause_and_resolve_in_any_order() {
         app.applied(3).await;
         let c = commit(&app, "Codertocat/Hello-World", sha).await;
         assert_eq!(c["incidents"], json!([1]), "order {order:?}");
+        let issues = app.db().issues().await.unwrap();
         assert_eq!(
-            app.scalar(
-                "SELECT count(*) FROM incidents WHERE state = 'resolved' AND is_incident = 1"
-            )
-            .await,
+            issues
+                .iter()
+                .filter(|i| i.state == "resolved" && i.is_incident)
+                .count(),
             1,
             "closed is newest, whatever arrived last (order {order:?})"
         );
@@ -615,11 +629,8 @@ async fn incidents_link_their_root_cause_and_resolve_in_any_order() {
         200
     );
     app.applied(1).await;
-    assert_eq!(
-        app.scalar("SELECT count(*) FROM incidents WHERE is_incident = 1")
-            .await,
-        0
-    );
+    let issues = app.db().issues().await.unwrap();
+    assert_eq!(issues.iter().filter(|i| i.is_incident).count(), 0);
     app.stop().await;
 }
 
