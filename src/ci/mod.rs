@@ -25,6 +25,7 @@
 //! and a reference to any other entity is an error.
 
 pub mod cobertura;
+pub mod context;
 pub mod gocover;
 pub mod jacoco;
 pub mod junit;

@@ -9,6 +9,7 @@ mod durability;
 mod fixtures;
 mod github_app;
 mod hook;
+mod layout;
 mod publish;
 mod reports;
 mod sdk;

@@ -3,6 +3,7 @@
 //! SHAs or IDs are unusable is refused before it is acknowledged.
 
 use super::events::{Event, PayloadError};
+use super::root_cause::{RootCause, resolve_root_cause, root_cause};
 use super::trailers;
 use crate::ids::node::{
     commit as commit_key, deployment as deployment_key, incident as incident_key, pull as pull_key,
@@ -72,43 +73,6 @@ fn run_rank(status: Option<&str>) -> u8 {
 }
 
 const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
-
-/// The `root cause: <sha or deployment>` line of an incident's body.
-pub fn root_cause(body: &str) -> Option<String> {
-    body.lines().find_map(|line| {
-        let line = line.trim().trim_start_matches(['-', '*', '>', ' ']);
-        let lower = line.to_ascii_lowercase();
-        let rest = lower.strip_prefix("root cause")?;
-        let rest = rest.trim_start().strip_prefix(':')?;
-        let start = line.len() - rest.len();
-        let value = line[start..].trim().trim_matches('`');
-        (!value.is_empty()).then(|| value.to_string())
-    })
-}
-
-/// What a root cause names: a commit by full SHA, or a deployment by ID.
-pub enum RootCause {
-    Commit(CommitSha),
-    Deployment(i64),
-    Unresolved,
-}
-
-pub fn resolve_root_cause(value: &str) -> RootCause {
-    if let Ok(sha) = CommitSha::parse(value) {
-        return RootCause::Commit(sha);
-    }
-    let digits = value
-        .trim_start_matches(|c: char| !c.is_ascii_digit())
-        .trim_end_matches(|c: char| !c.is_ascii_digit());
-    let lower = value.to_ascii_lowercase();
-    let names_deployment = lower.contains("deploy")
-        || value.starts_with('#')
-        || value.chars().all(|c| c.is_ascii_digit());
-    if let (true, Ok(id)) = (names_deployment, digits.parse::<i64>()) {
-        return RootCause::Deployment(id);
-    }
-    RootCause::Unresolved
-}
 
 /// Translates an event into upserts. `incident_label` is compared case-insensitively.
 pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError> {
@@ -605,68 +569,4 @@ fn deployment_ops(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn workflow_trace_id_matches_the_collector_receiver() {
-        // python3: hashlib.sha256(b"15891415591t").hexdigest()[:32]
-        assert_eq!(
-            crate::ids::encode_hex(&workflow_trace_id(1589141559, 1)),
-            "4b088c714b8ad2c2dfc4e5b68e8379f8"
-        );
-        assert_eq!(
-            crate::ids::encode_hex(&workflow_trace_id(30433642, 2)),
-            "88e30cd3b8bca59cdf6ff36211417b26"
-        );
-    }
-
-    #[test]
-    fn root_cause_lines() {
-        let body = "Checkout fails.\n\nRoot Cause: `9c0832b26219b10b65f2a64ef32be97e2e28f8da`\n";
-        assert_eq!(
-            root_cause(body).as_deref(),
-            Some("9c0832b26219b10b65f2a64ef32be97e2e28f8da")
-        );
-        assert!(matches!(
-            resolve_root_cause("deployment 145988746"),
-            RootCause::Deployment(145988746)
-        ));
-        assert!(matches!(
-            resolve_root_cause("#42"),
-            RootCause::Deployment(42)
-        ));
-        assert!(matches!(
-            resolve_root_cause("9c0832b"),
-            RootCause::Unresolved
-        ));
-        assert_eq!(root_cause("no cause here"), None);
-    }
-
-    #[test]
-    fn a_force_push_does_not_chain_from_the_replaced_history() {
-        let payload = |forced: bool| {
-            serde_json::json!({"ref": "refs/heads/x", "before": "1111111111111111111111111111111111111111",
-                "after": "2222222222222222222222222222222222222222", "forced": forced,
-                "repository": {"full_name": "acme/widgets"},
-                "commits": [{"id": "2222222222222222222222222222222222222222", "message": "m"}]})
-            .to_string()
-        };
-        let parents = |forced| {
-            let e = Event::parse("push", payload(forced).as_bytes()).unwrap();
-            plan(&e, "incident")
-                .unwrap()
-                .into_iter()
-                .filter(|op| matches!(op, Op::Link(l) if l.relation == "parent"))
-                .count()
-        };
-        assert_eq!(parents(false), 1);
-        assert_eq!(parents(true), 0);
-    }
-
-    #[test]
-    fn versions_order_by_time_then_rank() {
-        assert!(version(Some(2), 1, "") > version(Some(1), 3, ""));
-        assert!(version(Some(1), 3, "") > version(Some(1), 1, ""));
-    }
-}
+mod tests;
