@@ -196,14 +196,6 @@ impl fmt::Display for PrNumber {
     }
 }
 
-/// A CI run: its kind (`workflow_run`, `check_suite`, `status`, …), ID and attempt.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-pub struct RunId {
-    pub kind: &'static str,
-    pub id: i64,
-    pub attempt: i64,
-}
-
 /// The key of a node of the graph, as the `links` table stores it (DESIGN.md §3):
 /// commit `owner/repo@sha`, pull request `owner/repo#N`, CI run `kind:id:attempt`,
 /// deployment `deployment:id`, incident `owner/repo!N`, session key, trace ID (hex).

@@ -332,7 +332,7 @@ pub fn tests_section(
     if results.is_empty() {
         return None;
     }
-    let head = finals(&results);
+    let head = finals(results);
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     let mut failures = Vec::new();
     for (name, r) in &head {

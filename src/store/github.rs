@@ -171,7 +171,7 @@ impl Tx<'_> {
                     .await?;
                     for (i, (key, value)) in c.trailers.iter().enumerate() {
                         sqlx::query(
-                            "INSERT OR IGNORE INTO commit_trailers (repo, sha, position, key, value) VALUES (?, ?, ?, ?, ?)",
+                            "INSERT INTO commit_trailers (repo, sha, position, key, value) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                         )
                         .bind(&c.repo)
                         .bind(c.sha.as_str())
@@ -183,7 +183,7 @@ impl Tx<'_> {
                     }
                     for agent in &c.agents {
                         sqlx::query(
-                            "INSERT OR IGNORE INTO commit_agents (repo, sha, agent, evidence) VALUES (?, ?, ?, 'trailer')",
+                            "INSERT INTO commit_agents (repo, sha, agent, evidence) VALUES (?, ?, ?, 'trailer') ON CONFLICT DO NOTHING",
                         )
                         .bind(&c.repo)
                         .bind(c.sha.as_str())
@@ -193,7 +193,7 @@ impl Tx<'_> {
                     }
                     for (path, change) in &c.files {
                         sqlx::query(
-                            "INSERT OR IGNORE INTO commit_files (repo, sha, path, change) VALUES (?, ?, ?, ?)",
+                            "INSERT INTO commit_files (repo, sha, path, change) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                         )
                         .bind(&c.repo)
                         .bind(c.sha.as_str())
@@ -205,7 +205,7 @@ impl Tx<'_> {
                 }
                 Op::CommitRef { repo, sha, git_ref } => {
                     sqlx::query(
-                        "INSERT OR IGNORE INTO commit_refs (repo, sha, ref) VALUES (?, ?, ?)",
+                        "INSERT INTO commit_refs (repo, sha, ref) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                     )
                     .bind(repo)
                     .bind(sha.as_str())
@@ -327,8 +327,8 @@ impl Tx<'_> {
                     created_ns,
                 } => {
                     sqlx::query(
-                        "INSERT OR IGNORE INTO deployment_statuses (id, deployment_id, state, environment, created_ns) \
-                         VALUES (?, ?, ?, ?, ?)",
+                        "INSERT INTO deployment_statuses (id, deployment_id, state, environment, created_ns) \
+                         VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     )
                     .bind(id)
                     .bind(deployment_id)

@@ -219,6 +219,16 @@ pub struct StoredCase {
     pub message: Option<String>,
 }
 
+#[derive(sqlx::FromRow)]
+struct CaseRow {
+    suite: Option<String>,
+    classname: Option<String>,
+    name: String,
+    file: Option<String>,
+    outcome: String,
+    message: Option<String>,
+}
+
 /// An ancestor of a commit (through `parent` links), for choosing a coverage base.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AncestorRow {
@@ -278,14 +288,7 @@ impl Db {
 
     /// The test cases of one upload, in report order.
     pub async fn test_cases(&self, upload_id: i64) -> Result<Vec<StoredCase>> {
-        let rows: Vec<(
-            Option<String>,
-            Option<String>,
-            String,
-            Option<String>,
-            String,
-            Option<String>,
-        )> = sqlx::query_as(
+        let rows: Vec<CaseRow> = sqlx::query_as(
             "SELECT suite, classname, name, file, outcome, message FROM ci_test_cases \
              WHERE upload_id = ? ORDER BY position",
         )
@@ -294,7 +297,15 @@ impl Db {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(suite, classname, name, file, outcome, message)| {
+            .map(|r| {
+                let CaseRow {
+                    suite,
+                    classname,
+                    name,
+                    file,
+                    outcome,
+                    message,
+                } = r;
                 let name = match classname.or(suite).filter(|s| !s.is_empty()) {
                     Some(prefix) => format!("{prefix}::{name}"),
                     None => name,
