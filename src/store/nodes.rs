@@ -1,7 +1,9 @@
 //! Reads of GitHub's nodes: pull requests and their commits, commits with what hangs
 //! off them, CI runs, deployments and incidents.
 
-use sqlx::AssertSqlSafe;
+use std::collections::BTreeSet;
+
+use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use super::{Db, Result, placeholders};
 use crate::ids::node;
@@ -79,6 +81,40 @@ pub struct CommitDetail {
     pub runs: Vec<RunRecord>,
     pub deployments: Vec<DeploymentRecord>,
     pub incidents: Vec<i64>,
+}
+
+/// A pull request by repository and number.
+pub type PullRef = (String, i64);
+
+/// The pull requests that contain any of these commits (of `repo`; `None`: of any
+/// repository): a head they had, their merge result, a commit of their API commit list,
+/// or a commit pushed to their head branch. The one reverse of [`Db::pull_commits`].
+pub(super) async fn pulls_containing(
+    conn: &mut SqliteConnection,
+    repo: Option<&str>,
+    shas: &[String],
+) -> Result<BTreeSet<PullRef>> {
+    let mut out = BTreeSet::new();
+    for chunk in shas.chunks(200) {
+        let ph = placeholders(chunk.len());
+        let sql = format!(
+            "SELECT DISTINCT p.repo, p.number FROM pull_requests p WHERE (?1 IS NULL OR p.repo = ?1) AND ( \
+               p.head_sha IN ({ph}) \
+               OR EXISTS (SELECT 1 FROM links l WHERE l.from_kind = 'pull_request' \
+                 AND l.from_key = p.repo || '#' || p.number AND l.relation IN ('head', 'merged_as') \
+                 AND substr(l.to_key, length(p.repo) + 2) IN ({ph})) \
+               OR EXISTS (SELECT 1 FROM pull_request_commits c WHERE c.repo = p.repo AND c.number = p.number AND c.sha IN ({ph})) \
+               OR EXISTS (SELECT 1 FROM commit_refs r WHERE r.repo = p.repo AND r.ref = 'refs/heads/' || p.head_ref AND r.sha IN ({ph})))"
+        );
+        let mut q = sqlx::query_as::<_, (String, i64)>(AssertSqlSafe(sql)).bind(repo);
+        for _ in 0..4 {
+            for s in chunk {
+                q = q.bind(s);
+            }
+        }
+        out.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(out)
 }
 
 const DEPLOYMENT_STATE: &str = "(SELECT s.state FROM deployment_statuses s WHERE s.deployment_id = d.id \
@@ -206,22 +242,14 @@ impl Db {
         .bind(sha)
         .fetch_all(pool)
         .await?;
-        // Pull requests: whose head it was, that merged as it, or whose head branch it was pushed to.
-        let pull_requests = sqlx::query_scalar(
-            "SELECT DISTINCT number FROM ( \
-               SELECT CAST(substr(from_key, ?) AS INTEGER) AS number FROM links \
-                 WHERE to_kind = 'commit' AND to_key = ? AND from_kind = 'pull_request' \
-               UNION SELECT p.number FROM pull_requests p JOIN commit_refs r \
-                 ON r.repo = p.repo AND r.ref = 'refs/heads/' || p.head_ref \
-                 WHERE p.repo = ? AND r.sha = ? \
-             ) ORDER BY number",
-        )
-        .bind(repo.len() as i64 + 2)
-        .bind(&key)
-        .bind(repo)
-        .bind(sha)
-        .fetch_all(pool)
-        .await?;
+        let pull_requests = {
+            let mut conn = pool.acquire().await?;
+            pulls_containing(&mut conn, Some(repo), &[sha.to_string()])
+                .await?
+                .into_iter()
+                .map(|(_, n)| n)
+                .collect()
+        };
         let runs = self.runs_at(repo, sha).await?;
         let deployments = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT d.id, d.sha, d.environment, d.created_ns, {DEPLOYMENT_STATE} AS state \

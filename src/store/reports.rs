@@ -4,16 +4,15 @@
 
 use std::collections::BTreeSet;
 
-use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use super::github::Op;
-use super::{Db, Result, Tx, placeholders};
+use super::nodes::pulls_containing;
+use super::{Db, Result, Tx};
 
 /// Merged pull requests that deployments and incidents still update.
 const RECENT_MERGE_NS: i64 = 30 * 86_400 * 1_000_000_000;
 
-/// A pull request by repository and number.
-pub type PullRef = (String, i64);
+pub use super::nodes::PullRef;
 
 /// A queued report that is due.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -29,33 +28,6 @@ pub struct DueReport {
 pub struct Published {
     pub digest: String,
     pub comment_id: Option<i64>,
-}
-
-/// Pull requests containing any of these commits of `repo` (None: any repository): as
-/// their head, in their API commit list, or pushed to their head branch.
-async fn pulls_containing(
-    conn: &mut SqliteConnection,
-    repo: Option<&str>,
-    shas: &[String],
-) -> Result<BTreeSet<PullRef>> {
-    let mut out = BTreeSet::new();
-    for chunk in shas.chunks(200) {
-        let ph = placeholders(chunk.len());
-        let sql = format!(
-            "SELECT DISTINCT p.repo, p.number FROM pull_requests p WHERE (?1 IS NULL OR p.repo = ?1) AND ( \
-               p.head_sha IN ({ph}) \
-               OR EXISTS (SELECT 1 FROM pull_request_commits c WHERE c.repo = p.repo AND c.number = p.number AND c.sha IN ({ph})) \
-               OR EXISTS (SELECT 1 FROM commit_refs r WHERE r.repo = p.repo AND r.ref = 'refs/heads/' || p.head_ref AND r.sha IN ({ph})))"
-        );
-        let mut q = sqlx::query_as::<_, (String, i64)>(AssertSqlSafe(sql)).bind(repo);
-        for _ in 0..3 {
-            for s in chunk {
-                q = q.bind(s);
-            }
-        }
-        out.extend(q.fetch_all(&mut *conn).await?);
-    }
-    Ok(out)
 }
 
 impl Tx<'_> {
