@@ -3,9 +3,13 @@
 //! reports lines modified without splitting them into added and removed. Its resource's
 //! `service.name` is the generic `cli`, so it is recognised by names and scope only.
 
+use super::util::{json_field, mention_file};
 use super::{Agent, MetricFact, MetricRule, RecordRule};
 use crate::agents::attrs::Reader;
-use crate::facts::{Contribution, Counter};
+use crate::facts::{Contribution, Counter, FileAction};
+
+/// Tools whose call writes the file named by `file_path` in `tool.input`.
+const EDIT_TOOLS: &[&str] = &["Create", "Edit", "MultiEdit", "Write", "ApplyPatch"];
 
 pub static AGENT: Agent = Agent {
     name: "droid",
@@ -73,8 +77,18 @@ fn user_message(_: &Reader<'_>, c: &mut Contribution) {
     c.additive.add(Counter::Prompts, 1.0);
 }
 
-fn tool_call(_: &Reader<'_>, c: &mut Contribution) {
+fn tool_call(r: &Reader<'_>, c: &mut Contribution) {
     c.additive.add(Counter::ToolInvocations, 1.0);
+    let Some(path) = r.str("tool.input").and_then(|i| json_field(i, "file_path")) else {
+        return;
+    };
+    match r.str("tool.name") {
+        Some(t) if EDIT_TOOLS.contains(&t) => {
+            mention_file(&mut c.mentions, &path, FileAction::Modified)
+        }
+        Some("Read") => mention_file(&mut c.mentions, &path, FileAction::Read),
+        _ => {}
+    }
 }
 
 fn tool_result(r: &Reader<'_>, c: &mut Contribution) {

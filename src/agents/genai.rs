@@ -4,7 +4,7 @@
 
 use super::MetricFact;
 use crate::agents::attrs::Reader;
-use crate::facts::{Contribution, Counter, TokenKinds};
+use crate::facts::{Contribution, Counter, FileAction, TokenKinds};
 
 static TOKEN_USAGE: MetricFact = MetricFact::Tokens {
     type_attr: "gen_ai.token.type",
@@ -61,6 +61,7 @@ pub fn span(reader: &Reader<'_>, c: &mut Contribution) -> bool {
     if op.is_none() && !has_usage && reader.str("gen_ai.conversation.id").is_none() {
         return false;
     }
+    files(reader, c);
     match op {
         Some("execute_tool") => {
             c.additive.add(Counter::ToolInvocations, 1.0);
@@ -92,9 +93,18 @@ pub fn event(name: &str, reader: &Reader<'_>, c: &mut Contribution) -> bool {
     {
         return false;
     }
+    files(reader, c);
     if has_usage {
         c.additive.add(Counter::LlmRequests, 1.0);
         usage(reader, c);
     }
     true
+}
+
+/// A file the record names (`code.file.path`) is a file the session worked on: the
+/// window rule requires a commit to touch one of them.
+fn files(reader: &Reader<'_>, c: &mut Contribution) {
+    if let Some(path) = reader.str("code.file.path") {
+        super::util::mention_file(&mut c.mentions, path, FileAction::Modified);
+    }
 }

@@ -2,17 +2,23 @@
 //!
 //! 1. `trace` (exact): the commit's `Traceparent:` trailer names a trace of the session,
 //!    or its `Tracelink-Session:` trailer names the session.
-//! 2. `event` (exact): the session's telemetry names the commit's SHA.
+//! 2. `event` (exact): the session's telemetry names the commit's SHA, and the session's
+//!    repository is the commit's (or unknown).
 //! 3. `coauthor` (strong, 0.9): a known agent's co-author trailer, and a session of that
-//!    agent by the commit's author whose active window (plus the grace period) holds the
-//!    commit time.
+//!    agent by the commit's author whose window holds the commit time.
 //! 4. `window` (scored, < 0.9): the same person, the commit time inside the session's
-//!    window plus grace, scored by repository and by the files both touched.
+//!    window, where both name files at least one file in common, and exactly one such
+//!    session; scored by repository and by the share of files in common. Merge commits
+//!    and what GitHub itself commits (its merge button, web edits) are never
+//!    window-linked.
+//!
+//! A session's window runs from its first record less two minutes of clock skew to its
+//! last record plus the grace period (`--link-grace-secs`).
 //!
 //! Only the strongest class found for a commit is kept, so a time-window guess never
-//! stands beside exact evidence; a commit claimed by several sessions of that class is
-//! shared between them. Links are a pure function of the stored facts: whatever order
-//! telemetry and webhooks arrived in, the same links come out.
+//! stands beside exact evidence; a commit claimed by several sessions with exact
+//! evidence is shared between them. Links are a pure function of the stored facts:
+//! whatever order telemetry and webhooks arrived in, the same links come out.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -79,13 +85,17 @@ impl Default for LinkConfig {
 
 /// The lowest `window` confidence that makes a link.
 const WINDOW_FLOOR: f64 = 0.4;
-/// How far below the best `window` link of a commit another may be and still share it.
-const WINDOW_MARGIN: f64 = 0.15;
+/// How far a commit may precede its session's first record (clocks disagree).
+const CLOCK_SKEW_NS: i64 = 2 * 60 * 1_000_000_000;
+/// The committer of what GitHub itself commits (merge button, web edits).
+const GITHUB_COMMITTER: &str = "noreply@github.com";
 
 struct Commit {
     login: Option<String>,
     email: Option<String>,
     at: Option<i64>,
+    /// A merge, or made by GitHub (its merge button, a web edit): never window-linked.
+    no_window: bool,
     agents: BTreeSet<String>,
     files: Vec<String>,
     traces: Vec<[u8; 16]>,
@@ -124,6 +134,9 @@ pub async fn link_commits(
                     login: f.login,
                     email: f.email,
                     at: f.authored_ns,
+                    no_window: f.parents >= 2
+                        || f.committer_email.as_deref() == Some(GITHUB_COMMITTER)
+                        || f.committer_name.as_deref() == Some("GitHub"),
                     agents: f.agents.into_iter().collect(),
                     files: f.files,
                     traces: f.traces,
@@ -177,7 +190,7 @@ pub async fn link_commits(
     }
 
     // 2. event: the session's telemetry names the SHA.
-    for (sha, row, key) in db.sessions_naming(shas).await? {
+    for (sha, row, key) in db.sessions_naming(repo, shas).await? {
         links.push(SessionLink {
             session_key: key,
             session_row: row,
@@ -211,7 +224,7 @@ pub async fn link_commits(
         let emails: Vec<String> = emails.into_iter().collect();
         let agent_ids: Vec<String> = agent_ids.into_iter().collect();
         for s in db
-            .candidate_sessions(&emails, &agent_ids, min - cfg.grace_ns, max + cfg.grace_ns)
+            .candidate_sessions(&emails, &agent_ids, min - cfg.grace_ns, max + CLOCK_SKEW_NS)
             .await?
         {
             candidates.push(Candidate {
@@ -233,7 +246,9 @@ pub async fn link_commits(
             if !s.people.iter().any(|p| people.contains(p)) {
                 continue;
             }
-            if at < s.start - cfg.grace_ns || at > s.end + cfg.grace_ns {
+            // The session's window: from its start (less clock skew) to its last
+            // activity plus the grace period.
+            if at < s.start - CLOCK_SKEW_NS || at > s.end + cfg.grace_ns {
                 continue;
             }
             if s.repository.as_deref().is_some_and(|r| r != repo) {
@@ -251,6 +266,9 @@ pub async fn link_commits(
                         s.agent.as_deref().unwrap_or("?")
                     ),
                 });
+                continue;
+            }
+            if c.no_window || !files_overlap(s, c) {
                 continue;
             }
             let (confidence, detail) = window_score(s, c, repo);
@@ -275,18 +293,22 @@ pub async fn link_commits(
     }
     let best: BTreeMap<String, u8> = best.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     links.retain(|l| best.get(&l.sha) == Some(&l.evidence.class()));
-    // Scored links: below the floor they are noise; well below the best for the same
-    // commit they are a worse explanation, not a co-author.
-    let mut top: BTreeMap<String, f64> = BTreeMap::new();
+    // Scored links: below the floor they are noise; and a commit that several sessions
+    // could explain by time alone is explained by none of them.
+    links.retain(|l| l.evidence != Evidence::Window || l.confidence >= WINDOW_FLOOR);
+    let mut window_candidates: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
     for l in links.iter().filter(|l| l.evidence == Evidence::Window) {
-        let t = top.entry(l.sha.clone()).or_insert(0.0);
-        *t = t.max(l.confidence);
+        window_candidates
+            .entry(l.sha.clone())
+            .or_default()
+            .insert(l.session_key.as_str());
     }
-    links.retain(|l| {
-        l.evidence != Evidence::Window
-            || (l.confidence >= WINDOW_FLOOR
-                && l.confidence >= top.get(&l.sha).copied().unwrap_or(0.0) - WINDOW_MARGIN)
-    });
+    let ambiguous: BTreeSet<String> = window_candidates
+        .into_iter()
+        .filter(|(_, s)| s.len() > 1)
+        .map(|(sha, _)| sha)
+        .collect();
+    links.retain(|l| l.evidence != Evidence::Window || !ambiguous.contains(&l.sha));
     links.sort_by(|a, b| {
         (
             a.sha.as_str(),
@@ -304,6 +326,20 @@ pub async fn link_commits(
     Ok(links)
 }
 
+/// Where both the session and the commit name files, at least one is in both.
+fn files_overlap(s: &Candidate, c: &Commit) -> bool {
+    s.files.is_empty()
+        || c.files.is_empty()
+        || c.files.iter().any(|f| same_file(&s.files, f))
+}
+
+/// A session's path (absolute, or relative to somewhere) names a repository path.
+fn same_file(session_files: &[String], path: &str) -> bool {
+    session_files
+        .iter()
+        .any(|sf| sf == path || sf.ends_with(&format!("/{path}")))
+}
+
 /// The `window` rule's confidence: same person and time (given), then repository and files.
 fn window_score(s: &Candidate, c: &Commit, repo: &str) -> (f64, String) {
     let mut score: f64 = 0.5;
@@ -316,22 +352,10 @@ fn window_score(s: &Candidate, c: &Commit, repo: &str) -> (f64, String) {
         _ => why.push("session repository unknown".into()),
     }
     if !s.files.is_empty() && !c.files.is_empty() {
-        let overlap = c
-            .files
-            .iter()
-            .filter(|f| {
-                s.files
-                    .iter()
-                    .any(|sf| sf == *f || sf.ends_with(&format!("/{f}")))
-            })
-            .count();
-        if overlap == 0 {
-            score -= 0.2;
-            why.push("no file in common".into());
-        } else {
-            score += 0.15 * overlap as f64 / c.files.len() as f64;
-            why.push(format!("{overlap} of {} files in common", c.files.len()));
-        }
+        // At least one, or the commit is no candidate ([`files_overlap`]).
+        let overlap = c.files.iter().filter(|f| same_file(&s.files, f)).count();
+        score += 0.15 * overlap as f64 / c.files.len() as f64;
+        why.push(format!("{overlap} of {} files in common", c.files.len()));
     }
     (
         ((score * 100.0).round() / 100.0).clamp(0.0, 0.85),

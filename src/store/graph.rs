@@ -15,6 +15,10 @@ pub struct CommitFacts {
     pub login: Option<String>,
     pub email: Option<String>,
     pub authored_ns: Option<i64>,
+    pub committer_name: Option<String>,
+    pub committer_email: Option<String>,
+    /// Parent commits known (from `parent` links).
+    pub parents: usize,
     /// Agents its trailers name.
     pub agents: Vec<String>,
     pub files: Vec<String>,
@@ -22,6 +26,16 @@ pub struct CommitFacts {
     pub traces: Vec<[u8; 16]>,
     /// Session keys its `Tracelink-Session:` trailers name.
     pub named_sessions: Vec<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct CommitAuthorRow {
+    sha: String,
+    author_login: Option<String>,
+    author_email: Option<String>,
+    authored_ns: Option<i64>,
+    committer_name: Option<String>,
+    committer_email: Option<String>,
 }
 
 /// A session that may have produced a commit: its row, key, agent, people and window.
@@ -55,18 +69,18 @@ impl Db {
             .collect();
         for chunk in shas.chunks(500) {
             let ph = placeholders(chunk.len());
-            let mut q = sqlx::query_as::<_, (String, Option<String>, Option<String>, Option<i64>)>(
-                AssertSqlSafe(format!(
-                    "SELECT sha, author_login, author_email, authored_ns FROM commits WHERE repo = ? AND sha IN ({ph})"
-                )),
-            )
+            let mut q = sqlx::query_as::<_, CommitAuthorRow>(AssertSqlSafe(format!(
+                "SELECT sha, author_login, author_email, authored_ns, committer_name, committer_email \
+                 FROM commits WHERE repo = ? AND sha IN ({ph})"
+            )))
             .bind(repo);
             for s in chunk {
                 q = q.bind(s);
             }
-            for (sha, login, email, at) in q.fetch_all(&self.pool).await? {
-                if let Some(c) = out.get_mut(&sha) {
-                    (c.login, c.email, c.authored_ns) = (login, email, at);
+            for r in q.fetch_all(&self.pool).await? {
+                if let Some(c) = out.get_mut(&r.sha) {
+                    (c.login, c.email, c.authored_ns) = (r.author_login, r.author_email, r.authored_ns);
+                    (c.committer_name, c.committer_email) = (r.committer_name, r.committer_email);
                 }
             }
             let mut q = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(format!(
@@ -95,14 +109,16 @@ impl Db {
             }
             let mut q = sqlx::query_as::<_, (String, String, String)>(AssertSqlSafe(format!(
                 "SELECT from_key, relation, to_key FROM links WHERE from_kind = 'commit' \
-                 AND relation IN ('traceparent', 'session') AND from_key IN ({ph})"
+                 AND relation IN ('traceparent', 'session', 'parent') AND from_key IN ({ph})"
             )));
             for s in chunk {
                 q = q.bind(node::commit_str(repo, s));
             }
             for (from, relation, to) in q.fetch_all(&self.pool).await? {
                 if let Some(c) = out.get_mut(node::commit_sha(&from)) {
-                    if relation == "traceparent" {
+                    if relation == "parent" {
+                        c.parents += 1;
+                    } else if relation == "traceparent" {
                         if let Ok(id) = crate::ids::TraceId::from_hex(&to) {
                             c.traces.push(id.0);
                         }
@@ -157,19 +173,25 @@ impl Db {
         Ok(out)
     }
 
-    /// Sessions whose telemetry names any of these SHAs: `(sha, row, key)`.
-    pub async fn sessions_naming(&self, shas: &[String]) -> Result<Vec<(String, i64, String)>> {
+    /// Sessions whose telemetry names any of these SHAs and whose repository is `repo`
+    /// or unknown (a fork holds the same SHAs): `(sha, row, key)`.
+    pub async fn sessions_naming(
+        &self,
+        repo: &str,
+        shas: &[String],
+    ) -> Result<Vec<(String, i64, String)>> {
         let mut out = Vec::new();
         for chunk in shas.chunks(500) {
             let mut q = sqlx::query_as::<_, (String, i64, String)>(AssertSqlSafe(format!(
                 "SELECT sc.sha, s.id, s.session_key FROM session_commits sc \
-                 JOIN sessions s ON s.id = sc.session_id WHERE sc.sha IN ({})",
+                 JOIN sessions s ON s.id = sc.session_id WHERE sc.sha IN ({}) \
+                 AND (s.repository IS NULL OR lower(s.repository) = ?)",
                 placeholders(chunk.len())
             )));
             for s in chunk {
                 q = q.bind(s);
             }
-            out.extend(q.fetch_all(&self.pool).await?);
+            out.extend(q.bind(repo).fetch_all(&self.pool).await?);
         }
         Ok(out)
     }
