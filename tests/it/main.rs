@@ -10,6 +10,7 @@ mod fixtures;
 mod github_app;
 mod hook;
 mod layout;
+mod links;
 mod publish;
 mod reports;
 mod sdk;
