@@ -328,9 +328,7 @@ pub async fn link_commits(
 
 /// Where both the session and the commit name files, at least one is in both.
 fn files_overlap(s: &Candidate, c: &Commit) -> bool {
-    s.files.is_empty()
-        || c.files.is_empty()
-        || c.files.iter().any(|f| same_file(&s.files, f))
+    s.files.is_empty() || c.files.is_empty() || c.files.iter().any(|f| same_file(&s.files, f))
 }
 
 /// A session's path (absolute, or relative to somewhere) names a repository path.

@@ -79,7 +79,8 @@ impl Db {
             }
             for r in q.fetch_all(&self.pool).await? {
                 if let Some(c) = out.get_mut(&r.sha) {
-                    (c.login, c.email, c.authored_ns) = (r.author_login, r.author_email, r.authored_ns);
+                    (c.login, c.email, c.authored_ns) =
+                        (r.author_login, r.author_email, r.authored_ns);
                     (c.committer_name, c.committer_email) = (r.committer_name, r.committer_email);
                 }
             }

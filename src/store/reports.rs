@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 
-
 use super::github::Op;
 use super::nodes::pulls_containing;
 use super::{Db, Result, Tx};
