@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::github::app::{CommentOutcome, FilePatch, GithubApp};
+use crate::graph::linker::{self, Stale};
 use crate::ids::{PrNumber, RepoName};
 use crate::impact::ReportContext;
 use crate::impact::pull::{Built, build};
@@ -125,7 +126,7 @@ pub fn spawn(
             touched.sort();
             touched.dedup();
             if !touched.is_empty() {
-                touched_again(&mut conn, &publisher, touched).await;
+                touched_again(&mut conn, &readers, &publisher, touched).await;
             }
             let next = match run_due(&publisher, &mut conn, &readers).await {
                 Ok((n, next)) => {
@@ -145,7 +146,7 @@ pub fn spawn(
             let wait = next.unwrap_or(Duration::from_secs(60));
             tokio::select! {
                 _ = wake.notified() => {}
-                Some(ids) = sessions.recv() => touched_again(&mut conn, &publisher, ids).await,
+                Some(ids) = sessions.recv() => touched_again(&mut conn, &readers, &publisher, ids).await,
                 _ = stop.changed() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
@@ -154,17 +155,26 @@ pub fn spawn(
     (handle, task)
 }
 
-/// Queues the reports these sessions (rows) may change.
-async fn touched_again(conn: &mut Conn, publisher: &Publisher, ids: Vec<i64>) {
+/// Links again the commits these sessions (rows) may have produced, and queues the
+/// reports they may change.
+async fn touched_again(conn: &mut Conn, readers: &Db, publisher: &Publisher, ids: Vec<i64>) {
     let grace = publisher.ctx.links.grace_ns;
-    let queued = async {
+    let done = async {
         let mut tx = conn.begin().await?;
         let prs = tx.affected_by_sessions(&ids, grace).await?;
+        let commits = tx.commits_of_sessions(&ids, grace).await?;
         enqueue(&mut tx, &prs, publisher.debounce).await?;
-        tx.commit().await
+        tx.commit().await?;
+        let mut stale = Stale::default();
+        for (repo, sha) in &commits {
+            stale.commit(repo, sha);
+        }
+        stale.merge_results_of(readers, &prs).await?;
+        linker::relink(readers, conn, &publisher.ctx.links, stale, now_ns()).await?;
+        Ok::<_, store::Error>(())
     };
-    if let Err(e) = queued.await {
-        tracing::error!(error = %e, "queueing the reports of changed sessions failed");
+    if let Err(e) = done.await {
+        tracing::error!(error = %e, "linking the commits of changed sessions failed");
     }
 }
 

@@ -215,6 +215,8 @@ impl Server {
                 incident_label: args.incident_label.clone(),
                 debounce,
                 publisher: publisher.wake.clone(),
+                db: store.db.clone(),
+                links: reports.links.clone(),
             },
             processor_stopped,
         );

@@ -140,6 +140,8 @@ pub async fn commit(
                 &[sha.to_string()],
             )
             .await?;
+            // Agent-assisted: an agent trailer, or a session linked.
+            c.agent_assisted |= !c.sessions.is_empty();
             Ok(Json(c).into_response())
         }
         None => Err(ApiError(

@@ -8,7 +8,10 @@ use tokio::sync::{Notify, watch};
 
 use super::events::Event;
 use super::plan;
-use crate::store::{self, Conn};
+use crate::graph::linker::{self, Stale};
+use crate::graph::links::LinkConfig;
+use crate::store::github::Op;
+use crate::store::{self, Conn, Db};
 use crate::time::now_ns;
 
 /// Deliveries applied per transaction.
@@ -28,6 +31,9 @@ pub struct ProcessorConfig {
     pub debounce: std::time::Duration,
     /// Woken when reports were queued.
     pub publisher: Arc<Notify>,
+    /// The read side, for linking the commits a delivery brought.
+    pub db: Db,
+    pub links: LinkConfig,
 }
 
 pub fn spawn(
@@ -79,6 +85,8 @@ async fn process_pending(conn: &mut Conn, cfg: &ProcessorConfig) -> store::Resul
         return Ok(0);
     }
     let now = now_ns();
+    let mut stale = Stale::default();
+    let mut queued = std::collections::BTreeSet::new();
     let mut tx = conn.begin().await?;
     for d in &pending {
         let ops =
@@ -89,7 +97,19 @@ async fn process_pending(conn: &mut Conn, cfg: &ProcessorConfig) -> store::Resul
                 if let Some((repo, installation)) = installation_of(&d.payload) {
                     tx.set_repo_installation(&repo, installation).await?;
                 }
+                for op in &ops {
+                    match op {
+                        Op::Commit(c) => stale.commit(&c.repo, c.sha.as_str()),
+                        Op::Pull(p) if p.merged => {
+                            if let Some(m) = &p.merge_commit_sha {
+                                stale.commit(&p.repo, m);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
                 let prs = tx.affected_by(&ops, now).await?;
+                queued.extend(prs.iter().cloned());
                 tx.enqueue_reports(&prs, now, now + cfg.debounce.as_nanos() as i64)
                     .await?;
                 tx.delivery_processed(&d.delivery_id).await?;
@@ -98,6 +118,11 @@ async fn process_pending(conn: &mut Conn, cfg: &ProcessorConfig) -> store::Resul
         }
     }
     tx.commit().await?;
+    // The links of what arrived, and of the merge results that inherit them.
+    stale.merge_results_of(&cfg.db, &queued).await?;
+    if !stale.is_empty() {
+        linker::relink(&cfg.db, conn, &cfg.links, stale, now).await?;
+    }
     Ok(pending.len() as u64)
 }
 

@@ -32,6 +32,9 @@ use crate::store::{self, Db};
 pub enum Evidence {
     Window,
     Coauthor,
+    /// Inherited: the commit a merge put on the base branch (a merge or squash commit, a
+    /// rebased copy) carries the links of the commits it stands for.
+    Merged,
     Event,
     Trace,
 }
@@ -41,18 +44,25 @@ impl Evidence {
         match self {
             Evidence::Window => "window",
             Evidence::Coauthor => "coauthor",
+            Evidence::Merged => "merged",
             Evidence::Event => "event",
             Evidence::Trace => "trace",
         }
     }
 
-    /// Exact evidence (trace, event) outranks co-author trailers, which outrank windows.
+    /// Exact evidence (trace, event) outranks co-author trailers and inherited links,
+    /// which outrank windows.
     fn class(self) -> u8 {
         match self {
             Evidence::Trace | Evidence::Event => 2,
-            Evidence::Coauthor => 1,
+            Evidence::Coauthor | Evidence::Merged => 1,
             Evidence::Window => 0,
         }
+    }
+
+    /// Evidence about the commit itself, not inherited from another.
+    pub fn is_direct(self) -> bool {
+        self != Evidence::Merged
     }
 }
 
@@ -113,8 +123,52 @@ struct Candidate {
     files: Vec<String>,
 }
 
-/// Links every given commit of `repo` to the sessions that produced it.
+/// Links every given commit of `repo` to the sessions that produced it: the direct
+/// evidence about each, and for what a merge put on the base branch (a merge or squash
+/// commit, a rebased copy) the links of the commits it stands for (`merged`).
 pub async fn link_commits(
+    db: &Db,
+    cfg: &LinkConfig,
+    repo: &str,
+    shas: &[String],
+) -> store::Result<Vec<SessionLink>> {
+    let mut links = direct_links(db, cfg, repo, shas).await?;
+    for (merge, number, head_ref) in db.merged_pulls(repo, shas).await? {
+        let mut originals = db.pull_commits(repo, number, head_ref.as_deref()).await?;
+        originals.retain(|s| *s != merge);
+        for l in direct_links(db, cfg, repo, &originals).await? {
+            links.push(SessionLink {
+                detail: format!("merged as #{number}'s merge result; {}", l.detail),
+                sha: merge.clone(),
+                evidence: Evidence::Merged,
+                ..l
+            });
+        }
+    }
+    let copies = db.copies_of(repo, shas).await?;
+    if !copies.is_empty() {
+        let originals: Vec<String> = copies.iter().map(|(_, o)| o.clone()).collect();
+        let direct = direct_links(db, cfg, repo, &originals).await?;
+        for (copy, original) in &copies {
+            for l in direct.iter().filter(|l| &l.sha == original) {
+                links.push(SessionLink {
+                    detail: format!(
+                        "a copy of {} (same author, time and message); {}",
+                        &original[..original.len().min(7)],
+                        l.detail
+                    ),
+                    sha: copy.clone(),
+                    evidence: Evidence::Merged,
+                    ..l.clone()
+                });
+            }
+        }
+    }
+    Ok(strongest(links))
+}
+
+/// The links of the evidence about each commit itself.
+async fn direct_links(
     db: &Db,
     cfg: &LinkConfig,
     repo: &str,
@@ -285,6 +339,13 @@ pub async fn link_commits(
         }
     }
 
+    Ok(strongest(links))
+}
+
+/// Keeps the strongest class of evidence per commit; within it, one link per session
+/// (the best). Window links below the floor, or where several sessions could explain the
+/// commit by time alone, go.
+fn strongest(mut links: Vec<SessionLink>) -> Vec<SessionLink> {
     // Keep the strongest class per commit; within it, one link per session (the best).
     let mut best: BTreeMap<&str, u8> = BTreeMap::new();
     for l in &links {
@@ -323,7 +384,7 @@ pub async fn link_commits(
             .then(b.confidence.total_cmp(&a.confidence))
     });
     links.dedup_by(|a, b| a.sha == b.sha && a.session_key == b.session_key);
-    Ok(links)
+    links
 }
 
 /// Where both the session and the commit name files, at least one is in both.

@@ -1,7 +1,8 @@
 //! The graph: who is who across systems ([`identities`]), which sessions produced which
-//! commits ([`links`]), and traversals over a pull request's neighbourhood
+//! commits ([`links`], kept stored by [`linker`]), and traversals over a pull request's neighbourhood
 //! ([`neighbourhood`]).
 
 pub mod identities;
+pub mod linker;
 pub mod links;
 pub mod neighbourhood;

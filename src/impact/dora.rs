@@ -28,6 +28,31 @@ pub async fn repository(
         .map(|d| node::commit_str(repo, &d.sha))
         .collect();
     let ancestry = Ancestry::load(db, &tips, DEPTH).await?;
+    // Merge results shipped: their change starts at their pull request's first commit.
+    let authored = db.authored_times(repo).await?;
+    let mut shipped: Vec<String> = Vec::new();
+    for tip in &tips {
+        shipped.extend(
+            ancestry
+                .ancestors(tip)
+                .iter()
+                .map(|k| node::commit_sha(k).to_string()),
+        );
+    }
+    shipped.sort();
+    shipped.dedup();
+    let mut change_start = std::collections::HashMap::new();
+    for (merge, number, head_ref) in db.merged_pulls(repo, &shipped).await? {
+        let first = db
+            .pull_commits(repo, number, head_ref.as_deref())
+            .await?
+            .iter()
+            .filter_map(|s| authored.get(&node::commit_str(repo, s)).copied())
+            .min();
+        if let Some(t) = first {
+            change_start.insert(node::commit_str(repo, &merge), t);
+        }
+    }
     let inputs = DoraInputs {
         repository: repo.to_string(),
         environment: environment.to_string(),
@@ -41,7 +66,8 @@ pub async fn repository(
             })
             .collect(),
         assisted: db.assisted_commit_keys(repo).await?,
-        authored: db.authored_times(repo).await?,
+        authored,
+        change_start,
         causes: db.incident_causes(repo).await?,
     };
     Ok(compute(&inputs, since_ns, until_ns))

@@ -4,7 +4,10 @@
 //! - **Deployment frequency**: successful deployments to the environment per day of the
 //!   window. A deployment's time is its first `success` status.
 //! - **Lead time for changes**: for every commit a successful deployment shipped, the time
-//!   from the commit (its author time) to that deployment; the median. A deployment ships
+//!   from the change's start to that deployment; the median. A change starts at its
+//!   commit's author time, except a merge or squash commit of a pull request, whose
+//!   change starts at the first commit of that pull request (a rebased copy keeps its
+//!   original's author time, so it needs no exception). A deployment ships
 //!   the commits reachable from its SHA and not from the previous successful deployment to
 //!   the same environment (DESIGN.md §4), found in the commit ancestry loaded into petgraph.
 //! - **Change failure rate**: the share of successful deployments that caused an incident
@@ -110,6 +113,9 @@ pub struct DoraInputs {
     pub assisted: HashSet<String>,
     /// Author time by commit key.
     pub authored: HashMap<String, i64>,
+    /// When the change a merge result stands for started, by commit key: a squash or
+    /// merge commit's change starts at the first commit of its pull request.
+    pub change_start: HashMap<String, i64>,
     pub causes: Vec<IncidentCause>,
 }
 
@@ -121,6 +127,7 @@ pub fn compute(inputs: &DoraInputs, since_ns: i64, until_ns: i64) -> Dora {
         deployments,
         assisted,
         authored,
+        change_start,
         causes,
     } = inputs;
     let (mut all, mut agent, mut human) = (Acc::default(), Acc::default(), Acc::default());
@@ -146,7 +153,7 @@ pub fn compute(inputs: &DoraInputs, since_ns: i64, until_ns: i64) -> Dora {
                 deployment_of_commit
                     .entry((*c).clone())
                     .or_insert((*id, is_agent));
-                if let Some(t) = authored.get(*c) {
+                if let Some(t) = change_start.get(*c).or_else(|| authored.get(*c)) {
                     let hours = (*at - t).max(0) as f64 / NS_PER_HOUR;
                     all.lead_hours.push(hours);
                     if assisted.contains(*c) {

@@ -275,6 +275,50 @@ impl Db {
         Ok(out)
     }
 
+    /// The merged pull requests whose merge result (merge or squash commit) is one of
+    /// these commits: `(merge sha, number, head ref)`.
+    pub async fn merged_pulls(
+        &self,
+        repo: &str,
+        shas: &[String],
+    ) -> Result<Vec<(String, i64, Option<String>)>> {
+        let mut out = Vec::new();
+        for chunk in shas.chunks(500) {
+            let mut q = sqlx::query_as::<_, (String, i64, Option<String>)>(AssertSqlSafe(format!(
+                "SELECT merge_commit_sha, number, head_ref FROM pull_requests \
+                 WHERE repo = ? AND merged = 1 AND merge_commit_sha IN ({}) ORDER BY number",
+                placeholders(chunk.len())
+            )))
+            .bind(repo);
+            for s in chunk {
+                q = q.bind(s);
+            }
+            out.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(out)
+    }
+
+    /// Other commits of the repository with the same author, author time and message as
+    /// one of these (a rebased copy, or what a force-push replaced): `(sha, original)`.
+    pub async fn copies_of(&self, repo: &str, shas: &[String]) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for chunk in shas.chunks(500) {
+            let mut q = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(format!(
+                "SELECT c.sha, o.sha FROM commits c JOIN commits o \
+                   ON o.repo = c.repo AND o.sha <> c.sha AND o.author_email = c.author_email \
+                   AND o.authored_ns = c.authored_ns AND o.message = c.message \
+                 WHERE c.repo = ? AND c.sha IN ({}) ORDER BY c.sha, o.sha",
+                placeholders(chunk.len())
+            )))
+            .bind(repo);
+            for s in chunk {
+                q = q.bind(s);
+            }
+            out.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(out)
+    }
+
     /// `(child, parent)` commit-key edges reachable from `tip` through `parent` links,
     /// `depth` parents deep.
     pub async fn ancestry_edges(&self, tip: &str, depth: u32) -> Result<Vec<(String, String)>> {

@@ -1,6 +1,8 @@
-//! Stored session → commit links (`authored`), and reads of the links table by node.
+//! Stored session → commit links (`authored`), and reads of the links table.
 
-use super::{Db, Result, Tx};
+use sqlx::AssertSqlSafe;
+
+use super::{Db, Result, Tx, placeholders};
 
 /// One session → commit link as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,8 +28,9 @@ pub struct LinkRow {
 }
 
 impl Tx<'_> {
-    /// Replaces the stored `authored` links of these commits (keys `owner/repo@sha`)
-    /// with `links`.
+    /// Makes `links` the stored `authored` links of these commits (keys
+    /// `owner/repo@sha`): links no longer found are removed, new ones inserted, and those
+    /// that stay keep when they were first seen.
     pub async fn replace_authored_links(
         &mut self,
         commits: &[String],
@@ -36,19 +39,32 @@ impl Tx<'_> {
     ) -> Result<()> {
         let conn = self.conn();
         for key in commits {
-            sqlx::query(
-                "DELETE FROM links WHERE to_kind = 'commit' AND to_key = ? AND from_kind = 'session' AND relation = 'authored'",
-            )
-            .bind(key)
-            .execute(&mut *conn)
-            .await?;
+            let keep: Vec<&str> = links
+                .iter()
+                .filter(|l| &l.commit == key)
+                .map(|l| l.session_key.as_str())
+                .collect();
+            let mut q = sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM links WHERE to_kind = 'commit' AND to_key = ? AND from_kind = 'session' \
+                 AND relation = 'authored' AND from_key NOT IN ({})",
+                placeholders(keep.len())
+            )))
+            .bind(key);
+            for k in &keep {
+                q = q.bind(*k);
+            }
+            if keep.is_empty() {
+                // `NOT IN ('')`: no session key is empty, so every link goes.
+                q = q.bind("");
+            }
+            q.execute(&mut *conn).await?;
         }
         for l in links {
             sqlx::query(
                 "INSERT INTO links (from_kind, from_key, to_kind, to_key, relation, evidence, confidence, first_seen_ns) \
                  VALUES ('session', ?, 'commit', ?, 'authored', ?, ?, ?) \
                  ON CONFLICT (from_kind, from_key, relation, to_kind, to_key) DO UPDATE SET \
-                 evidence = excluded.evidence, confidence = excluded.confidence, first_seen_ns = excluded.first_seen_ns",
+                 evidence = excluded.evidence, confidence = excluded.confidence",
             )
             .bind(&l.session_key)
             .bind(&l.commit)
@@ -63,6 +79,24 @@ impl Tx<'_> {
 }
 
 impl Db {
+    /// The stored `authored` links of these commits of `repo`: `(sha, link)`.
+    pub async fn authored_links(&self, repo: &str, shas: &[String]) -> Result<Vec<LinkRow>> {
+        let mut out = Vec::new();
+        for chunk in shas.chunks(500) {
+            let mut q = sqlx::query_as::<_, LinkRow>(AssertSqlSafe(format!(
+                "SELECT from_kind, from_key, to_kind, to_key, relation, evidence, confidence FROM links \
+                 WHERE to_kind = 'commit' AND relation = 'authored' AND from_kind = 'session' \
+                 AND to_key IN ({}) ORDER BY to_key, from_key",
+                placeholders(chunk.len())
+            )));
+            for s in chunk {
+                q = q.bind(format!("{repo}@{s}"));
+            }
+            out.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(out)
+    }
+
     /// Every link from nodes of `from_kind` with this relation, ordered.
     pub async fn links_by_relation(&self, from_kind: &str, relation: &str) -> Result<Vec<LinkRow>> {
         sqlx::query_as(

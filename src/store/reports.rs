@@ -146,6 +146,57 @@ impl Tx<'_> {
         Ok(prs)
     }
 
+    /// The known commits these sessions (rows) may have produced, `(repo, sha)`: those
+    /// they name, those whose trailers name their traces, and those made in their active
+    /// windows widened by `grace_ns` on both sides.
+    pub async fn commits_of_sessions(
+        &mut self,
+        session_rows: &[i64],
+        grace_ns: i64,
+    ) -> Result<BTreeSet<(String, String)>> {
+        let conn = self.conn();
+        let mut out = BTreeSet::new();
+        for id in session_rows {
+            let named: Vec<(String, String)> = sqlx::query_as(
+                "SELECT c.repo, c.sha FROM session_commits sc JOIN commits c ON c.sha = sc.sha \
+                 WHERE sc.session_id = ?",
+            )
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+            out.extend(named);
+            let traced: Vec<(String, String)> = sqlx::query_as(
+                "SELECT substr(l.from_key, 1, instr(l.from_key, '@') - 1), \
+                 substr(l.from_key, instr(l.from_key, '@') + 1) FROM links l JOIN session_traces st \
+                   ON l.to_key = lower(hex(st.trace_id)) WHERE st.session_id = ? AND l.from_kind = 'commit' \
+                   AND l.relation = 'traceparent'",
+            )
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+            out.extend(traced);
+            let window: Option<(Option<i64>, Option<i64>, Option<String>)> = sqlx::query_as(
+                "SELECT started_ns, ended_ns, repository FROM sessions WHERE id = ?",
+            )
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some((Some(start), end, repo)) = window {
+                let near: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT repo, sha FROM commits WHERE authored_ns BETWEEN ? AND ? \
+                     AND (?3 IS NULL OR repo = ?3) LIMIT 500",
+                )
+                .bind(start - grace_ns)
+                .bind(end.unwrap_or(start) + grace_ns)
+                .bind(repo.map(|r| r.to_ascii_lowercase()))
+                .fetch_all(&mut *conn)
+                .await?;
+                out.extend(near);
+            }
+        }
+        Ok(out)
+    }
+
     /// Reports due at `now_ns`, oldest due first, at most `limit`.
     pub async fn due_reports(&mut self, now_ns: i64, limit: i64) -> Result<Vec<DueReport>> {
         sqlx::query_as(
