@@ -1,9 +1,8 @@
-//! `tracelink demo`: the product with nothing set up. Starts tracelink on a temporary
-//! database with an in-process fake GitHub, replays the captured webhook payloads and a
-//! bundled Claude Code session with the story of one pull request, and prints the
-//! comment and check run tracelink posted.
-
-mod fake_github;
+//! `tracelink-dev demo`: the product with nothing set up. Starts tracelink on a temporary
+//! database with an in-process fake GitHub (the one the integration tests use,
+//! [`tracelink_dev::fake_github`]), replays the captured webhook payloads and a bundled
+//! Claude Code session with the story of one pull request, and prints the comment and
+//! check run tracelink posted.
 
 use std::time::Duration;
 
@@ -13,17 +12,15 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use serde_json::{Value, json};
 
+use tracelink::config::{Secret, ServeArgs};
+use tracelink::github::signature::sign;
+use tracelink::server::Server;
+use tracelink_dev::fake_github::{FakeFile, FakeGithub, INSTALLATION};
+
 use crate::bench::HttpConn;
-use crate::config::{Secret, ServeArgs};
-use crate::github::signature::sign;
-use crate::server::Server;
-use fake_github::FakeGithub;
 
 const SECRET: &str = "demo-secret";
 const REPO: &str = "acme/widgets";
-const INSTALLATION: i64 = 1;
-/// A throwaway RSA key for the in-process fake GitHub only (it checks no signature).
-const DEMO_KEY: &str = include_str!("../../tests/fixtures/github-app/app-private-key.pem");
 const CLAUDE_LOGS: &str = include_str!("../../tests/fixtures/otlp/claude-code-logs.json");
 const CLAUDE_METRICS: &str = include_str!("../../tests/fixtures/otlp/claude-code-metrics.json");
 const CLAUDE_TRACES: &str = include_str!("../../tests/fixtures/otlp/claude-code-traces.json");
@@ -51,8 +48,8 @@ fn patch(lines: &[&str]) -> String {
     p
 }
 
-fn file(name: &str, lines: &[&str]) -> Value {
-    json!({"filename": name, "status": "modified", "additions": lines.len(), "deletions": 0, "patch": patch(lines)})
+fn file(name: &str, lines: &[&str]) -> FakeFile {
+    FakeFile::modified(name, &patch(lines))
 }
 
 async fn demo() -> anyhow::Result<()> {
@@ -65,42 +62,35 @@ async fn demo() -> anyhow::Result<()> {
 
 async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
     // The fake GitHub knows the PR's diff and its commits' patches.
-    let fake = FakeGithub::default();
+    let fake = FakeGithub::start().await;
     let retry = [
         "export async function retry(fn, attempts = 3) {",
         "  return backoff(fn, attempts);",
         "}",
     ];
     let tests = ["test('retries 429', () => expectRetry(429));"];
-    {
-        let mut m = fake.model();
-        m.pulls.insert(
-            (REPO.into(), 7),
-            (
-                vec![C1.into(), C2.into(), HUMAN.into()],
-                vec![
-                    file("src/http/retry.ts", &retry),
-                    file("tests/http/retry.test.ts", &tests),
-                    file("README.md", &["Requests are retried with backoff."]),
-                ],
-            ),
-        );
-        m.commits.insert(
-            (REPO.into(), C1.into()),
-            vec![file("src/http/retry.ts", &retry)],
-        );
-        m.commits.insert(
-            (REPO.into(), C2.into()),
-            vec![file("tests/http/retry.test.ts", &tests)],
-        );
-    }
-    let api_url = fake.start().await?;
+    let readme = ["Requests are retried with backoff."];
+    fake.add_pull(
+        REPO,
+        7,
+        HUMAN,
+        vec![
+            file("src/http/retry.ts", &retry),
+            file("tests/http/retry.test.ts", &tests),
+            file("README.md", &readme),
+        ],
+    );
+    fake.add_commit(REPO, 7, C1, vec![file("src/http/retry.ts", &retry)]);
+    fake.add_commit(REPO, 7, C2, vec![file("tests/http/retry.test.ts", &tests)]);
+    fake.add_commit(REPO, 7, HUMAN, vec![file("README.md", &readme)]);
+    let app = fake.app_config();
+    let api_url = app.api_url.clone();
 
     let mut args = ServeArgs::ephemeral(dir.join("tracelink.db"));
     args.webhook_secrets = vec![Secret(SECRET.into())];
-    args.github_app_id = Some(1);
-    args.github_private_key = Some(Secret(DEMO_KEY.into()));
-    args.github_api_url = api_url.clone();
+    args.github_app_id = Some(app.app_id);
+    args.github_private_key = Some(Secret(app.private_key_pem));
+    args.github_api_url = app.api_url;
     args.comment_debounce = 0;
     let server = Server::start(&args).await?;
     println!("tracelink demo");
@@ -226,10 +216,10 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
     let mut published = server.reports_published.clone();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     let done = || {
-        fake.model()
-            .comments
-            .get(&(REPO.to_string(), 7))
-            .and_then(|c| c.first().map(|c| c.1.clone()))
+        fake.comments(REPO, 7)
+            .into_iter()
+            .next()
+            .map(|c| c.body)
             .filter(|b| b.contains("agent session") && b.contains("after merge"))
     };
     while done().is_none() {
@@ -250,22 +240,16 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
         "The comment tracelink posted on {REPO}#7 (its hidden first line, the report's JSON, left out):\n"
     );
     println!("{visible}");
-    let run = fake
-        .model()
-        .check_runs
-        .values()
-        .find(|r| r.0 == REPO)
-        .cloned();
-    if let Some(run) = run {
+    if let Some(run) = fake.check_runs(REPO).into_iter().next() {
         println!(
             "Check run \"{}\" on {}: {}\n",
-            run.1,
-            run.2.get(..7).unwrap_or(&run.2),
-            run.3
+            run.name,
+            run.head_sha.get(..7).unwrap_or(&run.head_sha),
+            run.title.unwrap_or_default()
         );
     }
     println!(
-        "Next: run `cargo run --release -- serve` and point your agents at it (README: Configuration)."
+        "Next: run `cargo run --release -p tracelink -- serve` and point your agents at it (README: Configuration)."
     );
     server.shutdown().await?;
     Ok(())

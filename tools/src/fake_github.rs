@@ -6,7 +6,6 @@
 //! paginates with `Link` headers, and records every write. Failures are injected in
 //! front of the model: the next N requests to a path answer 5xx or a rate limit.
 
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -23,11 +22,14 @@ pub const INSTALLATION: u64 = 77;
 
 const PRIVATE_KEY: &str = include_str!("../../tests/fixtures/github-app/app-private-key.pem");
 const PUBLIC_KEY: &str = include_str!("../../tests/fixtures/github-app/app-public-key.pem");
-const TOKEN_JSON: &str = include_str!("../../tests/fixtures/github-app/api/installation-token.json");
+const TOKEN_JSON: &str =
+    include_str!("../../tests/fixtures/github-app/api/installation-token.json");
 const CHECK_RUN_JSON: &str = include_str!("../../tests/fixtures/github-app/api/check-run.json");
 const COMMENT_JSON: &str = include_str!("../../tests/fixtures/github-app/api/issue-comment.json");
-const DIFF_ENTRIES_JSON: &str = include_str!("../../tests/fixtures/github-app/api/diff-entry-items.json");
-const COMMIT_ITEMS_JSON: &str = include_str!("../../tests/fixtures/github-app/api/commit-items.json");
+const DIFF_ENTRIES_JSON: &str =
+    include_str!("../../tests/fixtures/github-app/api/diff-entry-items.json");
+const COMMIT_ITEMS_JSON: &str =
+    include_str!("../../tests/fixtures/github-app/api/commit-items.json");
 const COMMIT_JSON: &str = include_str!("../../tests/fixtures/github-app/api/commit.json");
 
 /// A changed file of a PR or a commit.

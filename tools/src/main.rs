@@ -1,6 +1,43 @@
 //! `tracelink-dev`: the demo and the benchmarks (not part of the service).
+//!
+//! Build both binaries first (the benchmarks run `tracelink serve` from the same target
+//! directory): `cargo build --release -p tracelink -p tracelink-dev`.
 
-fn main() {
-    eprintln!("tracelink-dev: being assembled");
-    std::process::exit(2);
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+mod bench;
+mod demo;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tracelink-dev",
+    version,
+    about = "tracelink's tooling: the demo and the benchmarks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run tracelink against a fake GitHub with a bundled agent session, and print the
+    /// comment and check run it posts.
+    Demo,
+    /// Benchmarks (run a release build).
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("TRACELINK_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Demo => demo::run(),
+        Command::Bench(args) => bench::run(args),
+    }
 }

@@ -1,4 +1,7 @@
-//! `tracelink bench ingest` measures OTLP span ingest end to end (OTLP/HTTP protobuf and OTLP/gRPC into a child `tracelink serve` pinned to one core) against the SQLite writer's own ceiling; run it with `cargo run --release -- bench ingest`.
+//! `tracelink-dev bench ingest` measures OTLP span ingest end to end (OTLP/HTTP protobuf
+//! and OTLP/gRPC into a child `tracelink serve` pinned to one core) against the SQLite
+//! writer's own ceiling; run it with `cargo build --release -p tracelink -p tracelink-dev`
+//! and `./target/release/tracelink-dev bench ingest`.
 //!
 //! Every phase prints figures; nothing is asserted. The phases:
 //!
@@ -10,15 +13,14 @@
 //! 3. OTLP/gRPC: another fresh child server and database, `--concurrency` tasks sharing
 //!    one tonic channel.
 //! 4. Ceilings, in this process pinned to the server core: the same rows (normalised
-//!    beforehand) through [`crate::store::writer`] with no OTLP in front, and raw
+//!    beforehand) through [`tracelink::store::writer`] with no OTLP in front, and raw
 //!    multi-row `INSERT`s of the span columns through sqlx with the same pragmas.
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,31 +38,11 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use prost::Message;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tracelink::store::batch::{Batch, SpanRow};
+use tracelink::store::writer::SubmitError;
+use tracelink::telemetry::Telemetry;
 
-use crate::store::batch::{Batch, SpanRow};
-use crate::store::writer::{SubmitError, values_sql};
-use crate::telemetry::Telemetry;
-
-mod report;
-mod webhooks;
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct BenchArgs {
-    #[command(subcommand)]
-    pub kind: BenchKind,
-}
-
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum BenchKind {
-    /// OTLP trace ingest over HTTP/protobuf and gRPC into a child server, and the SQLite ceiling.
-    Ingest(IngestArgs),
-    /// GitHub webhook acknowledgement latency at a steady delivery rate, and loss.
-    Webhooks(webhooks::WebhookArgs),
-    /// Building a large PR's report from a file database, cold and warm.
-    Report(report::ReportArgs),
-}
+use super::{HttpConn, ServerChild, pin, taskset_available};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct IngestArgs {
@@ -87,14 +69,6 @@ pub struct IngestArgs {
     pub db_dir: Option<PathBuf>,
 }
 
-pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    match args.kind {
-        BenchKind::Ingest(a) => ingest(a),
-        BenchKind::Webhooks(a) => webhooks::run(a),
-        BenchKind::Report(a) => report::run(a),
-    }
-}
-
 /// Backoff after the server refuses a request because its write queue is full.
 const BACKOFF: Duration = Duration::from_millis(50);
 /// Longest a single request may take before the benchmark gives up.
@@ -109,11 +83,11 @@ const RAW_ROWS_PER_TX: usize = 6400;
 // Orchestration
 // ---------------------------------------------------------------------------------------
 
-fn ingest(args: IngestArgs) -> anyhow::Result<()> {
+pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     if args.spans == 0 || args.spans_per_request == 0 || args.concurrency == 0 {
         bail!("--spans, --spans-per-request and --concurrency must be at least 1");
     }
-    let exe = std::env::current_exe().context("finding the tracelink executable")?;
+    let exe = super::tracelink_binary()?;
     let me = std::process::id();
     let pinning = taskset_available();
     if !pinning {
@@ -142,7 +116,7 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     }
     let decode_time = started.elapsed();
     let started = Instant::now();
-    let batches: Vec<Batch> = requests.iter().map(crate::agents::traces).collect();
+    let batches: Vec<Batch> = requests.iter().map(tracelink::agents::traces).collect();
     let normalise_time = started.elapsed();
     let stored_rows: usize = batches.iter().map(|b| b.spans.len()).sum();
     if stored_rows != args.spans {
@@ -373,16 +347,10 @@ where
 }
 
 async fn count_spans(db: &Path) -> anyhow::Result<i64> {
-    let mut conn = SqliteConnectOptions::from_str(&format!("sqlite://{}", db.display()))?
-        .read_only(true)
-        .connect()
-        .await
-        .with_context(|| format!("opening {}", db.display()))?;
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM spans")
-        .fetch_one(&mut conn)
-        .await?;
-    conn.close().await?;
-    Ok(n)
+    let db = tracelink::store::Db::open_read_only(db).await?;
+    let n = db.row_count("spans").await;
+    db.close().await;
+    Ok(n?)
 }
 
 /// The benchmark's databases: one fresh subdirectory per phase.
@@ -438,45 +406,6 @@ impl Drop for BenchDirs {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// Processes: pinning, the child server, /proc figures
-// ---------------------------------------------------------------------------------------
-
-fn taskset_available() -> bool {
-    Command::new("taskset")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Pins every thread of `pid` (`-a`: sqlx runs each SQLite connection on its own thread,
-/// and threads created later inherit the affinity of their creator). A thread that ends
-/// while taskset walks the list fails the call, so it is retried.
-fn pin(pid: u32, core: usize) -> anyhow::Result<()> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let out = Command::new("taskset")
-            .args(["-a", "-p", "-c", &core.to_string(), &pid.to_string()])
-            .stdin(Stdio::null())
-            .output()
-            .context("running taskset")?;
-        if out.status.success() {
-            return Ok(());
-        }
-        if attempt == 5 {
-            bail!(
-                "taskset failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn clock_ticks_per_second() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
@@ -497,154 +426,6 @@ fn cpu_ticks(pid: &str) -> Option<u64> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some(utime + stime)
-}
-
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// `tracelink serve` in a child process; killed on drop unless stopped.
-struct ServerChild {
-    child: Child,
-    pid: u32,
-    grpc: SocketAddr,
-    http: SocketAddr,
-    stopped: bool,
-}
-
-impl ServerChild {
-    fn start(exe: &Path, db: &Path, core: Option<usize>) -> anyhow::Result<Self> {
-        Self::start_with(exe, db, core, &[])
-    }
-
-    /// Starts the server with further `serve` flags.
-    fn start_with(
-        exe: &Path,
-        db: &Path,
-        core: Option<usize>,
-        extra: &[String],
-    ) -> anyhow::Result<Self> {
-        let mut cmd = match core {
-            Some(core) => {
-                let mut c = Command::new("taskset");
-                c.arg("-c").arg(core.to_string()).arg(exe);
-                c
-            }
-            None => Command::new(exe),
-        };
-        cmd.arg("serve").arg("--db").arg(db).args([
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ]);
-        cmd.args(extra);
-        // The child takes its settings from these flags and its defaults only.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("TRACELINK_") {
-                cmd.env_remove(&key);
-            }
-        }
-        cmd.env("TRACELINK_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("starting {} serve", exe.display()))?;
-        // taskset execs the server, so the child's pid is the server's.
-        let pid = child.id();
-        let stdout = child
-            .stdout
-            .take()
-            .context("the child server's stdout is not piped")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let mut tx = Some(tx);
-            while let Some(Ok(line)) = lines.next() {
-                if let Some(tx) = tx.take_if(|_| line.starts_with("tracelink listening")) {
-                    let _ = tx.send(line);
-                }
-            }
-        });
-        let mut server = ServerChild {
-            child,
-            pid,
-            grpc: SocketAddr::from(([127, 0, 0, 1], 0)),
-            http: SocketAddr::from(([127, 0, 0, 1], 0)),
-            stopped: false,
-        };
-        let line = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) => line,
-            Err(_) => {
-                let status = server.child.try_wait().ok().flatten();
-                bail!(
-                    "the server did not report its addresses (exit status: {})",
-                    status.map_or("still running".to_string(), |s| s.to_string())
-                );
-            }
-        };
-        for word in line.split_whitespace() {
-            if let Some(a) = word.strip_prefix("grpc=") {
-                server.grpc = a
-                    .parse()
-                    .with_context(|| format!("gRPC address in {line:?}"))?;
-            } else if let Some(a) = word.strip_prefix("http=") {
-                server.http = a
-                    .parse()
-                    .with_context(|| format!("HTTP address in {line:?}"))?;
-            }
-        }
-        if server.grpc.port() == 0 || server.http.port() == 0 {
-            bail!("cannot read both addresses from {line:?}");
-        }
-        Ok(server)
-    }
-
-    /// Reads the peak RSS, sends SIGTERM and waits for a clean exit.
-    fn stop(mut self) -> anyhow::Result<Option<u64>> {
-        let peak = peak_rss_kib(self.pid);
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status()
-            .context("running kill -TERM")?;
-        if !status.success() {
-            bail!("kill -TERM {} failed ({status})", self.pid);
-        }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let exit = loop {
-            if let Some(s) = self.child.try_wait().context("waiting for the server")? {
-                break s;
-            }
-            if Instant::now() > deadline {
-                bail!("the server did not stop within 60 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        self.stopped = true;
-        if !exit.success() {
-            eprintln!("warning: the server exited with {exit}");
-        }
-        Ok(peak)
-    }
-}
-
-impl Drop for ServerChild {
-    fn drop(&mut self) {
-        if !self.stopped {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -704,141 +485,6 @@ async fn collect(
     Ok(load)
 }
 
-/// A keep-alive HTTP/1.1 connection that can POST an OTLP payload.
-pub(crate) struct HttpConn {
-    addr: SocketAddr,
-    stream: Option<TcpStream>,
-    buf: Vec<u8>,
-    head: Vec<u8>,
-}
-
-impl HttpConn {
-    pub(crate) async fn connect(addr: SocketAddr) -> anyhow::Result<Self> {
-        let mut conn = HttpConn {
-            addr,
-            stream: None,
-            buf: Vec::with_capacity(16 * 1024),
-            head: Vec::with_capacity(256),
-        };
-        conn.reconnect().await?;
-        Ok(conn)
-    }
-
-    async fn reconnect(&mut self) -> anyhow::Result<()> {
-        let s = TcpStream::connect(self.addr)
-            .await
-            .with_context(|| format!("connecting to {}", self.addr))?;
-        s.set_nodelay(true)?;
-        self.buf.clear();
-        self.stream = Some(s);
-        Ok(())
-    }
-
-    /// POSTs an OTLP/HTTP protobuf payload; returns the response status with its body.
-    async fn post(&mut self, body: &[u8]) -> anyhow::Result<(u16, &[u8])> {
-        self.request("POST", "/v1/traces", body).await
-    }
-
-    /// Sends one request and returns the response status with its body.
-    async fn request(
-        &mut self,
-        method: &str,
-        path: &str,
-        body: &[u8],
-    ) -> anyhow::Result<(u16, &[u8])> {
-        self.request_with(
-            method,
-            path,
-            "Content-Type: application/x-protobuf\r\n",
-            body,
-        )
-        .await
-    }
-
-    /// Sends one request with extra header lines (each ending in `\r\n`).
-    pub(crate) async fn request_with(
-        &mut self,
-        method: &str,
-        path: &str,
-        headers: &str,
-        body: &[u8],
-    ) -> anyhow::Result<(u16, &[u8])> {
-        use std::io::Write;
-        self.head.clear();
-        write!(
-            self.head,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\n",
-            self.addr
-        )?;
-        if method == "POST" {
-            write!(self.head, "{headers}Content-Length: {}\r\n", body.len())?;
-        }
-        self.head.extend_from_slice(b"\r\n");
-        if self.stream.is_none() {
-            self.reconnect().await?;
-        }
-        let Some(stream) = self.stream.as_mut() else {
-            bail!("not connected to {}", self.addr);
-        };
-        stream.write_all(&self.head).await?;
-        stream.write_all(body).await?;
-
-        // A previous response was consumed whole, so the buffer starts with this one.
-        self.buf.clear();
-        let head_end = loop {
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
-                break i + 4;
-            }
-            if self.buf.len() > 64 * 1024 {
-                bail!("response headers longer than 64 KiB");
-            }
-            self.buf.reserve(8 * 1024);
-            if stream.read_buf(&mut self.buf).await? == 0 {
-                bail!("the server closed the connection mid-response");
-            }
-        };
-        let head = std::str::from_utf8(&self.buf[..head_end]).context("response head")?;
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or("");
-        let status: u16 = status_line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .with_context(|| format!("bad status line {status_line:?}"))?;
-        let mut length = 0usize;
-        let mut close = false;
-        for line in lines {
-            let Some((name, value)) = line.split_once(':') else {
-                continue;
-            };
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value
-                    .parse()
-                    .with_context(|| format!("bad Content-Length {value:?}"))?;
-            } else if name.eq_ignore_ascii_case("transfer-encoding")
-                && value.to_ascii_lowercase().contains("chunked")
-            {
-                bail!("chunked responses are not supported by the bench client");
-            } else if name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case("close")
-            {
-                close = true;
-            }
-        }
-        let end = head_end + length;
-        while self.buf.len() < end {
-            self.buf.reserve(end - self.buf.len());
-            if stream.read_buf(&mut self.buf).await? == 0 {
-                bail!("the server closed the connection mid-body");
-            }
-        }
-        if close {
-            self.stream = None;
-        }
-        Ok((status, &self.buf[head_end..end]))
-    }
-}
-
 /// The server's own Prometheus text from `/metrics`.
 async fn server_metrics(addr: SocketAddr) -> anyhow::Result<String> {
     let mut conn = HttpConn::connect(addr).await?;
@@ -890,10 +536,6 @@ impl Commits {
             _ => "no commit figures".to_string(),
         }
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 async fn http_load(
@@ -1012,10 +654,11 @@ async fn writer_ceiling(
     batches: Vec<Batch>,
     concurrency: usize,
 ) -> anyhow::Result<(Load, Option<Commits>)> {
-    let store = crate::store::open(db).await?;
+    let store = tracelink::store::open(db).await?;
     let telemetry = Arc::new(Telemetry::default());
     let capacity = QUEUE_CAPACITY.max(concurrency);
-    let (handle, writer) = crate::store::writer::spawn(store.writer, capacity, telemetry.clone());
+    let (handle, writer) =
+        tracelink::store::writer::spawn(store.writer, capacity, telemetry.clone());
     let queue = Arc::new(Mutex::new(batches.into_iter().collect::<VecDeque<_>>()));
     let started = Instant::now();
     let workers = (0..concurrency)
@@ -1051,13 +694,17 @@ async fn writer_ceiling(
     let load = collect(started, workers).await;
     drop(handle);
     writer.await.context("the writer task")?;
-    store.readers.close().await;
+    store.db.close().await;
     Ok((load?, Commits::parse(&telemetry.render(0, capacity))))
 }
 
 /// The span columns alone, as multi-row INSERTs on a plain connection with the store's
-/// pragmas. Returns the rows inserted and the time taken.
+/// pragmas (the schema from the store's migrations). Returns the rows inserted and the
+/// time taken.
 async fn raw_ceiling(db: &Path, batches: &[Batch]) -> anyhow::Result<(u64, Duration)> {
+    tracelink::store::migrate(db)
+        .await
+        .context("applying migrations")?;
     let mut conn = SqliteConnectOptions::from_str(&format!("sqlite://{}", db.display()))?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
@@ -1068,12 +715,8 @@ async fn raw_ceiling(db: &Path, batches: &[Batch]) -> anyhow::Result<(u64, Durat
         .connect()
         .await
         .with_context(|| format!("opening {}", db.display()))?;
-    crate::store::MIGRATOR
-        .run(&mut conn)
-        .await
-        .context("applying migrations")?;
     let rows: Vec<&SpanRow> = batches.iter().flat_map(|b| &b.spans).collect();
-    const HEAD: &str = "INSERT OR IGNORE INTO spans (trace_id, span_id, parent_id, session_id, name, kind, start_ns, end_ns, status, attrs) VALUES ";
+    const HEAD: &str = "INSERT INTO spans (trace_id, span_id, parent_id, session_id, name, kind, start_ns, end_ns, status, attrs) VALUES ";
     let full = values_sql(HEAD, 10, RAW_ROWS_PER_STATEMENT);
     let mut inserted = 0;
     let started = Instant::now();
@@ -1106,6 +749,22 @@ async fn raw_ceiling(db: &Path, batches: &[Batch]) -> anyhow::Result<(u64, Durat
     let elapsed = started.elapsed();
     conn.close().await?;
     Ok((inserted, elapsed))
+}
+
+/// `head`, then `rows` groups of `columns` placeholders, then `ON CONFLICT DO NOTHING`
+/// (a span already stored is skipped, as the writer does).
+fn values_sql(head: &str, columns: usize, rows: usize) -> String {
+    let one = format!("({})", vec!["?"; columns].join(", "));
+    let mut sql = String::with_capacity(head.len() + rows * (one.len() + 2) + 24);
+    sql.push_str(head);
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&one);
+    }
+    sql.push_str(" ON CONFLICT DO NOTHING");
+    sql
 }
 
 // ---------------------------------------------------------------------------------------

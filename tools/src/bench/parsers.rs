@@ -1,20 +1,44 @@
-//! Parse throughput per report format, on large generated reports.
+//! `tracelink-dev bench parsers`: parse throughput per CI report format, on large
+//! generated reports.
 //!
-//! [`run`] builds one report of about `size_mb` MB (10^6 bytes) per format in memory,
+//! [`run`] builds one report of about `--size-mb` MB (10^6 bytes) per format in memory,
 //! shaped like the real tools' output (many files, a thousand lines each; JUnit with one
-//! case in ten failing with a stack trace), parses it with [`super::parse`] and reports
-//! MB/s. Measure an optimised build:
-//! `cargo test --release --lib ci::bench -- --ignored --nocapture`.
+//! case in ten failing with a stack trace), parses it with [`tracelink::ci::parse`] and
+//! prints MB/s. Each generated report must be detected as its format and parse, or the
+//! run fails. Measure an optimised build: `./target/release/tracelink-dev bench parsers`.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use super::{Format, Report, parse};
+use anyhow::bail;
+use tracelink::ci::{Format, Report, detect, parse};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ParserArgs {
+    /// Size of the generated report of each format, in MB (10^6 bytes).
+    #[arg(long, default_value_t = 32)]
+    pub size_mb: usize,
+}
 
 const LINES_PER_FILE: u32 = 1000;
 
+pub fn run(args: ParserArgs) -> anyhow::Result<()> {
+    for format in Format::ALL {
+        let head = generate(format, 4096);
+        if detect(&head[..head.len().min(4096)]) != Some(format) {
+            bail!("a generated {format} report is not detected as {format}");
+        }
+    }
+    let report = measure(args.size_mb);
+    print!("{report}");
+    if report.contains("error:") {
+        bail!("a generated report did not parse");
+    }
+    Ok(())
+}
+
 /// One line per format: `lcov        32.0 MB    812 MB/s  (32,000 files, 7,100,000 lines)`.
-pub fn run(size_mb: usize) -> String {
+fn measure(size_mb: usize) -> String {
     let target = size_mb.max(1).saturating_mul(1_000_000);
     let mut out = String::new();
     for format in Format::ALL {
@@ -43,7 +67,7 @@ pub fn run(size_mb: usize) -> String {
 }
 
 /// A report of `format` of at least `target` bytes.
-pub fn generate(format: Format, target: usize) -> Vec<u8> {
+fn generate(format: Format, target: usize) -> Vec<u8> {
     let mut doc = String::with_capacity(target + 64 * 1024);
     match format {
         Format::Lcov => {
@@ -158,30 +182,4 @@ pub fn generate(format: Format, target: usize) -> Vec<u8> {
 fn hits(file: u32, line: u32) -> u64 {
     let x = file.wrapping_mul(31).wrapping_add(line.wrapping_mul(17)) % 9;
     if x < 3 { 0 } else { u64::from(x) }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generated_reports_parse_and_the_report_has_a_line_per_format() {
-        for format in Format::ALL {
-            let doc = generate(format, 200_000);
-            assert!(doc.len() >= 200_000);
-            assert!(parse(&doc[..], format).is_ok(), "{format}");
-            let head = &doc[..doc.len().min(4096)];
-            assert_eq!(super::super::detect(head), Some(format));
-        }
-        let report = run(1);
-        assert_eq!(report.lines().count(), 5, "{report}");
-        assert!(!report.contains("error"), "{report}");
-    }
-
-    /// `cargo test --release --lib ci::bench -- --ignored --nocapture`
-    #[test]
-    #[ignore = "benchmark: run in release"]
-    fn throughput() {
-        println!("{}", run(32));
-    }
 }

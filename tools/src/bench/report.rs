@@ -1,6 +1,7 @@
-//! `tracelink bench report`: how long building a PR report takes from a file database,
-//! for a large PR (50 agent sessions, 10,000 spans, 200 commits by default). Cold: a new
-//! connection pool per report (empty statement and page caches in SQLite); warm: one pool.
+//! `tracelink-dev bench report`: how long building a PR report takes from a file
+//! database, for a large PR (50 agent sessions, 10,000 spans, 200 commits by default).
+//! Cold: the database opened anew for each report (a new read-only pool: empty statement
+//! and page caches in SQLite); warm: one open database.
 //! The data goes in through the real paths (normalised OTLP through the writer, webhook
 //! events through plan + apply).
 
@@ -14,16 +15,22 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use serde_json::json;
 
-use crate::github::events::Event;
-use crate::report::{ReportContext, build};
-use crate::telemetry::Telemetry;
+use tracelink::github::events::Event;
+use tracelink::ids::{PrNumber, RepoName};
+use tracelink::impact::ReportContext;
+use tracelink::impact::pull::build;
+use tracelink::store::Db;
+use tracelink::telemetry::Telemetry;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReportArgs {
+    /// Agent sessions linked to the PR.
     #[arg(long, default_value_t = 50)]
     pub sessions: usize,
+    /// Spans across those sessions.
     #[arg(long, default_value_t = 10_000)]
     pub spans: usize,
+    /// Commits in the PR.
     #[arg(long, default_value_t = 200)]
     pub commits: usize,
     /// Reports built per measurement.
@@ -64,9 +71,11 @@ async fn measure(args: ReportArgs) -> anyhow::Result<()> {
 
 async fn measure_in(args: &ReportArgs, db: &std::path::Path) -> anyhow::Result<()> {
     let setup = Instant::now();
-    let store = crate::store::open(db).await?;
+    let store = tracelink::store::open(db).await?;
+    // The writer takes the store's connection; webhook events go through another.
+    let mut conn = store.connect().await?;
     let (writer, writer_task) =
-        crate::store::writer::spawn(store.writer, 64, Arc::new(Telemetry::default()));
+        tracelink::store::writer::spawn(store.writer, 64, Arc::new(Telemetry::default()));
     let commit_gap = 3 * 60 * 1_000_000_000i64;
     // Sessions: spans following the gen_ai conventions, each naming some commits.
     let spans_per_session = (args.spans / args.sessions.max(1)).max(1);
@@ -121,7 +130,7 @@ async fn measure_in(args: &ReportArgs, db: &std::path::Path) -> anyhow::Result<(
             }],
         };
         writer
-            .submit(crate::agents::traces(&req))
+            .submit(tracelink::agents::traces(&req))
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
@@ -146,49 +155,43 @@ async fn measure_in(args: &ReportArgs, db: &std::path::Path) -> anyhow::Result<(
         "number": 1, "state": "open", "head": {"ref": "feature", "sha": sha(args.commits.saturating_sub(1))},
         "base": {"ref": "main", "sha": "0000000000000000000000000000000000000001"},
         "updated_at": "2026-11-22T00:00:00Z"}});
-    let mut conn = crate::store::connect(db).await?;
     for (event, payload) in [("push", push), ("pull_request", pr)] {
         let ev = Event::parse(event, payload.to_string().as_bytes())?;
-        let ops = crate::github::plan::plan(&ev, "incident")?;
-        crate::github::apply::execute(&mut conn, &ops, 0).await?;
+        let ops = tracelink::github::plan::plan(&ev, "incident")?;
+        let mut tx = conn.begin().await?;
+        tx.apply(&ops, 0).await?;
+        tx.commit().await?;
     }
-    drop(conn);
+    conn.close().await?;
+    store.db.close().await;
     let setup = setup.elapsed();
 
     let ctx = ReportContext::default();
-    let opts = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(db)
-        .read_only(true);
+    let repo = RepoName::parse(REPO)?;
+    let pr = PrNumber(1);
     let mut cold = Vec::with_capacity(args.runs);
     let mut check = None;
     for _ in 0..args.runs {
         let t = Instant::now();
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts.clone())
-            .await?;
-        let r = build(&pool, &ctx, REPO, 1)
+        let reader = Db::open_read_only(db).await?;
+        let r = build(&reader, &ctx, &repo, pr)
             .await?
             .context("the PR is missing")?;
         cold.push(t.elapsed());
-        check = Some(r.0);
-        pool.close().await;
+        check = Some(r.report);
+        reader.close().await;
     }
-    let pool = sqlx::sqlite::SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(opts)
-        .await?;
-    build(&pool, &ctx, REPO, 1).await?;
+    let reader = Db::open_read_only(db).await?;
+    build(&reader, &ctx, &repo, pr).await?;
     let mut warm = Vec::with_capacity(args.runs);
     for _ in 0..args.runs {
         let t = Instant::now();
-        build(&pool, &ctx, REPO, 1).await?;
+        build(&reader, &ctx, &repo, pr).await?;
         warm.push(t.elapsed());
     }
     let r = check.context("no report")?;
-    let spans: i64 = sqlx::query_scalar("SELECT count(*) FROM spans")
-        .fetch_one(&pool)
-        .await?;
+    let spans = reader.row_count("spans").await?;
+    reader.close().await;
     println!(
         "tracelink bench report: PR with {} commits, {} linked sessions, {} spans in the database (set up in {:.1} s)",
         r.totals.commits,
@@ -208,7 +211,7 @@ async fn measure_in(args: &ReportArgs, db: &std::path::Path) -> anyhow::Result<(
     );
     println!(
         "markdown: {} bytes",
-        crate::report::markdown::render(&r).len()
+        tracelink::report::markdown::render(&r).len()
     );
     Ok(())
 }
