@@ -335,3 +335,212 @@ async fn telemetry_naming_a_sha_links_it_only_in_the_sessions_repository() {
     );
     app.stop().await;
 }
+
+const FEATURE_1: &str = "f100000000000000000000000000000000000001";
+const FEATURE_2: &str = "f200000000000000000000000000000000000002";
+const SQUASH: &str = "5500000000000000000000000000000000000055";
+const BASE_TIP: &str = "b000000000000000000000000000000000000000";
+
+/// A push of `commits` (each `(sha, minute, message, by GitHub)`) to `branch` after `before`.
+fn push_to(branch: &str, before: &str, commits: &[(&str, i64, &str, bool)]) -> Value {
+    json!({
+        "ref": format!("refs/heads/{branch}"), "before": before,
+        "after": commits.last().unwrap().0,
+        "repository": {"full_name": REPO}, "installation": {"id": 42},
+        "commits": commits.iter().map(|(sha, t, message, by_github)| {
+            let time = chrono::DateTime::from_timestamp_nanos(*t).to_rfc3339();
+            let committer = if *by_github {
+                json!({"name": "GitHub", "email": "noreply@github.com", "username": "web-flow"})
+            } else {
+                json!({"name": "dev", "email": DEV, "username": "dev"})
+            };
+            json!({"id": sha, "message": message, "timestamp": time,
+                "author": {"name": "dev", "email": DEV, "username": "dev"},
+                "committer": committer, "added": [], "modified": ["src/a.rs"], "removed": []})
+        }).collect::<Vec<_>>()
+    })
+}
+
+fn merged_pull(number: i64, head: &str, merge: &str, at: i64) -> Value {
+    let time = chrono::DateTime::from_timestamp_nanos(at).to_rfc3339();
+    json!({
+        "action": "closed", "repository": {"full_name": REPO}, "installation": {"id": 42},
+        "pull_request": {
+            "number": number, "title": "Feature", "state": "closed", "draft": false,
+            "merged": true, "merge_commit_sha": merge, "user": {"login": "dev"},
+            "head": {"ref": "feature", "sha": head}, "base": {"ref": "main", "sha": BASE_TIP},
+            "created_at": time, "updated_at": time, "closed_at": time, "merged_at": time
+        }
+    })
+}
+
+fn deployed(id: i64, sha: &str, at: i64) -> [(&'static str, Value); 2] {
+    let time = chrono::DateTime::from_timestamp_nanos(at).to_rfc3339();
+    let d = json!({"id": id, "sha": sha, "ref": "main", "environment": "production", "created_at": time});
+    [
+        (
+            "deployment",
+            json!({"action": "created", "repository": {"full_name": REPO}, "deployment": d}),
+        ),
+        (
+            "deployment_status",
+            json!({"action": "created", "repository": {"full_name": REPO},
+            "deployment_status": {"id": id * 10, "state": "success", "environment": "production",
+                "created_at": time}, "deployment": d}),
+        ),
+    ]
+}
+
+async fn dora(app: &TestApp) -> Value {
+    let (status, d) = app
+        .get_json(&format!(
+            "/api/v1/repos/{REPO}/dora?environment=production&since=2026-11-20T00:00:00Z&until=2026-11-21T00:00:00Z"
+        ))
+        .await;
+    assert_eq!(status, 200, "{d}");
+    d
+}
+
+/// An agent session's two commits on a branch, squashed by GitHub onto main at 12:00 and
+/// deployed at 13:00: the squash commit carries the session (`merged`), is agent-assisted
+/// in the commit API and in DORA, and its lead time starts at the branch's first commit.
+#[tokio::test]
+async fn a_squash_merge_carries_its_pull_requests_sessions() {
+    let mut app = app().await;
+    send(
+        &app,
+        &session("conv-squash", &[at(10, 0), at(10, 30)], &["src/a.rs"], None),
+    )
+    .await;
+    let mut n = 0;
+    let mut step = async |app: &TestApp, event: &str, body: Value| {
+        n += 1;
+        deliver(app, event, &format!("d{n}"), &body).await;
+    };
+    step(
+        &app,
+        "push",
+        push_to("main", ZERO, &[(BASE_TIP, at(8, 0), "Base", false)]),
+    )
+    .await;
+    step(
+        &app,
+        "push",
+        push_to(
+            "feature",
+            BASE_TIP,
+            &[
+                (FEATURE_1, at(10, 10), "Part one", false),
+                (FEATURE_2, at(10, 20), "Part two", false),
+            ],
+        ),
+    )
+    .await;
+    step(
+        &app,
+        "push",
+        push_to(
+            "main",
+            BASE_TIP,
+            &[(SQUASH, at(12, 0), "Feature (#5)", true)],
+        ),
+    )
+    .await;
+    step(
+        &app,
+        "pull_request",
+        merged_pull(5, FEATURE_2, SQUASH, at(12, 0)),
+    )
+    .await;
+    for (event, body) in deployed(1, SQUASH, at(13, 0)) {
+        step(&app, event, body).await;
+    }
+    app.applied(6).await;
+
+    assert_eq!(linked(&app, FEATURE_1).await, window("conv-squash"));
+    assert_eq!(
+        linked(&app, SQUASH).await,
+        vec![("conv-squash".to_string(), "merged".to_string())],
+        "the squash commit stands for the PR's commits"
+    );
+    let (_, c) = app
+        .get_json(&format!("/api/v1/repos/{REPO}/commits/{SQUASH}"))
+        .await;
+    assert_eq!(c["agent_assisted"], true, "{c}");
+
+    let d = dora(&app).await;
+    assert_eq!(d["agent_assisted"]["deployments"], 1, "{d}");
+    assert_eq!(d["not_agent_assisted"]["deployments"], 0, "{d}");
+    // The squash: from the PR's first commit (10:10) to the deployment (13:00), not from
+    // the merge (12:00). The base commit (08:00) shipped with it, by a person.
+    assert_eq!(d["agent_assisted"]["changes"], 1, "{d}");
+    assert_eq!(d["agent_assisted"]["lead_time_median_hours"], 2.83, "{d}");
+    assert_eq!(d["not_agent_assisted"]["lead_time_median_hours"], 5.0, "{d}");
+    app.stop().await;
+}
+
+/// GitHub's rebase merge re-creates the PR's commits on main (same author, author time
+/// and message, committed by GitHub): each copy carries its original's session.
+#[tokio::test]
+async fn rebased_copies_carry_their_originals_sessions() {
+    let mut app = app().await;
+    send(
+        &app,
+        &session("conv-rebase", &[at(10, 0), at(10, 30)], &["src/a.rs"], None),
+    )
+    .await;
+    let copy_1 = "c100000000000000000000000000000000000001";
+    let copy_2 = "c200000000000000000000000000000000000002";
+    deliver(
+        &app,
+        "push",
+        "d1",
+        &push_to("main", ZERO, &[(BASE_TIP, at(8, 0), "Base", false)]),
+    )
+    .await;
+    deliver(
+        &app,
+        "push",
+        "d2",
+        &push_to(
+            "feature",
+            BASE_TIP,
+            &[
+                (FEATURE_1, at(10, 10), "Part one", false),
+                (FEATURE_2, at(10, 20), "Part two", false),
+            ],
+        ),
+    )
+    .await;
+    // The copies keep the author time; GitHub commits them at 12:00.
+    deliver(
+        &app,
+        "push",
+        "d3",
+        &push_to(
+            "main",
+            BASE_TIP,
+            &[
+                (copy_1, at(10, 10), "Part one", true),
+                (copy_2, at(10, 20), "Part two", true),
+            ],
+        ),
+    )
+    .await;
+    deliver(
+        &app,
+        "pull_request",
+        "d4",
+        &merged_pull(6, FEATURE_2, copy_2, at(12, 0)),
+    )
+    .await;
+    app.applied(4).await;
+    for copy in [copy_1, copy_2] {
+        assert_eq!(
+            linked(&app, copy).await,
+            vec![("conv-rebase".to_string(), "merged".to_string())],
+            "{copy}"
+        );
+    }
+    app.stop().await;
+}
