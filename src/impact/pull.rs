@@ -46,11 +46,15 @@ pub async fn build(
     let mut keys: Vec<&str> = links.iter().map(|l| l.session_key.as_str()).collect();
     keys.sort();
     keys.dedup();
-    let views = db
+    let views: Vec<_> = db
         .sessions_by_key(&keys)
         .await?
         .into_iter()
         .map(|r| sessions::view(&ctx.prices, r))
+        .collect();
+    let session_agents: HashMap<String, String> = views
+        .iter()
+        .filter_map(|v| Some((v.session_id.clone(), v.agent.clone()?)))
         .collect();
     let (summaries, mut totals, first_session_ns) = maths::sessions(views, &links);
 
@@ -62,7 +66,8 @@ pub async fn build(
             trailer_agents.insert(sha, facts.agents);
         }
     }
-    let (commits, agent_commits) = maths::commits(&shas, records, &trailer_agents, &links);
+    let (commits, agent_commits) =
+        maths::commits(&shas, records, &trailer_agents, &links, &session_agents);
     totals.commits = commits.len();
     totals.agent_commits = agent_commits.len();
 
@@ -73,8 +78,17 @@ pub async fn build(
         .and_then(|p| parse_patch(&p))
     {
         Some(files) => {
-            let agent_patches = agent_patches(db, repo, &agent_commits).await?;
-            let l = maths::line_share(&files, &agent_patches);
+            let (linked, marked): (BTreeSet<String>, BTreeSet<String>) =
+                agent_commits.iter().cloned().partition(|sha| {
+                    commits
+                        .iter()
+                        .any(|c| &c.sha == sha && !c.sessions.is_empty())
+                });
+            let l = maths::line_share(
+                &files,
+                &agent_patches(db, repo, &linked).await?,
+                &agent_patches(db, repo, &marked).await?,
+            );
             (Some(l.share), l.added, l.agent_added)
         }
         None => (None, Vec::new(), Vec::new()),

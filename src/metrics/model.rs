@@ -78,8 +78,12 @@ pub struct CommitSummary {
     pub subject: Option<String>,
     pub author: Option<String>,
     pub authored_at: Option<String>,
+    /// A session is linked to it, or an agent trailer names an agent.
     pub agent_assisted: bool,
+    /// Agents its trailers name.
     pub agents: Vec<String>,
+    /// Agents of the sessions linked to it.
+    pub session_agents: Vec<String>,
     pub sessions: Vec<String>,
 }
 
@@ -87,8 +91,12 @@ pub struct CommitSummary {
 pub struct LineShare {
     pub added: u64,
     pub removed: u64,
+    /// Added lines that a session-linked commit of the PR added.
     pub agent_added: u64,
     pub agent_share: f64,
+    /// Added lines of commits an agent trailer marks but no session is linked to:
+    /// marked as agent-written, with no telemetry; not in `agent_added`.
+    pub trailer_only_added: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

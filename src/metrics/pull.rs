@@ -2,9 +2,12 @@
 //! their totals, its commits, the agent share of its added lines, CI at its head, the
 //! deployments that shipped it, and its times.
 //!
+//! - A commit is agent-assisted when a session is linked to it or an agent trailer names
+//!   an agent.
 //! - An added line of the PR diff is agent-attributed when a commit of the PR linked to
-//!   a session (or named by an agent trailer) added a line with the same content in the
-//!   same file.
+//!   a session added a line with the same content in the same file. Lines of commits an
+//!   agent trailer marks but no session is linked to are counted apart ("marked as
+//!   agent-written, no telemetry"), never as agent lines.
 //! - CI at head: each run's outcome is its latest attempt's (passed: success, neutral or
 //!   skipped; failed: any other conclusion; pending: not completed); earlier attempts
 //!   count as reruns. The first-run pass rate is over first attempts of completed
@@ -51,20 +54,30 @@ pub struct Lines {
     pub agent_added: AddedLines,
 }
 
-/// The agent share of the PR diff's added lines, given the patches of its
-/// agent-assisted commits.
-pub fn line_share(pr: &[PatchFile], agent_commits: &[Vec<PatchFile>]) -> Lines {
-    // What agent-linked commits added, per file and line content.
-    let mut by_agents: HashMap<&str, HashSet<&str>> = HashMap::new();
-    for files in agent_commits {
+/// What some commits added, per file and line content.
+fn added_by(commits: &[Vec<PatchFile>]) -> HashMap<&str, HashSet<&str>> {
+    let mut out: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for files in commits {
         for f in files {
-            let set = by_agents.entry(f.filename.as_str()).or_default();
+            let set = out.entry(f.filename.as_str()).or_default();
             for l in diff::added_lines(f.patch.as_deref().unwrap_or("")) {
                 set.insert(l.text);
             }
         }
     }
-    let (mut added, mut removed, mut agent_added) = (0u64, 0u64, 0u64);
+    out
+}
+
+/// The agent share of the PR diff's added lines, given the patches of its session-linked
+/// commits, and apart the lines of its trailer-only commits.
+pub fn line_share(
+    pr: &[PatchFile],
+    session_commits: &[Vec<PatchFile>],
+    trailer_only_commits: &[Vec<PatchFile>],
+) -> Lines {
+    let by_agents = added_by(session_commits);
+    let by_trailers = added_by(trailer_only_commits);
+    let (mut added, mut removed, mut agent_added, mut trailer_only) = (0u64, 0u64, 0u64, 0u64);
     let (mut pr_lines, mut agent_lines): (AddedLines, AddedLines) = (Vec::new(), Vec::new());
     for f in pr {
         added += f.additions;
@@ -77,6 +90,13 @@ pub fn line_share(pr: &[PatchFile], agent_commits: &[Vec<PatchFile>]) -> Lines {
             .filter(|l| set.is_some_and(|s| s.contains(l.text)))
             .map(|l| l.number)
             .collect();
+        let marked = by_trailers.get(f.filename.as_str());
+        trailer_only += lines
+            .iter()
+            .filter(|l| {
+                marked.is_some_and(|s| s.contains(l.text)) && !set.is_some_and(|s| s.contains(l.text))
+            })
+            .count() as u64;
         agent_added += agents.len() as u64;
         if !agents.is_empty() {
             agent_lines.push((f.filename.clone(), agents));
@@ -93,6 +113,7 @@ pub fn line_share(pr: &[PatchFile], agent_commits: &[Vec<PatchFile>]) -> Lines {
             } else {
                 ((agent_added as f64 / added as f64) * 1000.0).round() / 1000.0
             },
+            trailer_only_added: trailer_only,
         },
         added: pr_lines,
         agent_added: agent_lines,
@@ -172,12 +193,13 @@ pub fn sessions(
 }
 
 /// The PR's commits in order, and which are agent-assisted (a trailer names an agent,
-/// or a session is linked).
+/// or a session is linked). `session_agents` is each linked session's agent.
 pub fn commits(
     shas: &[String],
     records: Vec<CommitRecord>,
     trailer_agents: &HashMap<String, Vec<String>>,
     links: &[SessionLink],
+    session_agents: &HashMap<String, String>,
 ) -> (Vec<CommitSummary>, BTreeSet<String>) {
     let mut details: HashMap<String, CommitRecord> =
         records.into_iter().map(|c| (c.sha.clone(), c)).collect();
@@ -192,6 +214,12 @@ pub fn commits(
             .map(|l| l.session_key.clone())
             .collect();
         let assisted = !agents.is_empty() || !sessions.is_empty();
+        let mut by_sessions: Vec<String> = sessions
+            .iter()
+            .filter_map(|k| session_agents.get(k).cloned())
+            .collect();
+        by_sessions.sort();
+        by_sessions.dedup();
         if assisted {
             assisted_set.insert(sha.clone());
         }
@@ -206,6 +234,7 @@ pub fn commits(
             authored_at: rfc3339(c.authored_ns),
             agent_assisted: assisted,
             agents,
+            session_agents: by_sessions,
             sessions,
         });
     }
@@ -323,14 +352,18 @@ mod tests {
     fn line_share_counts_added_lines_an_agent_commit_also_added() {
         let pr = vec![file("a.rs", "@@ -0,0 +1,3 @@\n+one\n+two\n+three\n", 3)];
         let agent = vec![vec![file("a.rs", "@@ -0,0 +1,1 @@\n+two\n", 1)]];
-        let l = line_share(&pr, &agent);
+        let l = line_share(&pr, &agent, &[]);
         assert_eq!((l.share.added, l.share.agent_added), (3, 1));
         assert_eq!(l.share.agent_share, 0.333);
         assert_eq!(l.agent_added, vec![("a.rs".to_string(), vec![2])]);
         assert_eq!(l.added, vec![("a.rs".to_string(), vec![1, 2, 3])]);
         // The same content in another file is not the agent's.
         let other = vec![vec![file("b.rs", "@@ -0,0 +1,1 @@\n+two\n", 1)]];
-        assert_eq!(line_share(&pr, &other).share.agent_added, 0);
+        assert_eq!(line_share(&pr, &other, &[]).share.agent_added, 0);
+        // A trailer-only commit's lines are counted apart, never as the agents'.
+        let marked = vec![vec![file("a.rs", "@@ -0,0 +1,2 @@\n+one\n+two\n", 2)]];
+        let l = line_share(&pr, &agent, &marked);
+        assert_eq!((l.share.agent_added, l.share.trailer_only_added), (1, 1));
     }
 
     fn run(kind: &str, id: i64, attempt: i64, status: &str, conclusion: Option<&str>) -> RunRecord {

@@ -241,6 +241,9 @@ pub fn headline(r: &PrReport) -> String {
         ));
     }
     match &r.lines {
+        Some(l) if l.added > 0 && l.agent_added == 0 && l.trailer_only_added > 0 => parts.push(
+            format!("{} added lines marked by agent trailers", l.trailer_only_added),
+        ),
         Some(l) if l.added > 0 => parts.push(format!(
             "{:.0}% of added lines by agents",
             l.agent_share * 100.0
@@ -354,9 +357,17 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
         t.agent_commits, t.commits
     );
     if let Some(l) = &r.lines {
+        let marked = if l.trailer_only_added > 0 {
+            format!(
+                " · {} marked as agent-written, no telemetry",
+                l.trailer_only_added
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             o,
-            "| Lines | +{} / −{} · {} added by agents ({:.0}%) |",
+            "| Lines | +{} / −{} · {} added by agents ({:.0}%){marked} |",
             l.added,
             l.removed,
             l.agent_added,
@@ -463,14 +474,21 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
             "| commit | subject | author | agents |\n|---|---|---|---|"
         );
         for c in &r.commits {
-            let mut agents: Vec<String> =
-                c.agents.iter().map(|a| agent_name(a).to_string()).collect();
+            // Agents of linked sessions; apart, agents only a trailer names.
+            let mut agents: Vec<String> = c
+                .session_agents
+                .iter()
+                .map(|a| agent_name(a).to_string())
+                .collect();
             if agents.is_empty() && !c.sessions.is_empty() {
                 agents.push(format!(
                     "{} session{}",
                     c.sessions.len(),
                     if c.sessions.len() == 1 { "" } else { "s" }
                 ));
+            }
+            for a in c.agents.iter().filter(|a| !c.session_agents.contains(a)) {
+                agents.push(format!("{} (trailer, no telemetry)", agent_name(a)));
             }
             let _ = writeln!(
                 o,
