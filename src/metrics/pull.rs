@@ -94,7 +94,8 @@ pub fn line_share(
         trailer_only += lines
             .iter()
             .filter(|l| {
-                marked.is_some_and(|s| s.contains(l.text)) && !set.is_some_and(|s| s.contains(l.text))
+                marked.is_some_and(|s| s.contains(l.text))
+                    && !set.is_some_and(|s| s.contains(l.text))
             })
             .count() as u64;
         agent_added += agents.len() as u64;

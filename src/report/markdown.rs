@@ -241,9 +241,12 @@ pub fn headline(r: &PrReport) -> String {
         ));
     }
     match &r.lines {
-        Some(l) if l.added > 0 && l.agent_added == 0 && l.trailer_only_added > 0 => parts.push(
-            format!("{} added lines marked by agent trailers", l.trailer_only_added),
-        ),
+        Some(l) if l.added > 0 && l.agent_added == 0 && l.trailer_only_added > 0 => {
+            parts.push(format!(
+                "{} added lines marked by agent trailers",
+                l.trailer_only_added
+            ))
+        }
         Some(l) if l.added > 0 => parts.push(format!(
             "{:.0}% of added lines by agents",
             l.agent_share * 100.0

@@ -475,7 +475,10 @@ async fn a_squash_merge_carries_its_pull_requests_sessions() {
     // the merge (12:00). The base commit (08:00) shipped with it, by a person.
     assert_eq!(d["agent_assisted"]["changes"], 1, "{d}");
     assert_eq!(d["agent_assisted"]["lead_time_median_hours"], 2.83, "{d}");
-    assert_eq!(d["not_agent_assisted"]["lead_time_median_hours"], 5.0, "{d}");
+    assert_eq!(
+        d["not_agent_assisted"]["lead_time_median_hours"], 5.0,
+        "{d}"
+    );
     app.stop().await;
 }
 

@@ -333,9 +333,16 @@ async fn coverage_delta_patch_coverage_and_tests_in_the_comment() {
     // Head 16 of 22 lines vs main 14 of 15; of the PR's 8 added lines 2 are covered. The
     // 5 lines of the commit only a trailer marks are not agent-written lines (no session
     // is linked): they are shown apart, and no agent patch coverage is claimed.
-    assert!(body.contains("| Coverage | 72.7% at head · -20.6 pp vs main `a000000` · patch 25.0% (2/8 lines) |"), "{body}");
     assert!(
-        body.contains("| Lines | +8 / −1 · 0 added by agents (0%) · 5 marked as agent-written, no telemetry |"),
+        body.contains(
+            "| Coverage | 72.7% at head · -20.6 pp vs main `a000000` · patch 25.0% (2/8 lines) |"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            "| Lines | +8 / −1 · 0 added by agents (0%) · 5 marked as agent-written, no telemetry |"
+        ),
         "{body}"
     );
     assert!(
