@@ -75,6 +75,9 @@ pub struct SessionLink {
     pub evidence: Evidence,
     pub confidence: f64,
     pub detail: String,
+    /// For an inherited (`merged`) link, the commit whose link it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -139,6 +142,7 @@ pub async fn link_commits(
         for l in direct_links(db, cfg, repo, &originals).await? {
             links.push(SessionLink {
                 detail: format!("merged as #{number}'s merge result; {}", l.detail),
+                original: Some(l.sha.clone()),
                 sha: merge.clone(),
                 evidence: Evidence::Merged,
                 ..l
@@ -157,6 +161,7 @@ pub async fn link_commits(
                         &original[..original.len().min(7)],
                         l.detail
                     ),
+                    original: Some(l.sha.clone()),
                     sha: copy.clone(),
                     evidence: Evidence::Merged,
                     ..l.clone()
@@ -226,6 +231,7 @@ async fn direct_links(
                         "Traceparent trailer names trace {}",
                         crate::ids::encode_hex(t)
                     ),
+                    original: None,
                 });
             }
         }
@@ -238,6 +244,7 @@ async fn direct_links(
                     evidence: Evidence::Trace,
                     confidence: 1.0,
                     detail: "Tracelink-Session trailer names the session".into(),
+                    original: None,
                 });
             }
         }
@@ -252,6 +259,7 @@ async fn direct_links(
             evidence: Evidence::Event,
             confidence: 1.0,
             detail: "the session's telemetry names the commit".into(),
+            original: None,
         });
     }
 
@@ -319,6 +327,7 @@ async fn direct_links(
                         "co-author trailer of {} and the author's session around the commit",
                         s.agent.as_deref().unwrap_or("?")
                     ),
+                    original: None,
                 });
                 continue;
             }
@@ -334,6 +343,7 @@ async fn direct_links(
                     evidence: Evidence::Window,
                     confidence,
                     detail,
+                    original: None,
                 });
             }
         }

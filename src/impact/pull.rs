@@ -3,13 +3,14 @@
 //! the incidents they caused. Reads indexed rows only; the maths is
 //! [`crate::metrics::pull`] and [`crate::metrics::coverage`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::ReportContext;
-use crate::graph::links::{SessionLink, link_commits};
+use crate::graph::links::{Evidence, SessionLink, link_commits};
 use crate::graph::neighbourhood::Ancestry;
 use crate::ids::{PrNumber, RepoName, node};
-use crate::metrics::model::{IncidentSummary, PrReport};
+use crate::metrics::cost::{self, Size};
+use crate::metrics::model::{IncidentSummary, PrReport, SessionSummary, Totals};
 use crate::metrics::pull::{self as maths, PatchFile, parse_patch};
 use crate::metrics::sessions;
 use crate::store::{self, Db};
@@ -56,7 +57,8 @@ pub async fn build(
         .iter()
         .filter_map(|v| Some((v.session_id.clone(), v.agent.clone()?)))
         .collect();
-    let (summaries, mut totals, first_session_ns) = maths::sessions(views, &links);
+    let (mut summaries, mut totals, first_session_ns) = maths::sessions(views, &links);
+    split_cost(db, repo, &shas, &links, &mut summaries, &mut totals).await?;
 
     // Commits.
     let records = db.commits(repo, &shas).await?;
@@ -150,9 +152,6 @@ pub async fn build(
         pr.merged_ns,
         merge_to_deploy,
     );
-    if pr.state == "merged" {
-        totals.cost_per_merged_pr = totals.cost_usd;
-    }
     let mut report = PrReport {
         repository: repo.to_string(),
         number,
@@ -179,6 +178,79 @@ pub async fn build(
         links,
         shas,
     }))
+}
+
+/// The PR's cost is its commits' shares of their sessions' cost, not the sessions' whole
+/// cost ([`crate::metrics::cost`]): each session's share is set on its summary, and the
+/// total on `totals`.
+async fn split_cost(
+    db: &Db,
+    repo: &str,
+    shas: &[String],
+    links: &[SessionLink],
+    summaries: &mut [SessionSummary],
+    totals: &mut Totals,
+) -> store::Result<()> {
+    let pr: BTreeSet<String> = shas.iter().map(|s| node::commit_str(repo, s)).collect();
+    let keys: Vec<&str> = summaries.iter().map(|s| s.session_id.as_str()).collect();
+    // Every commit each session is directly linked to: the links just found for the
+    // PR's commits, and the stored ones elsewhere.
+    let mut direct: BTreeSet<(String, String)> = db
+        .links_of_sessions(&keys)
+        .await?
+        .into_iter()
+        .filter(|l| l.evidence != Evidence::Merged.as_str() && !pr.contains(&l.to_key))
+        .map(|l| (l.from_key, l.to_key))
+        .collect();
+    let mut originals: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for l in links {
+        let key = node::commit_str(repo, &l.sha);
+        match &l.original {
+            Some(o) => originals
+                .entry(key)
+                .or_default()
+                .push(node::commit_str(repo, o)),
+            None => {
+                direct.insert((l.session_key.clone(), key));
+            }
+        }
+    }
+    let mut sizes = BTreeMap::new();
+    for (_, key) in &direct {
+        let (r, sha) = key.rsplit_once('@').unwrap_or((repo, key));
+        if let Some(files) = db.commit_patch(r, sha).await?.and_then(|p| parse_patch(&p)) {
+            sizes.insert(
+                key.clone(),
+                Size {
+                    added: Some(files.iter().map(|f| f.additions).sum()),
+                    removed: Some(files.iter().map(|f| f.deletions).sum()),
+                },
+            );
+        }
+    }
+    let costs: BTreeMap<String, f64> = summaries
+        .iter()
+        .filter_map(|s| Some((s.session_id.clone(), s.cost_usd?)))
+        .collect();
+    let shares = cost::shares(&costs, &direct, &sizes);
+    for s in summaries.iter_mut() {
+        if s.cost_usd.is_some() {
+            let own: BTreeMap<(String, String), f64> = shares
+                .iter()
+                .filter(|((k, _), _)| *k == s.session_id)
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            s.cost_in_pr_usd = Some(round6(cost::carried(&pr, &own, &originals)));
+        }
+    }
+    if !costs.is_empty() {
+        totals.cost_usd = Some(round6(cost::carried(&pr, &shares, &originals)));
+    }
+    Ok(())
+}
+
+fn round6(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
 }
 
 /// The cached patches of the agent-assisted commits (those not fetched yet are skipped).

@@ -41,12 +41,12 @@ pub struct Totals {
     pub users: Vec<String>,
     pub commits: usize,
     pub agent_commits: usize,
+    /// The pull request's cost: its commits' shares of their sessions' cost
+    /// ([`crate::metrics::cost`]).
     pub cost_usd: Option<f64>,
     pub cost_estimated: bool,
     pub tokens: Option<TokenView>,
     pub active_seconds: Option<f64>,
-    /// This PR's agent cost when it is merged (the repository figure sums these).
-    pub cost_per_merged_pr: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -64,7 +64,10 @@ pub struct SessionSummary {
     pub user: Option<String>,
     pub models: Vec<String>,
     pub tokens: Option<TokenView>,
+    /// The whole session's cost.
     pub cost_usd: Option<f64>,
+    /// The share of it this pull request's commits carry ([`crate::metrics::cost`]).
+    pub cost_in_pr_usd: Option<f64>,
     pub cost_estimated: bool,
     pub active_seconds: Option<f64>,
     pub started_at: Option<String>,

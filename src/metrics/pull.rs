@@ -176,6 +176,7 @@ pub fn sessions(
             models: s.models,
             tokens: s.tokens,
             cost_usd: s.cost_usd,
+            cost_in_pr_usd: None,
             cost_estimated: s.cost_estimated,
             active_seconds: s.active_seconds,
             started_at: s.started_at,

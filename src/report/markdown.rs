@@ -456,14 +456,23 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
                     count(t.input),
                     count(t.output)
                 )),
-                s.cost_usd.map_or("—".into(), |c| format!(
-                    "{}{}",
-                    usd(c),
-                    if s.cost_estimated { " est." } else { "" }
-                )),
+                s.cost_usd.map_or("—".into(), |c| {
+                    let est = if s.cost_estimated { " est." } else { "" };
+                    match s.cost_in_pr_usd {
+                        // Part of the session went into other commits.
+                        Some(p) if (p - (c * 1e6).round() / 1e6).abs() > 1e-9 => {
+                            format!("{}{est} of {}", usd(p), usd(c))
+                        }
+                        _ => format!("{}{est}", usd(c)),
+                    }
+                }),
                 evidence.join("<br>")
             );
         }
+        o.push_str(
+            "\nCost: a session's cost is split over the commits it is directly linked to, by \
+             added lines; this pull request's cost is its commits' shares.\n",
+        );
         o.push_str("\n</details>\n");
     }
     if !r.commits.is_empty() {

@@ -97,6 +97,24 @@ impl Db {
         Ok(out)
     }
 
+    /// The stored `authored` links of these sessions, every commit they reach.
+    pub async fn links_of_sessions(&self, keys: &[&str]) -> Result<Vec<LinkRow>> {
+        let mut out = Vec::new();
+        for chunk in keys.chunks(500) {
+            let mut q = sqlx::query_as::<_, LinkRow>(AssertSqlSafe(format!(
+                "SELECT from_kind, from_key, to_kind, to_key, relation, evidence, confidence FROM links \
+                 WHERE from_kind = 'session' AND relation = 'authored' AND from_key IN ({}) \
+                 ORDER BY from_key, to_key",
+                placeholders(chunk.len())
+            )));
+            for k in chunk {
+                q = q.bind(*k);
+            }
+            out.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(out)
+    }
+
     /// Every link from nodes of `from_kind` with this relation, ordered.
     pub async fn links_by_relation(&self, from_kind: &str, relation: &str) -> Result<Vec<LinkRow>> {
         sqlx::query_as(

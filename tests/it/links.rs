@@ -547,3 +547,82 @@ async fn rebased_copies_carry_their_originals_sessions() {
     }
     app.stop().await;
 }
+
+/// One Claude Code session names two commits, each in its own pull request: each PR
+/// carries half the session's cost (no patch sizes known: equal shares), and the two
+/// halves add up to the session's cost.
+#[tokio::test]
+async fn a_session_in_two_pull_requests_is_not_counted_twice() {
+    use crate::reports::{CLAUDE_1, CLAUDE_2, Commit, pull, push, send_otlp};
+    let mut app = app().await;
+    for f in ["claude-code-metrics.json", "claude-code-logs.json"] {
+        send_otlp(&app, f).await;
+    }
+    let commit = |sha, at| Commit {
+        sha,
+        message: "change",
+        at,
+        email: DEV,
+        login: "dev",
+        files: &[],
+    };
+    deliver(
+        &app,
+        "push",
+        "d1",
+        &push(
+            "refs/heads/one",
+            ZERO,
+            &[commit(CLAUDE_1, "2026-11-20T09:13:48Z")],
+        ),
+    )
+    .await;
+    deliver(
+        &app,
+        "push",
+        "d2",
+        &push(
+            "refs/heads/two",
+            ZERO,
+            &[commit(CLAUDE_2, "2026-11-20T09:31:27Z")],
+        ),
+    )
+    .await;
+    deliver(
+        &app,
+        "pull_request",
+        "d3",
+        &pull("opened", 11, CLAUDE_1, "one", "2026-11-20T10:00:00Z", None),
+    )
+    .await;
+    deliver(
+        &app,
+        "pull_request",
+        "d4",
+        &pull("opened", 12, CLAUDE_2, "two", "2026-11-20T10:00:00Z", None),
+    )
+    .await;
+    app.applied(4).await;
+    let session_cost = app.session("82c3495f-998e-457a-875a-8643b934dd9c").await["cost_usd"]
+        .as_f64()
+        .unwrap();
+    assert_eq!(session_cost, 0.365276);
+    let mut total = 0.0;
+    for number in [11, 12] {
+        let (status, r) = app
+            .get_json(&format!(
+                "/api/v1/repos/{REPO}/pulls/{number}/report?format=json"
+            ))
+            .await;
+        assert_eq!(status, 200, "{r}");
+        assert_eq!(r["totals"]["cost_usd"], 0.182638, "PR #{number}: {r}");
+        assert_eq!(
+            r["sessions"][0]["cost_usd"], 0.365276,
+            "the session's own cost"
+        );
+        assert_eq!(r["sessions"][0]["cost_in_pr_usd"], 0.182638);
+        total += r["totals"]["cost_usd"].as_f64().unwrap();
+    }
+    assert!((total - session_cost).abs() < 1e-6, "{total}");
+    app.stop().await;
+}

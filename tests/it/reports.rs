@@ -504,7 +504,7 @@ async fn telemetry_after_merge_updates_the_report_with_deploys_and_incidents() {
     }
     let (after, md_after) = report(&app, 7).await;
     assert_eq!(after["totals"]["sessions"], 1);
-    assert_eq!(after["totals"]["cost_per_merged_pr"], 0.365276);
+    assert_eq!(after["totals"]["cost_usd"], 0.365276);
     assert!(
         after["timing"]["first_session_to_merge_seconds"]
             .as_i64()
