@@ -62,12 +62,7 @@ pub async fn build(
 
     // Commits.
     let records = db.commits(repo, &shas).await?;
-    let mut trailer_agents: HashMap<String, Vec<String>> = HashMap::new();
-    for (sha, facts) in db.commit_facts(repo, &shas).await? {
-        if !facts.agents.is_empty() {
-            trailer_agents.insert(sha, facts.agents);
-        }
-    }
+    let trailer_agents = db.commit_agents(repo, &shas).await?;
     let (commits, agent_commits) =
         maths::commits(&shas, records, &trailer_agents, &links, &session_agents);
     totals.commits = commits.len();
@@ -215,17 +210,24 @@ async fn split_cost(
             }
         }
     }
-    let mut sizes = BTreeMap::new();
+    let mut by_repo: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (_, key) in &direct {
-        let (r, sha) = key.rsplit_once('@').unwrap_or((repo, key));
-        if let Some(files) = db.commit_patch(r, sha).await?.and_then(|p| parse_patch(&p)) {
-            sizes.insert(
-                key.clone(),
-                Size {
-                    added: Some(files.iter().map(|f| f.additions).sum()),
-                    removed: Some(files.iter().map(|f| f.deletions).sum()),
-                },
-            );
+        if let Some((r, sha)) = key.rsplit_once('@') {
+            by_repo.entry(r).or_default().push(sha.to_string());
+        }
+    }
+    let mut sizes = BTreeMap::new();
+    for (r, shas) in by_repo {
+        for (sha, json) in db.commit_patches(r, &shas).await? {
+            if let Some(files) = parse_patch(&json) {
+                sizes.insert(
+                    node::commit_str(r, &sha),
+                    Size {
+                        added: Some(files.iter().map(|f| f.additions).sum()),
+                        removed: Some(files.iter().map(|f| f.deletions).sum()),
+                    },
+                );
+            }
         }
     }
     let costs: BTreeMap<String, f64> = summaries
@@ -233,18 +235,15 @@ async fn split_cost(
         .filter_map(|s| Some((s.session_id.clone(), s.cost_usd?)))
         .collect();
     let shares = cost::shares(&costs, &direct, &sizes);
+    let carried = cost::carried(&pr, &shares, &originals);
     for s in summaries.iter_mut() {
         if s.cost_usd.is_some() {
-            let own: BTreeMap<(String, String), f64> = shares
-                .iter()
-                .filter(|((k, _), _)| *k == s.session_id)
-                .map(|(k, v)| (k.clone(), *v))
-                .collect();
-            s.cost_in_pr_usd = Some(round6(cost::carried(&pr, &own, &originals)));
+            let share = carried.get(s.session_id.as_str()).copied().unwrap_or(0.0);
+            s.cost_in_pr_usd = Some(round6(share));
         }
     }
     if !costs.is_empty() {
-        totals.cost_usd = Some(round6(cost::carried(&pr, &shares, &originals)));
+        totals.cost_usd = Some(round6(carried.values().sum()));
     }
     Ok(())
 }

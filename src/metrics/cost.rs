@@ -57,28 +57,29 @@ fn all_known(commits: &[&str], weight: impl Fn(&str) -> Option<u64>) -> Option<V
     w.filter(|w| w.iter().sum::<f64>() > 0.0)
 }
 
-/// The cost a set of commits carries: their own shares, and for a commit whose links are
-/// inherited, its original's shares (unless the original is in the set too).
-/// `originals` maps an inheriting commit to the commits it stands for.
-pub fn carried(
+/// What each session's shares come to over a set of commits: their own shares, and for
+/// a commit whose links are inherited, its original's shares (unless the original is in
+/// the set too, so that nothing counts twice). `originals` maps an inheriting commit to
+/// the commits it stands for.
+pub fn carried<'a>(
     commits: &BTreeSet<String>,
-    shares: &BTreeMap<(String, String), f64>,
+    shares: &'a BTreeMap<(String, String), f64>,
     originals: &BTreeMap<String, Vec<String>>,
-) -> f64 {
+) -> BTreeMap<&'a str, f64> {
     let mut counted: BTreeSet<&str> = BTreeSet::new();
     for c in commits {
         counted.insert(c.as_str());
         for o in originals.get(c).into_iter().flatten() {
-            if !commits.contains(o) {
-                counted.insert(o.as_str());
-            }
+            counted.insert(o.as_str());
         }
     }
-    shares
-        .iter()
-        .filter(|((_, c), _)| counted.contains(c.as_str()))
-        .map(|(_, v)| v)
-        .sum()
+    let mut out: BTreeMap<&str, f64> = BTreeMap::new();
+    for ((session, c), v) in shares {
+        if counted.contains(c.as_str()) {
+            *out.entry(session.as_str()).or_default() += v;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -122,9 +123,9 @@ mod tests {
         let originals =
             BTreeMap::from([("squash".to_string(), vec!["a".to_string(), "b".to_string()])]);
         let pr_one: BTreeSet<String> = ["a".to_string()].into();
-        assert!((carried(&pr_one, &s, &originals) - 0.5).abs() < 1e-9);
+        assert!((carried(&pr_one, &s, &originals)["s"] - 0.5).abs() < 1e-9);
         // The squash commit stands for both, and is not counted beside them.
         let main: BTreeSet<String> = ["squash".to_string(), "a".to_string()].into();
-        assert!((carried(&main, &s, &originals) - 1.0).abs() < 1e-9);
+        assert!((carried(&main, &s, &originals)["s"] - 1.0).abs() < 1e-9);
     }
 }

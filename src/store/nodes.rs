@@ -192,6 +192,29 @@ impl Db {
         Ok(out)
     }
 
+    /// The agents the trailers of these commits name, by SHA.
+    pub async fn commit_agents(
+        &self,
+        repo: &str,
+        shas: &[String],
+    ) -> Result<std::collections::HashMap<String, Vec<String>>> {
+        let mut out: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for chunk in shas.chunks(500) {
+            let mut q = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(format!(
+                "SELECT sha, agent FROM commit_agents WHERE repo = ? AND sha IN ({}) ORDER BY agent",
+                placeholders(chunk.len())
+            )))
+            .bind(repo);
+            for s in chunk {
+                q = q.bind(s);
+            }
+            for (sha, agent) in q.fetch_all(&self.pool).await? {
+                out.entry(sha).or_default().push(agent);
+            }
+        }
+        Ok(out)
+    }
+
     /// A commit with its trailers, agents, parents, files, pull requests, runs,
     /// deployments and incidents; `None` when neither the commit nor a link to it is known.
     pub async fn commit_detail(&self, repo: &str, sha: &str) -> Result<Option<CommitDetail>> {

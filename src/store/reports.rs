@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 
 use super::github::Op;
 use super::nodes::pulls_containing;
-use super::{Db, Result, Tx};
+use sqlx::AssertSqlSafe;
+
+use super::{Db, Result, Tx, placeholders};
 
 /// Merged pull requests that deployments and incidents still update.
 const RECENT_MERGE_NS: i64 = 30 * 86_400 * 1_000_000_000;
@@ -339,6 +341,27 @@ impl Db {
             .bind(number)
             .fetch_optional(&self.pool)
             .await
+    }
+
+    /// The cached patches (JSON lists of files) of those of these commits that have one.
+    pub async fn commit_patches(
+        &self,
+        repo: &str,
+        shas: &[String],
+    ) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for chunk in shas.chunks(500) {
+            let mut q = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(format!(
+                "SELECT sha, files FROM commit_patches WHERE repo = ? AND sha IN ({})",
+                placeholders(chunk.len())
+            )))
+            .bind(repo);
+            for s in chunk {
+                q = q.bind(s);
+            }
+            out.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(out)
     }
 
     /// A commit's cached patch (JSON list of files).
