@@ -164,10 +164,7 @@ pub async fn pull_request(
         ));
     };
     // Its commits (the same list the report reads), those stored, oldest first.
-    let shas = state
-        .db
-        .pull_commits(r, number, pr.head_ref.as_deref())
-        .await?;
+    let shas = state.db.pull_commits(r, number).await?.shas;
     let mut commits = state.db.commits(r, &shas).await?;
     commits.sort_by(|a, b| (a.authored_ns, &a.sha).cmp(&(b.authored_ns, &b.sha)));
     let heads = state.db.pull_heads(r, number).await?;

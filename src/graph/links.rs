@@ -136,8 +136,8 @@ pub async fn link_commits(
     shas: &[String],
 ) -> store::Result<Vec<SessionLink>> {
     let mut links = direct_links(db, cfg, repo, shas).await?;
-    for (merge, number, head_ref) in db.merged_pulls(repo, shas).await? {
-        let mut originals = db.pull_commits(repo, number, head_ref.as_deref()).await?;
+    for (merge, number) in db.merged_pulls(repo, shas).await? {
+        let mut originals = db.pull_commits(repo, number).await?.shas;
         originals.retain(|s| *s != merge);
         for l in direct_links(db, cfg, repo, &originals).await? {
             links.push(SessionLink {

@@ -42,10 +42,11 @@ pub async fn repository(
     shipped.sort();
     shipped.dedup();
     let mut change_start = std::collections::HashMap::new();
-    for (merge, number, head_ref) in db.merged_pulls(repo, &shipped).await? {
+    for (merge, number) in db.merged_pulls(repo, &shipped).await? {
         let first = db
-            .pull_commits(repo, number, head_ref.as_deref())
+            .pull_commits(repo, number)
             .await?
+            .shas
             .iter()
             .filter_map(|s| authored.get(&node::commit_str(repo, s)).copied())
             .min();

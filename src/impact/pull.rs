@@ -38,9 +38,8 @@ pub async fn build(
     let Some(pr) = db.pull_request(repo, number).await? else {
         return Ok(None);
     };
-    let shas = db
-        .pull_commits(repo, number, pr.head_ref.as_deref())
-        .await?;
+    let listed = db.pull_commits(repo, number).await?;
+    let (shas, commit_list) = (listed.shas, listed.source);
     let links = link_commits(db, &ctx.links, repo, &shas).await?;
 
     // Sessions, in order of first activity.
@@ -159,6 +158,7 @@ pub async fn build(
         totals,
         sessions: summaries,
         commits,
+        commit_list,
         lines,
         ci,
         deployments,

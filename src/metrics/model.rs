@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::sessions::TokenView;
 use crate::graph::links::Evidence;
+pub use crate::store::nodes::CommitSource;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PrReport {
@@ -22,6 +23,8 @@ pub struct PrReport {
     pub totals: Totals,
     pub sessions: Vec<SessionSummary>,
     pub commits: Vec<CommitSummary>,
+    /// Where the commit list came from; `head_only` when only the head is known.
+    pub commit_list: CommitSource,
     /// Lines of the PR diff and the share agents wrote; `None` until patches are known.
     pub lines: Option<LineShare>,
     pub ci: CiSummary,

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::metrics::model::PrReport;
+use crate::metrics::model::{CommitSource, PrReport};
 
 /// The hidden marker that starts every report comment.
 pub const MARKER: &str = "<!-- tracelink:pr-report";
@@ -356,8 +356,14 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
     }
     let _ = writeln!(
         o,
-        "| Commits | {} of {} agent-assisted |",
-        t.agent_commits, t.commits
+        "| Commits | {} of {} agent-assisted{} |",
+        t.agent_commits,
+        t.commits,
+        if r.commit_list == CommitSource::HeadOnly {
+            " · only the head is known (its branch's pushes never arrived, as for a fork; the App lists the rest)"
+        } else {
+            ""
+        }
     );
     if let Some(l) = &r.lines {
         let marked = if l.trailer_only_added > 0 {

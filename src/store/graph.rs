@@ -276,16 +276,12 @@ impl Db {
     }
 
     /// The merged pull requests whose merge result (merge or squash commit) is one of
-    /// these commits: `(merge sha, number, head ref)`.
-    pub async fn merged_pulls(
-        &self,
-        repo: &str,
-        shas: &[String],
-    ) -> Result<Vec<(String, i64, Option<String>)>> {
+    /// these commits: `(merge sha, number)`.
+    pub async fn merged_pulls(&self, repo: &str, shas: &[String]) -> Result<Vec<(String, i64)>> {
         let mut out = Vec::new();
         for chunk in shas.chunks(500) {
-            let mut q = sqlx::query_as::<_, (String, i64, Option<String>)>(AssertSqlSafe(format!(
-                "SELECT merge_commit_sha, number, head_ref FROM pull_requests \
+            let mut q = sqlx::query_as::<_, (String, i64)>(AssertSqlSafe(format!(
+                "SELECT merge_commit_sha, number FROM pull_requests \
                  WHERE repo = ? AND merged = 1 AND merge_commit_sha IN ({}) ORDER BY number",
                 placeholders(chunk.len())
             )))

@@ -27,6 +27,29 @@ pub struct PullRequest {
     pub merged_ns: Option<i64>,
 }
 
+/// Commits followed back from a pull request's head, at most.
+const MAX_PULL_DEPTH: i64 = 1000;
+
+/// Where a pull request's commit list came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitSource {
+    /// The GitHub API's list of the PR's commits.
+    Api,
+    /// The head's ancestry, back to the base.
+    Ancestry,
+    /// Only the head is known: its ancestry never arrived (a fork's pushes).
+    #[default]
+    HeadOnly,
+}
+
+/// A pull request's commits and where the list came from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PullCommits {
+    pub shas: Vec<String>,
+    pub source: CommitSource,
+}
+
 /// A commit's own row.
 #[derive(Debug, Clone, Default, PartialEq, sqlx::FromRow)]
 pub struct CommitRecord {
@@ -86,9 +109,11 @@ pub struct CommitDetail {
 /// A pull request by repository and number.
 pub type PullRef = (String, i64);
 
-/// The pull requests that contain any of these commits (of `repo`; `None`: of any
+/// The pull requests that may contain any of these commits (of `repo`; `None`: of any
 /// repository): a head they had, their merge result, a commit of their API commit list,
-/// or a commit pushed to their head branch. The one reverse of [`Db::pull_commits`].
+/// or a commit pushed to a branch of their head branch's name. A superset of the reverse
+/// of [`Db::pull_commits`]: enough to know which reports to rebuild; the commit API
+/// keeps those whose commit list holds the commit.
 pub(super) async fn pulls_containing(
     conn: &mut SqliteConnection,
     repo: Option<&str>,
@@ -133,33 +158,72 @@ impl Db {
         .await
     }
 
-    /// A pull request's commits: as the API listed them, every head it had, and every
-    /// commit pushed to its head branch; API order first, then oldest first.
-    pub async fn pull_commits(
-        &self,
-        repo: &str,
-        number: i64,
-        head_ref: Option<&str>,
-    ) -> Result<Vec<String>> {
-        let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
-            "SELECT k.sha, min(k.position), c.authored_ns FROM ( \
-               SELECT sha, position FROM pull_request_commits WHERE repo = ? AND number = ? \
-               UNION SELECT substr(to_key, ?), NULL FROM links \
-                 WHERE from_kind = 'pull_request' AND from_key = ? AND relation = 'head' \
-               UNION SELECT sha, NULL FROM commit_refs WHERE repo = ? AND ref = 'refs/heads/' || ? \
-             ) k LEFT JOIN commits c ON c.repo = ? AND c.sha = k.sha \
-             GROUP BY k.sha ORDER BY min(k.position) IS NULL, min(k.position), c.authored_ns, k.sha",
+    /// A pull request's commits, oldest first: as the API listed them when it did; else
+    /// the commits reachable from its head through `parent` links and not from its base
+    /// (`base.sha` as last seen); else, when the head's ancestry is unknown (a fork's
+    /// pushes never reach the base repository's App), its head alone. Never every commit
+    /// pushed to a branch of the same name: forks, reused branch names and force-pushes
+    /// would bring in commits that are not the PR's.
+    pub async fn pull_commits(&self, repo: &str, number: i64) -> Result<PullCommits> {
+        let listed: Vec<String> = sqlx::query_scalar(
+            "SELECT sha FROM pull_request_commits WHERE repo = ? AND number = ? ORDER BY position",
         )
         .bind(repo)
         .bind(number)
-        .bind(repo.len() as i64 + 2)
-        .bind(node::pull(repo, number))
+        .fetch_all(&self.pool)
+        .await?;
+        if !listed.is_empty() {
+            return Ok(PullCommits {
+                shas: listed,
+                source: CommitSource::Api,
+            });
+        }
+        let Some((head, base)): Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT head_sha, base_sha FROM pull_requests WHERE repo = ? AND number = ?",
+        )
         .bind(repo)
-        .bind(head_ref.unwrap_or("\u{0}"))
+        .bind(number)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(PullCommits::default());
+        };
+        let prefix = repo.len() as i64 + 2;
+        let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
+            "WITH RECURSIVE base(key, depth) AS ( \
+               SELECT ?1, 0 \
+               UNION SELECT l.to_key, base.depth + 1 FROM links l JOIN base \
+                 ON l.from_kind = 'commit' AND l.from_key = base.key AND l.relation = 'parent' \
+               WHERE base.depth < ?3 \
+             ), \
+             head(key, depth) AS ( \
+               SELECT ?2, 0 \
+               UNION SELECT l.to_key, head.depth + 1 FROM links l JOIN head \
+                 ON l.from_kind = 'commit' AND l.from_key = head.key AND l.relation = 'parent' \
+               WHERE head.depth < ?3 AND head.key NOT IN (SELECT key FROM base) \
+             ) \
+             SELECT substr(h.key, ?4), c.authored_ns FROM head h \
+               JOIN commits c ON c.repo = ?5 AND c.sha = substr(h.key, ?4) \
+             WHERE h.key NOT IN (SELECT key FROM base) \
+             GROUP BY h.key ORDER BY c.authored_ns, h.key",
+        )
+        .bind(node::commit_str(repo, base.as_deref().unwrap_or("")))
+        .bind(node::commit_str(repo, &head))
+        .bind(MAX_PULL_DEPTH)
+        .bind(prefix)
         .bind(repo)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(|r| r.0).collect())
+        if rows.is_empty() {
+            return Ok(PullCommits {
+                shas: vec![head],
+                source: CommitSource::HeadOnly,
+            });
+        }
+        Ok(PullCommits {
+            shas: rows.into_iter().map(|r| r.0).collect(),
+            source: CommitSource::Ancestry,
+        })
     }
 
     /// Every head SHA a pull request had.
@@ -265,14 +329,23 @@ impl Db {
         .bind(sha)
         .fetch_all(pool)
         .await?;
-        let pull_requests = {
+        // Pull requests that may contain it, then those whose commits it is.
+        let candidates = {
             let mut conn = pool.acquire().await?;
-            pulls_containing(&mut conn, Some(repo), &[sha.to_string()])
-                .await?
-                .into_iter()
-                .map(|(_, n)| n)
-                .collect()
+            pulls_containing(&mut conn, Some(repo), &[sha.to_string()]).await?
         };
+        let mut pull_requests = Vec::new();
+        for (_, n) in candidates {
+            if self
+                .pull_commits(repo, n)
+                .await?
+                .shas
+                .iter()
+                .any(|s| s == sha)
+            {
+                pull_requests.push(n);
+            }
+        }
         let runs = self.runs_at(repo, sha).await?;
         let deployments = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT d.id, d.sha, d.environment, d.created_ns, {DEPLOYMENT_STATE} AS state \

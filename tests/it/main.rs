@@ -8,6 +8,7 @@ mod dora;
 mod durability;
 mod fixtures;
 mod github_app;
+mod histories;
 mod hook;
 mod layout;
 mod links;
