@@ -154,6 +154,7 @@ pub async fn build(
         author: pr.author_login,
         head_sha: pr.head_sha,
         base_ref: pr.base_ref,
+        merge_commit_sha: pr.merge_commit_sha.filter(|_| pr.merged),
         headline: String::new(),
         totals,
         sessions: summaries,

@@ -18,6 +18,9 @@ pub struct PrReport {
     pub author: Option<String>,
     pub head_sha: String,
     pub base_ref: String,
+    /// What the merge put on the base branch (a merge or squash commit, the last rebased
+    /// copy), once merged.
+    pub merge_commit_sha: Option<String>,
     /// One line a reviewer reads first.
     pub headline: String,
     pub totals: Totals,

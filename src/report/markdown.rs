@@ -561,19 +561,26 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
                     .replace('"', "'")
             );
         }
-        for c in &r.commits {
-            let _ = writeln!(o, "  c{}[\"{}\"]", short(&c.sha), short(&c.sha));
+        // Node ids are positions, not short SHAs: two commits may share a prefix.
+        let node = |sha: &str| r.commits.iter().position(|c| c.sha == sha);
+        for (i, c) in r.commits.iter().enumerate() {
+            let _ = writeln!(o, "  c{i}[\"{}\"]", short(&c.sha));
         }
         for (i, s) in r.sessions.iter().enumerate() {
             for l in &s.links {
-                let _ = writeln!(o, "  s{i} -->|{}| c{}", l.evidence.as_str(), short(&l.sha));
+                if let Some(c) = node(&l.sha) {
+                    let _ = writeln!(o, "  s{i} -->|{}| c{c}", l.evidence.as_str());
+                }
             }
         }
-        let head = short(&r.head_sha);
+        let head = node(&r.head_sha).map_or("head".to_string(), |i| format!("c{i}"));
+        if node(&r.head_sha).is_none() {
+            let _ = writeln!(o, "  head[\"{}\"]", short(&r.head_sha));
+        }
         for run in &r.ci.runs {
             let _ = writeln!(
                 o,
-                "  c{head} --> r{}_{}[\"{} {}\"]",
+                "  {head} --> r{}_{}[\"{} {}\"]",
                 run.id,
                 run.attempt,
                 run.kind.replace('_', " "),
@@ -583,10 +590,18 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
                     .unwrap_or("?")
             );
         }
+        // What was deployed is the merge result, not the PR's head.
+        let shipped = match &r.merge_commit_sha {
+            Some(m) => {
+                let _ = writeln!(o, "  {head} ==>|merged| m[\"{}\"]", short(m));
+                "m".to_string()
+            }
+            None => head.clone(),
+        };
         for d in &r.deployments {
             let _ = writeln!(
                 o,
-                "  c{head} -.-> d{}[\"deploy {} {}\"]",
+                "  {shipped} -.-> d{}[\"deploy {} {}\"]",
                 d.id,
                 d.environment.replace('"', "'"),
                 d.state.as_deref().unwrap_or("?")
