@@ -101,6 +101,8 @@ pub struct PublisherHandle {
     pub wake: Arc<Notify>,
     /// Reports published (or found unchanged) so far.
     pub published: watch::Receiver<u64>,
+    /// Rounds of linking again what changed sessions may have produced, so far.
+    pub relinked: watch::Receiver<u64>,
 }
 
 pub fn spawn(
@@ -112,9 +114,11 @@ pub fn spawn(
 ) -> (PublisherHandle, tokio::task::JoinHandle<()>) {
     let wake = Arc::new(Notify::new());
     let (published_tx, published) = watch::channel(0u64);
+    let (relinked_tx, relinked) = watch::channel(0u64);
     let handle = PublisherHandle {
         wake: wake.clone(),
         published,
+        relinked,
     };
     let task = tokio::spawn(async move {
         loop {
@@ -127,6 +131,7 @@ pub fn spawn(
             touched.dedup();
             if !touched.is_empty() {
                 touched_again(&mut conn, &readers, &publisher, touched).await;
+                relinked_tx.send_modify(|c| *c += 1);
             }
             let next = match run_due(&publisher, &mut conn, &readers).await {
                 Ok((n, next)) => {
@@ -146,7 +151,10 @@ pub fn spawn(
             let wait = next.unwrap_or(Duration::from_secs(60));
             tokio::select! {
                 _ = wake.notified() => {}
-                Some(ids) = sessions.recv() => touched_again(&mut conn, &readers, &publisher, ids).await,
+                Some(ids) = sessions.recv() => {
+                    touched_again(&mut conn, &readers, &publisher, ids).await;
+                    relinked_tx.send_modify(|c| *c += 1);
+                }
                 _ = stop.changed() => {}
                 _ = tokio::time::sleep(wait) => {}
             }

@@ -626,3 +626,89 @@ async fn a_session_in_two_pull_requests_is_not_counted_twice() {
     assert!((total - session_cost).abs() < 1e-6, "{total}");
     app.stop().await;
 }
+
+/// The squash scenario with its telemetry and deliveries in shuffled orders: the same
+/// links on the squash commit, the same report, the same DORA keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_squash_scenario_does_not_depend_on_arrival_order() {
+    let steps: Vec<(&str, Value)> = {
+        let mut v = vec![
+            (
+                "push",
+                push_to("main", ZERO, &[(BASE_TIP, at(8, 0), "Base", false)]),
+            ),
+            (
+                "push",
+                push_to(
+                    "feature",
+                    BASE_TIP,
+                    &[
+                        (FEATURE_1, at(10, 10), "Part one", false),
+                        (FEATURE_2, at(10, 20), "Part two", false),
+                    ],
+                ),
+            ),
+            (
+                "push",
+                push_to(
+                    "main",
+                    BASE_TIP,
+                    &[(SQUASH, at(12, 0), "Feature (#5)", true)],
+                ),
+            ),
+            ("pull_request", merged_pull(5, FEATURE_2, SQUASH, at(12, 0))),
+        ];
+        v.extend(deployed(1, SQUASH, at(13, 0)));
+        v
+    };
+    let telemetry = session("conv-squash", &[at(10, 0), at(10, 30)], &["src/a.rs"], None);
+    let n = steps.len() + 1;
+    let mut seen: Vec<(Vec<usize>, Value, Value, Value)> = Vec::new();
+    for order in [
+        (0..n).collect::<Vec<_>>(),
+        (0..n).rev().collect(),
+        vec![3, 6, 0, 5, 2, 1, 4],
+        vec![6, 2, 4, 0, 3, 1, 5],
+    ] {
+        let mut app = app().await;
+        let mut relinked = app.server.as_ref().unwrap().publisher.relinked.clone();
+        let mut delivered = 0;
+        for &i in &order {
+            if i == steps.len() {
+                send(&app, &telemetry).await;
+            } else {
+                deliver(&app, steps[i].0, &format!("o{i}"), &steps[i].1).await;
+                delivered += 1;
+            }
+        }
+        app.applied(delivered).await;
+        // Telemetry after the deliveries is linked off the request path: wait for it.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        let d = loop {
+            let d = dora(&app).await;
+            if d["agent_assisted"]["deployments"] == 1 {
+                break d;
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            tokio::time::timeout(left, relinked.changed())
+                .await
+                .unwrap_or_else(|_| panic!("order {order:?}: links never stored: {d}"))
+                .unwrap();
+        };
+        let (_, c) = app
+            .get_json(&format!("/api/v1/repos/{REPO}/commits/{SQUASH}"))
+            .await;
+        let (_, r) = app
+            .get_json(&format!("/api/v1/repos/{REPO}/pulls/5/report?format=json"))
+            .await;
+        seen.push((order, c["sessions"].clone(), r, d));
+        app.stop().await;
+    }
+    let (_, links, report, keys) = &seen[0];
+    assert_eq!(links[0]["evidence"], "merged", "{links}");
+    for (order, l, r, d) in &seen[1..] {
+        assert_eq!(l, links, "order {order:?}");
+        assert_eq!(r, report, "order {order:?}");
+        assert_eq!(d, keys, "order {order:?}");
+    }
+}
