@@ -154,7 +154,16 @@ pub async fn link_commits(
         let originals: Vec<String> = copies.iter().map(|(_, o)| o.clone()).collect();
         let direct = direct_links(db, cfg, repo, &originals).await?;
         for (copy, original) in &copies {
-            for l in direct.iter().filter(|l| &l.sha == original) {
+            // A copy's own evidence for a session stands; it inherits the rest.
+            let own: BTreeSet<String> = links
+                .iter()
+                .filter(|l| &l.sha == copy && l.evidence.is_direct())
+                .map(|l| l.session_key.clone())
+                .collect();
+            for l in direct
+                .iter()
+                .filter(|l| &l.sha == original && !own.contains(&l.session_key))
+            {
                 links.push(SessionLink {
                     detail: format!(
                         "a copy of {} (same author, time and message); {}",

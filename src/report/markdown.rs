@@ -359,10 +359,14 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
         "| Commits | {} of {} agent-assisted{} |",
         t.agent_commits,
         t.commits,
-        if r.commit_list == CommitSource::HeadOnly {
-            " · only the head is known (its branch's pushes never arrived, as for a fork; the App lists the rest)"
-        } else {
-            ""
+        match r.commit_list {
+            CommitSource::HeadOnly => {
+                " · only the head is known (its branch's pushes never arrived, as for a fork; the App lists the rest)"
+            }
+            CommitSource::ApiCapped => {
+                " · GitHub lists a pull request's first 250 commits only: later ones are not counted"
+            }
+            _ => "",
         }
     );
     if let Some(l) = &r.lines {

@@ -27,6 +27,9 @@ pub struct PullRequest {
     pub merged_ns: Option<i64>,
 }
 
+/// GitHub lists at most this many commits of a pull request.
+const GITHUB_PR_COMMITS_LISTED: usize = 250;
+
 /// Commits followed back from a pull request's head, at most.
 const MAX_PULL_DEPTH: i64 = 1000;
 
@@ -36,6 +39,8 @@ const MAX_PULL_DEPTH: i64 = 1000;
 pub enum CommitSource {
     /// The GitHub API's list of the PR's commits.
     Api,
+    /// The API's list, at GitHub's cap: later commits are not in it.
+    ApiCapped,
     /// The head's ancestry, back to the base.
     Ancestry,
     /// Only the head is known: its ancestry never arrived (a fork's pushes).
@@ -174,8 +179,12 @@ impl Db {
         .await?;
         if !listed.is_empty() {
             return Ok(PullCommits {
+                source: if listed.len() >= GITHUB_PR_COMMITS_LISTED {
+                    CommitSource::ApiCapped
+                } else {
+                    CommitSource::Api
+                },
                 shas: listed,
-                source: CommitSource::Api,
             });
         }
         let Some((head, base)): Option<(String, Option<String>)> = sqlx::query_as(

@@ -712,3 +712,57 @@ async fn the_squash_scenario_does_not_depend_on_arrival_order() {
         assert_eq!(d, keys, "order {order:?}");
     }
 }
+
+/// `git commit --amend` keeps the author, author time and message: the replacement a
+/// force-push brings carries the session that named its original (`merged`), while the
+/// original keeps its own evidence.
+#[tokio::test]
+async fn an_amended_commit_keeps_its_originals_session() {
+    let mut app = app().await;
+    let amended = "f1b0000000000000000000000000000000000001";
+    // Committed (and amended) at 08:00; the session that names the original runs at
+    // 10:00, too late to explain either by time.
+    deliver(
+        &app,
+        "push",
+        "a1",
+        &push_to("feature", ZERO, &[(FEATURE_1, at(8, 0), "Part one", false)]),
+    )
+    .await;
+    deliver(
+        &app,
+        "push",
+        "a2",
+        &push_to(
+            "feature",
+            FEATURE_1,
+            &[(amended, at(8, 0), "Part one", false)],
+        ),
+    )
+    .await;
+    app.applied(2).await;
+    let r = app
+        .post(
+            "/v1/logs",
+            "application/json",
+            claude_commit_event(
+                "claude-amend",
+                FEATURE_1,
+                "https://github.com/acme/widgets.git",
+            )
+            .to_string()
+            .into_bytes(),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        linked(&app, FEATURE_1).await,
+        vec![("claude-amend".to_string(), "event".to_string())]
+    );
+    assert_eq!(
+        linked(&app, amended).await,
+        vec![("claude-amend".to_string(), "merged".to_string())]
+    );
+    app.stop().await;
+}
