@@ -107,45 +107,24 @@ impl Tx<'_> {
         session_rows: &[i64],
         grace_ns: i64,
     ) -> Result<BTreeSet<PullRef>> {
+        let mut shas: BTreeSet<String> = self
+            .commits_of_sessions(session_rows, grace_ns)
+            .await?
+            .into_iter()
+            .map(|(_, sha)| sha)
+            .collect();
+        // SHAs a session names that no pushed commit has yet: a PR's API list may hold them.
         let conn = self.conn();
-        let mut prs = BTreeSet::new();
         for id in session_rows {
-            let mut shas: Vec<String> =
+            let named: Vec<String> =
                 sqlx::query_scalar("SELECT sha FROM session_commits WHERE session_id = ?")
                     .bind(id)
                     .fetch_all(&mut *conn)
                     .await?;
-            let traced: Vec<String> = sqlx::query_scalar(
-                "SELECT substr(l.from_key, instr(l.from_key, '@') + 1) FROM links l JOIN session_traces st \
-                   ON l.to_key = lower(hex(st.trace_id)) WHERE st.session_id = ? AND l.from_kind = 'commit' \
-                   AND l.relation = 'traceparent'",
-            )
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await?;
-            shas.extend(traced);
-            let window: Option<(Option<i64>, Option<i64>, Option<String>)> = sqlx::query_as(
-                "SELECT started_ns, ended_ns, repository FROM sessions WHERE id = ?",
-            )
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
-            if let Some((Some(start), end, repo)) = window {
-                let near: Vec<String> = sqlx::query_scalar(
-                    "SELECT sha FROM commits WHERE authored_ns BETWEEN ? AND ? AND (?3 IS NULL OR repo = ?3) LIMIT 500",
-                )
-                .bind(start - grace_ns)
-                .bind(end.unwrap_or(start) + grace_ns)
-                .bind(repo.map(|r| r.to_ascii_lowercase()))
-                .fetch_all(&mut *conn)
-                .await?;
-                shas.extend(near);
-            }
-            shas.sort();
-            shas.dedup();
-            prs.extend(pulls_containing(conn, None, &shas).await?);
+            shas.extend(named);
         }
-        Ok(prs)
+        let shas: Vec<String> = shas.into_iter().collect();
+        pulls_containing(conn, None, &shas).await
     }
 
     /// The known commits these sessions (rows) may have produced, `(repo, sha)`: those
