@@ -413,47 +413,4 @@ mod tests {
         assert_eq!((c, t), (2, 3));
         assert_eq!(missing, vec![("a.rs".to_string(), vec![5])]);
     }
-
-    /// `cargo test --release --lib ci::metrics::tests::bench_patch_coverage -- --ignored --nocapture`
-    #[test]
-    #[ignore]
-    fn bench_patch_coverage() {
-        use std::fmt::Write as _;
-        use std::time::Instant;
-        // 100 files × 1,000 coverable lines at head; a diff adding 5,000 lines over 50 files.
-        let mut m = Merged::default();
-        let mut lines = FileLines::new();
-        for f in 0..100 {
-            let covered: Vec<u32> = (1..=1000).filter(|l| l % 7 != 0).collect();
-            let missed: Vec<u32> = (1..=1000).filter(|l| l % 7 == 0).collect();
-            lines.insert(format!("src/m{f}.rs"), (covered, missed));
-        }
-        m.add(&lines);
-        let mut patches = Vec::new();
-        for f in 0..50 {
-            let mut p = String::from("@@ -1,50 +1,150 @@\n");
-            for l in 0..150 {
-                let _ = writeln!(p, "{}line {l}", if l % 3 == 0 { ' ' } else { '+' });
-            }
-            let _ = writeln!(p, "@@ -400,0 +500,0 @@");
-            patches.push((format!("src/m{f}.rs"), p));
-        }
-        let rounds = 20;
-        let started = Instant::now();
-        let mut total = 0;
-        for _ in 0..rounds {
-            let added: Vec<(String, Vec<u32>)> = patches
-                .iter()
-                .map(|(p, patch)| (p.clone(), super::super::diff::added_numbers(patch)))
-                .collect();
-            total = added.iter().map(|(_, l)| l.len()).sum::<usize>();
-            let (c, t, missing) = patch_coverage(&m, &added);
-            assert!(c > 0 && t > c && !missing.is_empty());
-        }
-        let per = started.elapsed() / rounds;
-        assert_eq!(total, 5000);
-        println!(
-            "patch coverage of a {total}-line diff over 100k coverable lines: {per:?} per report (diff parsing included)"
-        );
-    }
 }

@@ -53,9 +53,9 @@ async fn commits_of(app: &TestApp, number: i64) -> (Vec<String>, Value) {
     (shas, r["commit_list"].clone())
 }
 
-#[tokio::test]
+/// In four arrival orders (as received, reversed, two shuffles): the same commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pull_requests_commits_are_its_own() {
-    let mut app = TestApp::spawn_with(|a| a.webhook_secrets = vec![SECRET.parse().unwrap()]).await;
     let m1 = "1100000000000000000000000000000000000001";
     let m2 = "1200000000000000000000000000000000000002";
     let x1 = "a100000000000000000000000000000000000001";
@@ -110,50 +110,61 @@ async fn a_pull_requests_commits_are_its_own() {
             pull(32, "contributor/widgets", "main", fork_head),
         ),
     ];
-    for (i, (event, body)) in deliveries.iter().enumerate() {
-        deliver(&app, event, &format!("h{i}"), body).await;
-    }
-    app.applied(deliveries.len() as u64).await;
-
-    let (fix, source) = commits_of(&app, 30).await;
-    assert_eq!(
-        fix,
-        vec![y1],
-        "the reused branch's old commit is not this PR's"
-    );
-    assert_eq!(source, "ancestry");
-    let (feat, _) = commits_of(&app, 31).await;
-    assert_eq!(feat, vec![f3], "what the force-push replaced left the PR");
-    let (fork, source) = commits_of(&app, 32).await;
-    assert_eq!(fork, vec![fork_head], "never the base repository's main");
-    assert_eq!(source, "head_only");
-    let (_, md) = {
-        let md = app
-            .client
-            .get(format!(
-                "{}/api/v1/repos/{REPO}/pulls/32/report?format=markdown",
-                app.http
-            ))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        ((), md)
-    };
-    assert!(md.contains("only the head is known"), "{md}");
-    // The commit API agrees: main's commits belong to no PR, y1 to #30 only.
-    for (sha, prs) in [
-        (m1, json!([])),
-        (y1, json!([30])),
-        (x1, json!([])),
-        (f1, json!([])),
+    let n = deliveries.len();
+    for order in [
+        (0..n).collect::<Vec<_>>(),
+        (0..n).rev().collect(),
+        vec![7, 2, 9, 0, 5, 1, 8, 3, 6, 4],
+        vec![9, 8, 4, 6, 1, 3, 0, 7, 5, 2],
     ] {
-        let (_, c) = app
-            .get_json(&format!("/api/v1/repos/{REPO}/commits/{sha}"))
-            .await;
-        assert_eq!(c["pull_requests"], prs, "{sha}: {c}");
+        let mut app =
+            TestApp::spawn_with(|a| a.webhook_secrets = vec![SECRET.parse().unwrap()]).await;
+        for &i in &order {
+            let (event, body) = &deliveries[i];
+            deliver(&app, event, &format!("h{i}"), body).await;
+        }
+        app.applied(n as u64).await;
+
+        let (fix, source) = commits_of(&app, 30).await;
+        assert_eq!(
+            fix,
+            vec![y1],
+            "the reused branch's old commit is not this PR's (order {order:?})"
+        );
+        assert_eq!(source, "ancestry");
+        let (feat, _) = commits_of(&app, 31).await;
+        assert_eq!(feat, vec![f3], "what the force-push replaced left the PR");
+        let (fork, source) = commits_of(&app, 32).await;
+        assert_eq!(fork, vec![fork_head], "never the base repository's main");
+        assert_eq!(source, "head_only");
+        let (_, md) = {
+            let md = app
+                .client
+                .get(format!(
+                    "{}/api/v1/repos/{REPO}/pulls/32/report?format=markdown",
+                    app.http
+                ))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            ((), md)
+        };
+        assert!(md.contains("only the head is known"), "{md}");
+        // The commit API agrees: main's commits belong to no PR, y1 to #30 only.
+        for (sha, prs) in [
+            (m1, json!([])),
+            (y1, json!([30])),
+            (x1, json!([])),
+            (f1, json!([])),
+        ] {
+            let (_, c) = app
+                .get_json(&format!("/api/v1/repos/{REPO}/commits/{sha}"))
+                .await;
+            assert_eq!(c["pull_requests"], prs, "{sha}: {c}");
+        }
+        app.stop().await;
     }
-    app.stop().await;
 }

@@ -22,6 +22,7 @@ use tokio::net::TcpStream;
 
 mod ingest;
 mod parsers;
+mod patch;
 mod report;
 mod webhooks;
 
@@ -41,6 +42,8 @@ pub enum BenchKind {
     Report(report::ReportArgs),
     /// CI report parse throughput (MB/s) per format, on large generated reports.
     Parsers(parsers::ParserArgs),
+    /// Patch coverage of a 5,000-line diff over 100k coverable lines, in memory.
+    Patch(patch::PatchArgs),
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -49,6 +52,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Webhooks(a) => webhooks::run(a),
         BenchKind::Report(a) => report::run(a),
         BenchKind::Parsers(a) => parsers::run(a),
+        BenchKind::Patch(a) => patch::run(a),
     }
 }
 
