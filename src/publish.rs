@@ -17,7 +17,6 @@ use crate::ids::{PrNumber, RepoName};
 use crate::impact::ReportContext;
 use crate::impact::pull::{Built, build};
 use crate::report::markdown::{MARKER, render, summary};
-use crate::store::links::AuthoredLink;
 use crate::store::reports::PullRef;
 use crate::store::{self, Conn, Db, Tx};
 use crate::time::now_ns;
@@ -169,15 +168,14 @@ async fn touched_again(conn: &mut Conn, readers: &Db, publisher: &Publisher, ids
     let grace = publisher.ctx.links.grace_ns;
     let done = async {
         let mut tx = conn.begin().await?;
-        let prs = tx.affected_by_sessions(&ids, grace).await?;
-        let commits = tx.commits_of_sessions(&ids, grace).await?;
-        enqueue(&mut tx, &prs, publisher.debounce).await?;
+        let reach = tx.reach_of_sessions(&ids, grace).await?;
+        enqueue(&mut tx, &reach.pulls, publisher.debounce).await?;
         tx.commit().await?;
         let mut stale = Stale::default();
-        for (repo, sha) in &commits {
+        for (repo, sha) in &reach.commits {
             stale.commit(repo, sha);
         }
-        stale.merge_results_of(readers, &prs).await?;
+        stale.merge_results_of(readers, &reach.pulls).await?;
         linker::relink(readers, conn, &publisher.ctx.links, stale, now_ns()).await?;
         Ok::<_, store::Error>(())
     };
@@ -312,24 +310,7 @@ async fn publish_one(
         links,
         shas,
     } = built;
-    let commits: Vec<String> = shas
-        .iter()
-        .map(|s| crate::ids::node::commit_str(repo, s))
-        .collect();
-    let authored: Vec<AuthoredLink> = links
-        .iter()
-        .filter(|l| crate::ids::CommitSha::parse(&l.sha).is_ok())
-        .map(|l| AuthoredLink {
-            session_key: l.session_key.clone(),
-            commit: crate::ids::node::commit_str(repo, &l.sha),
-            evidence: l.evidence.as_str(),
-            confidence: l.confidence,
-        })
-        .collect();
-    let mut tx = conn.begin().await?;
-    tx.replace_authored_links(&commits, &authored, now_ns())
-        .await?;
-    tx.commit().await?;
+    linker::store_links(conn, repo, &shas, &links, now_ns()).await?;
     let body = render(&report);
     let digest = crate::ids::encode_hex(&Sha256::digest(body.as_bytes()));
     let last = readers.published(repo, number).await?;

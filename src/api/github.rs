@@ -293,7 +293,7 @@ pub async fn dora(
             }),
         }
     };
-    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+    let now = crate::time::now_ns();
     let until = time("until", &p.until, now)?;
     let since = time("since", &p.since, until - 30 * 86_400 * 1_000_000_000)?;
     if since >= until {

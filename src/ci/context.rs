@@ -140,7 +140,7 @@ pub(super) fn read_context(bytes: &[u8]) -> Result<Run, UploadError> {
             job,
             pr_number,
             flags: flags.join(","),
-            received_ns: chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0),
+            received_ns: crate::time::now_ns(),
             files: Vec::new(),
         },
     })

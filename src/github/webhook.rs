@@ -87,7 +87,7 @@ pub async fn receive(
         plan::plan(&parsed, &state.incident_label)?;
         Ok(Some((action, repo)))
     });
-    let received_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+    let received_ns = crate::time::now_ns();
     let (row, outcome) = match read {
         Ok(None) => {
             hooks.count("ignored");

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::links::{LinkConfig, link_commits};
+use super::links::{LinkConfig, SessionLink, link_commits};
 use crate::ids::node;
 use crate::store::links::AuthoredLink;
 use crate::store::reports::PullRef;
@@ -61,20 +61,32 @@ pub async fn relink(
     for (repo, shas) in stale.commits {
         let shas: Vec<String> = shas.into_iter().collect();
         let links = link_commits(db, cfg, &repo, &shas).await?;
-        let keys: Vec<String> = shas.iter().map(|s| node::commit_str(&repo, s)).collect();
-        let rows: Vec<AuthoredLink> = links
-            .iter()
-            .map(|l| AuthoredLink {
-                session_key: l.session_key.clone(),
-                commit: node::commit_str(&repo, &l.sha),
-                evidence: l.evidence.as_str(),
-                confidence: l.confidence,
-            })
-            .collect();
-        let mut tx = conn.begin().await?;
-        tx.replace_authored_links(&keys, &rows, now_ns).await?;
-        tx.commit().await?;
-        stored += rows.len();
+        stored += store_links(conn, &repo, &shas, &links, now_ns).await?;
     }
     Ok(stored)
+}
+
+/// Makes `links` the stored links of these commits of `repo` (found by
+/// [`link_commits`] for exactly these commits); returns how many were stored.
+pub async fn store_links(
+    conn: &mut Conn,
+    repo: &str,
+    shas: &[String],
+    links: &[SessionLink],
+    now_ns: i64,
+) -> store::Result<usize> {
+    let keys: Vec<String> = shas.iter().map(|s| node::commit_str(repo, s)).collect();
+    let rows: Vec<AuthoredLink> = links
+        .iter()
+        .map(|l| AuthoredLink {
+            session_key: l.session_key.clone(),
+            commit: node::commit_str(repo, &l.sha),
+            evidence: l.evidence.as_str(),
+            confidence: l.confidence,
+        })
+        .collect();
+    let mut tx = conn.begin().await?;
+    tx.replace_authored_links(&keys, &rows, now_ns).await?;
+    tx.commit().await?;
+    Ok(rows.len())
 }

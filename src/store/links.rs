@@ -79,24 +79,6 @@ impl Tx<'_> {
 }
 
 impl Db {
-    /// The stored `authored` links of these commits of `repo`: `(sha, link)`.
-    pub async fn authored_links(&self, repo: &str, shas: &[String]) -> Result<Vec<LinkRow>> {
-        let mut out = Vec::new();
-        for chunk in shas.chunks(500) {
-            let mut q = sqlx::query_as::<_, LinkRow>(AssertSqlSafe(format!(
-                "SELECT from_kind, from_key, to_kind, to_key, relation, evidence, confidence FROM links \
-                 WHERE to_kind = 'commit' AND relation = 'authored' AND from_kind = 'session' \
-                 AND to_key IN ({}) ORDER BY to_key, from_key",
-                placeholders(chunk.len())
-            )));
-            for s in chunk {
-                q = q.bind(format!("{repo}@{s}"));
-            }
-            out.extend(q.fetch_all(&self.pool).await?);
-        }
-        Ok(out)
-    }
-
     /// The stored `authored` links of these sessions, every commit they reach.
     pub async fn links_of_sessions(&self, keys: &[&str]) -> Result<Vec<LinkRow>> {
         let mut out = Vec::new();

@@ -15,6 +15,15 @@ const RECENT_MERGE_NS: i64 = 30 * 86_400 * 1_000_000_000;
 
 pub use super::nodes::PullRef;
 
+/// What changed sessions may have produced.
+#[derive(Debug, Default)]
+pub struct SessionReach {
+    /// Known commits, `(repository, sha)`.
+    pub commits: BTreeSet<(String, String)>,
+    /// Pull requests that may contain any of them.
+    pub pulls: BTreeSet<PullRef>,
+}
+
 /// A queued report that is due.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DueReport {
@@ -99,54 +108,28 @@ impl Tx<'_> {
         Ok(prs)
     }
 
-    /// Pull requests whose commits these sessions (rows) may have produced: commits they
-    /// name, commits whose trailers name their traces, and commits made in their active
-    /// windows widened by `grace_ns`.
-    pub async fn affected_by_sessions(
+    /// What these sessions (rows) may have produced: the commits they name, those whose
+    /// trailers name their traces, and those made in their active windows widened by
+    /// `grace_ns` on both sides; and the pull requests that may contain any of them.
+    pub async fn reach_of_sessions(
         &mut self,
         session_rows: &[i64],
         grace_ns: i64,
-    ) -> Result<BTreeSet<PullRef>> {
-        let mut shas: BTreeSet<String> = self
-            .commits_of_sessions(session_rows, grace_ns)
-            .await?
-            .into_iter()
-            .map(|(_, sha)| sha)
-            .collect();
-        // SHAs a session names that no pushed commit has yet: a PR's API list may hold them.
+    ) -> Result<SessionReach> {
         let conn = self.conn();
+        // `(repository, sha)`; a SHA a session names may not be pushed yet (no repository),
+        // but a PR's API list may already hold it.
+        let mut found: BTreeSet<(Option<String>, String)> = BTreeSet::new();
         for id in session_rows {
-            let named: Vec<String> =
-                sqlx::query_scalar("SELECT sha FROM session_commits WHERE session_id = ?")
-                    .bind(id)
-                    .fetch_all(&mut *conn)
-                    .await?;
-            shas.extend(named);
-        }
-        let shas: Vec<String> = shas.into_iter().collect();
-        pulls_containing(conn, None, &shas).await
-    }
-
-    /// The known commits these sessions (rows) may have produced, `(repo, sha)`: those
-    /// they name, those whose trailers name their traces, and those made in their active
-    /// windows widened by `grace_ns` on both sides.
-    pub async fn commits_of_sessions(
-        &mut self,
-        session_rows: &[i64],
-        grace_ns: i64,
-    ) -> Result<BTreeSet<(String, String)>> {
-        let conn = self.conn();
-        let mut out = BTreeSet::new();
-        for id in session_rows {
-            let named: Vec<(String, String)> = sqlx::query_as(
-                "SELECT c.repo, c.sha FROM session_commits sc JOIN commits c ON c.sha = sc.sha \
+            let named: Vec<(Option<String>, String)> = sqlx::query_as(
+                "SELECT c.repo, sc.sha FROM session_commits sc LEFT JOIN commits c ON c.sha = sc.sha \
                  WHERE sc.session_id = ?",
             )
             .bind(id)
             .fetch_all(&mut *conn)
             .await?;
-            out.extend(named);
-            let traced: Vec<(String, String)> = sqlx::query_as(
+            found.extend(named);
+            let traced: Vec<(Option<String>, String)> = sqlx::query_as(
                 "SELECT substr(l.from_key, 1, instr(l.from_key, '@') - 1), \
                  substr(l.from_key, instr(l.from_key, '@') + 1) FROM links l JOIN session_traces st \
                    ON l.to_key = lower(hex(st.trace_id)) WHERE st.session_id = ? AND l.from_kind = 'commit' \
@@ -155,7 +138,7 @@ impl Tx<'_> {
             .bind(id)
             .fetch_all(&mut *conn)
             .await?;
-            out.extend(traced);
+            found.extend(traced);
             let window: Option<(Option<i64>, Option<i64>, Option<String>)> = sqlx::query_as(
                 "SELECT started_ns, ended_ns, repository FROM sessions WHERE id = ?",
             )
@@ -163,7 +146,7 @@ impl Tx<'_> {
             .fetch_optional(&mut *conn)
             .await?;
             if let Some((Some(start), end, repo)) = window {
-                let near: Vec<(String, String)> = sqlx::query_as(
+                let near: Vec<(Option<String>, String)> = sqlx::query_as(
                     "SELECT repo, sha FROM commits WHERE authored_ns BETWEEN ? AND ? \
                      AND (?3 IS NULL OR repo = ?3) LIMIT 500",
                 )
@@ -172,10 +155,18 @@ impl Tx<'_> {
                 .bind(repo.map(|r| r.to_ascii_lowercase()))
                 .fetch_all(&mut *conn)
                 .await?;
-                out.extend(near);
+                found.extend(near);
             }
         }
-        Ok(out)
+        let shas: Vec<String> = found.iter().map(|(_, sha)| sha.clone()).collect();
+        let pulls = pulls_containing(conn, None, &shas).await?;
+        Ok(SessionReach {
+            commits: found
+                .into_iter()
+                .filter_map(|(repo, sha)| Some((repo?, sha)))
+                .collect(),
+            pulls,
+        })
     }
 
     /// Reports due at `now_ns`, oldest due first, at most `limit`.

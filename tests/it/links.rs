@@ -63,11 +63,18 @@ struct Pushed<'a> {
     files: &'a [&'a str],
     /// Committed by GitHub (its merge button) rather than by the author.
     by_github: bool,
+    message: &'a str,
 }
 
 fn push(commits: &[Pushed<'_>]) -> Value {
+    push_on("main", ZERO, commits)
+}
+
+/// A push of `commits` to `branch` after `before`, authored by `DEV`.
+fn push_on(branch: &str, before: &str, commits: &[Pushed<'_>]) -> Value {
     json!({
-        "ref": "refs/heads/main", "before": ZERO, "after": commits.last().unwrap().sha,
+        "ref": format!("refs/heads/{branch}"), "before": before,
+        "after": commits.last().unwrap().sha,
         "repository": {"full_name": REPO}, "installation": {"id": 42},
         "commits": commits.iter().map(|c| {
             let time = chrono::DateTime::from_timestamp_nanos(c.at).to_rfc3339();
@@ -77,7 +84,7 @@ fn push(commits: &[Pushed<'_>]) -> Value {
                 json!({"name": "dev", "email": DEV, "username": "dev"})
             };
             json!({
-                "id": c.sha, "message": "change", "timestamp": time,
+                "id": c.sha, "message": c.message, "timestamp": time,
                 "author": {"name": "dev", "email": DEV, "username": "dev"},
                 "committer": committer,
                 "added": [], "modified": c.files, "removed": []
@@ -145,6 +152,7 @@ async fn a_session_explains_its_own_commits_and_not_the_merge_github_made() {
                 at: at(9, 59),
                 files: &["src/a.rs"],
                 by_github: false,
+                message: "change",
             },
             // GitHub's merge button, by the same person, inside the window.
             Pushed {
@@ -152,6 +160,7 @@ async fn a_session_explains_its_own_commits_and_not_the_merge_github_made() {
                 at: at(10, 20),
                 files: &["src/a.rs"],
                 by_github: true,
+                message: "change",
             },
             // After the last record, inside the grace period (30 min).
             Pushed {
@@ -159,6 +168,7 @@ async fn a_session_explains_its_own_commits_and_not_the_merge_github_made() {
                 at: at(10, 50),
                 files: &["src/a.rs"],
                 by_github: false,
+                message: "change",
             },
         ]),
     )
@@ -184,6 +194,7 @@ async fn a_session_that_starts_after_the_commit_did_not_make_it() {
             at: at(10, 0),
             files: &["src/a.rs"],
             by_github: false,
+            message: "change",
         }]),
     )
     .await;
@@ -221,6 +232,7 @@ async fn a_commit_two_sessions_could_explain_is_linked_to_neither() {
                 at: at(10, 20),
                 files: &["src/a.rs"],
                 by_github: false,
+                message: "change",
             },
             // Only the second one at 11:05 (its end plus grace; the first's ended 11:00).
             Pushed {
@@ -228,6 +240,7 @@ async fn a_commit_two_sessions_could_explain_is_linked_to_neither() {
                 at: at(11, 5),
                 files: &["src/a.rs"],
                 by_github: false,
+                message: "change",
             },
         ]),
     )
@@ -261,12 +274,14 @@ async fn a_session_that_named_files_explains_only_commits_touching_one() {
                 at: at(10, 10),
                 files: &["src/b.rs"],
                 by_github: false,
+                message: "change",
             },
             Pushed {
                 sha: C2,
                 at: at(10, 20),
                 files: &["src/a.rs", "src/b.rs"],
                 by_github: false,
+                message: "change",
             },
         ]),
     )
@@ -306,6 +321,7 @@ async fn telemetry_naming_a_sha_links_it_only_in_the_sessions_repository() {
             at: at(9, 0),
             files: &[],
             by_github: false,
+            message: "change",
         }]),
     )
     .await;
@@ -343,22 +359,34 @@ const BASE_TIP: &str = "b000000000000000000000000000000000000000";
 
 /// A push of `commits` (each `(sha, minute, message, by GitHub)`) to `branch` after `before`.
 fn push_to(branch: &str, before: &str, commits: &[(&str, i64, &str, bool)]) -> Value {
-    json!({
-        "ref": format!("refs/heads/{branch}"), "before": before,
-        "after": commits.last().unwrap().0,
-        "repository": {"full_name": REPO}, "installation": {"id": 42},
-        "commits": commits.iter().map(|(sha, t, message, by_github)| {
-            let time = chrono::DateTime::from_timestamp_nanos(*t).to_rfc3339();
-            let committer = if *by_github {
-                json!({"name": "GitHub", "email": "noreply@github.com", "username": "web-flow"})
-            } else {
-                json!({"name": "dev", "email": DEV, "username": "dev"})
-            };
-            json!({"id": sha, "message": message, "timestamp": time,
-                "author": {"name": "dev", "email": DEV, "username": "dev"},
-                "committer": committer, "added": [], "modified": ["src/a.rs"], "removed": []})
-        }).collect::<Vec<_>>()
-    })
+    let pushed: Vec<Pushed<'_>> = commits
+        .iter()
+        .map(|(sha, at, message, by_github)| Pushed {
+            sha,
+            at: *at,
+            files: &["src/a.rs"],
+            by_github: *by_github,
+            message,
+        })
+        .collect();
+    push_on(branch, before, &pushed)
+}
+
+/// main's first commit, at 08:00.
+fn base_push() -> Value {
+    push_to("main", ZERO, &[(BASE_TIP, at(8, 0), "Base", false)])
+}
+
+/// The feature branch: two commits at 10:10 and 10:20, inside the sessions' windows.
+fn feature_push() -> Value {
+    push_to(
+        "feature",
+        BASE_TIP,
+        &[
+            (FEATURE_1, at(10, 10), "Part one", false),
+            (FEATURE_2, at(10, 20), "Part two", false),
+        ],
+    )
 }
 
 fn merged_pull(number: i64, head: &str, merge: &str, at: i64) -> Value {
@@ -417,25 +445,8 @@ async fn a_squash_merge_carries_its_pull_requests_sessions() {
         n += 1;
         deliver(app, event, &format!("d{n}"), &body).await;
     };
-    step(
-        &app,
-        "push",
-        push_to("main", ZERO, &[(BASE_TIP, at(8, 0), "Base", false)]),
-    )
-    .await;
-    step(
-        &app,
-        "push",
-        push_to(
-            "feature",
-            BASE_TIP,
-            &[
-                (FEATURE_1, at(10, 10), "Part one", false),
-                (FEATURE_2, at(10, 20), "Part two", false),
-            ],
-        ),
-    )
-    .await;
+    step(&app, "push", base_push()).await;
+    step(&app, "push", feature_push()).await;
     step(
         &app,
         "push",
@@ -494,27 +505,8 @@ async fn rebased_copies_carry_their_originals_sessions() {
     .await;
     let copy_1 = "c100000000000000000000000000000000000001";
     let copy_2 = "c200000000000000000000000000000000000002";
-    deliver(
-        &app,
-        "push",
-        "d1",
-        &push_to("main", ZERO, &[(BASE_TIP, at(8, 0), "Base", false)]),
-    )
-    .await;
-    deliver(
-        &app,
-        "push",
-        "d2",
-        &push_to(
-            "feature",
-            BASE_TIP,
-            &[
-                (FEATURE_1, at(10, 10), "Part one", false),
-                (FEATURE_2, at(10, 20), "Part two", false),
-            ],
-        ),
-    )
-    .await;
+    deliver(&app, "push", "d1", &base_push()).await;
+    deliver(&app, "push", "d2", &feature_push()).await;
     // The copies keep the author time; GitHub commits them at 12:00.
     deliver(
         &app,
@@ -633,21 +625,8 @@ async fn a_session_in_two_pull_requests_is_not_counted_twice() {
 async fn the_squash_scenario_does_not_depend_on_arrival_order() {
     let steps: Vec<(&str, Value)> = {
         let mut v = vec![
-            (
-                "push",
-                push_to("main", ZERO, &[(BASE_TIP, at(8, 0), "Base", false)]),
-            ),
-            (
-                "push",
-                push_to(
-                    "feature",
-                    BASE_TIP,
-                    &[
-                        (FEATURE_1, at(10, 10), "Part one", false),
-                        (FEATURE_2, at(10, 20), "Part two", false),
-                    ],
-                ),
-            ),
+            ("push", base_push()),
+            ("push", feature_push()),
             (
                 "push",
                 push_to(
