@@ -121,17 +121,11 @@ pub fn spawn(
     };
     let task = tokio::spawn(async move {
         loop {
-            // Sessions the writer committed since the last round.
-            let mut touched: Vec<i64> = Vec::new();
-            while let Ok(ids) = sessions.try_recv() {
-                touched.extend(ids);
-            }
-            touched.sort();
-            touched.dedup();
-            if !touched.is_empty() {
-                touched_again(&mut conn, &readers, &publisher, touched).await;
-                relinked_tx.send_modify(|c| *c += 1);
-            }
+            // Sessions the writer queued for linking again (the notices only wake this
+            // task: the queue itself is durable, so a restart resumes it).
+            while sessions.try_recv().is_ok() {}
+            relink_queued(&mut conn, &readers, &publisher).await;
+            relinked_tx.send_modify(|c| *c += 1);
             let next = match run_due(&publisher, &mut conn, &readers).await {
                 Ok((n, next)) => {
                     if n > 0 {
@@ -150,8 +144,8 @@ pub fn spawn(
             let wait = next.unwrap_or(Duration::from_secs(60));
             tokio::select! {
                 _ = wake.notified() => {}
-                Some(ids) = sessions.recv() => {
-                    touched_again(&mut conn, &readers, &publisher, ids).await;
+                Some(_) = sessions.recv() => {
+                    relink_queued(&mut conn, &readers, &publisher).await;
                     relinked_tx.send_modify(|c| *c += 1);
                 }
                 _ = stop.changed() => {}
@@ -162,25 +156,12 @@ pub fn spawn(
     (handle, task)
 }
 
-/// Links again the commits these sessions (rows) may have produced, and queues the
-/// reports they may change.
-async fn touched_again(conn: &mut Conn, readers: &Db, publisher: &Publisher, ids: Vec<i64>) {
-    let grace = publisher.ctx.links.grace_ns;
-    let done = async {
-        let mut tx = conn.begin().await?;
-        let reach = tx.reach_of_sessions(&ids, grace).await?;
-        enqueue(&mut tx, &reach.pulls, publisher.debounce).await?;
-        tx.commit().await?;
-        let mut stale = Stale::default();
-        for (repo, sha) in &reach.commits {
-            stale.commit(repo, sha);
-        }
-        stale.merge_results_of(readers, &reach.pulls).await?;
-        linker::relink(readers, conn, &publisher.ctx.links, stale, now_ns()).await?;
-        Ok::<_, store::Error>(())
-    };
-    if let Err(e) = done.await {
-        tracing::error!(error = %e, "linking the commits of changed sessions failed");
+/// Links again what the queued sessions may have produced, and queues the reports they
+/// may change.
+async fn relink_queued(conn: &mut Conn, readers: &Db, publisher: &Publisher) {
+    let debounce = publisher.debounce.as_nanos() as i64;
+    if let Err(e) = linker::drain_queue(readers, conn, &publisher.ctx.links, debounce).await {
+        tracing::error!(error = %e, "linking the commits of changed sessions failed; retrying next round");
     }
 }
 
@@ -282,6 +263,16 @@ async fn publish_one(
     if let (Some(app), Some(inst)) = (&publisher.app, installation) {
         fetch(app, conn, readers, inst as u64, repo, number, &pr.head_sha).await?;
     }
+    // The PR's commits (the API list may name commits no push delivered) and its merge
+    // result, linked now: the report reads stored links.
+    let mut stale = Stale::default();
+    for sha in readers.pull_commits(repo, number).await?.shas {
+        stale.commit(repo, &sha);
+    }
+    stale
+        .merge_results_of(readers, &BTreeSet::from([(repo.to_string(), number)]))
+        .await?;
+    linker::relink(readers, conn, &publisher.ctx.links, stale, now_ns()).await?;
     let pr_number = PrNumber(number);
     let Some(mut built) = build(readers, &publisher.ctx, &repo_name, pr_number).await? else {
         return Ok(Published::Done);
@@ -305,12 +296,7 @@ async fn publish_one(
             built = again;
         }
     }
-    let Built {
-        report,
-        links,
-        shas,
-    } = built;
-    linker::store_links(conn, repo, &shas, &links, now_ns()).await?;
+    let Built { report } = built;
     let body = render(&report);
     let digest = crate::ids::encode_hex(&Sha256::digest(body.as_bytes()));
     let last = readers.published(repo, number).await?;

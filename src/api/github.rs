@@ -133,13 +133,10 @@ pub async fn commit(
     match state.db.commit_detail(repo.as_str(), sha.as_str()).await? {
         Some(d) => {
             let mut c = commit_view(&repo, d);
-            c.sessions = crate::graph::links::link_commits(
-                &state.db,
-                &state.reports.links,
-                repo.as_str(),
-                &[sha.to_string()],
-            )
-            .await?;
+            // The stored links: the same the reports and DORA read.
+            c.sessions =
+                crate::graph::linker::stored_links(&state.db, repo.as_str(), &[sha.to_string()])
+                    .await?;
             // Agent-assisted: an agent trailer, or a session linked.
             c.agent_assisted |= !c.sessions.is_empty();
             Ok(Json(c).into_response())

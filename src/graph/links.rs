@@ -50,6 +50,17 @@ impl Evidence {
         }
     }
 
+    pub fn parse(s: &str) -> Option<Evidence> {
+        Some(match s {
+            "window" => Evidence::Window,
+            "coauthor" => Evidence::Coauthor,
+            "merged" => Evidence::Merged,
+            "event" => Evidence::Event,
+            "trace" => Evidence::Trace,
+            _ => return None,
+        })
+    }
+
     /// Exact evidence (trace, event) outranks co-author trailers and inherited links,
     /// which outrank windows.
     fn class(self) -> u8 {

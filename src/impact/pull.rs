@@ -6,7 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::ReportContext;
-use crate::graph::links::{Evidence, SessionLink, link_commits};
+use crate::graph::linker::stored_links;
+use crate::graph::links::{Evidence, SessionLink};
 use crate::graph::neighbourhood::Ancestry;
 use crate::ids::{PrNumber, RepoName, node};
 use crate::metrics::cost::{self, Size};
@@ -20,11 +21,9 @@ const ANCESTRY_DEPTH: u32 = 2000;
 /// Deployments created this long before the merge are still candidates (clock skew).
 const DEPLOY_SKEW_NS: i64 = 3_600_000_000_000;
 
-/// A built report, with the links it found and the commits it covered.
+/// A built report.
 pub struct Built {
     pub report: PrReport,
-    pub links: Vec<SessionLink>,
-    pub shas: Vec<String>,
 }
 
 /// Builds the report of `repo#number`, or `None` when the PR is unknown.
@@ -40,7 +39,9 @@ pub async fn build(
     };
     let listed = db.pull_commits(repo, number).await?;
     let (shas, commit_list) = (listed.shas, listed.source);
-    let links = link_commits(db, &ctx.links, repo, &shas).await?;
+    // The stored links (kept current as evidence arrives), the same the commit API and
+    // DORA read.
+    let links = stored_links(db, repo, &shas).await?;
 
     // Sessions, in order of first activity.
     let mut keys: Vec<&str> = links.iter().map(|l| l.session_key.as_str()).collect();
@@ -169,11 +170,7 @@ pub async fn build(
         tests,
     };
     report.headline = crate::report::markdown::headline(&report);
-    Ok(Some(Built {
-        report,
-        links,
-        shas,
-    }))
+    Ok(Some(Built { report }))
 }
 
 /// The PR's cost is its commits' shares of their sessions' cost, not the sessions' whole
@@ -189,8 +186,8 @@ async fn split_cost(
 ) -> store::Result<()> {
     let pr: BTreeSet<String> = shas.iter().map(|s| node::commit_str(repo, s)).collect();
     let keys: Vec<&str> = summaries.iter().map(|s| s.session_id.as_str()).collect();
-    // Every commit each session is directly linked to: the links just found for the
-    // PR's commits, and the stored ones elsewhere.
+    // Every commit each session is directly linked to: the PR's commits' links, and the
+    // stored ones elsewhere.
     let mut direct: BTreeSet<(String, String)> = db
         .links_of_sessions(&keys)
         .await?

@@ -1,6 +1,6 @@
 //! Stored session → commit links (`authored`), and reads of the links table.
 
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use super::{Db, Result, Tx, placeholders};
 
@@ -13,6 +13,32 @@ pub struct AuthoredLink {
     /// `trace`, `event`, `coauthor` or `window`.
     pub evidence: &'static str,
     pub confidence: f64,
+    /// What the evidence was, in words.
+    pub detail: String,
+    /// For an inherited (`merged`) link, the SHA of the commit it was inherited from.
+    pub original: Option<String>,
+}
+
+/// A stored session → commit link of one repository, as readers show it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct StoredLink {
+    pub session_key: String,
+    /// The session's row, when the session is still stored.
+    pub session_row: Option<i64>,
+    /// Commit key `owner/repo@sha`.
+    pub commit_key: String,
+    pub evidence: String,
+    pub confidence: f64,
+    pub detail: String,
+    pub original: Option<String>,
+    pub first_seen_ns: i64,
+}
+
+/// A queued relink: a session whose facts changed at `touched_ns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct QueuedSession {
+    pub session_id: i64,
+    pub touched_ns: i64,
 }
 
 /// A link as the table holds it.
@@ -61,24 +87,102 @@ impl Tx<'_> {
         }
         for l in links {
             sqlx::query(
-                "INSERT INTO links (from_kind, from_key, to_kind, to_key, relation, evidence, confidence, first_seen_ns) \
-                 VALUES ('session', ?, 'commit', ?, 'authored', ?, ?, ?) \
+                "INSERT INTO links (from_kind, from_key, to_kind, to_key, relation, evidence, confidence, \
+                 first_seen_ns, detail, original) VALUES ('session', ?, 'commit', ?, 'authored', ?, ?, ?, ?, ?) \
                  ON CONFLICT (from_kind, from_key, relation, to_kind, to_key) DO UPDATE SET \
-                 evidence = excluded.evidence, confidence = excluded.confidence",
+                 evidence = excluded.evidence, confidence = excluded.confidence, \
+                 detail = excluded.detail, original = excluded.original",
             )
             .bind(&l.session_key)
             .bind(&l.commit)
             .bind(l.evidence)
             .bind(l.confidence)
             .bind(now_ns)
+            .bind(&l.detail)
+            .bind(&l.original)
             .execute(&mut *conn)
             .await?;
         }
         Ok(())
     }
+
+    /// Queues these sessions for linking again (their facts changed at `now_ns`).
+    pub async fn queue_relink(&mut self, session_ids: &[i64], now_ns: i64) -> Result<()> {
+        queue_relink(self.conn(), session_ids, now_ns).await
+    }
+
+    /// The oldest queued relinks, at most `limit`.
+    pub async fn queued_relinks(&mut self, limit: i64) -> Result<Vec<QueuedSession>> {
+        sqlx::query_as(
+            "SELECT session_id, touched_ns FROM link_queue ORDER BY touched_ns, session_id LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(self.conn())
+        .await
+    }
+
+    /// Takes done relinks off the queue, unless a session was touched again since.
+    pub async fn relinks_done(&mut self, done: &[QueuedSession]) -> Result<()> {
+        for d in done {
+            sqlx::query("DELETE FROM link_queue WHERE session_id = ? AND touched_ns <= ?")
+                .bind(d.session_id)
+                .bind(d.touched_ns)
+                .execute(self.conn())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Queues these sessions for linking again; the OTLP writer calls it in the transaction
+/// that stores their telemetry.
+pub(super) async fn queue_relink(
+    conn: &mut SqliteConnection,
+    session_ids: &[i64],
+    now_ns: i64,
+) -> Result<()> {
+    for chunk in session_ids.chunks(400) {
+        let mut q = sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO link_queue (session_id, touched_ns) VALUES {} \
+             ON CONFLICT (session_id) DO UPDATE SET touched_ns = excluded.touched_ns",
+            vec!["(?, ?)"; chunk.len()].join(", ")
+        )));
+        for id in chunk {
+            q = q.bind(id).bind(now_ns);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 impl Db {
+    /// The stored links of these commits of `repo`, by commit then session.
+    pub async fn authored_links(&self, repo: &str, shas: &[String]) -> Result<Vec<StoredLink>> {
+        let mut out = Vec::new();
+        for chunk in shas.chunks(500) {
+            let mut q = sqlx::query_as::<_, StoredLink>(AssertSqlSafe(format!(
+                "SELECT l.from_key AS session_key, s.id AS session_row, l.to_key AS commit_key, l.evidence, \
+                 l.confidence, l.detail, l.original, l.first_seen_ns FROM links l \
+                 LEFT JOIN sessions s ON s.session_key = l.from_key \
+                 WHERE l.to_kind = 'commit' AND l.relation = 'authored' AND l.from_kind = 'session' \
+                 AND l.to_key IN ({}) ORDER BY l.to_key, l.from_key",
+                placeholders(chunk.len())
+            )));
+            for sha in chunk {
+                q = q.bind(crate::ids::node::commit_str(repo, sha));
+            }
+            out.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(out)
+    }
+
+    /// How many relinks are queued.
+    pub async fn relinks_queued(&self) -> Result<i64> {
+        sqlx::query_scalar("SELECT count(*) FROM link_queue")
+            .fetch_one(&self.pool)
+            .await
+    }
+
     /// The stored `authored` links of these sessions, every commit they reach.
     pub async fn links_of_sessions(&self, keys: &[&str]) -> Result<Vec<LinkRow>> {
         let mut out = Vec::new();

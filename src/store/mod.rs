@@ -156,6 +156,15 @@ impl Conn {
         })
     }
 
+    /// A transaction that holds the write lock from its start: what is read (through
+    /// [`Db`]) after it began is the state no other writer changes before it commits.
+    /// For read-compute-write steps two tasks may run at once (linking).
+    pub async fn begin_exclusive(&mut self) -> Result<Tx<'_>> {
+        Ok(Tx {
+            tx: self.conn.begin_with("BEGIN IMMEDIATE").await?,
+        })
+    }
+
     pub async fn close(self) -> Result<()> {
         self.conn.close().await
     }

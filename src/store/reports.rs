@@ -139,6 +139,16 @@ impl Tx<'_> {
             .fetch_all(&mut *conn)
             .await?;
             found.extend(traced);
+            let trailer: Vec<(Option<String>, String)> = sqlx::query_as(
+                "SELECT substr(l.from_key, 1, instr(l.from_key, '@') - 1), \
+                 substr(l.from_key, instr(l.from_key, '@') + 1) FROM links l JOIN sessions s \
+                   ON l.to_key = s.session_key WHERE s.id = ? AND l.to_kind = 'session' \
+                   AND l.relation = 'session' AND l.from_kind = 'commit'",
+            )
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+            found.extend(trailer);
             let window: Option<(Option<i64>, Option<i64>, Option<String>)> = sqlx::query_as(
                 "SELECT started_ns, ended_ns, repository FROM sessions WHERE id = ?",
             )

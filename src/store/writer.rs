@@ -189,9 +189,12 @@ async fn write_group(
             Work::Upload(u) => super::uploads::write(&mut tx, u).await?,
         });
     }
-    tx.commit().await?;
     touched.sort_unstable();
     touched.dedup();
+    // Durably: the commits these sessions may have produced are linked again even if
+    // the process stops before the publisher sees the notice.
+    super::links::queue_relink(&mut tx, &touched, now_ns()).await?;
+    tx.commit().await?;
     Ok((out, touched))
 }
 

@@ -122,6 +122,19 @@ impl TestApp {
             .expect("processor alive");
     }
 
+    /// Waits until the links of every session whose telemetry was acknowledged are
+    /// stored (the relink queue is empty).
+    pub async fn linked_up(&self) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        while self.db().relinks_queued().await.expect("queue") > 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "sessions not linked in time"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     /// Every row of a table as text, sorted, without the given columns.
     pub async fn dump(&self, table: &str, skip: &[&str]) -> Vec<String> {
         self.db().dump_table(table, skip).await.expect("rows")

@@ -100,6 +100,7 @@ pub async fn send_otlp(app: &TestApp, file: &str) {
 }
 
 async fn report(app: &TestApp, number: i64) -> (Value, String) {
+    app.linked_up().await;
     let (status, json) = app
         .get_json(&format!(
             "/api/v1/repos/{REPO}/pulls/{number}/report?format=json"
