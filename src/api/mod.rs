@@ -62,12 +62,26 @@ pub async fn metrics(State(state): State<ApiState>) -> Response {
         .into_response()
 }
 
+/// A session with where its cost went.
+#[derive(serde::Serialize)]
+struct SessionDetail {
+    #[serde(flatten)]
+    view: crate::metrics::sessions::SessionView,
+    #[serde(flatten)]
+    cost: crate::impact::session::SessionCost,
+}
+
 pub async fn session(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     match state.db.session(&id).await? {
-        Some(s) => Ok(Json(view(&state.prices, s)).into_response()),
+        Some(s) => {
+            let view = view(&state.prices, s);
+            // Where its cost went: per commit, and what no pull request carries.
+            let cost = crate::impact::session::cost_shares(&state.db, &id, view.cost_usd).await?;
+            Ok(Json(SessionDetail { view, cost }).into_response())
+        }
         None => Err(ApiError(
             StatusCode::NOT_FOUND,
             format!("no session {id:?}"),

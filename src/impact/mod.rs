@@ -6,13 +6,47 @@
 pub mod ci;
 pub mod dora;
 pub mod pull;
+pub mod session;
+
+use std::collections::BTreeMap;
 
 use crate::graph::links::LinkConfig;
+use crate::metrics::cost::Size;
+use crate::metrics::pull::parse_patch;
 use crate::pricing::PriceTable;
+use crate::store::{self, Db};
 
 /// What building a report needs besides the database.
 #[derive(Clone, Debug, Default)]
 pub struct ReportContext {
     pub prices: PriceTable,
     pub links: LinkConfig,
+}
+
+/// The sizes of these commits (keys `owner/repo@sha`) whose patches are cached.
+pub(crate) async fn commit_sizes<'a>(
+    db: &Db,
+    commits: impl Iterator<Item = &'a str>,
+) -> store::Result<BTreeMap<String, Size>> {
+    let mut by_repo: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for key in commits {
+        if let Some((r, sha)) = key.rsplit_once('@') {
+            by_repo.entry(r).or_default().push(sha.to_string());
+        }
+    }
+    let mut sizes = BTreeMap::new();
+    for (r, shas) in by_repo {
+        for (sha, json) in db.commit_patches(r, &shas).await? {
+            if let Some(files) = parse_patch(&json) {
+                sizes.insert(
+                    crate::ids::node::commit_str(r, &sha),
+                    Size {
+                        added: Some(files.iter().map(|f| f.additions).sum()),
+                        removed: Some(files.iter().map(|f| f.deletions).sum()),
+                    },
+                );
+            }
+        }
+    }
+    Ok(sizes)
 }

@@ -10,7 +10,7 @@ use crate::graph::linker::stored_links;
 use crate::graph::links::{Evidence, SessionLink};
 use crate::graph::neighbourhood::Ancestry;
 use crate::ids::{PrNumber, RepoName, node};
-use crate::metrics::cost::{self, Size};
+use crate::metrics::cost;
 use crate::metrics::model::{IncidentSummary, PrReport, SessionSummary, Totals};
 use crate::metrics::pull::{self as maths, PatchFile, parse_patch};
 use crate::metrics::sessions;
@@ -208,26 +208,7 @@ async fn split_cost(
             }
         }
     }
-    let mut by_repo: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for (_, key) in &direct {
-        if let Some((r, sha)) = key.rsplit_once('@') {
-            by_repo.entry(r).or_default().push(sha.to_string());
-        }
-    }
-    let mut sizes = BTreeMap::new();
-    for (r, shas) in by_repo {
-        for (sha, json) in db.commit_patches(r, &shas).await? {
-            if let Some(files) = parse_patch(&json) {
-                sizes.insert(
-                    node::commit_str(r, &sha),
-                    Size {
-                        added: Some(files.iter().map(|f| f.additions).sum()),
-                        removed: Some(files.iter().map(|f| f.deletions).sum()),
-                    },
-                );
-            }
-        }
-    }
+    let sizes = super::commit_sizes(db, direct.iter().map(|(_, c)| c.as_str())).await?;
     let costs: BTreeMap<String, f64> = summaries
         .iter()
         .filter_map(|s| Some((s.session_id.clone(), s.cost_usd?)))

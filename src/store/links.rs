@@ -51,6 +51,8 @@ pub struct LinkRow {
     pub relation: String,
     pub evidence: String,
     pub confidence: f64,
+    /// For an inherited (`merged`) link, the SHA it was inherited from.
+    pub original: Option<String>,
 }
 
 impl Tx<'_> {
@@ -188,7 +190,7 @@ impl Db {
         let mut out = Vec::new();
         for chunk in keys.chunks(500) {
             let mut q = sqlx::query_as::<_, LinkRow>(AssertSqlSafe(format!(
-                "SELECT from_kind, from_key, to_kind, to_key, relation, evidence, confidence FROM links \
+                "SELECT from_kind, from_key, to_kind, to_key, relation, evidence, confidence, original FROM links \
                  WHERE from_kind = 'session' AND relation = 'authored' AND from_key IN ({}) \
                  ORDER BY from_key, to_key",
                 placeholders(chunk.len())
@@ -204,7 +206,7 @@ impl Db {
     /// Every link from nodes of `from_kind` with this relation, ordered.
     pub async fn links_by_relation(&self, from_kind: &str, relation: &str) -> Result<Vec<LinkRow>> {
         sqlx::query_as(
-            "SELECT from_kind, from_key, to_kind, to_key, relation, evidence, confidence FROM links \
+            "SELECT from_kind, from_key, to_kind, to_key, relation, evidence, confidence, original FROM links \
              WHERE from_kind = ? AND relation = ? ORDER BY from_key, to_key",
         )
         .bind(from_kind)

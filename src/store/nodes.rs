@@ -290,6 +290,28 @@ impl Db {
 
     /// A commit with its trailers, agents, parents, files, pull requests, runs,
     /// deployments and incidents; `None` when neither the commit nor a link to it is known.
+    /// The pull requests whose commits (as [`Db::pull_commits`] lists them) hold `sha`.
+    pub async fn pulls_of_commit(&self, repo: &str, sha: &str) -> Result<Vec<i64>> {
+        // Those that may contain it, then those whose commits it is.
+        let candidates = {
+            let mut conn = self.pool.acquire().await?;
+            pulls_containing(&mut conn, Some(repo), &[sha.to_string()]).await?
+        };
+        let mut out = Vec::new();
+        for (_, n) in candidates {
+            if self
+                .pull_commits(repo, n)
+                .await?
+                .shas
+                .iter()
+                .any(|s| s == sha)
+            {
+                out.push(n);
+            }
+        }
+        Ok(out)
+    }
+
     pub async fn commit_detail(&self, repo: &str, sha: &str) -> Result<Option<CommitDetail>> {
         let pool = &self.pool;
         let key = node::commit_str(repo, sha);
@@ -338,23 +360,7 @@ impl Db {
         .bind(sha)
         .fetch_all(pool)
         .await?;
-        // Pull requests that may contain it, then those whose commits it is.
-        let candidates = {
-            let mut conn = pool.acquire().await?;
-            pulls_containing(&mut conn, Some(repo), &[sha.to_string()]).await?
-        };
-        let mut pull_requests = Vec::new();
-        for (_, n) in candidates {
-            if self
-                .pull_commits(repo, n)
-                .await?
-                .shas
-                .iter()
-                .any(|s| s == sha)
-            {
-                pull_requests.push(n);
-            }
-        }
+        let pull_requests = self.pulls_of_commit(repo, sha).await?;
         let runs = self.runs_at(repo, sha).await?;
         let deployments = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT d.id, d.sha, d.environment, d.created_ns, {DEPLOYMENT_STATE} AS state \

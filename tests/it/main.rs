@@ -4,6 +4,7 @@ mod action;
 mod bad_input;
 mod ci_upload;
 mod common;
+mod cost;
 mod dora;
 mod durability;
 mod fixtures;
