@@ -15,3 +15,8 @@ CREATE TABLE link_queue (
 -- Links were stored only for pull requests with a published report before this
 -- version: link again everything every session may have produced.
 INSERT INTO link_queue (session_id, touched_ns) SELECT id, 0 FROM sessions;
+
+-- A commit's patch id (`metrics::diff::patch_id`): a rebased or amended copy has its
+-- original's, whatever its message, so it inherits the original's links.
+ALTER TABLE commit_patches ADD COLUMN patch_id TEXT;
+CREATE INDEX commit_patches_patch_id ON commit_patches (repo, patch_id);

@@ -16,6 +16,7 @@ use crate::graph::linker::{self, Stale};
 use crate::ids::{PrNumber, RepoName};
 use crate::impact::ReportContext;
 use crate::impact::pull::{Built, build};
+use crate::metrics::diff::patch_id;
 use crate::report::markdown::{MARKER, render, summary};
 use crate::store::reports::PullRef;
 use crate::store::{self, Conn, Db, Tx};
@@ -23,6 +24,8 @@ use crate::time::now_ns;
 
 /// Back-off before a failed publication is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Commit patches fetched per pull request (GitHub lists at most 250 commits).
+const MAX_PATCHES: usize = 250;
 /// Reports published per round, at most.
 const ROUND: i64 = 32;
 
@@ -263,38 +266,59 @@ async fn publish_one(
     if let (Some(app), Some(inst)) = (&publisher.app, installation) {
         fetch(app, conn, readers, inst as u64, repo, number, &pr.head_sha).await?;
     }
+    let shas = readers.pull_commits(repo, number).await?.shas;
+    // Every commit's patch, once per SHA: agent-written lines, cost weights, and patch
+    // ids (an amended or rebased copy inherits its original's links). A commit GitHub
+    // cannot give (gone after a force-push) is skipped, unless the report needs it.
+    let mut unfetched: BTreeSet<String> = BTreeSet::new();
+    if let (Some(app), Some(inst)) = (&publisher.app, installation) {
+        for sha in shas.iter().take(MAX_PATCHES) {
+            if readers.commit_patch(repo, sha).await?.is_some() {
+                continue;
+            }
+            match app.commit_files(inst as u64, repo, sha).await {
+                Ok(files) => {
+                    let id = patch_id(
+                        files
+                            .iter()
+                            .map(|f| (f.filename.as_str(), f.patch.as_deref())),
+                    );
+                    let mut tx = conn.begin().await?;
+                    tx.cache_commit_patch(repo, sha, &files_json(&files), id.as_deref())
+                        .await?;
+                    tx.commit().await?;
+                }
+                Err(e) => {
+                    tracing::debug!(repo, sha, error = %e, "no patch for a pull request's commit");
+                    unfetched.insert(sha.clone());
+                }
+            }
+        }
+    }
     // The PR's commits (the API list may name commits no push delivered) and its merge
     // result, linked now: the report reads stored links.
     let mut stale = Stale::default();
-    for sha in readers.pull_commits(repo, number).await?.shas {
-        stale.commit(repo, &sha);
+    for sha in &shas {
+        stale.commit(repo, sha);
     }
     stale
         .merge_results_of(readers, &BTreeSet::from([(repo.to_string(), number)]))
         .await?;
     linker::relink(readers, conn, &publisher.ctx.links, stale, now_ns()).await?;
-    let pr_number = PrNumber(number);
-    let Some(mut built) = build(readers, &publisher.ctx, &repo_name, pr_number).await? else {
+    let Some(built) = build(readers, &publisher.ctx, &repo_name, PrNumber(number)).await? else {
         return Ok(Published::Done);
     };
-    // Patches of agent-linked commits, once per SHA, then the report again with lines.
-    if let (Some(app), Some(inst)) = (&publisher.app, installation) {
-        let mut fetched = false;
-        for c in built.report.commits.iter().filter(|c| c.agent_assisted) {
-            if readers.commit_patch(repo, &c.sha).await?.is_none() {
-                let files = app.commit_files(inst as u64, repo, &c.sha).await?;
-                let mut tx = conn.begin().await?;
-                tx.cache_commit_patch(repo, &c.sha, &files_json(&files))
-                    .await?;
-                tx.commit().await?;
-                fetched = true;
-            }
-        }
-        if fetched
-            && let Some(again) = build(readers, &publisher.ctx, &repo_name, pr_number).await?
-        {
-            built = again;
-        }
+    // Agent-written lines need the patches of agent-assisted commits: try again later.
+    if let Some(c) = built
+        .report
+        .commits
+        .iter()
+        .find(|c| c.agent_assisted && unfetched.contains(&c.sha))
+    {
+        anyhow::bail!(
+            "the patch of agent-assisted commit {} could not be fetched",
+            c.sha
+        );
     }
     let Built { report } = built;
     let body = render(&report);

@@ -165,10 +165,15 @@ pub async fn link_commits(
         let originals: Vec<String> = copies.iter().map(|(_, o)| o.clone()).collect();
         let direct = direct_links(db, cfg, repo, &originals).await?;
         for (copy, original) in &copies {
-            // A copy's own evidence for a session stands; it inherits the rest.
+            // A copy's own evidence for a session stands where it is as strong as an
+            // inherited link; it inherits the rest.
             let own: BTreeSet<String> = links
                 .iter()
-                .filter(|l| &l.sha == copy && l.evidence.is_direct())
+                .filter(|l| {
+                    &l.sha == copy
+                        && l.evidence.is_direct()
+                        && l.evidence.class() >= Evidence::Merged.class()
+                })
                 .map(|l| l.session_key.clone())
                 .collect();
             for l in direct
@@ -177,7 +182,7 @@ pub async fn link_commits(
             {
                 links.push(SessionLink {
                     detail: format!(
-                        "a copy of {} (same author, time and message); {}",
+                        "a copy of {} (rebased or amended: the same change); {}",
                         &original[..original.len().min(7)],
                         l.detail
                     ),

@@ -69,6 +69,45 @@ fn parse_hunk_header(line: &str) -> Option<(u32, u32, u32)> {
     Some((start, old_count, new_count))
 }
 
+/// A commit's patch id: the same for two commits making the same change, whatever their
+/// parents, messages or times — a rebased or amended copy of a commit has its
+/// original's. Like `git patch-id --stable`: per file, a digest of the path and the
+/// changed lines (`+`/`-`, whitespace removed; hunk positions and context ignored); the
+/// file digests are combined in path order. `None` when a file has no patch text (binary,
+/// or too big for GitHub to send) or there are no files: then nothing can be proven.
+pub fn patch_id<'a>(files: impl IntoIterator<Item = (&'a str, Option<&'a str>)>) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let mut digests: Vec<(&str, [u8; 32])> = Vec::new();
+    let mut buf: Vec<u8> = Vec::new();
+    for (path, patch) in files {
+        let patch = patch?;
+        buf.clear();
+        buf.extend_from_slice(path.as_bytes());
+        buf.push(0);
+        for line in patch.lines() {
+            let bytes = line.as_bytes();
+            let changed = matches!(bytes.first(), Some(b'+' | b'-'))
+                && !line.starts_with("+++ ")
+                && !line.starts_with("--- ");
+            if changed {
+                buf.push(bytes[0]);
+                buf.extend(bytes[1..].iter().filter(|b| !b.is_ascii_whitespace()));
+                buf.push(b'\n');
+            }
+        }
+        digests.push((path, Sha256::digest(&buf).into()));
+    }
+    if digests.is_empty() {
+        return None;
+    }
+    digests.sort();
+    let mut all = Sha256::new();
+    for (_, d) in &digests {
+        all.update(d);
+    }
+    Some(crate::ids::encode_hex(&all.finalize()[..20]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +132,43 @@ mod tests {
         let lines = added_lines(patch);
         assert_eq!(lines.len(), 2);
         assert_eq!((lines[0].number, lines[0].text), (1, "++x"));
+    }
+
+    #[test]
+    fn a_patch_id_names_the_change_not_where_or_how_it_was_spaced() {
+        let a = "@@ -1,3 +1,4 @@\n fn main() {\n+    retry(3);\n     run();\n-    exit();\n }";
+        let moved = "@@ -40,3 +40,4 @@\n fn start() {\n+  retry( 3 );\n   run();\n-  exit();\n }";
+        let other = "@@ -1,3 +1,4 @@\n fn main() {\n+    retry(4);\n     run();\n-    exit();\n }";
+        let id = patch_id([
+            ("src/a.rs", Some(a)),
+            ("README.md", Some("@@ -1 +1 @@\n-x\n+y")),
+        ]);
+        assert!(id.is_some());
+        assert_eq!(
+            id,
+            patch_id([
+                ("README.md", Some("@@ -9 +9 @@\n-x\n+y")),
+                ("src/a.rs", Some(moved))
+            ]),
+            "other hunk positions, context, spacing and file order"
+        );
+        assert_ne!(
+            id,
+            patch_id([
+                ("src/a.rs", Some(other)),
+                ("README.md", Some("@@ -1 +1 @@\n-x\n+y"))
+            ])
+        );
+        assert_ne!(
+            patch_id([("src/a.rs", Some(a))]),
+            patch_id([("src/b.rs", Some(a))]),
+            "the same lines in another file are another change"
+        );
+        assert_eq!(
+            patch_id([("logo.png", None), ("src/a.rs", Some(a))]),
+            None,
+            "a binary file"
+        );
+        assert_eq!(patch_id(std::iter::empty()), None);
     }
 }

@@ -2,7 +2,7 @@
 //! weigh for a set of commits and the sessions that may have produced them, and commit
 //! ancestry (`parent` links) for petgraph.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::AssertSqlSafe;
 
@@ -294,25 +294,34 @@ impl Db {
         Ok(out)
     }
 
-    /// Other commits of the repository with the same author, author time and message as
-    /// one of these (a rebased copy, or what a force-push replaced): `(sha, original)`.
+    /// Other commits of the repository that are copies of one of these (a rebased copy,
+    /// or what a force-push replaced): the same patch id, or the same author, author time
+    /// and message. `(sha, original)`, sorted.
     pub async fn copies_of(&self, repo: &str, shas: &[String]) -> Result<Vec<(String, String)>> {
-        let mut out = Vec::new();
+        let mut out = BTreeSet::new();
         for chunk in shas.chunks(500) {
-            let mut q = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(format!(
-                "SELECT c.sha, o.sha FROM commits c JOIN commits o \
-                   ON o.repo = c.repo AND o.sha <> c.sha AND o.author_email = c.author_email \
-                   AND o.authored_ns = c.authored_ns AND o.message = c.message \
-                 WHERE c.repo = ? AND c.sha IN ({}) ORDER BY c.sha, o.sha",
-                placeholders(chunk.len())
-            )))
-            .bind(repo);
-            for s in chunk {
-                q = q.bind(s);
+            let ph = placeholders(chunk.len());
+            for sql in [
+                format!(
+                    "SELECT c.sha, o.sha FROM commits c JOIN commits o \
+                       ON o.repo = c.repo AND o.sha <> c.sha AND o.author_email = c.author_email \
+                       AND o.authored_ns = c.authored_ns AND o.message = c.message \
+                     WHERE c.repo = ? AND c.sha IN ({ph})"
+                ),
+                format!(
+                    "SELECT c.sha, o.sha FROM commit_patches c JOIN commit_patches o \
+                       ON o.repo = c.repo AND o.patch_id = c.patch_id AND o.sha <> c.sha \
+                     WHERE c.repo = ? AND c.patch_id IS NOT NULL AND c.sha IN ({ph})"
+                ),
+            ] {
+                let mut q = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(sql)).bind(repo);
+                for s in chunk {
+                    q = q.bind(s);
+                }
+                out.extend(q.fetch_all(&self.pool).await?);
             }
-            out.extend(q.fetch_all(&self.pool).await?);
         }
-        Ok(out)
+        Ok(out.into_iter().collect())
     }
 
     /// `(child, parent)` commit-key edges reachable from `tip` through `parent` links,

@@ -266,13 +266,15 @@ impl Tx<'_> {
         repo: &str,
         sha: &str,
         files_json: &str,
+        patch_id: Option<&str>,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO commit_patches (repo, sha, files) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO commit_patches (repo, sha, files, patch_id) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
         )
         .bind(repo)
         .bind(sha)
         .bind(files_json)
+        .bind(patch_id)
         .execute(self.conn())
         .await?;
         Ok(())

@@ -354,3 +354,116 @@ async fn coverage_delta_patch_coverage_and_tests_in_the_comment() {
     insta::assert_snapshot!("pr_comment_with_coverage", visible);
     app.stop().await;
 }
+
+/// `git commit --amend` with a reworded message, force-pushed: nothing but the change
+/// itself ties the replacement to its original. Its patch (fetched for the report) has
+/// the original's patch id, so it inherits the session that named the original
+/// (`merged`), and the report still counts the session and the agent-assisted commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_amended_commit_with_a_new_message_keeps_its_session_by_patch_id() {
+    const AMENDED: &str = "d4db930c2085a6ae302a52617d434bcc2df322c5";
+    let patch = || vec![FakeFile::modified("src/http/retry.ts", PATCH_CLAUDE)];
+    let fake = FakeGithub::start().await;
+    fake.add_pull(REPO, 9, CLAUDE_2, patch());
+    fake.add_commit(REPO, 9, CLAUDE_2, patch());
+    let mut app = app(&fake).await;
+    send_otlp(&app, "claude-code-logs.json").await;
+    let commit = |sha, message| Commit {
+        sha,
+        message,
+        at: "2026-11-20T09:31:27Z",
+        email: "dev@acme.example",
+        login: "dev",
+        files: &["src/http/retry.ts"],
+    };
+    deliver(
+        &app,
+        "push",
+        "p1",
+        &with_installation(push(
+            "refs/heads/retry",
+            ZERO,
+            &[commit(CLAUDE_2, "Test backoff")],
+        )),
+    )
+    .await;
+    deliver(
+        &app,
+        "pull_request",
+        "o1",
+        &with_installation(pull(
+            "opened",
+            9,
+            CLAUDE_2,
+            "retry",
+            "2026-11-20T10:00:00Z",
+            None,
+        )),
+    )
+    .await;
+    app.applied(2).await;
+    until(&app, "the first comment", || {
+        fake.comments(REPO, 9).len() == 1
+    })
+    .await;
+
+    // Amended and force-pushed: GitHub now lists only the replacement.
+    fake.add_pull(REPO, 9, AMENDED, patch());
+    fake.add_commit(REPO, 9, AMENDED, patch());
+    let mut forced = with_installation(push(
+        "refs/heads/retry",
+        CLAUDE_2,
+        &[commit(AMENDED, "Retry: test the backoff schedule")],
+    ));
+    forced["forced"] = json!(true);
+    deliver(&app, "push", "p2", &forced).await;
+    deliver(
+        &app,
+        "pull_request",
+        "s1",
+        &with_installation(pull(
+            "synchronize",
+            9,
+            AMENDED,
+            "retry",
+            "2026-11-20T11:00:00Z",
+            None,
+        )),
+    )
+    .await;
+    app.applied(4).await;
+    // The report of the new head: its commit's patch fetched, and linked.
+    until(&app, "the replacement to inherit the session", || {
+        fake.comments(REPO, 9)[0]
+            .body
+            .contains(r#""evidence":"merged""#)
+    })
+    .await;
+
+    let (_, c) = app
+        .get_json(&format!("/api/v1/repos/{REPO}/commits/{AMENDED}"))
+        .await;
+    let sessions = c["sessions"].as_array().expect("sessions");
+    assert_eq!(sessions.len(), 1, "{c}");
+    assert_eq!(
+        sessions[0]["session_key"],
+        "82c3495f-998e-457a-875a-8643b934dd9c"
+    );
+    assert_eq!(sessions[0]["evidence"], "merged", "{c}");
+    assert_eq!(sessions[0]["original"], CLAUDE_2, "{c}");
+    assert_eq!(c["agent_assisted"], true);
+    // The original keeps its own evidence.
+    let (_, o) = app
+        .get_json(&format!("/api/v1/repos/{REPO}/commits/{CLAUDE_2}"))
+        .await;
+    assert_eq!(o["sessions"][0]["evidence"], "event", "{o}");
+
+    let (_, r) = app
+        .get_json(&format!("/api/v1/repos/{REPO}/pulls/9/report?format=json"))
+        .await;
+    assert_eq!(r["commits"].as_array().map(Vec::len), Some(1), "{r}");
+    assert_eq!(r["commits"][0]["sha"], AMENDED);
+    assert_eq!(r["totals"]["sessions"], 1, "{r}");
+    assert_eq!(r["totals"]["agent_commits"], 1, "{r}");
+    app.stop().await;
+}
