@@ -9,6 +9,8 @@
 
 use crate::ids::CommitSha;
 
+use sqlx::SqliteConnection;
+
 use super::{Result, Tx};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -266,6 +268,7 @@ impl Tx<'_> {
                     .execute(&mut *conn)
                     .await?;
                 }
+                Op::Run(r) if r.kind == "status" => apply_status(&mut *conn, r).await?,
                 Op::Run(r) => {
                     sqlx::query(
                         "INSERT INTO ci_runs (kind, id, attempt, repo, name, event, app, parent_id, head_sha, head_branch, \
@@ -399,4 +402,42 @@ impl Tx<'_> {
         }
         Ok(())
     }
+}
+
+/// A commit status: one run per (repository, commit, context), the newest status
+/// standing. GitHub gives every status of a context its own id, so older rows of the
+/// context are removed, and a status older than the one stored is not inserted — in
+/// whatever order they arrive.
+async fn apply_status(conn: &mut SqliteConnection, r: &RunRow) -> Result<()> {
+    let context = r.name.as_deref().unwrap_or("default");
+    sqlx::query(
+        "DELETE FROM ci_runs WHERE kind = 'status' AND repo = ? AND head_sha = ? AND name = ? \
+         AND version < ?",
+    )
+    .bind(&r.repo)
+    .bind(&r.head_sha)
+    .bind(context)
+    .bind(&r.version)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO ci_runs (kind, id, attempt, repo, name, head_sha, status, conclusion, \
+         started_ns, completed_ns, updated_ns, version) \
+         SELECT 'status', ?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 \
+         WHERE NOT EXISTS (SELECT 1 FROM ci_runs WHERE kind = 'status' AND repo = ?2 \
+           AND head_sha = ?4 AND name = ?3 AND version >= ?10)",
+    )
+    .bind(r.id)
+    .bind(&r.repo)
+    .bind(context)
+    .bind(&r.head_sha)
+    .bind(r.status.as_deref())
+    .bind(r.conclusion.as_deref())
+    .bind(r.started_ns)
+    .bind(r.completed_ns)
+    .bind(r.updated_ns)
+    .bind(&r.version)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }

@@ -2,6 +2,7 @@
 
 mod action;
 mod bad_input;
+mod ci_status;
 mod ci_upload;
 mod common;
 mod cost;

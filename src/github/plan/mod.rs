@@ -388,22 +388,14 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
         Event::Status(s) => {
             let repo = &repo_name(&s.repository);
             let head = sha("status", "sha", &s.sha)?;
-            let key = run_key("status", s.id, 1);
-            ops.push(link(
-                "ci_run",
-                key,
-                "runs_on",
-                "commit",
-                commit_key(repo, &head),
-                "status",
-            ));
+            // One run per (commit, context): the store keeps the newest status.
             let done = matches!(s.state.as_str(), "success" | "failure" | "error");
             ops.push(Op::Run(Box::new(RunRow {
                 kind: "status",
                 id: s.id,
                 attempt: 1,
                 repo: repo.clone(),
-                name: s.context.clone(),
+                name: Some(s.context.clone().unwrap_or_else(|| "default".into())),
                 event: None,
                 app: None,
                 parent_id: None,
