@@ -133,6 +133,14 @@ pub struct ServeArgs {
     /// Issue label that marks an incident (case-insensitive).
     #[arg(long, env = "TRACELINK_INCIDENT_LABEL", default_value = "incident")]
     pub incident_label: String,
+    /// Environment of an incident whose issue names none (no `environment:` line, no
+    /// `env:<name>` label).
+    #[arg(
+        long,
+        env = "TRACELINK_INCIDENT_ENVIRONMENT",
+        default_value = "production"
+    )]
+    pub incident_environment: String,
     /// TOML file mapping GitHub logins to emails and agent user IDs.
     #[arg(long, env = "TRACELINK_IDENTITIES")]
     pub identities: Option<PathBuf>,
@@ -226,6 +234,7 @@ impl ServeArgs {
             price_table: None,
             webhook_secrets: Vec::new(),
             incident_label: "incident".into(),
+            incident_environment: "production".into(),
             identities: None,
             link_grace_secs: 1800,
             github_app_id: None,

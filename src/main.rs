@@ -54,6 +54,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     },
                     ..Default::default()
                 },
+                ..Default::default()
             };
             if !db.exists() {
                 anyhow::bail!("no database at {}", db.display());

@@ -161,6 +161,7 @@ impl Server {
                     .saturating_mul(1_000_000_000),
                 identities,
             },
+            incident_environment: args.incident_environment.clone(),
         });
         let store = store::open(&args.db).await?;
         let telemetry = Arc::new(Telemetry::default());

@@ -114,7 +114,7 @@ fn commit_view(repo: &RepoName, d: CommitDetail) -> CommitView {
                 state: d.state,
             })
             .collect(),
-        incidents: d.incidents,
+        incidents: Vec::new(),
         sessions: Vec::new(),
     }
 }
@@ -137,6 +137,17 @@ pub async fn commit(
             c.sessions =
                 crate::graph::linker::stored_links(&state.db, repo.as_str(), &[sha.to_string()])
                     .await?;
+            // Incidents whose root cause names the commit.
+            c.incidents = crate::graph::incidents::linked(
+                &state.db,
+                repo.as_str(),
+                &state.reports.incident_environment,
+            )
+            .await?
+            .into_iter()
+            .filter(|i| i.commit.as_deref() == Some(sha.as_str()))
+            .map(|i| i.facts.number)
+            .collect();
             // Agent-assisted: an agent trailer, or a session linked.
             c.agent_assisted |= !c.sessions.is_empty();
             Ok(Json(c).into_response())
@@ -301,6 +312,8 @@ pub async fn dora(
     }
     let env = p.environment.unwrap_or_else(|| "production".into());
     let repo = repo_of(&owner, &repo)?;
-    let keys = crate::impact::dora::repository(&state.db, &repo, &env, since, until).await?;
+    let keys =
+        crate::impact::dora::repository(&state.db, &state.reports, &repo, &env, since, until)
+            .await?;
     Ok(Json(keys).into_response())
 }

@@ -6,7 +6,6 @@ pub mod app;
 pub mod events;
 pub mod plan;
 pub mod processor;
-pub mod root_cause;
 pub mod signature;
 pub mod trailers;
 pub mod webhook;

@@ -1,9 +1,10 @@
 //! The DORA keys of a repository and environment: the store's rows, what each
 //! deployment shipped (petgraph ancestry), then [`crate::metrics::dora::compute`].
 
+use crate::graph::incidents;
 use crate::graph::neighbourhood::Ancestry;
 use crate::ids::{RepoName, node};
-use crate::metrics::dora::{DeploymentReach, Dora, DoraInputs, compute};
+use crate::metrics::dora::{DeploymentReach, Dora, DoraInputs, IncidentCause, compute};
 use crate::store::{self, Db};
 
 /// Parents followed back from each deployment.
@@ -12,6 +13,7 @@ const DEPTH: u32 = 5000;
 /// The keys of `repo` / `environment` for deployments in `[since, until)` (ns).
 pub async fn repository(
     db: &Db,
+    ctx: &super::ReportContext,
     repo: &RepoName,
     environment: &str,
     since_ns: i64,
@@ -69,7 +71,17 @@ pub async fn repository(
         assisted: db.assisted_commit_keys(repo).await?,
         authored,
         change_start,
-        causes: db.incident_causes(repo).await?,
+        causes: incidents::linked(db, repo, &ctx.incident_environment)
+            .await?
+            .into_iter()
+            .map(|i| IncidentCause {
+                number: i.facts.number,
+                deployment: i.deployment,
+                opened_ns: i.facts.opened_ns,
+                closed_ns: i.facts.closed_ns,
+                state: i.facts.state,
+            })
+            .collect(),
     };
     Ok(compute(&inputs, since_ns, until_ns))
 }

@@ -17,10 +17,22 @@ use crate::pricing::PriceTable;
 use crate::store::{self, Db};
 
 /// What building a report needs besides the database.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ReportContext {
     pub prices: PriceTable,
     pub links: LinkConfig,
+    /// The environment of an incident that names none (`--incident-environment`).
+    pub incident_environment: String,
+}
+
+impl Default for ReportContext {
+    fn default() -> Self {
+        Self {
+            prices: PriceTable::default(),
+            links: LinkConfig::default(),
+            incident_environment: "production".into(),
+        }
+    }
 }
 
 /// The sizes of these commits (keys `owner/repo@sha`) whose patches are cached.

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::ReportContext;
+use crate::graph::incidents;
 use crate::graph::linker::stored_links;
 use crate::graph::links::{Evidence, SessionLink};
 use crate::graph::neighbourhood::Ancestry;
@@ -128,16 +129,35 @@ pub async fn build(
         }
         _ => Default::default(),
     };
-    let mut causes: Vec<String> = deployments.iter().map(|d| node::deployment(d.id)).collect();
-    causes.extend(shas.iter().map(|s| node::commit_str(repo, s)));
-    let incidents = db
-        .incidents_caused_by(repo, &causes)
+    // Incidents caused by a deployment that shipped the PR (per environment, the first
+    // successful one containing its merge), or whose root cause names one of its commits
+    // or its merge result.
+    let mut shipping: BTreeMap<&str, i64> = BTreeMap::new();
+    for d in deployments
+        .iter()
+        .filter(|d| d.state.as_deref() == Some("success"))
+    {
+        shipping.entry(d.environment.as_str()).or_insert(d.id);
+    }
+    let mut own: BTreeSet<&str> = shas.iter().map(String::as_str).collect();
+    if pr.merged {
+        own.extend(pr.merge_commit_sha.as_deref());
+    }
+    let incidents = incidents::linked(db, repo, &ctx.incident_environment)
         .await?
         .into_iter()
+        .filter(|i| {
+            i.deployment
+                .is_some_and(|d| shipping.values().any(|s| *s == d))
+                || i.commit.as_deref().is_some_and(|c| own.contains(c))
+        })
         .map(|i| IncidentSummary {
-            number: i.number,
-            title: i.title,
-            state: i.state,
+            number: i.facts.number,
+            title: i.facts.title,
+            state: i.facts.state,
+            environment: i.environment,
+            deployment: i.deployment,
+            evidence: i.evidence,
         })
         .collect();
 

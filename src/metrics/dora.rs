@@ -10,10 +10,13 @@
 //!   original's author time, so it needs no exception). A deployment ships
 //!   the commits reachable from its SHA and not from the previous successful deployment to
 //!   the same environment (DESIGN.md §4), found in the commit ancestry loaded into petgraph.
-//! - **Change failure rate**: the share of successful deployments that caused an incident
-//!   (an incident whose root cause names the deployment or one of the commits it shipped).
-//! - **Time to restore**: for incidents opened in the window and resolved, the time from
-//!   opened to resolved; the median.
+//! - **Change failure rate**: the share of successful deployments that caused an incident.
+//!   An incident is caused by the deployment its root cause names, or by the first
+//!   deployment that shipped the commit it names, or — with no usable root cause — by
+//!   the last successful deployment to its environment before it opened
+//!   ([`crate::graph::incidents`]).
+//! - **Time to restore**: for incidents opened in the window, resolved, and caused by a
+//!   deployment to the environment, the time from opened to resolved; the median.
 //!
 //! A commit is agent-assisted when a known agent trailer names it or an agent session is
 //! linked to it (telemetry naming its SHA, a stored `authored` link); a deployment is
@@ -24,7 +27,6 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::store::dora::IncidentCause;
 const NS_PER_HOUR: f64 = 3_600_000_000_000.0;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
@@ -119,6 +121,17 @@ pub struct DoraInputs {
     pub causes: Vec<IncidentCause>,
 }
 
+/// An incident and the deployment that caused it, when one is known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentCause {
+    pub number: i64,
+    pub deployment: Option<i64>,
+    pub opened_ns: Option<i64>,
+    pub closed_ns: Option<i64>,
+    /// `open` or `resolved`.
+    pub state: String,
+}
+
 /// The keys for deployments in `[since, until)` (ns).
 pub fn compute(inputs: &DoraInputs, since_ns: i64, until_ns: i64) -> Dora {
     let DoraInputs {
@@ -132,7 +145,6 @@ pub fn compute(inputs: &DoraInputs, since_ns: i64, until_ns: i64) -> Dora {
     } = inputs;
     let (mut all, mut agent, mut human) = (Acc::default(), Acc::default(), Acc::default());
     let mut previous: HashSet<String> = HashSet::new();
-    let mut deployment_of_commit: HashMap<String, (i64, bool)> = HashMap::new();
     let mut assisted_deployment: HashMap<i64, bool> = HashMap::new();
     let mut in_window: HashSet<i64> = HashSet::new();
     for DeploymentReach {
@@ -150,9 +162,6 @@ pub fn compute(inputs: &DoraInputs, since_ns: i64, until_ns: i64) -> Dora {
                 acc.deployments += 1;
             }
             for c in &shipped {
-                deployment_of_commit
-                    .entry((*c).clone())
-                    .or_insert((*id, is_agent));
                 if let Some(t) = change_start.get(*c).or_else(|| authored.get(*c)) {
                     let hours = (*at - t).max(0) as f64 / NS_PER_HOUR;
                     all.lead_hours.push(hours);
@@ -170,18 +179,16 @@ pub fn compute(inputs: &DoraInputs, since_ns: i64, until_ns: i64) -> Dora {
     let mut restored: HashSet<i64> = HashSet::new();
     for IncidentCause {
         number,
-        cause,
+        deployment,
         opened_ns: opened,
         closed_ns: closed,
         state,
     } in causes
     {
-        let deployment = cause
-            .strip_prefix("deployment:")
-            .and_then(|d| d.parse::<i64>().ok())
-            .filter(|d| assisted_deployment.contains_key(d))
-            .or_else(|| deployment_of_commit.get(cause).map(|d| d.0));
-        let Some(d) = deployment else { continue };
+        // Only deployments to this environment.
+        let Some(d) = deployment.filter(|d| assisted_deployment.contains_key(d)) else {
+            continue;
+        };
         let is_agent = assisted_deployment.get(&d).copied().unwrap_or(false);
         if in_window.contains(&d) && failed.insert(d) {
             for acc in [&mut all, if is_agent { &mut agent } else { &mut human }] {

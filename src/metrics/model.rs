@@ -143,6 +143,12 @@ pub struct IncidentSummary {
     pub number: i64,
     pub title: Option<String>,
     pub state: String,
+    pub environment: String,
+    /// The deployment that caused it (`None`: its root cause names a commit of the PR
+    /// that no deployment has shipped yet).
+    pub deployment: Option<i64>,
+    /// How the deployment was found: its `root cause:` line, or by time (`fallback`).
+    pub evidence: crate::graph::incidents::CauseEvidence,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]

@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use crate::graph::incidents::CauseEvidence;
 use crate::metrics::model::{CommitSource, PrReport};
 
 /// The hidden marker that starts every report comment.
@@ -419,11 +420,20 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
             .incidents
             .iter()
             .map(|i| {
+                let cause = match (i.deployment, i.evidence) {
+                    (Some(d), CauseEvidence::RootCause) => format!("root cause: deployment {d}"),
+                    (Some(d), CauseEvidence::Fallback) => {
+                        format!("no root cause given: the last deployment before it, {d}")
+                    }
+                    (None, _) => "root cause: a commit of this PR, not deployed".into(),
+                };
                 format!(
-                    "#{} {} ({})",
+                    "#{} {} ({}, {}; {})",
                     i.number,
                     cell(i.title.as_deref().unwrap_or("")),
-                    i.state
+                    i.state,
+                    cell(&i.environment),
+                    cause
                 )
             })
             .collect();
@@ -611,14 +621,22 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
                 d.state.as_deref().unwrap_or("?")
             );
         }
+        // Each incident from the deployment it is linked to (or the merge, when its root
+        // cause is a commit no deployment has shipped yet).
         for i in &r.incidents {
-            for d in &r.deployments {
-                let _ = writeln!(
-                    o,
-                    "  d{} --> i{}[\"incident #{}\"]",
-                    d.id, i.number, i.number
-                );
-            }
+            let from = match i.deployment {
+                Some(d) if r.deployments.iter().any(|x| x.id == d) => format!("d{d}"),
+                _ => shipped.clone(),
+            };
+            let style = match i.evidence {
+                CauseEvidence::RootCause => "-->",
+                CauseEvidence::Fallback => "-.->|by time|",
+            };
+            let _ = writeln!(
+                o,
+                "  {from} {style} i{}[\"incident #{}\"]",
+                i.number, i.number
+            );
         }
         o.push_str("```\n\n</details>\n");
     }

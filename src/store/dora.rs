@@ -13,15 +13,19 @@ pub struct SuccessfulDeployment {
     pub at_ns: i64,
 }
 
-/// An incident and the node its root cause names.
+/// An incident as stored: what its issue says.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct IncidentCause {
+pub struct IncidentFacts {
     pub number: i64,
-    /// A deployment key (`deployment:ID`) or a commit key (`owner/repo@sha`).
-    pub cause: String,
+    pub title: Option<String>,
+    /// `open` or `resolved`.
+    pub state: String,
+    /// The environment it names (`None`: the configured default).
+    pub environment: Option<String>,
+    /// Its `root cause:` line, as written.
+    pub root_cause: Option<String>,
     pub opened_ns: Option<i64>,
     pub closed_ns: Option<i64>,
-    pub state: String,
 }
 
 impl Db {
@@ -79,16 +83,23 @@ impl Db {
         Ok(rows.into_iter().collect())
     }
 
-    /// What each incident of the repository names as its cause.
-    pub async fn incident_causes(&self, repo: &str) -> Result<Vec<IncidentCause>> {
+    /// The repository's incidents (not deleted), by number.
+    pub async fn incidents_of(&self, repo: &str) -> Result<Vec<IncidentFacts>> {
         sqlx::query_as(
-            "SELECT i.number, l.to_key AS cause, i.opened_ns, i.closed_ns, i.state FROM incidents i \
-             JOIN links l ON l.from_kind = 'incident' AND l.from_key = i.repo || '!' || i.number \
-               AND l.relation = 'caused_by' \
-             WHERE i.repo = ? AND i.is_incident = 1",
+            "SELECT number, title, state, environment, root_cause, opened_ns, closed_ns FROM incidents \
+             WHERE repo = ? AND is_incident = 1 AND state <> 'deleted' ORDER BY number",
         )
         .bind(repo)
         .fetch_all(&self.pool)
         .await
+    }
+
+    /// The environment of a deployment of the repository, when it is known.
+    pub async fn deployment_environment(&self, repo: &str, id: i64) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT environment FROM deployments WHERE repo = ? AND id = ?")
+            .bind(repo)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
     }
 }

@@ -101,6 +101,8 @@ pub struct IncidentRow {
     pub state: String,
     pub is_incident: bool,
     pub root_cause: Option<String>,
+    /// The environment the incident names (`None`: the configured default).
+    pub environment: Option<String>,
     pub opened_ns: Option<i64>,
     pub closed_ns: Option<i64>,
     pub version: String,
@@ -343,10 +345,10 @@ impl Tx<'_> {
                 }
                 Op::Incident(i) => {
                     sqlx::query(
-                        "INSERT INTO incidents (repo, number, title, state, is_incident, root_cause, opened_ns, closed_ns, version) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo, number) DO UPDATE SET \
+                        "INSERT INTO incidents (repo, number, title, state, is_incident, root_cause, opened_ns, closed_ns, version, environment) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo, number) DO UPDATE SET \
                          title = excluded.title, state = excluded.state, is_incident = excluded.is_incident, \
-                         root_cause = excluded.root_cause, opened_ns = excluded.opened_ns, \
+                         root_cause = excluded.root_cause, environment = excluded.environment, opened_ns = excluded.opened_ns, \
                          closed_ns = excluded.closed_ns, version = excluded.version \
                          WHERE excluded.version > incidents.version",
                     )
@@ -359,6 +361,7 @@ impl Tx<'_> {
                     .bind(i.opened_ns)
                     .bind(i.closed_ns)
                     .bind(&i.version)
+                    .bind(i.environment.as_deref())
                     .execute(&mut *conn)
                     .await?;
                 }

@@ -88,14 +88,6 @@ pub struct DeploymentRecord {
     pub state: Option<String>,
 }
 
-/// An incident.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct IncidentRecord {
-    pub number: i64,
-    pub title: Option<String>,
-    pub state: String,
-}
-
 /// Everything the commit API shows besides the linked sessions.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CommitDetail {
@@ -108,7 +100,6 @@ pub struct CommitDetail {
     pub pull_requests: Vec<i64>,
     pub runs: Vec<RunRecord>,
     pub deployments: Vec<DeploymentRecord>,
-    pub incidents: Vec<i64>,
 }
 
 /// A pull request by repository and number.
@@ -288,8 +279,6 @@ impl Db {
         Ok(out)
     }
 
-    /// A commit with its trailers, agents, parents, files, pull requests, runs,
-    /// deployments and incidents; `None` when neither the commit nor a link to it is known.
     /// The pull requests whose commits (as [`Db::pull_commits`] lists them) hold `sha`.
     pub async fn pulls_of_commit(&self, repo: &str, sha: &str) -> Result<Vec<i64>> {
         // Those that may contain it, then those whose commits it is.
@@ -312,6 +301,8 @@ impl Db {
         Ok(out)
     }
 
+    /// A commit with its trailers, agents, parents, files, pull requests, runs,
+    /// and deployments; `None` when neither the commit nor a link to it is known.
     pub async fn commit_detail(&self, repo: &str, sha: &str) -> Result<Option<CommitDetail>> {
         let pool = &self.pool;
         let key = node::commit_str(repo, sha);
@@ -323,11 +314,16 @@ impl Db {
         .bind(sha)
         .fetch_optional(pool)
         .await?;
-        // A commit known only from links (a run's head, a deployment) is still shown.
+        // A commit known only from links (a run's head, a deployment), a commit status or
+        // an incident's root cause is still shown.
         let linked: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM links WHERE to_kind = 'commit' AND to_key = ?",
+            "SELECT (SELECT count(*) FROM links WHERE to_kind = 'commit' AND to_key = ?1) \
+             + (SELECT count(*) FROM ci_runs WHERE repo = ?2 AND head_sha = ?3) \
+             + (SELECT count(*) FROM incidents WHERE repo = ?2 AND lower(root_cause) = ?3)",
         )
         .bind(&key)
+        .bind(repo)
+        .bind(sha)
         .fetch_one(pool)
         .await?;
         if commit.is_none() && linked == 0 {
@@ -370,15 +366,6 @@ impl Db {
         .bind(sha)
         .fetch_all(pool)
         .await?;
-        let incidents = sqlx::query_scalar(
-            "SELECT i.number FROM incidents i JOIN links l ON l.from_kind = 'incident' \
-               AND l.from_key = i.repo || '!' || i.number \
-             WHERE i.repo = ? AND i.is_incident = 1 AND l.to_kind = 'commit' AND l.to_key = ? ORDER BY i.number",
-        )
-        .bind(repo)
-        .bind(&key)
-        .fetch_all(pool)
-        .await?;
         let prefix = repo.len() + 1;
         Ok(Some(CommitDetail {
             commit: commit.unwrap_or_else(|| CommitRecord {
@@ -395,7 +382,6 @@ impl Db {
             pull_requests,
             runs,
             deployments,
-            incidents,
         }))
     }
 
@@ -445,29 +431,6 @@ impl Db {
         .bind(since_ns)
         .fetch_all(&self.pool)
         .await
-    }
-
-    /// Incidents of `repo` whose root cause names any of these nodes (deployment or
-    /// commit keys).
-    pub async fn incidents_caused_by(
-        &self,
-        repo: &str,
-        keys: &[String],
-    ) -> Result<Vec<IncidentRecord>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut q = sqlx::query_as::<_, IncidentRecord>(AssertSqlSafe(format!(
-            "SELECT DISTINCT i.number, i.title, i.state FROM incidents i JOIN links l \
-               ON l.from_kind = 'incident' AND l.from_key = i.repo || '!' || i.number AND l.relation = 'caused_by' \
-             WHERE i.repo = ? AND i.is_incident = 1 AND l.to_key IN ({}) ORDER BY i.number",
-            placeholders(keys.len())
-        )))
-        .bind(repo);
-        for k in keys {
-            q = q.bind(k);
-        }
-        q.fetch_all(&self.pool).await
     }
 }
 

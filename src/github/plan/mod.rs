@@ -3,11 +3,10 @@
 //! SHAs or IDs are unusable is refused before it is acknowledged.
 
 use super::events::{Event, PayloadError};
-use super::root_cause::{RootCause, resolve_root_cause, root_cause};
 use super::trailers;
+use crate::graph::incidents::{environment as incident_environment, root_cause};
 use crate::ids::node::{
-    commit as commit_key, deployment as deployment_key, incident as incident_key, pull as pull_key,
-    run as run_key,
+    commit as commit_key, deployment as deployment_key, pull as pull_key, run as run_key,
 };
 use crate::ids::{CommitSha, workflow_trace_id};
 use crate::store::github::{CommitRow, DeploymentRow, IncidentRow, LinkRow, Op, PullRow, RunRow};
@@ -451,28 +450,20 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
                 (_, "closed") => "resolved",
                 _ => "open",
             };
-            let key = incident_key(repo, i.number);
-            if is_incident {
-                match cause.as_deref().map(resolve_root_cause) {
-                    Some(RootCause::Commit(c)) => ops.push(link(
-                        "incident",
-                        key,
-                        "caused_by",
-                        "commit",
-                        commit_key(repo, &c),
-                        "root cause line",
-                    )),
-                    Some(RootCause::Deployment(d)) => ops.push(link(
-                        "incident",
-                        key,
-                        "caused_by",
-                        "deployment",
-                        deployment_key(d),
-                        "root cause line",
-                    )),
-                    _ => {}
-                }
-            }
+            // Where it happened: an `environment:` line, else an `env:<name>` label; the
+            // root cause is resolved to a deployment when read (deployments may come
+            // later, and an edit replaces the cause).
+            let environment = i
+                .body
+                .as_deref()
+                .and_then(incident_environment)
+                .or_else(|| {
+                    i.labels.iter().find_map(|l| {
+                        let (k, v) = l.name.split_once(':')?;
+                        (k.trim().eq_ignore_ascii_case("env") && !v.trim().is_empty())
+                            .then(|| v.trim().to_string())
+                    })
+                });
             let rank = match state {
                 "deleted" => 3,
                 "resolved" => 2,
@@ -485,6 +476,7 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
                 state: state.into(),
                 is_incident,
                 root_cause: cause,
+                environment,
                 opened_ns: i.created_at,
                 closed_ns: i.closed_at,
                 version: version(i.updated_at, rank, if is_incident { "1" } else { "0" }),

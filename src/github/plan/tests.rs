@@ -1,4 +1,5 @@
 use super::*;
+use crate::graph::incidents::{RootCause, resolve_root_cause};
 
 #[test]
 fn workflow_trace_id_matches_the_collector_receiver() {
