@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 use crate::common::TestApp;
 use crate::reports::{REPO, SECRET, ZERO, deliver};
 
-const B: &str = "b000000000000000000000000000000000000000";
+pub(crate) const B: &str = "b000000000000000000000000000000000000000";
 
-fn push(branch: &str, before: &str, forced: bool, commits: &[(&str, &str)]) -> Value {
+pub(crate) fn push(branch: &str, before: &str, forced: bool, commits: &[(&str, &str)]) -> Value {
     json!({
         "ref": format!("refs/heads/{branch}"), "before": before, "forced": forced,
         "after": commits.last().map_or(before, |c| c.0),
@@ -24,7 +24,7 @@ fn push(branch: &str, before: &str, forced: bool, commits: &[(&str, &str)]) -> V
     })
 }
 
-fn pull(number: i64, head_repo: &str, head_ref: &str, head: &str) -> Value {
+pub(crate) fn pull(number: i64, head_repo: &str, head_ref: &str, head: &str) -> Value {
     json!({
         "action": "opened", "repository": {"full_name": REPO}, "installation": {"id": 42},
         "pull_request": {
@@ -37,7 +37,7 @@ fn pull(number: i64, head_repo: &str, head_ref: &str, head: &str) -> Value {
     })
 }
 
-async fn commits_of(app: &TestApp, number: i64) -> (Vec<String>, Value) {
+pub(crate) async fn commits_of(app: &TestApp, number: i64) -> (Vec<String>, Value) {
     let (status, r) = app
         .get_json(&format!(
             "/api/v1/repos/{REPO}/pulls/{number}/report?format=json"

@@ -8,26 +8,31 @@ use serde_json::{Value, json};
 use crate::common::TestApp;
 use crate::reports::{REPO, SECRET, ZERO, deliver};
 
-const DEV: &str = "dev@acme.example";
+pub(crate) const DEV: &str = "dev@acme.example";
 const C1: &str = "a100000000000000000000000000000000000001";
 const C2: &str = "a200000000000000000000000000000000000002";
 const C3: &str = "a300000000000000000000000000000000000003";
 
 /// Unix nanoseconds of `2026-11-20T{hh}:{mm}:00Z`.
-fn at(hh: u32, mm: u32) -> i64 {
+pub(crate) fn at(hh: u32, mm: u32) -> i64 {
     chrono::DateTime::parse_from_rfc3339(&format!("2026-11-20T{hh:02}:{mm:02}:00Z"))
         .unwrap()
         .timestamp_nanos_opt()
         .unwrap()
 }
 
-fn kv(key: &str, value: &str) -> Value {
+pub(crate) fn kv(key: &str, value: &str) -> Value {
     json!({"key": key, "value": {"stringValue": value}})
 }
 
 /// A gen_ai agent session of `DEV`: one chat span at each of `times` (ns), each naming
 /// `files`; `repository` as the agent's resource says it.
-fn session(conversation: &str, times: &[i64], files: &[&str], repository: Option<&str>) -> Value {
+pub(crate) fn session(
+    conversation: &str,
+    times: &[i64],
+    files: &[&str],
+    repository: Option<&str>,
+) -> Value {
     let mut resource = vec![kv("service.name", "acme-agent")];
     if let Some(r) = repository {
         resource.push(kv("vcs.repository.url.full", r));
@@ -125,7 +130,7 @@ async fn linked(app: &TestApp, sha: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn app() -> TestApp {
+pub(crate) async fn app() -> TestApp {
     TestApp::spawn_with(|a| a.webhook_secrets = vec![SECRET.parse().unwrap()]).await
 }
 
@@ -295,7 +300,7 @@ async fn a_session_that_named_files_explains_only_commits_touching_one() {
 
 /// A Claude Code `tool_result` event naming `sha` after a git commit, from a session
 /// whose repository is `repository`.
-fn claude_commit_event(session: &str, sha: &str, repository: &str) -> Value {
+pub(crate) fn claude_commit_event(session: &str, sha: &str, repository: &str) -> Value {
     let params = json!({"git_commit_id": sha}).to_string();
     json!({"resourceLogs": [{
         "resource": {"attributes": [kv("service.name", "claude-code"),
@@ -353,13 +358,13 @@ async fn telemetry_naming_a_sha_links_it_only_in_the_sessions_repository() {
     app.stop().await;
 }
 
-const FEATURE_1: &str = "f100000000000000000000000000000000000001";
-const FEATURE_2: &str = "f200000000000000000000000000000000000002";
+pub(crate) const FEATURE_1: &str = "f100000000000000000000000000000000000001";
+pub(crate) const FEATURE_2: &str = "f200000000000000000000000000000000000002";
 const SQUASH: &str = "5500000000000000000000000000000000000055";
-const BASE_TIP: &str = "b000000000000000000000000000000000000000";
+pub(crate) const BASE_TIP: &str = "b000000000000000000000000000000000000000";
 
 /// A push of `commits` (each `(sha, minute, message, by GitHub)`) to `branch` after `before`.
-fn push_to(branch: &str, before: &str, commits: &[(&str, i64, &str, bool)]) -> Value {
+pub(crate) fn push_to(branch: &str, before: &str, commits: &[(&str, i64, &str, bool)]) -> Value {
     let pushed: Vec<Pushed<'_>> = commits
         .iter()
         .map(|(sha, at, message, by_github)| Pushed {
@@ -374,12 +379,12 @@ fn push_to(branch: &str, before: &str, commits: &[(&str, i64, &str, bool)]) -> V
 }
 
 /// main's first commit, at 08:00.
-fn base_push() -> Value {
+pub(crate) fn base_push() -> Value {
     push_to("main", ZERO, &[(BASE_TIP, at(8, 0), "Base", false)])
 }
 
 /// The feature branch: two commits at 10:10 and 10:20, inside the sessions' windows.
-fn feature_push() -> Value {
+pub(crate) fn feature_push() -> Value {
     push_to(
         "feature",
         BASE_TIP,
@@ -390,7 +395,7 @@ fn feature_push() -> Value {
     )
 }
 
-fn merged_pull(number: i64, head: &str, merge: &str, at: i64) -> Value {
+pub(crate) fn merged_pull(number: i64, head: &str, merge: &str, at: i64) -> Value {
     let time = chrono::DateTime::from_timestamp_nanos(at).to_rfc3339();
     json!({
         "action": "closed", "repository": {"full_name": REPO}, "installation": {"id": 42},
@@ -403,7 +408,7 @@ fn merged_pull(number: i64, head: &str, merge: &str, at: i64) -> Value {
     })
 }
 
-fn deployed(id: i64, sha: &str, at: i64) -> [(&'static str, Value); 2] {
+pub(crate) fn deployed(id: i64, sha: &str, at: i64) -> [(&'static str, Value); 2] {
     let time = chrono::DateTime::from_timestamp_nanos(at).to_rfc3339();
     let d = json!({"id": id, "sha": sha, "ref": "main", "environment": "production", "created_at": time});
     [
@@ -420,7 +425,7 @@ fn deployed(id: i64, sha: &str, at: i64) -> [(&'static str, Value); 2] {
     ]
 }
 
-async fn dora(app: &TestApp) -> Value {
+pub(crate) async fn dora(app: &TestApp) -> Value {
     let (status, d) = app
         .get_json(&format!(
             "/api/v1/repos/{REPO}/dora?environment=production&since=2026-11-20T00:00:00Z&until=2026-11-21T00:00:00Z"

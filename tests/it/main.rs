@@ -14,6 +14,7 @@ mod histories;
 mod hook;
 mod layout;
 mod links;
+mod orders;
 mod publish;
 mod reports;
 mod sdk;

@@ -517,7 +517,7 @@ async fn telemetry_after_merge_updates_the_report_with_deploys_and_incidents() {
 }
 
 /// Deterministic shuffles (a small LCG) of `0..n`, plus identity and reverse.
-fn orders(n: usize, count: usize) -> Vec<Vec<usize>> {
+pub(crate) fn orders(n: usize, count: usize) -> Vec<Vec<usize>> {
     let mut out = vec![(0..n).collect::<Vec<_>>(), (0..n).rev().collect()];
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     while out.len() < count {
