@@ -136,3 +136,194 @@ async fn dora_keys_split_by_agent_involvement() {
     assert!(body["error"].as_str().unwrap().contains("since"));
     app.stop().await;
 }
+
+fn issue(
+    action: &str,
+    number: i64,
+    body: &str,
+    labels: &[&str],
+    opened: &str,
+    updated: &str,
+    closed: Option<&str>,
+) -> Value {
+    json!({"action": action, "repository": {"full_name": "acme/widgets"},
+        "issue": {"number": number, "title": "Outage", "body": body,
+            "labels": labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>(),
+            "state": if closed.is_some() { "closed" } else { "open" }, "created_at": opened,
+            "closed_at": closed, "updated_at": updated}})
+}
+
+/// The same three deployments, with incidents as teams write them: one without a root
+/// cause (linked by time to the last deployment before it), one whose root cause was
+/// edited (the new one replaces the old), one naming a pull request's merge commit (the
+/// first deployment that shipped it, and the PR's report lists it), and one in another
+/// environment (not production's). In two arrival orders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_link_by_root_cause_fallback_and_edit_in_any_order() {
+    let claude = "Retry\n\nCo-Authored-By: Claude <noreply@anthropic.com>";
+    let codex = "Cache\n\nCo-authored-by: Codex <codex@openai.com>";
+    let mut steps: Vec<(&str, Value)> = vec![
+        (
+            "push",
+            push(
+                "refs/heads/main",
+                ZERO,
+                &[
+                    c(A1, "Init", "2026-11-01T00:00:00Z"),
+                    c(A2, claude, "2026-11-01T06:00:00Z"),
+                ],
+            ),
+        ),
+        (
+            "push",
+            push(
+                "refs/heads/main",
+                A2,
+                &[c(B1, "Fix", "2026-11-02T00:00:00Z")],
+            ),
+        ),
+        (
+            "push",
+            push(
+                "refs/heads/main",
+                B1,
+                &[
+                    c(C1, codex, "2026-11-03T00:00:00Z"),
+                    c(C2, "Docs", "2026-11-03T01:00:00Z"),
+                ],
+            ),
+        ),
+        (
+            "pull_request",
+            crate::reports::pull("closed", 4, A2, "retry", "2026-11-01T07:00:00Z", Some(A2)),
+        ),
+    ];
+    steps.extend(deployment(1, A2, "2026-11-01T12:00:00Z"));
+    steps.extend(deployment(2, B1, "2026-11-02T06:00:00Z"));
+    steps.extend(deployment(3, C2, "2026-11-03T02:00:00Z"));
+    steps.extend([
+        // No root cause: deployment 2, the last before it opened. Restored in 2 h.
+        (
+            "issues",
+            issue(
+                "closed",
+                7,
+                "Checkout is slow.",
+                &["incident"],
+                "2026-11-02T10:00:00Z",
+                "2026-11-02T12:00:00Z",
+                Some("2026-11-02T12:00:00Z"),
+            ),
+        ),
+        // Root cause A1 (deployment 1), then edited to C1 (deployment 3) and resolved
+        // 41 h after it opened.
+        (
+            "issues",
+            issue(
+                "opened",
+                8,
+                "root cause: a100000000000000000000000000000000000000",
+                &["incident"],
+                "2026-11-01T13:00:00Z",
+                "2026-11-01T13:00:00Z",
+                None,
+            ),
+        ),
+        (
+            "issues",
+            issue(
+                "edited",
+                8,
+                "Found it.\nroot cause: c100000000000000000000000000000000000000",
+                &["incident"],
+                "2026-11-01T13:00:00Z",
+                "2026-11-03T06:00:00Z",
+                Some("2026-11-03T06:00:00Z"),
+            ),
+        ),
+        // Staging: no staging deployment, so no production failure.
+        (
+            "issues",
+            issue(
+                "opened",
+                9,
+                "Flaky.",
+                &["incident", "env:staging"],
+                "2026-11-02T10:00:00Z",
+                "2026-11-02T10:00:00Z",
+                None,
+            ),
+        ),
+        // Root cause: PR #4's merge commit, first shipped by deployment 1. Still open.
+        (
+            "issues",
+            issue(
+                "opened",
+                10,
+                "root cause: `a200000000000000000000000000000000000000`\nenvironment: production",
+                &["incident"],
+                "2026-11-01T15:00:00Z",
+                "2026-11-01T15:00:00Z",
+                None,
+            ),
+        ),
+    ]);
+    let n = steps.len();
+    let mut seen = Vec::new();
+    for order in [(0..n).collect::<Vec<_>>(), (0..n).rev().collect()] {
+        let mut app =
+            TestApp::spawn_with(|a| a.webhook_secrets = vec![SECRET.parse().unwrap()]).await;
+        for &i in &order {
+            deliver(&app, steps[i].0, &format!("d{i}"), &steps[i].1).await;
+        }
+        app.applied(n as u64).await;
+        let (status, d) = app
+            .get_json(
+                "/api/v1/repos/acme/widgets/dora?since=2026-11-01T00:00:00Z&until=2026-11-05T00:00:00Z",
+            )
+            .await;
+        assert_eq!(status, 200, "{d}");
+        // Failed: 1 (#10), 2 (#7), 3 (#8 after its edit). Restored: #7 in 2 h (human
+        // deployment 2), #8 in 41 h (agent deployment 3); #10 is open, #9 is staging's.
+        assert_eq!(
+            d["all"],
+            json!({"deployments": 3, "deployments_per_day": 0.75, "changes": 5, "lead_time_median_hours": 6.0,
+                "failed_deployments": 3, "change_failure_rate": 1.0, "incidents_restored": 2,
+                "time_to_restore_median_hours": 21.5}),
+            "order {order:?}"
+        );
+        // A2 is #4's merge result: its change starts at #4's first commit, A1 (12 h
+        // before deployment 1); C1 took 2 h.
+        assert_eq!(
+            d["agent_assisted"],
+            json!({"deployments": 2, "deployments_per_day": 0.5, "changes": 2, "lead_time_median_hours": 7.0,
+                "failed_deployments": 2, "change_failure_rate": 1.0, "incidents_restored": 1,
+                "time_to_restore_median_hours": 41.0}),
+            "order {order:?}"
+        );
+        assert_eq!(
+            d["not_agent_assisted"],
+            json!({"deployments": 1, "deployments_per_day": 0.25, "changes": 3, "lead_time_median_hours": 6.0,
+                "failed_deployments": 1, "change_failure_rate": 1.0, "incidents_restored": 1,
+                "time_to_restore_median_hours": 2.0}),
+            "order {order:?}"
+        );
+        let (status, r) = app
+            .get_json("/api/v1/repos/acme/widgets/pulls/4/report?format=json")
+            .await;
+        assert_eq!(status, 200, "{r}");
+        assert_eq!(
+            r["incidents"],
+            json!([{"number": 10, "title": "Outage", "state": "open", "environment": "production",
+                "deployment": 1, "evidence": "root_cause"}]),
+            "order {order:?}: only the incident of the deployment that shipped #4"
+        );
+        let (_, md) = app
+            .get_json("/api/v1/repos/acme/widgets/pulls/4/report")
+            .await;
+        seen.push((order, d, r, md));
+        app.stop().await;
+    }
+    assert_eq!(seen[0].1, seen[1].1);
+    assert_eq!(seen[0].2, seen[1].2);
+}
