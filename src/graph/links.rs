@@ -150,6 +150,11 @@ pub async fn link_commits(
     for (merge, number) in db.merged_pulls(repo, shas).await? {
         let mut originals = db.pull_commits(repo, number).await?.shas;
         originals.retain(|s| *s != merge);
+        if is_rebased_copy(db, repo, &merge, &originals).await? {
+            // A rebase merge: GitHub names the last rebased copy, which stands for its
+            // own original only (the copy rule below), not for the whole PR.
+            continue;
+        }
         for l in direct_links(db, cfg, repo, &originals).await? {
             links.push(SessionLink {
                 detail: format!("merged as #{number}'s merge result; {}", l.detail),
@@ -195,6 +200,21 @@ pub async fn link_commits(
         }
     }
     Ok(strongest(links))
+}
+
+/// Whether `merge` (a PR's `merge_commit_sha`) is a rebased copy of one of the PR's
+/// commits — a rebase merge — rather than a merge or squash commit.
+pub async fn is_rebased_copy(
+    db: &Db,
+    repo: &str,
+    merge: &str,
+    pr_commits: &[String],
+) -> store::Result<bool> {
+    Ok(db
+        .copies_of(repo, &[merge.to_string()])
+        .await?
+        .iter()
+        .any(|(_, original)| pr_commits.contains(original)))
 }
 
 /// The links of the evidence about each commit itself.

@@ -2,6 +2,7 @@
 //! deployment shipped (petgraph ancestry), then [`crate::metrics::dora::compute`].
 
 use crate::graph::incidents;
+use crate::graph::links::is_rebased_copy;
 use crate::graph::neighbourhood::Ancestry;
 use crate::ids::{RepoName, node};
 use crate::metrics::dora::{DeploymentReach, Dora, DoraInputs, IncidentCause, compute};
@@ -45,10 +46,12 @@ pub async fn repository(
     shipped.dedup();
     let mut change_start = std::collections::HashMap::new();
     for (merge, number) in db.merged_pulls(repo, &shipped).await? {
-        let first = db
-            .pull_commits(repo, number)
-            .await?
-            .shas
+        let commits = db.pull_commits(repo, number).await?.shas;
+        // A rebased copy keeps its original's author time: no exception.
+        if is_rebased_copy(db, repo, &merge, &commits).await? {
+            continue;
+        }
+        let first = commits
             .iter()
             .filter_map(|s| authored.get(&node::commit_str(repo, s)).copied())
             .min();
