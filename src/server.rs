@@ -35,6 +35,7 @@ pub struct AppState {
     pub webhooks: WebhookState,
     pub uploads: UploadState,
     pub api: ApiState,
+    pub records: crate::api::records::RecordsState,
     /// Bearer tokens the API requires (none: open).
     pub tokens: Arc<Vec<String>>,
 }
@@ -54,6 +55,12 @@ impl FromRef<AppState> for WebhookState {
 impl FromRef<AppState> for UploadState {
     fn from_ref(s: &AppState) -> Self {
         s.uploads.clone()
+    }
+}
+
+impl FromRef<AppState> for crate::api::records::RecordsState {
+    fn from_ref(s: &AppState) -> Self {
+        s.records.clone()
     }
 }
 
@@ -129,6 +136,10 @@ fn http_router(state: AppState) -> Router {
     let uploads = Router::new()
         .route("/api/v1/ci/uploads", post(crate::ci::upload::receive))
         .layer(DefaultBodyLimit::max(state.uploads.uploads.max_bytes));
+    let records = Router::new()
+        .route("/api/v1/deployments", post(crate::api::records::deployment))
+        .route("/api/v1/incidents", post(crate::api::records::incident))
+        .layer(DefaultBodyLimit::max(crate::api::records::MAX_BODY));
     let webhooks = Router::new()
         .route("/webhooks/github", post(crate::github::webhook::receive))
         .layer(DefaultBodyLimit::max(crate::github::webhook::MAX_BODY));
@@ -136,6 +147,7 @@ fn http_router(state: AppState) -> Router {
         .merge(otlp_routes)
         .merge(webhooks)
         .merge(uploads)
+        .merge(records)
         .merge(api)
         .route("/healthz", get(crate::api::healthz))
         .route("/metrics", get(crate::api::metrics))
@@ -222,6 +234,7 @@ impl Server {
             processor_stopped,
         );
         let queue_capacity = args.queue_capacity.max(1);
+        let upload_cfg = Arc::new(crate::ci::upload::UploadConfig::from_args(args)?);
         let state = AppState {
             otlp: HttpState {
                 ingest: ingest.clone(),
@@ -238,8 +251,15 @@ impl Server {
                 processor: processor.clone(),
             },
             uploads: UploadState {
-                uploads: Arc::new(crate::ci::upload::UploadConfig::from_args(args)?),
+                uploads: upload_cfg.clone(),
                 writer: writer.clone(),
+            },
+            records: crate::api::records::RecordsState {
+                db: store.db.clone(),
+                writer: writer.clone(),
+                processor: processor.wake.clone(),
+                tokens: tokens.clone(),
+                uploads: upload_cfg,
             },
             api: ApiState {
                 db: store.db.clone(),

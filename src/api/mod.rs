@@ -2,6 +2,7 @@
 
 pub mod github;
 pub mod grpc;
+pub mod records;
 
 use std::sync::Arc;
 

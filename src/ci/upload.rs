@@ -254,14 +254,20 @@ async fn authenticate(state: &UploadState, headers: &HeaderMap) -> Result<Princi
     let token = crate::otlp::bearer(auth)
         .filter(|t| !t.is_empty())
         .ok_or(AuthError::Missing)?;
-    let repositories = oidc::static_token_repositories(&state.uploads.static_tokens, token);
+    Ok(principal(&state.uploads, token).await?)
+}
+
+/// Who a CI token speaks for: a static upload token's repositories, or a verified GitHub
+/// Actions OIDC token's repository.
+pub async fn principal(cfg: &UploadConfig, token: &str) -> Result<Principal, AuthError> {
+    let repositories = oidc::static_token_repositories(&cfg.static_tokens, token);
     if !repositories.is_empty() {
         return Ok(Principal::Static { repositories });
     }
     if !oidc::looks_like_jwt(token) {
-        return Err(AuthError::UnknownToken.into());
+        return Err(AuthError::UnknownToken);
     }
-    Ok(state.uploads.verifier.verify(token).await?)
+    cfg.verifier.verify(token).await
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> UploadError {

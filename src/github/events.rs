@@ -445,6 +445,10 @@ pub enum Event {
     Issues(IssuesEvent),
     Installation(InstallationEvent),
     InstallationRepositories(InstallationRepositoriesEvent),
+    /// Posted to the deployments API ([`super::external`]).
+    ExternalDeployment(super::external::DeploymentReport),
+    /// Posted to the incidents API.
+    ExternalIncident(super::external::IncidentReport),
 }
 
 fn read<'a, T: Deserialize<'a>>(event: &str, body: &'a [u8]) -> Result<T, PayloadError> {
@@ -480,6 +484,12 @@ impl Event {
             "issues" => Event::Issues(read(event, body)?),
             "installation" => Event::Installation(read(event, body)?),
             "installation_repositories" => Event::InstallationRepositories(read(event, body)?),
+            super::external::DEPLOYMENT_EVENT => {
+                Event::ExternalDeployment(super::external::DeploymentReport::parse(body)?)
+            }
+            super::external::INCIDENT_EVENT => {
+                Event::ExternalIncident(super::external::IncidentReport::parse(body)?)
+            }
             other => {
                 return Err(PayloadError {
                     event: other.to_string(),

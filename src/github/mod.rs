@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod events;
+pub mod external;
 pub mod plan;
 pub mod processor;
 pub mod signature;

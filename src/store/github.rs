@@ -103,6 +103,10 @@ pub struct IncidentRow {
     pub root_cause: Option<String>,
     /// The environment the incident names (`None`: the configured default).
     pub environment: Option<String>,
+    /// Where an incident from outside GitHub was declared, and its id there (`None`:
+    /// a GitHub issue).
+    pub source: Option<String>,
+    pub external_id: Option<String>,
     pub opened_ns: Option<i64>,
     pub closed_ns: Option<i64>,
     pub version: String,
@@ -345,8 +349,8 @@ impl Tx<'_> {
                 }
                 Op::Incident(i) => {
                     sqlx::query(
-                        "INSERT INTO incidents (repo, number, title, state, is_incident, root_cause, opened_ns, closed_ns, version, environment) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo, number) DO UPDATE SET \
+                        "INSERT INTO incidents (repo, number, title, state, is_incident, root_cause, opened_ns, closed_ns, version, environment, source, external_id) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo, number) DO UPDATE SET \
                          title = excluded.title, state = excluded.state, is_incident = excluded.is_incident, \
                          root_cause = excluded.root_cause, environment = excluded.environment, opened_ns = excluded.opened_ns, \
                          closed_ns = excluded.closed_ns, version = excluded.version \
@@ -362,6 +366,8 @@ impl Tx<'_> {
                     .bind(i.closed_ns)
                     .bind(&i.version)
                     .bind(i.environment.as_deref())
+                    .bind(i.source.as_deref())
+                    .bind(i.external_id.as_deref())
                     .execute(&mut *conn)
                     .await?;
                 }

@@ -279,6 +279,20 @@ impl Db {
         Ok(out)
     }
 
+    /// Whether tracelink serves `repo`: an App installation, a delivery's commits, pull
+    /// requests or deployments name it.
+    pub async fn repo_served(&self, repo: &str) -> Result<bool> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM repo_installations WHERE repo = ?1) \
+             OR EXISTS (SELECT 1 FROM commits WHERE repo = ?1) \
+             OR EXISTS (SELECT 1 FROM pull_requests WHERE repo = ?1) \
+             OR EXISTS (SELECT 1 FROM deployments WHERE repo = ?1)",
+        )
+        .bind(repo)
+        .fetch_one(&self.pool)
+        .await
+    }
+
     /// The pull requests whose commits (as [`Db::pull_commits`] lists them) hold `sha`.
     pub async fn pulls_of_commit(&self, repo: &str, sha: &str) -> Result<Vec<i64>> {
         // Those that may contain it, then those whose commits it is.

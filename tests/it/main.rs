@@ -16,6 +16,7 @@ mod layout;
 mod links;
 mod orders;
 mod publish;
+mod records;
 mod reports;
 mod sdk;
 mod webhooks;

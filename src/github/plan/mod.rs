@@ -437,6 +437,8 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
                 created_ns: s.created_at.unwrap_or(0),
             });
         }
+        Event::ExternalDeployment(d) => ops = d.plan()?,
+        Event::ExternalIncident(i) => ops = i.plan()?,
         Event::Issues(e) => {
             let i = &e.issue;
             let repo = &repo_name(&e.repository);
@@ -477,6 +479,8 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
                 is_incident,
                 root_cause: cause,
                 environment,
+                source: None,
+                external_id: None,
                 opened_ns: i.created_at,
                 closed_ns: i.closed_at,
                 version: version(i.updated_at, rank, if is_incident { "1" } else { "0" }),
