@@ -41,13 +41,24 @@ fn count(n: i64) -> String {
     }
 }
 
+/// A duration as people read it: the largest unit and the next, floored (`45 s`, `12 m`,
+/// `4 m 22 s`, `1 h 57 m`, `2 d 3 h`). The one helper for every duration the report prints.
 fn duration(secs: i64) -> String {
+    if secs < 0 {
+        return format!("−{}", duration(secs.saturating_neg()));
+    }
+    let pair = |big: i64, big_unit: &str, small: i64, small_unit: &str| {
+        if small == 0 {
+            format!("{big} {big_unit}")
+        } else {
+            format!("{big} {big_unit} {small} {small_unit}")
+        }
+    };
     match secs {
-        s if s < 0 => "before merge".into(),
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{:.1}h", s as f64 / 3600.0),
-        s => format!("{:.1}d", s as f64 / 86400.0),
+        s if s < 60 => format!("{s} s"),
+        s if s < 3_600 => pair(s / 60, "m", s % 60, "s"),
+        s if s < 86_400 => pair(s / 3_600, "h", s % 3_600 / 60, "m"),
+        s => pair(s / 86_400, "d", s % 86_400 / 3_600, "h"),
     }
 }
 
@@ -327,9 +338,12 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
     let t = &r.totals;
     let _ = writeln!(o, "| | |\n|---|---|");
     if t.sessions > 0 {
+        let active = t.active_seconds.map_or(String::new(), |a| {
+            format!(" · {} active", duration(a as i64))
+        });
         let _ = writeln!(
             o,
-            "| Agent sessions | {} by {} |",
+            "| Agent sessions | {} by {}{active} |",
             t.sessions,
             cell(&t.users.join(", "))
         );
@@ -403,7 +417,10 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
             .timing
             .merge_to_deploy_seconds
             .iter()
-            .map(|(env, s)| format!("{} {} after merge", cell(env), duration(*s)))
+            .map(|(env, s)| match *s {
+                s if s < 0 => format!("{} {} before merge", cell(env), duration(-s)),
+                s => format!("{} {} after merge", cell(env), duration(s)),
+            })
             .collect();
         let _ = writeln!(
             o,
@@ -654,4 +671,124 @@ pub fn summary(r: &PrReport) -> String {
         .unwrap_or(body)
         .trim()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::links::Evidence;
+    use crate::metrics::model::{CommitSummary, LinkView, SessionSummary, Timing, Totals};
+
+    const SHA: &str = "9c0832b26219b10b65f2a64ef32be97e2e28f8da";
+
+    fn session(id: &str, cost: Option<f64>) -> SessionSummary {
+        SessionSummary {
+            session_id: id.into(),
+            agent: Some("claude-code".into()),
+            user: Some("dev@acme.example".into()),
+            models: vec!["claude-sonnet-4-6".into()],
+            tokens: None,
+            cost_usd: cost,
+            cost_in_pr_usd: cost,
+            cost_estimated: false,
+            active_seconds: None,
+            started_at: None,
+            lines_added: None,
+            links: vec![LinkView {
+                sha: SHA.into(),
+                evidence: Evidence::Trace,
+                confidence: 1.0,
+                detail: String::new(),
+            }],
+        }
+    }
+
+    /// A PR of one commit and the given sessions; the totals follow the sessions.
+    fn report(sessions: Vec<SessionSummary>) -> PrReport {
+        let priced: Vec<f64> = sessions.iter().filter_map(|s| s.cost_usd).collect();
+        let mut r = PrReport {
+            repository: "acme/widgets".into(),
+            number: 7,
+            title: Some("Retry".into()),
+            state: "open".into(),
+            author: Some("dev".into()),
+            head_sha: SHA.into(),
+            base_ref: "main".into(),
+            merge_commit_sha: None,
+            headline: String::new(),
+            totals: Totals {
+                sessions: sessions.len(),
+                agents: vec!["claude-code".into()],
+                users: vec!["dev@acme.example".into()],
+                commits: 1,
+                agent_commits: 1,
+                cost_usd: (!priced.is_empty()).then(|| priced.iter().sum()),
+                ..Totals::default()
+            },
+            commits: vec![CommitSummary {
+                sha: SHA.into(),
+                subject: Some("Add retry".into()),
+                author: Some("dev".into()),
+                authored_at: None,
+                agent_assisted: true,
+                agents: vec![],
+                session_agents: vec!["claude-code".into()],
+                sessions: sessions.iter().map(|s| s.session_id.clone()).collect(),
+            }],
+            sessions,
+            commit_list: CommitSource::Ancestry,
+            lines: None,
+            ci: Default::default(),
+            deployments: vec![],
+            incidents: vec![],
+            timing: Timing::default(),
+            coverage: None,
+            tests: None,
+        };
+        r.headline = headline(&r);
+        r
+    }
+
+    #[test]
+    fn durations_as_people_read_them() {
+        assert_eq!(duration(0), "0 s");
+        assert_eq!(duration(45), "45 s");
+        assert_eq!(duration(720), "12 m");
+        assert_eq!(duration(262), "4 m 22 s");
+        assert_eq!(duration(117 * 60), "1 h 57 m");
+        assert_eq!(duration(3_600), "1 h");
+        assert_eq!(duration(2 * 86_400 + 3 * 3_600 + 59), "2 d 3 h");
+        assert_eq!(duration(-90), "−1 m 30 s");
+    }
+
+    #[test]
+    fn durations_printed_with_the_one_helper() {
+        let mut r = report(vec![session("s-1", Some(0.1))]);
+        r.totals.active_seconds = Some(262.9);
+        r.timing.first_session_to_merge_seconds = Some(117 * 60);
+        r.timing.merge_to_deploy_seconds = [("production".to_string(), 45)].into();
+        r.deployments = vec![crate::metrics::model::DeploymentSummary {
+            id: 1,
+            environment: "production".into(),
+            state: Some("success".into()),
+            created_at: None,
+        }];
+        let md = render(&r);
+        assert!(
+            md.contains("| Agent sessions | 1 by dev@acme.example · 4 m 22 s active |"),
+            "{md}"
+        );
+        assert!(md.contains("| First session → merge | 1 h 57 m |"), "{md}");
+        assert!(
+            md.contains("| Shipped | production 45 s after merge |"),
+            "{md}"
+        );
+        // A deployment stamped before the merge says so, not "after".
+        r.timing.merge_to_deploy_seconds = [("production".to_string(), -75)].into();
+        let md = render(&r);
+        assert!(
+            md.contains("| Shipped | production 1 m 15 s before merge |"),
+            "{md}"
+        );
+    }
 }
