@@ -409,7 +409,8 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
     if let Some(t) = &r.tests {
         let _ = writeln!(o, "| Tests | {} |", tests_line(t));
     }
-    if let Some(s) = r.timing.first_session_to_merge_seconds {
+    // Only when a session came before the merge.
+    if let Some(s) = r.timing.first_session_to_merge_seconds.filter(|s| *s >= 0) {
         let _ = writeln!(o, "| First session → merge | {} |", duration(s));
     }
     if !r.deployments.is_empty() {
@@ -790,5 +791,18 @@ mod tests {
             md.contains("| Shipped | production 1 m 15 s before merge |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn no_first_session_to_merge_row_without_a_session_before_the_merge() {
+        let mut r = report(vec![session("s-1", Some(0.1))]);
+        r.timing.first_session_to_merge_seconds = Some(-3_600);
+        let md = render(&r);
+        assert!(!md.contains("First session"), "{md}");
+        assert!(!md.contains("before merge"), "{md}");
+        r.timing.first_session_to_merge_seconds = None;
+        assert!(!render(&r).contains("First session"));
+        r.timing.first_session_to_merge_seconds = Some(0);
+        assert!(render(&r).contains("| First session → merge | 0 s |"));
     }
 }
