@@ -66,6 +66,26 @@ PY
   fi
 }
 
+# Credentials into $token: the upload token, else the run's OIDC token.
+credentials() {
+  local sep='?'
+  token=${INPUT_TOKEN:-}
+  if [[ -z $token ]]; then
+    if [[ -z ${ACTIONS_ID_TOKEN_REQUEST_URL:-} || -z ${ACTIONS_ID_TOKEN_REQUEST_TOKEN:-} ]]; then
+      fail "no OIDC token available: grant the job 'permissions: id-token: write', or set the token input"
+    fi
+    [[ $ACTIONS_ID_TOKEN_REQUEST_URL == *\?* ]] && sep='&'
+    printf 'Authorization: bearer %s\n' "$ACTIONS_ID_TOKEN_REQUEST_TOKEN" >"$tmp/oidc-headers"
+    if ! curl -sS --fail --max-time 30 -H @"$tmp/oidc-headers" -o "$tmp/oidc.json" \
+      "${ACTIONS_ID_TOKEN_REQUEST_URL}${sep}audience=${INPUT_AUDIENCE:-tracelink}"; then
+      fail "requesting the OIDC token failed"
+    fi
+    token=$(json_field .value "$tmp/oidc.json") || token=""
+    [[ -n $token ]] || fail "the OIDC token response holds no value"
+  fi
+  echo "::add-mask::$token"
+}
+
 url=${INPUT_URL:-}
 [[ -n $url ]] || fail "the url input is required"
 url=${url%/}
@@ -102,6 +122,54 @@ fi
 [[ $pr_number =~ ^[0-9]+$ ]] || pr_number=""
 [[ $sha =~ ^[0-9a-fA-F]{40}$ ]] || fail "no commit SHA (GITHUB_SHA or the event's pull_request.head.sha)"
 
+tmp=$(mktemp -d) || fail "cannot create a temporary directory"
+trap 'rm -rf "$tmp"' EXIT
+
+# Deployment mode: report this deployment (of $sha to the environment) and stop.
+mode=${INPUT_MODE:-upload}
+mode=${mode,,}
+if [[ $mode == deployment ]]; then
+  environment=${INPUT_ENVIRONMENT:-}
+  [[ -n $environment ]] || fail "the environment input is required in deployment mode"
+  status=${INPUT_STATUS:-success}
+  status=${status,,}
+  external_id=${INPUT_EXTERNAL_ID:-$GITHUB_RUN_ID-$run_attempt-$environment}
+  now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  started=${INPUT_STARTED_AT:-}
+  finished="null"
+  case $status in
+    success | failure | error) finished=$(json_str "$now") ;;
+  esac
+  [[ -n $started ]] || started=$now
+  credentials
+  printf '{"repository":%s,"environment":%s,"sha":%s,"status":%s,"external_id":%s,"source":"github-actions","ref":%s,"started_at":%s,"finished_at":%s}\n' \
+    "$(json_str "$GITHUB_REPOSITORY")" "$(json_str "$environment")" "$(json_str "$sha")" \
+    "$(json_str "$status")" "$(json_str "$external_id")" "$(json_str "${GITHUB_REF:-}")" \
+    "$(json_str "$started")" "$finished" >"$tmp/deployment.json"
+  printf 'Authorization: Bearer %s\n' "$token" >"$tmp/headers"
+  code=$(curl -sS --max-time 60 --retry 2 --retry-delay 1 --retry-connrefused \
+    -H @"$tmp/headers" -H 'Content-Type: application/json' --data-binary @"$tmp/deployment.json" \
+    -o "$tmp/response.json" -w '%{http_code}' "$url/api/v1/deployments") ||
+    fail "tracelink at $url could not be reached"
+  case $code in
+    200 | 202)
+      id=$(json_field .id "$tmp/response.json") || id=""
+      echo "tracelink: deployment of $sha to $environment reported ($status, id $id)"
+      if [[ -n ${GITHUB_STEP_SUMMARY:-} ]]; then
+        printf '### tracelink: deployment\n\n`%s` to **%s**: %s (tracelink id %s)\n' \
+          "${sha:0:7}" "$environment" "$status" "$id" >>"$GITHUB_STEP_SUMMARY"
+      fi
+      exit 0
+      ;;
+    *)
+      reason=$(json_field .error "$tmp/response.json") || reason=""
+      [[ -n $reason ]] || reason=$(head -c 500 "$tmp/response.json" 2>/dev/null)
+      fail "tracelink refused the deployment (HTTP $code): $reason"
+      ;;
+  esac
+fi
+[[ $mode == upload ]] || fail "unknown mode $mode (upload or deployment)"
+
 # The report files.
 shopt -s nullglob globstar
 files=()
@@ -109,6 +177,17 @@ files_input=${INPUT_FILES:-}
 if [[ -n ${files_input//[[:space:],]/} ]]; then
   IFS=$' \t\n,' read -r -d '' -a patterns <<<"$files_input" || true
   for pattern in "${patterns[@]}"; do
+    if [[ $pattern != *[\*\?\[]* ]]; then
+      # A file named literally: say so when it is missing.
+      if [[ -f $pattern ]]; then
+        files+=("$pattern")
+      elif [[ -e $pattern ]]; then
+        warn "$pattern is not a file"
+      else
+        warn "$pattern does not exist"
+      fi
+      continue
+    fi
     # shellcheck disable=SC2206 # the pattern is meant to be expanded as a glob
     matched=($pattern)
     ((${#matched[@]})) || warn "no file matches $pattern"
@@ -116,6 +195,7 @@ if [[ -n ${files_input//[[:space:],]/} ]]; then
       [[ -f $f ]] && files+=("$f")
     done
   done
+  ((${#files[@]})) || fail "none of the files input exists or matches a file: $files_input"
 else
   while IFS= read -r f; do
     files+=("$f")
@@ -123,27 +203,9 @@ else
     \( -name lcov.info -o -name coverage.xml -o -name cobertura.xml -o -name jacoco.xml \
     -o -name coverage.out -o -name 'junit*.xml' -o -name 'TEST-*.xml' \) -print | sort)
 fi
-((${#files[@]})) || fail "no report files found (set the files input)"
+((${#files[@]})) || fail "no report files found in the workspace (set the files input)"
 
-# Credentials: the upload token, else the run's OIDC token.
-token=${INPUT_TOKEN:-}
-tmp=$(mktemp -d) || fail "cannot create a temporary directory"
-trap 'rm -rf "$tmp"' EXIT
-if [[ -z $token ]]; then
-  if [[ -z ${ACTIONS_ID_TOKEN_REQUEST_URL:-} || -z ${ACTIONS_ID_TOKEN_REQUEST_TOKEN:-} ]]; then
-    fail "no OIDC token available: grant the job 'permissions: id-token: write', or set the token input"
-  fi
-  sep='?'
-  [[ $ACTIONS_ID_TOKEN_REQUEST_URL == *\?* ]] && sep='&'
-  printf 'Authorization: bearer %s\n' "$ACTIONS_ID_TOKEN_REQUEST_TOKEN" >"$tmp/oidc-headers"
-  if ! curl -sS --fail --max-time 30 -H @"$tmp/oidc-headers" -o "$tmp/oidc.json" \
-    "${ACTIONS_ID_TOKEN_REQUEST_URL}${sep}audience=${INPUT_AUDIENCE:-tracelink}"; then
-    fail "requesting the OIDC token failed"
-  fi
-  token=$(json_field .value "$tmp/oidc.json") || token=""
-  [[ -n $token ]] || fail "the OIDC token response holds no value"
-fi
-echo "::add-mask::$token"
+credentials
 
 # The context part.
 flags_json=""
@@ -183,6 +245,11 @@ case $code in
     summary=$(json_field .summary "$tmp/response.json") || summary=""
     if [[ -n $summary && -n ${GITHUB_STEP_SUMMARY:-} ]]; then
       printf '%s\n' "$summary" >>"$GITHUB_STEP_SUMMARY"
+    fi
+    # The pull request's report as it stands, after the upload.
+    pr_summary=$(json_field .pull_request_summary "$tmp/response.json") || pr_summary=""
+    if [[ -n $pr_summary && -n ${GITHUB_STEP_SUMMARY:-} ]]; then
+      printf '\n%s\n' "$pr_summary" >>"$GITHUB_STEP_SUMMARY"
     fi
     [[ $code == 200 ]] && echo "tracelink: already stored (a repeated upload)"
     echo "tracelink: uploaded"

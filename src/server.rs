@@ -253,6 +253,8 @@ impl Server {
             uploads: UploadState {
                 uploads: upload_cfg.clone(),
                 writer: writer.clone(),
+                db: store.db.clone(),
+                reports: reports.clone(),
             },
             records: crate::api::records::RecordsState {
                 db: store.db.clone(),

@@ -35,6 +35,7 @@ use super::Report;
 use super::context::read_context;
 use super::oidc::{self, AuthError, Principal};
 use crate::config::ServeArgs;
+use crate::ids::{PrNumber, RepoName};
 use crate::metrics::coverage::pct;
 use crate::store::uploads::{FileContent, TestCaseRow, UploadBatch, UploadFile};
 use crate::store::writer::{SubmitError, Work};
@@ -51,6 +52,9 @@ const MAX_UNMATCHED_SHOWN: usize = 20;
 pub struct UploadState {
     pub uploads: std::sync::Arc<UploadConfig>,
     pub writer: crate::store::writer::WriterHandle,
+    /// For the pull request's report summary in the answer.
+    pub db: crate::store::Db,
+    pub reports: std::sync::Arc<crate::impact::ReportContext>,
 }
 
 /// How uploads are authenticated and bounded.
@@ -206,6 +210,7 @@ async fn handle(
         .collect();
     let summary = summary_markdown(&batch, &file_views, &trace_id);
     let (repo, sha, n_files) = (batch.repo.clone(), batch.sha.clone(), batch.files.len());
+    let pr_number = batch.pr_number;
     let written = state
         .writer
         .submit_work(Work::Upload(Box::new(batch)))
@@ -233,6 +238,20 @@ async fn handle(
     } else {
         StatusCode::OK
     };
+    // The pull request's report as it stands now, for the job summary (DESIGN.md §6).
+    let pull_request_summary = match (pr_number, RepoName::parse(&repo)) {
+        (Some(n), Ok(name)) => {
+            match crate::impact::pull::build(&state.db, &state.reports, &name, PrNumber(n)).await {
+                Ok(Some(b)) => Some(crate::report::markdown::summary(&b.report)),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(%repo, number = n, error = %e, "building the report for an upload's answer");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     Ok((
         status,
         json!({
@@ -243,6 +262,7 @@ async fn handle(
             "already_stored": written.duplicates,
             "files": file_views,
             "summary": summary,
+            "pull_request_summary": pull_request_summary,
         }),
     ))
 }

@@ -280,13 +280,14 @@ impl Db {
     }
 
     /// Whether tracelink serves `repo`: an App installation, a delivery's commits, pull
-    /// requests or deployments name it.
+    /// requests or deployments, or an authenticated CI upload name it.
     pub async fn repo_served(&self, repo: &str) -> Result<bool> {
         sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM repo_installations WHERE repo = ?1) \
              OR EXISTS (SELECT 1 FROM commits WHERE repo = ?1) \
              OR EXISTS (SELECT 1 FROM pull_requests WHERE repo = ?1) \
-             OR EXISTS (SELECT 1 FROM deployments WHERE repo = ?1)",
+             OR EXISTS (SELECT 1 FROM deployments WHERE repo = ?1) \
+             OR EXISTS (SELECT 1 FROM ci_uploads WHERE repo = ?1)",
         )
         .bind(repo)
         .fetch_one(&self.pool)

@@ -291,3 +291,136 @@ async fn a_refused_upload_says_why() {
     assert_eq!(app.count("ci_uploads").await, 0);
     app.stop().await;
 }
+
+/// Every file named in `files` that is missing is named in a warning; the upload goes on
+/// with those that exist. When none exists, the step says so (not "set the files
+/// input").
+#[tokio::test]
+async fn missing_files_are_each_named() {
+    let issuer = fake_issuer().await;
+    let mut app = app_with_issuer(&issuer).await;
+    let runner = Runner::new();
+    let out = runner
+        .run(
+            &[
+                ("URL", &app.http),
+                ("TOKEN", STATIC_TOKEN),
+                ("FILES", "coverage.xml, missing.xml\nreports build/*.xml"),
+            ],
+            &[],
+        )
+        .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for w in [
+        "::warning title=tracelink::missing.xml does not exist",
+        "::warning title=tracelink::reports is not a file",
+        "::warning title=tracelink::no file matches build/*.xml",
+    ] {
+        assert!(stdout.contains(w), "{w}\n{}", text(&out));
+    }
+    assert!(stdout.contains("tracelink: uploaded"), "{}", text(&out));
+    assert_eq!(app.count("ci_uploads").await, 1, "coverage.xml went up");
+
+    let out = runner
+        .run(
+            &[
+                ("URL", &app.http),
+                ("TOKEN", STATIC_TOKEN),
+                ("FILES", "nope.xml"),
+            ],
+            &[],
+        )
+        .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("nope.xml does not exist"), "{}", text(&out));
+    assert!(
+        stdout.contains("none of the files input exists or matches a file: nope.xml"),
+        "{}",
+        text(&out)
+    );
+    app.stop().await;
+}
+
+/// After an upload, the job summary also holds the pull request's report as it stands;
+/// in deployment mode the Action reports the deployment of the commit it runs for,
+/// authenticated like uploads.
+#[tokio::test]
+async fn the_job_summary_shows_the_pull_request_and_deployments_are_reported() {
+    use crate::reports::{deliver, pull};
+    let issuer = fake_issuer().await;
+    let mut app = app_with_issuer(&issuer).await;
+    deliver(
+        &app,
+        "pull_request",
+        "pr-7",
+        &pull("opened", 7, PR_HEAD, "retry", "2026-11-20T10:00:00Z", None),
+    )
+    .await;
+    app.applied(1).await;
+    let runner = Runner::new();
+    let out = runner
+        .run(&[("URL", &app.http), ("TOKEN", STATIC_TOKEN)], &[])
+        .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let summary = runner.read("summary.md");
+    assert!(
+        summary.starts_with("### tracelink: CI upload\n"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("### 🔗 tracelink · "),
+        "the PR's report follows the upload table: {summary}"
+    );
+
+    let out = runner
+        .run(
+            &[
+                ("URL", &app.http),
+                ("TOKEN", STATIC_TOKEN),
+                ("MODE", "deployment"),
+                ("ENVIRONMENT", "staging"),
+            ],
+            &[],
+        )
+        .await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!(
+            "deployment of {PR_HEAD} to staging reported (success"
+        )),
+        "{}",
+        text(&out)
+    );
+    app.applied(2).await;
+    let (_, c) = app
+        .get_json(&format!("/api/v1/repos/acme/widgets/commits/{PR_HEAD}"))
+        .await;
+    assert_eq!(c["deployments"][0]["environment"], "staging", "{c}");
+    assert_eq!(c["deployments"][0]["state"], "success", "{c}");
+    assert!(
+        runner
+            .read("summary.md")
+            .contains("### tracelink: deployment"),
+        "{}",
+        runner.read("summary.md")
+    );
+    // Without an environment it says what is missing.
+    let out = runner
+        .run(
+            &[
+                ("URL", &app.http),
+                ("TOKEN", STATIC_TOKEN),
+                ("MODE", "deployment"),
+            ],
+            &[],
+        )
+        .await;
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("the environment input is required"),
+        "{}",
+        text(&out)
+    );
+    app.stop().await;
+}
