@@ -62,6 +62,29 @@ fn duration(secs: i64) -> String {
     }
 }
 
+/// What the sessions cost, never leaving out those with no price: `$0.26`,
+/// `$0.26 + 2 sessions unpriced`, `cost unknown (2 sessions unpriced)`; `None` when no
+/// session is priced and none is known to lack a price. `est_amount` follows the amount
+/// and `est_end` the whole, when the cost is estimated.
+fn cost_text(r: &PrReport, est_amount: &str, est_end: &str) -> Option<String> {
+    let unpriced = r.sessions.iter().filter(|s| s.cost_usd.is_none()).count();
+    let missing = format!(
+        "{unpriced} session{} unpriced",
+        if unpriced == 1 { "" } else { "s" }
+    );
+    let (est_amount, est_end) = if r.totals.cost_estimated {
+        (est_amount, est_end)
+    } else {
+        ("", "")
+    };
+    match (r.totals.cost_usd, unpriced) {
+        (Some(c), 0) => Some(format!("{}{est_amount}{est_end}", usd(c))),
+        (Some(c), _) => Some(format!("{}{est_amount} + {missing}{est_end}", usd(c))),
+        (None, 0) => None,
+        (None, _) => Some(format!("cost unknown ({missing})")),
+    }
+}
+
 fn short(sha: &str) -> &str {
     sha.get(..7).unwrap_or(sha)
 }
@@ -245,12 +268,8 @@ pub fn headline(r: &PrReport) -> String {
             if t.agent_commits == 1 { "" } else { "s" }
         ));
     }
-    if let Some(c) = t.cost_usd {
-        parts.push(format!(
-            "{}{}",
-            usd(c),
-            if t.cost_estimated { " est." } else { "" }
-        ));
+    if t.sessions > 0 {
+        parts.extend(cost_text(r, " est.", ""));
     }
     match &r.lines {
         Some(l) if l.added > 0 && l.agent_added == 0 && l.trailer_only_added > 0 => {
@@ -347,17 +366,12 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
             t.sessions,
             cell(&t.users.join(", "))
         );
-        if let Some(c) = t.cost_usd {
-            let _ = writeln!(
-                o,
-                "| Cost | {}{} |",
-                usd(c),
-                if t.cost_estimated {
-                    " (estimated from token prices where the agent reports none)"
-                } else {
-                    ""
-                }
-            );
+        if let Some(c) = cost_text(
+            r,
+            "",
+            " (estimated from token prices where the agent reports none)",
+        ) {
+            let _ = writeln!(o, "| Cost | {} |", c.replace("cost unknown", "unknown"));
         }
         if let Some(tk) = &t.tokens {
             let _ = writeln!(
@@ -791,6 +805,54 @@ mod tests {
             md.contains("| Shipped | production 1 m 15 s before merge |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn unpriced_sessions_are_counted_in_the_headline_and_cost_row() {
+        // Some priced.
+        let r = report(vec![
+            session("a-session", Some(0.26)),
+            session("b-session", None),
+            session("c-session", None),
+        ]);
+        assert!(
+            r.headline.contains(" · $0.26 + 2 sessions unpriced · "),
+            "{}",
+            r.headline
+        );
+        assert!(render(&r).contains("| Cost | $0.26 + 2 sessions unpriced |"));
+        let r = report(vec![
+            session("a-session", Some(0.26)),
+            session("b-session", None),
+        ]);
+        assert!(
+            r.headline.contains(" · $0.26 + 1 session unpriced · "),
+            "{}",
+            r.headline
+        );
+        let mut r = report(vec![
+            session("a-session", Some(0.26)),
+            session("b-session", None),
+        ]);
+        r.totals.cost_estimated = true;
+        assert!(headline(&r).contains(" · $0.26 est. + 1 session unpriced · "));
+        assert!(render(&r).contains(
+            "| Cost | $0.26 + 1 session unpriced (estimated from token prices where the agent reports none) |"
+        ));
+        // None priced.
+        let r = report(vec![session("a-session", None), session("b-session", None)]);
+        assert!(
+            r.headline
+                .contains(" · cost unknown (2 sessions unpriced) · "),
+            "{}",
+            r.headline
+        );
+        assert!(render(&r).contains("| Cost | unknown (2 sessions unpriced) |"));
+        // All priced: as before.
+        let r = report(vec![session("a-session", Some(0.26))]);
+        assert!(r.headline.contains(" · $0.26 · "), "{}", r.headline);
+        assert!(!r.headline.contains("unpriced"));
+        assert!(render(&r).contains("| Cost | $0.26 |"));
     }
 
     #[test]
