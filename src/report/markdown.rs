@@ -85,6 +85,13 @@ fn cost_text(r: &PrReport, est_amount: &str, est_end: &str) -> Option<String> {
     }
 }
 
+/// What each evidence class means, under the sessions table.
+const EVIDENCE_LEGEND: &str = "Evidence (confidence in brackets): trace/event — the commit or \
+     the session's telemetry names the other (exact); coauthor — an agent co-author trailer \
+     and that agent's session around the commit; merged — inherited from the commits a \
+     merge, squash, rebase or amend stands for; window — same person, commit inside the \
+     session's time window (scored).";
+
 fn short(sha: &str) -> &str {
     sha.get(..7).unwrap_or(sha)
 }
@@ -521,6 +528,7 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
                 evidence.join("<br>")
             );
         }
+        let _ = writeln!(o, "\n{EVIDENCE_LEGEND}");
         o.push_str(
             "\nCost: a session's cost is split over the commits it is directly linked to, by \
              added lines; this pull request's cost is its commits' shares.\n",
@@ -762,6 +770,31 @@ mod tests {
         };
         r.headline = headline(&r);
         r
+    }
+
+    /// The folded sessions details of a rendered comment.
+    fn sessions_details(md: &str) -> &str {
+        let start = md.find("<summary>Sessions").expect("sessions details");
+        let len = md[start..].find("</details>").unwrap();
+        &md[start..start + len]
+    }
+
+    #[test]
+    fn evidence_legend_under_the_sessions_table_only() {
+        let r = report(vec![session("82c3495f-998e", Some(0.1))]);
+        let md = render(&r);
+        let details = sessions_details(&md);
+        let table = details.find("| session |").unwrap();
+        let legend = details
+            .find("Evidence (confidence in brackets): trace/event — ")
+            .unwrap();
+        assert!(legend > table, "{details}");
+        for class in ["coauthor — ", "merged — ", "window — "] {
+            assert!(details[legend..].contains(class), "{details}");
+        }
+        assert_eq!(md.matches("Evidence (confidence").count(), 1, "{md}");
+        assert!(!summary(&r).contains("Evidence"));
+        assert!(!r.headline.contains("Evidence"));
     }
 
     #[test]
