@@ -62,6 +62,29 @@ fn duration(secs: i64) -> String {
     }
 }
 
+/// Each session's label, in the report's order: the shortest prefix of at least 8
+/// characters that no other session of the report starts with (the whole id when
+/// needed), so two sessions never print alike. Used wherever a session is shown.
+fn session_labels(r: &PrReport) -> Vec<String> {
+    let ids: Vec<&str> = r.sessions.iter().map(|s| s.session_id.as_str()).collect();
+    ids.iter()
+        .map(|&id| {
+            let ends = id
+                .char_indices()
+                .map(|(i, _)| i)
+                .skip(8)
+                .chain(std::iter::once(id.len()));
+            for end in ends {
+                let p = &id[..end];
+                if ids.iter().all(|&o| o == id || !o.starts_with(p)) {
+                    return p.to_string();
+                }
+            }
+            id.to_string()
+        })
+        .collect()
+}
+
 /// What the sessions cost, never leaving out those with no price: `$0.26`,
 /// `$0.26 + 2 sessions unpriced`, `cost unknown (2 sessions unpriced)`; `None` when no
 /// session is priced and none is known to lack a price. `est_amount` follows the amount
@@ -480,6 +503,7 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
     }
     o.push('\n');
 
+    let labels = session_labels(r);
     if !r.sessions.is_empty() {
         let _ = writeln!(
             o,
@@ -490,7 +514,7 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
             o,
             "| session | agent | user | models | tokens in/out | cost | evidence |\n|---|---|---|---|---|---|---|"
         );
-        for s in &r.sessions {
+        for (s, label) in r.sessions.iter().zip(&labels) {
             let evidence: Vec<String> = s
                 .links
                 .iter()
@@ -506,7 +530,7 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
             let _ = writeln!(
                 o,
                 "| `{}` | {} | {} | {} | {} | {} | {} |",
-                cell(s.session_id.get(..8).unwrap_or(&s.session_id)),
+                cell(label),
                 cell(s.agent.as_deref().map(agent_name).unwrap_or("?")),
                 cell(s.user.as_deref().unwrap_or("?")),
                 cell(&s.models.join(", ")),
@@ -529,6 +553,17 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
             );
         }
         let _ = writeln!(o, "\n{EVIDENCE_LEGEND}");
+        // The whole id of each session its label cuts short, once.
+        let cut: Vec<String> = r
+            .sessions
+            .iter()
+            .zip(&labels)
+            .filter(|(s, label)| s.session_id != **label)
+            .map(|(s, _)| format!("`{}`", cell(&s.session_id)))
+            .collect();
+        if !cut.is_empty() {
+            let _ = writeln!(o, "\nSession ids: {}", cut.join(" · "));
+        }
         o.push_str(
             "\nCost: a session's cost is split over the commits it is directly linked to, by \
              added lines; this pull request's cost is its commits' shares.\n",
@@ -604,15 +639,12 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
     }
     if !r.sessions.is_empty() || !r.commits.is_empty() {
         o.push_str("<details><summary>Graph</summary>\n\n```mermaid\ngraph LR\n");
-        for (i, s) in r.sessions.iter().enumerate() {
+        for (i, (s, label)) in r.sessions.iter().zip(&labels).enumerate() {
             let _ = writeln!(
                 o,
                 "  s{i}[\"{} {}\"]",
                 agent_name(s.agent.as_deref().unwrap_or("agent")),
-                s.session_id
-                    .get(..8)
-                    .unwrap_or(&s.session_id)
-                    .replace('"', "'")
+                label.replace('"', "'")
             );
         }
         // Node ids are positions, not short SHAs: two commits may share a prefix.
@@ -777,6 +809,61 @@ mod tests {
         let start = md.find("<summary>Sessions").expect("sessions details");
         let len = md[start..].find("</details>").unwrap();
         &md[start..start + len]
+    }
+
+    #[test]
+    fn session_labels_never_collide() {
+        let r = report(vec![
+            session("conv-nc-http", Some(0.1)),
+            session("conv-nc-grpc", Some(0.1)),
+            session("82c3495f-998e-457a-875a-8643b934dd9c", Some(0.1)),
+            session("abc", Some(0.1)),
+            // One id is a prefix of another: the shorter one is its whole id.
+            session("conv-nc-http-2", Some(0.1)),
+        ]);
+        assert_eq!(
+            session_labels(&r),
+            [
+                "conv-nc-http",
+                "conv-nc-g",
+                "82c3495f",
+                "abc",
+                "conv-nc-http-"
+            ]
+        );
+        let md = render(&r);
+        let details = sessions_details(&md);
+        for label in [
+            "conv-nc-http",
+            "conv-nc-g",
+            "82c3495f",
+            "abc",
+            "conv-nc-http-",
+        ] {
+            assert!(details.contains(&format!("| `{label}` |")), "{details}");
+            assert!(md.contains(&format!("[\"Claude Code {label}\"]")), "{md}");
+        }
+        assert!(!md.contains("`conv-nc-` |"), "{md}");
+        // Every full id once in the sessions details.
+        for s in &r.sessions {
+            assert_eq!(
+                details.matches(&format!("`{}`", s.session_id)).count(),
+                1,
+                "{}: {details}",
+                s.session_id
+            );
+        }
+    }
+
+    #[test]
+    fn session_label_counts_characters_not_bytes() {
+        let r = report(vec![
+            session("ééééééééx1", None),
+            session("ééééééééx2", None),
+        ]);
+        assert_eq!(session_labels(&r), ["ééééééééx1", "ééééééééx2"]);
+        let r = report(vec![session("éééééééééé", None)]);
+        assert_eq!(session_labels(&r), ["éééééééé"]);
     }
 
     #[test]
