@@ -19,7 +19,7 @@
 //!   deployment to the environment, the time from opened to resolved; the median.
 //!
 //! A commit is agent-assisted when a known agent trailer names it or an agent session is
-//! linked to it (telemetry naming its SHA, a stored `authored` link); a deployment is
+//! linked to it (a stored `authored` link, whatever its evidence); a deployment is
 //! agent-assisted when it shipped at least one such commit, and an incident when the
 //! deployment that caused it is.
 

@@ -50,22 +50,20 @@ impl Db {
         .await
     }
 
-    /// Keys (`owner/repo@sha`) of the repository's agent-assisted commits: named by an
-    /// agent trailer, linked to a session, or named by a session's telemetry.
+    /// Keys (`owner/repo@sha`) of the repository's agent-assisted commits: named by a
+    /// known agent trailer, or with a stored session link (the one meaning the commit
+    /// API and the reports use too).
     pub async fn assisted_commit_keys(&self, repo: &str) -> Result<HashSet<String>> {
         let prefix = format!("{repo}@");
         let keys: Vec<String> = sqlx::query_scalar(
             "SELECT ? || sha FROM commit_agents WHERE repo = ? \
              UNION SELECT to_key FROM links WHERE from_kind = 'session' AND relation = 'authored' \
-               AND to_kind = 'commit' AND substr(to_key, 1, ?) = ? \
-             UNION SELECT ? || c.sha FROM commits c JOIN session_commits sc ON sc.sha = c.sha WHERE c.repo = ?",
+               AND to_kind = 'commit' AND substr(to_key, 1, ?) = ?",
         )
         .bind(&prefix)
         .bind(repo)
         .bind(prefix.len() as i64)
         .bind(&prefix)
-        .bind(&prefix)
-        .bind(repo)
         .fetch_all(&self.pool)
         .await?;
         Ok(keys.into_iter().collect())

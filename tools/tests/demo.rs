@@ -23,7 +23,7 @@ async fn the_demo_prints_the_comment_it_posted() {
     );
     assert!(stdout.contains("### 🔗 tracelink · 1 agent session (Claude Code) · $0.37 · 80% of added lines by agents · CI passing"), "{stdout}");
     assert!(
-        stdout.contains("| Shipped | production 40m after merge |"),
+        stdout.contains("| Shipped | production 40 m after merge |"),
         "{stdout}"
     );
     assert!(
