@@ -185,13 +185,18 @@ impl FileAction {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Mentions {
     pub commits: Vec<(CommitSha, &'static str)>,
+    /// Abbreviated SHAs (lowercase hex, 7 to 39 digits).
+    pub abbreviated: Vec<String>,
     pub files: Vec<(String, FileAction)>,
     pub repository: Option<String>,
 }
 
 impl Mentions {
     pub fn is_empty(&self) -> bool {
-        self.commits.is_empty() && self.files.is_empty() && self.repository.is_none()
+        self.commits.is_empty()
+            && self.abbreviated.is_empty()
+            && self.files.is_empty()
+            && self.repository.is_none()
     }
 }
 

@@ -1,7 +1,7 @@
 //! Reading OTLP attributes without copying them: lookups by key over the attribute list,
 //! and number parsing that tells "absent" from "present but unreadable".
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 
@@ -28,12 +28,40 @@ pub fn body_str(body: Option<&AnyValue>) -> Option<&str> {
     }
 }
 
+/// Values present but unreadable (a number sent as `"n/a"`), counted per attribute for
+/// the partial-success reply. Nothing is allocated until a value is refused.
+#[derive(Default)]
+pub struct Unreadable {
+    total: Cell<u64>,
+    by_key: RefCell<Vec<(String, u64)>>,
+}
+
+impl Unreadable {
+    pub fn note(&self, key: &str) {
+        self.total.set(self.total.get() + 1);
+        let mut by_key = self.by_key.borrow_mut();
+        match by_key.iter_mut().find(|(k, _)| k == key) {
+            Some((_, n)) => *n += 1,
+            None => by_key.push((key.to_string(), 1)),
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.total.get()
+    }
+
+    /// `(attribute, count)` in the order first refused.
+    pub fn take(&self) -> Vec<(String, u64)> {
+        std::mem::take(&mut self.by_key.borrow_mut())
+    }
+}
+
 /// One record's attributes with its resource's behind them, and a tally of values that
 /// were present but could not be read (a number sent as a malformed string).
 pub struct Reader<'a> {
     pub attrs: &'a [KeyValue],
     pub resource: &'a [KeyValue],
-    pub rejected: &'a Cell<u64>,
+    pub rejected: &'a Unreadable,
 }
 
 impl<'a> Reader<'a> {
@@ -46,8 +74,8 @@ impl<'a> Reader<'a> {
         get_str(self.attrs, key).or_else(|| get_str(self.resource, key))
     }
 
-    /// A record attribute as a number: ints, doubles and numeric strings are read;
-    /// anything else present is counted as rejected and left out.
+    /// A record attribute as a number: ints, doubles and numeric strings (`"420"`,
+    /// `"1200.0"`) are read; anything else present is counted as rejected and left out.
     pub fn num(&self, key: &str) -> Option<f64> {
         let v = self.value(key)?;
         let n = match v {
@@ -57,24 +85,63 @@ impl<'a> Reader<'a> {
             _ => None,
         };
         if n.is_none() {
-            self.rejected.set(self.rejected.get() + 1);
+            self.rejected.note(key);
         }
         n
     }
 
-    /// A record attribute as a whole number (see [`Reader::num`]).
+    /// A record attribute as a whole number: an int, or a double or numeric string with
+    /// no fraction (`"420"`, `"1200.0"`); anything else present is counted as rejected.
     pub fn int(&self, key: &str) -> Option<i64> {
         let v = self.value(key)?;
+        let whole =
+            |d: f64| (d.is_finite() && d.fract() == 0.0 && d.abs() < 9.0e15).then_some(d as i64);
         let n = match v {
             Value::IntValue(i) => Some(*i),
-            Value::DoubleValue(d) if d.fract() == 0.0 && d.is_finite() => Some(*d as i64),
-            Value::StringValue(s) => s.trim().parse::<i64>().ok(),
+            Value::DoubleValue(d) => whole(*d),
+            Value::StringValue(s) => {
+                let s = s.trim();
+                s.parse::<i64>()
+                    .ok()
+                    .or_else(|| s.parse::<f64>().ok().and_then(whole))
+            }
             _ => None,
         };
         if n.is_none() {
-            self.rejected.set(self.rejected.get() + 1);
+            self.rejected.note(key);
         }
         n
+    }
+
+    /// A field of an attribute holding a JSON object: sent as a JSON string, or as a
+    /// `kvlistValue` (a collector parsed it). Strings and numbers are returned as text.
+    pub fn field(&self, key: &str, field: &str) -> Option<String> {
+        match self.value(key)? {
+            Value::StringValue(s) => {
+                let v: serde_json::Value = serde_json::from_str(s).ok()?;
+                match v.get(field)? {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                }
+            }
+            Value::KvlistValue(kv) => {
+                let v = kv
+                    .values
+                    .iter()
+                    .find(|e| e.key == field)?
+                    .value
+                    .as_ref()?
+                    .value
+                    .as_ref()?;
+                match v {
+                    Value::StringValue(s) => Some(s.clone()),
+                    Value::IntValue(i) => Some(i.to_string()),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
     }
 
     /// A boolean attribute, also when sent as the string `"true"` / `"false"`.
@@ -197,7 +264,7 @@ mod tests {
             kv("c", Value::StringValue("12x".into())),
             kv("d", Value::DoubleValue(0.5)),
         ];
-        let rejected = Cell::new(0);
+        let rejected = Unreadable::default();
         let r = Reader {
             attrs: &attrs,
             resource: &[],
@@ -207,9 +274,71 @@ mod tests {
         assert_eq!(r.num("b"), Some(7.0));
         assert_eq!(r.num("d"), Some(0.5));
         assert_eq!(r.int("missing"), None);
-        assert_eq!(rejected.get(), 0);
+        assert_eq!(rejected.total(), 0);
         assert_eq!(r.int("c"), None);
-        assert_eq!(rejected.get(), 1);
+        assert_eq!(r.int("d"), None, "a fraction is no token count");
+        assert_eq!(rejected.total(), 2);
+        assert_eq!(
+            rejected.take(),
+            vec![("c".to_string(), 1), ("d".to_string(), 1)]
+        );
+    }
+
+    #[test]
+    fn whole_numbers_arrive_in_every_encoding() {
+        let attrs = vec![
+            kv("int", Value::IntValue(420)),
+            kv("double", Value::DoubleValue(1200.0)),
+            kv("string", Value::StringValue("420".into())),
+            kv("decimal", Value::StringValue(" 1200.0 ".into())),
+            kv("garbage", Value::StringValue("n/a".into())),
+        ];
+        let rejected = Unreadable::default();
+        let r = Reader {
+            attrs: &attrs,
+            resource: &[],
+            rejected: &rejected,
+        };
+        assert_eq!(r.int("int"), Some(420));
+        assert_eq!(r.int("double"), Some(1200));
+        assert_eq!(r.int("string"), Some(420));
+        assert_eq!(r.int("decimal"), Some(1200));
+        assert_eq!(r.int("garbage"), None);
+        assert_eq!(rejected.take(), vec![("garbage".to_string(), 1)]);
+    }
+
+    #[test]
+    fn a_json_attribute_is_read_as_a_string_or_as_a_kvlist() {
+        use opentelemetry_proto::tonic::common::v1::KeyValueList;
+        let sha = "9c0832b26219b10b65f2a64ef32be97e2e28f8da";
+        let as_string = vec![kv(
+            "tool_parameters",
+            Value::StringValue(format!(
+                r#"{{"bash_command":"git commit","git_commit_id":"{sha}"}}"#
+            )),
+        )];
+        let as_kvlist = vec![kv(
+            "tool_parameters",
+            Value::KvlistValue(KeyValueList {
+                values: vec![
+                    kv("bash_command", Value::StringValue("git commit".into())),
+                    kv("git_commit_id", Value::StringValue(sha.into())),
+                ],
+            }),
+        )];
+        let rejected = Unreadable::default();
+        for attrs in [&as_string, &as_kvlist] {
+            let r = Reader {
+                attrs,
+                resource: &[],
+                rejected: &rejected,
+            };
+            assert_eq!(
+                r.field("tool_parameters", "git_commit_id").as_deref(),
+                Some(sha)
+            );
+            assert_eq!(r.field("tool_parameters", "missing"), None);
+        }
     }
 
     #[test]

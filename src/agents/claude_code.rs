@@ -4,7 +4,7 @@
 //! Anthropic's `input` tokens exclude cache reads and writes; they are added here so
 //! `input` follows the gen_ai conventions.
 
-use super::util::{json_field, mention_commit, mention_file};
+use super::util::{mention_commit, mention_file};
 use super::{Agent, MetricFact, MetricRule, RecordRule};
 use crate::agents::attrs::Reader;
 use crate::facts::{Contribution, Counter, FileAction, TokenKinds};
@@ -156,14 +156,24 @@ fn tool_result(r: &Reader<'_>, c: &mut Contribution) {
     } else if r.flag("success") == Some(false) {
         c.additive.add(Counter::ToolFailures, 1.0);
     }
-    if let Some(sha) = r
-        .str("tool_parameters")
-        .and_then(|p| json_field(p, "git_commit_id"))
-    {
-        mention_commit(&mut c.mentions, &sha, "event");
+    // The commit a tool made: `tool_parameters.git_commit_id` (abbreviated when the
+    // commit is not HEAD), and since 2.1 with OTEL_LOG_TOOL_DETAILS=1 the full
+    // `vcs.ref.head.revision` — evidence only when the tool committed (it names a commit
+    // id, or its command is a `git commit`), since HEAD is also where a session started.
+    let commit_id = r.field("tool_parameters", "git_commit_id");
+    let committed = commit_id.is_some()
+        || r.field("tool_parameters", "bash_command")
+            .is_some_and(|cmd| cmd.contains("git commit"));
+    let head = r
+        .str("vcs.ref.head.revision")
+        .filter(|h| commit_id.as_deref().is_none_or(|id| h.starts_with(id)));
+    match (committed, head, commit_id.as_deref()) {
+        (true, Some(h), _) => mention_commit(&mut c.mentions, h, "event"),
+        (_, _, Some(id)) => mention_commit(&mut c.mentions, id, "event"),
+        _ => {}
     }
     let tool = r.str("tool_name").unwrap_or("");
-    if let Some(path) = r.str("tool_input").and_then(|i| json_field(i, "file_path")) {
+    if let Some(path) = r.field("tool_input", "file_path") {
         if EDIT_TOOLS.contains(&tool) && !rejected && r.flag("success") != Some(false) {
             mention_file(&mut c.mentions, &path, FileAction::Modified);
         } else if tool == "Read" {

@@ -3,7 +3,7 @@
 //! reports lines modified without splitting them into added and removed. Its resource's
 //! `service.name` is the generic `cli`, so it is recognised by names and scope only.
 
-use super::util::{json_field, mention_file};
+use super::util::mention_file;
 use super::{Agent, MetricFact, MetricRule, RecordRule};
 use crate::agents::attrs::Reader;
 use crate::facts::{Contribution, Counter, FileAction};
@@ -79,7 +79,7 @@ fn user_message(_: &Reader<'_>, c: &mut Contribution) {
 
 fn tool_call(r: &Reader<'_>, c: &mut Contribution) {
     c.additive.add(Counter::ToolInvocations, 1.0);
-    let Some(path) = r.str("tool.input").and_then(|i| json_field(i, "file_path")) else {
+    let Some(path) = r.field("tool.input", "file_path") else {
         return;
     };
     match r.str("tool.name") {

@@ -5,7 +5,7 @@
 //! beside `output` and are added to it (gen_ai semantics). The resource's
 //! `service.version` is the Node.js version, so no agent version is taken from it.
 
-use super::util::{json_field, json_number, mention_file};
+use super::util::{json_number, mention_file};
 use super::{Agent, MetricFact, MetricRule, RecordRule};
 use crate::agents::attrs::Reader;
 use crate::facts::{Contribution, Counter, FileAction, TokenKinds};
@@ -143,9 +143,10 @@ fn tool_call(r: &Reader<'_>, c: &mut Contribution) {
         }
     }
     let tool = r.str("function_name").unwrap_or("");
-    if let Some(path) = r.str("function_args").and_then(|args| {
-        json_field(args, "file_path").or_else(|| json_field(args, "absolute_path"))
-    }) {
+    if let Some(path) = r
+        .field("function_args", "file_path")
+        .or_else(|| r.field("function_args", "absolute_path"))
+    {
         if EDIT_TOOLS.contains(&tool) && r.flag("success") != Some(false) {
             mention_file(&mut c.mentions, &path, FileAction::Modified);
         } else if READ_TOOLS.contains(&tool) {

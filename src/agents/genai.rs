@@ -9,7 +9,13 @@ use crate::facts::{Contribution, Counter, FileAction, TokenKinds};
 static TOKEN_USAGE: MetricFact = MetricFact::Tokens {
     type_attr: "gen_ai.token.type",
     model_attr: "gen_ai.request.model",
-    types: &[("input", TokenKinds::INPUT), ("output", TokenKinds::OUTPUT)],
+    // `prompt` / `completion`: the token types before the conventions' rename.
+    types: &[
+        ("input", TokenKinds::INPUT),
+        ("output", TokenKinds::OUTPUT),
+        ("prompt", TokenKinds::INPUT),
+        ("completion", TokenKinds::OUTPUT),
+    ],
 };
 
 /// The agent name for a gen_ai session: `gen_ai.agent.name`, else the service name.
@@ -25,30 +31,64 @@ pub fn metric(name: &str) -> Option<&'static MetricFact> {
     (name == "gen_ai.client.token.usage").then_some(&TOKEN_USAGE)
 }
 
+/// Token usage attributes by kind, newest name first: the conventions renamed
+/// `prompt_tokens` / `completion_tokens` to `input_tokens` / `output_tokens`, and the
+/// cache attributes have had both dotted and underscored forms. One name is read per
+/// kind (the first present), so an exporter sending both never counts twice.
+const USAGE: &[(&[&str], TokenKinds)] = &[
+    (
+        &["gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"],
+        TokenKinds::INPUT,
+    ),
+    (
+        &[
+            "gen_ai.usage.output_tokens",
+            "gen_ai.usage.completion_tokens",
+        ],
+        TokenKinds::OUTPUT,
+    ),
+    (
+        &[
+            "gen_ai.usage.cache_read.input_tokens",
+            "gen_ai.usage.cache_read_input_tokens",
+        ],
+        TokenKinds::CACHE_READ,
+    ),
+    (
+        &[
+            "gen_ai.usage.cache_creation.input_tokens",
+            "gen_ai.usage.cache_creation_input_tokens",
+        ],
+        TokenKinds::CACHE_CREATION,
+    ),
+    (
+        &[
+            "gen_ai.usage.reasoning.output_tokens",
+            "gen_ai.usage.reasoning_tokens",
+        ],
+        TokenKinds::REASONING,
+    ),
+];
+
+/// Whether a record carries token usage under any name.
+fn has_usage(reader: &Reader<'_>) -> bool {
+    USAGE[..2]
+        .iter()
+        .flat_map(|(names, _)| names.iter())
+        .any(|n| reader.value(n).is_some())
+}
+
 /// Usage of one model call, per the conventions: `input_tokens` includes cached input.
 fn usage(reader: &Reader<'_>, c: &mut Contribution) {
     let model = reader
         .str("gen_ai.response.model")
         .or_else(|| reader.str("gen_ai.request.model"))
         .unwrap_or("unknown");
-    for (key, kinds) in [
-        ("gen_ai.usage.input_tokens", TokenKinds::INPUT),
-        ("gen_ai.usage.output_tokens", TokenKinds::OUTPUT),
-        (
-            "gen_ai.usage.cache_read.input_tokens",
-            TokenKinds::CACHE_READ,
-        ),
-        (
-            "gen_ai.usage.cache_creation.input_tokens",
-            TokenKinds::CACHE_CREATION,
-        ),
-        (
-            "gen_ai.usage.reasoning.output_tokens",
-            TokenKinds::REASONING,
-        ),
-    ] {
-        if let Some(n) = reader.int(key) {
-            c.additive.add_tokens(model, kinds, n);
+    for (names, kinds) in USAGE {
+        if let Some(name) = names.iter().find(|n| reader.value(n).is_some())
+            && let Some(n) = reader.int(name)
+        {
+            c.additive.add_tokens(model, *kinds, n);
         }
     }
 }
@@ -56,8 +96,7 @@ fn usage(reader: &Reader<'_>, c: &mut Contribution) {
 /// A span is a gen_ai record when it names a gen_ai operation, usage or conversation.
 pub fn span(reader: &Reader<'_>, c: &mut Contribution) -> bool {
     let op = reader.str("gen_ai.operation.name");
-    let has_usage = reader.value("gen_ai.usage.input_tokens").is_some()
-        || reader.value("gen_ai.usage.output_tokens").is_some();
+    let has_usage = has_usage(reader);
     if op.is_none() && !has_usage && reader.str("gen_ai.conversation.id").is_none() {
         return false;
     }
@@ -87,8 +126,7 @@ pub fn span(reader: &Reader<'_>, c: &mut Contribution) -> bool {
 
 /// Log events following the conventions (`gen_ai.*` event names, or usage attributes).
 pub fn event(name: &str, reader: &Reader<'_>, c: &mut Contribution) -> bool {
-    let has_usage = reader.value("gen_ai.usage.input_tokens").is_some()
-        || reader.value("gen_ai.usage.output_tokens").is_some();
+    let has_usage = has_usage(reader);
     if !name.starts_with("gen_ai.") && !has_usage && reader.str("gen_ai.conversation.id").is_none()
     {
         return false;

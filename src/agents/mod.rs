@@ -121,12 +121,6 @@ pub(crate) mod util {
     use crate::facts::{FileAction, Mentions};
     use crate::ids::CommitSha;
 
-    /// Reads a string field of a JSON object sent as an attribute string.
-    pub fn json_field(json: &str, field: &str) -> Option<String> {
-        let v: serde_json::Value = serde_json::from_str(json).ok()?;
-        v.get(field)?.as_str().map(str::to_string)
-    }
-
     pub fn json_number(v: &serde_json::Value, field: &str) -> Option<f64> {
         match v.get(field)? {
             serde_json::Value::Number(n) => n.as_f64(),
@@ -135,11 +129,20 @@ pub(crate) mod util {
         }
     }
 
+    /// A commit the record names: a full SHA, or an abbreviated one (7 to 39 hex
+    /// digits), which links only where it names exactly one commit of the session's
+    /// repository ([`crate::graph::links`]).
     pub fn mention_commit(m: &mut Mentions, sha: &str, evidence: &'static str) {
-        if let Ok(sha) = CommitSha::parse(sha)
-            && !m.commits.iter().any(|(s, _)| *s == sha)
-        {
-            m.commits.push((sha, evidence));
+        let sha = sha.trim();
+        if let Ok(full) = CommitSha::parse(sha) {
+            if !m.commits.iter().any(|(s, _)| *s == full) {
+                m.commits.push((full, evidence));
+            }
+        } else if (7..40).contains(&sha.len()) && sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let prefix = sha.to_ascii_lowercase();
+            if !m.abbreviated.contains(&prefix) {
+                m.abbreviated.push(prefix);
+            }
         }
     }
 

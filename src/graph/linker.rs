@@ -64,6 +64,9 @@ pub async fn relink(
         for (_, copy) in db.copies_of(&repo, &listed).await? {
             shas.insert(copy);
         }
+        // Commits sharing an abbreviated SHA a session names: a second one arriving
+        // takes the link from the first.
+        shas.extend(db.commits_sharing_abbreviations(&repo, &listed).await?);
         let shas: Vec<String> = shas.into_iter().collect();
         // The processor and the publisher both link; each computes and stores under the
         // write lock, so the last to store saw everything the other stored.

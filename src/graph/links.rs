@@ -308,6 +308,22 @@ async fn direct_links(
         });
     }
 
+    // 2b. event, abbreviated: the telemetry names the commit by a prefix of its SHA that
+    // no other commit of the session's repository has.
+    for (sha, row, key, prefix) in db.sessions_naming_abbreviated(repo, shas).await? {
+        links.push(SessionLink {
+            session_key: key,
+            session_row: row,
+            sha,
+            evidence: Evidence::Event,
+            confidence: 1.0,
+            detail: format!(
+                "the session's telemetry names the commit as {prefix}, the only commit of the repository with that prefix"
+            ),
+            original: None,
+        });
+    }
+
     // 3 and 4: sessions of the commits' authors around the commit times.
     let ids = &cfg.identities;
     let mut emails: BTreeSet<String> = BTreeSet::new();

@@ -119,9 +119,15 @@ impl Ingest {
             if !message.is_empty() {
                 message.push_str("; ");
             }
+            let keys: Vec<String> = batch
+                .unreadable_keys
+                .iter()
+                .map(|(k, n)| format!("{k} ({n})"))
+                .collect();
             message.push_str(&format!(
-                "{} attribute values could not be read as numbers and were left out",
-                batch.unreadable_values
+                "{} attribute values could not be read as numbers and were left out (the records were kept): {}",
+                batch.unreadable_values,
+                keys.join(", ")
             ));
         }
         if !batch.is_empty() {

@@ -17,6 +17,8 @@ pub struct SessionInfo {
     pub last_ns: Option<i64>,
     pub traces: Vec<TraceId>,
     pub commits: Vec<(CommitSha, &'static str)>,
+    /// Abbreviated SHAs the session's telemetry names.
+    pub abbreviated: Vec<String>,
     pub files: Vec<(String, FileAction)>,
 }
 
@@ -34,6 +36,7 @@ impl SessionInfo {
             last_ns: None,
             traces: Vec::new(),
             commits: Vec::new(),
+            abbreviated: Vec::new(),
             files: Vec::new(),
         }
     }
@@ -109,6 +112,8 @@ pub struct Batch {
     pub rejected: u64,
     /// Values inside accepted records that could not be read and were left out.
     pub unreadable_values: u64,
+    /// `(attribute, count)` of the values left out.
+    pub unreadable_keys: Vec<(String, u64)>,
     pub first_error: Option<String>,
 }
 
@@ -123,6 +128,7 @@ impl Batch {
             accepted: 0,
             rejected: 0,
             unreadable_values: 0,
+            unreadable_keys: Vec::new(),
             first_error: None,
         }
     }

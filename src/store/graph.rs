@@ -197,6 +197,109 @@ impl Db {
         Ok(out)
     }
 
+    /// Sessions of `repo` whose telemetry names one of these commits by an abbreviated
+    /// SHA that no other commit of the repository shares: `(sha, row, key, prefix)`. A
+    /// session of unknown repository never links this way.
+    pub async fn sessions_naming_abbreviated(
+        &self,
+        repo: &str,
+        shas: &[String],
+    ) -> Result<Vec<(String, i64, String, String)>> {
+        let mut out = Vec::new();
+        for (prefix, row, key) in self.abbreviations_of(repo, shas).await? {
+            let (first, n) = self.commits_with_prefix(repo, &prefix).await?;
+            if n == 1
+                && let Some(sha) = first
+                && shas.contains(&sha)
+            {
+                out.push((sha, row, key, prefix));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every commit of `repo` sharing an abbreviated SHA that a session of the
+    /// repository names with one of these commits (when a second commit with the prefix
+    /// arrives, the first one's link must go).
+    pub async fn commits_sharing_abbreviations(
+        &self,
+        repo: &str,
+        shas: &[String],
+    ) -> Result<Vec<String>> {
+        let mut out = BTreeSet::new();
+        let prefixes: BTreeSet<String> = self
+            .abbreviations_of(repo, shas)
+            .await?
+            .into_iter()
+            .map(|(p, _, _)| p)
+            .collect();
+        for p in prefixes {
+            let hi = format!("{p}g");
+            let rows: Vec<String> = sqlx::query_scalar(
+                "SELECT sha FROM commits WHERE repo = ? AND sha >= ? AND sha < ? LIMIT 50",
+            )
+            .bind(repo)
+            .bind(&p)
+            .bind(&hi)
+            .fetch_all(&self.pool)
+            .await?;
+            out.extend(rows);
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// Abbreviated SHAs that sessions of `repo` name and that prefix one of these
+    /// commits: `(prefix, session row, session key)`.
+    async fn abbreviations_of(
+        &self,
+        repo: &str,
+        shas: &[String],
+    ) -> Result<Vec<(String, i64, String)>> {
+        let mut out = Vec::new();
+        // Every prefix of 7 to 39 digits of each commit: 33 binds a commit.
+        for chunk in shas.chunks(15) {
+            let prefixes: Vec<&str> = chunk
+                .iter()
+                .flat_map(|s| (7..s.len().min(40)).map(move |n| &s[..n]))
+                .collect();
+            if prefixes.is_empty() {
+                continue;
+            }
+            let mut q = sqlx::query_as::<_, (String, i64, String)>(AssertSqlSafe(format!(
+                "SELECT sc.sha, s.id, s.session_key FROM session_commits sc \
+                 JOIN sessions s ON s.id = sc.session_id WHERE sc.sha IN ({}) \
+                 AND lower(s.repository) = ?",
+                placeholders(prefixes.len())
+            )));
+            for p in &prefixes {
+                q = q.bind(*p);
+            }
+            out.extend(q.bind(repo).fetch_all(&self.pool).await?);
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// The first commit of `repo` whose SHA starts with `prefix`, and how many there are
+    /// (at most 2 counted).
+    async fn commits_with_prefix(
+        &self,
+        repo: &str,
+        prefix: &str,
+    ) -> Result<(Option<String>, usize)> {
+        let hi = format!("{prefix}g");
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT sha FROM commits WHERE repo = ? AND sha >= ? AND sha < ? ORDER BY sha LIMIT 2",
+        )
+        .bind(repo)
+        .bind(prefix)
+        .bind(&hi)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok((rows.first().cloned(), rows.len()))
+    }
+
     /// Sessions of these people (lowercase emails, agent user IDs) active in
     /// `[from_ns, to_ns]`, with the files each modified.
     pub async fn candidate_sessions(

@@ -149,6 +149,16 @@ impl Tx<'_> {
             .fetch_all(&mut *conn)
             .await?;
             found.extend(trailer);
+            // Abbreviated SHAs: the commits of the session's repository they prefix.
+            let abbreviated: Vec<(Option<String>, String)> = sqlx::query_as(
+                "SELECT c.repo, c.sha FROM session_commits sc JOIN sessions s ON s.id = sc.session_id \
+                 JOIN commits c ON c.repo = lower(s.repository) AND c.sha >= sc.sha AND c.sha < sc.sha || 'g' \
+                 WHERE sc.session_id = ? AND length(sc.sha) < 40 LIMIT 100",
+            )
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+            found.extend(abbreviated);
             let window: Option<(Option<i64>, Option<i64>, Option<String>)> = sqlx::query_as(
                 "SELECT started_ns, ended_ns, repository FROM sessions WHERE id = ?",
             )

@@ -397,13 +397,18 @@ async fn upsert_sessions(
             .execute(&mut **tx)
             .await?;
         }
-        for (sha, evidence) in &s.commits {
+        let named = s
+            .commits
+            .iter()
+            .map(|(sha, evidence)| (sha.as_str(), *evidence))
+            .chain(s.abbreviated.iter().map(|a| (a.as_str(), "event")));
+        for (sha, evidence) in named {
             sqlx::query(
                 "INSERT INTO session_commits (session_id, sha, evidence) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             )
             .bind(id)
-            .bind(sha.as_str())
-            .bind(*evidence)
+            .bind(sha)
+            .bind(evidence)
             .execute(&mut **tx)
             .await?;
         }

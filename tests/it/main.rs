@@ -19,4 +19,5 @@ mod publish;
 mod records;
 mod reports;
 mod sdk;
+mod telemetry_forms;
 mod webhooks;

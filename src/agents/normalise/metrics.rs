@@ -1,8 +1,6 @@
 //! Metric points → rows: each vendor's (or gen_ai's) metric names mapped to counters and
 //! tokens, one row per data point.
 
-use std::cell::Cell;
-
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -10,6 +8,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 
 use super::*;
+use crate::agents::attrs::Unreadable;
 
 /// One metric data point, whatever its type.
 struct Point<'a> {
@@ -66,7 +65,7 @@ fn point_fact(fact: &MetricFact, reader: &Reader<'_>) -> Option<PointFact> {
 pub fn metrics(req: &ExportMetricsServiceRequest) -> Batch {
     let mut batch = Batch::new(Signal::Metrics);
     let mut sessions = Sessions::default();
-    let unreadable = Cell::new(0);
+    let unreadable = Unreadable::default();
     let cumulative = AggregationTemporality::Cumulative as i32;
     for rm in &req.resource_metrics {
         let resource = resource_attrs(&rm.resource);
@@ -202,6 +201,7 @@ pub fn metrics(req: &ExportMetricsServiceRequest) -> Batch {
             }
         }
     }
-    batch.unreadable_values = unreadable.get();
+    batch.unreadable_values = unreadable.total();
+    batch.unreadable_keys = unreadable.take();
     batch
 }

@@ -1,7 +1,6 @@
 //! Walks OTLP export requests and turns them into a [`Batch`]: one pass over the records,
 //! attributes read in place, one owned string per stored name and per session.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -17,7 +16,7 @@ pub use metrics::metrics;
 
 use super::util::repository_name;
 use super::{Agent, MetricFact, SESSION_KEYS, detect, genai};
-use crate::agents::attrs::{Reader, body_str, get_str, select_json};
+use crate::agents::attrs::{Reader, Unreadable, body_str, get_str, select_json};
 use crate::facts::Signal;
 use crate::facts::{Additive, Contribution, Mentions};
 use crate::ids::{SessionId, SpanId, TraceId};
@@ -175,6 +174,11 @@ fn apply_mentions(info: &mut SessionInfo, m: Mentions) {
             info.commits.push(c);
         }
     }
+    for a in m.abbreviated {
+        if !info.abbreviated.contains(&a) {
+            info.abbreviated.push(a);
+        }
+    }
     for f in m.files {
         if !info.files.contains(&f) {
             info.files.push(f);
@@ -194,7 +198,7 @@ fn boxed(a: Additive) -> Option<Box<Additive>> {
 pub fn traces(req: &ExportTraceServiceRequest) -> Batch {
     let mut batch = Batch::new(Signal::Traces);
     let mut sessions = Sessions::default();
-    let unreadable = Cell::new(0);
+    let unreadable = Unreadable::default();
     for rs in &req.resource_spans {
         let resource = resource_attrs(&rs.resource);
         let service = get_str(resource, "service.name");
@@ -281,7 +285,8 @@ pub fn traces(req: &ExportTraceServiceRequest) -> Batch {
             }
         }
     }
-    batch.unreadable_values = unreadable.get();
+    batch.unreadable_values = unreadable.total();
+    batch.unreadable_keys = unreadable.take();
     batch
 }
 
@@ -347,7 +352,7 @@ fn resource_digest(r: &Option<Resource>) -> [u8; 16] {
 pub fn logs(req: &ExportLogsServiceRequest) -> Batch {
     let mut batch = Batch::new(Signal::Logs);
     let mut sessions = Sessions::default();
-    let unreadable = Cell::new(0);
+    let unreadable = Unreadable::default();
     for rl in &req.resource_logs {
         let resource = resource_attrs(&rl.resource);
         let service = get_str(resource, "service.name");
@@ -439,6 +444,7 @@ pub fn logs(req: &ExportLogsServiceRequest) -> Batch {
             }
         }
     }
-    batch.unreadable_values = unreadable.get();
+    batch.unreadable_values = unreadable.total();
+    batch.unreadable_keys = unreadable.take();
     batch
 }
