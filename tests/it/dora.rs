@@ -5,13 +5,13 @@ use serde_json::{Value, json};
 use crate::common::TestApp;
 use crate::reports::{Commit, SECRET, ZERO, deliver, push};
 
-const A1: &str = "a100000000000000000000000000000000000000";
-const A2: &str = "a200000000000000000000000000000000000000";
-const B1: &str = "b100000000000000000000000000000000000000";
-const C1: &str = "c100000000000000000000000000000000000000";
-const C2: &str = "c200000000000000000000000000000000000000";
+pub(crate) const A1: &str = "a100000000000000000000000000000000000000";
+pub(crate) const A2: &str = "a200000000000000000000000000000000000000";
+pub(crate) const B1: &str = "b100000000000000000000000000000000000000";
+pub(crate) const C1: &str = "c100000000000000000000000000000000000000";
+pub(crate) const C2: &str = "c200000000000000000000000000000000000000";
 
-fn c<'a>(sha: &'a str, message: &'a str, at: &'a str) -> Commit<'a> {
+pub(crate) fn c<'a>(sha: &'a str, message: &'a str, at: &'a str) -> Commit<'a> {
     Commit {
         sha,
         message,
@@ -22,36 +22,12 @@ fn c<'a>(sha: &'a str, message: &'a str, at: &'a str) -> Commit<'a> {
     }
 }
 
-fn deployment(id: i64, sha: &str, at: &str) -> [(&'static str, Value); 2] {
-    let d =
-        json!({"id": id, "sha": sha, "ref": "main", "environment": "production", "created_at": at});
-    [
-        (
-            "deployment",
-            json!({"action": "created", "repository": {"full_name": "acme/widgets"}, "deployment": d}),
-        ),
-        (
-            "deployment_status",
-            json!({"action": "created", "repository": {"full_name": "acme/widgets"},
-            "deployment_status": {"id": id * 10, "state": "success", "environment": "production", "created_at": at},
-            "deployment": d}),
-        ),
-    ]
-}
-
-fn incident(number: i64, cause: &str, opened: &str, closed: &str) -> Value {
-    json!({"action": "closed", "repository": {"full_name": "acme/widgets"},
-        "issue": {"number": number, "title": "Outage", "body": format!("root cause: {cause}"),
-            "labels": [{"name": "incident"}], "state": "closed", "created_at": opened,
-            "closed_at": closed, "updated_at": closed}})
-}
-
-#[tokio::test]
-async fn dora_keys_split_by_agent_involvement() {
-    let mut app = TestApp::spawn_with(|a| a.webhook_secrets = vec![SECRET.parse().unwrap()]).await;
+/// main's history: A1 and A2 (Claude co-authored) on 1 November, B1 on the 2nd, C1
+/// (Codex co-authored) and C2 on the 3rd.
+pub(crate) fn main_history() -> Vec<(&'static str, Value)> {
     let claude = "Retry\n\nCo-Authored-By: Claude <noreply@anthropic.com>";
     let codex = "Cache\n\nCo-authored-by: Codex <codex@openai.com>";
-    let mut deliveries: Vec<(&str, Value)> = vec![
+    vec![
         (
             "push",
             push(
@@ -82,7 +58,37 @@ async fn dora_keys_split_by_agent_involvement() {
                 ],
             ),
         ),
-    ];
+    ]
+}
+
+fn deployment(id: i64, sha: &str, at: &str) -> [(&'static str, Value); 2] {
+    let d =
+        json!({"id": id, "sha": sha, "ref": "main", "environment": "production", "created_at": at});
+    [
+        (
+            "deployment",
+            json!({"action": "created", "repository": {"full_name": "acme/widgets"}, "deployment": d}),
+        ),
+        (
+            "deployment_status",
+            json!({"action": "created", "repository": {"full_name": "acme/widgets"},
+            "deployment_status": {"id": id * 10, "state": "success", "environment": "production", "created_at": at},
+            "deployment": d}),
+        ),
+    ]
+}
+
+fn incident(number: i64, cause: &str, opened: &str, closed: &str) -> Value {
+    json!({"action": "closed", "repository": {"full_name": "acme/widgets"},
+        "issue": {"number": number, "title": "Outage", "body": format!("root cause: {cause}"),
+            "labels": [{"name": "incident"}], "state": "closed", "created_at": opened,
+            "closed_at": closed, "updated_at": closed}})
+}
+
+#[tokio::test]
+async fn dora_keys_split_by_agent_involvement() {
+    let mut app = TestApp::spawn_with(|a| a.webhook_secrets = vec![SECRET.parse().unwrap()]).await;
+    let mut deliveries = main_history();
     deliveries.extend(deployment(1, A2, "2026-11-01T12:00:00Z"));
     deliveries.extend(deployment(2, B1, "2026-11-02T06:00:00Z"));
     deliveries.extend(deployment(3, C2, "2026-11-03T02:00:00Z"));
@@ -160,44 +166,11 @@ fn issue(
 /// environment (not production's). In two arrival orders.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incidents_link_by_root_cause_fallback_and_edit_in_any_order() {
-    let claude = "Retry\n\nCo-Authored-By: Claude <noreply@anthropic.com>";
-    let codex = "Cache\n\nCo-authored-by: Codex <codex@openai.com>";
-    let mut steps: Vec<(&str, Value)> = vec![
-        (
-            "push",
-            push(
-                "refs/heads/main",
-                ZERO,
-                &[
-                    c(A1, "Init", "2026-11-01T00:00:00Z"),
-                    c(A2, claude, "2026-11-01T06:00:00Z"),
-                ],
-            ),
-        ),
-        (
-            "push",
-            push(
-                "refs/heads/main",
-                A2,
-                &[c(B1, "Fix", "2026-11-02T00:00:00Z")],
-            ),
-        ),
-        (
-            "push",
-            push(
-                "refs/heads/main",
-                B1,
-                &[
-                    c(C1, codex, "2026-11-03T00:00:00Z"),
-                    c(C2, "Docs", "2026-11-03T01:00:00Z"),
-                ],
-            ),
-        ),
-        (
-            "pull_request",
-            crate::reports::pull("closed", 4, A2, "retry", "2026-11-01T07:00:00Z", Some(A2)),
-        ),
-    ];
+    let mut steps = main_history();
+    steps.extend([(
+        "pull_request",
+        crate::reports::pull("closed", 4, A2, "retry", "2026-11-01T07:00:00Z", Some(A2)),
+    )]);
     steps.extend(deployment(1, A2, "2026-11-01T12:00:00Z"));
     steps.extend(deployment(2, B1, "2026-11-02T06:00:00Z"));
     steps.extend(deployment(3, C2, "2026-11-03T02:00:00Z"));

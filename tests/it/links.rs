@@ -111,7 +111,7 @@ async fn send(app: &TestApp, body: &Value) {
 }
 
 /// `(session, evidence)` of every session the commit API links to `sha`.
-async fn linked(app: &TestApp, sha: &str) -> Vec<(String, String)> {
+pub(crate) async fn linked(app: &TestApp, sha: &str) -> Vec<(String, String)> {
     app.linked_up().await;
     let (status, c) = app
         .get_json(&format!("/api/v1/repos/{REPO}/commits/{sha}"))

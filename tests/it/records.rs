@@ -5,26 +5,11 @@
 use serde_json::{Value, json};
 
 use crate::common::TestApp;
-use crate::reports::{Commit, SECRET, ZERO, deliver, push};
+use crate::dora::{A1, A2, B1, C2, c, main_history};
+use crate::reports::{SECRET, ZERO, deliver, push};
 
-const A1: &str = "a100000000000000000000000000000000000000";
-const A2: &str = "a200000000000000000000000000000000000000";
-const B1: &str = "b100000000000000000000000000000000000000";
-const C1: &str = "c100000000000000000000000000000000000000";
-const C2: &str = "c200000000000000000000000000000000000000";
 const API_TOKEN: &str = "api-token-1";
 const UPLOAD_TOKEN: &str = "widgets-ci-token";
-
-fn c<'a>(sha: &'a str, message: &'a str, at: &'a str) -> Commit<'a> {
-    Commit {
-        sha,
-        message,
-        at,
-        email: "dev@acme.example",
-        login: "dev",
-        files: &[],
-    }
-}
 
 async fn get(app: &TestApp, path: &str) -> (u16, Value) {
     let r = app
@@ -70,41 +55,10 @@ async fn deployments_and_incidents_from_outside_github_count_in_dora() {
         a.upload_tokens = vec![format!("acme/widgets={UPLOAD_TOKEN}").parse().unwrap()];
     })
     .await;
-    let claude = "Retry\n\nCo-Authored-By: Claude <noreply@anthropic.com>";
-    let codex = "Cache\n\nCo-authored-by: Codex <codex@openai.com>";
     let gh_deployment = json!({"id": 1, "sha": A2, "ref": "main", "environment": "production",
         "created_at": "2026-11-01T12:00:00Z"});
-    let steps: Vec<(&str, Value)> = vec![
-        (
-            "push",
-            push(
-                "refs/heads/main",
-                ZERO,
-                &[
-                    c(A1, "Init", "2026-11-01T00:00:00Z"),
-                    c(A2, claude, "2026-11-01T06:00:00Z"),
-                ],
-            ),
-        ),
-        (
-            "push",
-            push(
-                "refs/heads/main",
-                A2,
-                &[c(B1, "Fix", "2026-11-02T00:00:00Z")],
-            ),
-        ),
-        (
-            "push",
-            push(
-                "refs/heads/main",
-                B1,
-                &[
-                    c(C1, codex, "2026-11-03T00:00:00Z"),
-                    c(C2, "Docs", "2026-11-03T01:00:00Z"),
-                ],
-            ),
-        ),
+    let mut steps = main_history();
+    steps.extend([
         (
             "deployment",
             json!({"action": "created", "repository": {"full_name": "acme/widgets"}, "deployment": gh_deployment}),
@@ -115,7 +69,7 @@ async fn deployments_and_incidents_from_outside_github_count_in_dora() {
             "deployment_status": {"id": 10, "state": "success", "environment": "production", "created_at": "2026-11-01T12:00:00Z"},
             "deployment": gh_deployment}),
         ),
-    ];
+    ]);
     for (i, (event, payload)) in steps.iter().enumerate() {
         deliver(&app, event, &format!("d{i}"), payload).await;
     }

@@ -16,7 +16,7 @@
 use serde_json::{Value, json};
 
 use crate::common::TestApp;
-use crate::links::kv;
+use crate::links::{kv, linked};
 use crate::reports::{Commit, REPO, SECRET, ZERO, deliver, push};
 
 const FULL: &str = "7f3a9c1e2b4d5f60718293a4b5c6d7e8f9012345";
@@ -73,25 +73,6 @@ async fn post(app: &TestApp, path: &str, body: &Value) -> Value {
     r.json().await.unwrap_or(Value::Null)
 }
 
-async fn links_of(app: &TestApp, sha: &str) -> Vec<(String, String)> {
-    app.linked_up().await;
-    let (status, c) = app
-        .get_json(&format!("/api/v1/repos/{REPO}/commits/{sha}"))
-        .await;
-    assert_eq!(status, 200, "{c}");
-    c["sessions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["session_key"].as_str().unwrap().to_string(),
-                s["evidence"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 fn event(key: &str) -> Vec<(String, String)> {
     vec![(key.to_string(), "event".to_string())]
 }
@@ -129,7 +110,7 @@ async fn claude_code_names_its_commits_in_every_form_it_sends() {
         ),
     )
     .await;
-    assert_eq!(links_of(&app, FULL).await, event("claude-head"));
+    assert_eq!(linked(&app, FULL).await, event("claude-head"));
     let s = app.session("claude-head").await;
     assert_eq!(s["repository"], "acme/widgets", "{s}");
 
@@ -146,7 +127,7 @@ async fn claude_code_names_its_commits_in_every_form_it_sends() {
         ),
     )
     .await;
-    assert_eq!(links_of(&app, FULL).await, event("claude-head"));
+    assert_eq!(linked(&app, FULL).await, event("claude-head"));
     app.stop().await;
 }
 
@@ -185,7 +166,7 @@ async fn an_abbreviated_sha_links_only_while_it_names_one_commit_of_the_reposito
     )
     .await;
     app.applied(1).await;
-    assert_eq!(links_of(&app, FULL).await, event("claude-abbrev"));
+    assert_eq!(linked(&app, FULL).await, event("claude-abbrev"));
     let (_, c) = app
         .get_json(&format!("/api/v1/repos/{REPO}/commits/{FULL}"))
         .await;
@@ -210,8 +191,8 @@ async fn an_abbreviated_sha_links_only_while_it_names_one_commit_of_the_reposito
     )
     .await;
     app.applied(2).await;
-    assert_eq!(links_of(&app, FULL).await, vec![]);
-    assert_eq!(links_of(&app, TWIN).await, vec![]);
+    assert_eq!(linked(&app, FULL).await, vec![]);
+    assert_eq!(linked(&app, TWIN).await, vec![]);
     // Unrelated commits are untouched.
     deliver(
         &app,
@@ -225,7 +206,7 @@ async fn an_abbreviated_sha_links_only_while_it_names_one_commit_of_the_reposito
     )
     .await;
     app.applied(3).await;
-    assert_eq!(links_of(&app, OTHER).await, vec![]);
+    assert_eq!(linked(&app, OTHER).await, vec![]);
     app.stop().await;
 }
 
