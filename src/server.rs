@@ -154,13 +154,27 @@ fn http_router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Says once, at start-up, which models of the stored sessions have no price: their
+/// sessions' cost stays unknown until `--price-table` names them.
+async fn warn_unpriced_models(db: &Db, prices: &PriceTable) {
+    match db.token_models().await {
+        Ok(models) => {
+            let unpriced = prices.unpriced(models.iter().map(String::as_str));
+            if !unpriced.is_empty() {
+                tracing::warn!(
+                    "stored sessions used models without a price: {}; their cost is unknown unless the agent reported one (add them with --price-table)",
+                    unpriced.join(", ")
+                );
+            }
+        }
+        Err(e) => tracing::warn!("reading the stored sessions' models: {e}"),
+    }
+}
+
 impl Server {
     /// Opens the database, applies migrations, binds both listeners and starts serving.
     pub async fn start(args: &ServeArgs) -> anyhow::Result<Server> {
-        let prices = match &args.price_table {
-            Some(p) => PriceTable::load(p)?,
-            None => PriceTable::default(),
-        };
+        let prices = PriceTable::configured(args.price_table.as_deref())?;
         let identities = match &args.identities {
             Some(p) => crate::graph::identities::Identities::load(p)?,
             None => Default::default(),
@@ -176,6 +190,7 @@ impl Server {
             incident_environment: args.incident_environment.clone(),
         });
         let store = store::open(&args.db).await?;
+        warn_unpriced_models(&store.db, &prices).await;
         let telemetry = Arc::new(Telemetry::default());
         let (sessions_tx, sessions_rx) = tokio::sync::mpsc::channel(1024);
         let extra_writer = store.connect().await?;

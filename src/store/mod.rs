@@ -2,6 +2,8 @@
 //! grouped by aggregate:
 //!
 //! - [`batch`], [`writer`], [`sessions`]: OTLP telemetry and the session facts kept from it;
+//!   [`models`]: the models stored sessions used; [`recent`]: the link counts
+//!   `tracelink sessions` shows;
 //! - [`github`], [`nodes`], [`graph`], [`dora`]: graph nodes from GitHub (written as
 //!   typed ops, read back as records), the reads the link rules and petgraph make over
 //!   nodes and links, and what the DORA keys read;
@@ -22,7 +24,9 @@ pub mod dora;
 pub mod github;
 pub mod graph;
 pub mod links;
+pub mod models;
 pub mod nodes;
+pub mod recent;
 pub mod reports;
 pub mod sessions;
 pub mod testing;
