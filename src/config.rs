@@ -37,6 +37,22 @@ pub enum Command {
         db: PathBuf,
         #[arg(long, env = "TRACELINK_IDENTITIES")]
         identities: Option<PathBuf>,
+        /// JSON prices added to (and overriding) the built-in table, as `serve` reads
+        /// them: the same file gives the same cost as the comment.
+        #[arg(long, env = "TRACELINK_PRICE_TABLE")]
+        price_table: Option<PathBuf>,
+    },
+    /// List the sessions that arrived most recently, newest first, one line each: to
+    /// check that an agent is set up (its repository, user, cost and commits).
+    Sessions {
+        /// How many sessions to list.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+        last: u32,
+        #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
+        db: PathBuf,
+        /// JSON prices added to (and overriding) the built-in table, as `serve` reads them.
+        #[arg(long, env = "TRACELINK_PRICE_TABLE")]
+        price_table: Option<PathBuf>,
     },
     /// Git hooks that record agent sessions in commit trailers.
     Hook {
@@ -119,7 +135,8 @@ pub struct ServeArgs {
     /// Requests waiting for the writer before new ones are refused with 429.
     #[arg(long, env = "TRACELINK_QUEUE_CAPACITY", default_value_t = 256)]
     pub queue_capacity: usize,
-    /// JSON price table for estimating cost where agents report none.
+    /// JSON prices added to (and overriding) the built-in table, for estimating cost
+    /// where agents report none.
     #[arg(long, env = "TRACELINK_PRICE_TABLE")]
     pub price_table: Option<PathBuf>,
     /// GitHub App webhook secrets (comma-separated; several during a rotation). With

@@ -2,6 +2,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use tracelink::config::{Cli, Command};
+use tracelink::pricing::PriceTable;
 use tracelink::server::Server;
 
 fn main() -> anyhow::Result<()> {
@@ -42,11 +43,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             format,
             db,
             identities,
+            price_table,
         } => {
             let (repo, number) =
                 tracelink::config::parse_pull_target(&target).map_err(anyhow::Error::msg)?;
             let ctx = tracelink::impact::ReportContext {
-                prices: Default::default(),
+                prices: PriceTable::configured(price_table.as_deref())?,
                 links: tracelink::graph::links::LinkConfig {
                     identities: match identities {
                         Some(p) => tracelink::graph::identities::Identities::load(&p)?,
@@ -75,6 +77,52 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Sessions {
+            last,
+            db,
+            price_table,
+        } => {
+            let prices = PriceTable::configured(price_table.as_deref())?;
+            if !db.exists() {
+                anyhow::bail!(
+                    "no database at {} (start `tracelink serve` there first, or point --db / TRACELINK_DB at its file)",
+                    db.display()
+                );
+            }
+            let store = tracelink::store::Db::open_read_only(&db).await?;
+            let page = store
+                .sessions_page(&tracelink::store::sessions::ListFilter {
+                    limit: last,
+                    ..Default::default()
+                })
+                .await?;
+            let keys: Vec<&str> = page
+                .sessions
+                .iter()
+                .map(|s| s.row.session_key.as_str())
+                .collect();
+            let links = store.authored_link_counts(&keys).await?;
+            if page.sessions.is_empty() {
+                println!(
+                    "no sessions in {} yet: no agent telemetry has arrived",
+                    db.display()
+                );
+            }
+            let mut without_repository = 0;
+            for record in page.sessions {
+                let linked = links.get(&record.row.session_key).copied().unwrap_or(0);
+                let view = tracelink::metrics::sessions::view(&prices, record);
+                without_repository += usize::from(view.repository.is_none());
+                println!("{}", session_line(&prices, &view, linked));
+            }
+            if without_repository > 0 {
+                eprintln!(
+                    "{without_repository} session(s) name no repository: they are linked to commits by person and time only (README, \"Agent set-up\", says how an agent names its repository)"
+                );
+            }
+            store.close().await;
+            Ok(())
+        }
         Command::Hook {
             command: tracelink::config::HookCommand::Install { repo },
         } => {
@@ -82,6 +130,59 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{outcome}");
             Ok(())
         }
+    }
+}
+
+/// One line of `tracelink sessions`: agent, session, user, repository, start, tokens,
+/// cost and linked commits, each said plainly when unknown.
+fn session_line(
+    prices: &PriceTable,
+    s: &tracelink::metrics::sessions::SessionView,
+    linked: i64,
+) -> String {
+    let user = s.user.email.as_deref().or(s.user.id.as_deref());
+    let tokens = match &s.tokens {
+        Some(t) => format!("tokens {} in / {} out", t.input, t.output),
+        None => "tokens unknown".into(),
+    };
+    let cost = match s.cost_usd {
+        Some(usd) if s.cost_estimated => format!("{} estimated", usd_text(usd)),
+        Some(usd) => usd_text(usd),
+        None if s.models.is_empty() => "unpriced (no tokens or cost reported)".into(),
+        None => format!(
+            "unpriced (no price for {})",
+            prices
+                .unpriced(s.models.iter().map(String::as_str))
+                .join(", ")
+        ),
+    };
+    [
+        s.agent.as_deref().unwrap_or("agent unknown").to_string(),
+        s.session_id.clone(),
+        user.unwrap_or("user unknown").to_string(),
+        s.repository
+            .as_deref()
+            .unwrap_or("repository unknown")
+            .to_string(),
+        match &s.started_at {
+            Some(t) => format!("started {t}"),
+            None => "start unknown".into(),
+        },
+        tokens,
+        cost,
+        match linked {
+            1 => "1 commit linked".into(),
+            n => format!("{n} commits linked"),
+        },
+    ]
+    .join(" · ")
+}
+
+fn usd_text(usd: f64) -> String {
+    if usd >= 1.0 {
+        format!("${usd:.2}")
+    } else {
+        format!("${usd:.4}")
     }
 }
 

@@ -4,6 +4,7 @@ mod action;
 mod bad_input;
 mod ci_status;
 mod ci_upload;
+mod cli;
 mod common;
 mod cost;
 mod dora;

@@ -1,0 +1,294 @@
+//! The `tracelink` binary's read commands against a database a real server filled:
+//! `sessions` (what arrived, to check a set-up) and `report` with `--price-table` (the
+//! same cost as the comment `serve` posts), and the start-up warning about models
+//! without a price.
+
+use std::path::Path;
+use std::process::{Output, Stdio};
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+use crate::common::{TestApp, fixture};
+use crate::reports::{CLAUDE_1, CLAUDE_2, Commit, SECRET, ZERO, deliver, pull, push, send_otlp};
+
+const CLAUDE_SESSION: &str = "82c3495f-998e-457a-875a-8643b934dd9c";
+// Codex's commit in the fixtures (a co-author trailer links it).
+const CODEX_1: &str = "b214a4970b2727a50691f2d6ae07e4841b1c065a";
+
+async fn tracelink(args: &[&str], db: &Path) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
+        .args(args)
+        .arg("--db")
+        .arg(db)
+        .env_remove("TRACELINK_PRICE_TABLE")
+        .output()
+        .await
+        .expect("tracelink runs")
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).expect("utf-8")
+}
+
+fn commit<'a>(sha: &'a str, message: &'a str, at: &'a str, files: &'a [&'a str]) -> Commit<'a> {
+    Commit {
+        sha,
+        message,
+        at,
+        email: "dev@acme.example",
+        login: "dev",
+        files,
+    }
+}
+
+/// Gemini CLI's logs with its auxiliary model renamed to one no table prices.
+fn gemini_logs_with_unpriced_model() -> Vec<u8> {
+    String::from_utf8(fixture("gemini-cli-logs.json"))
+        .unwrap()
+        .replace("gemini-2.5-flash-lite", "mystery-model-1")
+        .into_bytes()
+}
+
+#[tokio::test]
+async fn sessions_lists_what_arrived_newest_first() {
+    let mut app = TestApp::spawn_with(|a| a.webhook_secrets = vec![SECRET.parse().unwrap()]).await;
+    send_otlp(&app, "claude-code-logs.json").await;
+    let r = app
+        .post(
+            "/v1/logs",
+            "application/json",
+            gemini_logs_with_unpriced_model(),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    deliver(
+        &app,
+        "push",
+        "p1",
+        &push(
+            "refs/heads/retry",
+            ZERO,
+            &[
+                commit(CLAUDE_1, "Add retry", "2026-11-20T09:13:48Z", &[]),
+                commit(CLAUDE_2, "Test retry", "2026-11-20T09:31:27Z", &[]),
+            ],
+        ),
+    )
+    .await;
+    app.applied(1).await;
+    app.linked_up().await;
+    let api = app.session(CLAUDE_SESSION).await;
+    app.stop().await;
+
+    let out = stdout(&tracelink(&["sessions", "--last", "10"], &app.db_path()).await);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    // Gemini CLI's session (09:40) came after Claude Code's (09:02).
+    let gemini: Vec<&str> = lines[0].split(" · ").collect();
+    assert_eq!(gemini[0], "gemini-cli", "{out}");
+    assert_eq!(gemini[2], "dev@acme.example");
+    assert!(gemini[4].starts_with("started 2026-11-20T09:"), "{out}");
+    assert_eq!(gemini[6], "unpriced (no price for mystery-model-1)");
+    assert_eq!(gemini[7], "0 commits linked");
+    let claude: Vec<&str> = lines[1].split(" · ").collect();
+    let tokens = &api["tokens"];
+    assert_eq!(
+        claude,
+        [
+            "claude-code",
+            CLAUDE_SESSION,
+            "dev@acme.example",
+            api["repository"].as_str().unwrap_or("repository unknown"),
+            &format!("started {}", api["started_at"].as_str().unwrap()),
+            &format!("tokens {} in / {} out", tokens["input"], tokens["output"]),
+            "$0.3653",
+            "2 commits linked",
+        ],
+        "{out}"
+    );
+
+    // --last counts from the newest.
+    let out = stdout(&tracelink(&["sessions", "--last", "1"], &app.db_path()).await);
+    assert_eq!(out.lines().count(), 1);
+    assert!(out.starts_with("gemini-cli · "), "{out}");
+}
+
+#[tokio::test]
+async fn sessions_says_when_there_is_nothing_to_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere.db");
+    let out = tracelink(&["sessions"], &missing).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no database at") && err.contains("nowhere.db"),
+        "{err}"
+    );
+    assert!(!missing.exists(), "a read must not create the database");
+
+    let mut app = TestApp::spawn().await;
+    app.stop().await;
+    let out = stdout(&tracelink(&["sessions"], &app.db_path()).await);
+    assert!(out.starts_with("no sessions in "), "{out}");
+}
+
+/// `tracelink report --price-table` prints the cost `serve` with the same file put in
+/// the comment; without the file it prices from the built-in table.
+#[tokio::test]
+async fn report_reads_the_price_table_serve_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let prices = dir.path().join("prices.json");
+    std::fs::write(
+        &prices,
+        r#"{"gpt-5.1-codex-max": {"input": 100.0, "output": 400.0, "cache_read": 10.0}}"#,
+    )
+    .unwrap();
+    let mut app = TestApp::spawn_with(|a| {
+        a.webhook_secrets = vec![SECRET.parse().unwrap()];
+        a.price_table = Some(prices.clone());
+    })
+    .await;
+    send_otlp(&app, "codex-logs.json").await;
+    deliver(
+        &app,
+        "push",
+        "p1",
+        &push(
+            "refs/heads/widgets",
+            ZERO,
+            &[commit(
+                CODEX_1,
+                "Stabilize widget list pagination\n\nCo-authored-by: Codex <codex@openai.com>",
+                "2026-11-20T10:21:16Z",
+                &["src/widgets/list.ts"],
+            )],
+        ),
+    )
+    .await;
+    deliver(
+        &app,
+        "pull_request",
+        "pr1",
+        &pull(
+            "opened",
+            9,
+            CODEX_1,
+            "widgets",
+            "2026-11-20T10:30:00Z",
+            None,
+        ),
+    )
+    .await;
+    app.applied(2).await;
+    app.linked_up().await;
+    let (status, served) = app
+        .get_json("/api/v1/repos/acme/widgets/pulls/9/report?format=json")
+        .await;
+    assert_eq!(status, 200, "{served}");
+    app.stop().await;
+    let served_cost = served["totals"]["cost_usd"].as_f64().expect("a cost");
+    assert_eq!(served["totals"]["cost_estimated"], true);
+
+    let json = |out: &Output| serde_json::from_str::<Value>(&stdout(out)).expect("JSON report");
+    let with_file = json(
+        &tracelink(
+            &[
+                "report",
+                "acme/widgets#9",
+                "--format",
+                "json",
+                "--price-table",
+                prices.to_str().unwrap(),
+            ],
+            &app.db_path(),
+        )
+        .await,
+    );
+    assert_eq!(with_file, served);
+    let built_in = json(
+        &tracelink(
+            &["report", "acme/widgets#9", "--format", "json"],
+            &app.db_path(),
+        )
+        .await,
+    );
+    let built_in_cost = built_in["totals"]["cost_usd"].as_f64().expect("a cost");
+    assert!(
+        built_in_cost > 0.0 && built_in_cost < served_cost / 10.0,
+        "built in {built_in_cost}, file {served_cost}"
+    );
+    // The environment variable is the flag's twin.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
+        .args(["report", "acme/widgets#9", "--format", "json", "--db"])
+        .arg(app.db_path())
+        .env("TRACELINK_PRICE_TABLE", &prices)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(json(&out), served);
+}
+
+/// `serve` names, once at start-up, the stored sessions' models that have no price.
+#[tokio::test]
+async fn serve_warns_about_stored_models_without_a_price() {
+    let mut app = TestApp::spawn().await;
+    let r = app
+        .post(
+            "/v1/logs",
+            "application/json",
+            gemini_logs_with_unpriced_model(),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    send_otlp(&app, "codex-logs.json").await;
+    app.stop().await;
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
+        .args([
+            "serve",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--webhook-secret",
+            SECRET,
+        ])
+        .arg("--db")
+        .arg(app.db_path())
+        .env("TRACELINK_LOG", "warn")
+        .env_remove("TRACELINK_PRICE_TABLE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("tracelink serve starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next_line().await.unwrap().expect("listening line");
+    assert!(line.starts_with("tracelink listening"), "{line}");
+    child.kill().await.unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("models without a price"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].contains("mystery-model-1"), "{stderr}");
+    for priced in ["gemini-3-pro-preview", "gpt-5.1-codex-max"] {
+        assert!(!warnings[0].contains(priced), "{stderr}");
+    }
+}
