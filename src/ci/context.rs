@@ -55,7 +55,7 @@ pub(super) struct Run {
 
 pub(super) fn read_context(bytes: &[u8]) -> Result<Run, UploadError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let c: Context = serde_path_to_error::deserialize(de).map_err(|e| {
+    let c: Context = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         if path == "." {
             UploadError::bad(format!("context: {}", e.inner()))
@@ -63,6 +63,8 @@ pub(super) fn read_context(bytes: &[u8]) -> Result<Run, UploadError> {
             UploadError::bad(format!("context.{path}: {}", e.inner()))
         }
     })?;
+    de.end()
+        .map_err(|e| UploadError::bad(format!("context: data after the JSON object: {e}")))?;
     let repo = c.repository.trim().to_ascii_lowercase();
     let valid_repo = match repo.split_once('/') {
         Some((o, n)) => {

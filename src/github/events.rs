@@ -451,9 +451,9 @@ pub enum Event {
     ExternalIncident(super::external::IncidentReport),
 }
 
-fn read<'a, T: Deserialize<'a>>(event: &str, body: &'a [u8]) -> Result<T, PayloadError> {
+pub(super) fn read<'a, T: Deserialize<'a>>(event: &str, body: &'a [u8]) -> Result<T, PayloadError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         PayloadError {
@@ -461,7 +461,14 @@ fn read<'a, T: Deserialize<'a>>(event: &str, body: &'a [u8]) -> Result<T, Payloa
             path: if path == "." { "(root)".into() } else { path },
             message: inner.to_string(),
         }
-    })
+    })?;
+    // One document per body: nothing may follow it.
+    de.end().map_err(|e| PayloadError {
+        event: event.to_string(),
+        path: "(end)".into(),
+        message: format!("data after the JSON document: {e}"),
+    })?;
+    Ok(value)
 }
 
 impl Event {

@@ -162,11 +162,7 @@ fn version(ns: i64, rank: u8) -> String {
 impl DeploymentReport {
     /// Reads and checks a posted deployment; the error names the field.
     pub fn parse(body: &[u8]) -> Result<Self, PayloadError> {
-        let de = &mut serde_json::Deserializer::from_slice(body);
-        let r: Self = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            invalid(DEPLOYMENT_EVENT, &path, e.into_inner().to_string())
-        })?;
+        let r: Self = super::events::read(DEPLOYMENT_EVENT, body)?;
         r.plan()?;
         Ok(r)
     }
@@ -240,11 +236,7 @@ impl DeploymentReport {
 impl IncidentReport {
     /// Reads and checks a posted incident; the error names the field.
     pub fn parse(body: &[u8]) -> Result<Self, PayloadError> {
-        let de = &mut serde_json::Deserializer::from_slice(body);
-        let r: Self = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            invalid(INCIDENT_EVENT, &path, e.into_inner().to_string())
-        })?;
+        let r: Self = super::events::read(INCIDENT_EVENT, body)?;
         r.plan()?;
         Ok(r)
     }

@@ -48,10 +48,11 @@ pub struct Outcome {
     pub message: String,
 }
 
-/// Inflates a gzip body, refusing one that inflates past `limit` bytes.
+/// Inflates a gzip body — every member of it: `gzip(a) ‖ gzip(b)` is one valid stream
+/// (RFC 1952 §2.2) — refusing one that inflates past `limit` bytes.
 pub fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, IngestError> {
     let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
-    let mut dec = flate2::read::GzDecoder::new(body).take(limit as u64 + 1);
+    let mut dec = flate2::read::MultiGzDecoder::new(body).take(limit as u64 + 1);
     dec.read_to_end(&mut out)
         .map_err(|e| IngestError::Invalid(format!("the gzip body cannot be inflated: {e}")))?;
     if out.len() > limit {
@@ -70,8 +71,16 @@ where
     match encoding {
         Encoding::Protobuf => T::decode(body)
             .map_err(|e| IngestError::Invalid(format!("invalid protobuf {what}: {e}"))),
-        Encoding::Json => serde_json::from_slice(body)
-            .map_err(|e| IngestError::Invalid(format!("invalid OTLP/JSON {what}: {e}"))),
+        Encoding::Json => {
+            // The spec's shape is an object; serde would also take an array for a struct.
+            if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+                return Err(IngestError::Invalid(format!(
+                    "invalid OTLP/JSON {what}: the body must be one JSON object"
+                )));
+            }
+            serde_json::from_slice(body)
+                .map_err(|e| IngestError::Invalid(format!("invalid OTLP/JSON {what}: {e}")))
+        }
     }
 }
 

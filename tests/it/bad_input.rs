@@ -402,3 +402,135 @@ async fn a_full_write_queue_answers_429_with_retry_after() {
     );
     app.stop().await;
 }
+
+/// `gzip(a) ‖ gzip(b)` is one valid gzip stream (RFC 1952): every member is read, so
+/// nothing acknowledged is dropped.
+#[tokio::test]
+async fn every_member_of_a_multi_member_gzip_body_is_read() {
+    use std::io::Write;
+    let mut app = TestApp::spawn().await;
+    let gz = |body: &[u8]| {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(body).unwrap();
+        enc.finish().unwrap()
+    };
+    // Two halves of the fixture's spans, each a request of its own, one body.
+    let all: ExportTraceServiceRequest =
+        serde_json::from_slice(&fixture("claude-code-traces.json")).unwrap();
+    let total: usize = all
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum();
+    assert!(total >= 2, "the fixture has spans to split");
+    let mut first = all.clone();
+    let mut second = all.clone();
+    for rs in &mut first.resource_spans {
+        for ss in &mut rs.scope_spans {
+            let half = ss.spans.len() / 2;
+            ss.spans.truncate(half);
+        }
+    }
+    for rs in &mut second.resource_spans {
+        for ss in &mut rs.scope_spans {
+            let half = ss.spans.len() / 2;
+            ss.spans.drain(..half);
+        }
+    }
+    // Protobuf messages concatenate into their merge: the two members make the whole.
+    let mut body = gz(&first.encode_to_vec());
+    body.extend(gz(&second.encode_to_vec()));
+    let resp = app
+        .post(
+            "/v1/traces",
+            "application/x-protobuf",
+            body,
+            &[("content-encoding", "gzip")],
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        app.count("spans").await,
+        total as i64,
+        "both members stored"
+    );
+    app.stop().await;
+}
+
+/// One valid document of the expected shape per body: an array where the spec has an
+/// object, or data after a webhook payload or an upload context, is refused.
+#[tokio::test]
+async fn only_one_document_of_the_expected_shape_is_accepted() {
+    let mut app =
+        TestApp::spawn_with(|a| a.webhook_secrets = vec!["s3cret".parse().unwrap()]).await;
+    let resp = app
+        .post("/v1/traces", "application/json", b"[[[{}]]]".to_vec(), &[])
+        .await;
+    let (status, msg) = error_of(resp).await;
+    assert_eq!(status, 400);
+    assert!(msg.contains("one JSON object"), "{msg}");
+
+    let payload = std::fs::read(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("webhooks/payloads/push.1.json"),
+    )
+    .unwrap();
+    for (id, tail) in [("trailing", &b"}}}garbage"[..]), ("twice", &payload[..])] {
+        let mut body = payload.clone();
+        body.extend_from_slice(tail);
+        let resp = app.deliver("s3cret", "push", id, &body).await;
+        assert_eq!(resp.status(), 400, "{id}");
+        let b: Value = resp.json().await.unwrap();
+        assert!(
+            b["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("after the JSON document"),
+            "{id}: {b}"
+        );
+    }
+    let (_, failed) = app.get_json("/api/v1/deliveries?status=failed").await;
+    assert_eq!(
+        failed["deliveries"].as_array().map(Vec::len),
+        Some(2),
+        "{failed}"
+    );
+    nothing_stored_and_healthy(&app).await;
+    app.stop().await;
+}
+
+/// An upload whose context part has data after its JSON object is refused, naming it.
+#[tokio::test]
+async fn an_upload_context_with_trailing_data_is_400() {
+    use crate::ci_upload::{STATIC_TOKEN, app_with_issuer, ci_fixture, context, fake_issuer};
+    let issuer = fake_issuer().await;
+    let mut app = app_with_issuer(&issuer).await;
+    let ctx = context("c0ffee0000000000000000000000000000000001", 7, 1, &[]);
+    let boundary = "----tracelink-trailing";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"context\"\r\nContent-Type: application/json\r\n\r\n{ctx}garbage\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"coverage.xml\"\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend(ci_fixture("coverage.xml"));
+    body.extend(format!("\r\n--{boundary}--\r\n").into_bytes());
+    let auth = format!("Bearer {STATIC_TOKEN}");
+    let resp = app
+        .post(
+            "/api/v1/ci/uploads",
+            &format!("multipart/form-data; boundary={boundary}"),
+            body,
+            &[("authorization", auth.as_str())],
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+    let b: Value = resp.json().await.unwrap();
+    assert!(
+        b["error"]
+            .as_str()
+            .unwrap()
+            .contains("after the JSON object"),
+        "{b}"
+    );
+    assert_eq!(app.count("ci_uploads").await, 0);
+    app.stop().await;
+}
