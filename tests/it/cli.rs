@@ -292,3 +292,27 @@ async fn serve_warns_about_stored_models_without_a_price() {
         assert!(!warnings[0].contains(priced), "{stderr}");
     }
 }
+
+/// A price file that adds one model leaves the built-in prices in place: Gemini CLI's
+/// and Codex's sessions stay priced, the same as with no file.
+#[tokio::test]
+async fn a_price_file_adding_one_model_keeps_the_built_in_prices() {
+    let dir = tempfile::tempdir().unwrap();
+    let prices = dir.path().join("prices.json");
+    std::fs::write(&prices, r#"{"glm-4.6": {"input": 0.6, "output": 2.2}}"#).unwrap();
+    let mut costs = Vec::new();
+    for file in [None, Some(prices.clone())] {
+        let mut app = TestApp::spawn_with(|a| a.price_table = file).await;
+        send_otlp(&app, "gemini-cli-logs.json").await;
+        send_otlp(&app, "codex-logs.json").await;
+        let gemini = app.session("8b28e113-8afe-400b-887c-f4b597e77315").await;
+        let codex = app.session("01a1f86d-6000-751f-9f76-437310bf50d4").await;
+        for s in [&gemini, &codex] {
+            assert!(s["cost_usd"].as_f64().unwrap() > 0.0, "{s}");
+            assert_eq!(s["cost_estimated"], true);
+        }
+        costs.push((gemini["cost_usd"].clone(), codex["cost_usd"].clone()));
+        app.stop().await;
+    }
+    assert_eq!(costs[0], costs[1]);
+}
