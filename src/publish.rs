@@ -11,7 +11,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, mpsc, watch};
 
-use crate::github::app::{CommentOutcome, FilePatch, GithubApp};
+use crate::github::app::{CommentOutcome, FilePatch, GithubApp, GithubError};
 use crate::graph::linker::{self, Stale};
 use crate::ids::{PrNumber, RepoName};
 use crate::impact::ReportContext;
@@ -196,8 +196,9 @@ async fn run_due(
                 done += 1;
             }
             Err(e) => {
-                tracing::warn!(repo = d.repo, number = d.number, error = %e, "publishing the report failed; retrying later");
-                tx.defer_report(&d.repo, d.number, now + RETRY_AFTER.as_nanos() as i64)
+                let wait = retry_wait(&e);
+                tracing::warn!(repo = d.repo, number = d.number, error = %e, retry_in_secs = wait.as_secs(), "publishing the report failed; retrying later");
+                tx.defer_report(&d.repo, d.number, now + wait.as_nanos() as i64)
                     .await?;
             }
         }
@@ -210,6 +211,19 @@ async fn run_due(
         done,
         next.map(|n| Duration::from_nanos((n - now_ns()).max(0) as u64)),
     ))
+}
+
+/// How long to wait before trying a failed publication again: the pause GitHub asked
+/// for when it rate-limited the App (its reset or `retry-after`), else [`RETRY_AFTER`].
+fn retry_wait(e: &anyhow::Error) -> Duration {
+    e.chain()
+        .find_map(|c| match c.downcast_ref::<GithubError>() {
+            Some(GithubError::RateLimited { wait_secs, .. }) => {
+                Some(Duration::from_secs((*wait_secs).max(1)))
+            }
+            _ => None,
+        })
+        .unwrap_or(RETRY_AFTER)
 }
 
 fn files_json(files: &[FilePatch]) -> String {
