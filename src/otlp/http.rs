@@ -4,6 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use opentelemetry_proto::tonic::collector::logs::v1::{
@@ -104,12 +105,33 @@ impl OtlpError {
     }
 }
 
-/// Checks auth, content type and encoding, and returns the raw (inflated) payload.
+/// Checks auth, content type and encoding, and returns the raw (inflated) payload. A
+/// body that could not be read (over the size limit) is answered as every OTLP error:
+/// a `google.rpc.Status` in the request's encoding.
 fn accept(
     state: &HttpState,
     headers: &HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<(Encoding, Vec<u8>), OtlpError> {
+    let body = body.map_err(|r| {
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("application/json"));
+        let status = r.status();
+        OtlpError {
+            status,
+            encoding: if json { Encoding::Json } else { Encoding::Protobuf },
+            message: if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!(
+                    "the request body exceeds the limit of {} bytes (--max-body-bytes); send smaller batches",
+                    state.max_body_bytes
+                )
+            } else {
+                format!("the request body could not be read: {}", r.body_text())
+            },
+        }
+    })?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -186,7 +208,11 @@ fn partial(o: &Outcome) -> bool {
     o.rejected > 0 || !o.message.is_empty()
 }
 
-pub async fn traces(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn traces(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let run = async {
         let (encoding, payload) = accept(&state, &headers, body)?;
         let req: ExportTraceServiceRequest =
@@ -210,7 +236,11 @@ pub async fn traces(State(state): State<HttpState>, headers: HeaderMap, body: By
         .unwrap_or_else(|e| refuse(&state, Signal::Traces, e))
 }
 
-pub async fn metrics(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn metrics(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let run = async {
         let (encoding, payload) = accept(&state, &headers, body)?;
         let req: ExportMetricsServiceRequest =
@@ -234,7 +264,11 @@ pub async fn metrics(State(state): State<HttpState>, headers: HeaderMap, body: B
         .unwrap_or_else(|e| refuse(&state, Signal::Metrics, e))
 }
 
-pub async fn logs(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn logs(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let run = async {
         let (encoding, payload) = accept(&state, &headers, body)?;
         let req: ExportLogsServiceRequest = decode(&payload, encoding, "ExportLogsServiceRequest")

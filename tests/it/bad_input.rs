@@ -217,6 +217,26 @@ async fn oversized_bodies_are_413_compressed_or_inflated() {
         .post("/v1/traces", "application/x-protobuf", body.clone(), &[])
         .await;
     assert_eq!(resp.status(), 413);
+    // Answered as every OTLP error: a google.rpc.Status in the request's encoding.
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/x-protobuf",
+        "not axum's text/plain"
+    );
+    let status = tracelink::otlp::status::RpcStatus::decode(resp.bytes().await.unwrap()).unwrap();
+    assert!(
+        status.message.contains("limit of 4096 bytes"),
+        "{}",
+        status.message
+    );
+    let big_json =
+        serde_json::to_vec(&json!({"resourceSpans": [], "pad": "x".repeat(8192)})).unwrap();
+    let resp = app
+        .post("/v1/traces", "application/json", big_json, &[])
+        .await;
+    let (code, msg) = error_of(resp).await;
+    assert_eq!(code, 413);
+    assert!(msg.contains("limit of 4096 bytes"), "{msg}");
     // A small gzip body that inflates past the limit (a zip bomb) is refused too.
     use std::io::Write;
     let bomb = json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
