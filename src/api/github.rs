@@ -1,11 +1,11 @@
 //! The GitHub side of the graph as JSON: a commit with everything linked to it, a pull
 //! request with its commits, and failed webhook deliveries.
 
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiState, Params, Query};
 use crate::ids::{CommitSha, PrNumber, RepoName, encode_hex};
 use crate::store::nodes::CommitDetail;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -125,7 +125,7 @@ fn repo_of(owner: &str, name: &str) -> Result<RepoName, ApiError> {
 
 pub async fn commit(
     State(state): State<ApiState>,
-    Path((owner, repo, sha)): Path<(String, String, String)>,
+    Params((owner, repo, sha)): Params<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let sha =
         CommitSha::parse(&sha).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
@@ -161,7 +161,7 @@ pub async fn commit(
 
 pub async fn pull_request(
     State(state): State<ApiState>,
-    Path((owner, repo, number)): Path<(String, String, i64)>,
+    Params((owner, repo, number)): Params<(String, String, i64)>,
 ) -> Result<Response, ApiError> {
     let repo = repo_of(&owner, &repo)?;
     let r = repo.as_str();
@@ -236,7 +236,7 @@ pub struct ReportParams {
 /// `GET /api/v1/repos/{owner}/{repo}/pulls/{number}/report?format=json|markdown`.
 pub async fn pull_report(
     State(state): State<ApiState>,
-    Path((owner, repo, number)): Path<(String, String, i64)>,
+    Params((owner, repo, number)): Params<(String, String, i64)>,
     Query(p): Query<ReportParams>,
 ) -> Result<Response, ApiError> {
     let repo = repo_of(&owner, &repo)?;
@@ -287,7 +287,7 @@ pub struct DoraParams {
 /// split by agent involvement (defaults: production, the last 30 days).
 pub async fn dora(
     State(state): State<ApiState>,
-    Path((owner, repo)): Path<(String, String)>,
+    Params((owner, repo)): Params<(String, String)>,
     Query(p): Query<DoraParams>,
 ) -> Result<Response, ApiError> {
     let time = |name: &str, v: &Option<String>, default: i64| -> Result<i64, ApiError> {

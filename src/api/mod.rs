@@ -7,7 +7,8 @@ pub mod records;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -35,6 +36,43 @@ pub struct ApiState {
 
 /// A JSON error: `{"error": "..."}` with a status.
 pub struct ApiError(pub StatusCode, pub String);
+
+/// A query string read as `T`; an unreadable one is a JSON 400 naming the parameter,
+/// like every other API error (axum's own answer is text/plain).
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))
+    }
+}
+
+/// Path parameters read as `T`; an unreadable one (`/pulls/abc`) is a JSON 400.
+pub struct Params<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Params<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Params(p.0))
+            .map_err(|e| ApiError(e.status(), e.body_text()))
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -74,7 +112,7 @@ struct SessionDetail {
 
 pub async fn session(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    Params(id): Params<String>,
 ) -> Result<Response, ApiError> {
     match state.db.session(&id).await? {
         Some(s) => {

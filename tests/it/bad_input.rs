@@ -554,3 +554,26 @@ async fn an_upload_context_with_trailing_data_is_400() {
     assert_eq!(app.count("ci_uploads").await, 0);
     app.stop().await;
 }
+
+/// Every API error is JSON naming the problem, also for an unreadable query or path.
+#[tokio::test]
+async fn unreadable_query_and_path_parameters_are_json_400() {
+    let mut app = TestApp::spawn().await;
+    for path in [
+        "/api/v1/sessions?limit=abc",
+        "/api/v1/deliveries?limit=-1x",
+        "/api/v1/repos/acme/widgets/pulls/abc/report",
+        "/api/v1/repos/acme/widgets/pulls/abc",
+    ] {
+        let (status, body) = app.get_json(path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        let msg = body["error"].as_str().unwrap_or_default();
+        assert!(
+            !msg.is_empty(),
+            "{path}: a JSON error naming the problem: {body}"
+        );
+    }
+    let (_, body) = app.get_json("/api/v1/sessions?limit=abc").await;
+    assert!(body["error"].as_str().unwrap().contains("limit"), "{body}");
+    app.stop().await;
+}
