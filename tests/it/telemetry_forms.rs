@@ -113,6 +113,13 @@ async fn claude_code_names_its_commits_in_every_form_it_sends() {
     assert_eq!(linked(&app, FULL).await, event("claude-head"));
     let s = app.session("claude-head").await;
     assert_eq!(s["repository"], "acme/widgets", "{s}");
+    // What the tool ran is read, never stored.
+    let stored = app.dump("log_events", &[]).await.join("\n");
+    assert!(
+        !stored.contains("git commit"),
+        "no command line is kept: {stored}"
+    );
+    assert!(!stored.contains("bash_command"), "{stored}");
 
     // A HEAD on a tool that did not commit is where the session stands, not evidence.
     let params = json!({"stringValue": json!({"bash_command": "cargo test"}).to_string()});
@@ -128,6 +135,12 @@ async fn claude_code_names_its_commits_in_every_form_it_sends() {
     )
     .await;
     assert_eq!(linked(&app, FULL).await, event("claude-head"));
+    // What the tools ran is read, never stored (the JSON string form included).
+    let stored = app.dump("log_events", &[]).await.join("\n");
+    assert_eq!(app.count("log_events").await, 2, "both events kept");
+    for command in ["git commit", "cargo test", "bash_command"] {
+        assert!(!stored.contains(command), "{command} is not kept: {stored}");
+    }
     app.stop().await;
 }
 

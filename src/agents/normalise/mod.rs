@@ -53,6 +53,13 @@ const CONTENT_KEYS: &[&str] = &[
     "tool.input",
     "tool.output",
     "tool_input",
+    // Claude Code's tool details (OTEL_LOG_TOOL_DETAILS): shell commands and arguments;
+    // the commit id and file paths they yield are read at ingest, never kept.
+    "tool_parameters",
+    "bash_command",
+    "command",
+    "tool_output",
+    "tool_result",
     "output",
     "arguments",
     "function_args",
