@@ -11,6 +11,10 @@
 //! | [`Format::GoCover`] | [`gocover`] | `go test -coverprofile` |
 //! | [`Format::Junit`] | [`junit`] | pytest, jest-junit, cargo-nextest, Maven Surefire, mocha |
 //!
+//! And two formats of line records — which lines of a commit an agent wrote — read by
+//! [`lines`]: [`Format::GitAi`] (git-ai's authorship notes) and [`Format::AgentTrace`]
+//! (Cursor's Agent Trace).
+//!
 //! The format is [`detect`]ed from the first bytes of the content, never from the file
 //! name. Paths come out of [`parse`] as the report wrote them (Cobertura's `<source>`
 //! already joined on); [`paths`] turns them into repository-relative paths and says which
@@ -30,6 +34,7 @@ pub mod gocover;
 pub mod jacoco;
 pub mod junit;
 pub mod lcov;
+pub mod lines;
 pub mod oidc;
 pub mod paths;
 pub mod upload;
@@ -47,16 +52,25 @@ pub enum Format {
     Jacoco,
     GoCover,
     Junit,
+    /// A git-ai authorship note behind its `git-ai-note <sha>` line ([`lines`]).
+    GitAi,
+    /// Cursor's Agent Trace records ([`lines`]).
+    AgentTrace,
 }
 
 impl Format {
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 7] = [
         Format::Lcov,
         Format::Cobertura,
         Format::Jacoco,
         Format::GoCover,
         Format::Junit,
+        Format::GitAi,
+        Format::AgentTrace,
     ];
+
+    /// The formats of line records rather than reports.
+    pub const LINE_RECORDS: [Format; 2] = [Format::GitAi, Format::AgentTrace];
 
     /// The name used in messages, the API and storage.
     pub fn as_str(self) -> &'static str {
@@ -66,6 +80,8 @@ impl Format {
             Format::Jacoco => "jacoco",
             Format::GoCover => "go",
             Format::Junit => "junit",
+            Format::GitAi => "git-ai",
+            Format::AgentTrace => "agent-trace",
         }
     }
 
@@ -258,6 +274,8 @@ pub fn normalise_test_files(
 pub enum Report {
     Coverage(LineCoverage),
     Tests(Vec<TestCase>),
+    /// Lines agents wrote, per commit and file.
+    Lines(Vec<lines::LineRecord>),
 }
 
 /// A report that cannot be read: which format, where, and why.
@@ -289,11 +307,14 @@ impl fmt::Display for ParseError {
 }
 
 /// Says which format a report is in from its first bytes (a few KB are plenty), or
-/// `None` when it is none of the five.
+/// `None` when it is none of the seven.
 pub fn detect(head: &[u8]) -> Option<Format> {
     let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
     let start = head.iter().position(|b| !b.is_ascii_whitespace())?;
     let head = &head[start..];
+    if let Some(f) = lines::detect(head) {
+        return Some(f);
+    }
     if head.starts_with(b"<") {
         return xml::detect_root(head);
     }
@@ -316,6 +337,8 @@ pub fn parse(reader: impl BufRead, format: Format) -> Result<Report, ParseError>
         Format::Jacoco => jacoco::parse(reader).map(Report::Coverage),
         Format::GoCover => gocover::parse(reader).map(Report::Coverage),
         Format::Junit => junit::parse(reader).map(Report::Tests),
+        Format::GitAi => lines::parse_git_ai(reader).map(Report::Lines),
+        Format::AgentTrace => lines::parse_agent_trace(reader).map(Report::Lines),
     }
 }
 

@@ -11,7 +11,7 @@
 //!    most [`MAX_FILES`] files. A missing or unreadable context → 400 naming the field;
 //!    a context for another repository than the credentials' → 401.
 //! 3. **Parse** each file (format detected from content; 422 naming the file when it is
-//!    none of the five, or naming file, format and line when it cannot be read), and
+//!    none of the seven, or naming file, format and line when it cannot be read), and
 //!    normalise its paths to the repository (unmatched paths are reported, not stored).
 //!    Nothing is stored unless every file reads.
 //! 4. **Store** through the single writer ([`crate::store::uploads`]), durable before the
@@ -20,6 +20,7 @@
 //!    test totals and unmatched paths; `stored`, `already_stored`), with a markdown
 //!    `summary` for the job's step summary and the run's `trace_id`.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use axum::Json;
@@ -37,6 +38,7 @@ use super::oidc::{self, AuthError, Principal};
 use crate::config::ServeArgs;
 use crate::ids::{PrNumber, RepoName};
 use crate::metrics::coverage::pct;
+use crate::store::line_records::LineRecordRow;
 use crate::store::uploads::{FileContent, TestCaseRow, UploadBatch, UploadFile};
 use crate::store::writer::{SubmitError, Work};
 
@@ -308,7 +310,7 @@ fn read_file(
     let head = &bytes[..bytes.len().min(8192)];
     let Some(format) = super::detect(head) else {
         return Err(unprocessable(json!({
-            "error": format!("{name}: format not recognised (tracelink reads lcov, Cobertura XML, JaCoCo XML, Go coverprofiles and JUnit XML)"),
+            "error": format!("{name}: format not recognised (tracelink reads lcov, Cobertura XML, JaCoCo XML, Go coverprofiles, JUnit XML, git-ai notes behind a `git-ai-note <sha>` line and Agent Trace JSON)"),
             "file": name,
         })));
     };
@@ -331,6 +333,10 @@ fn read_file(
                 FileContent::Tests(t.into_iter().map(test_row).collect()),
                 unmatched,
             )
+        }
+        Report::Lines(records) => {
+            let (records, unmatched) = super::lines::normalise_paths(records, repo, workspace);
+            (FileContent::Lines(line_rows(records)), unmatched)
         }
     };
     let digest = crate::ids::encode_hex(&Sha256::digest(bytes));
@@ -370,6 +376,37 @@ fn coverage_rows(c: &super::LineCoverage) -> FileContent {
             })
             .collect(),
     }
+}
+
+/// Line records as the store keeps them: one row per (commit, path, agent, model), the
+/// lines of every session merged.
+fn line_rows(records: Vec<super::lines::LineRecord>) -> Vec<LineRecordRow> {
+    type Key = (String, String, String, String);
+    let mut rows: BTreeMap<Key, (BTreeSet<String>, BTreeSet<u32>)> = BTreeMap::new();
+    for r in records {
+        let e = rows
+            .entry((
+                r.commit.clone(),
+                r.path.clone(),
+                r.agent.clone(),
+                r.model.clone().unwrap_or_default(),
+            ))
+            .or_default();
+        e.0.extend(r.session.clone());
+        e.1.extend(r.lines());
+    }
+    rows.into_iter()
+        .map(
+            |((sha, path, agent, model), (sessions, lines))| LineRecordRow {
+                sha,
+                path,
+                agent,
+                model,
+                sessions: sessions.into_iter().collect(),
+                lines: lines.into_iter().collect(),
+            },
+        )
+        .collect()
 }
 
 fn test_row(t: super::TestCase) -> TestCaseRow {
@@ -412,6 +449,18 @@ fn file_view(f: &UploadFile, unmatched: &[String]) -> Value {
                 });
             v["tests"] = json!({"passed": passed, "failed": failed, "skipped": skipped});
         }
+        FileContent::Lines(rows) => {
+            let commits: BTreeSet<&str> = rows.iter().map(|r| r.sha.as_str()).collect();
+            let files: BTreeSet<(&str, &str)> = rows
+                .iter()
+                .map(|r| (r.sha.as_str(), r.path.as_str()))
+                .collect();
+            v["line_records"] = json!({
+                "commits": commits.len(),
+                "files": files.len(),
+                "agent_lines": rows.iter().map(|r| r.lines.len()).sum::<usize>(),
+            });
+        }
     }
     v
 }
@@ -430,6 +479,11 @@ fn summary_markdown(b: &UploadBatch, files: &[Value], trace_id: &str) -> String 
                 ),
                 None => "no coverable lines".to_string(),
             }
+        } else if let Some(l) = f.get("line_records") {
+            format!(
+                "agent-written lines: {} in {} files of {} commits",
+                l["agent_lines"], l["files"], l["commits"]
+            )
         } else if let Some(t) = f.get("tests") {
             format!(
                 "{} passed, {} failed, {} skipped",

@@ -5,6 +5,7 @@
 
 pub mod ci;
 pub mod dora;
+pub mod lines;
 pub mod pull;
 pub mod session;
 

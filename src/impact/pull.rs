@@ -12,6 +12,7 @@ use crate::graph::links::{Evidence, SessionLink};
 use crate::graph::neighbourhood::Ancestry;
 use crate::ids::{PrNumber, RepoName, node};
 use crate::metrics::cost;
+use crate::metrics::line_records::Contents;
 use crate::metrics::model::{IncidentSummary, PrReport, SessionSummary, Totals};
 use crate::metrics::pull::{self as maths, PatchFile, parse_patch};
 use crate::metrics::sessions;
@@ -64,8 +65,13 @@ pub async fn build(
     // Commits.
     let records = db.commits(repo, &shas).await?;
     let trailer_agents = db.commit_agents(repo, &shas).await?;
-    let (commits, agent_commits) =
+    let (mut commits, agent_commits) =
         maths::commits(&shas, records, &trailer_agents, &links, &session_agents);
+    // Line records decide the lines of the commits they cover.
+    let recorded = super::lines::recorded(db, repo, &shas).await?;
+    for c in commits.iter_mut() {
+        c.line_records = recorded.get(&c.sha).map(|r| r.summary.clone());
+    }
     totals.commits = commits.len();
     totals.agent_commits = agent_commits.len();
 
@@ -76,16 +82,27 @@ pub async fn build(
         .and_then(|p| parse_patch(&p))
     {
         Some(files) => {
-            let (linked, marked): (BTreeSet<String>, BTreeSet<String>) =
-                agent_commits.iter().cloned().partition(|sha| {
+            let (linked, marked): (BTreeSet<String>, BTreeSet<String>) = agent_commits
+                .iter()
+                .filter(|sha| !recorded.contains_key(*sha))
+                .cloned()
+                .partition(|sha| {
                     commits
                         .iter()
                         .any(|c| &c.sha == sha && !c.sessions.is_empty())
                 });
+            let by_records = (!recorded.is_empty()).then(|| {
+                let mut contents = Contents::default();
+                for r in recorded.values() {
+                    contents.add(r.lines.contents.clone());
+                }
+                (recorded.len(), contents)
+            });
             let l = maths::line_share(
                 &files,
                 &agent_patches(db, repo, &linked).await?,
                 &agent_patches(db, repo, &marked).await?,
+                by_records,
             );
             (Some(l.share), l.added, l.agent_added)
         }

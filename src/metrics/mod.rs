@@ -7,6 +7,7 @@ pub mod cost;
 pub mod coverage;
 pub mod diff;
 pub mod dora;
+pub mod line_records;
 pub mod model;
 pub mod pull;
 pub mod sessions;

@@ -94,18 +94,50 @@ pub struct CommitSummary {
     /// Agents of the sessions linked to it.
     pub session_agents: Vec<String>,
     pub sessions: Vec<String>,
+    /// What line records (git-ai notes, Agent Trace) say of its added lines, when there
+    /// are any for it or for the commits it stands for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line_records: Option<CommitLineRecords>,
+}
+
+/// A commit's added lines and those line records say agents wrote (evidence `lines`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CommitLineRecords {
+    /// Always `lines`: the evidence class of line records.
+    pub evidence: &'static str,
+    pub added: u64,
+    pub agent_added: u64,
+    /// Agents the records name.
+    pub agents: Vec<String>,
+    /// When the records are those of the commits it stands for (a squash or merge
+    /// result, a rebased copy), their SHAs; empty for its own records.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub carried_from: Vec<String>,
+}
+
+/// The part of the line share line records decided.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LineRecordShare {
+    /// The PR's commits with line records (their own or carried).
+    pub commits: usize,
+    /// Added lines of the PR diff attributed to agents by line records; in `agent_added`.
+    pub agent_added: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LineShare {
     pub added: u64,
     pub removed: u64,
-    /// Added lines that a session-linked commit of the PR added.
+    /// Added lines that a session-linked commit of the PR added, or that line records
+    /// say an agent wrote.
     pub agent_added: u64,
     pub agent_share: f64,
     /// Added lines of commits an agent trailer marks but no session is linked to:
     /// marked as agent-written, with no telemetry; not in `agent_added`.
     pub trailer_only_added: u64,
+    /// Present when some commits have line records: they decide those commits' lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line_records: Option<LineRecordShare>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

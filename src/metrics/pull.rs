@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::diff;
+use super::line_records::Contents;
 use super::model::*;
 use super::sessions::{SessionView, TokenView};
 use crate::graph::links::SessionLink;
@@ -69,14 +70,19 @@ fn added_by(commits: &[Vec<PatchFile>]) -> HashMap<&str, HashSet<&str>> {
 }
 
 /// The agent share of the PR diff's added lines, given the patches of its session-linked
-/// commits, and apart the lines of its trailer-only commits.
+/// commits, and apart the lines of its trailer-only commits. `recorded`: how many commits
+/// have line records, and the contents of the lines they say agents wrote
+/// ([`super::line_records`]); those commits are in neither list.
 pub fn line_share(
     pr: &[PatchFile],
     session_commits: &[Vec<PatchFile>],
     trailer_only_commits: &[Vec<PatchFile>],
+    recorded: Option<(usize, Contents)>,
 ) -> Lines {
     let by_agents = added_by(session_commits);
     let by_trailers = added_by(trailer_only_commits);
+    let (record_commits, mut by_records) = recorded.unzip();
+    let mut record_added = 0u64;
     let (mut added, mut removed, mut agent_added, mut trailer_only) = (0u64, 0u64, 0u64, 0u64);
     let (mut pr_lines, mut agent_lines): (AddedLines, AddedLines) = (Vec::new(), Vec::new());
     for f in pr {
@@ -87,7 +93,14 @@ pub fn line_share(
         let set = by_agents.get(f.filename.as_str());
         let agents: Vec<u32> = lines
             .iter()
-            .filter(|l| set.is_some_and(|s| s.contains(l.text)))
+            .filter(|l| {
+                set.is_some_and(|s| s.contains(l.text))
+                    || by_records.as_mut().is_some_and(|r| {
+                        let taken = r.take(&f.filename, l.text);
+                        record_added += u64::from(taken);
+                        taken
+                    })
+            })
             .map(|l| l.number)
             .collect();
         let marked = by_trailers.get(f.filename.as_str());
@@ -115,6 +128,10 @@ pub fn line_share(
                 ((agent_added as f64 / added as f64) * 1000.0).round() / 1000.0
             },
             trailer_only_added: trailer_only,
+            line_records: record_commits.map(|commits| LineRecordShare {
+                commits,
+                agent_added: record_added,
+            }),
         },
         added: pr_lines,
         agent_added: agent_lines,
@@ -238,6 +255,7 @@ pub fn commits(
             agents,
             session_agents: by_sessions,
             sessions,
+            line_records: None,
         });
     }
     (out, assisted_set)
@@ -354,18 +372,48 @@ mod tests {
     fn line_share_counts_added_lines_an_agent_commit_also_added() {
         let pr = vec![file("a.rs", "@@ -0,0 +1,3 @@\n+one\n+two\n+three\n", 3)];
         let agent = vec![vec![file("a.rs", "@@ -0,0 +1,1 @@\n+two\n", 1)]];
-        let l = line_share(&pr, &agent, &[]);
+        let l = line_share(&pr, &agent, &[], None);
         assert_eq!((l.share.added, l.share.agent_added), (3, 1));
         assert_eq!(l.share.agent_share, 0.333);
         assert_eq!(l.agent_added, vec![("a.rs".to_string(), vec![2])]);
         assert_eq!(l.added, vec![("a.rs".to_string(), vec![1, 2, 3])]);
         // The same content in another file is not the agent's.
         let other = vec![vec![file("b.rs", "@@ -0,0 +1,1 @@\n+two\n", 1)]];
-        assert_eq!(line_share(&pr, &other, &[]).share.agent_added, 0);
+        assert_eq!(line_share(&pr, &other, &[], None).share.agent_added, 0);
         // A trailer-only commit's lines are counted apart, never as the agents'.
         let marked = vec![vec![file("a.rs", "@@ -0,0 +1,2 @@\n+one\n+two\n", 2)]];
-        let l = line_share(&pr, &agent, &marked);
+        let l = line_share(&pr, &agent, &marked, None);
         assert_eq!((l.share.agent_added, l.share.trailer_only_added), (1, 1));
+    }
+
+    #[test]
+    fn line_records_decide_their_commits_lines_and_others_keep_the_commit_rule() {
+        let pr = vec![
+            file("a.rs", "@@ -0,0 +1,3 @@\n+agent\n+human\n+agent\n", 3),
+            file("b.rs", "@@ -0,0 +1,1 @@\n+linked\n", 1),
+        ];
+        let linked = vec![vec![file("b.rs", "@@ -0,0 +1,1 @@\n+linked\n", 1)]];
+        // The records name one `agent` line: only one of the two identical lines counts.
+        let mut recorded = Contents::default();
+        recorded
+            .0
+            .entry("a.rs".into())
+            .or_default()
+            .insert("agent".into(), 1);
+        let l = line_share(&pr, &linked, &[], Some((1, recorded)));
+        assert_eq!((l.share.added, l.share.agent_added), (4, 2));
+        assert_eq!(
+            l.share.line_records,
+            Some(LineRecordShare {
+                commits: 1,
+                agent_added: 1
+            })
+        );
+        assert_eq!(
+            l.agent_added,
+            vec![("a.rs".to_string(), vec![1]), ("b.rs".to_string(), vec![1])]
+        );
+        assert_eq!(line_share(&pr, &linked, &[], None).share.line_records, None);
     }
 
     fn run(kind: &str, id: i64, attempt: i64, status: &str, conclusion: Option<&str>) -> RunRecord {

@@ -437,9 +437,18 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
         } else {
             String::new()
         };
+        let recorded = match &l.line_records {
+            Some(r) => format!(
+                " · {} by line records ({} commit{})",
+                r.agent_added,
+                r.commits,
+                if r.commits == 1 { "" } else { "s" }
+            ),
+            None => String::new(),
+        };
         let _ = writeln!(
             o,
-            "| Lines | +{} / −{} · {} added by agents ({:.0}%){marked} |",
+            "| Lines | +{} / −{} · {} added by agents ({:.0}%){recorded}{marked} |",
             l.added,
             l.removed,
             l.agent_added,
@@ -596,6 +605,25 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
             }
             for a in c.agents.iter().filter(|a| !c.session_agents.contains(a)) {
                 agents.push(format!("{} (trailer, no telemetry)", agent_name(a)));
+            }
+            if let Some(r) = &c.line_records {
+                agents.push(format!(
+                    "{} of {} added lines by agents (line records{})",
+                    r.agent_added,
+                    r.added,
+                    if r.carried_from.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " of {}",
+                            r.carried_from
+                                .iter()
+                                .map(|s| short(s))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }
+                ));
             }
             let _ = writeln!(
                 o,
@@ -789,6 +817,7 @@ mod tests {
                 agents: vec![],
                 session_agents: vec!["claude-code".into()],
                 sessions: sessions.iter().map(|s| s.session_id.clone()).collect(),
+                line_records: None,
             }],
             sessions,
             commit_list: CommitSource::Ancestry,

@@ -23,6 +23,7 @@ pub mod deliveries;
 pub mod dora;
 pub mod github;
 pub mod graph;
+pub mod line_records;
 pub mod links;
 pub mod models;
 pub mod nodes;

@@ -42,6 +42,7 @@ pub const TABLES: &[&str] = &[
     "ci_uploads",
     "ci_coverage",
     "ci_test_cases",
+    "line_records",
 ];
 
 fn known(table: &str) -> Result<&'static str> {

@@ -28,6 +28,8 @@ pub enum FileContent {
         files: Vec<(String, Vec<u32>, Vec<u32>)>,
     },
     Tests(Vec<TestCaseRow>),
+    /// Line records (git-ai notes, Agent Trace): agent-written lines per commit and file.
+    Lines(Vec<super::line_records::LineRecordRow>),
 }
 
 /// One test case of a JUnit report, in report order.
@@ -93,6 +95,7 @@ pub(super) async fn write(conn: &mut SqliteConnection, u: &UploadBatch) -> Resul
                 let (p, fl, s) = test_counts(t);
                 (None, None, Some(p), Some(fl), Some(s))
             }
+            FileContent::Lines(_) => (None, None, None, None, None),
         };
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO ci_uploads (repo, sha, ref, run_id, attempt, job, pr_number, flags, file_name, \
@@ -128,6 +131,9 @@ pub(super) async fn write(conn: &mut SqliteConnection, u: &UploadBatch) -> Resul
         match &f.content {
             FileContent::Coverage { files, .. } => write_coverage(conn, id, files).await?,
             FileContent::Tests(t) => write_tests(conn, id, t).await?,
+            FileContent::Lines(rows) => {
+                super::line_records::write(conn, &u.repo, f.format, id, rows, u.received_ns).await?
+            }
         }
         let from = format!("upload:{id}");
         let run = node::run("workflow_run", u.run_id, u.attempt);
@@ -241,12 +247,13 @@ pub struct AncestorRow {
 }
 
 impl Db {
-    /// The coverage uploads (`tests` false) or test uploads (`tests` true) of a commit.
+    /// The coverage uploads (`tests` false) or test uploads (`tests` true) of a commit
+    /// (line records are neither).
     pub async fn uploads(&self, repo: &str, sha: &str, tests: bool) -> Result<Vec<StoredUpload>> {
         let sql = if tests {
             "SELECT id, run_id, attempt, ref, flags FROM ci_uploads WHERE repo = ? AND sha = ? AND format = 'junit' ORDER BY id"
         } else {
-            "SELECT id, run_id, attempt, ref, flags FROM ci_uploads WHERE repo = ? AND sha = ? AND format <> 'junit' ORDER BY id"
+            "SELECT id, run_id, attempt, ref, flags FROM ci_uploads WHERE repo = ? AND sha = ? AND format NOT IN ('junit', 'git-ai', 'agent-trace') ORDER BY id"
         };
         let rows: Vec<(i64, i64, i64, String, String)> = sqlx::query_as(sql)
             .bind(repo)
@@ -343,7 +350,7 @@ impl Db {
                WHERE depth > 0 AND substr(key, 1, length(?3)) = ?3 GROUP BY key \
              ) \
              SELECT n.sha, n.depth, \
-               EXISTS (SELECT 1 FROM ci_uploads u WHERE u.repo = ?4 AND u.sha = n.sha AND u.format <> 'junit'), \
+               EXISTS (SELECT 1 FROM ci_uploads u WHERE u.repo = ?4 AND u.sha = n.sha AND u.format NOT IN ('junit', 'git-ai', 'agent-trace')), \
                EXISTS (SELECT 1 FROM commit_refs r WHERE r.repo = ?4 AND r.sha = n.sha AND r.ref = ?5) \
                  OR EXISTS (SELECT 1 FROM ci_uploads u WHERE u.repo = ?4 AND u.sha = n.sha AND u.ref = ?5) \
              FROM nearest n ORDER BY n.depth, n.sha",

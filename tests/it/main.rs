@@ -14,6 +14,7 @@ mod github_app;
 mod histories;
 mod hook;
 mod layout;
+mod line_records;
 mod links;
 mod orders;
 mod publish;

@@ -1,0 +1,120 @@
+//! Line records (`migrations/0008_line_records.sql`): which lines of a commit agents
+//! wrote, as uploaded git-ai notes and Agent Trace documents say, stored by the single
+//! writer inside an upload's transaction and read back by the reports.
+//!
+//! Rows are keyed by (repository, commit, path, agent, model); a file's lines are kept as
+//! ascending ranges ([`encode_lines`]). A new upload of a commit's records from one source
+//! replaces that source's rows of the commit, so the newest note wins and the same one
+//! sent again changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sqlx::SqliteConnection;
+
+use super::{Db, Result};
+use crate::facts::{decode_lines, encode_lines};
+
+/// One stored row to write: a file's agent-written lines of one commit, by one agent and
+/// model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineRecordRow {
+    pub sha: String,
+    pub path: String,
+    pub agent: String,
+    /// `""` when the document names no model.
+    pub model: String,
+    /// Sorted, distinct.
+    pub sessions: Vec<String>,
+    /// Ascending, distinct.
+    pub lines: Vec<u32>,
+}
+
+/// Writes an upload's line records (inside the writer's transaction): for each commit
+/// named, the rows of `source` are replaced by these.
+pub(super) async fn write(
+    conn: &mut SqliteConnection,
+    repo: &str,
+    source: &str,
+    upload_id: i64,
+    rows: &[LineRecordRow],
+    received_ns: i64,
+) -> Result<()> {
+    let commits: BTreeSet<&str> = rows.iter().map(|r| r.sha.as_str()).collect();
+    for sha in commits {
+        sqlx::query("DELETE FROM line_records WHERE repo = ? AND sha = ? AND source = ?")
+            .bind(repo)
+            .bind(sha)
+            .bind(source)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for r in rows {
+        // Another source's row for the same key gives way: the newest upload wins.
+        sqlx::query(
+            "INSERT INTO line_records (repo, sha, path, agent, model, source, sessions, lines, \
+             upload_id, received_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (repo, sha, path, agent, model) DO UPDATE SET source = excluded.source, \
+             sessions = excluded.sessions, lines = excluded.lines, upload_id = excluded.upload_id, \
+             received_ns = excluded.received_ns",
+        )
+        .bind(repo)
+        .bind(&r.sha)
+        .bind(&r.path)
+        .bind(&r.agent)
+        .bind(&r.model)
+        .bind(source)
+        .bind(r.sessions.join(","))
+        .bind(encode_lines(r.lines.iter().copied()))
+        .bind(upload_id)
+        .bind(received_ns)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The agent-written lines of one commit: path → line numbers (ascending, every agent's),
+/// and the agents named.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommitLines {
+    pub files: BTreeMap<String, Vec<u32>>,
+    pub agents: Vec<String>,
+}
+
+impl Db {
+    /// The line records of these commits of `repo`: SHA → its agent-written lines.
+    /// Commits without records are absent.
+    pub async fn line_records(
+        &self,
+        repo: &str,
+        shas: &[String],
+    ) -> Result<BTreeMap<String, CommitLines>> {
+        let mut out: BTreeMap<String, CommitLines> = BTreeMap::new();
+        for sha in shas {
+            let rows: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT path, agent, lines FROM line_records WHERE repo = ? AND sha = ? \
+                 ORDER BY path, agent, model",
+            )
+            .bind(repo)
+            .bind(sha)
+            .fetch_all(&self.pool)
+            .await?;
+            if rows.is_empty() {
+                continue;
+            }
+            let c = out.entry(sha.clone()).or_default();
+            for (path, agent, lines) in rows {
+                let l = c.files.entry(path).or_default();
+                decode_lines(&lines, l);
+                c.agents.push(agent);
+            }
+            for l in c.files.values_mut() {
+                l.sort_unstable();
+                l.dedup();
+            }
+            c.agents.sort();
+            c.agents.dedup();
+        }
+        Ok(out)
+    }
+}
