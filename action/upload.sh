@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # tracelink's GitHub Action (action.yml runs this): uploads a job's coverage and test
-# reports to tracelink, writes tracelink's summary to $GITHUB_STEP_SUMMARY, sets the
+# reports (and line records: git-ai notes from refs/notes/ai, Agent Trace files) to tracelink, writes tracelink's summary to $GITHUB_STEP_SUMMARY, sets the
 # `trace-id` output and exports TRACEPARENT for later steps.
 #
-# Inputs come as INPUT_URL, INPUT_FILES, INPUT_FLAGS, INPUT_TOKEN, INPUT_AUDIENCE and
-# INPUT_FAIL_ON_ERROR; the run's context from the GITHUB_* variables and the event payload
+# Inputs come as INPUT_URL, INPUT_FILES, INPUT_FLAGS, INPUT_TOKEN, INPUT_AUDIENCE,
+# INPUT_GIT_AI_NOTES and INPUT_FAIL_ON_ERROR; the run's context from the GITHUB_* variables and the event payload
 # ($GITHUB_EVENT_PATH). Needs bash, curl and sha256sum (or shasum); reads JSON with jq,
 # else python3. Unless fail-on-error is true, a failed upload is a warning and the step
 # succeeds: tracelink being down never fails the build.
@@ -201,7 +201,45 @@ else
     files+=("$f")
   done < <(find . \( -name node_modules -o -name .git \) -prune -o -type f \
     \( -name lcov.info -o -name coverage.xml -o -name cobertura.xml -o -name jacoco.xml \
-    -o -name coverage.out -o -name 'junit*.xml' -o -name 'TEST-*.xml' \) -print | sort)
+    -o -name coverage.out -o -name 'junit*.xml' -o -name 'TEST-*.xml' \
+    -o -path ./.agent-trace/traces.jsonl \) -print | sort)
+fi
+
+# git-ai's line records: the notes under refs/notes/ai (actions/checkout does not fetch
+# them) of the pull request's commits (base..head; with a shallow checkout, the head
+# commit only) or of the pushed commits (before..after), each sent as git-ai/<sha>.txt
+# behind a first line `git-ai-note <sha>`. No notes ref on origin: nothing, silently.
+git_ai=${INPUT_GIT_AI_NOTES:-true}
+if [[ ${git_ai,,} == true ]] && command -v git >/dev/null 2>&1 &&
+  git rev-parse --git-dir >/dev/null 2>&1 &&
+  git ls-remote --exit-code origin refs/notes/ai >/dev/null 2>&1; then
+  if git fetch --quiet --no-tags origin '+refs/notes/ai:refs/notes/ai' 2>/dev/null; then
+    base=""
+    if [[ -n $event && -f $event ]]; then
+      base=$(json_field .pull_request.base.sha "$event") || base=""
+      [[ -n $base ]] || base=$(json_field .before "$event") || base=""
+    fi
+    commits=()
+    if [[ $base =~ ^[0-9a-fA-F]{40}$ && ! $base =~ ^0+$ ]]; then
+      while IFS= read -r c; do
+        commits+=("$c")
+      done < <(git rev-list --max-count=250 "$base..$sha" 2>/dev/null)
+    fi
+    ((${#commits[@]})) || commits=("$sha")
+    mkdir -p "$tmp/git-ai" || fail "cannot create a temporary directory"
+    notes=0
+    for c in "${commits[@]}"; do
+      if git notes --ref=ai show "$c" >"$tmp/git-ai/note" 2>/dev/null; then
+        { printf 'git-ai-note %s\n' "$c"; cat "$tmp/git-ai/note"; } >"$tmp/git-ai/$c.txt"
+        files+=("$tmp/git-ai/$c.txt")
+        notes=$((notes + 1))
+      fi
+    done
+    rm -f "$tmp/git-ai/note"
+    echo "tracelink: $notes git-ai note(s) among ${#commits[@]} commit(s)"
+  else
+    warn "origin has refs/notes/ai but fetching it failed: no git-ai line records sent"
+  fi
 fi
 ((${#files[@]})) || fail "no report files found in the workspace (set the files input)"
 
@@ -235,7 +273,9 @@ args=(-sS --max-time 300 --retry 2 --retry-delay 1 --retry-connrefused
   -H @"$tmp/headers" -o "$tmp/response.json" -w '%{http_code}'
   -F "context=@$(form_quote "$tmp/context.json");type=application/json")
 for f in "${files[@]}"; do
-  args+=(-F "file=@$(form_quote "$f");filename=$(form_quote "${f#./}")")
+  name=${f#./}
+  [[ $f == "$tmp"/git-ai/* ]] && name="git-ai/${f##*/}"
+  args+=(-F "file=@$(form_quote "$f");filename=$(form_quote "$name")")
 done
 echo "tracelink: uploading ${#files[@]} file(s) for $GITHUB_REPOSITORY@$sha: ${files[*]}"
 code=$(curl "${args[@]}" "$url/api/v1/ci/uploads") || fail "tracelink at $url could not be reached"

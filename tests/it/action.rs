@@ -424,3 +424,114 @@ async fn the_job_summary_shows_the_pull_request_and_deployments_are_reported() {
     );
     app.stop().await;
 }
+
+/// git-ai notes: the Action fetches origin's refs/notes/ai and sends the note of each of
+/// the pull request's commits that has one as `git-ai/<sha>.txt`; without the notes ref on
+/// origin it says nothing about them.
+#[tokio::test]
+async fn git_ai_notes_are_fetched_from_origin_and_sent_per_commit() {
+    let issuer = fake_issuer().await;
+    let mut app = app_with_issuer(&issuer).await;
+    let runner = Runner::new();
+    let ws = runner.file("ws");
+    let home = runner.dir.path().to_path_buf();
+    let git = |dir: &Path, args: &[&str]| -> String {
+        let out = std::process::Command::new("git")
+            .current_dir(dir)
+            .args(args)
+            .env("HOME", &home)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "Dev")
+            .env("GIT_AUTHOR_EMAIL", "dev@acme.example")
+            .env("GIT_COMMITTER_NAME", "Dev")
+            .env("GIT_COMMITTER_EMAIL", "dev@acme.example")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", text(&out));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let origin = runner.file("origin.git");
+    git(
+        runner.dir.path(),
+        &["init", "-q", "--bare", origin.to_str().unwrap()],
+    );
+    git(&ws, &["init", "-q", "-b", "retry"]);
+    git(&ws, &["add", "coverage.xml"]);
+    git(&ws, &["commit", "-q", "-m", "base"]);
+    let base = git(&ws, &["rev-parse", "HEAD"]);
+    std::fs::create_dir_all(ws.join("src")).unwrap();
+    std::fs::write(ws.join("src/lib.rs"), "a\nb\nc\nd\ne\n").unwrap();
+    git(&ws, &["add", "src/lib.rs"]);
+    git(&ws, &["commit", "-q", "-m", "agent and person"]);
+    let mixed = git(&ws, &["rev-parse", "HEAD"]);
+    std::fs::write(ws.join("src/more.rs"), "f\n").unwrap();
+    git(&ws, &["add", "src/more.rs"]);
+    git(&ws, &["commit", "-q", "-m", "no note"]);
+    let head = git(&ws, &["rev-parse", "HEAD"]);
+    git(&ws, &["remote", "add", "origin", origin.to_str().unwrap()]);
+    git(&ws, &["push", "-q", "origin", "retry"]);
+    let event = json!({
+        "action": "synchronize", "number": 7,
+        "pull_request": {"number": 7, "head": {"sha": head, "ref": "retry"},
+                         "base": {"sha": base, "ref": "main"}},
+        "repository": {"full_name": "Acme/Widgets"}
+    });
+    std::fs::write(runner.file("event.json"), event.to_string()).unwrap();
+    let inputs = [("URL", app.http.as_str()), ("TOKEN", STATIC_TOKEN)];
+
+    // No notes ref on origin: the reports go, and nothing is said about notes.
+    let out = runner.run(&inputs, &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains("git-ai"), "{}", text(&out));
+    assert!(!text(&out).contains("::warning"), "{}", text(&out));
+    assert_eq!(app.count("line_records").await, 0);
+
+    // git-ai's note on the mixed commit, pushed with the notes ref.
+    let note = runner.file("note.txt");
+    std::fs::write(
+        &note,
+        format!(
+            "src/lib.rs\n  s_c9883b05a2487d::t_9f8e7d6c5b4a32 1-2,4\n---\n{}\n",
+            json!({"schema_version": "authorship/3.0.0", "base_commit_sha": mixed, "prompts": {},
+                   "sessions": {"s_c9883b05a2487d": {"agent_id": {"tool": "claude", "id": "c", "model": "m"}}}})
+        ),
+    )
+    .unwrap();
+    git(
+        &ws,
+        &[
+            "notes",
+            "--ref=ai",
+            "add",
+            "-F",
+            note.to_str().unwrap(),
+            &mixed,
+        ],
+    );
+    git(&ws, &["push", "-q", "origin", "refs/notes/ai"]);
+    // The runner's checkout has no notes: the Action fetches them.
+    git(&ws, &["update-ref", "-d", "refs/notes/ai"]);
+
+    let out = runner.run(&inputs, &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("1 git-ai note(s) among 2 commit(s)"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stdout.contains(&format!("git-ai/{mixed}.txt")),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(app.count("line_records").await, 1);
+    let rows = app
+        .db()
+        .line_records("acme/widgets", std::slice::from_ref(&mixed))
+        .await
+        .unwrap();
+    assert_eq!(rows[&mixed].files["src/lib.rs"], vec![1, 2, 4]);
+    assert_eq!(rows[&mixed].agents, vec!["claude".to_string()]);
+    app.stop().await;
+}
