@@ -117,18 +117,34 @@ pub struct ServeArgs {
     #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
     pub db: PathBuf,
     /// OTLP/gRPC listen address (port 0 picks a free port).
-    #[arg(long, env = "TRACELINK_GRPC_LISTEN", default_value = "0.0.0.0:4317")]
+    #[arg(long, env = "TRACELINK_GRPC_LISTEN", default_value = "127.0.0.1:4317")]
     pub grpc_listen: SocketAddr,
     /// OTLP/HTTP and API listen address (port 0 picks a free port).
-    #[arg(long, env = "TRACELINK_HTTP_LISTEN", default_value = "0.0.0.0:4318")]
+    #[arg(long, env = "TRACELINK_HTTP_LISTEN", default_value = "127.0.0.1:4318")]
     pub http_listen: SocketAddr,
-    /// Bearer tokens accepted on OTLP and the API (comma-separated); none = no auth.
+    /// Bearer tokens that may send data: OTLP, deployment and incident posts
+    /// (comma-separated, several for rotation); none = no auth.
     #[arg(
         long = "ingest-token",
         env = "TRACELINK_INGEST_TOKENS",
         value_delimiter = ','
     )]
     pub ingest_tokens: Vec<Secret>,
+    /// Bearer tokens that may read: the query API and the gRPC report service
+    /// (comma-separated, several for rotation); none = no auth.
+    #[arg(
+        long = "read-token",
+        env = "TRACELINK_READ_TOKENS",
+        value_delimiter = ','
+    )]
+    pub read_tokens: Vec<Secret>,
+    /// Bearer token for `/metrics`; without it `/metrics` answers loopback clients only.
+    #[arg(long = "metrics-token", env = "TRACELINK_METRICS_TOKEN")]
+    pub metrics_token: Option<Secret>,
+    /// Listen beyond loopback without ingest and read tokens (anyone who reaches the
+    /// ports can send data and read every session).
+    #[arg(long, env = "TRACELINK_ALLOW_UNAUTHENTICATED")]
+    pub allow_unauthenticated: bool,
     /// Largest OTLP request body, compressed or inflated, in bytes.
     #[arg(long, env = "TRACELINK_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -246,6 +262,9 @@ impl ServeArgs {
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             ingest_tokens: Vec::new(),
+            read_tokens: Vec::new(),
+            metrics_token: None,
+            allow_unauthenticated: false,
             max_body_bytes: 16 * 1024 * 1024,
             queue_capacity: 256,
             price_table: None,

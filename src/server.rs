@@ -36,8 +36,10 @@ pub struct AppState {
     pub uploads: UploadState,
     pub api: ApiState,
     pub records: crate::api::records::RecordsState,
-    /// Bearer tokens the API requires (none: open).
+    /// Read tokens the query API requires (none: open).
     pub tokens: Arc<Vec<String>>,
+    /// The token `/metrics` requires; without one it answers loopback clients only.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 impl FromRef<AppState> for HttpState {
@@ -106,6 +108,38 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
     }
 }
 
+/// `/metrics` needs `--metrics-token` when one is set; without one, it answers clients
+/// on loopback only (a scraper on the same host, or an operator's port-forward).
+async fn guard_metrics(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let allowed = match &state.metrics_token {
+        Some(t) => {
+            let auth = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            otlp::token_allowed(
+                &[t.to_string()],
+                otlp::bearer(auth).filter(|b| !b.is_empty()),
+            )
+        }
+        None => peer.ip().is_loopback(),
+    };
+    if allowed {
+        next.run(req).await
+    } else {
+        crate::api::ApiError(
+            StatusCode::UNAUTHORIZED,
+            "/metrics needs Authorization: Bearer <metrics token> (--metrics-token), or a loopback client when none is set".into(),
+        )
+        .into_response()
+    }
+}
+
 fn http_router(state: AppState) -> Router {
     let otlp_routes = Router::new()
         .route("/v1/traces", post(otlp::http::traces))
@@ -150,8 +184,56 @@ fn http_router(state: AppState) -> Router {
         .merge(records)
         .merge(api)
         .route("/healthz", get(crate::api::healthz))
-        .route("/metrics", get(crate::api::metrics))
+        .route(
+            "/metrics",
+            get(crate::api::metrics)
+                .layer(middleware::from_fn_with_state(state.clone(), guard_metrics)),
+        )
         .with_state(state)
+}
+
+/// Refuses to listen beyond loopback with ingest or reads open, unless asked to, and
+/// says in one line what is open to whom.
+fn check_exposure(args: &ServeArgs) -> anyhow::Result<()> {
+    let exposed = !args.http_listen.ip().is_loopback() || !args.grpc_listen.ip().is_loopback();
+    let open: Vec<&str> = [
+        (
+            args.ingest_tokens.is_empty(),
+            "ingest (OTLP, deployments, incidents)",
+        ),
+        (
+            args.read_tokens.is_empty(),
+            "reads (the query API, gRPC reports)",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(open, what)| open.then_some(what))
+    .collect();
+    if exposed && !open.is_empty() && !args.allow_unauthenticated {
+        anyhow::bail!(
+            "refusing to listen on {} / {} with {} open to anyone who reaches them: set --ingest-token and --read-token, or pass --allow-unauthenticated",
+            args.http_listen,
+            args.grpc_listen,
+            open.join(" and ")
+        );
+    }
+    let who = if exposed {
+        "anyone who reaches the ports"
+    } else {
+        "local processes"
+    };
+    let scope = |tokens_empty: bool| if tokens_empty { who } else { "token holders" };
+    tracing::info!(
+        "open to: ingest {}; reads {}; webhooks signed deliveries only; /metrics {}",
+        scope(args.ingest_tokens.is_empty()),
+        scope(args.read_tokens.is_empty()),
+        if args.metrics_token.is_some() {
+            "token holders"
+        } else {
+            "loopback clients"
+        },
+    );
+    Ok(())
 }
 
 /// Says once, at start-up, which models of the stored sessions have no price: their
@@ -207,6 +289,9 @@ impl Server {
         };
         let tokens: Arc<Vec<String>> =
             Arc::new(args.ingest_tokens.iter().map(|s| s.0.clone()).collect());
+        let read_tokens: Arc<Vec<String>> =
+            Arc::new(args.read_tokens.iter().map(|s| s.0.clone()).collect());
+        check_exposure(args)?;
         if args.webhook_secrets.is_empty() {
             tracing::warn!(
                 "no webhook secret is configured (--webhook-secret): every GitHub delivery will be refused"
@@ -286,7 +371,8 @@ impl Server {
                 writer,
                 queue_capacity,
             },
-            tokens: tokens.clone(),
+            tokens: read_tokens.clone(),
+            metrics_token: args.metrics_token.as_ref().map(|t| Arc::from(t.0.as_str())),
         };
 
         let reports_ctx = reports;
@@ -301,18 +387,21 @@ impl Server {
 
         let mut on_stop = stopped.clone();
         let http = tokio::spawn(
-            axum::serve(http_listener, http_router(state))
-                .with_graceful_shutdown(async move {
-                    let _ = on_stop.wait_for(|s| *s).await;
-                })
-                .into_future(),
+            axum::serve(
+                http_listener,
+                http_router(state).into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = on_stop.wait_for(|s| *s).await;
+            })
+            .into_future(),
         );
         let mut on_stop = stopped;
         let routes = otlp::grpc::router(ingest, tokens.clone(), args.max_body_bytes).add_service(
             crate::api::grpc::Reports {
                 readers: store.db.clone(),
                 ctx: reports_ctx,
-                tokens,
+                tokens: read_tokens,
             }
             .server(),
         );

@@ -274,7 +274,8 @@ async fn oversized_bodies_are_413_compressed_or_inflated() {
 #[tokio::test]
 async fn tokens_are_required_when_configured() {
     let mut app = TestApp::spawn_with(|a| {
-        a.ingest_tokens = vec!["old-token".parse().unwrap(), "new-token".parse().unwrap()]
+        a.ingest_tokens = vec!["old-token".parse().unwrap(), "new-token".parse().unwrap()];
+        a.read_tokens = vec!["read-token".parse().unwrap()];
     })
     .await;
     let resp = app
@@ -291,7 +292,26 @@ async fn tokens_are_required_when_configured() {
         .await;
     assert_eq!(resp.status(), 401);
     let (status, _) = app.get_json("/api/v1/sessions").await;
-    assert_eq!(status, 401, "the query API follows the same rule");
+    assert_eq!(status, 401, "the query API needs a token too");
+    // Scopes: the token every laptop holds to send telemetry cannot read, and a read
+    // token cannot send.
+    let read = |token: &'static str| {
+        app.client
+            .get(format!("{}/api/v1/sessions", app.http))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(read("new-token").await.unwrap().status(), 401);
+    assert_eq!(read("read-token").await.unwrap().status(), 200);
+    let resp = app
+        .post(
+            "/v1/traces",
+            "application/x-protobuf",
+            traces_pb(),
+            &[("authorization", "Bearer read-token")],
+        )
+        .await;
+    assert_eq!(resp.status(), 401, "a read token cannot send");
 
     let req: ExportTraceServiceRequest =
         serde_json::from_slice(&fixture("claude-code-traces.json")).unwrap();
@@ -575,5 +595,51 @@ async fn unreadable_query_and_path_parameters_are_json_400() {
     }
     let (_, body) = app.get_json("/api/v1/sessions?limit=abc").await;
     assert!(body["error"].as_str().unwrap().contains("limit"), "{body}");
+    app.stop().await;
+}
+
+/// Listening beyond loopback with ingest or reads open needs saying so; `/metrics`
+/// answers loopback clients, or a metrics token when one is set.
+#[tokio::test]
+async fn exposure_beyond_loopback_is_explicit_and_metrics_are_guarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = tracelink::config::ServeArgs::ephemeral(dir.path().join("t.db"));
+    args.http_listen = "0.0.0.0:0".parse().unwrap();
+    let refused = tracelink::server::Server::start(&args)
+        .await
+        .err()
+        .expect("an open server beyond loopback is refused");
+    let msg = format!("{refused:#}");
+    assert!(msg.contains("--allow-unauthenticated"), "{msg}");
+    assert!(msg.contains("ingest") && msg.contains("reads"), "{msg}");
+    // With both scopes' tokens it starts; so does an explicit opt-out.
+    args.ingest_tokens = vec!["i".parse().unwrap()];
+    args.read_tokens = vec!["r".parse().unwrap()];
+    let server = tracelink::server::Server::start(&args)
+        .await
+        .expect("starts");
+    server.shutdown().await.unwrap();
+    args.ingest_tokens.clear();
+    args.allow_unauthenticated = true;
+    let server = tracelink::server::Server::start(&args)
+        .await
+        .expect("starts");
+    server.shutdown().await.unwrap();
+
+    // /metrics: a loopback client gets it; with a token set, the token is needed.
+    let mut app = TestApp::spawn().await;
+    let resp = app
+        .client
+        .get(format!("{}/metrics", app.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    app.stop().await;
+    let mut app = TestApp::spawn_with(|a| a.metrics_token = Some("m".parse().unwrap())).await;
+    let url = format!("{}/metrics", app.http);
+    assert_eq!(app.client.get(&url).send().await.unwrap().status(), 401);
+    let resp = app.client.get(&url).bearer_auth("m").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
     app.stop().await;
 }
