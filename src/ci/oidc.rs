@@ -172,6 +172,7 @@ impl Verifier {
 
         let mut validation = Validation::new(Algorithm::RS256);
         validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         validation.validate_aud = false; // checked below, to say which audience it was
         validation.set_required_spec_claims(&["exp"]);
         let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| match e

@@ -643,3 +643,27 @@ async fn exposure_beyond_loopback_is_explicit_and_metrics_are_guarded() {
     assert_eq!(resp.status(), 200);
     app.stop().await;
 }
+
+/// An OIDC token that is not valid yet (`nbf` in the future, beyond the leeway) is
+/// refused.
+#[tokio::test]
+async fn an_oidc_token_not_valid_yet_is_refused() {
+    use crate::ci_upload::{
+        app_with_issuer, ci_fixture, claims, context, fake_issuer, now, sign, upload,
+    };
+    let issuer = fake_issuer().await;
+    let mut app = app_with_issuer(&issuer).await;
+    let mut c = claims(&issuer.uri(), "Acme/Widgets");
+    c["nbf"] = serde_json::json!(now() + 3600);
+    let token = sign(&c);
+    let ctx = context("c0ffee0000000000000000000000000000000001", 7, 1, &[]);
+    let cov = ci_fixture("coverage.xml");
+    let (status, body) = upload(&app, Some(&token), Some(&ctx), &[("coverage.xml", &cov)]).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("not valid yet"),
+        "{body}"
+    );
+    assert_eq!(app.count("ci_uploads").await, 0);
+    app.stop().await;
+}
