@@ -33,10 +33,15 @@ fn git_ai_note(sha: &str) -> Vec<u8> {
 }
 
 async fn until_comment(app: &TestApp, fake: &FakeGithub, what: &str) -> String {
+    until_comment_on(app, fake, 7, what).await
+}
+
+/// Waits (on the publisher's signal) until the report comment on `number` says `what`.
+async fn until_comment_on(app: &TestApp, fake: &FakeGithub, number: u64, what: &str) -> String {
     let mut published = app.server.as_ref().unwrap().reports_published.clone();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        if let Some(c) = fake.comments(REPO, 7).first()
+        if let Some(c) = fake.comments(REPO, number).first()
             && c.body.contains(what)
         {
             return c.body.clone();
@@ -48,7 +53,7 @@ async fn until_comment(app: &TestApp, fake: &FakeGithub, what: &str) -> String {
         {
             panic!(
                 "timed out waiting for {what:?}: {:?}",
-                fake.comments(REPO, 7).first().map(|c| c.body.clone())
+                fake.comments(REPO, number).first().map(|c| c.body.clone())
             );
         }
     }
@@ -266,5 +271,134 @@ async fn agent_trace_documents_are_stored_and_bad_ones_refused() {
         "{b}"
     );
     assert_eq!(app.db().row_count("line_records").await.unwrap(), 2);
+    app.stop().await;
+}
+
+/// Records follow a commit to its copies: amended and force-pushed, the replacement (no
+/// note of its own) takes the lines its original's note names, by file and content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_amended_copy_takes_its_originals_line_records() {
+    const AMENDED: &str = "d4db930c2085a6ae302a52617d434bcc2df322c5";
+    let patch = || vec![FakeFile::modified("src/lib.rs", PATCH_MIXED)];
+    let fake = FakeGithub::start().await;
+    fake.add_pull(REPO, 9, CLAUDE_2, patch());
+    fake.add_commit(REPO, 9, CLAUDE_2, patch());
+    let cfg = fake.app_config();
+    let mut app = TestApp::spawn_with(move |a| {
+        a.webhook_secrets = vec![SECRET.parse().unwrap()];
+        a.upload_tokens = vec![format!("{REPO}={STATIC_TOKEN}").parse().unwrap()];
+        a.github_app_id = Some(cfg.app_id);
+        a.github_private_key = Some(cfg.private_key_pem.parse().unwrap());
+        a.github_api_url = cfg.api_url;
+        a.comment_debounce = 0;
+    })
+    .await;
+    send_otlp(&app, "claude-code-logs.json").await;
+    let (s, b) = upload(
+        &app,
+        Some(STATIC_TOKEN),
+        Some(&run_ctx(CLAUDE_2, "refs/pull/9/merge", 900, 1, &[])),
+        &[(&format!("git-ai/{CLAUDE_2}.txt"), &git_ai_note(CLAUDE_2))],
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let commit = |sha, message| Commit {
+        sha,
+        message,
+        at: "2026-11-20T09:31:27Z",
+        email: "dev@acme.example",
+        login: "dev",
+        files: &["src/lib.rs"],
+    };
+    let with_installation = |mut v: Value| {
+        v["installation"] = json!({"id": INSTALLATION});
+        v
+    };
+    deliver(
+        &app,
+        "push",
+        "p1",
+        &with_installation(push(
+            "refs/heads/retry",
+            ZERO,
+            &[commit(CLAUDE_2, "Agent functions")],
+        )),
+    )
+    .await;
+    deliver(
+        &app,
+        "pull_request",
+        "o1",
+        &with_installation(pull(
+            "opened",
+            9,
+            CLAUDE_2,
+            "retry",
+            "2026-11-20T10:00:00Z",
+            None,
+        )),
+    )
+    .await;
+    app.applied(2).await;
+    let first = until_comment_on(
+        &app,
+        &fake,
+        9,
+        "3 of 5 added lines by agents (line records)",
+    )
+    .await;
+    assert!(
+        first.contains("| Lines | +5 / −0 · 3 added by agents (60%)"),
+        "{first}"
+    );
+
+    // Amended and force-pushed: GitHub now lists only the replacement, without a note.
+    fake.add_pull(REPO, 9, AMENDED, patch());
+    fake.add_commit(REPO, 9, AMENDED, patch());
+    let mut forced = with_installation(push(
+        "refs/heads/retry",
+        CLAUDE_2,
+        &[commit(AMENDED, "Agent functions, reworded")],
+    ));
+    forced["forced"] = json!(true);
+    deliver(&app, "push", "p2", &forced).await;
+    deliver(
+        &app,
+        "pull_request",
+        "s1",
+        &with_installation(pull(
+            "synchronize",
+            9,
+            AMENDED,
+            "retry",
+            "2026-11-20T11:00:00Z",
+            None,
+        )),
+    )
+    .await;
+    app.applied(4).await;
+    let body = until_comment_on(
+        &app,
+        &fake,
+        9,
+        "3 of 5 added lines by agents (line records of c4db930)",
+    )
+    .await;
+    assert!(
+        body.contains(
+            "| Lines | +5 / −0 · 3 added by agents (60%) · 3 by line records (1 commit) |"
+        ),
+        "{body}"
+    );
+    app.linked_up().await;
+    let (_, r) = app
+        .get_json(&format!("/api/v1/repos/{REPO}/pulls/9/report?format=json"))
+        .await;
+    assert_eq!(r["commits"][0]["sha"], AMENDED, "{r}");
+    assert_eq!(
+        r["commits"][0]["line_records"],
+        json!({"evidence": "lines", "added": 5, "agent_added": 3, "agents": ["claude"], "carried_from": [CLAUDE_2]})
+    );
+    assert_eq!(r["lines"]["agent_added"], 3, "{r}");
     app.stop().await;
 }
