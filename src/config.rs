@@ -54,6 +54,14 @@ pub enum Command {
         #[arg(long, env = "TRACELINK_PRICE_TABLE")]
         price_table: Option<PathBuf>,
     },
+    /// Write a consistent copy of the database to FILE, also while `serve` runs (restore
+    /// by stopping tracelink and putting FILE in place of the database file).
+    Backup {
+        /// Where the copy goes; it must not exist yet.
+        file: PathBuf,
+        #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
+        db: PathBuf,
+    },
     /// Git hooks that record agent sessions in commit trailers.
     Hook {
         #[command(subcommand)]

@@ -77,6 +77,24 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Backup { file, db } => {
+            if !db.exists() {
+                anyhow::bail!(
+                    "no database at {} (point --db / TRACELINK_DB at its file)",
+                    db.display()
+                );
+            }
+            let store = tracelink::store::Db::open_read_only(&db).await?;
+            store.backup_into(&file).await?;
+            store.close().await;
+            let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            println!(
+                "backed up {} to {} ({bytes} bytes)",
+                db.display(),
+                file.display()
+            );
+            Ok(())
+        }
         Command::Sessions {
             last,
             db,

@@ -78,6 +78,7 @@ pub struct Server {
     pub http_addr: SocketAddr,
     /// The database's read side.
     pub db: Db,
+    db_path: std::path::PathBuf,
     /// How many webhook deliveries have been applied to the graph.
     pub deliveries_applied: watch::Receiver<u64>,
     /// How many reports have been published (or found unchanged).
@@ -420,6 +421,7 @@ impl Server {
             grpc_addr,
             http_addr,
             db: store.db,
+            db_path: args.db.clone(),
             deliveries_applied: processor.finished,
             reports_published: publisher.published.clone(),
             publisher,
@@ -472,6 +474,10 @@ impl Server {
         self.publisher_task.await.context("report publisher task")?;
         self.processor.await.context("webhook processor task")?;
         self.db.close().await;
+        // The file alone is the database: nothing left in the write-ahead log.
+        if let Err(e) = crate::store::backup::checkpoint(&self.db_path).await {
+            tracing::warn!("checkpointing on shutdown: {e:#}");
+        }
         Ok(())
     }
 }

@@ -18,6 +18,7 @@
 //! as text or bytes; what stays SQLite-only (scalar `min`/`max`, `substr`, `instr`,
 //! `hex`) is confined to these files.
 
+pub mod backup;
 pub mod batch;
 pub mod deliveries;
 pub mod dora;
