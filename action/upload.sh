@@ -229,6 +229,11 @@ if [[ ${git_ai,,} == true ]] && command -v git >/dev/null 2>&1 &&
     mkdir -p "$tmp/git-ai" || fail "cannot create a temporary directory"
     notes=0
     for c in "${commits[@]}"; do
+      # tracelink takes at most 100 files in one upload.
+      if ((${#files[@]} >= 100)); then
+        warn "more git-ai notes than fit in one upload (100 files): the rest are not sent"
+        break
+      fi
       if git notes --ref=ai show "$c" >"$tmp/git-ai/note" 2>/dev/null; then
         { printf 'git-ai-note %s\n' "$c"; cat "$tmp/git-ai/note"; } >"$tmp/git-ai/$c.txt"
         files+=("$tmp/git-ai/$c.txt")
