@@ -280,6 +280,26 @@ fn decode_hex(s: &str, out: &mut [u8], what: &'static str) -> Result<(), IdError
     Ok(())
 }
 
+/// An agent's id from its id or the name reports print (`Claude Code`, `gemini cli`).
+pub fn agent_id(name: &str) -> std::borrow::Cow<'_, str> {
+    let folded: String = name
+        .trim()
+        .chars()
+        .map(|c| {
+            if c == ' ' || c == '_' {
+                '-'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect();
+    if folded == name {
+        std::borrow::Cow::Borrowed(name)
+    } else {
+        std::borrow::Cow::Owned(folded)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

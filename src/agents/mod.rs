@@ -156,7 +156,8 @@ pub(crate) mod util {
         }
     }
 
-    /// `owner/name` from a repository name or a git remote URL.
+    /// `owner/name` (lower case, as GitHub compares them) from a repository name or a git
+    /// remote URL.
     pub fn repository_name(s: &str) -> Option<String> {
         let s = s.trim().trim_end_matches('/');
         let s = s.strip_suffix(".git").unwrap_or(s);
@@ -167,7 +168,7 @@ pub(crate) mod util {
         let parts: Vec<&str> = tail.rsplit('/').take(2).collect();
         match parts.as_slice() {
             [name, owner] if !name.is_empty() && !owner.is_empty() && !owner.contains(':') => {
-                Some(format!("{owner}/{name}"))
+                Some(format!("{owner}/{name}").to_ascii_lowercase())
             }
             _ => None,
         }
@@ -181,6 +182,7 @@ pub(crate) mod util {
         fn repository_names_from_remotes() {
             for (input, want) in [
                 ("acme/widgets", "acme/widgets"),
+                ("Acme/Widgets", "acme/widgets"),
                 ("git@github.com:acme/widgets.git", "acme/widgets"),
                 ("https://github.com/acme/widgets", "acme/widgets"),
                 ("https://github.com/acme/widgets.git/", "acme/widgets"),

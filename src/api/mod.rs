@@ -166,7 +166,12 @@ pub async fn list_sessions(
         Some(c) => Some(parse_cursor(c).ok_or_else(|| bad(format!("cursor {c:?} is not valid")))?),
     };
     let filter = ListFilter {
-        repository: p.repo.filter(|s| !s.is_empty()),
+        // As the commit and PR endpoints: repository names case-insensitively; agents by
+        // id or by the name reports print ("Claude Code").
+        repository: p
+            .repo
+            .filter(|s| !s.is_empty())
+            .map(|r| r.to_ascii_lowercase()),
         user: p.user.filter(|s| !s.is_empty()),
         agent: p.agent.filter(|s| !s.is_empty()),
         since_ns,

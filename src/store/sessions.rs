@@ -107,7 +107,8 @@ impl Db {
             sql.push_str(" AND (user_email = ? OR user_id = ?)");
         }
         if f.agent.is_some() {
-            sql.push_str(" AND agent = ?");
+            // As given, or folded the way reports print names ("Claude Code").
+            sql.push_str(" AND agent IN (?, ?)");
         }
         if f.since_ns.is_some() {
             sql.push_str(" AND coalesce(started_ns, 0) >= ?");
@@ -124,7 +125,7 @@ impl Db {
             q = q.bind(u).bind(u);
         }
         if let Some(a) = &f.agent {
-            q = q.bind(a);
+            q = q.bind(a).bind(crate::ids::agent_id(a).into_owned());
         }
         if let Some(s) = f.since_ns {
             q = q.bind(s);

@@ -667,3 +667,42 @@ async fn an_oidc_token_not_valid_yet_is_refused() {
     assert_eq!(app.count("ci_uploads").await, 0);
     app.stop().await;
 }
+
+/// List filters match what users see: `?repo=` in any case (as the commit and PR
+/// endpoints), `?agent=` by id or by the name reports print.
+#[tokio::test]
+async fn session_filters_match_what_reports_print() {
+    let mut app = TestApp::spawn().await;
+    let body = crate::links::session(
+        "conv-filters",
+        &[1_763_632_800_000_000_000],
+        &[],
+        Some("https://github.com/Acme/Widgets"),
+    );
+    let r = app
+        .post(
+            "/v1/traces",
+            "application/json",
+            body.to_string().into_bytes(),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    for query in [
+        "repo=acme/widgets",
+        "repo=ACME/Widgets",
+        "agent=acme-agent",
+        "agent=Acme Agent",
+    ] {
+        let (status, page) = app.get_json(&format!("/api/v1/sessions?{query}")).await;
+        assert_eq!(status, 200, "{query}: {page}");
+        assert_eq!(
+            page["sessions"].as_array().map(Vec::len),
+            Some(1),
+            "{query}: {page}"
+        );
+    }
+    let (_, page) = app.get_json("/api/v1/sessions?agent=Claude Code").await;
+    assert_eq!(page["sessions"].as_array().map(Vec::len), Some(0));
+    app.stop().await;
+}
