@@ -279,11 +279,18 @@ fn detail_tables(o: &mut String, r: &PrReport) {
 /// The one line a reviewer reads first.
 pub fn headline(r: &PrReport) -> String {
     let t = &r.totals;
-    if t.sessions == 0 && t.agent_commits == 0 {
+    let recorded = r
+        .lines
+        .as_ref()
+        .and_then(|l| l.line_records.as_ref())
+        .map_or(0, |lr| lr.agent_added);
+    if t.sessions == 0 && t.agent_commits == 0 && recorded == 0 {
         return "No AI agent involvement found".into();
     }
     let mut parts = Vec::new();
-    if t.sessions > 0 {
+    if t.sessions == 0 && t.agent_commits == 0 {
+        parts.push("agent-written lines from line records (no session telemetry)".into());
+    } else if t.sessions > 0 {
         let agents: Vec<&str> = t.agents.iter().map(|a| agent_name(a)).collect();
         parts.push(format!(
             "{} agent session{} ({})",
@@ -760,7 +767,10 @@ pub fn summary(r: &PrReport) -> String {
 mod tests {
     use super::*;
     use crate::graph::links::Evidence;
-    use crate::metrics::model::{CommitSummary, LinkView, SessionSummary, Timing, Totals};
+    use crate::metrics::model::{
+        CommitLineRecords, CommitSummary, LineRecordShare, LineShare, LinkView, SessionSummary,
+        Timing, Totals,
+    };
 
     const SHA: &str = "9c0832b26219b10b65f2a64ef32be97e2e28f8da";
 
@@ -838,6 +848,47 @@ mod tests {
         let start = md.find("<summary>Sessions").expect("sessions details");
         let len = md[start..].find("</details>").unwrap();
         &md[start..start + len]
+    }
+
+    #[test]
+    fn line_records_alone_are_agent_involvement() {
+        let mut r = report(vec![]);
+        r.totals.agent_commits = 0;
+        r.commits[0].line_records = Some(CommitLineRecords {
+            evidence: "lines",
+            added: 5,
+            agent_added: 3,
+            agents: vec!["claude".into()],
+            carried_from: vec![],
+        });
+        r.lines = Some(LineShare {
+            added: 5,
+            removed: 0,
+            agent_added: 3,
+            agent_share: 0.6,
+            trailer_only_added: 0,
+            line_records: Some(LineRecordShare {
+                commits: 1,
+                agent_added: 3,
+            }),
+        });
+        assert_eq!(
+            headline(&r),
+            "agent-written lines from line records (no session telemetry) · 60% of added lines by agents"
+        );
+        let md = render(&r);
+        assert!(
+            md.contains(
+                "| Lines | +5 / −0 · 3 added by agents (60%) · 3 by line records (1 commit) |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("3 of 5 added lines by agents (line records)"),
+            "{md}"
+        );
+        r.lines.as_mut().unwrap().line_records = None;
+        assert_eq!(headline(&r), "No AI agent involvement found");
     }
 
     #[test]
