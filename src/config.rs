@@ -19,6 +19,26 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum DeliveriesCommand {
+    /// Apply stored deliveries again through the current code (after a fixed bug or a
+    /// fault): they are marked pending, and a running tracelink applies them within
+    /// seconds (else the next start does).
+    Replay {
+        /// Only deliveries in this state.
+        #[arg(long, value_parser = ["failed", "processed", "pending"])]
+        status: Option<String>,
+        /// Only deliveries received at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this delivery.
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
+        db: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum Command {
     /// Receive OTLP from coding agents and serve the query API.
     Serve(Box<ServeArgs>),
@@ -61,6 +81,11 @@ pub enum Command {
         file: PathBuf,
         #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
         db: PathBuf,
+    },
+    /// Stored webhook deliveries (and posted deployments and incidents).
+    Deliveries {
+        #[command(subcommand)]
+        command: DeliveriesCommand,
     },
     /// Git hooks that record agent sessions in commit trailers.
     Hook {

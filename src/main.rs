@@ -77,6 +77,43 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Deliveries {
+            command:
+                tracelink::config::DeliveriesCommand::Replay {
+                    status,
+                    since,
+                    id,
+                    db,
+                },
+        } => {
+            if !db.exists() {
+                anyhow::bail!(
+                    "no database at {} (point --db / TRACELINK_DB at its file)",
+                    db.display()
+                );
+            }
+            let since_ns = match since.as_deref() {
+                Some(t) => Some(tracelink::time::parse_rfc3339(t).ok_or_else(|| {
+                    anyhow::anyhow!("--since {t:?} is not an RFC 3339 time (2026-11-20T00:00:00Z)")
+                })?),
+                None => None,
+            };
+            let mut store = tracelink::store::open(&db).await?;
+            let n = store
+                .writer
+                .replay_deliveries(&tracelink::store::deliveries::Replay {
+                    status,
+                    since_ns,
+                    id,
+                })
+                .await?;
+            store.writer.close().await?;
+            store.db.close().await;
+            println!(
+                "{n} deliveries marked for replay: a running tracelink applies them within seconds, else the next start does"
+            );
+            Ok(())
+        }
         Command::Backup { file, db } => {
             if !db.exists() {
                 anyhow::bail!(

@@ -78,6 +78,7 @@ pub struct Server {
     pub http_addr: SocketAddr,
     /// The database's read side.
     pub db: Db,
+    processor_handle: crate::github::processor::Processor,
     db_path: std::path::PathBuf,
     /// How many webhook deliveries have been applied to the graph.
     pub deliveries_applied: watch::Receiver<u64>,
@@ -422,7 +423,8 @@ impl Server {
             http_addr,
             db: store.db,
             db_path: args.db.clone(),
-            deliveries_applied: processor.finished,
+            deliveries_applied: processor.finished.clone(),
+            processor_handle: processor,
             reports_published: publisher.published.clone(),
             publisher,
             publisher_task,
@@ -437,6 +439,11 @@ impl Server {
 
     /// Stops accepting, lets in-flight requests finish, and waits until the writer has
     /// committed everything it acknowledged.
+    /// Wakes the webhook processor (it also polls every few seconds).
+    pub fn processor_wake(&self) {
+        self.processor_handle.wake.notify_one();
+    }
+
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
         // Idle keep-alive connections would hold a graceful shutdown forever: after the

@@ -78,17 +78,85 @@ pub fn spawn(
 }
 
 /// Applies up to [`BATCH`] pending deliveries in one transaction, and queues the reports
-/// they may change; returns how many were finished.
+/// they may change; returns how many were finished. When the group fails to apply, each
+/// delivery is applied on its own, so one that cannot be applied (a fault, a bug) never
+/// holds the others back: it is tried again later, and set aside as `failed` with its
+/// error after [`MAX_ATTEMPTS`] tries (`tracelink deliveries replay` brings it back).
 async fn process_pending(conn: &mut Conn, cfg: &ProcessorConfig) -> store::Result<u64> {
-    let pending = conn.pending_deliveries(BATCH).await?;
+    let now = now_ns();
+    let pending = conn.pending_deliveries(now, BATCH).await?;
     if pending.is_empty() {
         return Ok(0);
     }
-    let now = now_ns();
     let mut stale = Stale::default();
     let mut queued = std::collections::BTreeSet::new();
+    let finished = match apply_group(conn, cfg, &pending, now, &mut stale, &mut queued).await {
+        Ok(()) => pending.len() as u64,
+        Err(e) => {
+            tracing::warn!(error = %e, "applying a group of deliveries failed; applying them one by one");
+            let mut finished = 0;
+            for d in &pending {
+                let (mut one_stale, mut one_queued) = (Stale::default(), Default::default());
+                match apply_group(
+                    conn,
+                    cfg,
+                    std::slice::from_ref(d),
+                    now,
+                    &mut one_stale,
+                    &mut one_queued,
+                )
+                .await
+                {
+                    Ok(()) => {
+                        stale.absorb(one_stale);
+                        queued.extend(one_queued);
+                        finished += 1;
+                    }
+                    Err(e) => {
+                        let mut tx = conn.begin().await?;
+                        let gave_up = tx
+                            .delivery_attempt_failed(
+                                &d.delivery_id,
+                                &e.to_string(),
+                                MAX_ATTEMPTS,
+                                now,
+                            )
+                            .await?;
+                        tx.commit().await?;
+                        if gave_up {
+                            tracing::error!(delivery = d.delivery_id, error = %e, "a delivery could not be applied after {MAX_ATTEMPTS} attempts; set aside as failed");
+                            finished += 1;
+                        } else {
+                            tracing::warn!(delivery = d.delivery_id, error = %e, "a delivery could not be applied; trying again later");
+                        }
+                    }
+                }
+            }
+            finished
+        }
+    };
+    // The links of what arrived, and of the merge results that inherit them.
+    stale.merge_results_of(&cfg.db, &queued).await?;
+    if !stale.is_empty() {
+        linker::relink(&cfg.db, conn, &cfg.links, stale, now).await?;
+    }
+    Ok(finished)
+}
+
+/// Tries before a delivery that cannot be applied is set aside.
+pub const MAX_ATTEMPTS: i64 = 3;
+
+/// Applies these deliveries in one transaction (all or nothing).
+async fn apply_group(
+    conn: &mut Conn,
+    cfg: &ProcessorConfig,
+    pending: &[crate::store::deliveries::PendingDelivery],
+    now: i64,
+    stale: &mut Stale,
+    queued: &mut std::collections::BTreeSet<crate::store::reports::PullRef>,
+) -> store::Result<()> {
     let mut tx = conn.begin().await?;
-    for d in &pending {
+    for d in pending {
         let ops =
             Event::parse(&d.event, &d.payload).and_then(|e| plan::plan(&e, &cfg.incident_label));
         match ops {
@@ -117,13 +185,7 @@ async fn process_pending(conn: &mut Conn, cfg: &ProcessorConfig) -> store::Resul
             Err(e) => tx.delivery_failed(&d.delivery_id, &e.to_string()).await?,
         }
     }
-    tx.commit().await?;
-    // The links of what arrived, and of the merge results that inherit them.
-    stale.merge_results_of(&cfg.db, &queued).await?;
-    if !stale.is_empty() {
-        linker::relink(&cfg.db, conn, &cfg.links, stale, now).await?;
-    }
-    Ok(pending.len() as u64)
+    tx.commit().await
 }
 
 /// The repository and the App installation a delivery came through.

@@ -30,6 +30,13 @@ impl Stale {
         self.commits.is_empty()
     }
 
+    /// Adds another set's commits.
+    pub fn absorb(&mut self, other: Stale) {
+        for (repo, shas) in other.commits {
+            self.commits.entry(repo).or_default().extend(shas);
+        }
+    }
+
     /// The merge results of these pull requests, which inherit their commits' links.
     pub async fn merge_results_of(
         &mut self,

@@ -63,12 +63,18 @@ pub(super) async fn write(conn: &mut SqliteConnection, d: &DeliveryRow) -> Resul
 }
 
 impl Conn {
-    /// Up to `limit` pending deliveries, oldest first.
-    pub async fn pending_deliveries(&mut self, limit: i64) -> Result<Vec<PendingDelivery>> {
+    /// Up to `limit` pending deliveries due at `now_ns` (one that failed to apply waits
+    /// before its next attempt), oldest first.
+    pub async fn pending_deliveries(
+        &mut self,
+        now_ns: i64,
+        limit: i64,
+    ) -> Result<Vec<PendingDelivery>> {
         sqlx::query_as(
             "SELECT delivery_id, event, payload FROM deliveries WHERE status = 'pending' \
-             ORDER BY received_ns, delivery_id LIMIT ?",
+             AND retry_ns <= ? ORDER BY received_ns, delivery_id LIMIT ?",
         )
+        .bind(now_ns)
         .bind(limit)
         .fetch_all(&mut self.conn)
         .await
@@ -82,6 +88,36 @@ impl Tx<'_> {
             .execute(self.conn())
             .await?;
         Ok(())
+    }
+
+    /// Counts a failed attempt to apply a delivery: the next waits a second per attempt
+    /// so far; after `max` attempts it is set aside as `failed` with the error. Returns
+    /// whether it was set aside.
+    pub async fn delivery_attempt_failed(
+        &mut self,
+        delivery_id: &str,
+        error: &str,
+        max: i64,
+        now_ns: i64,
+    ) -> Result<bool> {
+        let attempts: i64 = sqlx::query_scalar(
+            "UPDATE deliveries SET attempts = attempts + 1, error = ?, \
+             retry_ns = ? + (attempts + 1) * 1000000000 WHERE delivery_id = ? RETURNING attempts",
+        )
+        .bind(error)
+        .bind(now_ns)
+        .bind(delivery_id)
+        .fetch_one(self.conn())
+        .await?;
+        if attempts >= max {
+            sqlx::query("UPDATE deliveries SET status = 'failed', error = ? WHERE delivery_id = ?")
+                .bind(format!("not applied after {attempts} attempts: {error}"))
+                .bind(delivery_id)
+                .execute(self.conn())
+                .await?;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     pub async fn delivery_failed(&mut self, delivery_id: &str, error: &str) -> Result<()> {
@@ -126,5 +162,33 @@ impl Db {
             .bind(repo)
             .fetch_optional(&self.pool)
             .await
+    }
+}
+
+/// Which stored deliveries `tracelink deliveries replay` applies again.
+#[derive(Debug, Clone, Default)]
+pub struct Replay {
+    /// `failed`, `processed` or `pending`; `None`: every status.
+    pub status: Option<String>,
+    /// Received at or after (ns).
+    pub since_ns: Option<i64>,
+    pub id: Option<String>,
+}
+
+impl Conn {
+    /// Marks the chosen deliveries pending again, with their attempts reset, for the
+    /// processor to apply through the current code; returns how many.
+    pub async fn replay_deliveries(&mut self, r: &Replay) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET status = 'pending', attempts = 0, retry_ns = 0, error = NULL \
+             WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR received_ns >= ?2) \
+             AND (?3 IS NULL OR delivery_id = ?3) AND payload IS NOT NULL",
+        )
+        .bind(r.status.as_deref())
+        .bind(r.since_ns)
+        .bind(r.id.as_deref())
+        .execute(&mut self.conn)
+        .await?;
+        Ok(done.rows_affected())
     }
 }

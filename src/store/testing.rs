@@ -120,3 +120,40 @@ impl WriteLock {
         Ok(())
     }
 }
+
+/// A fault injected into the database at `path`, as a bug or a broken disk would cause:
+/// storing the commit `sha` fails until [`Fault::remove`].
+pub struct Fault {
+    path: std::path::PathBuf,
+}
+
+impl Fault {
+    pub async fn inject(path: &std::path::Path, sha: &str) -> Result<Fault> {
+        use sqlx::{ConnectOptions, Connection, Executor};
+        let mut conn = super::options(path)
+            .map_err(|e| sqlx::Error::Configuration(e.into()))?
+            .connect()
+            .await?;
+        let sha: String = sha.chars().filter(char::is_ascii_hexdigit).collect();
+        conn.execute(AssertSqlSafe(format!(
+            "CREATE TRIGGER injected_fault BEFORE INSERT ON commits WHEN NEW.sha = '{sha}' \
+             BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+        )))
+        .await?;
+        conn.close().await?;
+        Ok(Fault {
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub async fn remove(self) -> Result<()> {
+        use sqlx::{ConnectOptions, Connection, Executor};
+        let mut conn = super::options(&self.path)
+            .map_err(|e| sqlx::Error::Configuration(e.into()))?
+            .connect()
+            .await?;
+        conn.execute("DROP TRIGGER injected_fault").await?;
+        conn.close().await?;
+        Ok(())
+    }
+}

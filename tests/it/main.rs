@@ -20,6 +20,7 @@ mod links;
 mod orders;
 mod publish;
 mod records;
+mod replay;
 mod reports;
 mod sdk;
 mod telemetry_forms;

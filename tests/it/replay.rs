@@ -1,0 +1,92 @@
+//! Deliveries that cannot be applied: one never holds the others back, and once the
+//! cause is fixed `tracelink deliveries replay` applies it through the current code.
+
+use crate::common::TestApp;
+use crate::reports::{Commit, REPO, SECRET, ZERO, deliver, push};
+
+const POISON: &str = "dead000000000000000000000000000000000001";
+
+fn commit(sha: &str) -> Commit<'_> {
+    Commit {
+        sha,
+        message: "change",
+        at: "2026-11-20T10:00:00Z",
+        email: "dev@acme.example",
+        login: "dev",
+        files: &[],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_that_cannot_be_applied_is_set_aside_and_replayed_after_the_fix() {
+    let mut app = TestApp::spawn_with(|a| a.webhook_secrets = vec![SECRET.parse().unwrap()]).await;
+    // Storing this commit fails, as a bug or a broken disk would make it.
+    let fault = tracelink::store::testing::Fault::inject(&app.db_path(), POISON)
+        .await
+        .unwrap();
+    deliver(
+        &app,
+        "push",
+        "poison",
+        &push("refs/heads/bad", ZERO, &[commit(POISON)]),
+    )
+    .await;
+    let good: Vec<String> = (1..=10).map(|i| format!("{i:0>40x}")).collect();
+    for (i, sha) in good.iter().enumerate() {
+        deliver(
+            &app,
+            "push",
+            &format!("good-{i}"),
+            &push(&format!("refs/heads/b{i}"), ZERO, &[commit(sha)]),
+        )
+        .await;
+    }
+    // The ten good ones are applied; the bad one is set aside after its attempts.
+    app.applied(11).await;
+    for sha in &good {
+        let (status, _) = app
+            .get_json(&format!("/api/v1/repos/{REPO}/commits/{sha}"))
+            .await;
+        assert_eq!(status, 200, "{sha} applied");
+    }
+    let (status, _) = app
+        .get_json(&format!("/api/v1/repos/{REPO}/commits/{POISON}"))
+        .await;
+    assert_eq!(status, 404);
+    let (_, failed) = app.get_json("/api/v1/deliveries?status=failed").await;
+    let list = failed["deliveries"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{failed}");
+    let error = list[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("injected fault") && error.contains("3 attempts"),
+        "{error}"
+    );
+
+    // Fixed: the replay applies it through the running server.
+    fault.remove().await.unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
+        .args(["deliveries", "replay", "--status", "failed", "--db"])
+        .arg(app.db_path())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("1 deliveries marked for replay"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    app.server.as_ref().unwrap().processor_wake();
+    app.applied(12).await;
+    let (status, c) = app
+        .get_json(&format!("/api/v1/repos/{REPO}/commits/{POISON}"))
+        .await;
+    assert_eq!(status, 200, "{c}");
+    let (_, failed) = app.get_json("/api/v1/deliveries?status=failed").await;
+    assert_eq!(failed["deliveries"].as_array().map(Vec::len), Some(0));
+    app.stop().await;
+}
