@@ -64,6 +64,10 @@ struct CommitView {
     incidents: Vec<i64>,
     /// Agent sessions linked to the commit, with the evidence (DESIGN.md §4).
     sessions: Vec<crate::graph::links::SessionLink>,
+    /// What line records (its own, or those of the commits it stands for) say of its
+    /// added lines (evidence `lines`), when there are any and its patch is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line_records: Option<crate::metrics::model::CommitLineRecords>,
 }
 
 fn commit_view(repo: &RepoName, d: CommitDetail) -> CommitView {
@@ -116,6 +120,7 @@ fn commit_view(repo: &RepoName, d: CommitDetail) -> CommitView {
             .collect(),
         incidents: Vec::new(),
         sessions: Vec::new(),
+        line_records: None,
     }
 }
 
@@ -150,6 +155,11 @@ pub async fn commit(
             .collect();
             // Agent-assisted: an agent trailer, or a session linked.
             c.agent_assisted |= !c.sessions.is_empty();
+            c.line_records =
+                crate::impact::lines::recorded(&state.db, repo.as_str(), &[sha.to_string()])
+                    .await?
+                    .remove(sha.as_str())
+                    .map(|r| r.summary);
             Ok(Json(c).into_response())
         }
         None => Err(ApiError(

@@ -3,7 +3,9 @@
 //! records of its own that stands for others (a squash or merge result, a rebased or
 //! amended copy) — what theirs say, carried over by file and content
 //! ([`crate::metrics::line_records`]). Commits whose patch is not cached are left out:
-//! records name line numbers, and only the patch says which lines a commit added.
+//! records name line numbers, and only the patch says which lines a commit added — except
+//! a merge result, whose pull request's diff (cached for its report) stands in for its
+//! patch: a squash commit adds what the pull request's diff adds.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -44,7 +46,11 @@ pub async fn recorded(
         .cloned()
         .collect();
     let mut stands_for: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    // A merge result's pull request: its diff stands in for a squash commit's patch,
+    // which is not fetched.
+    let mut pull_of: BTreeMap<String, i64> = BTreeMap::new();
     for (merge, number) in db.merged_pulls(repo, &missing).await? {
+        pull_of.insert(merge.clone(), number);
         let originals = db.pull_commits(repo, number).await?.shas;
         stands_for
             .entry(merge.clone())
@@ -80,8 +86,18 @@ pub async fn recorded(
         if from.is_empty() {
             continue;
         }
-        let Some(p) = patch(db, repo, &sha).await? else {
-            continue;
+        let own = patch(db, repo, &sha).await?;
+        let p = match (own, pull_of.get(&sha)) {
+            (Some(p), _) => p,
+            (None, Some(number)) => match db
+                .pull_patch(repo, *number)
+                .await?
+                .and_then(|p| parse_patch(&p))
+            {
+                Some(p) => p,
+                None => continue,
+            },
+            (None, None) => continue,
         };
         let lines = maths::carried(&p, contents);
         out.insert(sha, summarised(lines, agents.into_iter().collect(), from));

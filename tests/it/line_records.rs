@@ -196,6 +196,52 @@ async fn a_git_ai_note_gives_the_exact_agent_lines_of_a_mixed_commit() {
     let plain = commits.iter().find(|c| c["sha"] == CLAUDE_2).unwrap();
     assert_eq!(plain.get("line_records"), None, "{plain}");
     assert_eq!(plain["agent_assisted"], Value::Bool(true));
+
+    // Squash-merged: the squash commit on main has no note; it takes the lines its
+    // pull request's commits' records name, matched in the pull request's diff.
+    let mut main = crate::reports::push(
+        "refs/heads/main",
+        ZERO,
+        &[commit(
+            MERGE,
+            "Agent functions (#7)",
+            "2026-11-20T12:00:00Z",
+            &"src/lib.rs",
+        )],
+    );
+    main["installation"] = json!({"id": INSTALLATION});
+    deliver(&app, "push", "p-main", &main).await;
+    let mut merged = pull(
+        "closed",
+        7,
+        CLAUDE_2,
+        "retry",
+        "2026-11-20T12:00:00Z",
+        Some(MERGE),
+    );
+    merged["installation"] = json!({"id": INSTALLATION});
+    deliver(&app, "pull_request", "pr-merged", &merged).await;
+    app.applied(4).await;
+    let (status, squash) = app
+        .get_json(&format!("/api/v1/repos/{REPO}/commits/{MERGE}"))
+        .await;
+    assert_eq!(status, 200, "{squash}");
+    assert_eq!(
+        squash["line_records"],
+        json!({"evidence": "lines", "added": 7, "agent_added": 3, "agents": ["claude"],
+               "carried_from": [CLAUDE_1]})
+    );
+    let (_, own) = app
+        .get_json(&format!("/api/v1/repos/{REPO}/commits/{CLAUDE_1}"))
+        .await;
+    assert_eq!(
+        own["line_records"],
+        json!({"evidence": "lines", "added": 5, "agent_added": 3, "agents": ["claude"]})
+    );
+    let (_, none) = app
+        .get_json(&format!("/api/v1/repos/{REPO}/commits/{CLAUDE_2}"))
+        .await;
+    assert_eq!(none.get("line_records"), None, "{none}");
     app.stop().await;
 }
 
