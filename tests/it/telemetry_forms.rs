@@ -268,3 +268,71 @@ async fn gen_ai_usage_under_old_names_and_any_encoding() {
     assert_eq!(s["llm_requests"], 2, "both records kept: {s}");
     app.stop().await;
 }
+
+/// A gen_ai `invoke_agent` span names its repository and the commit it made through
+/// `vcs.*` (OpenTelemetry VCS conventions): the session gets the repository and an exact
+/// link. Copilot's `github.copilot.git.commit_sha` is the commit the session started
+/// from: never evidence that it made it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoke_agent_spans_name_repository_and_commit_but_a_starting_commit_is_no_evidence() {
+    let mut app = TestApp::spawn_with(|a| a.webhook_secrets = vec![SECRET.parse().unwrap()]).await;
+    deliver(
+        &app,
+        "push",
+        "p1",
+        &push(
+            "refs/heads/retry",
+            ZERO,
+            &[
+                commit(FULL, "2026-11-20T10:00:00Z"),
+                commit(OTHER, "2026-11-20T10:05:00Z"),
+            ],
+        ),
+    )
+    .await;
+    app.applied(1).await;
+    let span = |conversation: &str, attrs: Vec<Value>| {
+        let mut all = vec![
+            kv("gen_ai.operation.name", "invoke_agent"),
+            kv("gen_ai.conversation.id", conversation),
+            kv("gen_ai.agent.name", "acme-agent"),
+        ];
+        all.extend(attrs);
+        json!({"resourceSpans": [{"resource": {"attributes": [kv("service.name", "acme-agent")]},
+            "scopeSpans": [{"scope": {"name": "acme-agent"}, "spans": [{
+                "traceId": format!("{:0>32x}", conversation.len()), "spanId": "00000000000000a1",
+                "name": "invoke_agent acme-agent", "kind": 1,
+                "startTimeUnixNano": "1763632800000000000", "endTimeUnixNano": "1763633100000000000",
+                "attributes": all}]}]}]})
+    };
+    post(
+        &app,
+        "/v1/traces",
+        &span(
+            "conv-invoke",
+            vec![
+                kv("vcs.repository.url.full", "https://github.com/acme/widgets"),
+                kv("vcs.ref.head.name", "retry"),
+                kv("vcs.ref.head.revision", FULL),
+            ],
+        ),
+    )
+    .await;
+    post(
+        &app,
+        "/v1/traces",
+        &span(
+            "conv-copilot",
+            vec![
+                kv("vcs.repository.url.full", "https://github.com/acme/widgets"),
+                kv("github.copilot.git.commit_sha", OTHER),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(linked(&app, FULL).await, event("conv-invoke"));
+    assert_eq!(linked(&app, OTHER).await, vec![]);
+    let s = app.session("conv-invoke").await;
+    assert_eq!(s["repository"], "acme/widgets", "{s}");
+    app.stop().await;
+}
