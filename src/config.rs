@@ -255,6 +255,15 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub upload_tokens: Vec<Secret>,
+    /// Repositories (`owner/repo`, or `owner/*` for all of an owner's) whose CI may
+    /// upload with an OIDC token although no App installation or delivery names them
+    /// (comma-separated). Others' tokens are refused.
+    #[arg(
+        long = "upload-repos",
+        env = "TRACELINK_UPLOAD_REPOS",
+        value_delimiter = ','
+    )]
+    pub upload_repos: Vec<String>,
     /// Largest CI upload (all files together), in bytes.
     #[arg(long, env = "TRACELINK_MAX_UPLOAD_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_upload_bytes: usize,
@@ -314,6 +323,7 @@ impl ServeArgs {
             oidc_issuer: "https://token.actions.githubusercontent.com".into(),
             oidc_audience: "tracelink".into(),
             upload_tokens: Vec::new(),
+            upload_repos: Vec::new(),
             max_upload_bytes: 64 * 1024 * 1024,
         }
     }

@@ -66,12 +66,23 @@ pub struct UploadConfig {
     pub oidc_audience: String,
     /// `owner/repo` → static token.
     pub static_tokens: Vec<(String, String)>,
+    /// `owner/repo` or `owner/*` (lower case): OIDC uploads accepted without an App
+    /// installation or delivery naming the repository.
+    pub upload_repos: Vec<String>,
     pub max_bytes: usize,
     /// Verifies OIDC tokens and caches the issuer's keys.
     pub verifier: std::sync::Arc<oidc::Verifier>,
 }
 
 impl UploadConfig {
+    /// Whether `--upload-repos` lists `repo` (lower case), by name or by its owner.
+    pub fn listed(&self, repo: &str) -> bool {
+        let owner = repo.split_once('/').map_or(repo, |(o, _)| o);
+        self.upload_repos
+            .iter()
+            .any(|r| r == repo || r.strip_suffix("/*") == Some(owner))
+    }
+
     pub fn from_args(args: &ServeArgs) -> anyhow::Result<Self> {
         let mut static_tokens = Vec::new();
         for t in &args.upload_tokens {
@@ -80,10 +91,21 @@ impl UploadConfig {
             })?;
             static_tokens.push((repo.trim().to_ascii_lowercase(), token.trim().to_string()));
         }
+        let mut upload_repos = Vec::new();
+        for r in &args.upload_repos {
+            let r = r.trim().to_ascii_lowercase();
+            match r.split_once('/') {
+                Some((o, n)) if !o.is_empty() && !n.is_empty() && !n.contains('/') => {
+                    upload_repos.push(r)
+                }
+                _ => anyhow::bail!("--upload-repos takes owner/repo or owner/*, not {r:?}"),
+            }
+        }
         Ok(Self {
             oidc_issuer: args.oidc_issuer.clone(),
             oidc_audience: args.oidc_audience.clone(),
             static_tokens,
+            upload_repos,
             max_bytes: args.max_upload_bytes,
             verifier: std::sync::Arc::new(oidc::Verifier::new(
                 &args.oidc_issuer,
@@ -177,6 +199,26 @@ async fn handle(
     let context = context.ok_or_else(|| UploadError::bad("missing the `context` part"))?;
     let run = read_context(&context)?;
     principal.allows(&run.repo)?;
+    // Any workflow on github.com can mint a token with tracelink's audience: an OIDC
+    // upload is for a repository tracelink serves, or one listed in --upload-repos.
+    if matches!(principal, Principal::Oidc { .. }) && !state.uploads.listed(&run.repo) {
+        let served = state.db.repo_served(&run.repo).await.map_err(|e| {
+            tracing::error!(error = %e, "checking an upload's repository");
+            UploadError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": "checking the repository failed"}),
+            )
+        })?;
+        if !served {
+            return Err(UploadError(
+                StatusCode::FORBIDDEN,
+                json!({"error": format!(
+                    "tracelink serves no repository {}: install the App on it (or list it in --upload-repos)",
+                    run.repo
+                )}),
+            ));
+        }
+    }
     if files.is_empty() {
         return Err(UploadError::bad("no report files in the upload"));
     }

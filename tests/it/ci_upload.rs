@@ -86,6 +86,19 @@ pub async fn app_with_issuer(issuer: &MockServer) -> TestApp {
     .await
 }
 
+/// The App installed on acme/widgets, as its first delivery says (an installation and a
+/// repository named in any delivery make the repository one tracelink serves).
+pub async fn installed(app: &TestApp) {
+    deliver(
+        app,
+        "push",
+        "installed",
+        &push("refs/heads/main", ZERO, &[]),
+    )
+    .await;
+    app.applied(1).await;
+}
+
 pub fn context(sha: &str, run_id: i64, attempt: i64, flags: &[&str]) -> Value {
     json!({"repository": "Acme/Widgets", "sha": sha, "ref": "refs/pull/7/merge",
            "run_id": run_id, "run_attempt": attempt, "job": "test", "pr_number": 7,
@@ -146,6 +159,15 @@ async fn oidc_upload_of_real_reports_is_stored_once() {
     let junit = ci_fixture("pytest-junit.xml");
     let files: [(&str, &[u8]); 2] = [("coverage.xml", &cov), ("reports/pytest-junit.xml", &junit)];
     let ctx = context(HEAD, 900, 1, &["unit"]);
+    // Any workflow on github.com can mint a token for tracelink's audience: before the
+    // App is installed on the repository, its uploads are refused.
+    let (status, body) = upload(&app, Some(&token), Some(&ctx), &files).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("install the App"),
+        "{body}"
+    );
+    installed(&app).await;
     let (status, body) = upload(&app, Some(&token), Some(&ctx), &files).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["trace_id"], trace_hex(900, 1));
@@ -716,5 +738,29 @@ async fn uploads_beyond_the_size_cap_are_413() {
     let (status, body) = upload(&app, Some(STATIC_TOKEN), Some(&ctx), &[("junit.xml", &big)]).await;
     assert_eq!(status, 413, "{body}");
     assert_eq!(app.count("ci_uploads").await, 0);
+    app.stop().await;
+}
+
+/// `--upload-repos` lets a repository's CI upload before any delivery names it; another
+/// repository's token is still refused.
+#[tokio::test]
+async fn listed_repositories_upload_before_the_app_names_them() {
+    let issuer = fake_issuer().await;
+    let uri = issuer.uri();
+    let mut app = TestApp::spawn_with(move |a| {
+        a.oidc_issuer = uri;
+        a.upload_repos = vec!["acme/*".into()];
+    })
+    .await;
+    let cov = ci_fixture("coverage.xml");
+    let files: [(&str, &[u8]); 1] = [("coverage.xml", &cov)];
+    let token = sign(&claims(&issuer.uri(), "acme/widgets"));
+    let (status, body) = upload(&app, Some(&token), Some(&context(HEAD, 1, 1, &[])), &files).await;
+    assert_eq!(status, 201, "{body}");
+    let stranger = sign(&claims(&issuer.uri(), "stranger/random-repo"));
+    let mut ctx = context(HEAD, 2, 1, &[]);
+    ctx["repository"] = json!("stranger/random-repo");
+    let (status, body) = upload(&app, Some(&stranger), Some(&ctx), &files).await;
+    assert_eq!(status, 403, "{body}");
     app.stop().await;
 }
