@@ -20,10 +20,12 @@ use super::{Format, LineCoverage, ParseError, parse_u32, parse_u64, shown};
 
 const FORMAT: Format = Format::GoCover;
 
-/// The most lines one block may span; beyond this the profile is taken as hostile.
-pub const MAX_BLOCK_LINES: u32 = 100_000;
-/// The most line entries a profile may expand to (sum of all blocks' spans).
-pub const MAX_EXPANDED_LINES: u64 = 50_000_000;
+/// The most lines one block may span (a Go block is a run of statements without a
+/// branch); beyond this the profile is taken as hostile.
+pub const MAX_BLOCK_LINES: u32 = 10_000;
+/// The most line entries a profile may expand to (sum of all blocks' spans): 45 bytes
+/// of profile can name a block's lines, so this bounds memory, not the input size.
+pub const MAX_EXPANDED_LINES: u64 = 2_000_000;
 
 pub fn parse(mut reader: impl BufRead) -> Result<LineCoverage, ParseError> {
     let mut cov = LineCoverage::default();

@@ -115,6 +115,10 @@ impl UploadConfig {
     }
 }
 
+/// The most source lines (coverage lines, test cases, attributed lines) one upload's
+/// reports may cover together.
+pub const MAX_UPLOAD_LINES: u64 = 2_000_000;
+
 /// Why an upload was refused: the status and the JSON body.
 #[derive(Debug)]
 pub struct UploadError(pub(super) StatusCode, pub(super) Value);
@@ -225,10 +229,27 @@ async fn handle(
 
     let (repo, workspace) = (run.repo.clone(), run.workspace.clone());
     let parsed = tokio::task::spawn_blocking(move || {
-        files
-            .into_iter()
-            .map(|(name, bytes)| read_file(name, &bytes, &repo, workspace.as_deref()))
-            .collect::<Result<Vec<_>, _>>()
+        // One file at a time, each bounded by its format's caps, and the upload by the
+        // lines all its files cover: a few bytes of Go coverprofile can name millions of
+        // lines, which must not become memory.
+        let mut out = Vec::with_capacity(files.len());
+        let mut lines: u64 = 0;
+        for (name, bytes) in files {
+            let parsed = read_file(name, &bytes, &repo, workspace.as_deref())?;
+            drop(bytes);
+            lines += parsed.0.lines();
+            if lines > MAX_UPLOAD_LINES {
+                return Err(UploadError(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    json!({"error": format!(
+                        "the upload's reports cover more than {MAX_UPLOAD_LINES} lines (at {}); upload fewer or smaller reports",
+                        parsed.0.name
+                    )}),
+                ));
+            }
+            out.push(parsed);
+        }
+        Ok(out)
     })
     .await
     .map_err(|e| {

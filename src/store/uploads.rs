@@ -56,6 +56,20 @@ pub struct UploadFile {
     pub content: FileContent,
 }
 
+impl UploadFile {
+    /// How many source lines (or test cases) the file covers, to bound an upload.
+    pub fn lines(&self) -> u64 {
+        match &self.content {
+            FileContent::Coverage { files, .. } => files
+                .iter()
+                .map(|(_, hit, missed)| (hit.len() + missed.len()) as u64)
+                .sum(),
+            FileContent::Tests(t) => t.len() as u64,
+            FileContent::Lines(rows) => rows.len() as u64,
+        }
+    }
+}
+
 /// An upload as the writer stores it: the run's context and its files.
 #[derive(Debug, Clone)]
 pub struct UploadBatch {

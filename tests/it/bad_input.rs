@@ -706,3 +706,60 @@ async fn session_filters_match_what_reports_print() {
     assert_eq!(page["sessions"].as_array().map(Vec::len), Some(0));
     app.stop().await;
 }
+
+/// A Go coverprofile names line ranges: 45 bytes can claim 100,000 lines. A block
+/// longer than any Go block, a profile expanding past its cap, and an upload whose
+/// reports together cover too many lines are each refused before they become memory.
+#[tokio::test]
+async fn go_coverage_amplification_is_refused() {
+    use crate::ci_upload::{STATIC_TOKEN, app_with_issuer, context, fake_issuer, upload};
+    let issuer = fake_issuer().await;
+    let mut app = app_with_issuer(&issuer).await;
+    let ctx = context("c0ffee0000000000000000000000000000000001", 7, 1, &[]);
+    let profile = |blocks: usize, span: u32, file: &str| {
+        let mut p = String::from("mode: set\n");
+        for i in 0..blocks {
+            p.push_str(&format!(
+                "github.com/acme/widgets/{file}{i}.go:1.1,{span}.1 1 1\n"
+            ));
+        }
+        p.into_bytes()
+    };
+    // The reproduction: 500 blocks of 100,000 lines in 24 KB.
+    let amp = profile(500, 100_000, "f");
+    assert!(amp.len() < 32 * 1024);
+    let (status, body) = upload(&app, Some(STATIC_TOKEN), Some(&ctx), &[("amp.out", &amp)]).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("spans 100000 lines"),
+        "{body}"
+    );
+    // Blocks of a plausible size, but 3.5 million lines in all.
+    let wide = profile(500, 7_000, "g");
+    let (status, body) = upload(&app, Some(STATIC_TOKEN), Some(&ctx), &[("wide.out", &wide)]).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("more than 2000000"),
+        "{body}"
+    );
+    // Each file under its cap, the upload over its own.
+    let third = profile(150, 7_000, "h");
+    let files: Vec<(&str, &[u8])> = vec![("a.out", &third), ("b.out", &third), ("c.out", &third)];
+    let (status, body) = upload(&app, Some(STATIC_TOKEN), Some(&ctx), &files).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("cover more than 2000000 lines"),
+        "{body}"
+    );
+    assert_eq!(app.count("ci_uploads").await, 0, "nothing half-written");
+    app.stop().await;
+}
