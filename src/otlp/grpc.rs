@@ -139,7 +139,7 @@ impl LogsService for Otlp {
 /// The three OTLP services as one tonic router.
 pub fn router(ingest: Ingest, tokens: Arc<Vec<String>>, max_body: usize) -> tonic::service::Routes {
     let svc = Otlp { ingest, tokens };
-    tonic::service::Routes::new(
+    let routes = tonic::service::Routes::new(
         TraceServiceServer::new(svc.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
@@ -156,5 +156,33 @@ pub fn router(ingest: Ingest, tokens: Arc<Vec<String>>, max_body: usize) -> toni
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(max_body),
+    );
+    tonic::service::Routes::from(
+        routes
+            .into_axum_router()
+            .layer(axum::middleware::map_response(request_errors)),
     )
+}
+
+/// What tonic answers for a request it could not read, as OTLP clients need it: a body
+/// that is not the message is INVALID_ARGUMENT (tonic says INTERNAL, which clients
+/// retry), and one over the size limit RESOURCE_EXHAUSTED without RetryInfo — not
+/// retryable — (tonic says OUT_OF_RANGE, which OTLP clients retry with the same batch).
+async fn request_errors(mut res: axum::response::Response) -> axum::response::Response {
+    let h = res.headers_mut();
+    let code = h.get("grpc-status").and_then(|v| v.to_str().ok());
+    let message = h
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .map(|m| m.replace("%20", " "))
+        .unwrap_or_default();
+    let fixed = match code {
+        Some("13") if message.starts_with("failed to decode") => Some("3"),
+        Some("11") if message.contains("message length too large") => Some("8"),
+        _ => None,
+    };
+    if let Some(f) = fixed {
+        h.insert("grpc-status", axum::http::HeaderValue::from_static(f));
+    }
+    res
 }

@@ -266,7 +266,10 @@ async fn oversized_bodies_are_413_compressed_or_inflated() {
         serde_json::from_slice(&fixture("claude-code-traces.json")).unwrap();
     let mut c = TraceServiceClient::connect(app.grpc.clone()).await.unwrap();
     let err = c.export(req).await.unwrap_err();
-    assert_eq!(err.code(), tonic::Code::OutOfRange, "{err}");
+    // Not retryable: RESOURCE_EXHAUSTED without RetryInfo (OUT_OF_RANGE would make an
+    // OTLP client send the same oversized batch again).
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err}");
+    assert!(err.details().is_empty(), "no RetryInfo");
     nothing_stored_and_healthy(&app).await;
     app.stop().await;
 }
@@ -761,5 +764,65 @@ async fn go_coverage_amplification_is_refused() {
         "{body}"
     );
     assert_eq!(app.count("ci_uploads").await, 0, "nothing half-written");
+    app.stop().await;
+}
+
+/// Bytes that are no protobuf message, over gRPC: INVALID_ARGUMENT (tonic's INTERNAL
+/// would tell clients to retry), and nothing stored.
+#[tokio::test]
+async fn garbage_over_grpc_is_invalid_argument() {
+    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+    #[derive(Clone, Default)]
+    struct Raw;
+    impl Encoder for Raw {
+        type Item = Vec<u8>;
+        type Error = tonic::Status;
+        fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+            use bytes::BufMut;
+            dst.put_slice(&item);
+            Ok(())
+        }
+    }
+    impl Decoder for Raw {
+        type Item = Vec<u8>;
+        type Error = tonic::Status;
+        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+            use bytes::Buf;
+            Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
+        }
+    }
+    impl Codec for Raw {
+        type Encode = Vec<u8>;
+        type Decode = Vec<u8>;
+        type Encoder = Raw;
+        type Decoder = Raw;
+        fn encoder(&mut self) -> Raw {
+            Raw
+        }
+        fn decoder(&mut self) -> Raw {
+            Raw
+        }
+    }
+    let mut app = TestApp::spawn().await;
+    let channel = tonic::transport::Endpoint::from_shared(app.grpc.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    );
+    let err = grpc
+        .unary::<Vec<u8>, Vec<u8>, Raw>(
+            tonic::Request::new(vec![0xff, 0xff, 0xff, 0x0f]),
+            path,
+            Raw,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
+    nothing_stored_and_healthy(&app).await;
     app.stop().await;
 }
