@@ -316,3 +316,36 @@ async fn a_price_file_adding_one_model_keeps_the_built_in_prices() {
     }
     assert_eq!(costs[0], costs[1]);
 }
+
+/// A failed start says why in one sentence, never a backtrace, even with RUST_BACKTRACE
+/// set.
+#[tokio::test]
+async fn a_failed_start_is_one_sentence_not_a_backtrace() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
+        .args([
+            "serve",
+            "--http-listen",
+            "0.0.0.0:0",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--db",
+        ])
+        .arg(dir.path().join("t.db"))
+        .env("RUST_BACKTRACE", "1")
+        .env("TRACELINK_LOG", "error")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("tracelink: refusing to listen on 0.0.0.0:0"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("Stack backtrace") && !err.contains("backtrace"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
