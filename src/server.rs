@@ -147,7 +147,11 @@ fn http_router(state: AppState) -> Router {
         .route("/v1/traces", post(otlp::http::traces))
         .route("/v1/metrics", post(otlp::http::metrics))
         .route("/v1/logs", post(otlp::http::logs))
-        .layer(DefaultBodyLimit::max(state.otlp.max_body_bytes));
+        .layer(DefaultBodyLimit::max(state.otlp.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.otlp.clone(),
+            otlp::http::admit,
+        ));
     let api = Router::new()
         .route("/api/v1/sessions", get(crate::api::list_sessions))
         .route("/api/v1/sessions/{session_id}", get(crate::api::session))

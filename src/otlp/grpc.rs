@@ -22,6 +22,7 @@ use prost::Message;
 use std::sync::Arc;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::MetadataMap;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 use super::{Ingest, IngestError, Outcome};
@@ -138,25 +139,40 @@ impl LogsService for Otlp {
 
 /// The three OTLP services as one tonic router.
 pub fn router(ingest: Ingest, tokens: Arc<Vec<String>>, max_body: usize) -> tonic::service::Routes {
-    let svc = Otlp { ingest, tokens };
-    let routes = tonic::service::Routes::new(
+    // Admission before the message is read or decoded (an interceptor sees only the
+    // headers): with the write queue full, RESOURCE_EXHAUSTED with RetryInfo at once.
+    let admit = |signal: Signal| {
+        let ingest = ingest.clone();
+        move |req: Request<()>| match ingest.admit(signal) {
+            Ok(()) => Ok(req),
+            Err(e) => Err(status(e)),
+        }
+    };
+    let svc = Otlp {
+        ingest: ingest.clone(),
+        tokens,
+    };
+    let routes = tonic::service::Routes::new(InterceptedService::new(
         TraceServiceServer::new(svc.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(max_body),
-    )
-    .add_service(
+        admit(Signal::Traces),
+    ))
+    .add_service(InterceptedService::new(
         MetricsServiceServer::new(svc.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(max_body),
-    )
-    .add_service(
+        admit(Signal::Metrics),
+    ))
+    .add_service(InterceptedService::new(
         LogsServiceServer::new(svc)
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(max_body),
-    );
+        admit(Signal::Logs),
+    ));
     tonic::service::Routes::from(
         routes
             .into_axum_router()

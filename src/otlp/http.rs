@@ -305,3 +305,36 @@ fn refuse(state: &HttpState, signal: Signal, e: OtlpError) -> Response {
     tracing::debug!(signal = signal.as_str(), status = %e.status, message = %e.message, "OTLP request refused");
     e.into_response()
 }
+
+/// Admission control for OTLP/HTTP, before the body is read: with the write queue full,
+/// 429 with `Retry-After` at once, in the request's encoding — an overload costs no
+/// reading or decoding (a retry storm would otherwise decode everything to refuse it).
+pub async fn admit(
+    State(state): State<HttpState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let signal = match req.uri().path() {
+        "/v1/metrics" => Signal::Metrics,
+        "/v1/logs" => Signal::Logs,
+        _ => Signal::Traces,
+    };
+    if let Err(e) = state.ingest.admit(signal) {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| {
+                c.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json")
+            });
+        let encoding = if json {
+            Encoding::Json
+        } else {
+            Encoding::Protobuf
+        };
+        return OtlpError::from_ingest(e, encoding).into_response();
+    }
+    next.run(req).await
+}

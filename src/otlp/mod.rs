@@ -92,6 +92,18 @@ pub struct Ingest {
 }
 
 impl Ingest {
+    /// Admission before a request's body is read or decoded: with the write queue full
+    /// the answer is "retry later" at once, so an overload costs no decoding.
+    pub fn admit(&self, signal: Signal) -> Result<(), IngestError> {
+        if self.writer.is_full() {
+            self.telemetry.record_refused(signal);
+            return Err(IngestError::Overloaded(
+                "the write queue is full; retry shortly".into(),
+            ));
+        }
+        Ok(())
+    }
+
     pub async fn traces(&self, req: ExportTraceServiceRequest) -> Result<Outcome, IngestError> {
         let batch = agents::traces(&req);
         drop(req);

@@ -87,6 +87,11 @@ impl WriterHandle {
     pub fn depth(&self) -> usize {
         self.capacity - self.tx.capacity()
     }
+
+    /// Whether a request now would be refused for want of queue room.
+    pub fn is_full(&self) -> bool {
+        self.tx.capacity() == 0
+    }
 }
 
 /// Starts the writer task. It ends when every handle is dropped and the queue is drained;

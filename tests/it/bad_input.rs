@@ -5,6 +5,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message;
 use serde_json::{Value, json};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::MetadataValue;
 
 use crate::common::{TestApp, fixture};
@@ -29,6 +30,39 @@ async fn error_of(resp: reqwest::Response) -> (u16, String) {
         status,
         body["message"].as_str().unwrap_or_default().to_string(),
     )
+}
+
+/// A gRPC codec sending bytes as they are: messages no client library would send.
+#[derive(Clone, Default)]
+struct Raw;
+impl Encoder for Raw {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        use bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+impl Decoder for Raw {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use bytes::Buf;
+        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
+    }
+}
+impl Codec for Raw {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = Raw;
+    type Decoder = Raw;
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
 }
 
 fn traces_pb() -> Vec<u8> {
@@ -771,38 +805,6 @@ async fn go_coverage_amplification_is_refused() {
 /// would tell clients to retry), and nothing stored.
 #[tokio::test]
 async fn garbage_over_grpc_is_invalid_argument() {
-    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-    #[derive(Clone, Default)]
-    struct Raw;
-    impl Encoder for Raw {
-        type Item = Vec<u8>;
-        type Error = tonic::Status;
-        fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-            use bytes::BufMut;
-            dst.put_slice(&item);
-            Ok(())
-        }
-    }
-    impl Decoder for Raw {
-        type Item = Vec<u8>;
-        type Error = tonic::Status;
-        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
-            use bytes::Buf;
-            Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
-        }
-    }
-    impl Codec for Raw {
-        type Encode = Vec<u8>;
-        type Decode = Vec<u8>;
-        type Encoder = Raw;
-        type Decoder = Raw;
-        fn encoder(&mut self) -> Raw {
-            Raw
-        }
-        fn decoder(&mut self) -> Raw {
-            Raw
-        }
-    }
     let mut app = TestApp::spawn().await;
     let channel = tonic::transport::Endpoint::from_shared(app.grpc.clone())
         .unwrap()
@@ -824,5 +826,81 @@ async fn garbage_over_grpc_is_invalid_argument() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
     nothing_stored_and_healthy(&app).await;
+    app.stop().await;
+}
+
+/// Admission comes before reading and decoding: with the write queue full, a request
+/// whose body is not even a message gets 429 with Retry-After (HTTP) or
+/// RESOURCE_EXHAUSTED with RetryInfo (gRPC), not the 400 decoding would give.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_refuses_before_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracelink.db");
+    let mut app = TestApp::spawn_with(|a| {
+        a.db = db.clone();
+        a.queue_capacity = 1;
+    })
+    .await;
+    let blocker = tracelink::store::testing::WriteLock::acquire(&db)
+        .await
+        .unwrap();
+    // One request in the stalled writer, one in the queue.
+    let mut pending = Vec::new();
+    for _ in 0..2 {
+        let (client, url) = (app.client.clone(), format!("{}/v1/traces", app.http));
+        let body = traces_pb();
+        pending.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .header("content-type", "application/x-protobuf")
+                .body(body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let garbage = || {
+        app.post(
+            "/v1/traces",
+            "application/x-protobuf",
+            b"\xff\xff\xff\x0f".to_vec(),
+            &[],
+        )
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let resp = loop {
+        let resp = garbage().await;
+        if resp.status() == 429 || tokio::time::Instant::now() > deadline {
+            break resp;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(resp.status(), 429, "refused before decoding");
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let channel = tonic::transport::Endpoint::from_shared(app.grpc.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    );
+    let err = grpc
+        .unary::<Vec<u8>, Vec<u8>, Raw>(
+            tonic::Request::new(vec![0xff, 0xff, 0xff, 0x0f]),
+            path,
+            Raw,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err}");
+    assert!(!err.details().is_empty(), "with RetryInfo");
+    blocker.release().await.unwrap();
+    for p in pending {
+        assert_eq!(p.await.unwrap().unwrap(), 200);
+    }
     app.stop().await;
 }
