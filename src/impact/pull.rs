@@ -64,6 +64,27 @@ pub async fn build(
 
     // Commits.
     let records = db.commits(repo, &shas).await?;
+    // People are named by GitHub login in comments: from the identities file, a noreply
+    // address, or the PR's commits by the same email.
+    let login_by_email: HashMap<String, String> = records
+        .iter()
+        .filter_map(|c| {
+            Some((
+                c.author_email.as_ref()?.to_ascii_lowercase(),
+                c.author_login.clone()?,
+            ))
+        })
+        .collect();
+    for s in summaries.iter_mut() {
+        s.login = s.user.as_deref().and_then(|u| {
+            ctx.links
+                .identities
+                .session_keys(Some(u), None)
+                .into_iter()
+                .find_map(|k| k.strip_prefix("login:").map(str::to_string))
+                .or_else(|| login_by_email.get(&u.to_ascii_lowercase()).cloned())
+        });
+    }
     let trailer_agents = db.commit_agents(repo, &shas).await?;
     let (mut commits, agent_commits) =
         maths::commits(&shas, records, &trailer_agents, &links, &session_agents);

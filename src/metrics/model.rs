@@ -68,6 +68,9 @@ pub struct SessionSummary {
     pub session_id: String,
     pub agent: Option<String>,
     pub user: Option<String>,
+    /// The user's GitHub login, where a commit or the identities file says it: the
+    /// comment names people by login only, never by email.
+    pub login: Option<String>,
     pub models: Vec<String>,
     pub tokens: Option<TokenView>,
     /// The whole session's cost.

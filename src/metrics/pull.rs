@@ -190,6 +190,7 @@ pub fn sessions(
             session_id: s.session_id,
             agent: s.agent,
             user,
+            login: None,
             models: s.models,
             tokens: s.tokens,
             cost_usd: s.cost_usd,

@@ -351,10 +351,58 @@ pub fn headline(r: &PrReport) -> String {
 }
 
 /// JSON that can sit inside an HTML comment (no `--`).
+/// The hidden marker: which report this is and a digest of its content — never the
+/// report itself (its users and costs would be public in a public repository's PR, and
+/// GitHub keeps every edit). The full report is served by the API and `tracelink report`.
 fn marker_json(r: &PrReport) -> String {
-    serde_json::to_string(r)
-        .unwrap_or_else(|_| "{}".into())
+    use sha2::{Digest, Sha256};
+    let json = serde_json::to_string(r).unwrap_or_default();
+    let digest = crate::ids::encode_hex(&Sha256::digest(json.as_bytes())[..16]);
+    serde_json::json!({"repository": r.repository, "number": r.number, "digest": digest})
+        .to_string()
         .replace("--", "-\\u002d")
+}
+
+/// A session's person as a comment names them: a GitHub login where known, else "a
+/// teammate" — never an email or an agent account id.
+fn person(s: &crate::metrics::model::SessionSummary) -> String {
+    s.login.clone().unwrap_or_else(|| "a teammate".into())
+}
+
+/// The people of a report's sessions: their logins, and how many others.
+fn people(r: &PrReport) -> String {
+    let mut logins: Vec<&str> = r
+        .sessions
+        .iter()
+        .filter_map(|s| s.login.as_deref())
+        .collect();
+    logins.sort_unstable();
+    logins.dedup();
+    let mut others: Vec<&str> = r
+        .sessions
+        .iter()
+        .filter(|s| s.login.is_none())
+        .filter_map(|s| s.user.as_deref())
+        .collect();
+    others.sort_unstable();
+    others.dedup();
+    let unknown = others.len()
+        + usize::from(
+            r.sessions
+                .iter()
+                .any(|s| s.login.is_none() && s.user.is_none()),
+        );
+    let mut out: Vec<String> = logins.iter().map(|l| l.to_string()).collect();
+    match unknown {
+        0 => {}
+        1 => out.push("a teammate".into()),
+        n => out.push(format!("{n} teammates")),
+    }
+    if out.is_empty() {
+        "a teammate".into()
+    } else {
+        out.join(", ")
+    }
 }
 
 /// The comment body.
@@ -401,7 +449,7 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
             o,
             "| Agent sessions | {} by {}{active} |",
             t.sessions,
-            cell(&t.users.join(", "))
+            cell(&people(r))
         );
         if let Some(c) = cost_text(
             r,
@@ -548,7 +596,7 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
                 "| `{}` | {} | {} | {} | {} | {} | {} |",
                 cell(label),
                 cell(s.agent.as_deref().map(agent_name).unwrap_or("?")),
-                cell(s.user.as_deref().unwrap_or("?")),
+                cell(&person(s)),
                 cell(&s.models.join(", ")),
                 s.tokens.map_or("—".into(), |t| format!(
                     "{} / {}",
@@ -779,6 +827,7 @@ mod tests {
             session_id: id.into(),
             agent: Some("claude-code".into()),
             user: Some("dev@acme.example".into()),
+            login: None,
             models: vec!["claude-sonnet-4-6".into()],
             tokens: None,
             cost_usd: cost,
@@ -990,7 +1039,7 @@ mod tests {
         }];
         let md = render(&r);
         assert!(
-            md.contains("| Agent sessions | 1 by dev@acme.example · 4 m 22 s active |"),
+            md.contains("| Agent sessions | 1 by a teammate · 4 m 22 s active |"),
             "{md}"
         );
         assert!(md.contains("| First session → merge | 1 h 57 m |"), "{md}");
@@ -1066,5 +1115,26 @@ mod tests {
         assert!(!render(&r).contains("First session"));
         r.timing.first_session_to_merge_seconds = Some(0);
         assert!(render(&r).contains("| First session → merge | 0 s |"));
+    }
+
+    #[test]
+    fn the_comment_names_people_by_login_and_carries_no_email() {
+        let mut known = session("s-known-1", Some(0.2));
+        known.login = Some("octodev".into());
+        let unknown = session("s-unknown-2", Some(0.1));
+        let mut r = report(vec![known, unknown]);
+        r.headline = headline(&r);
+        let md = render(&r);
+        assert!(!md.contains('@'), "no email, no mention: {md}");
+        assert!(
+            md.contains("| Agent sessions | 2 by octodev, a teammate"),
+            "{md}"
+        );
+        let marker = md.lines().next().unwrap();
+        assert!(marker.contains("\"digest\":"), "{marker}");
+        assert!(
+            !marker.contains("sessions"),
+            "the marker holds no report: {marker}"
+        );
     }
 }

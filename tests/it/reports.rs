@@ -126,7 +126,7 @@ async fn app() -> TestApp {
     TestApp::spawn_with(|a| a.webhook_secrets = vec![SECRET.parse().unwrap()]).await
 }
 
-/// The marker's JSON is the report.
+/// The marker's JSON: which report, and its digest.
 fn marker_json(md: &str) -> Value {
     let line = md.lines().next().unwrap();
     let json = line
@@ -219,11 +219,22 @@ async fn claude_code_session_linked_by_trailer_and_telemetry() {
     );
     assert_eq!(json["ci"]["reruns"], 1);
     assert_eq!(json["ci"]["first_run_pass_rate"], 0.0);
+    // The marker names the report and its digest, never its content: no email or cost
+    // per person in a public comment (the API and `tracelink report` serve the JSON).
+    let marker = marker_json(&md);
+    assert_eq!(marker["repository"], REPO, "{marker}");
+    assert_eq!(marker["number"], 7, "{marker}");
     assert_eq!(
-        marker_json(&md),
-        json,
-        "the comment's marker carries the report"
+        marker["digest"].as_str().map(str::len),
+        Some(32),
+        "{marker}"
     );
+    assert!(marker.get("sessions").is_none(), "{marker}");
+    assert!(
+        !md.contains("dev@acme.example"),
+        "people by login only: {md}"
+    );
+    assert!(md.contains("| Agent sessions | 1 by dev"), "{md}");
     insta::assert_snapshot!("claude_code_report", md);
 
     // `tracelink report` prints the same comment from the database file.

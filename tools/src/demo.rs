@@ -232,12 +232,12 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
         }
     }
     let comment = done().unwrap_or_default();
-    // GitHub hides the first line: the marker holding the report's JSON.
+    // GitHub hides the first line: the marker naming the report and its digest.
     let visible = comment
         .split_once('\n')
         .map_or(comment.as_str(), |(_, rest)| rest);
     println!(
-        "The comment tracelink posted on {REPO}#7 (its hidden first line, the report's JSON, left out):\n"
+        "The comment tracelink posted on {REPO}#7 (its hidden first line, the marker, left out):\n"
     );
     println!("{visible}");
     if let Some(run) = fake.check_runs(REPO).into_iter().next() {
