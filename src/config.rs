@@ -178,6 +178,17 @@ pub struct ServeArgs {
     /// ports can send data and read every session).
     #[arg(long, env = "TRACELINK_ALLOW_UNAUTHENTICATED")]
     pub allow_unauthenticated: bool,
+    /// HTTP connections open at once (keep it below the process's descriptor limit);
+    /// more are closed as they arrive.
+    #[arg(long, env = "TRACELINK_MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_connections: usize,
+    /// Seconds an HTTP client has to send a request's headers (also how long an idle
+    /// keep-alive connection stays open).
+    #[arg(long, env = "TRACELINK_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Seconds from a request's headers to its answer, body included.
+    #[arg(long, env = "TRACELINK_REQUEST_TIMEOUT_SECS", default_value_t = 120)]
+    pub request_timeout_secs: u64,
     /// Largest OTLP request body, compressed or inflated, in bytes.
     #[arg(long, env = "TRACELINK_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -307,6 +318,9 @@ impl ServeArgs {
             read_tokens: Vec::new(),
             metrics_token: None,
             allow_unauthenticated: false,
+            max_connections: 512,
+            header_timeout_secs: 10,
+            request_timeout_secs: 120,
             max_body_bytes: 16 * 1024 * 1024,
             queue_capacity: 256,
             price_table: None,

@@ -16,6 +16,7 @@ pub mod graph;
 pub mod hook;
 pub mod ids;
 pub mod impact;
+pub mod listen;
 pub mod metrics;
 pub mod otlp;
 pub mod pricing;

@@ -391,17 +391,16 @@ impl Server {
         let http_addr = http_listener.local_addr()?;
         let grpc_addr = grpc_listener.local_addr()?;
 
-        let mut on_stop = stopped.clone();
-        let http = tokio::spawn(
-            axum::serve(
-                http_listener,
-                http_router(state).into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = on_stop.wait_for(|s| *s).await;
-            })
-            .into_future(),
-        );
+        let http = tokio::spawn(crate::listen::serve(
+            http_listener,
+            http_router(state),
+            crate::listen::Limits {
+                max_connections: args.max_connections,
+                header_timeout: std::time::Duration::from_secs(args.header_timeout_secs.max(1)),
+                request_timeout: std::time::Duration::from_secs(args.request_timeout_secs.max(1)),
+            },
+            stopped.clone(),
+        ));
         let mut on_stop = stopped;
         let routes = otlp::grpc::router(ingest, tokens.clone(), args.max_body_bytes).add_service(
             crate::api::grpc::Reports {

@@ -7,6 +7,7 @@ mod ci_status;
 mod ci_upload;
 mod cli;
 mod common;
+mod connections;
 mod cost;
 mod dora;
 mod durability;

@@ -1,0 +1,107 @@
+//! Slow and stalled clients cannot hold the service: headers must arrive in time (idle
+//! keep-alive connections end the same way), a request's body must be read in time, and
+//! connections are capped; `/healthz` keeps answering.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::common::TestApp;
+
+fn addr(app: &TestApp) -> String {
+    app.http.trim_start_matches("http://").to_string()
+}
+
+/// Reads until the server closes the connection; what it said before, if anything.
+async fn until_closed(mut s: TcpStream) -> String {
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_headers_and_trickled_bodies_are_cut_off() {
+    let mut app = TestApp::spawn_with(|a| {
+        a.header_timeout_secs = 1;
+        a.request_timeout_secs = 1;
+    })
+    .await;
+    // A client that never sends a byte.
+    let s = TcpStream::connect(addr(&app)).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), until_closed(s))
+        .await
+        .expect("a silent connection is closed after the header timeout");
+    // Headers that never end.
+    let mut s = TcpStream::connect(addr(&app)).await.unwrap();
+    s.write_all(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), until_closed(s))
+        .await
+        .expect("the connection is closed after the header timeout");
+
+    // A body trickled at a byte every 300 ms.
+    let mut s = TcpStream::connect(addr(&app)).await.unwrap();
+    s.write_all(
+        b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let trickle = async {
+        for _ in 0..20 {
+            if s.write_all(b" ").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        until_closed(s).await
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(8), trickle)
+        .await
+        .expect("the request is answered or cut off");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_cap_are_closed_and_healthz_keeps_answering() {
+    let mut app = TestApp::spawn_with(|a| {
+        a.header_timeout_secs = 1;
+        a.max_connections = 4;
+    })
+    .await;
+    // Fill every slot with clients that never send a request.
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        stalled.push(TcpStream::connect(addr(&app)).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // One more is closed at once, holding no descriptor.
+    let extra = TcpStream::connect(addr(&app)).await.unwrap();
+    let said = tokio::time::timeout(Duration::from_millis(800), until_closed(extra))
+        .await
+        .expect("closed at once");
+    assert!(said.is_empty(), "{said}");
+    // The stalled ones are cut off after the header timeout; /healthz answers again.
+    let started = tokio::time::Instant::now();
+    loop {
+        let ok = app
+            .client
+            .get(format!("{}/healthz", app.http))
+            .timeout(Duration::from_millis(500))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        if ok {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "/healthz never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(stalled);
+    app.stop().await;
+}
