@@ -346,6 +346,7 @@ impl Server {
                 ingest: ingest.clone(),
                 tokens: tokens.clone(),
                 max_body_bytes: args.max_body_bytes,
+                in_flight: otlp::http::in_flight_budget(args.max_body_bytes),
             },
             webhooks: WebhookState {
                 writer: writer.clone(),

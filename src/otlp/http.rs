@@ -29,6 +29,16 @@ pub struct HttpState {
     /// Bearer tokens accepted (none: no token needed).
     pub tokens: std::sync::Arc<Vec<String>>,
     pub max_body_bytes: usize,
+    /// Body bytes all OTLP requests being read and decoded may hold together, in KiB
+    /// permits: a request takes its `Content-Length` (else the body limit) or waits
+    /// not at all — 429.
+    pub in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+/// KiB of request bodies in flight at once, by default: four largest bodies.
+pub fn in_flight_budget(max_body_bytes: usize) -> std::sync::Arc<tokio::sync::Semaphore> {
+    let kib = (max_body_bytes.saturating_mul(4) / 1024).clamp(1, u32::MAX as usize);
+    std::sync::Arc::new(tokio::sync::Semaphore::new(kib))
 }
 
 /// Seconds a client is asked to wait when the write queue is full.
@@ -307,8 +317,9 @@ fn refuse(state: &HttpState, signal: Signal, e: OtlpError) -> Response {
 }
 
 /// Admission control for OTLP/HTTP, before the body is read: with the write queue full,
-/// 429 with `Retry-After` at once, in the request's encoding — an overload costs no
-/// reading or decoding (a retry storm would otherwise decode everything to refuse it).
+/// or the body bytes in flight at their bound ([`HttpState::in_flight`]), 429 with
+/// `Retry-After` at once, in the request's encoding — an overload costs no reading or
+/// decoding, and memory for bodies stays bounded whatever the number of clients.
 pub async fn admit(
     State(state): State<HttpState>,
     req: axum::extract::Request,
@@ -319,22 +330,46 @@ pub async fn admit(
         "/v1/logs" => Signal::Logs,
         _ => Signal::Traces,
     };
-    if let Err(e) = state.ingest.admit(signal) {
-        let json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|c| {
-                c.trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("application/json")
-            });
-        let encoding = if json {
-            Encoding::Json
-        } else {
-            Encoding::Protobuf
-        };
-        return OtlpError::from_ingest(e, encoding).into_response();
-    }
-    next.run(req).await
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(state.max_body_bytes)
+        .min(state.max_body_bytes);
+    let kib = u32::try_from(declared.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    let permit = state.in_flight.clone().try_acquire_many_owned(kib);
+    let admitted = match permit {
+        Ok(p) => state.ingest.admit(signal).map(|()| p),
+        Err(_) => {
+            state.ingest.refused(signal);
+            Err(super::IngestError::Overloaded(
+                "too many request bodies are being read; retry shortly".into(),
+            ))
+        }
+    };
+    let permit = match admitted {
+        Ok(p) => p,
+        Err(e) => {
+            let json = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|c| {
+                    c.trim_start()
+                        .to_ascii_lowercase()
+                        .starts_with("application/json")
+                });
+            let encoding = if json {
+                Encoding::Json
+            } else {
+                Encoding::Protobuf
+            };
+            return OtlpError::from_ingest(e, encoding).into_response();
+        }
+    };
+    // The body's share of the budget is held until it is read, decoded and stored.
+    let answer = next.run(req).await;
+    drop(permit);
+    answer
 }

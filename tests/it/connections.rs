@@ -105,3 +105,45 @@ async fn connections_past_the_cap_are_closed_and_healthz_keeps_answering() {
     drop(stalled);
     app.stop().await;
 }
+
+/// Memory for request bodies is bounded whatever the number of clients: bodies being
+/// read hold their share of a budget (four largest bodies); past it, 429 at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_bytes_in_flight_are_bounded() {
+    let mut app = TestApp::spawn_with(|a| a.max_body_bytes = 4096).await;
+    // Four clients announce 4 KiB bodies and send none: the budget is taken.
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let mut s = TcpStream::connect(addr(&app)).await.unwrap();
+        s.write_all(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 4096\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        stalled.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let resp = app
+        .post("/v1/traces", "application/x-protobuf", Vec::new(), &[])
+        .await;
+    assert_eq!(resp.status(), 429, "refused while the budget is taken");
+    assert_eq!(resp.headers()["retry-after"], "1");
+    // The stalled clients leave: the budget is free again.
+    drop(stalled);
+    let started = tokio::time::Instant::now();
+    loop {
+        let resp = app
+            .post("/v1/traces", "application/x-protobuf", Vec::new(), &[])
+            .await;
+        if resp.status() == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{}",
+            resp.status()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+}
