@@ -286,10 +286,14 @@ async fn publish_one(
     // cannot give (gone after a force-push) is skipped, unless the report needs it.
     let mut unfetched: BTreeSet<String> = BTreeSet::new();
     if let (Some(app), Some(inst)) = (&publisher.app, installation) {
-        for sha in shas.iter().take(MAX_PATCHES) {
-            if readers.commit_patch(repo, sha).await?.is_some() {
-                continue;
-            }
+        let wanted: Vec<String> = shas.iter().take(MAX_PATCHES).cloned().collect();
+        let cached: BTreeSet<String> = readers
+            .commit_patches(repo, &wanted)
+            .await?
+            .into_iter()
+            .map(|(sha, _)| sha)
+            .collect();
+        for sha in wanted.iter().filter(|s| !cached.contains(*s)) {
             match app.commit_files(inst as u64, repo, sha).await {
                 Ok(files) => {
                     let id = patch_id(

@@ -143,16 +143,9 @@ pub async fn commit(
                 crate::graph::linker::stored_links(&state.db, repo.as_str(), &[sha.to_string()])
                     .await?;
             // Incidents whose root cause names the commit.
-            c.incidents = crate::graph::incidents::linked(
-                &state.db,
-                repo.as_str(),
-                &state.reports.incident_environment,
-            )
-            .await?
-            .into_iter()
-            .filter(|i| i.commit.as_deref() == Some(sha.as_str()))
-            .map(|i| i.facts.number)
-            .collect();
+            c.incidents =
+                crate::graph::incidents::naming_commit(&state.db, repo.as_str(), sha.as_str())
+                    .await?;
             // Agent-assisted: an agent trailer, or a session linked.
             c.agent_assisted |= !c.sessions.is_empty();
             c.line_records =

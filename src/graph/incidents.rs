@@ -160,6 +160,23 @@ pub async fn linked(
     Ok(out)
 }
 
+/// The incidents of `repo` whose root cause names the commit `sha` (no deployment is
+/// resolved: the commit API needs only these).
+pub async fn naming_commit(db: &Db, repo: &str, sha: &str) -> store::Result<Vec<i64>> {
+    Ok(db
+        .incidents_of(repo)
+        .await?
+        .into_iter()
+        .filter(|i| {
+            matches!(
+                i.root_cause.as_deref().map(resolve_root_cause),
+                Some(RootCause::Commit(c)) if c.as_str() == sha
+            )
+        })
+        .map(|i| i.number)
+        .collect())
+}
+
 /// The successful deployments to an environment, oldest first, loaded once (with their
 /// ancestry when `with_ancestry`).
 async fn environment_deployments<'a>(

@@ -115,6 +115,24 @@ impl OtlpError {
     }
 }
 
+/// The encoding to answer a request in before its content type was checked: JSON for a
+/// JSON request, protobuf otherwise.
+fn answer_encoding(headers: &HeaderMap) -> Encoding {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| {
+            c.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if json {
+        Encoding::Json
+    } else {
+        Encoding::Protobuf
+    }
+}
+
 /// Checks auth, content type and encoding, and returns the raw (inflated) payload. A
 /// body that could not be read (over the size limit) is answered as every OTLP error:
 /// a `google.rpc.Status` in the request's encoding.
@@ -124,14 +142,10 @@ fn accept(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(Encoding, Vec<u8>), OtlpError> {
     let body = body.map_err(|r| {
-        let json = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("application/json"));
         let status = r.status();
         OtlpError {
             status,
-            encoding: if json { Encoding::Json } else { Encoding::Protobuf },
+            encoding: answer_encoding(headers),
             message: if status == StatusCode::PAYLOAD_TOO_LARGE {
                 format!(
                     "the request body exceeds the limit of {} bytes (--max-body-bytes); send smaller batches",
@@ -351,21 +365,7 @@ pub async fn admit(
     let permit = match admitted {
         Ok(p) => p,
         Err(e) => {
-            let json = req
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|c| {
-                    c.trim_start()
-                        .to_ascii_lowercase()
-                        .starts_with("application/json")
-                });
-            let encoding = if json {
-                Encoding::Json
-            } else {
-                Encoding::Protobuf
-            };
-            return OtlpError::from_ingest(e, encoding).into_response();
+            return OtlpError::from_ingest(e, answer_encoding(req.headers())).into_response();
         }
     };
     // The body's share of the budget is held until it is read, decoded and stored.

@@ -108,11 +108,6 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Queues these sessions for linking again (their facts changed at `now_ns`).
-    pub async fn queue_relink(&mut self, session_ids: &[i64], now_ns: i64) -> Result<()> {
-        queue_relink(self.conn(), session_ids, now_ns).await
-    }
-
     /// The oldest queued relinks, at most `limit`.
     pub async fn queued_relinks(&mut self, limit: i64) -> Result<Vec<QueuedSession>> {
         sqlx::query_as(

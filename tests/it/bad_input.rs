@@ -434,7 +434,7 @@ async fn a_full_write_queue_answers_429_with_retry_after() {
         }
     }
     let mut tries = 0;
-    while waiting.len() > 2 && tries < 200 {
+    while waiting.len() > 2 && tries < 2000 {
         tokio::task::yield_now().await;
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         let (done, rest): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|p| p.is_finished());
