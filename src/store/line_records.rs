@@ -9,9 +9,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sqlx::SqliteConnection;
+use sqlx::{AssertSqlSafe, SqliteConnection};
 
-use super::{Db, Result};
+use super::{Db, Result, placeholders};
 use crate::facts::{decode_lines, encode_lines};
 
 /// One stored row to write: a file's agent-written lines of one commit, by one agent and
@@ -90,24 +90,24 @@ impl Db {
         shas: &[String],
     ) -> Result<BTreeMap<String, CommitLines>> {
         let mut out: BTreeMap<String, CommitLines> = BTreeMap::new();
-        for sha in shas {
-            let rows: Vec<(String, String, String)> = sqlx::query_as(
-                "SELECT path, agent, lines FROM line_records WHERE repo = ? AND sha = ? \
-                 ORDER BY path, agent, model",
-            )
-            .bind(repo)
-            .bind(sha)
-            .fetch_all(&self.pool)
-            .await?;
-            if rows.is_empty() {
-                continue;
+        // One query per 500 commits (a report asks for all of a PR's commits).
+        for chunk in shas.chunks(500) {
+            let mut q = sqlx::query_as::<_, (String, String, String, String)>(AssertSqlSafe(format!(
+                "SELECT sha, path, agent, lines FROM line_records WHERE repo = ? AND sha IN ({}) \
+                 ORDER BY sha, path, agent, model",
+                placeholders(chunk.len())
+            )))
+            .bind(repo);
+            for sha in chunk {
+                q = q.bind(sha);
             }
-            let c = out.entry(sha.clone()).or_default();
-            for (path, agent, lines) in rows {
-                let l = c.files.entry(path).or_default();
-                decode_lines(&lines, l);
+            for (sha, path, agent, lines) in q.fetch_all(&self.pool).await? {
+                let c = out.entry(sha).or_default();
+                decode_lines(&lines, c.files.entry(path).or_default());
                 c.agents.push(agent);
             }
+        }
+        for c in out.values_mut() {
             for l in c.files.values_mut() {
                 l.sort_unstable();
                 l.dedup();
