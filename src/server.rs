@@ -362,6 +362,7 @@ impl Server {
                 writer: writer.clone(),
                 db: store.db.clone(),
                 reports: reports.clone(),
+                publisher: publisher.wake.clone(),
             },
             records: crate::api::records::RecordsState {
                 db: store.db.clone(),

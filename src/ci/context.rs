@@ -143,6 +143,7 @@ pub(super) fn read_context(bytes: &[u8]) -> Result<Run, UploadError> {
             pr_number,
             flags: flags.join(","),
             received_ns: crate::time::now_ns(),
+            report_due_ns: 0,
             files: Vec::new(),
         },
     })

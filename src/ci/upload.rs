@@ -57,6 +57,8 @@ pub struct UploadState {
     /// For the pull request's report summary in the answer.
     pub db: crate::store::Db,
     pub reports: std::sync::Arc<crate::impact::ReportContext>,
+    /// Wakes the publisher: an upload queues the reports it changes.
+    pub publisher: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// How uploads are authenticated and bounded.
@@ -70,6 +72,9 @@ pub struct UploadConfig {
     /// installation or delivery naming the repository.
     pub upload_repos: Vec<String>,
     pub max_bytes: usize,
+    /// How long a report waits for more changes before it is published
+    /// (`--comment-debounce-secs`): an upload queues its pull requests' reports.
+    pub report_debounce: std::time::Duration,
     /// Verifies OIDC tokens and caches the issuer's keys.
     pub verifier: std::sync::Arc<oidc::Verifier>,
 }
@@ -107,6 +112,7 @@ impl UploadConfig {
             static_tokens,
             upload_repos,
             max_bytes: args.max_upload_bytes,
+            report_debounce: std::time::Duration::from_secs(args.comment_debounce),
             verifier: std::sync::Arc::new(oidc::Verifier::new(
                 &args.oidc_issuer,
                 &args.oidc_audience,
@@ -262,6 +268,9 @@ async fn handle(
 
     let trace_id = crate::ids::encode_hex(&crate::ids::workflow_trace_id(run.run_id, run.attempt));
     let mut batch = run.batch;
+    batch.report_due_ns = batch
+        .received_ns
+        .saturating_add(state.uploads.report_debounce.as_nanos() as i64);
     let mut unmatched = Vec::with_capacity(parsed.len());
     for (file, u) in parsed {
         batch.files.push(file);
@@ -298,6 +307,9 @@ async fn handle(
             }
         })?;
     tracing::info!(%repo, %sha, files = n_files, stored = written.inserted, "CI upload");
+    if written.inserted > 0 {
+        state.publisher.notify_one();
+    }
     let status = if written.inserted > 0 {
         StatusCode::CREATED
     } else {

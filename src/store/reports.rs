@@ -9,6 +9,7 @@ use super::nodes::pulls_containing;
 use sqlx::AssertSqlSafe;
 
 use super::{Db, Result, Tx, placeholders};
+use sqlx::SqliteConnection;
 
 /// Merged pull requests that deployments and incidents still update.
 const RECENT_MERGE_NS: i64 = 30 * 86_400 * 1_000_000_000;
@@ -52,21 +53,7 @@ impl Tx<'_> {
         now_ns: i64,
         due_ns: i64,
     ) -> Result<()> {
-        for (repo, number) in prs {
-            sqlx::query(
-                "INSERT INTO report_queue (repo, number, due_ns, touched_ns) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (repo, number) DO UPDATE SET \
-                 touched_ns = max(report_queue.touched_ns + 1, ?4), \
-                 due_ns = CASE WHEN report_queue.due_ns <= ?4 THEN ?3 ELSE report_queue.due_ns END",
-            )
-            .bind(repo)
-            .bind(number)
-            .bind(due_ns)
-            .bind(now_ns)
-            .execute(self.conn())
-            .await?;
-        }
-        Ok(())
+        enqueue(self.conn(), prs, now_ns, due_ns).await
     }
 
     /// Pull requests a delivery's upserts may change.
@@ -374,4 +361,28 @@ impl Db {
         .fetch_optional(&self.pool)
         .await
     }
+}
+
+/// [`Tx::enqueue_reports`] inside a writer transaction.
+pub(super) async fn enqueue(
+    conn: &mut SqliteConnection,
+    prs: &BTreeSet<PullRef>,
+    now_ns: i64,
+    due_ns: i64,
+) -> Result<()> {
+    for (repo, number) in prs {
+        sqlx::query(
+            "INSERT INTO report_queue (repo, number, due_ns, touched_ns) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (repo, number) DO UPDATE SET \
+                 touched_ns = max(report_queue.touched_ns + 1, ?4), \
+                 due_ns = CASE WHEN report_queue.due_ns <= ?4 THEN ?3 ELSE report_queue.due_ns END",
+        )
+        .bind(repo)
+        .bind(number)
+        .bind(due_ns)
+        .bind(now_ns)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }

@@ -83,6 +83,9 @@ pub struct UploadBatch {
     /// Sorted, comma-separated.
     pub flags: String,
     pub received_ns: i64,
+    /// When the reports of the pull requests this upload's commit is in fall due (its
+    /// receipt plus the comment debounce): a new report file changes them.
+    pub report_due_ns: i64,
     pub files: Vec<UploadFile>,
 }
 
@@ -169,6 +172,13 @@ pub(super) async fn write(conn: &mut SqliteConnection, u: &UploadBatch) -> Resul
             .execute(&mut *conn)
             .await?;
         }
+    }
+    if written.inserted > 0 {
+        // Coverage, tests or line records of a commit change the reports of the pull
+        // requests it is in; queued in the same transaction, so none is left behind.
+        let prs = super::nodes::pulls_containing(conn, Some(&u.repo), std::slice::from_ref(&u.sha))
+            .await?;
+        super::reports::enqueue(conn, &prs, u.received_ns, u.report_due_ns).await?;
     }
     Ok(written)
 }

@@ -59,8 +59,21 @@ async fn until_comment_on(app: &TestApp, fake: &FakeGithub, number: u64, what: &
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_git_ai_note_gives_the_exact_agent_lines_of_a_mixed_commit() {
+/// A commit by dev@acme.example touching one file.
+fn commit<'a>(sha: &'a str, message: &'a str, at: &'a str, file: &'a &'a str) -> Commit<'a> {
+    Commit {
+        sha,
+        message,
+        at,
+        email: "dev@acme.example",
+        login: "dev",
+        files: std::slice::from_ref(file),
+    }
+}
+
+/// A pull request (#7) of two commits by Claude Code's session, the first mixing agent
+/// and hand-written lines, pushed and with the session's telemetry in; no PR event yet.
+async fn mixed_pull() -> (FakeGithub, TestApp) {
     let fake = FakeGithub::start().await;
     fake.add_pull(
         REPO,
@@ -84,7 +97,7 @@ async fn a_git_ai_note_gives_the_exact_agent_lines_of_a_mixed_commit() {
         vec![FakeFile::modified("tests/lib_test.rs", PATCH_TEST)],
     );
     let cfg = fake.app_config();
-    let mut app = TestApp::spawn_with(move |a| {
+    let app = TestApp::spawn_with(move |a| {
         a.webhook_secrets = vec![SECRET.parse().unwrap()];
         a.upload_tokens = vec![format!("{REPO}={STATIC_TOKEN}").parse().unwrap()];
         a.github_app_id = Some(cfg.app_id);
@@ -93,14 +106,6 @@ async fn a_git_ai_note_gives_the_exact_agent_lines_of_a_mixed_commit() {
         a.comment_debounce = 0;
     })
     .await;
-    let commit = |sha, message, at, file| Commit {
-        sha,
-        message,
-        at,
-        email: "dev@acme.example",
-        login: "dev",
-        files: std::slice::from_ref(file),
-    };
     let mut push = push(
         "refs/heads/retry",
         ZERO,
@@ -123,6 +128,12 @@ async fn a_git_ai_note_gives_the_exact_agent_lines_of_a_mixed_commit() {
     deliver(&app, "push", "p1", &push).await;
     send_otlp(&app, "claude-code-logs.json").await;
 
+    (fake, app)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_git_ai_note_gives_the_exact_agent_lines_of_a_mixed_commit() {
+    let (fake, mut app) = mixed_pull().await;
     // The Action's upload: the note of the first commit, behind its `git-ai-note` line.
     let note = git_ai_note(CLAUDE_1);
     let ctx = run_ctx(CLAUDE_2, "refs/pull/7/merge", 900, 1, &[]);
@@ -446,5 +457,36 @@ async fn an_amended_copy_takes_its_originals_line_records() {
         json!({"evidence": "lines", "added": 5, "agent_added": 3, "agents": ["claude"], "carried_from": [CLAUDE_2]})
     );
     assert_eq!(r["lines"]["agent_added"], 3, "{r}");
+    app.stop().await;
+}
+
+/// Line records uploaded after the report was published change it: the upload queues
+/// the report again, with no other event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_note_uploaded_after_the_report_updates_it() {
+    let (fake, mut app) = mixed_pull().await;
+    let mut opened = pull("opened", 7, CLAUDE_2, "retry", "2026-11-20T09:45:00Z", None);
+    opened["installation"] = json!({"id": INSTALLATION});
+    deliver(&app, "pull_request", "pr", &opened).await;
+    app.applied(2).await;
+    let before = until_comment(&app, &fake, "| Lines | +7 / −0 · 7 added by agents").await;
+    assert!(!before.contains("line records"), "{before}");
+
+    let ctx = run_ctx(CLAUDE_2, "refs/pull/7/merge", 901, 1, &[]);
+    let (s, b) = upload(
+        &app,
+        Some(STATIC_TOKEN),
+        Some(&ctx),
+        &[(&format!("git-ai/{CLAUDE_1}.txt"), &git_ai_note(CLAUDE_1))],
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    until_comment(
+        &app,
+        &fake,
+        "| Lines | +7 / −0 · 5 added by agents (71%) · 3 by line records (1 commit) |",
+    )
+    .await;
+    assert_eq!(fake.comments(REPO, 7).len(), 1, "edited, not posted again");
     app.stop().await;
 }
