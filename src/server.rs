@@ -341,12 +341,14 @@ impl Server {
         );
         let queue_capacity = args.queue_capacity.max(1);
         let upload_cfg = Arc::new(crate::ci::upload::UploadConfig::from_args(args)?);
+        // One bound on OTLP body bytes in flight, over both transports.
+        let body_budget = otlp::budget::BodyBudget::new(args.max_body_bytes);
         let state = AppState {
             otlp: HttpState {
                 ingest: ingest.clone(),
                 tokens: tokens.clone(),
                 max_body_bytes: args.max_body_bytes,
-                in_flight: otlp::http::in_flight_budget(args.max_body_bytes),
+                in_flight: body_budget.clone(),
             },
             webhooks: WebhookState {
                 writer: writer.clone(),
@@ -404,7 +406,7 @@ impl Server {
             stopped.clone(),
         ));
         let mut on_stop = stopped;
-        let routes = otlp::grpc::router(ingest, tokens.clone(), args.max_body_bytes).add_service(
+        let routes = otlp::grpc::router(ingest, tokens.clone(), body_budget).add_service(
             crate::api::grpc::Reports {
                 readers: store.db.clone(),
                 ctx: reports_ctx,
@@ -414,6 +416,10 @@ impl Server {
         );
         let grpc = tokio::spawn(
             tonic::transport::Server::builder()
+                // A stalled request holds its share of the body budget until answered.
+                .timeout(std::time::Duration::from_secs(
+                    args.request_timeout_secs.max(1),
+                ))
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(
                     tonic::transport::server::TcpIncoming::from(grpc_listener)

@@ -1,5 +1,8 @@
-//! OTLP/gRPC: the TraceService, MetricsService and LogsService, gzip accepted.
+//! OTLP/gRPC: the TraceService, MetricsService and LogsService, gzip accepted, behind
+//! one admission layer ([`admit`]) that refuses before a message is buffered or decoded.
 
+use axum::body::{Body, Bytes};
+use axum::extract::State;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
 };
@@ -21,33 +24,17 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 use std::sync::Arc;
 use tonic::codec::CompressionEncoding;
-use tonic::metadata::MetadataMap;
-use tonic::service::interceptor::InterceptedService;
+use tonic::codegen::tokio_stream::{self, StreamExt};
 use tonic::{Request, Response, Status};
 
+use super::budget::BodyBudget;
 use super::{Ingest, IngestError, Outcome};
 use crate::facts::Signal;
 
+/// The three services; requests reach them admitted and authorised ([`admit`]).
 #[derive(Clone)]
 pub struct Otlp {
     ingest: Ingest,
-    tokens: Arc<Vec<String>>,
-}
-
-impl Otlp {
-    fn authorize(&self, md: &MetadataMap, signal: Signal) -> Result<(), Status> {
-        let auth = md.get("authorization").and_then(|v| v.to_str().ok());
-        if super::token_allowed(&self.tokens, super::bearer(auth)) {
-            Ok(())
-        } else {
-            self.ingest.refused(signal);
-            Err(Status::unauthenticated(if auth.is_none() {
-                "missing authorization: Bearer <token>"
-            } else {
-                "the bearer token is not accepted"
-            }))
-        }
-    }
 }
 
 fn status(e: IngestError) -> Status {
@@ -80,7 +67,6 @@ impl TraceService for Otlp {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        self.authorize(request.metadata(), Signal::Traces)?;
         let o = self
             .ingest
             .traces(request.into_inner())
@@ -101,7 +87,6 @@ impl MetricsService for Otlp {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        self.authorize(request.metadata(), Signal::Metrics)?;
         let o = self
             .ingest
             .metrics(request.into_inner())
@@ -122,7 +107,6 @@ impl LogsService for Otlp {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        self.authorize(request.metadata(), Signal::Logs)?;
         let o = self
             .ingest
             .logs(request.into_inner())
@@ -137,47 +121,150 @@ impl LogsService for Otlp {
     }
 }
 
-/// The three OTLP services as one tonic router.
-pub fn router(ingest: Ingest, tokens: Arc<Vec<String>>, max_body: usize) -> tonic::service::Routes {
-    // Admission before the message is read or decoded (an interceptor sees only the
-    // headers): with the write queue full, RESOURCE_EXHAUSTED with RetryInfo at once.
-    let admit = |signal: Signal| {
-        let ingest = ingest.clone();
-        move |req: Request<()>| match ingest.admit(signal) {
-            Ok(()) => Ok(req),
-            Err(e) => Err(status(e)),
-        }
-    };
+/// The three OTLP services as one tonic router, behind [`admit`]; a message may be as
+/// large as the budget's body limit.
+pub fn router(
+    ingest: Ingest,
+    tokens: Arc<Vec<String>>,
+    budget: BodyBudget,
+) -> tonic::service::Routes {
+    let max_body = budget.max_body_bytes();
     let svc = Otlp {
         ingest: ingest.clone(),
-        tokens,
     };
-    let routes = tonic::service::Routes::new(InterceptedService::new(
+    let routes = tonic::service::Routes::new(
         TraceServiceServer::new(svc.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(max_body),
-        admit(Signal::Traces),
-    ))
-    .add_service(InterceptedService::new(
+    )
+    .add_service(
         MetricsServiceServer::new(svc.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(max_body),
-        admit(Signal::Metrics),
-    ))
-    .add_service(InterceptedService::new(
+    )
+    .add_service(
         LogsServiceServer::new(svc)
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(max_body),
-        admit(Signal::Logs),
-    ));
+    );
+    let gate = Gate {
+        ingest,
+        tokens,
+        budget,
+    };
     tonic::service::Routes::from(
         routes
             .into_axum_router()
+            .route_layer(axum::middleware::from_fn_with_state(gate, admit))
             .layer(axum::middleware::map_response(request_errors)),
     )
+}
+
+/// What [`admit`] needs.
+#[derive(Clone)]
+struct Gate {
+    ingest: Ingest,
+    /// Bearer tokens accepted (none: no token needed).
+    tokens: Arc<Vec<String>>,
+    budget: BodyBudget,
+}
+
+/// Admission for OTLP/gRPC, in front of tonic: the token is checked and the write queue
+/// consulted on the headers alone; then only the message's 5-byte prefix (compressed
+/// flag, length) is read and the message's length taken from the [`BodyBudget`] that
+/// OTLP/HTTP shares — the gRPC counterpart of a `Content-Length`. A full queue or a
+/// taken budget is RESOURCE_EXHAUSTED with RetryInfo at once, before the message is
+/// buffered or decoded; the share is held until the request is answered (or dropped).
+/// A client stalled before the prefix holds no share, and the body handed on ends with
+/// that one message, so the prefix bounds what the request buffers.
+async fn admit(
+    State(gate): State<Gate>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = req.uri().path();
+    let signal = if path.starts_with("/opentelemetry.proto.collector.metrics.") {
+        Signal::Metrics
+    } else if path.starts_with("/opentelemetry.proto.collector.logs.") {
+        Signal::Logs
+    } else {
+        Signal::Traces
+    };
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    if !super::token_allowed(&gate.tokens, super::bearer(auth)) {
+        gate.ingest.refused(signal);
+        return Status::unauthenticated(if auth.is_none() {
+            "missing authorization: Bearer <token>"
+        } else {
+            "the bearer token is not accepted"
+        })
+        .into_http();
+    }
+    if let Err(e) = gate.ingest.admit(signal) {
+        return status(e).into_http();
+    }
+    let (parts, body) = req.into_parts();
+    let (length, body) = one_message(body).await;
+    // A message over the limit takes nothing: tonic refuses it on its prefix, as too
+    // large (not retryable).
+    let share = if length > gate.budget.max_body_bytes() {
+        None
+    } else {
+        let Some(share) = gate.budget.try_take(length) else {
+            gate.ingest.refused(signal);
+            return status(BodyBudget::refusal()).into_http();
+        };
+        Some(share)
+    };
+    let answer = next
+        .run(axum::extract::Request::from_parts(parts, body))
+        .await;
+    drop(share);
+    answer
+}
+
+/// Reads a request body as far as its first message's 5-byte prefix and gives back the
+/// message's length (0 when there is no prefix: tonic then refuses the request) and the
+/// body as received, ending after that one message: a unary call carries one, and a
+/// second would be buffered beyond what was taken from the budget.
+async fn one_message(body: Body) -> (usize, Body) {
+    const PREFIX: usize = 5;
+    let mut rest = body.into_data_stream().fuse();
+    let mut head = Vec::new();
+    let mut prefix = Vec::with_capacity(PREFIX);
+    while prefix.len() < PREFIX {
+        match rest.next().await {
+            Some(Ok(chunk)) => {
+                let take = (PREFIX - prefix.len()).min(chunk.len());
+                prefix.extend_from_slice(&chunk[..take]);
+                head.push(Ok(chunk));
+            }
+            Some(Err(e)) => {
+                head.push(Err(e));
+                break;
+            }
+            None => break,
+        }
+    }
+    let length = match prefix[..] {
+        [_, a, b, c, d] => usize::try_from(u32::from_be_bytes([a, b, c, d])).unwrap_or(usize::MAX),
+        _ => 0,
+    };
+    let mut left = length.saturating_add(PREFIX);
+    let body = tokio_stream::iter(head).chain(rest).map(move |chunk| {
+        let chunk: Bytes = chunk?;
+        left = left.checked_sub(chunk.len()).ok_or_else(|| {
+            Status::invalid_argument("a unary OTLP export request carries one message")
+        })?;
+        Ok::<_, axum::BoxError>(chunk)
+    });
+    (length, Body::from_stream(body))
 }
 
 /// What tonic answers for a request it could not read, as OTLP clients need it: a body

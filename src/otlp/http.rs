@@ -29,16 +29,10 @@ pub struct HttpState {
     /// Bearer tokens accepted (none: no token needed).
     pub tokens: std::sync::Arc<Vec<String>>,
     pub max_body_bytes: usize,
-    /// Body bytes all OTLP requests being read and decoded may hold together, in KiB
-    /// permits: a request takes its `Content-Length` (else the body limit) or waits
+    /// Body bytes all OTLP requests being read and decoded may hold together (shared
+    /// with gRPC): a request takes its `Content-Length` (else the body limit) or waits
     /// not at all — 429.
-    pub in_flight: std::sync::Arc<tokio::sync::Semaphore>,
-}
-
-/// KiB of request bodies in flight at once, by default: four largest bodies.
-pub fn in_flight_budget(max_body_bytes: usize) -> std::sync::Arc<tokio::sync::Semaphore> {
-    let kib = (max_body_bytes.saturating_mul(4) / 1024).clamp(1, u32::MAX as usize);
-    std::sync::Arc::new(tokio::sync::Semaphore::new(kib))
+    pub in_flight: super::budget::BodyBudget,
 }
 
 /// Seconds a client is asked to wait when the write queue is full.
@@ -349,20 +343,15 @@ pub async fn admit(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(state.max_body_bytes)
-        .min(state.max_body_bytes);
-    let kib = u32::try_from(declared.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
-    let permit = state.in_flight.clone().try_acquire_many_owned(kib);
-    let admitted = match permit {
-        Ok(p) => state.ingest.admit(signal).map(|()| p),
-        Err(_) => {
+        .unwrap_or(state.max_body_bytes);
+    let admitted = match state.in_flight.try_take(declared) {
+        Some(share) => state.ingest.admit(signal).map(|()| share),
+        None => {
             state.ingest.refused(signal);
-            Err(super::IngestError::Overloaded(
-                "too many request bodies are being read; retry shortly".into(),
-            ))
+            Err(super::budget::BodyBudget::refusal())
         }
     };
-    let permit = match admitted {
+    let share = match admitted {
         Ok(p) => p,
         Err(e) => {
             return OtlpError::from_ingest(e, answer_encoding(req.headers())).into_response();
@@ -370,6 +359,6 @@ pub async fn admit(
     };
     // The body's share of the budget is held until it is read, decoded and stored.
     let answer = next.run(req).await;
-    drop(permit);
+    drop(share);
     answer
 }

@@ -1,6 +1,8 @@
 //! OTLP receivers: gRPC ([`grpc`]) and HTTP ([`http`]) share one decode-and-store path
-//! ([`Ingest`]), so both transports accept, refuse and answer alike.
+//! ([`Ingest`]) and one bound on body bytes in flight ([`budget`]), so both transports
+//! accept, refuse and answer alike.
 
+pub mod budget;
 pub mod grpc;
 pub mod http;
 pub mod status;

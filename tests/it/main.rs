@@ -13,6 +13,7 @@ mod dora;
 mod durability;
 mod fixtures;
 mod github_app;
+mod grpc_budget;
 mod histories;
 mod hook;
 mod layout;
