@@ -198,7 +198,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// One line of `tracelink sessions`: agent, session, user, repository, start, tokens,
+/// One line of `tracelink sessions`: agent, session, user, repository (and branch), start, tokens,
 /// cost and linked commits, each said plainly when unknown.
 fn session_line(
     prices: &PriceTable,
@@ -225,10 +225,11 @@ fn session_line(
         s.agent.as_deref().unwrap_or("agent unknown").to_string(),
         s.session_id.clone(),
         user.unwrap_or("user unknown").to_string(),
-        s.repository
-            .as_deref()
-            .unwrap_or("repository unknown")
-            .to_string(),
+        match (&s.repository, &s.branch) {
+            (Some(r), Some(b)) => format!("{r} ({b})"),
+            (Some(r), None) => r.clone(),
+            (None, _) => "repository unknown".into(),
+        },
         match &s.started_at {
             Some(t) => format!("started {t}"),
             None => "start unknown".into(),

@@ -60,6 +60,8 @@ pub struct SessionView {
     pub user: UserView,
     pub organization: Option<String>,
     pub repository: Option<String>,
+    /// The branch its telemetry names (the first one seen).
+    pub branch: Option<String>,
     pub started_at: Option<String>,
     pub ended_at: Option<String>,
     pub active_seconds: Option<f64>,
@@ -108,9 +110,10 @@ pub fn view(prices: &PriceTable, record: SessionRecord) -> SessionView {
     let key = row.session_key;
     let (agent, agent_version, user_id, user_email) =
         (row.agent, row.agent_version, row.user_id, row.user_email);
-    let (organization, repository, started, ended) = (
+    let (organization, repository, branch, started, ended) = (
         row.organization,
         row.repository,
+        row.branch,
         row.started_ns,
         row.ended_ns,
     );
@@ -191,6 +194,7 @@ pub fn view(prices: &PriceTable, record: SessionRecord) -> SessionView {
         },
         organization,
         repository,
+        branch,
         started_at: rfc3339(started),
         ended_at: rfc3339(ended),
         active_seconds: num(Counter::ActiveSeconds),

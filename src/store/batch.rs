@@ -13,6 +13,8 @@ pub struct SessionInfo {
     pub user_email: Option<String>,
     pub organization: Option<String>,
     pub repository: Option<String>,
+    /// The branch it worked on, as its telemetry names it.
+    pub branch: Option<String>,
     pub first_ns: Option<i64>,
     pub last_ns: Option<i64>,
     pub traces: Vec<TraceId>,
@@ -32,6 +34,7 @@ impl SessionInfo {
             user_email: None,
             organization: None,
             repository: None,
+            branch: None,
             first_ns: None,
             last_ns: None,
             traces: Vec::new(),

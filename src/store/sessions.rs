@@ -20,6 +20,7 @@ pub struct SessionRow {
     pub user_email: Option<String>,
     pub organization: Option<String>,
     pub repository: Option<String>,
+    pub branch: Option<String>,
     pub started_ns: Option<i64>,
     pub ended_ns: Option<i64>,
 }
@@ -62,7 +63,7 @@ pub struct SessionRecord {
 }
 
 const SESSION_COLUMNS: &str = "id, session_key, agent, agent_version, user_id, user_email, \
-     organization, repository, started_ns, ended_ns";
+     organization, repository, branch, started_ns, ended_ns";
 
 /// Filters of `GET /api/v1/sessions`.
 #[derive(Debug, Default)]

@@ -369,7 +369,7 @@ async fn upsert_sessions(
     for s in &b.sessions {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO sessions (session_key, agent, agent_version, user_id, user_email, organization, \
-             repository, started_ns, ended_ns, created_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             repository, branch, started_ns, ended_ns, created_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (session_key) DO UPDATE SET \
              agent = coalesce(sessions.agent, excluded.agent), \
              agent_version = coalesce(sessions.agent_version, excluded.agent_version), \
@@ -377,6 +377,7 @@ async fn upsert_sessions(
              user_email = coalesce(sessions.user_email, excluded.user_email), \
              organization = coalesce(sessions.organization, excluded.organization), \
              repository = coalesce(sessions.repository, excluded.repository), \
+             branch = coalesce(sessions.branch, excluded.branch), \
              started_ns = min(coalesce(sessions.started_ns, excluded.started_ns), coalesce(excluded.started_ns, sessions.started_ns)), \
              ended_ns = max(coalesce(sessions.ended_ns, excluded.ended_ns), coalesce(excluded.ended_ns, sessions.ended_ns)) \
              RETURNING id",
@@ -388,6 +389,7 @@ async fn upsert_sessions(
         .bind(s.user_email.as_deref())
         .bind(s.organization.as_deref())
         .bind(s.repository.as_deref())
+        .bind(s.branch.as_deref())
         .bind(s.first_ns)
         .bind(s.last_ns)
         .bind(now_ns())

@@ -113,6 +113,7 @@ async fn claude_code_names_its_commits_in_every_form_it_sends() {
     assert_eq!(linked(&app, FULL).await, event("claude-head"));
     let s = app.session("claude-head").await;
     assert_eq!(s["repository"], "acme/widgets", "{s}");
+    assert_eq!(s["branch"], "retry", "{s}");
     // What the tool ran is read, never stored.
     let stored = app.dump("log_events", &[]).await.join("\n");
     assert!(
@@ -334,5 +335,8 @@ async fn invoke_agent_spans_name_repository_and_commit_but_a_starting_commit_is_
     assert_eq!(linked(&app, OTHER).await, vec![]);
     let s = app.session("conv-invoke").await;
     assert_eq!(s["repository"], "acme/widgets", "{s}");
+    assert_eq!(s["branch"], "retry", "{s}");
+    // A session naming no branch has none.
+    assert_eq!(app.session("conv-copilot").await["branch"], Value::Null);
     app.stop().await;
 }

@@ -173,6 +173,18 @@ fn fill_identity(info: &mut SessionInfo, emitter: Emitter, reader: &Reader<'_>) 
             .find_map(|k| reader.str(k))
             .and_then(repository_name);
     }
+    // `vcs.ref.head.name` names a branch unless `vcs.ref.head.type` says it is a tag.
+    if info.branch.is_none()
+        && reader
+            .str("vcs.ref.head.type")
+            .is_none_or(|t| t == "branch")
+    {
+        info.branch = reader
+            .str("vcs.ref.head.name")
+            .map(|b| b.strip_prefix("refs/heads/").unwrap_or(b))
+            .filter(|b| !b.is_empty() && b.len() <= 255)
+            .map(str::to_string);
+    }
 }
 
 fn apply_mentions(info: &mut SessionInfo, m: Mentions) {
