@@ -116,6 +116,13 @@ if [[ -n $event && -f $event ]]; then
   [[ -n $head_sha ]] && sha=$head_sha
   pr_number=$(json_field .pull_request.number "$event") || pr_number=""
 fi
+# A workflow_run workflow (how fork pull requests upload): the run's head commit, and the
+# pull request it names (the pr-number input, which a fork's run passes on as an artifact).
+if [[ ${GITHUB_EVENT_NAME:-} == workflow_run && -n $event && -f $event ]]; then
+  run_head=$(json_field .workflow_run.head_sha "$event") || run_head=""
+  [[ -n $run_head ]] && sha=$run_head
+fi
+[[ -n ${INPUT_PR_NUMBER:-} ]] && pr_number=$INPUT_PR_NUMBER
 if [[ -z $pr_number && ${GITHUB_REF:-} =~ ^refs/pull/([0-9]+)/ ]]; then
   pr_number=${BASH_REMATCH[1]}
 fi

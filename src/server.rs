@@ -319,7 +319,7 @@ impl Server {
         let (publisher, publisher_task) = crate::publish::spawn(
             crate::publish::Publisher {
                 ctx: reports.clone(),
-                app: github,
+                app: github.clone(),
                 debounce,
                 budget: Default::default(),
             },
@@ -365,6 +365,7 @@ impl Server {
                 db: store.db.clone(),
                 reports: reports.clone(),
                 publisher: publisher.wake.clone(),
+                app: github,
             },
             records: crate::api::records::RecordsState {
                 db: store.db.clone(),

@@ -28,6 +28,7 @@
 //! entities and character references; a document whose DTD declares entities is refused,
 //! and a reference to any other entity is an error.
 
+pub mod binding;
 pub mod cobertura;
 pub mod context;
 pub mod gocover;

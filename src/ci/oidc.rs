@@ -72,11 +72,28 @@ impl AuthError {
     }
 }
 
+/// What a verified GitHub Actions token says about the workflow run it was minted for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunClaims {
+    pub repository: String,
+    pub repository_id: Option<i64>,
+    /// `ref`: the branch or tag (`refs/heads/main`), or `refs/pull/N/merge` for a pull
+    /// request run.
+    pub git_ref: String,
+    /// `sha`: the commit the run checked out (for a pull request run, GitHub's test
+    /// merge, not the head).
+    pub sha: String,
+    /// `event_name`: push, pull_request, workflow_run, schedule, …
+    pub event_name: String,
+    pub run_id: Option<i64>,
+    pub run_attempt: Option<i64>,
+}
+
 /// Who an upload's credentials say it comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
-    /// A verified OIDC token and its `repository` claim.
-    Oidc { repository: String },
+    /// A verified OIDC token and the run it names.
+    Oidc(Box<RunClaims>),
     /// A static token and the repositories (lower case) it was configured for.
     Static { repositories: Vec<String> },
 }
@@ -85,9 +102,9 @@ impl Principal {
     /// Whether these credentials may upload for `repo` (case-insensitive).
     pub fn allows(&self, repo: &str) -> Result<(), AuthError> {
         match self {
-            Principal::Oidc { repository } if repository.eq_ignore_ascii_case(repo) => Ok(()),
-            Principal::Oidc { repository } => Err(AuthError::Repository {
-                claim: repository.clone(),
+            Principal::Oidc(run) if run.repository.eq_ignore_ascii_case(repo) => Ok(()),
+            Principal::Oidc(run) => Err(AuthError::Repository {
+                claim: run.repository.clone(),
                 upload: repo.to_string(),
             }),
             Principal::Static { repositories }
@@ -110,6 +127,30 @@ struct Claims {
     #[serde(default)]
     aud: Audience,
     repository: Option<String>,
+    repository_id: Option<Number>,
+    #[serde(rename = "ref")]
+    git_ref: Option<String>,
+    sha: Option<String>,
+    event_name: Option<String>,
+    run_id: Option<Number>,
+    run_attempt: Option<Number>,
+}
+
+/// GitHub writes numeric claims as strings (`"run_id": "1234"`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Number {
+    Int(i64),
+    Text(String),
+}
+
+impl Number {
+    fn get(self) -> Option<i64> {
+        match self {
+            Number::Int(n) => Some(n),
+            Number::Text(s) => s.trim().parse().ok(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -154,8 +195,8 @@ impl Verifier {
         }
     }
 
-    /// Checks a token's signature, issuer, audience and lifetime; returns its
-    /// `repository` claim as a [`Principal`].
+    /// Checks a token's signature, issuer, audience and lifetime; returns the run its
+    /// claims name as a [`Principal`].
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::Malformed("token too long".into()));
@@ -202,11 +243,19 @@ impl Verifier {
                 expected: self.audience.clone(),
             });
         }
-        let repository = claims
-            .repository
-            .filter(|r| !r.is_empty())
-            .ok_or_else(|| AuthError::Malformed("no repository claim".into()))?;
-        Ok(Principal::Oidc { repository })
+        let required = |v: Option<String>, name: &str| {
+            v.filter(|v| !v.is_empty())
+                .ok_or_else(|| AuthError::Malformed(format!("no {name} claim")))
+        };
+        Ok(Principal::Oidc(Box::new(RunClaims {
+            repository: required(claims.repository, "repository")?,
+            repository_id: claims.repository_id.and_then(Number::get),
+            git_ref: required(claims.git_ref, "ref")?,
+            sha: required(claims.sha, "sha")?.to_ascii_lowercase(),
+            event_name: required(claims.event_name, "event_name")?,
+            run_id: claims.run_id.and_then(Number::get),
+            run_attempt: claims.run_attempt.and_then(Number::get),
+        })))
     }
 
     /// The key with this ID, fetching the issuer's JWKS when it is not cached yet.
@@ -336,9 +385,15 @@ mod tests {
 
     #[test]
     fn principals_allow_their_repository_only() {
-        let p = Principal::Oidc {
+        let p = Principal::Oidc(Box::new(RunClaims {
             repository: "Acme/Widgets".into(),
-        };
+            repository_id: None,
+            git_ref: "refs/heads/main".into(),
+            sha: "a".repeat(40),
+            event_name: "push".into(),
+            run_id: None,
+            run_attempt: None,
+        }));
         assert!(p.allows("acme/widgets").is_ok());
         assert_eq!(
             p.allows("acme/other").unwrap_err().to_string(),

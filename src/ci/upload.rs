@@ -33,6 +33,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::Report;
+use super::binding::{self, Pending};
 use super::context::read_context;
 use super::oidc::{self, AuthError, Principal};
 use crate::config::ServeArgs;
@@ -59,6 +60,8 @@ pub struct UploadState {
     pub reports: std::sync::Arc<crate::impact::ReportContext>,
     /// Wakes the publisher: an upload queues the reports it changes.
     pub publisher: std::sync::Arc<tokio::sync::Notify>,
+    /// Confirms a pull request's head the deliveries have not told yet.
+    pub app: Option<std::sync::Arc<crate::github::app::GithubApp>>,
 }
 
 /// How uploads are authenticated and bounded.
@@ -207,8 +210,13 @@ async fn handle(
         files.push((name, bytes));
     }
     let context = context.ok_or_else(|| UploadError::bad("missing the `context` part"))?;
-    let run = read_context(&context)?;
+    let mut run = read_context(&context)?;
     principal.allows(&run.repo)?;
+    let pending = match &principal {
+        Principal::Oidc(claims) => binding::bind(claims, &mut run.batch)
+            .map_err(|e| UploadError(StatusCode::FORBIDDEN, json!({ "error": e })))?,
+        Principal::Static { .. } => Pending::Nothing,
+    };
     // Any workflow on github.com can mint a token with tracelink's audience: an OIDC
     // upload is for a repository tracelink serves, or one listed in --upload-repos.
     if matches!(principal, Principal::Oidc { .. }) && !state.uploads.listed(&run.repo) {
@@ -231,6 +239,9 @@ async fn handle(
     }
     if files.is_empty() {
         return Err(UploadError::bad("no report files in the upload"));
+    }
+    if let Pending::PullHead { number, open_head } = pending {
+        confirm_pull_head(state, &run.repo, number, &run.batch.sha, open_head).await?;
     }
 
     let (repo, workspace) = (run.repo.clone(), run.workspace.clone());
@@ -341,6 +352,72 @@ async fn handle(
             "summary": summary,
             "pull_request_summary": pull_request_summary,
         }),
+    ))
+}
+
+/// Confirms that `sha` is a head pull request `number` has had (its open head, when
+/// `open_head`): as the stored deliveries say, else as GitHub says when the App can ask.
+async fn confirm_pull_head(
+    state: &UploadState,
+    repo: &str,
+    number: i64,
+    sha: &str,
+    open_head: bool,
+) -> Result<(), UploadError> {
+    let failed = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, repo, number, "checking an upload's pull request head");
+        UploadError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": "checking the pull request's head failed"}),
+        )
+    };
+    let sha = sha.to_ascii_lowercase();
+    let stored = state
+        .db
+        .pull_request(repo, number)
+        .await
+        .map_err(|e| failed(&e))?;
+    let known = match &stored {
+        Some(p) if open_head => p.state == "open" && p.head_sha == sha,
+        Some(p) if p.head_sha == sha => true,
+        Some(_) => state
+            .db
+            .pull_heads(repo, number)
+            .await
+            .map_err(|e| failed(&e))?
+            .contains(&sha),
+        None => false,
+    };
+    if known {
+        return Ok(());
+    }
+    // The upload may come before the delivery that says so: ask GitHub.
+    let installation = state
+        .db
+        .repo_installation(repo)
+        .await
+        .map_err(|e| failed(&e))?;
+    if let (Some(app), Some(inst)) = (&state.app, installation) {
+        match app.pull_head(inst as u64, repo, number as u64).await {
+            Ok((head, open)) if head == sha && (open || !open_head) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, repo, number, "asking GitHub for a pull request's head");
+                return Err(UploadError(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"error": format!("commit {sha} is not a known head of pull request #{number}, and GitHub could not be asked; retry shortly")}),
+                ));
+            }
+        }
+    }
+    let what = if open_head {
+        "the head of open pull request"
+    } else {
+        "a head of pull request"
+    };
+    Err(UploadError(
+        StatusCode::FORBIDDEN,
+        json!({"error": format!("commit {sha} is not {what} #{number} of {repo}: an OIDC upload is for its own run's commit")}),
     ))
 }
 

@@ -116,7 +116,7 @@ async fn the_action_uploads_with_the_runs_oidc_token() {
         .mount(&issuer)
         .await;
     let mut app = app_with_issuer(&issuer).await;
-    crate::ci_upload::installed(&app).await;
+    crate::ci_upload::installed(&app, PR_HEAD).await;
     let runner = Runner::new();
     let out = runner
         .run(

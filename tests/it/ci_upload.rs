@@ -56,13 +56,28 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
-/// The claims GitHub puts in a workflow's token (the ones tracelink reads, and a few more).
+/// GitHub's test merge of pull request 7, the `sha` of its runs' tokens.
+pub const TEST_MERGE: &str = "7777777777777777777777777777777777777777";
+
+/// The claims GitHub puts in the token of a pull request 7 run (the ones tracelink
+/// reads, and a few more).
 pub fn claims(issuer: &str, repository: &str) -> Value {
     json!({
         "iss": issuer, "aud": "tracelink", "repository": repository,
-        "sub": format!("repo:{repository}:pull_request"), "run_id": "900",
+        "sub": format!("repo:{repository}:pull_request"),
+        "ref": "refs/pull/7/merge", "sha": TEST_MERGE, "event_name": "pull_request",
         "iat": now() - 10, "nbf": now() - 10, "exp": now() + 300,
     })
+}
+
+/// The claims of a `push` run's token for `sha` on `git_ref`.
+pub fn push_claims(issuer: &str, repository: &str, sha: &str, git_ref: &str) -> Value {
+    let mut c = claims(issuer, repository);
+    c["sub"] = json!(format!("repo:{repository}:ref:{git_ref}"));
+    c["ref"] = json!(git_ref);
+    c["sha"] = json!(sha);
+    c["event_name"] = json!("push");
+    c
 }
 
 /// A token signed by the test key (or `key_file`), with key ID `kid`.
@@ -87,8 +102,9 @@ pub async fn app_with_issuer(issuer: &MockServer) -> TestApp {
 }
 
 /// The App installed on acme/widgets, as its first delivery says (an installation and a
-/// repository named in any delivery make the repository one tracelink serves).
-pub async fn installed(app: &TestApp) {
+/// repository named in any delivery make the repository one tracelink serves), and pull
+/// request 7 open with head `pr_head`.
+pub async fn installed(app: &TestApp, pr_head: &str) {
     deliver(
         app,
         "push",
@@ -96,7 +112,9 @@ pub async fn installed(app: &TestApp) {
         &push("refs/heads/main", ZERO, &[]),
     )
     .await;
-    app.applied(1).await;
+    let opened = crate::reports::pull("opened", 7, pr_head, "retry", "2026-11-20T09:45:00Z", None);
+    deliver(app, "pull_request", "installed-pr", &opened).await;
+    app.applied(2).await;
 }
 
 pub fn context(sha: &str, run_id: i64, attempt: i64, flags: &[&str]) -> Value {
@@ -167,7 +185,7 @@ async fn oidc_upload_of_real_reports_is_stored_once() {
         body["error"].as_str().unwrap().contains("install the App"),
         "{body}"
     );
-    installed(&app).await;
+    installed(&app, HEAD).await;
     let (status, body) = upload(&app, Some(&token), Some(&ctx), &files).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["trace_id"], trace_hex(900, 1));
@@ -249,7 +267,8 @@ async fn oidc_upload_of_real_reports_is_stored_once() {
     );
     assert_eq!(app.count("ci_uploads").await, 2);
     assert_eq!(app.count("ci_test_cases").await, 7);
-    assert_eq!(app.count("links").await, 4);
+    // The uploads' four, and pull request 7's head.
+    assert_eq!(app.count("links").await, 5);
     // The JWKS was fetched once for both requests.
     let fetched = issuer.received_requests().await.unwrap();
     assert_eq!(
@@ -754,11 +773,24 @@ async fn listed_repositories_upload_before_the_app_names_them() {
     .await;
     let cov = ci_fixture("coverage.xml");
     let files: [(&str, &[u8]); 1] = [("coverage.xml", &cov)];
-    let token = sign(&claims(&issuer.uri(), "acme/widgets"));
-    let (status, body) = upload(&app, Some(&token), Some(&context(HEAD, 1, 1, &[])), &files).await;
+    let token = sign(&push_claims(
+        &issuer.uri(),
+        "acme/widgets",
+        HEAD,
+        "refs/heads/main",
+    ));
+    let mut ctx = context(HEAD, 1, 1, &[]);
+    ctx["ref"] = json!("refs/heads/main");
+    ctx["pr_number"] = Value::Null;
+    let (status, body) = upload(&app, Some(&token), Some(&ctx), &files).await;
     assert_eq!(status, 201, "{body}");
-    let stranger = sign(&claims(&issuer.uri(), "stranger/random-repo"));
-    let mut ctx = context(HEAD, 2, 1, &[]);
+    let stranger = sign(&push_claims(
+        &issuer.uri(),
+        "stranger/random-repo",
+        HEAD,
+        "refs/heads/main",
+    ));
+    ctx["run_id"] = json!(2);
     ctx["repository"] = json!("stranger/random-repo");
     let (status, body) = upload(&app, Some(&stranger), Some(&ctx), &files).await;
     assert_eq!(status, 403, "{body}");

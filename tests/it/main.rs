@@ -26,4 +26,5 @@ mod replay;
 mod reports;
 mod sdk;
 mod telemetry_forms;
+mod upload_binding;
 mod webhooks;

@@ -31,6 +31,7 @@ const DIFF_ENTRIES_JSON: &str =
 const COMMIT_ITEMS_JSON: &str =
     include_str!("../../tests/fixtures/github-app/api/commit-items.json");
 const COMMIT_JSON: &str = include_str!("../../tests/fixtures/github-app/api/commit.json");
+const PULL_JSON: &str = include_str!("../../tests/fixtures/github-app/api/pull-request.json");
 
 /// A changed file of a PR or a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -420,6 +421,7 @@ impl Model {
             ("GET", ["issues", n, "comments"]) => self.list_comments(req, &repo, n),
             ("POST", ["issues", n, "comments"]) => self.create_comment(req, &repo, n, body),
             ("PATCH", ["issues", "comments", id]) => self.edit_comment(req, &repo, id, body),
+            ("GET", ["pulls", n]) => self.get_pull(&repo, n),
             ("GET", ["pulls", n, "files"]) => self.pull_files(req, &repo, n),
             ("GET", ["pulls", n, "commits"]) => self.pull_commits(req, &repo, n),
             ("GET", ["commits", sha]) => self.commit(req, &repo, sha),
@@ -688,6 +690,19 @@ impl Model {
             .map(|f| self.diff_entry(repo, &pull.head_sha, f))
             .collect();
         self.paged(req, items)
+    }
+
+    /// A pull request (open), with its head.
+    fn get_pull(&self, repo: &str, n: &str) -> ResponseTemplate {
+        let Some(pull) = self.pull(repo, n) else {
+            return not_found();
+        };
+        let mut v: Value = serde_json::from_str(PULL_JSON).unwrap_or(Value::Null);
+        v["number"] = json!(n.parse::<u64>().unwrap_or(0));
+        v["state"] = json!("open");
+        v["head"]["sha"] = json!(pull.head_sha);
+        v["url"] = json!(format!("{}/repos/{repo}/pulls/{n}", self.url));
+        ResponseTemplate::new(200).set_body_json(v)
     }
 
     fn pull_commits(&self, req: &Request, repo: &str, n: &str) -> ResponseTemplate {

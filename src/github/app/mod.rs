@@ -247,6 +247,12 @@ struct CommitSha {
 }
 
 #[derive(Deserialize)]
+struct PullHead {
+    state: String,
+    head: CommitSha,
+}
+
+#[derive(Deserialize)]
 struct CommitDetail {
     #[serde(default)]
     files: Vec<FilePatch>,
@@ -488,6 +494,22 @@ impl GithubApp {
             })
             .await?;
         Ok(commits.into_iter().map(|c| c.sha).collect())
+    }
+
+    /// A pull request's head SHA and whether it is open (`GET /repos/{o}/{r}/pulls/{n}`).
+    pub async fn pull_head(
+        &self,
+        installation_id: u64,
+        repo: &str,
+        pr: u64,
+    ) -> anyhow::Result<(String, bool)> {
+        let inst = self.installation(installation_id)?;
+        let route = format!("{}/pulls/{pr}", repo_route(repo)?);
+        let pull: PullHead = self
+            .request(Auth::Installation(&inst), Verb::Get, &route, None)
+            .await?
+            .json()?;
+        Ok((pull.head.sha.to_ascii_lowercase(), pull.state == "open"))
     }
 
     /// One commit's files with their patches (`GET /repos/{o}/{r}/commits/{sha}`; a big
