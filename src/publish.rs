@@ -17,7 +17,7 @@ use crate::ids::{PrNumber, RepoName};
 use crate::impact::ReportContext;
 use crate::impact::pull::{Built, build};
 use crate::metrics::diff::patch_id;
-use crate::report::markdown::{MARKER, render, summary};
+use crate::report::markdown::{MARKER, carries_personal_data, render, summary};
 use crate::store::reports::PullRef;
 use crate::store::{self, Conn, Db, Tx};
 use crate::time::now_ns;
@@ -355,11 +355,28 @@ async fn publish_one(
         return Ok(Published::Deferred(wait));
     }
     let outcome = app
-        .upsert_comment(inst as u64, repo, number as u64, MARKER, &body)
+        .upsert_comment(
+            inst as u64,
+            repo,
+            number as u64,
+            MARKER,
+            &body,
+            &carries_personal_data,
+        )
         .await?;
+    if let CommentOutcome::Replaced { old, id } = outcome {
+        tracing::info!(
+            repo,
+            number,
+            old,
+            id,
+            "replaced a report comment that held personal data"
+        );
+    }
     let comment_id = match outcome {
         CommentOutcome::Created { id }
         | CommentOutcome::Updated { id }
+        | CommentOutcome::Replaced { id, .. }
         | CommentOutcome::Unchanged { id } => id,
     };
     let title: String = report.headline.chars().take(200).collect();

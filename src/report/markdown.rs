@@ -354,6 +354,26 @@ pub fn headline(r: &PrReport) -> String {
 /// The hidden marker: which report this is and a digest of its content — never the
 /// report itself (its users and costs would be public in a public repository's PR, and
 /// GitHub keeps every edit). The full report is served by the API and `tracelink report`.
+/// Whether a report comment was written by a version that put personal data in it: its
+/// hidden marker then held the whole report (emails, per-session cost) instead of the
+/// report's id and digest. Such a comment is deleted and posted anew, not edited, since
+/// GitHub keeps an edited comment's history.
+pub fn carries_personal_data(body: &str) -> bool {
+    let Some(start) = body.find(MARKER) else {
+        return false;
+    };
+    let rest = &body[start + MARKER.len()..];
+    let Some(end) = rest.find("-->") else {
+        return true;
+    };
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(rest[..end].trim()) {
+        Ok(m) => m
+            .keys()
+            .any(|k| !matches!(k.as_str(), "repository" | "number" | "digest")),
+        Err(_) => true,
+    }
+}
+
 fn marker_json(r: &PrReport) -> String {
     use sha2::{Digest, Sha256};
     let json = serde_json::to_string(r).unwrap_or_default();
@@ -1136,5 +1156,18 @@ mod tests {
             !marker.contains("sessions"),
             "the marker holds no report: {marker}"
         );
+    }
+
+    #[test]
+    fn comments_with_the_whole_report_in_their_marker_carry_personal_data() {
+        let r = report(vec![session("82c3495f-998e", Some(0.1))]);
+        assert!(!carries_personal_data(&render(&r)));
+        let old = format!(
+            "{MARKER} {} -->\n### tracelink",
+            serde_json::to_string(&r).unwrap()
+        );
+        assert!(carries_personal_data(&old));
+        assert!(carries_personal_data(&format!("{MARKER} not json -->")));
+        assert!(!carries_personal_data("no marker here"));
     }
 }

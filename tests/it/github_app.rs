@@ -10,6 +10,7 @@ use tracelink::github::app::{
     AppConfig, CheckOutcome, CommentOutcome, FilePatch, GithubApp, GithubError,
 };
 
+use tracelink::report::markdown::{MARKER as REPORT_MARKER, carries_personal_data};
 use tracelink_dev::fake_github::{APP_ID, FakeFile, FakeGithub, INSTALLATION, SLUG};
 
 const REPO: &str = "acme/widgets";
@@ -38,14 +39,28 @@ async fn report_comment_is_created_once_and_then_left_alone() {
     let (fake, app) = github().await;
 
     let first = app
-        .upsert_comment(INSTALLATION, REPO, PR, MARKER, &report("2 sessions"))
+        .upsert_comment(
+            INSTALLATION,
+            REPO,
+            PR,
+            MARKER,
+            &report("2 sessions"),
+            &|_| false,
+        )
         .await
         .unwrap();
     let CommentOutcome::Created { id } = first else {
         panic!("{first:?}");
     };
     let again = app
-        .upsert_comment(INSTALLATION, REPO, PR, MARKER, &report("2 sessions"))
+        .upsert_comment(
+            INSTALLATION,
+            REPO,
+            PR,
+            MARKER,
+            &report("2 sessions"),
+            &|_| false,
+        )
         .await
         .unwrap();
 
@@ -61,7 +76,14 @@ async fn report_comment_is_created_once_and_then_left_alone() {
 async fn a_changed_report_edits_the_same_comment_in_place() {
     let (fake, app) = github().await;
     let CommentOutcome::Created { id } = app
-        .upsert_comment(INSTALLATION, REPO, PR, MARKER, &report("2 sessions"))
+        .upsert_comment(
+            INSTALLATION,
+            REPO,
+            PR,
+            MARKER,
+            &report("2 sessions"),
+            &|_| false,
+        )
         .await
         .unwrap()
     else {
@@ -75,6 +97,7 @@ async fn a_changed_report_edits_the_same_comment_in_place() {
             PR,
             MARKER,
             &report("3 sessions, 1 deploy"),
+            &|_| false,
         )
         .await
         .unwrap();
@@ -97,6 +120,56 @@ async fn a_changed_report_edits_the_same_comment_in_place() {
     );
 }
 
+/// A comment an older version wrote with the whole report (emails, per-session cost) in
+/// its marker is deleted and posted anew: an edit would keep it in GitHub's history.
+#[tokio::test]
+async fn a_comment_holding_personal_data_is_deleted_and_posted_again() {
+    let (fake, app) = github().await;
+    let old = format!(
+        "{REPORT_MARKER} {{\"repository\":\"{REPO}\",\"sessions\":[{{\"user\":\"dev@acme.example\",\"cost_usd\":1.5}}]}} -->\n## tracelink\nold"
+    );
+    let theirs = fake.add_comment(REPO, PR, &format!("{SLUG}[bot]"), "Bot", &old);
+    let new = format!(
+        "{REPORT_MARKER} {{\"digest\":\"ab\",\"number\":{PR},\"repository\":\"{REPO}\"}} -->\nnew"
+    );
+
+    let outcome = app
+        .upsert_comment(
+            INSTALLATION,
+            REPO,
+            PR,
+            REPORT_MARKER,
+            &new,
+            &carries_personal_data,
+        )
+        .await
+        .unwrap();
+    let CommentOutcome::Replaced { old: gone, id } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(gone, theirs);
+    let comments = fake.comments(REPO, PR);
+    assert_eq!(comments.len(), 1);
+    assert_eq!(
+        (comments[0].id, comments[0].body.as_str()),
+        (id, new.as_str())
+    );
+    assert!(!comments[0].body.contains('@'));
+    // Written once in the new form: edited from then on, never replaced again.
+    let again = app
+        .upsert_comment(
+            INSTALLATION,
+            REPO,
+            PR,
+            REPORT_MARKER,
+            &format!("{new}!"),
+            &carries_personal_data,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, CommentOutcome::Updated { id });
+}
+
 #[tokio::test]
 async fn someone_elses_comment_quoting_the_marker_is_not_ours() {
     let (fake, app) = github().await;
@@ -105,7 +178,7 @@ async fn someone_elses_comment_quoting_the_marker_is_not_ours() {
     let impostor = fake.add_comment(REPO, PR, SLUG, "User", &report("a user named like us"));
 
     let outcome = app
-        .upsert_comment(INSTALLATION, REPO, PR, MARKER, &report("ours"))
+        .upsert_comment(INSTALLATION, REPO, PR, MARKER, &report("ours"), &|_| false)
         .await
         .unwrap();
 
@@ -139,7 +212,7 @@ async fn our_comment_is_found_on_the_second_page() {
     fake.add_comment(REPO, PR, "octocat", "User", "after the report");
 
     let outcome = app
-        .upsert_comment(INSTALLATION, REPO, PR, MARKER, &report("new"))
+        .upsert_comment(INSTALLATION, REPO, PR, MARKER, &report("new"), &|_| false)
         .await
         .unwrap();
 
@@ -338,7 +411,7 @@ async fn a_secondary_rate_limit_waits_as_long_as_github_asks() {
 
     let start = Instant::now();
     let outcome = app
-        .upsert_comment(INSTALLATION, REPO, PR, MARKER, &report("x"))
+        .upsert_comment(INSTALLATION, REPO, PR, MARKER, &report("x"), &|_| false)
         .await
         .unwrap();
 
@@ -415,7 +488,7 @@ async fn a_not_found_is_not_retried_and_names_the_path() {
 async fn a_permission_403_is_not_retried() {
     let (fake, app) = github().await;
     // A 403 that is no rate limit is a permission problem: it comes back at once.
-    app.upsert_comment(INSTALLATION, REPO, PR, MARKER, &report("a"))
+    app.upsert_comment(INSTALLATION, REPO, PR, MARKER, &report("a"), &|_| false)
         .await
         .unwrap();
     fake.fail_next(
@@ -427,7 +500,7 @@ async fn a_permission_403_is_not_retried() {
     .await;
 
     let err = app
-        .upsert_comment(INSTALLATION, REPO, PR, MARKER, &report("b"))
+        .upsert_comment(INSTALLATION, REPO, PR, MARKER, &report("b"), &|_| false)
         .await
         .unwrap_err();
 
@@ -458,9 +531,16 @@ async fn the_installation_token_is_fetched_once_for_many_calls() {
     }
 
     for i in 0..5 {
-        app.upsert_comment(INSTALLATION, REPO, PR, MARKER, &report(&i.to_string()))
-            .await
-            .unwrap();
+        app.upsert_comment(
+            INSTALLATION,
+            REPO,
+            PR,
+            MARKER,
+            &report(&i.to_string()),
+            &|_| false,
+        )
+        .await
+        .unwrap();
         app.pull_files(INSTALLATION, REPO, PR).await.unwrap();
     }
     assert_eq!(fake.token_requests(), 1);
@@ -573,14 +653,28 @@ async fn a_failed_create_is_not_retried_blindly_and_the_next_upsert_creates_once
     let path = format!("/repos/{REPO}/issues/{PR}/comments");
     fake.fail_next("POST", &path, 502, 1).await;
     let err = app
-        .upsert_comment(INSTALLATION, REPO, PR, MARKER, &report("1 session"))
+        .upsert_comment(
+            INSTALLATION,
+            REPO,
+            PR,
+            MARKER,
+            &report("1 session"),
+            &|_| false,
+        )
         .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("POST") && err.contains("502"), "{err}");
     // The publisher tries again later: the upsert looks for our comment first.
     let outcome = app
-        .upsert_comment(INSTALLATION, REPO, PR, MARKER, &report("1 session"))
+        .upsert_comment(
+            INSTALLATION,
+            REPO,
+            PR,
+            MARKER,
+            &report("1 session"),
+            &|_| false,
+        )
         .await
         .unwrap();
     assert!(

@@ -421,6 +421,7 @@ impl Model {
             ("GET", ["issues", n, "comments"]) => self.list_comments(req, &repo, n),
             ("POST", ["issues", n, "comments"]) => self.create_comment(req, &repo, n, body),
             ("PATCH", ["issues", "comments", id]) => self.edit_comment(req, &repo, id, body),
+            ("DELETE", ["issues", "comments", id]) => self.delete_comment(req, &repo, id),
             ("GET", ["pulls", n]) => self.get_pull(&repo, n),
             ("GET", ["pulls", n, "files"]) => self.pull_files(req, &repo, n),
             ("GET", ["pulls", n, "commits"]) => self.pull_commits(req, &repo, n),
@@ -637,6 +638,29 @@ impl Model {
         let comment = comment.clone();
         self.record(req, body);
         ResponseTemplate::new(200).set_body_json(self.comment_json(repo, pr, &comment))
+    }
+
+    fn delete_comment(&mut self, req: &Request, repo: &str, id: &str) -> ResponseTemplate {
+        let Ok(id) = id.parse::<u64>() else {
+            return not_found();
+        };
+        let Some(comments) = self
+            .comments
+            .iter_mut()
+            .find_map(|((r, _), cs)| (r == repo && cs.iter().any(|c| c.id == id)).then_some(cs))
+        else {
+            return not_found();
+        };
+        // An App may only delete its own comments.
+        if comments
+            .iter()
+            .any(|c| c.id == id && c.login != format!("{SLUG}[bot]"))
+        {
+            return error(403, "Resource not accessible by integration");
+        }
+        comments.retain(|c| c.id != id);
+        self.record(req, Value::Null);
+        ResponseTemplate::new(204)
     }
 
     fn pull_number(&self, repo: &str, n: &str) -> Option<u64> {

@@ -89,6 +89,11 @@ pub enum CommentOutcome {
     Updated {
         id: u64,
     },
+    /// Our old comment was deleted and this one posted in its place.
+    Replaced {
+        old: u64,
+        id: u64,
+    },
     /// Our comment already says exactly this; nothing was written.
     Unchanged {
         id: u64,
@@ -332,7 +337,9 @@ impl GithubApp {
 
     /// Creates, edits or leaves alone the PR's report comment. Ours is the comment by
     /// `<slug>[bot]` whose body contains `marker`; every page of comments is searched
-    /// until it is found. A body over GitHub's limit is cut, saying so.
+    /// until it is found. A body over GitHub's limit is cut, saying so. When `replace`
+    /// says our comment must go (it holds what may not stay public: GitHub keeps an
+    /// edited comment's history), it is deleted and posted anew instead of edited.
     pub async fn upsert_comment(
         &self,
         installation_id: u64,
@@ -340,6 +347,7 @@ impl GithubApp {
         pr: u64,
         marker: &str,
         body: &str,
+        replace: &(dyn Fn(&str) -> bool + Sync),
     ) -> anyhow::Result<CommentOutcome> {
         anyhow::ensure!(!marker.is_empty(), "the comment marker is empty");
         let repo_route = repo_route(repo)?;
@@ -368,6 +376,21 @@ impl GithubApp {
         }
 
         let payload = json!({ "body": body });
+        if let Some(c) = &ours
+            && replace(c.body.as_deref().unwrap_or_default())
+        {
+            let r = format!("{repo_route}/issues/comments/{}", c.id);
+            self.request(auth, Verb::Delete, &r, None).await?;
+            let r = format!("{repo_route}/issues/{pr}/comments");
+            let created: Created = self
+                .request(auth, Verb::Post, &r, Some(&payload))
+                .await?
+                .json()?;
+            return Ok(CommentOutcome::Replaced {
+                old: c.id,
+                id: created.id,
+            });
+        }
         match ours {
             Some(c) if same_text(c.body.as_deref().unwrap_or_default(), &body) => {
                 Ok(CommentOutcome::Unchanged { id: c.id })

@@ -43,6 +43,7 @@ pub(super) enum Verb {
     Get,
     Post,
     Patch,
+    Delete,
 }
 
 impl fmt::Display for Verb {
@@ -51,6 +52,7 @@ impl fmt::Display for Verb {
             Verb::Get => "GET",
             Verb::Post => "POST",
             Verb::Patch => "PATCH",
+            Verb::Delete => "DELETE",
         })
     }
 }
@@ -389,6 +391,7 @@ impl GithubApp {
             Verb::Get => client._get(route).await,
             Verb::Post => client._post(route, body).await,
             Verb::Patch => client._patch(route, body).await,
+            Verb::Delete => client._delete(route, body).await,
         };
         let response = sent.map_err(|e| FailedAttempt::from_octocrab(endpoint.clone(), e))?;
         let status = response.status().as_u16();
