@@ -249,6 +249,20 @@ pub struct ServeArgs {
     /// at most one write per pull request per period.
     #[arg(long, env = "TRACELINK_COMMENT_DEBOUNCE", default_value_t = 10)]
     pub comment_debounce: u64,
+    /// Whom PR comments and job summaries name: `logins` (GitHub logins, else "a
+    /// teammate"; never an email) or `none`.
+    #[arg(
+        long,
+        env = "TRACELINK_COMMENT_PEOPLE",
+        value_enum,
+        default_value = "logins"
+    )]
+    pub comment_people: crate::report::markdown::CommentPeople,
+    /// What PR comments and job summaries show of cost: `per-session`, `total` or
+    /// `none`. Unset: per-session on private repositories, total on public ones (and
+    /// where the visibility is not known yet).
+    #[arg(long, env = "TRACELINK_COMMENT_COST", value_enum)]
+    pub comment_cost: Option<crate::report::markdown::CostShown>,
     /// Issuer of the GitHub Actions OIDC tokens that authenticate CI uploads.
     #[arg(
         long,
@@ -334,6 +348,8 @@ impl ServeArgs {
             github_private_key: None,
             github_api_url: "https://api.github.com".into(),
             comment_debounce: 10,
+            comment_people: crate::report::markdown::CommentPeople::Logins,
+            comment_cost: None,
             oidc_issuer: "https://token.actions.githubusercontent.com".into(),
             oidc_audience: "tracelink".into(),
             upload_tokens: Vec::new(),

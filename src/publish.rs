@@ -17,7 +17,7 @@ use crate::ids::{PrNumber, RepoName};
 use crate::impact::ReportContext;
 use crate::impact::pull::{Built, build};
 use crate::metrics::diff::patch_id;
-use crate::report::markdown::{MARKER, carries_personal_data, render, summary};
+use crate::report::markdown::{MARKER, carries_personal_data, render_for, summary};
 use crate::store::reports::PullRef;
 use crate::store::{self, Conn, Db, Tx};
 use crate::time::now_ns;
@@ -339,7 +339,8 @@ async fn publish_one(
         );
     }
     let Built { report } = built;
-    let body = render(&report);
+    let view = publisher.ctx.comment_view(readers, repo).await;
+    let body = render_for(&report, view);
     let digest = crate::ids::encode_hex(&Sha256::digest(body.as_bytes()));
     let last = readers.published(repo, number).await?;
     if last.as_ref().map(|p| p.digest.as_str()) == Some(digest.as_str()) {
@@ -386,7 +387,7 @@ async fn publish_one(
         &report.head_sha,
         "tracelink",
         &title,
-        &summary(&report),
+        &summary(&report, view),
         "neutral",
     )
     .await?;

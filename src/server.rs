@@ -276,6 +276,8 @@ impl Server {
                 identities,
             },
             incident_environment: args.incident_environment.clone(),
+            comment_people: args.comment_people,
+            comment_cost: args.comment_cost,
         });
         let store = store::open(&args.db).await?;
         warn_unpriced_models(&store.db, &prices).await;

@@ -330,7 +330,10 @@ async fn handle(
     let pull_request_summary = match (pr_number, RepoName::parse(&repo)) {
         (Some(n), Ok(name)) => {
             match crate::impact::pull::build(&state.db, &state.reports, &name, PrNumber(n)).await {
-                Ok(Some(b)) => Some(crate::report::markdown::summary(&b.report)),
+                Ok(Some(b)) => {
+                    let view = state.reports.comment_view(&state.db, &repo).await;
+                    Some(crate::report::markdown::summary(&b.report, view))
+                }
                 Ok(None) => None,
                 Err(e) => {
                     tracing::warn!(%repo, number = n, error = %e, "building the report for an upload's answer");

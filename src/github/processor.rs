@@ -162,8 +162,8 @@ async fn apply_group(
         match ops {
             Ok(ops) => {
                 tx.apply(&ops, now).await?;
-                if let Some((repo, installation)) = installation_of(&d.payload) {
-                    tx.set_repo_installation(&repo, installation).await?;
+                if let Some(seen) = installation_of(&d.payload) {
+                    tx.set_repo_installation(&seen).await?;
                 }
                 for op in &ops {
                     match op {
@@ -189,19 +189,28 @@ async fn apply_group(
 }
 
 /// The repository and the App installation a delivery came through.
-fn installation_of(payload: &[u8]) -> Option<(String, i64)> {
+fn installation_of(payload: &[u8]) -> Option<crate::store::deliveries::RepoSeen> {
     #[derive(serde::Deserialize)]
     struct Inst {
         id: i64,
     }
     #[derive(serde::Deserialize)]
+    struct Repo {
+        full_name: String,
+        id: Option<i64>,
+        private: Option<bool>,
+    }
+    #[derive(serde::Deserialize)]
     struct Envelope {
         installation: Option<Inst>,
-        repository: Option<super::events::Repository>,
+        repository: Option<Repo>,
     }
     let e: Envelope = serde_json::from_slice(payload).ok()?;
-    Some((
-        e.repository?.full_name.to_ascii_lowercase(),
-        e.installation?.id,
-    ))
+    let repo = e.repository?;
+    Some(crate::store::deliveries::RepoSeen {
+        repo: repo.full_name.to_ascii_lowercase(),
+        installation_id: e.installation?.id,
+        repo_id: repo.id,
+        private: repo.private,
+    })
 }

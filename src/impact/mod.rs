@@ -24,6 +24,25 @@ pub struct ReportContext {
     pub links: LinkConfig,
     /// The environment of an incident that names none (`--incident-environment`).
     pub incident_environment: String,
+    /// Whom comments name (`--comment-people`).
+    pub comment_people: crate::report::markdown::CommentPeople,
+    /// What comments show of cost (`--comment-cost`; unset: by visibility).
+    pub comment_cost: Option<crate::report::markdown::CostShown>,
+}
+
+impl ReportContext {
+    /// What `repo`'s comments and job summaries show of people and cost (its
+    /// visibility as deliveries said; unknown counts as public).
+    pub async fn comment_view(&self, db: &Db, repo: &str) -> crate::report::markdown::View {
+        let private = match db.served_repo(repo).await {
+            Ok(r) => r.and_then(|r| r.private),
+            Err(e) => {
+                tracing::warn!(repo, error = %e, "reading a repository's visibility");
+                None
+            }
+        };
+        crate::report::markdown::View::of(self.comment_people, self.comment_cost, private)
+    }
 }
 
 impl Default for ReportContext {
@@ -32,6 +51,8 @@ impl Default for ReportContext {
             prices: PriceTable::default(),
             links: LinkConfig::default(),
             incident_environment: "production".into(),
+            comment_people: crate::report::markdown::CommentPeople::Logins,
+            comment_cost: None,
         }
     }
 }

@@ -276,8 +276,61 @@ fn detail_tables(o: &mut String, r: &PrReport) {
     }
 }
 
+/// What a comment may show of people and cost (`--comment-people`, `--comment-cost`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct View {
+    /// People by GitHub login (else "a teammate"); when false, no one is named.
+    pub people: bool,
+    pub cost: CostShown,
+}
+
+/// Whom a comment names (`--comment-people`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CommentPeople {
+    /// GitHub logins, else "a teammate"; never an email.
+    Logins,
+    /// No one.
+    None,
+}
+
+/// How much of the cost a comment shows (`--comment-cost`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CostShown {
+    /// The pull request's total and each session's share.
+    PerSession,
+    /// The pull request's total only.
+    Total,
+    /// No cost at all.
+    None,
+}
+
+impl View {
+    /// Everything: the API, `tracelink report` and private repositories by default.
+    pub const FULL: View = View {
+        people: true,
+        cost: CostShown::PerSession,
+    };
+
+    /// What a repository's comments show: `cost` as set, else per session on a private
+    /// repository and the total on a public one or one whose visibility is not known.
+    pub fn of(people: CommentPeople, cost: Option<CostShown>, private: Option<bool>) -> View {
+        View {
+            people: people == CommentPeople::Logins,
+            cost: cost.unwrap_or(if private == Some(true) {
+                CostShown::PerSession
+            } else {
+                CostShown::Total
+            }),
+        }
+    }
+}
+
 /// The one line a reviewer reads first.
 pub fn headline(r: &PrReport) -> String {
+    headline_for(r, View::FULL)
+}
+
+fn headline_for(r: &PrReport, view: View) -> String {
     let t = &r.totals;
     let recorded = r
         .lines
@@ -305,7 +358,7 @@ pub fn headline(r: &PrReport) -> String {
             if t.agent_commits == 1 { "" } else { "s" }
         ));
     }
-    if t.sessions > 0 {
+    if t.sessions > 0 && view.cost != CostShown::None {
         parts.extend(cost_text(r, " est.", ""));
     }
     match &r.lines {
@@ -425,14 +478,19 @@ fn people(r: &PrReport) -> String {
     }
 }
 
-/// The comment body.
+/// The comment body, showing everything.
 pub fn render(r: &PrReport) -> String {
-    let full = render_with(r, true);
+    render_for(r, View::FULL)
+}
+
+/// The comment body, showing what `view` allows of people and cost.
+pub fn render_for(r: &PrReport, view: View) -> String {
+    let full = render_with(r, true, view);
     if full.len() <= MAX_COMMENT {
         return full;
     }
     // Too long for GitHub: drop the embedded JSON, then the folded lists.
-    let compact = render_with(r, false);
+    let compact = render_with(r, false, view);
     if compact.len() <= MAX_COMMENT {
         return compact;
     }
@@ -447,7 +505,7 @@ pub fn render(r: &PrReport) -> String {
     head
 }
 
-fn render_with(r: &PrReport, with_json: bool) -> String {
+fn render_with(r: &PrReport, with_json: bool, view: View) -> String {
     let mut o = String::with_capacity(4096);
     if with_json {
         let _ = writeln!(o, "{MARKER} {} -->", marker_json(r));
@@ -458,20 +516,21 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
             r.repository, r.number
         );
     }
-    let _ = writeln!(o, "### 🔗 tracelink · {}\n", r.headline);
+    let _ = writeln!(o, "### 🔗 tracelink · {}\n", headline_for(r, view));
     let t = &r.totals;
     let _ = writeln!(o, "| | |\n|---|---|");
     if t.sessions > 0 {
         let active = t.active_seconds.map_or(String::new(), |a| {
             format!(" · {} active", duration(a as i64))
         });
-        let _ = writeln!(
-            o,
-            "| Agent sessions | {} by {}{active} |",
-            t.sessions,
-            cell(&people(r))
-        );
-        if let Some(c) = cost_text(
+        let by = if view.people {
+            format!(" by {}", cell(&people(r)))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(o, "| Agent sessions | {}{by}{active} |", t.sessions);
+        if view.cost == CostShown::None {
+        } else if let Some(c) = cost_text(
             r,
             "",
             " (estimated from token prices where the agent reports none)",
@@ -594,9 +653,16 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
             "<details><summary>Sessions ({})</summary>\n",
             r.sessions.len()
         );
+        let user = if view.people { " user |" } else { "" };
+        let cost = if view.cost == CostShown::PerSession {
+            " cost |"
+        } else {
+            ""
+        };
         let _ = writeln!(
             o,
-            "| session | agent | user | models | tokens in/out | cost | evidence |\n|---|---|---|---|---|---|---|"
+            "| session | agent |{user} models | tokens in/out |{cost} evidence |\n|{}",
+            "---|".repeat(5 + usize::from(view.people) + usize::from(!cost.is_empty()))
         );
         for (s, label) in r.sessions.iter().zip(&labels) {
             let evidence: Vec<String> = s
@@ -611,19 +677,13 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
                     )
                 })
                 .collect();
-            let _ = writeln!(
-                o,
-                "| `{}` | {} | {} | {} | {} | {} | {} |",
-                cell(label),
-                cell(s.agent.as_deref().map(agent_name).unwrap_or("?")),
-                cell(&person(s)),
-                cell(&s.models.join(", ")),
-                s.tokens.map_or("—".into(), |t| format!(
-                    "{} / {}",
-                    count(t.input),
-                    count(t.output)
-                )),
-                s.cost_usd.map_or("—".into(), |c| {
+            let user = if view.people {
+                format!(" {} |", cell(&person(s)))
+            } else {
+                String::new()
+            };
+            let cost = if view.cost == CostShown::PerSession {
+                let c = s.cost_usd.map_or("—".into(), |c| {
                     let est = if s.cost_estimated { " est." } else { "" };
                     match s.cost_in_pr_usd {
                         // Part of the session went into other commits.
@@ -632,7 +692,22 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
                         }
                         _ => format!("{}{est}", usd(c)),
                     }
-                }),
+                });
+                format!(" {c} |")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                o,
+                "| `{}` | {} |{user} {} | {} |{cost} {} |",
+                cell(label),
+                cell(s.agent.as_deref().map(agent_name).unwrap_or("?")),
+                cell(&s.models.join(", ")),
+                s.tokens.map_or("—".into(), |t| format!(
+                    "{} / {}",
+                    count(t.input),
+                    count(t.output)
+                )),
                 evidence.join("<br>")
             );
         }
@@ -648,10 +723,12 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
         if !cut.is_empty() {
             let _ = writeln!(o, "\nSession ids: {}", cut.join(" · "));
         }
-        o.push_str(
-            "\nCost: a session's cost is split over the commits it is directly linked to, by \
-             added lines; this pull request's cost is its commits' shares.\n",
-        );
+        if view.cost != CostShown::None {
+            o.push_str(
+                "\nCost: a session's cost is split over the commits it is directly linked to, by \
+                 added lines; this pull request's cost is its commits' shares.\n",
+            );
+        }
         o.push_str("\n</details>\n");
     }
     if !r.commits.is_empty() {
@@ -660,10 +737,14 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
             "<details><summary>Commits ({})</summary>\n",
             r.commits.len()
         );
-        let _ = writeln!(
-            o,
-            "| commit | subject | author | agents |\n|---|---|---|---|"
-        );
+        if view.people {
+            let _ = writeln!(
+                o,
+                "| commit | subject | author | agents |\n|---|---|---|---|"
+            );
+        } else {
+            let _ = writeln!(o, "| commit | subject | agents |\n|---|---|---|");
+        }
         for c in &r.commits {
             // Agents of linked sessions; apart, agents only a trailer names.
             let mut agents: Vec<String> = c
@@ -700,12 +781,16 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
                     }
                 ));
             }
+            let author = if view.people {
+                format!(" {} |", cell(c.author.as_deref().unwrap_or("?")))
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 o,
-                "| `{}` | {} | {} | {} |",
+                "| `{}` | {} |{author} {} |",
                 short(&c.sha),
                 cell(c.subject.as_deref().unwrap_or("")),
-                cell(c.author.as_deref().unwrap_or("?")),
                 if agents.is_empty() {
                     "—".into()
                 } else {
@@ -818,9 +903,10 @@ fn render_with(r: &PrReport, with_json: bool) -> String {
     o
 }
 
-/// The check run's summary: the table without the folded details.
-pub fn summary(r: &PrReport) -> String {
-    let full = render_with(r, false);
+/// The check run's (and the job's) summary: the table without the folded details,
+/// showing what `view` allows.
+pub fn summary(r: &PrReport, view: View) -> String {
+    let full = render_with(r, false, view);
     let body = full
         .split_once('\n')
         .map_or(full.as_str(), |(_, rest)| rest);
@@ -1029,7 +1115,7 @@ mod tests {
             assert!(details[legend..].contains(class), "{details}");
         }
         assert_eq!(md.matches("Evidence (confidence").count(), 1, "{md}");
-        assert!(!summary(&r).contains("Evidence"));
+        assert!(!summary(&r, View::FULL).contains("Evidence"));
         assert!(!r.headline.contains("Evidence"));
     }
 

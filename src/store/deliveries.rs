@@ -129,21 +129,53 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Remembers the App installation a repository's deliveries come through.
-    pub async fn set_repo_installation(&mut self, repo: &str, installation_id: i64) -> Result<()> {
+    /// Remembers the App installation a repository's deliveries come through, and its
+    /// id and visibility as the latest delivery says.
+    pub async fn set_repo_installation(&mut self, seen: &RepoSeen) -> Result<()> {
         sqlx::query(
-            "INSERT INTO repo_installations (repo, installation_id) VALUES (?, ?) \
-             ON CONFLICT (repo) DO UPDATE SET installation_id = excluded.installation_id",
+            "INSERT INTO repo_installations (repo, installation_id, repo_id, private) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (repo) DO UPDATE SET installation_id = excluded.installation_id, \
+             repo_id = coalesce(excluded.repo_id, repo_installations.repo_id), \
+             private = coalesce(excluded.private, repo_installations.private)",
         )
-        .bind(repo)
-        .bind(installation_id)
+        .bind(&seen.repo)
+        .bind(seen.installation_id)
+        .bind(seen.repo_id)
+        .bind(seen.private)
         .execute(self.conn())
         .await?;
         Ok(())
     }
 }
 
+/// A repository as a delivery names it, with the installation it came through.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepoSeen {
+    pub repo: String,
+    pub installation_id: i64,
+    pub repo_id: Option<i64>,
+    pub private: Option<bool>,
+}
+
+/// What the deliveries said of a served repository.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ServedRepo {
+    pub installation_id: i64,
+    pub repo_id: Option<i64>,
+    pub private: Option<bool>,
+}
+
 impl Db {
+    /// A served repository's installation, id and visibility, as deliveries named them.
+    pub async fn served_repo(&self, repo: &str) -> Result<Option<ServedRepo>> {
+        sqlx::query_as(
+            "SELECT installation_id, repo_id, private FROM repo_installations WHERE repo = ?",
+        )
+        .bind(repo)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
     /// Deliveries with this status, newest first.
     pub async fn deliveries(&self, status: &str, limit: u32) -> Result<Vec<DeliverySummary>> {
         sqlx::query_as(

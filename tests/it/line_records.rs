@@ -32,7 +32,7 @@ fn git_ai_note(sha: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-async fn until_comment(app: &TestApp, fake: &FakeGithub, what: &str) -> String {
+pub async fn until_comment(app: &TestApp, fake: &FakeGithub, what: &str) -> String {
     until_comment_on(app, fake, 7, what).await
 }
 
@@ -74,6 +74,13 @@ fn commit<'a>(sha: &'a str, message: &'a str, at: &'a str, file: &'a &'a str) ->
 /// A pull request (#7) of two commits by Claude Code's session, the first mixing agent
 /// and hand-written lines, pushed and with the session's telemetry in; no PR event yet.
 async fn mixed_pull() -> (FakeGithub, TestApp) {
+    mixed_pull_with(|_| {}).await
+}
+
+/// [`mixed_pull`] with more settings.
+pub async fn mixed_pull_with(
+    configure: impl FnOnce(&mut tracelink::config::ServeArgs) + Send + 'static,
+) -> (FakeGithub, TestApp) {
     let fake = FakeGithub::start().await;
     fake.add_pull(
         REPO,
@@ -104,6 +111,7 @@ async fn mixed_pull() -> (FakeGithub, TestApp) {
         a.github_private_key = Some(cfg.private_key_pem.parse().unwrap());
         a.github_api_url = cfg.api_url;
         a.comment_debounce = 0;
+        configure(a);
     })
     .await;
     let mut push = push(

@@ -6,6 +6,7 @@ mod bad_input;
 mod ci_status;
 mod ci_upload;
 mod cli;
+mod comment_privacy;
 mod common;
 mod connections;
 mod cost;
