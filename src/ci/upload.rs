@@ -240,6 +240,30 @@ async fn handle(
     if files.is_empty() {
         return Err(UploadError::bad("no report files in the upload"));
     }
+    // A repository deleted and re-created (or renamed away and its name taken) under
+    // the same name is another repository: its id is not the one deliveries named.
+    if let Principal::Oidc(claims) = &principal
+        && let Some(claimed) = claims.repository_id
+    {
+        let served = state.db.served_repo(&run.repo).await.map_err(|e| {
+            tracing::error!(error = %e, "reading a served repository");
+            UploadError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": "checking the repository failed"}),
+            )
+        })?;
+        if let Some(known) = served.and_then(|s| s.repo_id)
+            && known != claimed
+        {
+            return Err(UploadError(
+                StatusCode::FORBIDDEN,
+                json!({"error": format!(
+                    "the token's repository_id {claimed} is not {} (id {known}, as GitHub's deliveries name it): a different repository under the same name",
+                    run.repo
+                )}),
+            ));
+        }
+    }
     if let Pending::PullHead { number, open_head } = pending {
         confirm_pull_head(state, &run.repo, number, &run.batch.sha, open_head).await?;
     }

@@ -227,3 +227,27 @@ async fn a_workflow_run_upload_is_for_an_open_pull_request_never_the_base() {
     .await;
     app.stop().await;
 }
+
+/// A repository deleted and re-created under the same name is another repository: a
+/// token whose `repository_id` is not the one deliveries named is refused.
+#[tokio::test]
+async fn a_token_for_another_repository_under_the_same_name_is_refused() {
+    let issuer = fake_issuer().await;
+    let mut app = app_with_issuer(&issuer).await;
+    let mut opened = pull("opened", 7, HEAD, "retry", "2026-11-20T09:45:00Z", None);
+    opened["repository"]["id"] = json!(1296269);
+    deliver(&app, "pull_request", "pr", &opened).await;
+    app.applied(1).await;
+    let mut c = claims(&issuer.uri(), REPO);
+    c["repository_id"] = json!("424242");
+    refused(
+        &app,
+        &sign(&c),
+        &context(HEAD, 900, 1, &[]),
+        "the token's repository_id 424242 is not acme/widgets (id 1296269",
+    )
+    .await;
+    c["repository_id"] = json!("1296269");
+    stored(&app, &sign(&c), &context(HEAD, 900, 1, &[])).await;
+    app.stop().await;
+}
