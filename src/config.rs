@@ -171,6 +171,14 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub read_tokens: Vec<Secret>,
+    /// Bearer tokens for the admin routes (replaying deliveries), comma-separated; none:
+    /// loopback clients only.
+    #[arg(
+        long = "admin-token",
+        env = "TRACELINK_ADMIN_TOKENS",
+        value_delimiter = ','
+    )]
+    pub admin_tokens: Vec<Secret>,
     /// Bearer token for `/metrics`; without it `/metrics` answers loopback clients only.
     #[arg(long = "metrics-token", env = "TRACELINK_METRICS_TOKEN")]
     pub metrics_token: Option<Secret>,
@@ -330,6 +338,7 @@ impl ServeArgs {
             http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             ingest_tokens: Vec::new(),
             read_tokens: Vec::new(),
+            admin_tokens: Vec::new(),
             metrics_token: None,
             allow_unauthenticated: false,
             max_connections: 512,

@@ -36,6 +36,7 @@ pub struct AppState {
     pub uploads: UploadState,
     pub api: ApiState,
     pub records: crate::api::records::RecordsState,
+    pub admin: crate::api::admin::AdminState,
     /// Read tokens the query API requires (none: open).
     pub tokens: Arc<Vec<String>>,
     /// The token `/metrics` requires; without one it answers loopback clients only.
@@ -57,6 +58,12 @@ impl FromRef<AppState> for WebhookState {
 impl FromRef<AppState> for UploadState {
     fn from_ref(s: &AppState) -> Self {
         s.uploads.clone()
+    }
+}
+
+impl FromRef<AppState> for crate::api::admin::AdminState {
+    fn from_ref(s: &AppState) -> Self {
+        s.admin.clone()
     }
 }
 
@@ -180,6 +187,16 @@ fn http_router(state: AppState) -> Router {
         .route("/api/v1/deployments", post(crate::api::records::deployment))
         .route("/api/v1/incidents", post(crate::api::records::incident))
         .layer(DefaultBodyLimit::max(crate::api::records::MAX_BODY));
+    let admin = Router::new()
+        .route(
+            "/api/v1/admin/deliveries/replay",
+            post(crate::api::admin::replay),
+        )
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(middleware::from_fn_with_state(
+            state.admin.clone(),
+            crate::api::admin::require_admin,
+        ));
     let webhooks = Router::new()
         .route("/webhooks/github", post(crate::github::webhook::receive))
         .layer(DefaultBodyLimit::max(crate::github::webhook::MAX_BODY));
@@ -188,6 +205,7 @@ fn http_router(state: AppState) -> Router {
         .merge(webhooks)
         .merge(uploads)
         .merge(records)
+        .merge(admin)
         .merge(api)
         .route("/healthz", get(crate::api::healthz))
         .route(
@@ -230,13 +248,18 @@ fn check_exposure(args: &ServeArgs) -> anyhow::Result<()> {
     };
     let scope = |tokens_empty: bool| if tokens_empty { who } else { "token holders" };
     tracing::info!(
-        "open to: ingest {}; reads {}; webhooks signed deliveries only; /metrics {}",
+        "open to: ingest {}; reads {}; webhooks signed deliveries only; /metrics {}; admin {}",
         scope(args.ingest_tokens.is_empty()),
         scope(args.read_tokens.is_empty()),
         if args.metrics_token.is_some() {
             "token holders"
         } else {
             "loopback clients"
+        },
+        if args.admin_tokens.is_empty() {
+            "loopback clients"
+        } else {
+            "token holders"
         },
     );
     Ok(())
@@ -375,6 +398,11 @@ impl Server {
                 processor: processor.wake.clone(),
                 tokens: tokens.clone(),
                 uploads: upload_cfg,
+            },
+            admin: crate::api::admin::AdminState {
+                tokens: Arc::new(args.admin_tokens.iter().map(|s| s.0.clone()).collect()),
+                writer: writer.clone(),
+                processor: processor.wake.clone(),
             },
             api: ApiState {
                 db: store.db.clone(),

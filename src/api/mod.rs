@@ -1,5 +1,6 @@
 //! The query API on the HTTP listener: sessions, health, Prometheus metrics.
 
+pub mod admin;
 pub mod github;
 pub mod grpc;
 pub mod records;

@@ -211,16 +211,21 @@ impl Conn {
     /// Marks the chosen deliveries pending again, with their attempts reset, for the
     /// processor to apply through the current code; returns how many.
     pub async fn replay_deliveries(&mut self, r: &Replay) -> Result<u64> {
-        let done = sqlx::query(
-            "UPDATE deliveries SET status = 'pending', attempts = 0, retry_ns = 0, error = NULL \
-             WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR received_ns >= ?2) \
-             AND (?3 IS NULL OR delivery_id = ?3) AND payload IS NOT NULL",
-        )
-        .bind(r.status.as_deref())
-        .bind(r.since_ns)
-        .bind(r.id.as_deref())
-        .execute(&mut self.conn)
-        .await?;
-        Ok(done.rows_affected())
+        replay(&mut self.conn, r).await
     }
+}
+
+/// [`Conn::replay_deliveries`] inside a writer transaction (the admin endpoint).
+pub(super) async fn replay(conn: &mut SqliteConnection, r: &Replay) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE deliveries SET status = 'pending', attempts = 0, retry_ns = 0, error = NULL \
+         WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR received_ns >= ?2) \
+         AND (?3 IS NULL OR delivery_id = ?3) AND payload IS NOT NULL",
+    )
+    .bind(r.status.as_deref())
+    .bind(r.since_ns)
+    .bind(r.id.as_deref())
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
 }

@@ -47,6 +47,9 @@ pub enum Work {
     Delivery(DeliveryRow),
     /// A CI upload's files ([`super::uploads`]).
     Upload(Box<UploadBatch>),
+    /// Deliveries marked for replay ([`super::deliveries::replay`]); `inserted` is
+    /// how many.
+    Replay(super::deliveries::Replay),
 }
 
 struct Job {
@@ -192,6 +195,10 @@ async fn write_group(
             }
             Work::Delivery(d) => super::deliveries::write(&mut tx, d).await?,
             Work::Upload(u) => super::uploads::write(&mut tx, u).await?,
+            Work::Replay(r) => Written {
+                inserted: super::deliveries::replay(&mut tx, r).await?,
+                duplicates: 0,
+            },
         });
     }
     touched.sort_unstable();

@@ -17,9 +17,16 @@ fn commit(sha: &str) -> Commit<'_> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_delivery_that_cannot_be_applied_is_set_aside_and_replayed_after_the_fix() {
-    let mut app = TestApp::spawn_with(|a| a.webhook_secrets = vec![SECRET.parse().unwrap()]).await;
+/// One delivery that cannot be applied among ten good ones: the good ones are applied,
+/// the bad one set aside with its reason. Returns the fault, to fix it.
+async fn one_delivery_set_aside(
+    configure: impl FnOnce(&mut tracelink::config::ServeArgs) + Send + 'static,
+) -> (TestApp, tracelink::store::testing::Fault) {
+    let app = TestApp::spawn_with(|a| {
+        a.webhook_secrets = vec![SECRET.parse().unwrap()];
+        configure(a);
+    })
+    .await;
     // Storing this commit fails, as a bug or a broken disk would make it.
     let fault = tracelink::store::testing::Fault::inject(&app.db_path(), POISON)
         .await
@@ -61,6 +68,24 @@ async fn a_delivery_that_cannot_be_applied_is_set_aside_and_replayed_after_the_f
         error.contains("injected fault") && error.contains("3 attempts"),
         "{error}"
     );
+    (app, fault)
+}
+
+/// It is applied again once fixed: applied, and no longer listed as failed.
+async fn applied_after_replay(app: &TestApp) {
+    app.server.as_ref().unwrap().processor_wake();
+    app.applied(12).await;
+    let (status, c) = app
+        .get_json(&format!("/api/v1/repos/{REPO}/commits/{POISON}"))
+        .await;
+    assert_eq!(status, 200, "{c}");
+    let (_, failed) = app.get_json("/api/v1/deliveries?status=failed").await;
+    assert_eq!(failed["deliveries"].as_array().map(Vec::len), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_that_cannot_be_applied_is_set_aside_and_replayed_after_the_fix() {
+    let (mut app, fault) = one_delivery_set_aside(|_| {}).await;
 
     // Fixed: the replay applies it through the running server.
     fault.remove().await.unwrap();
@@ -80,13 +105,57 @@ async fn a_delivery_that_cannot_be_applied_is_set_aside_and_replayed_after_the_f
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    app.server.as_ref().unwrap().processor_wake();
-    app.applied(12).await;
-    let (status, c) = app
-        .get_json(&format!("/api/v1/repos/{REPO}/commits/{POISON}"))
-        .await;
-    assert_eq!(status, 200, "{c}");
-    let (_, failed) = app.get_json("/api/v1/deliveries?status=failed").await;
-    assert_eq!(failed["deliveries"].as_array().map(Vec::len), Some(0));
+    applied_after_replay(&app).await;
+    app.stop().await;
+}
+
+/// The admin endpoint does the same through the running server's writer; only an admin
+/// token may call it (an ingest token may not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_endpoint_replays_with_an_admin_token_only() {
+    let (mut app, fault) = one_delivery_set_aside(|a| {
+        a.admin_tokens = vec!["admin-secret".parse().unwrap()];
+        a.ingest_tokens = vec!["ingest-secret".parse().unwrap()];
+    })
+    .await;
+    fault.remove().await.unwrap();
+    let replay = |token: Option<&'static str>, body: &'static str| {
+        let app = &app;
+        async move {
+            let bearer = token.map(|t| format!("Bearer {t}"));
+            let headers: Vec<(&str, &str)> = bearer
+                .as_deref()
+                .map(|b| vec![("authorization", b)])
+                .unwrap_or_default();
+            let r = app
+                .post(
+                    "/api/v1/admin/deliveries/replay",
+                    "application/json",
+                    body.as_bytes().to_vec(),
+                    &headers,
+                )
+                .await;
+            let status = r.status().as_u16();
+            (
+                status,
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    for token in [None, Some("ingest-secret"), Some("wrong")] {
+        let (status, body) = replay(token, r#"{"status": "failed"}"#).await;
+        assert_eq!(status, 401, "{token:?}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("admin token"),
+            "{body}"
+        );
+    }
+    let (status, body) = replay(Some("admin-secret"), r#"{"status": "broken"}"#).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = replay(Some("admin-secret"), r#"{"status": "failed"} trailing"#).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = replay(Some("admin-secret"), r#"{"status": "failed"}"#).await;
+    assert_eq!((status, body), (200, serde_json::json!({"marked": 1})));
+    applied_after_replay(&app).await;
     app.stop().await;
 }
