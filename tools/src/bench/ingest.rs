@@ -406,7 +406,7 @@ impl Drop for BenchDirs {
     }
 }
 
-fn clock_ticks_per_second() -> f64 {
+pub(super) fn clock_ticks_per_second() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -418,7 +418,7 @@ fn clock_ticks_per_second() -> f64 {
 }
 
 /// User + system CPU time of a process (`self` or a pid), in clock ticks.
-fn cpu_ticks(pid: &str) -> Option<u64> {
+pub(super) fn cpu_ticks(pid: &str) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = stat.get(stat.rfind(')')? + 1..)?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -945,7 +945,7 @@ fn resource(rng: &mut XorShift) -> Resource {
 
 /// Every request the benchmark sends: `spans` spans in requests of `spans_per_request`,
 /// each span unique by (trace id, span id) across the whole stream.
-fn generate(args: &IngestArgs) -> Vec<ExportTraceServiceRequest> {
+pub(super) fn generate(args: &IngestArgs) -> Vec<ExportTraceServiceRequest> {
     // 2025-01-01T00:00:00Z: traces start 3 ms apart from here.
     const BASE_NS: u64 = 1_735_689_600_000_000_000;
     let mut rng = XorShift::new(0x7472_6163_656c_696e);

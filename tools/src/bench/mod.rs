@@ -5,7 +5,9 @@
 //! - [`ingest`]: OTLP span ingest end to end, against the SQLite writer's ceiling;
 //! - [`webhooks`]: webhook acknowledgement latency at a steady rate, and loss;
 //! - [`report`]: building a large PR's report, cold and warm;
-//! - [`parsers`]: CI report parse throughput per format.
+//! - [`parsers`]: CI report parse throughput per format;
+//! - [`load`]: goodput, latency and memory under 1× and 2× the ingest rate, and
+//!   `/healthz` under slow connections at a descriptor limit.
 //!
 //! Measure optimised builds: `cargo build --release -p tracelink -p tracelink-dev`, then
 //! `./target/release/tracelink-dev bench …`.
@@ -21,6 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 mod ingest;
+mod load;
 mod parsers;
 mod patch;
 mod report;
@@ -44,6 +47,9 @@ pub enum BenchKind {
     Parsers(parsers::ParserArgs),
     /// Patch coverage of a 5,000-line diff over 100k coverable lines, in memory.
     Patch(patch::PatchArgs),
+    /// OTLP/HTTP goodput, p99 and peak RSS at 1× and 2× the ingest rate (clients honour
+    /// Retry-After), and /healthz latency under slow connections at a descriptor limit.
+    Load(load::LoadArgs),
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -53,6 +59,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Report(a) => report::run(a),
         BenchKind::Parsers(a) => parsers::run(a),
         BenchKind::Patch(a) => patch::run(a),
+        BenchKind::Load(a) => load::run(a),
     }
 }
 
@@ -274,6 +281,8 @@ pub(crate) struct HttpConn {
     stream: Option<TcpStream>,
     buf: Vec<u8>,
     head: Vec<u8>,
+    /// The last response's `Retry-After`, in seconds.
+    retry_after: Option<Duration>,
 }
 
 impl HttpConn {
@@ -283,6 +292,7 @@ impl HttpConn {
             stream: None,
             buf: Vec::with_capacity(16 * 1024),
             head: Vec::with_capacity(256),
+            retry_after: None,
         };
         conn.reconnect().await?;
         Ok(conn)
@@ -296,6 +306,11 @@ impl HttpConn {
         self.buf.clear();
         self.stream = Some(s);
         Ok(())
+    }
+
+    /// How long the last response asked the client to wait before retrying.
+    fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
     }
 
     /// POSTs an OTLP/HTTP protobuf payload; returns the response status with its body.
@@ -371,6 +386,7 @@ impl HttpConn {
             .with_context(|| format!("bad status line {status_line:?}"))?;
         let mut length = 0usize;
         let mut close = false;
+        self.retry_after = None;
         for line in lines {
             let Some((name, value)) = line.split_once(':') else {
                 continue;
@@ -387,6 +403,8 @@ impl HttpConn {
             } else if name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case("close")
             {
                 close = true;
+            } else if name.eq_ignore_ascii_case("retry-after") {
+                self.retry_after = value.parse().ok().map(Duration::from_secs);
             }
         }
         let end = head_end + length;
