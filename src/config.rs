@@ -74,6 +74,12 @@ pub enum Command {
         #[arg(long, env = "TRACELINK_PRICE_TABLE")]
         price_table: Option<PathBuf>,
     },
+    /// Print the rows and bytes on disk of every table and index, largest first (read
+    /// only: safe beside a running `serve`).
+    Stats {
+        #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
+        db: PathBuf,
+    },
     /// Write a consistent copy of the database to FILE, also while `serve` runs (restore
     /// by stopping tracelink and putting FILE in place of the database file).
     Backup {
@@ -253,6 +259,16 @@ pub struct ServeArgs {
         default_value = "https://api.github.com"
     )]
     pub github_api_url: String,
+    /// How long raw telemetry (spans, log events, metric points) and processed webhook
+    /// payloads are kept after tracelink received them: `90d`, `12h`, `30m`, `45s`, or
+    /// `off`. Facts, links and reports derived from them are kept.
+    #[arg(
+        long,
+        env = "TRACELINK_RETAIN_RAW",
+        default_value = "90d",
+        value_parser = crate::retention::parse_retention
+    )]
+    pub retain_raw: crate::retention::Retention,
     /// Seconds a pull request's report waits for more changes before it is published;
     /// at most one write per pull request per period.
     #[arg(long, env = "TRACELINK_COMMENT_DEBOUNCE", default_value_t = 10)]
@@ -357,6 +373,9 @@ impl ServeArgs {
             github_private_key: None,
             github_api_url: "https://api.github.com".into(),
             comment_debounce: 10,
+            retain_raw: crate::retention::Retention(Some(std::time::Duration::from_secs(
+                90 * 86_400,
+            ))),
             comment_people: crate::report::markdown::CommentPeople::Logins,
             comment_cost: None,
             oidc_issuer: "https://token.actions.githubusercontent.com".into(),

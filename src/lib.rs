@@ -22,6 +22,7 @@ pub mod otlp;
 pub mod pricing;
 pub mod publish;
 pub mod report;
+pub mod retention;
 pub mod server;
 pub mod store;
 pub mod telemetry;

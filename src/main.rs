@@ -142,6 +142,25 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Stats { db } => {
+            if !db.exists() {
+                anyhow::bail!(
+                    "no database at {} (point --db / TRACELINK_DB at its file)",
+                    db.display()
+                );
+            }
+            let store = tracelink::store::Db::open_read_only(&db).await?;
+            let sizes = store.table_sizes().await?;
+            store.close().await;
+            let total: i64 = sizes.iter().map(|t| t.bytes).sum();
+            println!("{:<32} {:>12} {:>14}", "table / index", "rows", "bytes");
+            for t in &sizes {
+                let rows = t.rows.map_or("(index)".to_string(), |r| r.to_string());
+                println!("{:<32} {:>12} {:>14}", t.name, rows, t.bytes);
+            }
+            println!("{:<32} {:>12} {:>14}", "total", "", total);
+            Ok(())
+        }
         Command::Sessions {
             last,
             db,

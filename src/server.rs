@@ -93,6 +93,9 @@ pub struct Server {
     pub reports_published: watch::Receiver<u64>,
     pub publisher: crate::publish::PublisherHandle,
     publisher_task: JoinHandle<()>,
+    /// Rounds of pruning past `--retain-raw` finished (none when it is `off`).
+    pub pruned: Option<watch::Receiver<u64>>,
+    pruner: Option<JoinHandle<()>>,
     stop: watch::Sender<bool>,
     stop_processor: watch::Sender<bool>,
     processor: JoinHandle<()>,
@@ -308,6 +311,10 @@ impl Server {
         let (sessions_tx, sessions_rx) = tokio::sync::mpsc::channel(1024);
         let extra_writer = store.connect().await?;
         let processor_conn = store.connect().await?;
+        let pruner_conn = match args.retain_raw.0 {
+            Some(_) => Some(store.connect().await?),
+            None => None,
+        };
         let (writer, writer_task) = store::writer::spawn_with_events(
             store.writer,
             args.queue_capacity.max(1),
@@ -329,6 +336,13 @@ impl Server {
             );
         }
         let (stop, stopped) = watch::channel(false);
+        let (pruned, pruner) = match (pruner_conn, args.retain_raw.0) {
+            (Some(conn), Some(retain)) => {
+                let (rounds, task) = crate::retention::spawn(conn, retain, stopped.clone());
+                (Some(rounds), Some(task))
+            }
+            _ => (None, None),
+        };
         // The processor stops last, after the writer committed everything acknowledged.
         let (stop_processor, processor_stopped) = watch::channel(false);
         let github = match args.github_app()? {
@@ -470,6 +484,8 @@ impl Server {
             reports_published: publisher.published.clone(),
             publisher,
             publisher_task,
+            pruned,
+            pruner,
             stop,
             stop_processor,
             processor: processor_task,
@@ -518,6 +534,9 @@ impl Server {
         // Every writer handle lived in the servers' state, now dropped: the writer
         // drains its queue and ends.
         self.writer.await.context("writer task")?;
+        if let Some(p) = self.pruner {
+            p.await.context("pruner task")?;
+        }
         // The processor applies what the writer committed, then stops.
         let _ = self.stop_processor.send(true);
         self.publisher_task.await.context("report publisher task")?;

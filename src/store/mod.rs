@@ -10,7 +10,8 @@
 //! - [`links`]: stored session → commit links;
 //! - [`uploads`]: CI uploads (coverage, tests);
 //! - [`deliveries`]: webhook deliveries as received;
-//! - [`reports`]: the report queue, patch caches and published digests.
+//! - [`reports`]: the report queue, patch caches and published digests;
+//! - [`retention`]: pruning raw data past `--retain-raw`, and table sizes.
 //!
 //! One engine today, SQLite (one file, WAL, migrations applied at start-up, one writer
 //! task and a pool of readers). The SQL is written to stay portable to PostgreSQL:
@@ -30,6 +31,7 @@ pub mod models;
 pub mod nodes;
 pub mod recent;
 pub mod reports;
+pub mod retention;
 pub mod sessions;
 pub mod testing;
 pub mod uploads;

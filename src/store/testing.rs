@@ -65,6 +65,13 @@ impl Db {
         Ok(n > 0)
     }
 
+    /// Deliveries whose payload is still kept.
+    pub async fn delivery_payloads_kept(&self) -> Result<i64> {
+        sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE payload IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await
+    }
+
     /// Rows in a table.
     pub async fn row_count(&self, table: &str) -> Result<i64> {
         let table = known(table)?;

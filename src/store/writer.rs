@@ -240,6 +240,9 @@ async fn write_batch(
     b: &Batch,
 ) -> Result<(Written, Vec<i64>), sqlx::Error> {
     let mut written = Written::default();
+    // When tracelink received the records (retention counts from it, not from the
+    // agents' own timestamps).
+    let received_ns = now_ns();
     let session_ids = upsert_sessions(tx, b).await?;
     let mut sums: HashMap<usize, Sums> = HashMap::new();
 
@@ -248,12 +251,12 @@ async fn write_batch(
     let (single, bulk): (Vec<&SpanRow>, Vec<&SpanRow>) =
         b.spans.iter().partition(|s| s.additive.is_some());
     for chunk in bulk.chunks(CHUNK) {
-        let n = insert_spans(tx, chunk, &session_ids).await?;
+        let n = insert_spans(tx, chunk, &session_ids, received_ns).await?;
         written.inserted += n;
         written.duplicates += chunk.len() as u64 - n;
     }
     for span in single {
-        if insert_spans(tx, &[span], &session_ids).await? == 1 {
+        if insert_spans(tx, &[span], &session_ids, received_ns).await? == 1 {
             written.inserted += 1;
             if let (Some(i), Some(a)) = (span.session, &span.additive) {
                 sums.entry(i).or_default().add(a);
@@ -266,12 +269,12 @@ async fn write_batch(
     let (single, bulk): (Vec<&LogRow>, Vec<&LogRow>) =
         b.logs.iter().partition(|l| l.additive.is_some());
     for chunk in bulk.chunks(CHUNK) {
-        let n = insert_logs(tx, chunk, &session_ids).await?;
+        let n = insert_logs(tx, chunk, &session_ids, received_ns).await?;
         written.inserted += n;
         written.duplicates += chunk.len() as u64 - n;
     }
     for log in single {
-        if insert_logs(tx, &[log], &session_ids).await? == 1 {
+        if insert_logs(tx, &[log], &session_ids, received_ns).await? == 1 {
             written.inserted += 1;
             if let (Some(i), Some(a)) = (log.session, &log.additive) {
                 sums.entry(i).or_default().add(a);
@@ -294,8 +297,8 @@ async fn write_batch(
             (p.value, p.count)
         };
         let inserted = sqlx::query(
-            "INSERT INTO metric_points (series, time_ns, session_id, metric, value, count, attrs) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO metric_points (series, time_ns, session_id, metric, value, count, attrs, received_ns) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         )
         .bind(&p.series[..])
         .bind(p.time_ns)
@@ -304,6 +307,7 @@ async fn write_batch(
         .bind(value)
         .bind(count)
         .bind(p.attrs.as_deref())
+        .bind(received_ns)
         .execute(&mut **tx)
         .await?
         .rows_affected()
@@ -459,10 +463,11 @@ async fn insert_spans(
     tx: &mut Transaction<'_, Sqlite>,
     rows: &[&SpanRow],
     session_ids: &[i64],
+    received_ns: i64,
 ) -> Result<u64, sqlx::Error> {
     let mut sql = values_sql(
-        "INSERT INTO spans (trace_id, span_id, parent_id, session_id, name, kind, start_ns, end_ns, status, attrs) VALUES ",
-        10,
+        "INSERT INTO spans (trace_id, span_id, parent_id, session_id, name, kind, start_ns, end_ns, status, attrs, received_ns) VALUES ",
+        11,
         rows.len(),
     );
     sql.push_str(" ON CONFLICT DO NOTHING");
@@ -478,7 +483,8 @@ async fn insert_spans(
             .bind(s.start_ns)
             .bind(s.end_ns)
             .bind(s.status)
-            .bind(s.attrs.as_deref());
+            .bind(s.attrs.as_deref())
+            .bind(received_ns);
     }
     Ok(q.execute(&mut **tx).await?.rows_affected())
 }
@@ -487,10 +493,11 @@ async fn insert_logs(
     tx: &mut Transaction<'_, Sqlite>,
     rows: &[&LogRow],
     session_ids: &[i64],
+    received_ns: i64,
 ) -> Result<u64, sqlx::Error> {
     let mut sql = values_sql(
-        "INSERT INTO log_events (digest, session_id, time_ns, event, trace_id, span_id, attrs) VALUES ",
-        7,
+        "INSERT INTO log_events (digest, session_id, time_ns, event, trace_id, span_id, attrs, received_ns) VALUES ",
+        8,
         rows.len(),
     );
     sql.push_str(" ON CONFLICT DO NOTHING");
@@ -503,7 +510,8 @@ async fn insert_logs(
             .bind(l.event.as_str())
             .bind(l.trace_id.as_ref().map(|t| t.as_bytes()))
             .bind(l.span_id.as_ref().map(|s| s.as_bytes()))
-            .bind(l.attrs.as_deref());
+            .bind(l.attrs.as_deref())
+            .bind(received_ns);
     }
     Ok(q.execute(&mut **tx).await?.rows_affected())
 }

@@ -25,6 +25,7 @@ mod publish;
 mod records;
 mod replay;
 mod reports;
+mod retention;
 mod sdk;
 mod telemetry_forms;
 mod upload_binding;

@@ -1,0 +1,108 @@
+//! `--retain-raw`: raw telemetry and processed delivery payloads past the window are
+//! pruned in the background; every session fact, link and report stays as it was.
+//! `tracelink stats` shows rows and bytes per table.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::TestApp;
+use crate::line_records::{mixed_pull_with, until_comment};
+use crate::reports::{CLAUDE_2, REPO, deliver, pull, send_otlp};
+use tracelink_dev::fake_github::INSTALLATION;
+
+const RAW: [&str; 3] = ["spans", "log_events", "metric_points"];
+
+async fn raw_rows(app: &TestApp) -> i64 {
+    let mut n = 0;
+    for t in RAW {
+        n += app.count(t).await;
+    }
+    n
+}
+
+/// What a user reads: the report and the session.
+async fn readings(app: &TestApp) -> (Value, Value) {
+    let (status, report) = app
+        .get_json(&format!("/api/v1/repos/{REPO}/pulls/7/report?format=json"))
+        .await;
+    assert_eq!(status, 200, "{report}");
+    let session = app.session("82c3495f-998e-457a-875a-8643b934dd9c").await;
+    (report, session)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_data_past_the_window_is_pruned_and_reports_stay_the_same() {
+    let (fake, mut app) = mixed_pull_with(|a| {
+        a.retain_raw = tracelink::retention::Retention(Some(Duration::from_secs(5)))
+    })
+    .await;
+    // Spans and metric points too (the session's logs came with the set-up).
+    send_otlp(&app, "claude-code-traces.json").await;
+    send_otlp(&app, "claude-code-metrics.json").await;
+    let mut opened = pull("opened", 7, CLAUDE_2, "retry", "2026-11-20T09:45:00Z", None);
+    opened["installation"] = json!({"id": INSTALLATION});
+    deliver(&app, "pull_request", "pr", &opened).await;
+    app.applied(2).await;
+    until_comment(&app, &fake, "| Agent sessions | 1 by dev").await;
+    app.linked_up().await;
+    let before = readings(&app).await;
+    for t in RAW {
+        assert!(app.count(t).await > 0, "{t} stored");
+    }
+    assert_eq!(app.db().delivery_payloads_kept().await.unwrap(), 2);
+
+    // The pruner's rounds, until the window has passed over everything.
+    let mut rounds = app.server.as_ref().unwrap().pruned.clone().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while raw_rows(&app).await > 0 || app.db().delivery_payloads_kept().await.unwrap() > 0 {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if tokio::time::timeout(left, rounds.changed()).await.is_err() {
+            let mut left = Vec::new();
+            for t in RAW {
+                left.push((t, app.count(t).await));
+            }
+            panic!(
+                "not pruned within 30 s: {left:?}, payloads {}",
+                app.db().delivery_payloads_kept().await.unwrap()
+            );
+        }
+    }
+    assert_eq!(readings(&app).await, before);
+    // A delivery sent again is still known: a duplicate, not applied twice.
+    let r = app
+        .deliver(
+            crate::reports::SECRET,
+            "pull_request",
+            "pr",
+            opened.to_string().as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "duplicate");
+
+    let db = app.db_path();
+    app.stop().await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
+        .args(["stats", "--db"])
+        .arg(&db)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = |name: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .unwrap_or_else(|| panic!("no {name} line: {text}"))
+    };
+    assert_eq!(row("spans")[1], "0", "{text}");
+    assert_eq!(row("sessions")[1], "1", "{text}");
+    assert_eq!(row("spans_received")[1], "(index)", "{text}");
+    assert!(row("total")[1].parse::<i64>().unwrap() > 0, "{text}");
+}
