@@ -88,6 +88,20 @@ pub enum Command {
         #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
         db: PathBuf,
     },
+    /// Link sessions to commits again after the identities file, the grace period or a
+    /// rule changed: queues the sessions in the database; a running `serve` relinks them
+    /// within a minute (`POST /api/v1/admin/relink` at once), else the next start does.
+    /// Reports whose content changes are published again; the rest are left alone.
+    Relink {
+        /// Only sessions of this repository (and those naming none).
+        #[arg(long, value_parser = |s: &str| RepoName::parse(s).map_err(|e| e.to_string()))]
+        repo: Option<RepoName>,
+        /// Only sessions active at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
+        db: PathBuf,
+    },
     /// Stored webhook deliveries (and posted deployments and incidents).
     Deliveries {
         #[command(subcommand)]

@@ -142,6 +142,35 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Relink { repo, since, db } => {
+            if !db.exists() {
+                anyhow::bail!(
+                    "no database at {} (point --db / TRACELINK_DB at its file)",
+                    db.display()
+                );
+            }
+            let since_ns = match since.as_deref() {
+                Some(t) => Some(tracelink::time::parse_rfc3339(t).ok_or_else(|| {
+                    anyhow::anyhow!("--since {t:?} is not an RFC 3339 time (2026-11-20T00:00:00Z)")
+                })?),
+                None => None,
+            };
+            let mut store = tracelink::store::open(&db).await?;
+            let filter = tracelink::store::links::RelinkFilter {
+                repo: repo.map(|r| r.as_str().to_string()),
+                since_ns,
+            };
+            let n = store
+                .writer
+                .queue_relink_all(&filter, tracelink::time::now_ns())
+                .await?;
+            store.writer.close().await?;
+            store.db.close().await;
+            println!(
+                "{n} sessions queued for relinking: a running tracelink relinks them within a minute (POST /api/v1/admin/relink starts at once), else the next start does"
+            );
+            Ok(())
+        }
         Command::Stats { db } => {
             if !db.exists() {
                 anyhow::bail!(

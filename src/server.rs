@@ -195,6 +195,7 @@ fn http_router(state: AppState) -> Router {
             "/api/v1/admin/deliveries/replay",
             post(crate::api::admin::replay),
         )
+        .route("/api/v1/admin/relink", post(crate::api::admin::relink))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .layer(middleware::from_fn_with_state(
             state.admin.clone(),
@@ -417,6 +418,7 @@ impl Server {
                 tokens: Arc::new(args.admin_tokens.iter().map(|s| s.0.clone()).collect()),
                 writer: writer.clone(),
                 processor: processor.wake.clone(),
+                publisher: publisher.wake.clone(),
             },
             api: ApiState {
                 db: store.db.clone(),

@@ -5,6 +5,10 @@
 //! - `POST /api/v1/admin/deliveries/replay` `{"status"?, "since"?, "id"?}` — marks stored
 //!   deliveries pending again, through the writer (one process writes the file), and
 //!   wakes the processor: they are applied again through the current code.
+//! - `POST /api/v1/admin/relink` `{"repo"?, "since"?}` — queues the matching sessions for
+//!   linking again (after the identities file, the grace period or a rule changed) and
+//!   wakes the publisher, which relinks what they may have produced and re-publishes the
+//!   reports whose content changed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +24,7 @@ use tokio::sync::Notify;
 
 use super::ApiError;
 use crate::store::deliveries::Replay;
+use crate::store::links::RelinkFilter;
 use crate::store::writer::{SubmitError, Work, WriterHandle};
 
 /// What the admin routes need.
@@ -29,6 +34,8 @@ pub struct AdminState {
     pub writer: WriterHandle,
     /// Wakes the webhook processor.
     pub processor: Arc<Notify>,
+    /// Wakes the publisher (which drains the relink queue).
+    pub publisher: Arc<Notify>,
 }
 
 /// An admin token, or a loopback client when none is configured.
@@ -72,21 +79,86 @@ pub struct ReplayRequest {
     pub id: Option<String>,
 }
 
-pub async fn replay(State(state): State<AdminState>, body: axum::body::Bytes) -> Response {
-    // An empty body replays every delivery; otherwise one JSON object, nothing after it.
-    let r: ReplayRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        ReplayRequest::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(r) => r,
-            Err(e) => {
-                return ApiError(
-                    StatusCode::BAD_REQUEST,
-                    format!("expected {{\"status\"?, \"since\"?, \"id\"?}}: {e}"),
-                )
-                .into_response();
-            }
+/// The body: empty (every record), or one JSON object of this shape, nothing after it.
+fn request<T: Default + serde::de::DeserializeOwned>(
+    body: &[u8],
+    shape: &str,
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("expected {shape}: {e}")))
+}
+
+/// An optional RFC 3339 time as nanoseconds.
+fn since(t: Option<&str>) -> Result<Option<i64>, ApiError> {
+    match t {
+        Some(t) => crate::time::parse_rfc3339(t).map(Some).ok_or_else(|| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("since {t:?} is not an RFC 3339 time (2026-11-20T00:00:00Z)"),
+            )
+        }),
+        None => Ok(None),
+    }
+}
+
+/// Submits `work` to the writer; answers `{key: how many}`.
+async fn submit(writer: &WriterHandle, work: Work, key: &str, wake: &Notify) -> Response {
+    match writer.submit_work(work).await {
+        Ok(written) => {
+            wake.notify_one();
+            (StatusCode::OK, Json(json!({ key: written.inserted }))).into_response()
         }
+        Err(e @ SubmitError::Overloaded(_)) => {
+            ApiError(StatusCode::TOO_MANY_REQUESTS, e.to_string()).into_response()
+        }
+        Err(e @ SubmitError::ShuttingDown) => {
+            ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, key, "an admin operation failed");
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the operation failed".into(),
+            )
+            .into_response()
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelinkRequest {
+    /// `owner/repo`: its sessions and those naming no repository.
+    pub repo: Option<String>,
+    /// RFC 3339: sessions active at or after.
+    pub since: Option<String>,
+}
+
+pub async fn relink(State(state): State<AdminState>, body: axum::body::Bytes) -> Response {
+    let r: RelinkRequest = match request(&body, "{\"repo\"?, \"since\"?}") {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let repo = match r.repo.as_deref().map(crate::ids::RepoName::parse) {
+        Some(Ok(name)) => Some(name.as_str().to_string()),
+        Some(Err(e)) => return ApiError(StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        None => None,
+    };
+    let since_ns = match since(r.since.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let work = Work::Relink(RelinkFilter { repo, since_ns });
+    submit(&state.writer, work, "queued", &state.publisher).await
+}
+
+pub async fn replay(State(state): State<AdminState>, body: axum::body::Bytes) -> Response {
+    let r: ReplayRequest = match request(&body, "{\"status\"?, \"since\"?, \"id\"?}") {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
     };
     if let Some(s) = r.status.as_deref()
         && !matches!(s, "failed" | "processed" | "pending")
@@ -97,42 +169,14 @@ pub async fn replay(State(state): State<AdminState>, body: axum::body::Bytes) ->
         )
         .into_response();
     }
-    let since_ns = match r.since.as_deref() {
-        Some(t) => match crate::time::parse_rfc3339(t) {
-            Some(ns) => Some(ns),
-            None => {
-                return ApiError(
-                    StatusCode::BAD_REQUEST,
-                    format!("since {t:?} is not an RFC 3339 time (2026-11-20T00:00:00Z)"),
-                )
-                .into_response();
-            }
-        },
-        None => None,
+    let since_ns = match since(r.since.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
     };
     let work = Work::Replay(Replay {
         status: r.status,
         since_ns,
         id: r.id,
     });
-    match state.writer.submit_work(work).await {
-        Ok(written) => {
-            state.processor.notify_one();
-            (StatusCode::OK, Json(json!({ "marked": written.inserted }))).into_response()
-        }
-        Err(e @ SubmitError::Overloaded(_)) => {
-            ApiError(StatusCode::TOO_MANY_REQUESTS, e.to_string()).into_response()
-        }
-        Err(e @ SubmitError::ShuttingDown) => {
-            ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "marking deliveries for replay");
-            ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "marking the deliveries failed".into(),
-            )
-            .into_response()
-        }
-    }
+    submit(&state.writer, work, "marked", &state.processor).await
 }

@@ -2,7 +2,7 @@
 
 use sqlx::{AssertSqlSafe, SqliteConnection};
 
-use super::{Db, Result, Tx, placeholders};
+use super::{Conn, Db, Result, Tx, placeholders};
 
 /// One session → commit link as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,6 +129,45 @@ impl Tx<'_> {
         }
         Ok(())
     }
+}
+
+/// Which sessions `tracelink relink` links again.
+#[derive(Debug, Clone, Default)]
+pub struct RelinkFilter {
+    /// Sessions of this repository (lower case), and those naming none.
+    pub repo: Option<String>,
+    /// Sessions active at or after this time (ns).
+    pub since_ns: Option<i64>,
+}
+
+impl Conn {
+    /// Queues every session `filter` matches for linking again (after the identities
+    /// file, the grace period or a rule changed); returns how many. The publisher
+    /// drains the queue: it relinks what they may have produced and re-queues the
+    /// reports that changes.
+    pub async fn queue_relink_all(&mut self, filter: &RelinkFilter, now_ns: i64) -> Result<u64> {
+        queue_matching(&mut self.conn, filter, now_ns).await
+    }
+}
+
+/// [`Conn::queue_relink_all`] inside a writer transaction.
+pub(super) async fn queue_matching(
+    conn: &mut SqliteConnection,
+    filter: &RelinkFilter,
+    now_ns: i64,
+) -> Result<u64> {
+    Ok(sqlx::query(
+        "INSERT INTO link_queue (session_id, touched_ns) \
+         SELECT id, ?3 FROM sessions WHERE (?1 IS NULL OR repository = ?1 OR repository IS NULL) \
+         AND (?2 IS NULL OR coalesce(ended_ns, started_ns, created_ns) >= ?2) \
+         ON CONFLICT (session_id) DO UPDATE SET touched_ns = excluded.touched_ns",
+    )
+    .bind(filter.repo.as_deref())
+    .bind(filter.since_ns)
+    .bind(now_ns)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected())
 }
 
 /// Queues these sessions for linking again; the OTLP writer calls it in the transaction

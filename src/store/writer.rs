@@ -50,6 +50,9 @@ pub enum Work {
     /// Deliveries marked for replay ([`super::deliveries::replay`]); `inserted` is
     /// how many.
     Replay(super::deliveries::Replay),
+    /// Sessions queued for linking again ([`super::links::queue_matching`]);
+    /// `inserted` is how many.
+    Relink(super::links::RelinkFilter),
 }
 
 struct Job {
@@ -197,6 +200,10 @@ async fn write_group(
             Work::Upload(u) => super::uploads::write(&mut tx, u).await?,
             Work::Replay(r) => Written {
                 inserted: super::deliveries::replay(&mut tx, r).await?,
+                duplicates: 0,
+            },
+            Work::Relink(f) => Written {
+                inserted: super::links::queue_matching(&mut tx, f, now_ns()).await?,
                 duplicates: 0,
             },
         });

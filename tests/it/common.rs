@@ -140,6 +140,17 @@ impl TestApp {
         self.db().dump_table(table, skip).await.expect("rows")
     }
 
+    /// Stops the server and starts another on the same database with these settings.
+    pub async fn restart_with(&mut self, configure: impl FnOnce(&mut ServeArgs)) {
+        self.stop().await;
+        let mut args = ServeArgs::ephemeral(self.db_path());
+        configure(&mut args);
+        let server = Server::start(&args).await.expect("server restarts");
+        self.http = format!("http://{}", server.http_addr);
+        self.grpc = format!("http://{}", server.grpc_addr);
+        self.server = Some(server);
+    }
+
     pub async fn stop(&mut self) {
         if let Some(s) = self.server.take() {
             s.shutdown().await.expect("clean shutdown");

@@ -23,6 +23,7 @@ mod links;
 mod orders;
 mod publish;
 mod records;
+mod relink;
 mod replay;
 mod reports;
 mod retention;

@@ -99,7 +99,7 @@ pub async fn send_otlp(app: &TestApp, file: &str) {
     assert_eq!(r.status(), 200, "{file}");
 }
 
-async fn report(app: &TestApp, number: i64) -> (Value, String) {
+pub async fn report(app: &TestApp, number: i64) -> (Value, String) {
     app.linked_up().await;
     let (status, json) = app
         .get_json(&format!(

@@ -1,0 +1,130 @@
+//! `tracelink relink` and `POST /api/v1/admin/relink`: after the identities file changes,
+//! stored links are computed again from the kept facts — through a running server or
+//! on the database with none running — and doing it again changes nothing.
+
+use serde_json::Value;
+
+use crate::common::TestApp;
+use crate::reports::{Commit, SECRET, ZERO, deliver, pull, push, report, send_otlp};
+
+const DROID_1: &str = "d3c99dcbe924d16e86342e096dc8c81a27e21e22";
+const DROID_2: &str = "2d80b6a68e79e89893151faefa50d9780a423801";
+
+/// Droid's session is known by an agent user id only: the identities file says who.
+fn identities(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("identities.toml");
+    std::fs::write(
+        &path,
+        "[[person]]\nlogin = \"dev\"\nemails = [\"dev@acme.example\"]\nagent_ids = [\"usr_60ebb16b39a4a540b62e6c3d\"]\n",
+    )
+    .unwrap();
+    path
+}
+
+async fn sessions_in_report(app: &TestApp) -> (i64, Value) {
+    let (json, _) = report(app, 11).await;
+    (json["totals"]["sessions"].as_i64().unwrap(), json)
+}
+
+async fn admin_relink(app: &TestApp, body: &str) -> (u16, Value) {
+    let r = app
+        .post(
+            "/api/v1/admin/relink",
+            "application/json",
+            body.as_bytes().to_vec(),
+            &[],
+        )
+        .await;
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_follow_an_identities_change_after_a_relink() {
+    let dir = tempfile::tempdir().unwrap();
+    let people = identities(dir.path());
+    let mut app = TestApp::spawn_with(|a| a.webhook_secrets = vec![SECRET.parse().unwrap()]).await;
+    for f in ["droid-metrics.json", "droid-traces.json"] {
+        send_otlp(&app, f).await;
+    }
+    let commit = |sha, message, at, file| Commit {
+        sha,
+        message,
+        at,
+        email: "dev@acme.example",
+        login: "dev",
+        files: std::slice::from_ref(file),
+    };
+    let commits = [
+        commit(
+            DROID_1,
+            "Replace widget cache with LRU + TTL",
+            "2026-11-20T10:44:13Z",
+            &"src/cache/lru.ts",
+        ),
+        commit(
+            DROID_2,
+            "Document LRU cache settings",
+            "2026-11-20T10:47:36Z",
+            &"README.md",
+        ),
+    ];
+    deliver(&app, "push", "p", &push("refs/heads/cache", ZERO, &commits)).await;
+    let opened = pull("opened", 11, DROID_2, "cache", "2026-11-20T11:00:00Z", None);
+    deliver(&app, "pull_request", "pr", &opened).await;
+    app.applied(2).await;
+    assert_eq!(
+        sessions_in_report(&app).await.0,
+        0,
+        "a user id alone matches no one"
+    );
+
+    // The identities file gains the person; restarting alone relinks nothing.
+    let path = people.clone();
+    app.restart_with(move |a| {
+        a.webhook_secrets = vec![SECRET.parse().unwrap()];
+        a.identities = Some(path);
+    })
+    .await;
+    assert_eq!(sessions_in_report(&app).await.0, 0);
+
+    let (status, body) = admin_relink(&app, r#"{"repo": "Acme/Widgets"}"#).await;
+    assert_eq!((status, body), (200, serde_json::json!({"queued": 1})));
+    let (n, linked) = sessions_in_report(&app).await;
+    assert_eq!(n, 1, "{linked}");
+    let links = linked["sessions"][0]["links"].as_array().unwrap();
+    assert_eq!(links.len(), 2, "{linked}");
+    assert!(links.iter().all(|l| l["evidence"] == "window"), "{linked}");
+
+    // Again: nothing changes.
+    let (status, _) = admin_relink(&app, "").await;
+    assert_eq!(status, 200);
+    assert_eq!(sessions_in_report(&app).await.1, linked);
+    let (status, body) = admin_relink(&app, r#"{"since": "yesterday"}"#).await;
+    assert_eq!(status, 400, "{body}");
+
+    // The person leaves the file; with no server running, the CLI queues the relink
+    // and the next start does it.
+    let db = app.db_path();
+    app.stop().await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
+        .args(["relink", "--since", "2026-11-01T00:00:00Z", "--db"])
+        .arg(&db)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("1 sessions queued for relinking"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    app.restart_with(|a| a.webhook_secrets = vec![SECRET.parse().unwrap()])
+        .await;
+    assert_eq!(sessions_in_report(&app).await.0, 0);
+    app.stop().await;
+}
