@@ -75,6 +75,8 @@ pub struct UploadConfig {
     /// installation or delivery naming the repository.
     pub upload_repos: Vec<String>,
     pub max_bytes: usize,
+    /// Uploads being read and parsed ([`UPLOAD_SLOTS`]).
+    pub slots: std::sync::Arc<tokio::sync::Semaphore>,
     /// How long a report waits for more changes before it is published
     /// (`--comment-debounce-secs`): an upload queues its pull requests' reports.
     pub report_debounce: std::time::Duration,
@@ -116,6 +118,7 @@ impl UploadConfig {
             upload_repos,
             max_bytes: args.max_upload_bytes,
             report_debounce: std::time::Duration::from_secs(args.comment_debounce),
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(UPLOAD_SLOTS)),
             verifier: std::sync::Arc::new(oidc::Verifier::new(
                 &args.oidc_issuer,
                 &args.oidc_audience,
@@ -127,6 +130,12 @@ impl UploadConfig {
 /// The most source lines (coverage lines, test cases, attributed lines) one upload's
 /// reports may cover together.
 pub const MAX_UPLOAD_LINES: u64 = 2_000_000;
+
+/// Uploads read and parsed at once: each may hold `--max-upload-bytes` of files and
+/// [`MAX_UPLOAD_LINES`] of parsed lines, so this bounds what all of them hold together.
+pub const UPLOAD_SLOTS: usize = 2;
+/// How long an upload waits for a slot before it is told to come back (429).
+const SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why an upload was refused: the status and the JSON body.
 #[derive(Debug)]
@@ -158,6 +167,10 @@ impl IntoResponse for UploadError {
                 header::HeaderValue::from_static("Bearer"),
             );
         }
+        if self.0 == StatusCode::TOO_MANY_REQUESTS {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        }
         r
     }
 }
@@ -179,6 +192,17 @@ async fn handle(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Value), UploadError> {
     let principal = authenticate(state, headers).await?;
+    // Memory: only so many uploads are read and parsed at once; the rest wait, briefly.
+    let _slot = tokio::time::timeout(SLOT_WAIT, state.uploads.slots.clone().acquire_owned())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| {
+            UploadError(
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"error": format!("{UPLOAD_SLOTS} uploads are being read already; retry after a few seconds")}),
+            )
+        })?;
     let mut multipart = multipart
         .map_err(|e| UploadError::bad(format!("expected a multipart/form-data body: {e}")))?;
 

@@ -796,3 +796,48 @@ async fn listed_repositories_upload_before_the_app_names_them() {
     assert_eq!(status, 403, "{body}");
     app.stop().await;
 }
+
+/// Uploads are read and parsed a few at a time, whatever the number of clients: with
+/// every slot held by an upload whose body never ends, another is told to come back
+/// (429 with Retry-After) instead of adding its files to memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_few_uploads_are_read_at_once() {
+    use tokio::io::AsyncWriteExt;
+    let issuer = fake_issuer().await;
+    let mut app = app_with_issuer(&issuer).await;
+    let host = app.http.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for _ in 0..tracelink::ci::upload::UPLOAD_SLOTS {
+        let mut s = tokio::net::TcpStream::connect(&host).await.unwrap();
+        let head = format!(
+            "POST /api/v1/ci/uploads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {STATIC_TOKEN}\r\n\
+             Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\n"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        held.push(s);
+    }
+    let cov = ci_fixture("coverage.xml");
+    let files: [(&str, &[u8]); 1] = [("coverage.xml", &cov)];
+    let (content_type, body) = multipart(Some(&context(HEAD, 900, 1, &[])), &files);
+    let r = app
+        .post(
+            "/api/v1/ci/uploads",
+            &content_type,
+            body.clone(),
+            &[("authorization", &format!("Bearer {STATIC_TOKEN}"))],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 429);
+    assert_eq!(r.headers()["retry-after"], "5");
+    // The slots free when those uploads end.
+    drop(held);
+    let (status, b) = upload(
+        &app,
+        Some(STATIC_TOKEN),
+        Some(&context(HEAD, 900, 1, &[])),
+        &files,
+    )
+    .await;
+    assert_eq!(status, 201, "{b}");
+    app.stop().await;
+}
