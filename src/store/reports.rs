@@ -61,6 +61,7 @@ impl Tx<'_> {
         let mut prs = BTreeSet::new();
         let mut shas: Vec<(String, String)> = Vec::new();
         let mut recent_merges: BTreeSet<String> = BTreeSet::new();
+        let mut deployments: Vec<&super::github::DeploymentRow> = Vec::new();
         for op in ops {
             match op {
                 Op::Pull(p) => {
@@ -69,9 +70,7 @@ impl Tx<'_> {
                 Op::CommitRef { repo, sha, .. } => shas.push((repo.clone(), sha.to_string())),
                 Op::Commit(c) => shas.push((c.repo.clone(), c.sha.to_string())),
                 Op::Run(r) => shas.push((r.repo.clone(), r.head_sha.clone())),
-                Op::Deployment(d) => {
-                    recent_merges.insert(d.repo.clone());
-                }
+                Op::Deployment(d) => deployments.push(d),
                 Op::Incident(i) => {
                     recent_merges.insert(i.repo.clone());
                 }
@@ -81,6 +80,9 @@ impl Tx<'_> {
         let conn = self.conn();
         for (repo, sha) in shas {
             prs.extend(pulls_containing(conn, Some(&repo), &[sha]).await?);
+        }
+        for d in deployments {
+            prs.extend(shipped_by(conn, d).await?);
         }
         for repo in recent_merges {
             let rows: Vec<(String, i64)> = sqlx::query_as(
@@ -385,4 +387,39 @@ pub(super) async fn enqueue(
         .await?;
     }
     Ok(())
+}
+
+/// Commits followed back from a deployment's commit, at most.
+const MAX_SHIPPED_DEPTH: i64 = 2000;
+
+/// The merged pull requests a deployment ships first: those whose merge result is its
+/// commit or an ancestor of it, not behind an earlier deployment to the same environment
+/// (the walk stops there). However old the merge, and without touching every recent
+/// pull request at each deployment.
+async fn shipped_by(
+    conn: &mut SqliteConnection,
+    d: &super::github::DeploymentRow,
+) -> Result<Vec<PullRef>> {
+    let numbers: Vec<i64> = sqlx::query_scalar(
+        "WITH RECURSIVE anc(key, depth) AS ( \
+           SELECT ?1 || '@' || ?2, 0 \
+           UNION \
+           SELECT l.to_key, anc.depth + 1 FROM anc JOIN links l \
+             ON l.from_kind = 'commit' AND l.from_key = anc.key AND l.relation = 'parent' \
+           WHERE anc.depth < ?3 AND NOT EXISTS (SELECT 1 FROM deployments e \
+             WHERE e.repo = ?1 AND e.environment = ?4 AND e.id <> ?5 \
+             AND coalesce(e.created_ns, 0) <= coalesce(?6, 0) AND ?1 || '@' || e.sha = l.to_key) \
+         ) \
+         SELECT p.number FROM pull_requests p WHERE p.repo = ?1 AND p.merged = 1 \
+           AND p.merge_commit_sha IS NOT NULL AND p.repo || '@' || p.merge_commit_sha IN (SELECT key FROM anc)",
+    )
+    .bind(&d.repo)
+    .bind(d.sha.to_ascii_lowercase())
+    .bind(MAX_SHIPPED_DEPTH)
+    .bind(&d.environment)
+    .bind(d.id)
+    .bind(d.created_ns)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(numbers.into_iter().map(|n| (d.repo.clone(), n)).collect())
 }

@@ -28,6 +28,7 @@ mod replay;
 mod reports;
 mod retention;
 mod sdk;
+mod shipped;
 mod telemetry_forms;
 mod upload_binding;
 mod webhooks;
