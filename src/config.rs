@@ -191,6 +191,14 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub read_tokens: Vec<Secret>,
+    /// Replace every email and agent user id — telemetry, webhook payloads, the
+    /// identities file — by a keyed hash before it is stored (the key is derived from
+    /// `TRACELINK_SECRET_KEY`); linking still matches.
+    #[arg(long, env = "TRACELINK_PSEUDONYMIZE_USERS")]
+    pub pseudonymize_users: bool,
+    /// The secret keys are derived from (`--pseudonymize-users`); keep it stable.
+    #[arg(long, env = "TRACELINK_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<Secret>,
     /// Bearer tokens for the admin routes (replaying deliveries), comma-separated; none:
     /// loopback clients only.
     #[arg(
@@ -369,6 +377,8 @@ impl ServeArgs {
             ingest_tokens: Vec::new(),
             read_tokens: Vec::new(),
             admin_tokens: Vec::new(),
+            pseudonymize_users: false,
+            secret_key: None,
             metrics_token: None,
             allow_unauthenticated: false,
             max_connections: 512,

@@ -290,10 +290,20 @@ impl Server {
     /// Opens the database, applies migrations, binds both listeners and starts serving.
     pub async fn start(args: &ServeArgs) -> anyhow::Result<Server> {
         let prices = PriceTable::configured(args.price_table.as_deref())?;
-        let identities = match &args.identities {
+        let pseudonyms = if args.pseudonymize_users {
+            Some(Arc::new(crate::pseudonym::Pseudonyms::from_secret(
+                args.secret_key.as_ref().map(|s| s.0.as_str()),
+            )?))
+        } else {
+            None
+        };
+        let mut identities = match &args.identities {
             Some(p) => crate::graph::identities::Identities::load(p)?,
             None => Default::default(),
         };
+        if let Some(p) = &pseudonyms {
+            identities = identities.pseudonymized(p);
+        }
         let reports = Arc::new(crate::impact::ReportContext {
             prices: prices.clone(),
             links: crate::graph::links::LinkConfig {
@@ -325,6 +335,7 @@ impl Server {
         let ingest = Ingest {
             writer: writer.clone(),
             telemetry: telemetry.clone(),
+            pseudonyms: pseudonyms.clone(),
         };
         let tokens: Arc<Vec<String>> =
             Arc::new(args.ingest_tokens.iter().map(|s| s.0.clone()).collect());
@@ -398,6 +409,7 @@ impl Server {
                 ),
                 incident_label: Arc::from(args.incident_label.as_str()),
                 processor: processor.clone(),
+                pseudonyms,
             },
             uploads: UploadState {
                 uploads: upload_cfg.clone(),

@@ -24,6 +24,8 @@ pub struct WebhookState {
     pub webhook_secrets: std::sync::Arc<Vec<String>>,
     pub incident_label: std::sync::Arc<str>,
     pub processor: super::processor::Processor,
+    /// `--pseudonymize-users`: addresses replaced before the payload is read or stored.
+    pub pseudonyms: Option<std::sync::Arc<crate::pseudonym::Pseudonyms>>,
 }
 
 /// GitHub caps webhook payloads at 25 MB.
@@ -55,6 +57,11 @@ pub async fn receive(
         hooks.count("unauthorized");
         return reply(StatusCode::UNAUTHORIZED, json!({ "error": e.to_string() }));
     }
+    // Verified as GitHub sent it; from here on, without anyone's address.
+    let body = match &state.pseudonyms {
+        Some(p) => Bytes::from(p.payload(&body)),
+        None => body,
+    };
     let Some(event) = header(&headers, "x-github-event") else {
         hooks.count("malformed");
         return reply(

@@ -52,6 +52,33 @@ pub fn noreply_login(email: &str) -> Option<String> {
 }
 
 impl Identities {
+    /// The same people, known by the pseudonyms of their emails and agent user ids
+    /// (`--pseudonymize-users`), as telemetry and commits arrive.
+    pub fn pseudonymized(self, p: &crate::pseudonym::Pseudonyms) -> Self {
+        let mut out = Identities::default();
+        for (login, emails) in self.emails_by_login {
+            for e in emails {
+                let e = p.email(&e);
+                out.login_by_email.insert(e.clone(), login.clone());
+                out.emails_by_login
+                    .entry(login.clone())
+                    .or_default()
+                    .push(e);
+            }
+        }
+        for (login, ids) in self.agent_ids_by_login {
+            for a in ids {
+                let a = p.user_id(&a);
+                out.login_by_agent_id.insert(a.clone(), login.clone());
+                out.agent_ids_by_login
+                    .entry(login.clone())
+                    .or_default()
+                    .push(a);
+            }
+        }
+        out
+    }
+
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading identities file {}", path.display()))?;

@@ -91,6 +91,8 @@ where
 pub struct Ingest {
     pub writer: WriterHandle,
     pub telemetry: Arc<Telemetry>,
+    /// `--pseudonymize-users`: sessions' users replaced before they are stored.
+    pub pseudonyms: Option<Arc<crate::pseudonym::Pseudonyms>>,
 }
 
 impl Ingest {
@@ -152,6 +154,9 @@ impl Ingest {
                 batch.unreadable_values,
                 keys.join(", ")
             ));
+        }
+        if let Some(p) = &self.pseudonyms {
+            p.batch(&mut batch);
         }
         if !batch.is_empty() {
             self.writer.submit(batch).await.map_err(|e| {

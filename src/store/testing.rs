@@ -65,6 +65,15 @@ impl Db {
         Ok(n > 0)
     }
 
+    /// Every kept delivery payload, as stored.
+    pub async fn delivery_payloads(&self) -> Result<Vec<Vec<u8>>> {
+        sqlx::query_scalar(
+            "SELECT payload FROM deliveries WHERE payload IS NOT NULL ORDER BY delivery_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+    }
+
     /// Deliveries whose payload is still kept.
     pub async fn delivery_payloads_kept(&self) -> Result<i64> {
         sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE payload IS NOT NULL")

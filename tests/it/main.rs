@@ -21,6 +21,7 @@ mod layout;
 mod line_records;
 mod links;
 mod orders;
+mod pseudonyms;
 mod publish;
 mod records;
 mod relink;

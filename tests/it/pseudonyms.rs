@@ -1,0 +1,86 @@
+//! `--pseudonymize-users`: no email or agent user id is stored — not on sessions, not on
+//! commits, not in the kept webhook payloads — and sessions still link to their commits
+//! through the identities file, keyed the same way.
+
+use crate::common::TestApp;
+use crate::reports::{Commit, SECRET, ZERO, deliver, pull, push, report, send_otlp};
+
+const DROID_1: &str = "d3c99dcbe924d16e86342e096dc8c81a27e21e22";
+const DROID_2: &str = "2d80b6a68e79e89893151faefa50d9780a423801";
+const AGENT_ID: &str = "usr_60ebb16b39a4a540b62e6c3d";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_address_is_stored_and_links_still_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let identities = dir.path().join("identities.toml");
+    std::fs::write(
+        &identities,
+        format!("[[person]]\nlogin = \"dev\"\nemails = [\"dev@acme.example\"]\nagent_ids = [\"{AGENT_ID}\"]\n"),
+    )
+    .unwrap();
+    let mut app = TestApp::spawn_with(move |a| {
+        a.webhook_secrets = vec![SECRET.parse().unwrap()];
+        a.identities = Some(identities);
+        a.pseudonymize_users = true;
+        a.secret_key = Some("a secret of sufficient length".parse().unwrap());
+    })
+    .await;
+    for f in [
+        "droid-metrics.json",
+        "droid-traces.json",
+        "claude-code-logs.json",
+    ] {
+        send_otlp(&app, f).await;
+    }
+    let commits = [
+        Commit {
+            sha: DROID_1,
+            message: "Replace widget cache with LRU + TTL\n\nCo-authored-by: Ann <ann@corp.example>",
+            at: "2026-11-20T10:44:13Z",
+            email: "dev@acme.example",
+            login: "dev",
+            files: &["src/cache/lru.ts"],
+        },
+        Commit {
+            sha: DROID_2,
+            message: "Document LRU cache settings",
+            at: "2026-11-20T10:47:36Z",
+            email: "dev@acme.example",
+            login: "dev",
+            files: &["README.md"],
+        },
+    ];
+    deliver(&app, "push", "p", &push("refs/heads/cache", ZERO, &commits)).await;
+    let opened = pull("opened", 11, DROID_2, "cache", "2026-11-20T11:00:00Z", None);
+    deliver(&app, "pull_request", "pr", &opened).await;
+    app.applied(2).await;
+
+    // Droid's session, known by its user id only, links through the identities file.
+    let (json, _) = report(&app, 11).await;
+    let droid = json["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["agent"] == "droid")
+        .unwrap_or_else(|| panic!("{json}"));
+    assert_eq!(droid["links"].as_array().unwrap().len(), 2, "{json}");
+
+    let mut stored = Vec::new();
+    for t in ["sessions", "commits", "commit_trailers"] {
+        stored.extend(app.dump(t, &[]).await);
+    }
+    for p in app.db().delivery_payloads().await.unwrap() {
+        stored.push(String::from_utf8_lossy(&p).into_owned());
+    }
+    let stored = stored.join("\n");
+    for personal in [
+        "dev@acme.example",
+        "ann@corp.example",
+        AGENT_ID,
+        "20e450ac-9246-466e-ac8f-6ee95ab141df",
+    ] {
+        assert!(!stored.contains(personal), "{personal} is stored");
+    }
+    assert!(stored.contains("@pseudonymous.invalid"), "{stored}");
+    app.stop().await;
+}
