@@ -45,7 +45,7 @@ impl Num {
 }
 
 /// The context, checked: the batch to store (without files) and what parsing needs.
-pub(super) struct Run {
+pub struct Run {
     pub(super) repo: String,
     pub(super) run_id: i64,
     pub(super) attempt: i64,
@@ -53,7 +53,7 @@ pub(super) struct Run {
     pub(super) batch: UploadBatch,
 }
 
-pub(super) fn read_context(bytes: &[u8]) -> Result<Run, UploadError> {
+pub fn read_context(bytes: &[u8]) -> Result<Run, UploadError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let c: Context = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();

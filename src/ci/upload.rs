@@ -206,33 +206,7 @@ async fn handle(
     let mut multipart = multipart
         .map_err(|e| UploadError::bad(format!("expected a multipart/form-data body: {e}")))?;
 
-    let mut context: Option<Bytes> = None;
-    let mut files: Vec<(String, Bytes)> = Vec::new();
-    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
-        let part = field.name().unwrap_or("").to_string();
-        if part == "context" {
-            let bytes = field.bytes().await.map_err(multipart_error)?;
-            if bytes.len() > MAX_CONTEXT_BYTES {
-                return Err(UploadError::bad("the context part is larger than 64 KiB"));
-            }
-            context = Some(bytes);
-            continue;
-        }
-        let name = field
-            .file_name()
-            .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty() && n.len() <= 512)
-            .ok_or_else(|| {
-                UploadError::bad(format!("part {part:?} has no file name (or one too long)"))
-            })?;
-        if files.len() == MAX_FILES {
-            return Err(UploadError::bad(format!(
-                "more than {MAX_FILES} files in one upload"
-            )));
-        }
-        let bytes = field.bytes().await.map_err(multipart_error)?;
-        files.push((name, bytes));
-    }
+    let Parts { context, files } = read_parts(&mut multipart).await?;
     let context = context.ok_or_else(|| UploadError::bad("missing the `context` part"))?;
     let mut run = read_context(&context)?;
     principal.allows(&run.repo)?;
@@ -294,27 +268,8 @@ async fn handle(
 
     let (repo, workspace) = (run.repo.clone(), run.workspace.clone());
     let parsed = tokio::task::spawn_blocking(move || {
-        // One file at a time, each bounded by its format's caps, and the upload by the
-        // lines all its files cover: a few bytes of Go coverprofile can name millions of
-        // lines, which must not become memory.
-        let mut out = Vec::with_capacity(files.len());
-        let mut lines: u64 = 0;
-        for (name, bytes) in files {
-            let parsed = read_file(name, &bytes, &repo, workspace.as_deref())?;
-            drop(bytes);
-            lines += parsed.0.lines();
-            if lines > MAX_UPLOAD_LINES {
-                return Err(UploadError(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    json!({"error": format!(
-                        "the upload's reports cover more than {MAX_UPLOAD_LINES} lines (at {}); upload fewer or smaller reports",
-                        parsed.0.name
-                    )}),
-                ));
-            }
-            out.push(parsed);
-        }
-        Ok(out)
+        // Parsing is CPU work: off the async workers.
+        read_files(files, &repo, workspace.as_deref())
     })
     .await
     .map_err(|e| {
@@ -470,6 +425,74 @@ async fn confirm_pull_head(
         StatusCode::FORBIDDEN,
         json!({"error": format!("commit {sha} is not {what} #{number} of {repo}: an OIDC upload is for its own run's commit")}),
     ))
+}
+
+/// The parts of an upload: the `context` part, if any, and each report file (its name
+/// and bytes).
+pub struct Parts {
+    pub context: Option<Bytes>,
+    pub files: Vec<(String, Bytes)>,
+}
+
+/// Splits an upload into its parts: at most [`MAX_FILES`] files, each with a file name,
+/// and a context of at most 64 KiB.
+pub async fn read_parts(multipart: &mut Multipart) -> Result<Parts, UploadError> {
+    let mut context: Option<Bytes> = None;
+    let mut files: Vec<(String, Bytes)> = Vec::new();
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        let part = field.name().unwrap_or("").to_string();
+        if part == "context" {
+            let bytes = field.bytes().await.map_err(multipart_error)?;
+            if bytes.len() > MAX_CONTEXT_BYTES {
+                return Err(UploadError::bad("the context part is larger than 64 KiB"));
+            }
+            context = Some(bytes);
+            continue;
+        }
+        let name = field
+            .file_name()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty() && n.len() <= 512)
+            .ok_or_else(|| {
+                UploadError::bad(format!("part {part:?} has no file name (or one too long)"))
+            })?;
+        if files.len() == MAX_FILES {
+            return Err(UploadError::bad(format!(
+                "more than {MAX_FILES} files in one upload"
+            )));
+        }
+        let bytes = field.bytes().await.map_err(multipart_error)?;
+        files.push((name, bytes));
+    }
+    Ok(Parts { context, files })
+}
+
+/// Reads an upload's files one at a time, each bounded by its format's caps, and the
+/// upload by the lines all its files cover: a few bytes of Go coverprofile can name
+/// millions of lines, which must not become memory. Blocking work.
+pub fn read_files(
+    files: Vec<(String, Bytes)>,
+    repo: &str,
+    workspace: Option<&str>,
+) -> Result<Vec<(UploadFile, Vec<String>)>, UploadError> {
+    let mut out = Vec::with_capacity(files.len());
+    let mut lines: u64 = 0;
+    for (name, bytes) in files {
+        let parsed = read_file(name, &bytes, repo, workspace)?;
+        drop(bytes);
+        lines += parsed.0.lines();
+        if lines > MAX_UPLOAD_LINES {
+            return Err(UploadError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"error": format!(
+                    "the upload's reports cover more than {MAX_UPLOAD_LINES} lines (at {}); upload fewer or smaller reports",
+                    parsed.0.name
+                )}),
+            ));
+        }
+        out.push(parsed);
+    }
+    Ok(out)
 }
 
 async fn authenticate(state: &UploadState, headers: &HeaderMap) -> Result<Principal, UploadError> {
