@@ -1,0 +1,6 @@
+#![no_main]
+//! `tracelink_fuzz::otlp_protobuf`: see fuzz/src/lib.rs.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    tracelink_fuzz::otlp_protobuf(data);
+});
