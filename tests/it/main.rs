@@ -13,6 +13,7 @@ mod cost;
 mod dora;
 mod durability;
 mod fixtures;
+mod fuzz_corpus;
 mod github_app;
 mod grpc_budget;
 mod histories;
