@@ -115,6 +115,12 @@ pub enum Command {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {
     Markdown,
     Json,
@@ -199,6 +205,11 @@ pub struct ServeArgs {
     /// The secret keys are derived from (`--pseudonymize-users`); keep it stable.
     #[arg(long, env = "TRACELINK_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<Secret>,
+    /// Whether anything is shown or grouped per person (`on`) or not (`off`): today the
+    /// session list's `?user=` filter; the organisation views' per-person groupings as
+    /// they arrive.
+    #[arg(long, env = "TRACELINK_PEOPLE", value_enum, default_value = "off")]
+    pub people: OnOff,
     /// Bearer tokens for the admin routes (replaying deliveries), comma-separated; none:
     /// loopback clients only.
     #[arg(
@@ -378,6 +389,7 @@ impl ServeArgs {
             read_tokens: Vec::new(),
             admin_tokens: Vec::new(),
             pseudonymize_users: false,
+            people: OnOff::Off,
             secret_key: None,
             metrics_token: None,
             allow_unauthenticated: false,

@@ -439,6 +439,7 @@ impl Server {
                 telemetry,
                 writer,
                 queue_capacity,
+                people: args.people == crate::config::OnOff::On,
             },
             tokens: read_tokens.clone(),
             metrics_token: args.metrics_token.as_ref().map(|t| Arc::from(t.0.as_str())),

@@ -33,6 +33,8 @@ pub struct ApiState {
     /// For the write-queue depth in `/metrics`.
     pub writer: WriterHandle,
     pub queue_capacity: usize,
+    /// `--people on`: per-person filters and groupings are allowed.
+    pub people: bool,
 }
 
 /// A JSON error: `{"error": "..."}` with a status.
@@ -151,6 +153,12 @@ pub async fn list_sessions(
     Query(p): Query<ListParams>,
 ) -> Result<Response, ApiError> {
     let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
+    if !state.people && p.user.as_deref().is_some_and(|u| !u.is_empty()) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "per-person views are off: filtering sessions by user needs tracelink started with --people on".into(),
+        ));
+    }
     let since_ns = match p.since.as_deref() {
         None | Some("") => None,
         Some(s) => Some(

@@ -342,9 +342,25 @@ async fn arrival_order_does_not_change_the_facts() {
     app.stop().await;
 }
 
+/// Per-person views are off unless asked for: the `?user=` filter is refused.
+#[tokio::test]
+async fn filtering_by_person_needs_people_on() {
+    let mut app = TestApp::spawn().await;
+    send(&app, FILES[0], Transport::HttpJson).await;
+    let (status, body) = app.get_json("/api/v1/sessions?user=dev@acme.example").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("--people on"),
+        "{body}"
+    );
+    let (status, _) = app.get_json("/api/v1/sessions?agent=codex").await;
+    assert_eq!(status, 200);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn session_list_filters_and_paginates() {
-    let mut app = TestApp::spawn().await;
+    let mut app = TestApp::spawn_with(|a| a.people = tracelink::config::OnOff::On).await;
     for f in FILES {
         send(&app, f, Transport::HttpJson).await;
     }
