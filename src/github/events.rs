@@ -161,6 +161,9 @@ pub struct Branch {
     #[serde(rename = "ref")]
     pub git_ref: String,
     pub sha: String,
+    /// The repository the branch lives in (`null` once a fork is deleted).
+    #[serde(default)]
+    pub repo: Option<Repository>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

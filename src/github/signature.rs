@@ -1,7 +1,6 @@
 //! `X-Hub-Signature-256`: HMAC-SHA256 of the raw body, checked in constant time against
 //! every configured secret (several, so a secret can be rotated without downtime).
 
-
 pub use crate::crypto::hmac_sha256;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]

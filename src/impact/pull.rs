@@ -140,6 +140,13 @@ pub async fn build(
         &agent_added,
     )
     .await?;
+    // A fork's workflows get no OIDC token: its coverage comes only from a workflow_run.
+    let coverage_missing = (coverage.is_none() && pr.from_fork == Some(true)).then(|| {
+        "none uploaded: this pull request comes from a fork, whose workflows get no OIDC \
+         token; upload its reports from a workflow_run workflow (README, \"Pull requests \
+         from forks\")"
+            .to_string()
+    });
     let base_sha = coverage
         .as_ref()
         .and_then(|c| c["base"]["sha"].as_str().map(str::to_string));
@@ -225,6 +232,7 @@ pub async fn build(
         incidents,
         timing,
         coverage,
+        coverage_missing,
         tests,
     };
     report.headline = crate::report::markdown::headline(&report);

@@ -36,6 +36,9 @@ pub struct PrReport {
     pub timing: Timing,
     /// Coverage at head vs base and patch coverage, once CI uploads exist.
     pub coverage: Option<serde_json::Value>,
+    /// Why there is no coverage, where tracelink knows (a fork's pull request).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage_missing: Option<String>,
     /// Test outcomes, once CI uploads exist.
     pub tests: Option<serde_json::Value>,
 }

@@ -592,6 +592,8 @@ fn render_with(r: &PrReport, with_json: bool, view: View) -> String {
     let _ = writeln!(o, "| CI at head | {} |", ci_line(r));
     if let Some(c) = &r.coverage {
         let _ = writeln!(o, "| Coverage | {} |", coverage_line(c));
+    } else if let Some(why) = &r.coverage_missing {
+        let _ = writeln!(o, "| Coverage | {} |", cell(why));
     }
     if let Some(t) = &r.tests {
         let _ = writeln!(o, "| Tests | {} |", tests_line(t));
@@ -992,6 +994,7 @@ mod tests {
             incidents: vec![],
             timing: Timing::default(),
             coverage: None,
+            coverage_missing: None,
             tests: None,
         };
         r.headline = headline(&r);

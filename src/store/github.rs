@@ -54,6 +54,8 @@ pub struct PullRow {
     pub base_ref: String,
     pub base_sha: String,
     pub merge_commit_sha: Option<String>,
+    /// Whether its head repository is not this one; `None` when the payload says not.
+    pub from_fork: Option<bool>,
     pub created_ns: Option<i64>,
     pub updated_ns: Option<i64>,
     pub closed_ns: Option<i64>,
@@ -243,15 +245,16 @@ impl Tx<'_> {
                 Op::Pull(p) => {
                     sqlx::query(
                         "INSERT INTO pull_requests (repo, number, title, state, draft, merged, author_login, head_ref, \
-                         head_sha, base_ref, base_sha, merge_commit_sha, created_ns, updated_ns, closed_ns, merged_ns, version) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                         head_sha, base_ref, base_sha, merge_commit_sha, created_ns, updated_ns, closed_ns, merged_ns, version, from_fork) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
                          ON CONFLICT (repo, number) DO UPDATE SET title = excluded.title, state = excluded.state, \
                          draft = excluded.draft, merged = excluded.merged, author_login = excluded.author_login, \
                          head_ref = excluded.head_ref, head_sha = excluded.head_sha, base_ref = excluded.base_ref, \
                          base_sha = excluded.base_sha, merge_commit_sha = excluded.merge_commit_sha, \
                          created_ns = excluded.created_ns, \
                          updated_ns = excluded.updated_ns, closed_ns = excluded.closed_ns, \
-                         merged_ns = excluded.merged_ns, version = excluded.version \
+                         merged_ns = excluded.merged_ns, version = excluded.version, \
+                         from_fork = coalesce(excluded.from_fork, pull_requests.from_fork) \
                          WHERE excluded.version > pull_requests.version",
                     )
                     .bind(&p.repo)
@@ -270,7 +273,9 @@ impl Tx<'_> {
                     .bind(p.updated_ns)
                     .bind(p.closed_ns)
                     .bind(p.merged_ns)
+
                     .bind(&p.version)
+                    .bind(p.from_fork)
                     .execute(&mut *conn)
                     .await?;
                 }

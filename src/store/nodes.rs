@@ -25,6 +25,7 @@ pub struct PullRequest {
     pub updated_ns: Option<i64>,
     pub closed_ns: Option<i64>,
     pub merged_ns: Option<i64>,
+    pub from_fork: Option<bool>,
 }
 
 /// GitHub lists at most this many commits of a pull request.
@@ -145,7 +146,7 @@ impl Db {
     pub async fn pull_request(&self, repo: &str, number: i64) -> Result<Option<PullRequest>> {
         sqlx::query_as(
             "SELECT title, state, draft, merged, author_login, head_ref, head_sha, base_ref, base_sha, \
-             merge_commit_sha, created_ns, updated_ns, closed_ns, merged_ns FROM pull_requests \
+             merge_commit_sha, created_ns, updated_ns, closed_ns, merged_ns, from_fork FROM pull_requests \
              WHERE repo = ? AND number = ?",
         )
         .bind(repo)

@@ -251,3 +251,36 @@ async fn a_token_for_another_repository_under_the_same_name_is_refused() {
     stored(&app, &sign(&c), &context(HEAD, 900, 1, &[])).await;
     app.stop().await;
 }
+
+/// A fork's workflows get no OIDC token: the report of a fork's pull request says why
+/// its coverage is missing and how to send it; a pull request from a branch of the
+/// repository says nothing of it.
+#[tokio::test]
+async fn a_forks_report_says_why_its_coverage_is_missing() {
+    let issuer = fake_issuer().await;
+    let mut app = app_with_issuer(&issuer).await;
+    let mut fork = pull("opened", 7, HEAD, "main", "2026-11-20T09:45:00Z", None);
+    fork["pull_request"]["head"]["repo"] = json!({"full_name": "forker/widgets"});
+    let mut own = pull(
+        "opened",
+        8,
+        FEATURE,
+        "feature",
+        "2026-11-20T09:45:00Z",
+        None,
+    );
+    own["pull_request"]["head"]["repo"] = json!({"full_name": REPO});
+    deliver(&app, "pull_request", "fork", &fork).await;
+    deliver(&app, "pull_request", "own", &own).await;
+    app.applied(2).await;
+    let (json, md) = crate::reports::report(&app, 7).await;
+    assert!(
+        md.contains("| Coverage | none uploaded: this pull request comes from a fork"),
+        "{md}"
+    );
+    assert!(json["coverage_missing"].as_str().is_some(), "{json}");
+    let (json, md) = crate::reports::report(&app, 8).await;
+    assert!(!md.contains("| Coverage |"), "{md}");
+    assert_eq!(json.get("coverage_missing"), None);
+    app.stop().await;
+}

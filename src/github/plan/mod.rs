@@ -209,6 +209,11 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
                 base_ref: pr.base.git_ref.clone(),
                 base_sha: base.to_string(),
                 merge_commit_sha: merge_sha.map(|s| s.to_string()),
+                from_fork: pr
+                    .head
+                    .repo
+                    .as_ref()
+                    .map(|h| !h.full_name.eq_ignore_ascii_case(repo)),
                 created_ns: pr.created_at,
                 updated_ns: pr.updated_at,
                 closed_ns: pr.closed_at,
