@@ -7,7 +7,8 @@
 //! - [`report`]: building a large PR's report, cold and warm;
 //! - [`parsers`]: CI report parse throughput per format;
 //! - [`load`]: goodput, latency and memory under 1× and 2× the ingest rate, and
-//!   `/healthz` under slow connections at a descriptor limit.
+//!   `/healthz` under slow connections at a descriptor limit;
+//! - [`soak`]: disk use under a steady span load with a short `--retain-raw`.
 //!
 //! Measure optimised builds: `cargo build --release -p tracelink -p tracelink-dev`, then
 //! `./target/release/tracelink-dev bench …`.
@@ -27,6 +28,7 @@ mod load;
 mod parsers;
 mod patch;
 mod report;
+mod soak;
 mod webhooks;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -50,6 +52,9 @@ pub enum BenchKind {
     /// OTLP/HTTP goodput, p99 and peak RSS at 1× and 2× the ingest rate (clients honour
     /// Retry-After), and /healthz latency under slow connections at a descriptor limit.
     Load(load::LoadArgs),
+    /// Disk use and rows under a steady OTLP/HTTP span load with a short `--retain-raw`,
+    /// sampled every 10 s: flat once the window is full?
+    Soak(soak::SoakArgs),
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -60,6 +65,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Parsers(a) => parsers::run(a),
         BenchKind::Patch(a) => patch::run(a),
         BenchKind::Load(a) => load::run(a),
+        BenchKind::Soak(a) => soak::run(a),
     }
 }
 
