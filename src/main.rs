@@ -96,18 +96,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     db,
                 },
         } => {
-            if !db.exists() {
-                anyhow::bail!(
-                    "no database at {} (point --db / TRACELINK_DB at its file)",
-                    db.display()
-                );
-            }
-            let since_ns = match since.as_deref() {
-                Some(t) => Some(tracelink::time::parse_rfc3339(t).ok_or_else(|| {
-                    anyhow::anyhow!("--since {t:?} is not an RFC 3339 time (2026-11-20T00:00:00Z)")
-                })?),
-                None => None,
-            };
+            existing(&db)?;
+            let since_ns = since_arg(since.as_deref())?;
             let mut store = tracelink::store::open(&db).await?;
             let n = store
                 .writer
@@ -125,12 +115,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Backup { file, db } => {
-            if !db.exists() {
-                anyhow::bail!(
-                    "no database at {} (point --db / TRACELINK_DB at its file)",
-                    db.display()
-                );
-            }
+            existing(&db)?;
             let store = tracelink::store::Db::open_read_only(&db).await?;
             store.backup_into(&file).await?;
             store.close().await;
@@ -143,18 +128,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Relink { repo, since, db } => {
-            if !db.exists() {
-                anyhow::bail!(
-                    "no database at {} (point --db / TRACELINK_DB at its file)",
-                    db.display()
-                );
-            }
-            let since_ns = match since.as_deref() {
-                Some(t) => Some(tracelink::time::parse_rfc3339(t).ok_or_else(|| {
-                    anyhow::anyhow!("--since {t:?} is not an RFC 3339 time (2026-11-20T00:00:00Z)")
-                })?),
-                None => None,
-            };
+            existing(&db)?;
+            let since_ns = since_arg(since.as_deref())?;
             let mut store = tracelink::store::open(&db).await?;
             let filter = tracelink::store::links::RelinkFilter {
                 repo: repo.map(|r| r.as_str().to_string()),
@@ -172,12 +147,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Stats { db } => {
-            if !db.exists() {
-                anyhow::bail!(
-                    "no database at {} (point --db / TRACELINK_DB at its file)",
-                    db.display()
-                );
-            }
+            existing(&db)?;
             let store = tracelink::store::Db::open_read_only(&db).await?;
             let sizes = store.table_sizes().await?;
             store.close().await;
@@ -319,4 +289,26 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// A database file that must exist already (commands that read or mark, never create).
+fn existing(db: &std::path::Path) -> anyhow::Result<()> {
+    if !db.exists() {
+        anyhow::bail!(
+            "no database at {} (point --db / TRACELINK_DB at its file)",
+            db.display()
+        );
+    }
+    Ok(())
+}
+
+/// `--since` as nanoseconds.
+fn since_arg(since: Option<&str>) -> anyhow::Result<Option<i64>> {
+    since
+        .map(|t| {
+            tracelink::time::parse_rfc3339(t).ok_or_else(|| {
+                anyhow::anyhow!("--since {t:?} is not an RFC 3339 time (2026-11-20T00:00:00Z)")
+            })
+        })
+        .transpose()
 }

@@ -16,7 +16,8 @@ const CLAUDE_SESSION: &str = "82c3495f-998e-457a-875a-8643b934dd9c";
 // Codex's commit in the fixtures (a co-author trailer links it).
 const CODEX_1: &str = "b214a4970b2727a50691f2d6ae07e4841b1c065a";
 
-async fn tracelink(args: &[&str], db: &Path) -> Output {
+/// `tracelink ARGS --db DB`, without the environment's price table.
+pub async fn tracelink(args: &[&str], db: &Path) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
         .args(args)
         .arg("--db")
@@ -27,7 +28,8 @@ async fn tracelink(args: &[&str], db: &Path) -> Output {
         .expect("tracelink runs")
 }
 
-fn stdout(out: &Output) -> String {
+/// Its stdout, once it succeeded.
+pub fn stdout(out: &Output) -> String {
     assert!(
         out.status.success(),
         "{}",

@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use crate::cli::{stdout, tracelink};
 use crate::common::TestApp;
 use crate::reports::{Commit, SECRET, ZERO, deliver, pull, push, report, send_otlp};
 
@@ -107,22 +108,8 @@ async fn links_follow_an_identities_change_after_a_relink() {
     // and the next start does it.
     let db = app.db_path();
     app.stop().await;
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
-        .args(["relink", "--since", "2026-11-01T00:00:00Z", "--db"])
-        .arg(&db)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).starts_with("1 sessions queued for relinking"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let out = stdout(&tracelink(&["relink", "--since", "2026-11-01T00:00:00Z"], &db).await);
+    assert!(out.starts_with("1 sessions queued for relinking"), "{out}");
     app.restart_with(|a| a.webhook_secrets = vec![SECRET.parse().unwrap()])
         .await;
     assert_eq!(sessions_in_report(&app).await.0, 0);

@@ -1,6 +1,7 @@
 //! Deliveries that cannot be applied: one never holds the others back, and once the
 //! cause is fixed `tracelink deliveries replay` applies it through the current code.
 
+use crate::cli::{stdout, tracelink};
 use crate::common::TestApp;
 use crate::reports::{Commit, REPO, SECRET, ZERO, deliver, push};
 
@@ -89,22 +90,14 @@ async fn a_delivery_that_cannot_be_applied_is_set_aside_and_replayed_after_the_f
 
     // Fixed: the replay applies it through the running server.
     fault.remove().await.unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
-        .args(["deliveries", "replay", "--status", "failed", "--db"])
-        .arg(app.db_path())
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = stdout(
+        &tracelink(
+            &["deliveries", "replay", "--status", "failed"],
+            &app.db_path(),
+        )
+        .await,
     );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).starts_with("1 deliveries marked for replay"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert!(out.starts_with("1 deliveries marked for replay"), "{out}");
     applied_after_replay(&app).await;
     app.stop().await;
 }

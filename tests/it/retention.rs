@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::cli::{stdout, tracelink};
 use crate::common::TestApp;
 use crate::line_records::{mixed_pull_with, until_comment};
 use crate::reports::{CLAUDE_2, REPO, deliver, pull, send_otlp};
@@ -83,18 +84,7 @@ async fn raw_data_past_the_window_is_pruned_and_reports_stay_the_same() {
 
     let db = app.db_path();
     app.stop().await;
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
-        .args(["stats", "--db"])
-        .arg(&db)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = stdout(&tracelink(&["stats"], &db).await);
     let row = |name: &str| {
         text.lines()
             .find(|l| l.split_whitespace().next() == Some(name))
