@@ -26,15 +26,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::ingest::{IngestArgs, clock_ticks_per_second, cpu_ticks, generate};
+use super::ingest::{clock_ticks_per_second, cpu_ticks};
+use super::pool::Pool;
 use super::{HttpConn, ServerChild, pin, taskset_available};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -84,8 +84,6 @@ pub struct LoadArgs {
 
 /// Connections of `bench ingest`'s HTTP phase, the calibration's starting point.
 const CALIBRATION_CONNECTIONS: usize = 8;
-/// Distinct requests generated; sends cycle through them.
-const POOL_REQUESTS: usize = 256;
 /// Written over the first 8 bytes of every generated trace id, and replaced per send.
 const MARK: [u8; 8] = *b"\xa7TLBENCH";
 /// The wait when a refusal names none.
@@ -110,7 +108,12 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
     let core = pinning.then_some(args.server_core);
     raise_own_fd_limit(args.slow_connections as u64 + 256);
     let dirs = Dirs::new()?;
-    let pool = Arc::new(Pool::new(&args)?);
+    let pool = Arc::new(Pool::new(
+        MARK,
+        args.spans_per_request,
+        args.attributes,
+        (args.server_core, args.client_core),
+    )?);
     println!(
         "tracelink bench load: OTLP/HTTP protobuf, {} spans/request, {} attributes/span, {:.1} KiB/request; {}",
         args.spans_per_request,
@@ -299,84 +302,6 @@ impl Drop for Dirs {
 // ---------------------------------------------------------------------------------------
 // Requests
 // ---------------------------------------------------------------------------------------
-
-/// Pre-encoded export requests (`bench ingest`'s spans) whose trace ids begin with
-/// [`MARK`]; every send writes a fresh number over the marks, so no span is sent twice.
-struct Pool {
-    payloads: Vec<Vec<u8>>,
-    /// Where each payload holds the mark.
-    marks: Vec<Vec<usize>>,
-    spans_per_request: u64,
-    sent: AtomicU64,
-}
-
-impl Pool {
-    fn new(args: &LoadArgs) -> anyhow::Result<Self> {
-        let mut requests = generate(&IngestArgs {
-            spans: POOL_REQUESTS * args.spans_per_request,
-            spans_per_request: args.spans_per_request,
-            attributes: args.attributes,
-            concurrency: 1,
-            server_core: args.server_core,
-            client_core: args.client_core,
-            db_dir: None,
-        });
-        let spans = requests.iter_mut().flat_map(|r| {
-            r.resource_spans
-                .iter_mut()
-                .flat_map(|rs| rs.scope_spans.iter_mut().flat_map(|ss| &mut ss.spans))
-        });
-        for span in spans {
-            span.trace_id[..MARK.len()].copy_from_slice(&MARK);
-        }
-        let payloads: Vec<Vec<u8>> = requests.iter().map(Message::encode_to_vec).collect();
-        let marks: Vec<Vec<usize>> = payloads
-            .iter()
-            .map(|p| {
-                p.windows(MARK.len())
-                    .enumerate()
-                    .filter_map(|(i, w)| (w == MARK).then_some(i))
-                    .collect()
-            })
-            .collect();
-        for (m, r) in marks.iter().zip(&requests) {
-            let spans: usize = r
-                .resource_spans
-                .iter()
-                .flat_map(|rs| &rs.scope_spans)
-                .map(|ss| ss.spans.len())
-                .sum();
-            if m.len() != spans {
-                bail!(
-                    "a generated request holds the trace-id mark {} times for {spans} spans",
-                    m.len()
-                );
-            }
-        }
-        Ok(Self {
-            payloads,
-            marks,
-            spans_per_request: args.spans_per_request as u64,
-            sent: AtomicU64::new(0),
-        })
-    }
-
-    fn mean_bytes(&self) -> f64 {
-        self.payloads.iter().map(Vec::len).sum::<usize>() as f64 / self.payloads.len() as f64
-    }
-
-    /// The next request to send, into `buf`.
-    fn next(&self, buf: &mut Vec<u8>) {
-        let n = self.sent.fetch_add(1, Ordering::Relaxed) + 1;
-        let i = (n as usize) % self.payloads.len();
-        buf.clear();
-        buf.extend_from_slice(&self.payloads[i]);
-        let stamp = n.to_be_bytes();
-        for &at in &self.marks[i] {
-            buf[at..at + stamp.len()].copy_from_slice(&stamp);
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // Calibration: as `bench ingest` sends

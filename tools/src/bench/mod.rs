@@ -27,6 +27,7 @@ mod ingest;
 mod load;
 mod parsers;
 mod patch;
+mod pool;
 mod report;
 mod soak;
 mod webhooks;

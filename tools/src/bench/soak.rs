@@ -21,11 +21,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow, bail};
-use prost::Message;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
-use super::ingest::{IngestArgs, clock_ticks_per_second, cpu_ticks, generate};
+use super::ingest::{clock_ticks_per_second, cpu_ticks};
+use super::pool::Pool;
 use super::{HttpConn, ServerChild, pin, taskset_available};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -63,8 +63,6 @@ pub struct SoakArgs {
     pub db_dir: Option<PathBuf>,
 }
 
-/// Distinct requests generated; sends cycle through them.
-const POOL_REQUESTS: usize = 256;
 /// Written over the first 8 bytes of every generated trace id, and replaced per send.
 const MARK: [u8; 8] = *b"\xa7TLSOAK_";
 /// The wait when a refusal names none.
@@ -94,7 +92,12 @@ pub fn run(args: SoakArgs) -> anyhow::Result<()> {
     let core = pinning.then_some(args.server_core);
     let dir = SoakDir::new(args.db_dir.clone())?;
     let db = dir.root.join("soak.db");
-    let pool = Arc::new(Pool::new(&args)?);
+    let pool = Arc::new(Pool::new(
+        MARK,
+        args.spans_per_request,
+        args.attributes,
+        (args.server_core, args.client_core),
+    )?);
     let duration = Duration::from_secs_f64(args.minutes * 60.0);
     println!(
         "tracelink bench soak: --retain-raw {}, {} spans/s offered for {:.1} min over {} connections, {} spans/request ({:.1} KiB), {} attributes/span; {}; database {}",
@@ -234,81 +237,6 @@ impl Drop for SoakDir {
 // ---------------------------------------------------------------------------------------
 // Requests
 // ---------------------------------------------------------------------------------------
-
-/// Pre-encoded export requests (`bench ingest`'s spans) whose trace ids begin with
-/// [`MARK`]; every send writes a fresh number over the marks, so no span is sent twice.
-struct Pool {
-    payloads: Vec<Vec<u8>>,
-    /// Where each payload holds the mark.
-    marks: Vec<Vec<usize>>,
-    spans_per_request: u64,
-    sent: AtomicU64,
-}
-
-impl Pool {
-    fn new(args: &SoakArgs) -> anyhow::Result<Self> {
-        let mut requests = generate(&IngestArgs {
-            spans: POOL_REQUESTS * args.spans_per_request,
-            spans_per_request: args.spans_per_request,
-            attributes: args.attributes,
-            concurrency: 1,
-            server_core: args.server_core,
-            client_core: args.client_core,
-            db_dir: None,
-        });
-        for span in requests.iter_mut().flat_map(|r| {
-            r.resource_spans
-                .iter_mut()
-                .flat_map(|rs| rs.scope_spans.iter_mut().flat_map(|ss| &mut ss.spans))
-        }) {
-            span.trace_id[..MARK.len()].copy_from_slice(&MARK);
-        }
-        let payloads: Vec<Vec<u8>> = requests.iter().map(Message::encode_to_vec).collect();
-        let mut marks = Vec::with_capacity(payloads.len());
-        for (p, r) in payloads.iter().zip(&requests) {
-            let at: Vec<usize> = p
-                .windows(MARK.len())
-                .enumerate()
-                .filter_map(|(i, w)| (w == MARK).then_some(i))
-                .collect();
-            let spans: usize = r
-                .resource_spans
-                .iter()
-                .flat_map(|rs| &rs.scope_spans)
-                .map(|ss| ss.spans.len())
-                .sum();
-            if at.len() != spans {
-                bail!(
-                    "a generated request holds the trace-id mark {} times for {spans} spans",
-                    at.len()
-                );
-            }
-            marks.push(at);
-        }
-        Ok(Self {
-            payloads,
-            marks,
-            spans_per_request: args.spans_per_request as u64,
-            sent: AtomicU64::new(0),
-        })
-    }
-
-    fn mean_bytes(&self) -> f64 {
-        self.payloads.iter().map(Vec::len).sum::<usize>() as f64 / self.payloads.len() as f64
-    }
-
-    /// The next request to send, into `buf`.
-    fn next(&self, buf: &mut Vec<u8>) {
-        let n = self.sent.fetch_add(1, Ordering::Relaxed) + 1;
-        let i = (n as usize) % self.payloads.len();
-        buf.clear();
-        buf.extend_from_slice(&self.payloads[i]);
-        let stamp = n.to_be_bytes();
-        for &at in &self.marks[i] {
-            buf[at..at + stamp.len()].copy_from_slice(&stamp);
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // The soak
