@@ -716,8 +716,9 @@ async fn raw_ceiling(db: &Path, batches: &[Batch]) -> anyhow::Result<(u64, Durat
         .await
         .with_context(|| format!("opening {}", db.display()))?;
     let rows: Vec<&SpanRow> = batches.iter().flat_map(|b| &b.spans).collect();
-    const HEAD: &str = "INSERT INTO spans (trace_id, span_id, parent_id, session_id, name, kind, start_ns, end_ns, status, attrs) VALUES ";
-    let full = values_sql(HEAD, 10, RAW_ROWS_PER_STATEMENT);
+    // The columns the writer fills, `received_ns` (indexed, for retention) included.
+    const HEAD: &str = "INSERT INTO spans (trace_id, span_id, parent_id, session_id, name, kind, start_ns, end_ns, status, attrs, received_ns) VALUES ";
+    let full = values_sql(HEAD, 11, RAW_ROWS_PER_STATEMENT);
     let mut inserted = 0;
     let started = Instant::now();
     for tx_rows in rows.chunks(RAW_ROWS_PER_TX) {
@@ -726,8 +727,9 @@ async fn raw_ceiling(db: &Path, batches: &[Batch]) -> anyhow::Result<(u64, Durat
             let sql = if chunk.len() == RAW_ROWS_PER_STATEMENT {
                 full.clone()
             } else {
-                values_sql(HEAD, 10, chunk.len())
+                values_sql(HEAD, 11, chunk.len())
             };
+            let received_ns = tracelink::time::now_ns();
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for s in chunk {
                 q = q
@@ -740,7 +742,8 @@ async fn raw_ceiling(db: &Path, batches: &[Batch]) -> anyhow::Result<(u64, Durat
                     .bind(s.start_ns)
                     .bind(s.end_ns)
                     .bind(s.status)
-                    .bind(s.attrs.as_deref());
+                    .bind(s.attrs.as_deref())
+                    .bind(received_ns);
             }
             inserted += q.execute(&mut *tx).await?.rows_affected();
         }
