@@ -35,7 +35,7 @@ fn main() -> std::io::Result<()> {
     webhook_seeds(&root, &mut out)?;
     trailer_seeds(&root, &mut out)?;
     ci_seeds(&root, &mut out)?;
-    line_record_seeds(&mut out)?;
+    line_record_seeds(&root, &mut out)?;
     upload_seeds(&root, &mut out)?;
     println!("{} seeds written under {}", out.count, out.dir.display());
     Ok(())
@@ -231,49 +231,35 @@ fn ci_seeds(root: &Path, out: &mut Seeds) -> std::io::Result<()> {
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
-const GIT_AI_META: &str = r#"{
-  "schema_version": "authorship/3.0.0",
-  "base_commit_sha": "0123456789abcdef0123456789abcdef01234567",
-  "prompts": {
-    "abcd1234abcd1234": {"agent_id": {"tool": "cursor", "id": "old", "model": "gpt-4"},
-      "total_additions": 5, "total_deletions": 0, "accepted_lines": 5, "overriden_lines": 0}
-  },
-  "humans": {"h_31dce776f88375": {"author": "Dev <dev@example.com>"}},
-  "sessions": {
-    "s_c9883b05a2487d": {"agent_id": {"tool": "claude", "id": "conv_abc", "model": "claude-sonnet-4-5"}}
-  }
-}"#;
+/// The metadata the line-records tests use (`tests/fixtures/lines/`).
+fn git_ai_meta(root: &Path) -> std::io::Result<String> {
+    std::fs::read_to_string(root.join("tests/fixtures/lines/git-ai-meta.json"))
+}
 
-fn git_ai_note() -> String {
+fn git_ai_note(meta: &str) -> String {
     format!(
-        "git-ai-note {SHA}\nsrc/main.rs\n  s_c9883b05a2487d::t_9f8e7d6c5b4a32 1-10,15\n  s_c9883b05a2487d::t_a1b2c3d4e5f678 11-12\n  h_31dce776f88375 20-30\n\"src/my file.rs\"\n  abcd1234abcd1234 3,1-2\n---\n{GIT_AI_META}\n"
+        "git-ai-note {SHA}\nsrc/main.rs\n  s_c9883b05a2487d::t_9f8e7d6c5b4a32 1-10,15\n  s_c9883b05a2487d::t_a1b2c3d4e5f678 11-12\n  h_31dce776f88375 20-30\n\"src/my file.rs\"\n  abcd1234abcd1234 3,1-2\n---\n{meta}"
     )
 }
 
-fn agent_trace(revision: &str) -> String {
-    format!(
-        r#"{{"version": "0.1.0", "id": "550e8400-e29b-41d4-a716-446655440000", "timestamp": "2026-01-23T14:30:00Z",
-  "vcs": {{"type": "git", "revision": "{revision}"}}, "tool": {{"name": "cursor", "version": "2.4.0"}},
-  "files": [{{"path": "src/parser.ts", "conversations": [
-    {{"url": "https://api.cursor.com/v1/conversations/12345",
-      "contributor": {{"type": "ai", "model_id": "anthropic/claude-opus-4-5-20251101"}},
-      "ranges": [{{"start_line": 42, "end_line": 67}}, {{"start_line": 1, "end_line": 2, "contributor": {{"type": "human"}}}},
-                 {{"start_line": 70, "end_line": 70, "contributor": {{"type": "ai", "model_id": "openai/gpt-4o"}}}}]}},
-    {{"contributor": {{"type": "unknown"}}, "ranges": [{{"start_line": 5, "end_line": 6}}]}}]}}]}}"#
-    )
+/// The Agent Trace fixture with this revision.
+fn agent_trace(root: &Path, revision: &str) -> std::io::Result<String> {
+    let doc = std::fs::read_to_string(root.join("tests/fixtures/lines/agent-trace.json"))?;
+    Ok(doc.trim_end().replace(SHA, revision))
 }
 
 /// git-ai notes and Agent Trace records, as the line-records tests write them.
-fn line_record_seeds(out: &mut Seeds) -> std::io::Result<()> {
-    out.put("lines_git_ai", "note", git_ai_note().as_bytes())?;
-    let old = format!("git-ai-note {SHA}\na.rs\n  ffffffffffffffff 1\n---\n{GIT_AI_META}");
+fn line_record_seeds(root: &Path, out: &mut Seeds) -> std::io::Result<()> {
+    let meta = git_ai_meta(root)?;
+    out.put("lines_git_ai", "note", git_ai_note(&meta).as_bytes())?;
+    let old = format!("git-ai-note {SHA}\na.rs\n  ffffffffffffffff 1\n---\n{meta}");
     out.put("lines_git_ai", "unknown-key", old.as_bytes())?;
-    out.put("lines_agent_trace", "one", agent_trace(SHA).as_bytes())?;
+    out.put("lines_agent_trace", "one", agent_trace(root, SHA)?.as_bytes())?;
     let other = "fedcba9876543210fedcba9876543210fedcba98";
     let jsonl = format!(
         "{}\n{}\n{{\"version\": \"0.1.0\", \"files\": [{{\"path\": \"x\", \"conversations\": []}}]}}\n",
-        agent_trace(SHA).replace('\n', " "),
-        agent_trace(other).replace('\n', " ")
+        agent_trace(root, SHA)?.replace('\n', " "),
+        agent_trace(root, other)?.replace('\n', " ")
     );
     out.put("lines_agent_trace", "jsonl", jsonl.as_bytes())?;
     Ok(())
@@ -301,8 +287,8 @@ fn upload_seeds(root: &Path, out: &mut Seeds) -> std::io::Result<()> {
             reports.push((stem(&path), bytes));
         }
     }
-    reports.push(("note.git-ai".into(), git_ai_note().into_bytes()));
-    reports.push(("trace.json".into(), agent_trace(SHA).into_bytes()));
+    reports.push(("note.git-ai".into(), git_ai_note(&git_ai_meta(root)?).into_bytes()));
+    reports.push(("trace.json".into(), agent_trace(root, SHA)?.into_bytes()));
     for (name, bytes) in &reports {
         let body = multipart(
             &context,

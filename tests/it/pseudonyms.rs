@@ -3,10 +3,10 @@
 //! through the identities file, keyed the same way.
 
 use crate::common::TestApp;
-use crate::reports::{Commit, SECRET, ZERO, deliver, pull, push, report, send_otlp};
+use crate::reports::{
+    DROID_2, SECRET, ZERO, deliver, droid_commits, pull, push, report, send_otlp,
+};
 
-const DROID_1: &str = "d3c99dcbe924d16e86342e096dc8c81a27e21e22";
-const DROID_2: &str = "2d80b6a68e79e89893151faefa50d9780a423801";
 const AGENT_ID: &str = "usr_60ebb16b39a4a540b62e6c3d";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,24 +32,9 @@ async fn no_address_is_stored_and_links_still_match() {
     ] {
         send_otlp(&app, f).await;
     }
-    let commits = [
-        Commit {
-            sha: DROID_1,
-            message: "Replace widget cache with LRU + TTL\n\nCo-authored-by: Ann <ann@corp.example>",
-            at: "2026-11-20T10:44:13Z",
-            email: "dev@acme.example",
-            login: "dev",
-            files: &["src/cache/lru.ts"],
-        },
-        Commit {
-            sha: DROID_2,
-            message: "Document LRU cache settings",
-            at: "2026-11-20T10:47:36Z",
-            email: "dev@acme.example",
-            login: "dev",
-            files: &["README.md"],
-        },
-    ];
+    let mut commits = droid_commits();
+    commits[0].message =
+        "Replace widget cache with LRU + TTL\n\nCo-authored-by: Ann <ann@corp.example>";
     deliver(&app, "push", "p", &push("refs/heads/cache", ZERO, &commits)).await;
     let opened = pull("opened", 11, DROID_2, "cache", "2026-11-20T11:00:00Z", None);
     deliver(&app, "pull_request", "pr", &opened).await;

@@ -6,10 +6,9 @@ use serde_json::Value;
 
 use crate::cli::{stdout, tracelink};
 use crate::common::TestApp;
-use crate::reports::{Commit, SECRET, ZERO, deliver, pull, push, report, send_otlp};
-
-const DROID_1: &str = "d3c99dcbe924d16e86342e096dc8c81a27e21e22";
-const DROID_2: &str = "2d80b6a68e79e89893151faefa50d9780a423801";
+use crate::reports::{
+    DROID_2, SECRET, ZERO, deliver, droid_commits, pull, push, report, send_otlp,
+};
 
 /// Droid's session is known by an agent user id only: the identities file says who.
 fn identities(dir: &std::path::Path) -> std::path::PathBuf {
@@ -48,28 +47,7 @@ async fn links_follow_an_identities_change_after_a_relink() {
     for f in ["droid-metrics.json", "droid-traces.json"] {
         send_otlp(&app, f).await;
     }
-    let commit = |sha, message, at, file| Commit {
-        sha,
-        message,
-        at,
-        email: "dev@acme.example",
-        login: "dev",
-        files: std::slice::from_ref(file),
-    };
-    let commits = [
-        commit(
-            DROID_1,
-            "Replace widget cache with LRU + TTL",
-            "2026-11-20T10:44:13Z",
-            &"src/cache/lru.ts",
-        ),
-        commit(
-            DROID_2,
-            "Document LRU cache settings",
-            "2026-11-20T10:47:36Z",
-            &"README.md",
-        ),
-    ];
+    let commits = droid_commits();
     deliver(&app, "push", "p", &push("refs/heads/cache", ZERO, &commits)).await;
     let opened = pull("opened", 11, DROID_2, "cache", "2026-11-20T11:00:00Z", None);
     deliver(&app, "pull_request", "pr", &opened).await;

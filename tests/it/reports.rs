@@ -621,19 +621,12 @@ async fn links_and_report_do_not_depend_on_arrival_order() {
     assert!(links.contains(&(GEMINI_1, "window")), "{links:?}");
 }
 
-#[tokio::test]
-async fn identities_file_links_sessions_known_only_by_agent_user_id() {
-    // Droid exports a user id, no email: only the identities file says who that is.
-    let dir = tempfile::tempdir().unwrap();
-    let identities = dir.path().join("identities.toml");
-    std::fs::write(
-        &identities,
-        "[[person]]\nlogin = \"dev\"\nemails = [\"dev@acme.example\"]\nagent_ids = [\"usr_60ebb16b39a4a540b62e6c3d\"]\n",
-    )
-    .unwrap();
-    const DROID_1: &str = "d3c99dcbe924d16e86342e096dc8c81a27e21e22";
-    const DROID_2: &str = "2d80b6a68e79e89893151faefa50d9780a423801";
-    let commits = [
+pub const DROID_1: &str = "d3c99dcbe924d16e86342e096dc8c81a27e21e22";
+pub const DROID_2: &str = "2d80b6a68e79e89893151faefa50d9780a423801";
+
+/// The two commits Droid's fixture session made, by dev@acme.example, on `cache`.
+pub fn droid_commits() -> [Commit<'static>; 2] {
+    [
         Commit {
             sha: DROID_1,
             message: "Replace widget cache with LRU + TTL",
@@ -650,7 +643,20 @@ async fn identities_file_links_sessions_known_only_by_agent_user_id() {
             login: "dev",
             files: &["README.md"],
         },
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn identities_file_links_sessions_known_only_by_agent_user_id() {
+    // Droid exports a user id, no email: only the identities file says who that is.
+    let dir = tempfile::tempdir().unwrap();
+    let identities = dir.path().join("identities.toml");
+    std::fs::write(
+        &identities,
+        "[[person]]\nlogin = \"dev\"\nemails = [\"dev@acme.example\"]\nagent_ids = [\"usr_60ebb16b39a4a540b62e6c3d\"]\n",
+    )
+    .unwrap();
+    let commits = droid_commits();
     for with_identities in [false, true] {
         let path = identities.clone();
         let mut app = TestApp::spawn_with(move |a| {

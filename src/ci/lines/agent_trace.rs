@@ -158,17 +158,11 @@ mod tests {
     use super::*;
 
     const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+    /// An Agent Trace record of `revision` (the fixture, shared with the fuzz seeds).
     fn trace(revision: &str) -> String {
-        format!(
-            r#"{{"version": "0.1.0", "id": "550e8400-e29b-41d4-a716-446655440000", "timestamp": "2026-01-23T14:30:00Z",
-  "vcs": {{"type": "git", "revision": "{revision}"}}, "tool": {{"name": "cursor", "version": "2.4.0"}},
-  "files": [{{"path": "src/parser.ts", "conversations": [
-    {{"url": "https://api.cursor.com/v1/conversations/12345",
-      "contributor": {{"type": "ai", "model_id": "anthropic/claude-opus-4-5-20251101"}},
-      "ranges": [{{"start_line": 42, "end_line": 67}}, {{"start_line": 1, "end_line": 2, "contributor": {{"type": "human"}}}},
-                 {{"start_line": 70, "end_line": 70, "contributor": {{"type": "ai", "model_id": "openai/gpt-4o"}}}}]}},
-    {{"contributor": {{"type": "unknown"}}, "ranges": [{{"start_line": 5, "end_line": 6}}]}}]}}]}}"#
-        )
+        include_str!("../../../tests/fixtures/lines/agent-trace.json")
+            .trim_end()
+            .replace(SHA, revision)
     }
     #[test]
     fn reads_agent_trace_records_one_or_many() {

@@ -197,18 +197,8 @@ mod tests {
     fn note(body: &str) -> String {
         format!("{GIT_AI_HEADER}{SHA}\n{body}")
     }
-    const META: &str = r#"{
-  "schema_version": "authorship/3.0.0",
-  "base_commit_sha": "0123456789abcdef0123456789abcdef01234567",
-  "prompts": {
-    "abcd1234abcd1234": {"agent_id": {"tool": "cursor", "id": "old", "model": "gpt-4"},
-      "total_additions": 5, "total_deletions": 0, "accepted_lines": 5, "overriden_lines": 0}
-  },
-  "humans": {"h_31dce776f88375": {"author": "Dev <dev@example.com>"}},
-  "sessions": {
-    "s_c9883b05a2487d": {"agent_id": {"tool": "claude", "id": "conv_abc", "model": "claude-sonnet-4-5"}}
-  }
-}"#;
+    /// The metadata of a git-ai note (shared with the fuzz seeds).
+    const META: &str = include_str!("../../../tests/fixtures/lines/git-ai-meta.json");
     #[test]
     fn reads_a_mixed_git_ai_note() {
         let text = note(&format!(
