@@ -1,4 +1,5 @@
-//! Generates the `tracelink.v1` gRPC API from `proto/` with the vendored protoc.
+//! Generates the `tracelink.v1` gRPC API and the `tracelink.raw.v1` raw-record format
+//! from `proto/` with the vendored protoc.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
@@ -8,6 +9,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .compile_protos(&["proto/tracelink/v1/report.proto"], &["proto"])?;
+        .compile_protos(
+            &[
+                "proto/tracelink/v1/report.proto",
+                "proto/tracelink/raw/v1/raw.proto",
+            ],
+            &["proto"],
+        )?;
     Ok(())
 }

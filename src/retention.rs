@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use crate::store::Conn;
 use crate::time::now_ns;
 
-/// Rows of each kind removed per transaction.
+/// Raw rows (about) and delivery payloads removed per transaction.
 const BATCH: i64 = 1000;
 
 /// How long raw data is kept (`--retain-raw`); `None`: forever.
@@ -60,10 +60,7 @@ pub fn spawn(
                 match conn.prune_raw(cutoff, BATCH).await {
                     Ok(p) => {
                         removed += p.total();
-                        let full = [p.spans, p.log_events, p.metric_points, p.payloads]
-                            .iter()
-                            .any(|n| *n as i64 >= BATCH);
-                        if !full || *stop.borrow() {
+                        if !p.more || *stop.borrow() {
                             break;
                         }
                         // Let the writer in between batches.

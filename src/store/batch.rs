@@ -118,6 +118,9 @@ pub struct Batch {
     /// `(attribute, count)` of the values left out.
     pub unreadable_keys: Vec<(String, u64)>,
     pub first_error: Option<String>,
+    /// The request's raw record ([`super::raw::seal`]), compressed by the request's own
+    /// task before the batch is queued; the writer seals it itself when it is missing.
+    pub raw: Option<Vec<u8>>,
 }
 
 impl Batch {
@@ -133,6 +136,7 @@ impl Batch {
             unreadable_values: 0,
             unreadable_keys: Vec::new(),
             first_error: None,
+            raw: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! grouped by aggregate:
 //!
 //! - [`batch`], [`writer`], [`sessions`]: OTLP telemetry and the session facts kept from it;
+//!   [`raw`]: the compressed record kept of each export request;
 //!   [`models`]: the models stored sessions used; [`recent`]: the link counts
 //!   `tracelink sessions` shows;
 //! - [`github`], [`nodes`], [`graph`], [`dora`]: graph nodes from GitHub (written as
@@ -29,6 +30,7 @@ pub mod line_records;
 pub mod links;
 pub mod models;
 pub mod nodes;
+pub mod raw;
 pub mod recent;
 pub mod reports;
 pub mod retention;

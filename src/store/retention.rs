@@ -1,25 +1,30 @@
 //! Raw data kept for a window after tracelink received it (`--retain-raw`), and the
 //! sizes `tracelink stats` prints.
 //!
-//! Pruned: spans, log events and metric points (by `received_ns`), and the payloads of
+//! Pruned: raw records — each export request's spans, log events and metric points —
+//! with their key rows (by `received_ns`), and the payloads of
 //! processed deliveries (the delivery row stays, so a redelivery is still a duplicate;
 //! only a replay needs the payload). Kept: every fact derived from them — sessions and
 //! their counters, tokens, commits, files and traces; commits, trailers, pull requests,
 //! runs, deployments, incidents; links, uploads and reports — and the state that turns
 //! cumulative series into increments. Relinking and every report read only what is kept.
 
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, Connection};
 
 use super::{Conn, Db, Result};
 
 /// What one pruning batch removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {
+    /// Raw records ([`super::raw`]), each holding one export request.
+    pub records: u64,
     pub spans: u64,
     pub log_events: u64,
     pub metric_points: u64,
     /// Delivery payloads dropped.
     pub payloads: u64,
+    /// Whether more is past the cutoff than this batch removed.
+    pub more: bool,
 }
 
 impl Pruned {
@@ -28,27 +33,52 @@ impl Pruned {
     }
 }
 
+/// Most raw records looked at per batch.
+const RECORDS_PER_BATCH: i64 = 64;
+
 impl Conn {
-    /// Removes up to `limit` rows of each kind received before `cutoff_ns`, each table
-    /// in its own short transaction so the writer never waits long.
+    /// Removes raw records received before `cutoff_ns`, oldest first, with their key rows,
+    /// up to about `limit` rows (at least one record) in one short transaction; then up
+    /// to `limit` processed delivery payloads. The writer never waits long behind it.
     pub async fn prune_raw(&mut self, cutoff_ns: i64, limit: i64) -> Result<Pruned> {
         let mut out = Pruned::default();
-        for (table, key, count) in [
-            ("spans", "trace_id, span_id", &mut out.spans),
-            ("log_events", "digest", &mut out.log_events),
-            ("metric_points", "series, time_ns", &mut out.metric_points),
-        ] {
-            let sql = format!(
-                "DELETE FROM {table} WHERE ({key}) IN \
-                 (SELECT {key} FROM {table} WHERE received_ns < ?1 ORDER BY received_ns LIMIT ?2)"
-            );
-            *count = sqlx::query(AssertSqlSafe(sql))
-                .bind(cutoff_ns)
-                .bind(limit)
-                .execute(&mut self.conn)
-                .await?
-                .rows_affected();
+        let old: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT id, rows FROM raw_records WHERE received_ns < ?1 ORDER BY received_ns LIMIT ?2",
+        )
+        .bind(cutoff_ns)
+        .bind(RECORDS_PER_BATCH)
+        .fetch_all(&mut self.conn)
+        .await?;
+        out.more = old.len() as i64 == RECORDS_PER_BATCH;
+        let mut rows = 0;
+        let mut tx = self.conn.begin().await?;
+        for (i, (id, n)) in old.iter().enumerate() {
+            if i > 0 && rows + n > limit {
+                out.more = true;
+                break;
+            }
+            rows += n;
+            for (sql, count) in [
+                ("DELETE FROM spans WHERE record_id = ?", &mut out.spans),
+                (
+                    "DELETE FROM log_events WHERE record_id = ?",
+                    &mut out.log_events,
+                ),
+                (
+                    "DELETE FROM metric_points WHERE record_id = ?",
+                    &mut out.metric_points,
+                ),
+                ("DELETE FROM record_sessions WHERE record_id = ?", &mut 0),
+                ("DELETE FROM raw_records WHERE id = ?", &mut out.records),
+            ] {
+                *count += sqlx::query(sql)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
         }
+        tx.commit().await?;
         out.payloads = sqlx::query(
             "UPDATE deliveries SET payload = NULL WHERE delivery_id IN \
              (SELECT delivery_id FROM deliveries WHERE payload IS NOT NULL AND status = 'processed' \
@@ -59,6 +89,7 @@ impl Conn {
         .execute(&mut self.conn)
         .await?
         .rows_affected();
+        out.more |= out.payloads as i64 >= limit;
         Ok(out)
     }
 }

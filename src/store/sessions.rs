@@ -163,15 +163,31 @@ impl Db {
         self.records(rows).await
     }
 
-    /// The names of a session's stored log events, oldest first.
+    /// The names of a session's stored log events, oldest first (read from its raw
+    /// records, so empty once those are past `--retain-raw`).
     pub async fn session_events(&self, key: &str) -> Result<Vec<String>> {
-        sqlx::query_scalar(
-            "SELECT l.event FROM log_events l JOIN sessions s ON s.id = l.session_id \
-             WHERE s.session_key = ? ORDER BY l.time_ns, l.event",
+        let records: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT r.id, r.format, r.body FROM sessions s \
+             JOIN record_sessions rs ON rs.session_id = s.id \
+             JOIN raw_records r ON r.id = rs.record_id \
+             WHERE s.session_key = ? AND r.signal = 'logs' ORDER BY r.id",
         )
         .bind(key)
         .fetch_all(&self.pool)
-        .await
+        .await?;
+        let mut seen = std::collections::HashSet::new();
+        let mut events = Vec::new();
+        for (id, format, body) in records {
+            let r = super::raw::open(id, format, &body)
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            for l in &r.logs {
+                if r.session(l.session) == Some(key) && seen.insert(l.digest.clone()) {
+                    events.push((l.time_ns, l.event.clone()));
+                }
+            }
+        }
+        events.sort();
+        Ok(events.into_iter().map(|(_, e)| e).collect())
     }
 
     async fn records(&self, rows: Vec<SessionRow>) -> Result<Vec<SessionRecord>> {

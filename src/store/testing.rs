@@ -15,6 +15,8 @@ pub const TABLES: &[&str] = &[
     "session_commits",
     "session_traces",
     "session_files",
+    "raw_records",
+    "record_sessions",
     "spans",
     "log_events",
     "metric_points",
@@ -63,6 +65,21 @@ impl Db {
                 .fetch_one(&self.pool)
                 .await?;
         Ok(n > 0)
+    }
+
+    /// Every raw record, read back ([`super::raw::open`]) and printed field by field.
+    pub async fn raw_records(&self) -> Result<Vec<String>> {
+        let rows: Vec<(i64, i64, Vec<u8>)> =
+            sqlx::query_as("SELECT id, format, body FROM raw_records ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(id, format, body)| {
+                super::raw::open(id, format, &body)
+                    .map(|r| format!("{r:?}"))
+                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+            })
+            .collect()
     }
 
     /// Every kept delivery payload, as stored.

@@ -2,7 +2,7 @@
 //! waiting in one transaction (group commit), and acknowledges each request only after
 //! that transaction is committed. A full queue is refused at once, never buffered.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,7 +11,7 @@ use sqlx::{AssertSqlSafe, Connection, Sqlite, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Conn;
-use super::batch::{Batch, LogRow, PointFact, SpanRow};
+use super::batch::{Batch, PointFact};
 use super::deliveries::DeliveryRow;
 use super::uploads::UploadBatch;
 use crate::facts::{Additive, Counter, Tokens};
@@ -19,8 +19,9 @@ use crate::telemetry::Telemetry;
 
 /// Most requests written in one transaction.
 const MAX_GROUP: usize = 64;
-/// Rows per multi-row INSERT (10 columns × 100 rows stays far below SQLite's bind limit).
-const CHUNK: usize = 100;
+/// Key rows per multi-row INSERT (3 columns × 300 rows stays far below SQLite's bind
+/// limit).
+const KEY_CHUNK: usize = 300;
 
 /// What the writer did with one request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -69,7 +70,14 @@ pub struct WriterHandle {
 
 impl WriterHandle {
     /// Queues a batch and waits until it is committed.
-    pub async fn submit(&self, batch: Batch) -> Result<Written, SubmitError> {
+    pub async fn submit(&self, mut batch: Batch) -> Result<Written, SubmitError> {
+        if self.is_full() {
+            return Err(SubmitError::Overloaded(self.capacity));
+        }
+        // Compressed here, on the request's task, so the single writer only stores it.
+        if batch.raw.is_none() && !batch.is_empty() {
+            batch.raw = Some(super::raw::seal(&batch));
+        }
         self.submit_work(Work::Otlp(batch)).await
     }
 
@@ -247,52 +255,102 @@ async fn write_batch(
     b: &Batch,
 ) -> Result<(Written, Vec<i64>), sqlx::Error> {
     let mut written = Written::default();
-    // When tracelink received the records (retention counts from it, not from the
-    // agents' own timestamps).
-    let received_ns = now_ns();
     let session_ids = upsert_sessions(tx, b).await?;
     let mut sums: HashMap<usize, Sums> = HashMap::new();
-
-    // Records that carry additive facts are inserted one by one, to learn whether each
-    // is new; the rest go in multi-row statements.
-    let (single, bulk): (Vec<&SpanRow>, Vec<&SpanRow>) =
-        b.spans.iter().partition(|s| s.additive.is_some());
-    for chunk in bulk.chunks(CHUNK) {
-        let n = insert_spans(tx, chunk, &session_ids, received_ns).await?;
-        written.inserted += n;
-        written.duplicates += chunk.len() as u64 - n;
-    }
-    for span in single {
-        if insert_spans(tx, &[span], &session_ids, received_ns).await? == 1 {
-            written.inserted += 1;
-            if let (Some(i), Some(a)) = (span.session, &span.additive) {
-                sums.entry(i).or_default().add(a);
-            }
-        } else {
-            written.duplicates += 1;
-        }
+    if b.is_empty() {
+        return Ok((written, session_ids));
     }
 
-    let (single, bulk): (Vec<&LogRow>, Vec<&LogRow>) =
-        b.logs.iter().partition(|l| l.additive.is_some());
-    for chunk in bulk.chunks(CHUNK) {
-        let n = insert_logs(tx, chunk, &session_ids, received_ns).await?;
-        written.inserted += n;
-        written.duplicates += chunk.len() as u64 - n;
+    // The request's raw record first: its id is what the key rows point to. When
+    // tracelink received it is what retention counts from (agents' own timestamps can
+    // be 0).
+    let sealed;
+    let body = match &b.raw {
+        Some(body) => body,
+        None => {
+            sealed = super::raw::seal(b);
+            &sealed
+        }
+    };
+    let rows = (b.spans.len() + b.logs.len() + b.points.len()) as i64;
+    let record: i64 = sqlx::query_scalar(
+        "INSERT INTO raw_records (received_ns, signal, format, rows, body) VALUES (?, ?, ?, ?, ?) \
+         RETURNING id",
+    )
+    .bind(now_ns())
+    .bind(b.signal.as_str())
+    .bind(super::raw::FORMAT_PROTO_DEFLATE)
+    .bind(rows)
+    .bind(&body[..])
+    .fetch_one(&mut **tx)
+    .await?;
+
+    // Span keys in multi-row statements. When some were stored before (a re-sent
+    // export), the keys this record now owns say which rows are new.
+    let mut inserted = 0;
+    for chunk in b.spans.chunks(KEY_CHUNK) {
+        inserted += insert_keys(tx, SPAN_KEYS, 3, chunk.len(), |q, i| {
+            let s = &chunk[i];
+            q.bind(record)
+                .bind(s.trace_id.as_bytes())
+                .bind(s.span_id.as_bytes())
+        })
+        .await?;
     }
-    for log in single {
-        if insert_logs(tx, &[log], &session_ids, received_ns).await? == 1 {
-            written.inserted += 1;
-            if let (Some(i), Some(a)) = (log.session, &log.additive) {
-                sums.entry(i).or_default().add(a);
-            }
-        } else {
-            written.duplicates += 1;
+    let mut owned = if inserted == b.spans.len() as u64 {
+        None
+    } else {
+        let keys: Vec<(Vec<u8>, Vec<u8>)> =
+            sqlx::query_as("SELECT trace_id, span_id FROM spans WHERE record_id = ?")
+                .bind(record)
+                .fetch_all(&mut **tx)
+                .await?;
+        Some(keys.into_iter().map(|(t, s)| [t, s].concat()).collect())
+    };
+    let mut key = [0u8; 24];
+    for s in &b.spans {
+        key[..16].copy_from_slice(s.trace_id.as_bytes());
+        key[16..].copy_from_slice(s.span_id.as_bytes());
+        // `is_new` first: it must see every row.
+        if is_new(&mut owned, &key)
+            && let (Some(i), Some(a)) = (s.session, &s.additive)
+        {
+            sums.entry(i).or_default().add(a);
         }
     }
+    written.inserted += inserted;
+    written.duplicates += b.spans.len() as u64 - inserted;
+
+    let mut inserted = 0;
+    for chunk in b.logs.chunks(KEY_CHUNK) {
+        inserted += insert_keys(tx, LOG_KEYS, 2, chunk.len(), |q, i| {
+            q.bind(record).bind(&chunk[i].digest[..])
+        })
+        .await?;
+    }
+    let mut owned = if inserted == b.logs.len() as u64 {
+        None
+    } else {
+        let keys: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT digest FROM log_events WHERE record_id = ?")
+                .bind(record)
+                .fetch_all(&mut **tx)
+                .await?;
+        Some(keys.into_iter().collect())
+    };
+    for l in &b.logs {
+        // `is_new` first: it must see every row.
+        if is_new(&mut owned, &l.digest)
+            && let (Some(i), Some(a)) = (l.session, &l.additive)
+        {
+            sums.entry(i).or_default().add(a);
+        }
+    }
+    written.inserted += inserted;
+    written.duplicates += b.logs.len() as u64 - inserted;
 
     for p in &b.points {
-        let (value, count) = if p.cumulative {
+        let (value, _count) = if p.cumulative {
             match cumulative_increment(tx, p).await? {
                 Some(inc) => inc,
                 None => {
@@ -304,17 +362,12 @@ async fn write_batch(
             (p.value, p.count)
         };
         let inserted = sqlx::query(
-            "INSERT INTO metric_points (series, time_ns, session_id, metric, value, count, attrs, received_ns) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO metric_points (record_id, series, time_ns) VALUES (?, ?, ?) \
+             ON CONFLICT DO NOTHING",
         )
+        .bind(record)
         .bind(&p.series[..])
         .bind(p.time_ns)
-        .bind(p.session.map(|i| session_ids[i]))
-        .bind(&p.metric)
-        .bind(value)
-        .bind(count)
-        .bind(p.attrs.as_deref())
-        .bind(received_ns)
         .execute(&mut **tx)
         .await?
         .rows_affected()
@@ -334,6 +387,24 @@ async fn write_batch(
                     sums.tokens.entry(model.clone()).or_default().merge(&t);
                 }
             }
+        }
+    }
+
+    if written.inserted == 0 {
+        // Everything was stored before: the record would hold nothing of its own.
+        sqlx::query("DELETE FROM raw_records WHERE id = ?")
+            .bind(record)
+            .execute(&mut **tx)
+            .await?;
+    } else {
+        let mut ids = session_ids.clone();
+        ids.sort_unstable();
+        ids.dedup();
+        for chunk in ids.chunks(KEY_CHUNK) {
+            insert_keys(tx, RECORD_SESSIONS, 2, chunk.len(), |q, i| {
+                q.bind(record).bind(chunk[i])
+            })
+            .await?;
         }
     }
 
@@ -466,61 +537,35 @@ pub(crate) fn values_sql(head: &str, columns: usize, rows: usize) -> String {
     sql
 }
 
-async fn insert_spans(
+const SPAN_KEYS: &str = "INSERT INTO spans (record_id, trace_id, span_id) VALUES ";
+const LOG_KEYS: &str = "INSERT INTO log_events (record_id, digest) VALUES ";
+const RECORD_SESSIONS: &str = "INSERT INTO record_sessions (record_id, session_id) VALUES ";
+
+type Query<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// One multi-row `INSERT … ON CONFLICT DO NOTHING` of `rows` key rows; `bind` binds row
+/// `i`. Returns the rows stored.
+async fn insert_keys<'q>(
     tx: &mut Transaction<'_, Sqlite>,
-    rows: &[&SpanRow],
-    session_ids: &[i64],
-    received_ns: i64,
+    head: &str,
+    columns: usize,
+    rows: usize,
+    bind: impl Fn(Query<'q>, usize) -> Query<'q>,
 ) -> Result<u64, sqlx::Error> {
-    let mut sql = values_sql(
-        "INSERT INTO spans (trace_id, span_id, parent_id, session_id, name, kind, start_ns, end_ns, status, attrs, received_ns) VALUES ",
-        11,
-        rows.len(),
-    );
+    let mut sql = values_sql(head, columns, rows);
     sql.push_str(" ON CONFLICT DO NOTHING");
     let mut q = sqlx::query(AssertSqlSafe(sql));
-    for s in rows {
-        q = q
-            .bind(s.trace_id.as_bytes())
-            .bind(s.span_id.as_bytes())
-            .bind(s.parent_id.as_ref().map(|p| p.as_bytes()))
-            .bind(s.session.map(|i| session_ids[i]))
-            .bind(s.name.as_str())
-            .bind(s.kind)
-            .bind(s.start_ns)
-            .bind(s.end_ns)
-            .bind(s.status)
-            .bind(s.attrs.as_deref())
-            .bind(received_ns);
+    for i in 0..rows {
+        q = bind(q, i);
     }
     Ok(q.execute(&mut **tx).await?.rows_affected())
 }
 
-async fn insert_logs(
-    tx: &mut Transaction<'_, Sqlite>,
-    rows: &[&LogRow],
-    session_ids: &[i64],
-    received_ns: i64,
-) -> Result<u64, sqlx::Error> {
-    let mut sql = values_sql(
-        "INSERT INTO log_events (digest, session_id, time_ns, event, trace_id, span_id, attrs, received_ns) VALUES ",
-        8,
-        rows.len(),
-    );
-    sql.push_str(" ON CONFLICT DO NOTHING");
-    let mut q = sqlx::query(AssertSqlSafe(sql));
-    for l in rows {
-        q = q
-            .bind(&l.digest[..])
-            .bind(l.session.map(|i| session_ids[i]))
-            .bind(l.time_ns)
-            .bind(l.event.as_str())
-            .bind(l.trace_id.as_ref().map(|t| t.as_bytes()))
-            .bind(l.span_id.as_ref().map(|s| s.as_bytes()))
-            .bind(l.attrs.as_deref())
-            .bind(received_ns);
-    }
-    Ok(q.execute(&mut **tx).await?.rows_affected())
+/// Whether a row is stored for the first time by this record: always when every key
+/// was new (`None`); otherwise when its key is among those the record holds, each
+/// counting once (a request can repeat a row).
+fn is_new(owned: &mut Option<HashSet<Vec<u8>>>, key: &[u8]) -> bool {
+    owned.as_mut().is_none_or(|keys| keys.remove(key))
 }
 
 /// The increment a cumulative point adds to its series, updating the series' last point.

@@ -54,6 +54,7 @@ async fn no_address_is_stored_and_links_still_match() {
     for t in ["sessions", "commits", "commit_trailers"] {
         stored.extend(app.dump(t, &[]).await);
     }
+    stored.extend(app.db().raw_records().await.unwrap());
     for p in app.db().delivery_payloads().await.unwrap() {
         stored.push(String::from_utf8_lossy(&p).into_owned());
     }

@@ -12,7 +12,13 @@ use crate::line_records::{mixed_pull_with, until_comment};
 use crate::reports::{CLAUDE_2, REPO, deliver, pull, send_otlp};
 use tracelink_dev::fake_github::INSTALLATION;
 
-const RAW: [&str; 3] = ["spans", "log_events", "metric_points"];
+const RAW: [&str; 5] = [
+    "raw_records",
+    "record_sessions",
+    "spans",
+    "log_events",
+    "metric_points",
+];
 
 async fn raw_rows(app: &TestApp) -> i64 {
     let mut n = 0;
@@ -93,6 +99,7 @@ async fn raw_data_past_the_window_is_pruned_and_reports_stay_the_same() {
     };
     assert_eq!(row("spans")[1], "0", "{text}");
     assert_eq!(row("sessions")[1], "1", "{text}");
-    assert_eq!(row("spans_received")[1], "(index)", "{text}");
+    assert_eq!(row("raw_records")[1], "0", "{text}");
+    assert_eq!(row("spans_id")[1], "(index)", "{text}");
     assert!(row("total")[1].parse::<i64>().unwrap() > 0, "{text}");
 }

@@ -115,7 +115,11 @@ async fn claude_code_names_its_commits_in_every_form_it_sends() {
     assert_eq!(s["repository"], "acme/widgets", "{s}");
     assert_eq!(s["branch"], "retry", "{s}");
     // What the tool ran is read, never stored.
-    let stored = app.dump("log_events", &[]).await.join("\n");
+    let stored = app.db().raw_records().await.unwrap().join("\n");
+    assert!(
+        stored.contains("tool_result"),
+        "the event is kept: {stored}"
+    );
     assert!(
         !stored.contains("git commit"),
         "no command line is kept: {stored}"
@@ -137,7 +141,7 @@ async fn claude_code_names_its_commits_in_every_form_it_sends() {
     .await;
     assert_eq!(linked(&app, FULL).await, event("claude-head"));
     // What the tools ran is read, never stored (the JSON string form included).
-    let stored = app.dump("log_events", &[]).await.join("\n");
+    let stored = app.db().raw_records().await.unwrap().join("\n");
     assert_eq!(app.count("log_events").await, 2, "both events kept");
     for command in ["git commit", "cargo test", "bash_command"] {
         assert!(!stored.contains(command), "{command} is not kept: {stored}");

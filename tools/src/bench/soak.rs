@@ -468,10 +468,11 @@ async fn count(db: &Path) -> anyhow::Result<(i64, Option<f64>)> {
         .connect()
         .await
         .with_context(|| format!("opening {} read-only", db.display()))?;
-    let (rows, oldest): (i64, Option<i64>) =
-        sqlx::query_as("SELECT (SELECT count(*) FROM spans), (SELECT min(received_ns) FROM spans)")
-            .fetch_one(&mut conn)
-            .await?;
+    let (rows, oldest): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM spans), (SELECT min(received_ns) FROM raw_records)",
+    )
+    .fetch_one(&mut conn)
+    .await?;
     conn.close().await?;
     let now_ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)
