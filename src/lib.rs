@@ -17,6 +17,7 @@ pub mod graph;
 pub mod hook;
 pub mod ids;
 pub mod impact;
+pub mod line_set;
 pub mod listen;
 pub mod metrics;
 pub mod otlp;

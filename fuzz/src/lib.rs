@@ -248,8 +248,12 @@ fn check_report(report: Report) {
         Report::Coverage(c) => {
             let (covered, coverable) = c.totals();
             assert!(covered <= coverable);
-            let lines: u64 = c.files.values().map(|l| l.len() as u64).sum();
-            assert_eq!(lines, coverable);
+            for f in c.files.values() {
+                assert!(f.covered.difference(&f.coverable).is_empty());
+                for w in f.coverable.ranges().windows(2) {
+                    assert!(w[0].1.saturating_add(1) < w[1].0, "ranges sorted, apart");
+                }
+            }
             let (n, _unmatched) = c.normalise_paths(REPO, Some(WORKSPACE));
             assert!(
                 n.totals().1 <= coverable,
@@ -331,17 +335,36 @@ pub fn upload_multipart(data: &[u8]) -> bool {
             let Ok(mut multipart) = Multipart::from_request(request, &()).await else {
                 return false;
             };
-            let Ok(parts) = ci::upload::read_parts(&mut multipart).await else {
+            // Part by part, as the route reads them: each file parsed before the next.
+            let mut parts = ci::upload::PartReader::default();
+            let mut parsed = ci::upload::ParsedFiles::new(ci::upload::MAX_UPLOAD_ENTRIES);
+            let mut run = None;
+            loop {
+                match parts.next(&mut multipart).await {
+                    Ok(None) => break,
+                    Ok(Some(ci::upload::Part::Context(_))) if run.is_some() => return false,
+                    Ok(Some(ci::upload::Part::Context(bytes))) => {
+                        match ci::context::read_context(&bytes) {
+                            Ok(r) => run = Some(r),
+                            Err(_) => return false,
+                        }
+                    }
+                    Ok(Some(ci::upload::Part::File { name, bytes })) => {
+                        let pushed =
+                            ci::upload::parse_file(name, &bytes).and_then(|f| parsed.push(f));
+                        if pushed.is_err() {
+                            return false;
+                        }
+                        assert!(parsed.entries() <= ci::upload::MAX_UPLOAD_ENTRIES);
+                    }
+                    Err(_) => return false,
+                }
+            }
+            if run.is_none() || parsed.is_empty() {
                 return false;
-            };
-            let Some(context) = parts.context else {
-                return false;
-            };
-            let Ok(run) = ci::context::read_context(&context) else {
-                return false;
-            };
-            let _ = run;
-            ci::upload::read_files(parts.files, REPO, Some(WORKSPACE)).is_ok()
+            }
+            let _ = parsed.normalise(REPO, Some(WORKSPACE));
+            true
         })
     })
 }

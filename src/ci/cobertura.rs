@@ -19,14 +19,14 @@ use std::io::BufRead;
 use quick_xml::events::Event;
 
 use super::xml::{Root, XmlReader};
-use super::{Format, LineCoverage, OpenFile, ParseError, parse_u32, shown};
+use super::{CoverageBuilder, Format, LineCoverage, OpenFile, ParseError, parse_u32, shown};
 
 const FORMAT: Format = Format::Cobertura;
 
 pub fn parse(reader: impl BufRead) -> Result<LineCoverage, ParseError> {
     let mut xml = XmlReader::new(reader, FORMAT);
     let mut buf = Vec::with_capacity(1024);
-    let mut cov = LineCoverage::default();
+    let mut cov = CoverageBuilder::default();
     let mut sources: Vec<String> = Vec::new();
     let mut source_text: Option<String> = None;
     let mut class: Option<OpenFile> = None;
@@ -109,7 +109,7 @@ pub fn parse(reader: impl BufRead) -> Result<LineCoverage, ParseError> {
         }
     }
     root.finish(&xml)?;
-    Ok(cov)
+    Ok(cov.finish())
 }
 
 /// `number` and `hits` of a `<line>`, in one pass over its attributes.
@@ -177,7 +177,7 @@ mod tests {
         assert_eq!(cov.file_totals("/tmp/fx/js/src/cart.js"), (5, 6));
         assert_eq!(cov.file_totals("/tmp/fx/js/src/strings.js"), (4, 9));
         assert_eq!(cov.totals(), (9, 15));
-        assert_eq!(cov.files["/tmp/fx/js/src/cart.js"][&14], 3);
+        assert!(cov.files["/tmp/fx/js/src/cart.js"].covered.contains(14));
     }
 
     #[test]
@@ -188,7 +188,11 @@ mod tests {
         assert_eq!(cov.file_totals("/tmp/fx/c/src/main.c"), (4, 4));
         assert_eq!(cov.file_totals("/tmp/fx/c/src/sign.c"), (5, 8));
         assert_eq!(cov.totals(), (9, 12));
-        assert_eq!(cov.files["/tmp/fx/c/src/sign.c"][&3], 2);
+        assert!(cov.files["/tmp/fx/c/src/sign.c"].covered.contains(3));
+        assert_eq!(
+            cov.files["/tmp/fx/c/src/sign.c"].missed().encode(),
+            "10,13-14"
+        );
     }
 
     #[test]

@@ -6,33 +6,34 @@
 //! ```
 //!
 //! Each line after `mode: set|count|atomic` is a block: `file:startLine.startCol,endLine.endCol
-//! numStmts count`. Go counts statements, tracelink counts lines: a block covers each line
-//! from its start to its end line, and a line's hits are the largest count among the
-//! blocks covering it (a line holding the end of an executed block and the start of a
-//! skipped one is covered). Blocks with no statements cover no lines. Paths are Go import
+//! numStmts count`. Go counts statements, tracelink counts lines: a block makes each line
+//! from its start to its end line coverable, and covered when its count is above 0 (a
+//! line holding the end of an executed block and the start of a skipped one is covered).
+//! A block is kept as one range, never line by line: 45 bytes may name 100,000 lines.
+//! Blocks with no statements cover no lines. Paths are Go import
 //! paths (`module/dir/file.go`); [`super::paths`] strips a `github.com/<owner>/<repo>/`
 //! module prefix. Profiles concatenated from several runs may repeat the `mode:` line.
 
-use std::collections::btree_map::Entry;
 use std::io::BufRead;
 
-use super::{Format, LineCoverage, ParseError, parse_u32, parse_u64, shown};
+use super::{
+    CoverageBuilder, Format, LineCoverage, OpenFile, ParseError, parse_u32, parse_u64, shown,
+};
 
 const FORMAT: Format = Format::GoCover;
 
-/// The most lines one block may span (a Go block is a run of statements without a
-/// branch); beyond this the profile is taken as hostile.
-pub const MAX_BLOCK_LINES: u32 = 10_000;
-/// The most line entries a profile may expand to (sum of all blocks' spans): 45 bytes
-/// of profile can name a block's lines, so this bounds memory, not the input size.
-pub const MAX_EXPANDED_LINES: u64 = 2_000_000;
+/// The highest line a block may end on (as for line records, [`super::lines::MAX_LINE`]).
+/// A block is kept as one range, so its span costs nothing; this only keeps numbers no
+/// source file reaches out of the totals.
+pub const MAX_LINE: u32 = super::lines::MAX_LINE;
 
 pub fn parse(mut reader: impl BufRead) -> Result<LineCoverage, ParseError> {
-    let mut cov = LineCoverage::default();
+    let mut cov = CoverageBuilder::default();
+    // The file of the last block: a profile lists a file's blocks together.
+    let mut current: Option<OpenFile> = None;
     let mut line = Vec::with_capacity(256);
     let mut lineno: u64 = 0;
     let mut seen_mode = false;
-    let mut expanded: u64 = 0;
     loop {
         line.clear();
         let n = reader
@@ -71,38 +72,30 @@ pub fn parse(mut reader: impl BufRead) -> Result<LineCoverage, ParseError> {
                 block.end, block.start
             )));
         }
-        let span = block.end - block.start + 1;
-        if span > MAX_BLOCK_LINES {
+        if block.end > MAX_LINE {
             return Err(err(format!(
-                "block spans {span} lines (more than {MAX_BLOCK_LINES})"
+                "block ends on line {} (beyond line {MAX_LINE})",
+                block.end
             )));
         }
         let path =
             std::str::from_utf8(block.path).map_err(|_| err("file path is not UTF-8".into()))?;
-        let lines = match cov.files.get_mut(path) {
-            Some(lines) => lines,
-            None => cov.files.entry(path.to_owned()).or_default(),
+        let file = match current.take() {
+            Some(f) if f.path == path => f,
+            other => {
+                if let Some(f) = other {
+                    cov.close(f);
+                }
+                cov.open(path.to_owned())
+            }
         };
+        let file = current.insert(file);
         if block.statements == 0 || block.start == 0 {
             continue;
         }
-        expanded += u64::from(span);
-        if expanded > MAX_EXPANDED_LINES {
-            return Err(err(format!(
-                "profile covers more than {MAX_EXPANDED_LINES} block lines"
-            )));
-        }
-        for l in block.start..=block.end {
-            match lines.entry(l) {
-                Entry::Vacant(v) => {
-                    v.insert(block.count);
-                }
-                Entry::Occupied(mut o) => {
-                    let h = o.get_mut();
-                    *h = (*h).max(block.count);
-                }
-            }
-        }
+        // One range however many lines it spans: a line is covered when any block
+        // covering it ran.
+        file.add_range(block.start, block.end, block.count);
     }
     if !seen_mode {
         return Err(ParseError::new(
@@ -111,7 +104,10 @@ pub fn parse(mut reader: impl BufRead) -> Result<LineCoverage, ParseError> {
             "no \"mode:\" line: empty profile",
         ));
     }
-    Ok(cov)
+    if let Some(f) = current {
+        cov.close(f);
+    }
+    Ok(cov.finish())
 }
 
 struct Block<'a> {
@@ -164,27 +160,14 @@ mod tests {
     const FILE: &str = "github.com/acme/demo/mathx/mathx.go";
 
     #[test]
-    fn go_profile_expands_blocks_to_lines() {
+    fn go_profile_blocks_become_line_ranges() {
         // go test: "coverage: 70.0% of statements" (7 of 10 statements; `go tool cover
         // -func`: Abs 100 %, Sum 100 %, Unused 0 %). In lines: Abs 4-8 and Sum 12-17 are
         // covered, Unused 21-25 is not.
         let cov = coverage(&fixture("coverage.out"), FORMAT);
-        let lines = &cov.files[FILE];
-        let covered: Vec<u32> = lines
-            .iter()
-            .filter(|(_, h)| **h > 0)
-            .map(|(l, _)| *l)
-            .collect();
-        let missed: Vec<u32> = lines
-            .iter()
-            .filter(|(_, h)| **h == 0)
-            .map(|(l, _)| *l)
-            .collect();
-        assert_eq!(covered, vec![4, 5, 6, 7, 8, 12, 13, 14, 15, 16, 17]);
-        assert_eq!(missed, vec![21, 22, 23, 24, 25]);
-        // Line 5 ends a block run twice and starts one run once; 14 starts the loop body (3).
-        assert_eq!(lines[&5], 2);
-        assert_eq!(lines[&14], 3);
+        let file = &cov.files[FILE];
+        assert_eq!(file.covered.ranges(), &[(4, 8), (12, 17)]);
+        assert_eq!(file.missed().ranges(), &[(21, 25)]);
         assert_eq!(cov.totals(), (11, 16));
 
         let (rel, unmatched) = cov.normalise_paths("acme/demo", None);
@@ -198,6 +181,33 @@ mod tests {
         let cov = coverage(text, FORMAT);
         assert_eq!(cov.file_totals("C:\\src\\a.go"), (2, 2));
         assert_eq!(cov.file_totals("my dir/b.go"), (0, 1));
+    }
+
+    #[test]
+    fn a_block_of_100k_lines_is_one_range() {
+        // The reproduction of issue 13: 500 blocks of 100,000 lines each, 24 KB of profile,
+        // once 50,000,000 line entries; now one range per block.
+        let mut text = String::from("mode: set\n");
+        for i in 0..500 {
+            text.push_str(&format!(
+                "github.com/acme/widgets/f{i}.go:1.1,100000.1 1 1\n"
+            ));
+        }
+        let cov = coverage(text.as_bytes(), FORMAT);
+        assert_eq!(cov.files.len(), 500);
+        assert_eq!(
+            cov.ranges(),
+            1000,
+            "covered and coverable: one range each per file"
+        );
+        assert_eq!(cov.totals(), (50_000_000, 50_000_000));
+
+        // Overlapping blocks of one file, in any order, stay a handful of ranges.
+        let text = "mode: count\na.go:50.1,90000.2 3 0\na.go:1.1,100000.1 1 2\nb.go:7.1,9.1 1 0\na.go:200000.1,300000.1 1 0\n";
+        let cov = coverage(text.as_bytes(), FORMAT);
+        assert_eq!(cov.files["a.go"].covered.ranges(), &[(1, 100_000)]);
+        assert_eq!(cov.files["a.go"].missed().ranges(), &[(200_000, 300_000)]);
+        assert_eq!(cov.file_totals("b.go"), (0, 3));
     }
 
     #[test]
@@ -216,8 +226,9 @@ mod tests {
         let e = parse_err(b"mode: set\n\na.go:9.1,2.2 1 1\n", FORMAT);
         assert_eq!(e.line, Some(3));
 
-        let e = parse_err(b"mode: set\na.go:1.1,900000.2 1 1\n", FORMAT);
-        assert!(e.message.contains("spans"), "{e}");
+        let e = parse_err(b"mode: set\na.go:1.1,9000000.2 1 1\n", FORMAT);
+        assert_eq!(e.line, Some(2));
+        assert!(e.message.contains("beyond line 5000000"), "{e}");
 
         let e = parse_err(b"mode: set\na.go:1.x,2.2 1 1\n", FORMAT);
         assert_eq!(e.line, Some(2));

@@ -45,6 +45,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::BufRead;
 
+use crate::line_set::{LineSet, LineSetBuilder};
+
 /// A report format tracelink reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Format {
@@ -98,46 +100,76 @@ impl fmt::Display for Format {
     }
 }
 
-/// Line coverage of a set of files: path → line number → hits.
+/// Line coverage of a set of files: per path, the coverable lines and the covered ones,
+/// as ranges ([`LineSet`]): what a report says is held in memory in proportion to the
+/// report, never to the lines it names (a Go block naming 100,000 lines is one range).
 ///
-/// Only coverable lines are present; a line with 0 hits is coverable and not covered.
+/// A line is coverable when a report lists it, covered when a report saw it run (hits
+/// above 0): hit counts themselves are not kept.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LineCoverage {
-    pub files: BTreeMap<String, BTreeMap<u32, u64>>,
+    pub files: BTreeMap<String, FileCoverage>,
+}
+
+/// The coverage of one file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileCoverage {
+    /// Covered lines (a subset of `coverable`).
+    pub covered: LineSet,
+    pub coverable: LineSet,
+}
+
+impl FileCoverage {
+    /// Coverable lines not covered.
+    pub fn missed(&self) -> LineSet {
+        self.coverable.difference(&self.covered)
+    }
+
+    /// `(covered, coverable)` lines.
+    pub fn totals(&self) -> (u64, u64) {
+        (self.covered.len(), self.coverable.len())
+    }
+
+    /// No coverable line.
+    pub fn is_empty(&self) -> bool {
+        self.coverable.is_empty()
+    }
+
+    /// The ranges held: what the file costs in memory.
+    pub fn ranges(&self) -> usize {
+        self.covered.ranges().len() + self.coverable.ranges().len()
+    }
+
+    fn merge(&mut self, other: &FileCoverage) {
+        self.covered = self.covered.union(&other.covered);
+        self.coverable = self.coverable.union(&other.coverable);
+    }
 }
 
 impl LineCoverage {
     /// `(covered, coverable)` lines over all files.
     pub fn totals(&self) -> (u64, u64) {
-        self.files.values().fold((0, 0), |(c, t), lines| {
-            let (fc, ft) = line_totals(lines);
+        self.files.values().fold((0, 0), |(c, t), f| {
+            let (fc, ft) = f.totals();
             (c + fc, t + ft)
         })
     }
 
     /// `(covered, coverable)` lines of one file; `(0, 0)` when the file is absent.
     pub fn file_totals(&self, path: &str) -> (u64, u64) {
-        self.files.get(path).map_or((0, 0), line_totals)
+        self.files.get(path).map_or((0, 0), FileCoverage::totals)
     }
 
-    /// Adds `hits` to a line of a file (creating both as needed).
-    pub fn add_hits(&mut self, path: &str, line: u32, hits: u64) {
-        let lines = match self.files.get_mut(path) {
-            Some(lines) => lines,
-            None => self.files.entry(path.to_owned()).or_default(),
-        };
-        let h = lines.entry(line).or_insert(0);
-        *h = h.saturating_add(hits);
+    /// The ranges held over all files.
+    pub fn ranges(&self) -> usize {
+        self.files.values().map(FileCoverage::ranges).sum()
     }
 
-    /// Merges another report into this one: a line's hits are the sum of both.
+    /// Merges another report into this one: a line is coverable, or covered, when either
+    /// says so.
     pub fn merge(&mut self, other: &LineCoverage) {
-        for (path, lines) in &other.files {
-            let mine = self.files.entry(path.clone()).or_default();
-            for (&line, &hits) in lines {
-                let h = mine.entry(line).or_insert(0);
-                *h = h.saturating_add(hits);
-            }
+        for (path, file) in &other.files {
+            self.files.entry(path.clone()).or_default().merge(file);
         }
     }
 
@@ -153,15 +185,14 @@ impl LineCoverage {
     ) -> (LineCoverage, Vec<String>) {
         let mut out = LineCoverage::default();
         let mut unmatched = Vec::new();
-        for (path, lines) in self.files {
+        for (path, file) in self.files {
             match paths::normalise_with(&path, repo, workspace) {
-                Ok(rel) => {
-                    let mine = out.files.entry(rel).or_default();
-                    for (line, hits) in lines {
-                        let h = mine.entry(line).or_insert(0);
-                        *h = h.saturating_add(hits);
+                Ok(rel) => match out.files.entry(rel) {
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        v.insert(file);
                     }
-                }
+                    std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().merge(&file),
+                },
                 Err(_) => unmatched.push(path),
             }
         }
@@ -169,44 +200,65 @@ impl LineCoverage {
     }
 }
 
-/// A file whose lines are being read, taken out of its [`LineCoverage`] so that adding a
-/// line does not look the path up again ([`LineCoverage::open`], [`LineCoverage::close`]).
+/// A report's coverage while it is read: each file's lines gathered by
+/// [`LineSetBuilder`]s, in any order ([`CoverageBuilder::open`], [`CoverageBuilder::close`]).
+#[derive(Default)]
+pub(crate) struct CoverageBuilder {
+    files: BTreeMap<String, OpenFile>,
+}
+
+/// A file whose lines are being read, taken out of its [`CoverageBuilder`] so that adding
+/// a line does not look the path up again.
 pub(crate) struct OpenFile {
     pub path: String,
-    lines: BTreeMap<u32, u64>,
+    covered: LineSetBuilder,
+    coverable: LineSetBuilder,
 }
 
 impl OpenFile {
+    /// A coverable line and its hits.
     pub fn add(&mut self, line: u32, hits: u64) {
-        let h = self.lines.entry(line).or_insert(0);
-        *h = h.saturating_add(hits);
-    }
-}
-
-impl LineCoverage {
-    pub(crate) fn open(&mut self, path: String) -> OpenFile {
-        let lines = self.files.remove(&path).unwrap_or_default();
-        OpenFile { path, lines }
+        self.add_range(line, line, hits);
     }
 
-    pub(crate) fn close(&mut self, file: OpenFile) {
-        match self.files.get_mut(&file.path) {
-            None => {
-                self.files.insert(file.path, file.lines);
-            }
-            Some(lines) => {
-                for (line, hits) in file.lines {
-                    let h = lines.entry(line).or_insert(0);
-                    *h = h.saturating_add(hits);
-                }
-            }
+    /// Coverable lines `start..=end`, all with `hits`.
+    pub fn add_range(&mut self, start: u32, end: u32, hits: u64) {
+        self.coverable.insert_range(start, end);
+        if hits > 0 {
+            self.covered.insert_range(start, end);
+        }
+    }
+
+    fn build(self) -> FileCoverage {
+        FileCoverage {
+            covered: self.covered.build(),
+            coverable: self.coverable.build(),
         }
     }
 }
 
-fn line_totals(lines: &BTreeMap<u32, u64>) -> (u64, u64) {
-    let covered = lines.values().filter(|h| **h > 0).count() as u64;
-    (covered, lines.len() as u64)
+impl CoverageBuilder {
+    pub(crate) fn open(&mut self, path: String) -> OpenFile {
+        self.files.remove(&path).unwrap_or(OpenFile {
+            path,
+            covered: LineSetBuilder::default(),
+            coverable: LineSetBuilder::default(),
+        })
+    }
+
+    pub(crate) fn close(&mut self, file: OpenFile) {
+        self.files.insert(file.path.clone(), file);
+    }
+
+    pub(crate) fn finish(self) -> LineCoverage {
+        LineCoverage {
+            files: self
+                .files
+                .into_iter()
+                .map(|(path, f)| (path, f.build()))
+                .collect(),
+        }
+    }
 }
 
 /// How one test case ended.
@@ -473,21 +525,41 @@ mod tests {
         assert_eq!(Format::GoCover.as_str(), "go");
     }
 
+    /// Coverage of `(path, line, hits)` entries, as a parser gathers it.
+    fn cov(entries: &[(&str, u32, u64)]) -> LineCoverage {
+        let mut b = CoverageBuilder::default();
+        for &(path, line, hits) in entries {
+            let mut f = b.open(path.to_string());
+            f.add(line, hits);
+            b.close(f);
+        }
+        b.finish()
+    }
+
     #[test]
-    fn merge_sums_hits_and_totals_count_lines() {
-        let mut a = LineCoverage::default();
-        a.add_hits("a.rs", 1, 1);
-        a.add_hits("a.rs", 2, 0);
-        let mut b = LineCoverage::default();
-        b.add_hits("a.rs", 2, 3);
-        b.add_hits("a.rs", 3, 0);
-        b.add_hits("b.rs", 1, 0);
+    fn merge_unions_lines_and_totals_count_them() {
+        let mut a = cov(&[("a.rs", 1, 1), ("a.rs", 2, 0)]);
+        let b = cov(&[("a.rs", 2, 3), ("a.rs", 3, 0), ("b.rs", 1, 0)]);
         a.merge(&b);
-        assert_eq!(a.files["a.rs"], BTreeMap::from([(1, 1), (2, 3), (3, 0)]));
+        assert_eq!(a.files["a.rs"].covered, LineSet::from_lines([1, 2]));
+        assert_eq!(a.files["a.rs"].missed(), LineSet::from_lines([3]));
         assert_eq!(a.file_totals("a.rs"), (2, 3));
         assert_eq!(a.file_totals("b.rs"), (0, 1));
         assert_eq!(a.file_totals("missing.rs"), (0, 0));
         assert_eq!(a.totals(), (2, 4));
+    }
+
+    #[test]
+    fn a_range_is_held_as_one_range() {
+        let mut b = CoverageBuilder::default();
+        let mut f = b.open("a.go".into());
+        f.add_range(1, 100_000, 1);
+        f.add_range(50, 200_000, 0);
+        b.close(f);
+        let c = b.finish();
+        assert_eq!(c.file_totals("a.go"), (100_000, 200_000));
+        assert_eq!(c.ranges(), 2);
+        assert_eq!(c.files["a.go"].missed().ranges(), &[(100_001, 200_000)]);
     }
 
     #[test]
@@ -509,13 +581,15 @@ mod tests {
 
     #[test]
     fn normalise_paths_merges_and_reports_unmatched() {
-        let mut c = LineCoverage::default();
-        c.add_hits("/home/runner/work/demo/demo/src/a.py", 1, 1);
-        c.add_hits("./src/a.py", 1, 2);
-        c.add_hits("/opt/elsewhere/b.py", 1, 0);
+        let c = cov(&[
+            ("/home/runner/work/demo/demo/src/a.py", 1, 1),
+            ("./src/a.py", 1, 0),
+            ("./src/a.py", 2, 0),
+            ("/opt/elsewhere/b.py", 1, 0),
+        ]);
         let (c, unmatched) = c.normalise_paths("acme/demo", None);
         assert_eq!(c.files.len(), 1);
-        assert_eq!(c.files["src/a.py"][&1], 3);
+        assert_eq!(c.file_totals("src/a.py"), (1, 2));
         assert_eq!(unmatched, vec!["/opt/elsewhere/b.py".to_string()]);
     }
 }

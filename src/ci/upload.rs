@@ -7,13 +7,18 @@
 //!    upload token ([`oidc::static_token_repositories`]) or a GitHub Actions OIDC token
 //!    ([`oidc::Verifier`]); refused → 401 with the reason (503 when the issuer's keys
 //!    cannot be fetched).
-//! 2. **Parts**, within the route's body limit (`--max-upload-bytes`, 413 beyond) and at
-//!    most [`MAX_FILES`] files. A missing or unreadable context → 400 naming the field;
-//!    a context for another repository than the credentials' → 401.
-//! 3. **Parse** each file (format detected from content; 422 naming the file when it is
-//!    none of the seven, or naming file, format and line when it cannot be read), and
-//!    normalise its paths to the repository (unmatched paths are reported, not stored).
-//!    Nothing is stored unless every file reads.
+//! 2. **Parts, one at a time**, within the route's body limit (`--max-upload-bytes`, 413
+//!    beyond) and at most [`MAX_FILES`] files. The context is checked as soon as it comes
+//!    (the Action sends it first): missing or unreadable → 400 naming the field; for
+//!    another repository than the credentials' → 401. Each file is read whole, **parsed**
+//!    (format detected from content; 422 naming the file when it is none of the seven,
+//!    or naming file, format and line when it cannot be read) and dropped before the next
+//!    part is read, so an upload holds one file's bytes at a time beside its parsed
+//!    reports — line ranges and test cases, at most [`MAX_UPLOAD_ENTRIES`] of them
+//!    together (413 beyond). A file's error found before the context arrived is answered
+//!    once the context has been checked. Then each report's paths are normalised to the
+//!    repository (unmatched paths are reported, not stored). Nothing is stored unless
+//!    every file reads.
 //! 4. **Store** through the single writer ([`crate::store::uploads`]), durable before the
 //!    answer: 201 when something new was stored, 200 when every file was already stored
 //!    for this (run, attempt, job). The body is JSON (`files` with each one's format, line or
@@ -32,12 +37,13 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::Report;
 use super::binding::{self, Pending};
-use super::context::read_context;
+use super::context::{Run, read_context};
 use super::oidc::{self, AuthError, Principal};
+use super::{Format, Report};
 use crate::config::ServeArgs;
 use crate::ids::{PrNumber, RepoName};
+use crate::line_set::LineSetBuilder;
 use crate::metrics::coverage::pct;
 use crate::store::line_records::LineRecordRow;
 use crate::store::uploads::{FileContent, TestCaseRow, UploadBatch, UploadFile};
@@ -127,12 +133,14 @@ impl UploadConfig {
     }
 }
 
-/// The most source lines (coverage lines, test cases, attributed lines) one upload's
-/// reports may cover together.
-pub const MAX_UPLOAD_LINES: u64 = 2_000_000;
+/// The most entries one upload's parsed reports may hold together: line ranges of
+/// coverage (covered and missed, per file) and of line records, and test cases. Lines
+/// are never held one by one, so this bounds memory however many lines the ranges name.
+pub const MAX_UPLOAD_ENTRIES: u64 = 2_000_000;
 
-/// Uploads read and parsed at once: each may hold `--max-upload-bytes` of files and
-/// [`MAX_UPLOAD_LINES`] of parsed lines, so this bounds what all of them hold together.
+/// Uploads read and parsed at once: each holds one file of at most `--max-upload-bytes`
+/// and at most [`MAX_UPLOAD_ENTRIES`] parsed entries, so this bounds what all of them hold
+/// together.
 pub const UPLOAD_SLOTS: usize = 2;
 /// How long an upload waits for a slot before it is told to come back (429).
 const SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -206,79 +214,50 @@ async fn handle(
     let mut multipart = multipart
         .map_err(|e| UploadError::bad(format!("expected a multipart/form-data body: {e}")))?;
 
-    let Parts { context, files } = read_parts(&mut multipart).await?;
-    let context = context.ok_or_else(|| UploadError::bad("missing the `context` part"))?;
-    let mut run = read_context(&context)?;
-    principal.allows(&run.repo)?;
-    let pending = match &principal {
-        Principal::Oidc(claims) => binding::bind(claims, &mut run.batch)
-            .map_err(|e| UploadError(StatusCode::FORBIDDEN, json!({ "error": e })))?,
-        Principal::Static { .. } => Pending::Nothing,
-    };
-    // Any workflow on github.com can mint a token with tracelink's audience: an OIDC
-    // upload is for a repository tracelink serves, or one listed in --upload-repos.
-    if matches!(principal, Principal::Oidc { .. }) && !state.uploads.listed(&run.repo) {
-        let served = state.db.repo_served(&run.repo).await.map_err(|e| {
-            tracing::error!(error = %e, "checking an upload's repository");
-            UploadError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"error": "checking the repository failed"}),
-            )
-        })?;
-        if !served {
-            return Err(UploadError(
-                StatusCode::FORBIDDEN,
-                json!({"error": format!(
-                    "tracelink serves no repository {}: install the App on it (or list it in --upload-repos)",
-                    run.repo
-                )}),
-            ));
+    // Part by part: a file is parsed, and its bytes dropped, before the next is read.
+    let mut parts = PartReader::default();
+    let mut run: Option<Run> = None;
+    let mut parsed = ParsedFiles::new(MAX_UPLOAD_ENTRIES);
+    // A file's error found before the context came: the context's checks answer first.
+    let mut held: Option<UploadError> = None;
+    while let Some(part) = parts.next(&mut multipart).await? {
+        match part {
+            Part::Context(bytes) => {
+                if run.is_some() {
+                    return Err(UploadError::bad("more than one `context` part"));
+                }
+                run = Some(check_context(state, &principal, &bytes).await?);
+                if let Some(e) = held.take() {
+                    return Err(e);
+                }
+            }
+            Part::File { name, bytes } => {
+                if held.is_some() {
+                    continue;
+                }
+                // Parsing is CPU work: off the async workers.
+                let file = tokio::task::spawn_blocking(move || parse_file(name, &bytes))
+                    .await
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "parsing an upload panicked");
+                        UploadError(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            json!({"error": "reading the reports failed"}),
+                        )
+                    })?;
+                match file.and_then(|f| parsed.push(f)) {
+                    Ok(()) => {}
+                    Err(e) if run.is_some() => return Err(e),
+                    Err(e) => held = Some(e),
+                }
+            }
         }
     }
-    if files.is_empty() {
+    let run = run.ok_or_else(|| UploadError::bad("missing the `context` part"))?;
+    if parsed.is_empty() {
         return Err(UploadError::bad("no report files in the upload"));
     }
-    // A repository deleted and re-created (or renamed away and its name taken) under
-    // the same name is another repository: its id is not the one deliveries named.
-    if let Principal::Oidc(claims) = &principal
-        && let Some(claimed) = claims.repository_id
-    {
-        let served = state.db.served_repo(&run.repo).await.map_err(|e| {
-            tracing::error!(error = %e, "reading a served repository");
-            UploadError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"error": "checking the repository failed"}),
-            )
-        })?;
-        if let Some(known) = served.and_then(|s| s.repo_id)
-            && known != claimed
-        {
-            return Err(UploadError(
-                StatusCode::FORBIDDEN,
-                json!({"error": format!(
-                    "the token's repository_id {claimed} is not {} (id {known}, as GitHub's deliveries name it): a different repository under the same name",
-                    run.repo
-                )}),
-            ));
-        }
-    }
-    if let Pending::PullHead { number, open_head } = pending {
-        confirm_pull_head(state, &run.repo, number, &run.batch.sha, open_head).await?;
-    }
-
-    let (repo, workspace) = (run.repo.clone(), run.workspace.clone());
-    let parsed = tokio::task::spawn_blocking(move || {
-        // Parsing is CPU work: off the async workers.
-        read_files(files, &repo, workspace.as_deref())
-    })
-    .await
-    .map_err(|e| {
-        tracing::error!(error = %e, "parsing an upload panicked");
-        UploadError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": "reading the reports failed"}),
-        )
-    })??;
+    let parsed = parsed.normalise(&run.repo, run.workspace.as_deref());
 
     let trace_id = crate::ids::encode_hex(&crate::ids::workflow_trace_id(run.run_id, run.attempt));
     let mut batch = run.batch;
@@ -361,6 +340,70 @@ async fn handle(
     ))
 }
 
+/// Reads the context part and checks it against the credentials: the repository is
+/// theirs and one tracelink serves, and an OIDC token's run is the upload's.
+async fn check_context(
+    state: &UploadState,
+    principal: &Principal,
+    bytes: &[u8],
+) -> Result<Run, UploadError> {
+    let mut run = read_context(bytes)?;
+    principal.allows(&run.repo)?;
+    let pending = match principal {
+        Principal::Oidc(claims) => binding::bind(claims, &mut run.batch)
+            .map_err(|e| UploadError(StatusCode::FORBIDDEN, json!({ "error": e })))?,
+        Principal::Static { .. } => Pending::Nothing,
+    };
+    // Any workflow on github.com can mint a token with tracelink's audience: an OIDC
+    // upload is for a repository tracelink serves, or one listed in --upload-repos.
+    if matches!(principal, Principal::Oidc { .. }) && !state.uploads.listed(&run.repo) {
+        let served = state.db.repo_served(&run.repo).await.map_err(|e| {
+            tracing::error!(error = %e, "checking an upload's repository");
+            UploadError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": "checking the repository failed"}),
+            )
+        })?;
+        if !served {
+            return Err(UploadError(
+                StatusCode::FORBIDDEN,
+                json!({"error": format!(
+                    "tracelink serves no repository {}: install the App on it (or list it in --upload-repos)",
+                    run.repo
+                )}),
+            ));
+        }
+    }
+    // A repository deleted and re-created (or renamed away and its name taken) under
+    // the same name is another repository: its id is not the one deliveries named.
+    if let Principal::Oidc(claims) = principal
+        && let Some(claimed) = claims.repository_id
+    {
+        let served = state.db.served_repo(&run.repo).await.map_err(|e| {
+            tracing::error!(error = %e, "reading a served repository");
+            UploadError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": "checking the repository failed"}),
+            )
+        })?;
+        if let Some(known) = served.and_then(|s| s.repo_id)
+            && known != claimed
+        {
+            return Err(UploadError(
+                StatusCode::FORBIDDEN,
+                json!({"error": format!(
+                    "the token's repository_id {claimed} is not {} (id {known}, as GitHub's deliveries name it): a different repository under the same name",
+                    run.repo
+                )}),
+            ));
+        }
+    }
+    if let Pending::PullHead { number, open_head } = pending {
+        confirm_pull_head(state, &run.repo, number, &run.batch.sha, open_head).await?;
+    }
+    Ok(run)
+}
+
 /// Confirms that `sha` is a head pull request `number` has had (its open head, when
 /// `open_head`): as the stored deliveries say, else as GitHub says when the App can ask.
 async fn confirm_pull_head(
@@ -427,27 +470,34 @@ async fn confirm_pull_head(
     ))
 }
 
-/// The parts of an upload: the `context` part, if any, and each report file (its name
-/// and bytes).
-pub struct Parts {
-    pub context: Option<Bytes>,
-    pub files: Vec<(String, Bytes)>,
+/// One part of an upload.
+pub enum Part {
+    /// The `context` part (at most 64 KiB).
+    Context(Bytes),
+    /// A report file: its name and bytes.
+    File { name: String, bytes: Bytes },
 }
 
-/// Splits an upload into its parts: at most [`MAX_FILES`] files, each with a file name,
-/// and a context of at most 64 KiB.
-pub async fn read_parts(multipart: &mut Multipart) -> Result<Parts, UploadError> {
-    let mut context: Option<Bytes> = None;
-    let mut files: Vec<(String, Bytes)> = Vec::new();
-    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+/// Reads an upload's parts one at a time: a context of at most 64 KiB, and at most
+/// [`MAX_FILES`] files, each with a file name.
+#[derive(Default)]
+pub struct PartReader {
+    files: usize,
+}
+
+impl PartReader {
+    /// The next part, read whole (within the route's body limit); `None` after the last.
+    pub async fn next(&mut self, multipart: &mut Multipart) -> Result<Option<Part>, UploadError> {
+        let Some(field) = multipart.next_field().await.map_err(multipart_error)? else {
+            return Ok(None);
+        };
         let part = field.name().unwrap_or("").to_string();
         if part == "context" {
             let bytes = field.bytes().await.map_err(multipart_error)?;
             if bytes.len() > MAX_CONTEXT_BYTES {
                 return Err(UploadError::bad("the context part is larger than 64 KiB"));
             }
-            context = Some(bytes);
-            continue;
+            return Ok(Some(Part::Context(bytes)));
         }
         let name = field
             .file_name()
@@ -456,43 +506,104 @@ pub async fn read_parts(multipart: &mut Multipart) -> Result<Parts, UploadError>
             .ok_or_else(|| {
                 UploadError::bad(format!("part {part:?} has no file name (or one too long)"))
             })?;
-        if files.len() == MAX_FILES {
+        if self.files == MAX_FILES {
             return Err(UploadError::bad(format!(
                 "more than {MAX_FILES} files in one upload"
             )));
         }
+        self.files += 1;
         let bytes = field.bytes().await.map_err(multipart_error)?;
-        files.push((name, bytes));
+        Ok(Some(Part::File { name, bytes }))
     }
-    Ok(Parts { context, files })
 }
 
-/// Reads an upload's files one at a time, each bounded by its format's caps, and the
-/// upload by the lines all its files cover: a few bytes of Go coverprofile can name
-/// millions of lines, which must not become memory. Blocking work.
-pub fn read_files(
-    files: Vec<(String, Bytes)>,
-    repo: &str,
-    workspace: Option<&str>,
-) -> Result<Vec<(UploadFile, Vec<String>)>, UploadError> {
-    let mut out = Vec::with_capacity(files.len());
-    let mut lines: u64 = 0;
-    for (name, bytes) in files {
-        let parsed = read_file(name, &bytes, repo, workspace)?;
-        drop(bytes);
-        lines += parsed.0.lines();
-        if lines > MAX_UPLOAD_LINES {
+/// One report file, parsed, its paths not yet placed in the repository.
+pub struct ParsedFile {
+    name: String,
+    format: Format,
+    /// SHA-256 of the file's bytes, hex.
+    digest: String,
+    size_bytes: i64,
+    report: Report,
+}
+
+impl ParsedFile {
+    /// What the report holds in memory: line ranges of coverage (covered and coverable)
+    /// and of line records, test cases.
+    pub fn entries(&self) -> u64 {
+        match &self.report {
+            Report::Coverage(c) => c.ranges() as u64,
+            Report::Tests(t) => t.len() as u64,
+            Report::Lines(records) => records.iter().map(|r| r.ranges.len() as u64).sum(),
+        }
+    }
+}
+
+/// An upload's parsed files, held until the upload is stored: at most `max_entries`
+/// entries ([`ParsedFile::entries`]) together.
+pub struct ParsedFiles {
+    files: Vec<ParsedFile>,
+    entries: u64,
+    max_entries: u64,
+}
+
+impl ParsedFiles {
+    pub fn new(max_entries: u64) -> Self {
+        ParsedFiles {
+            files: Vec::new(),
+            entries: 0,
+            max_entries,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Entries held.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// Keeps a parsed file; 413 naming the cap when the upload's reports would hold more
+    /// than it allows.
+    pub fn push(&mut self, file: ParsedFile) -> Result<(), UploadError> {
+        self.entries = self.entries.saturating_add(file.entries());
+        if self.entries > self.max_entries {
             return Err(UploadError(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({"error": format!(
-                    "the upload's reports cover more than {MAX_UPLOAD_LINES} lines (at {}); upload fewer or smaller reports",
-                    parsed.0.name
+                    "the upload's reports hold more than {} line ranges and test cases together (at {}); upload fewer or smaller reports",
+                    self.max_entries, file.name
                 )}),
             ));
         }
-        out.push(parsed);
+        self.files.push(file);
+        Ok(())
     }
-    Ok(out)
+
+    /// Places every report's paths in the repository: the files as the store keeps them,
+    /// each with the paths that could not be placed.
+    pub fn normalise(self, repo: &str, workspace: Option<&str>) -> Vec<(UploadFile, Vec<String>)> {
+        self.files
+            .into_iter()
+            .map(|f| normalise_file(f, repo, workspace))
+            .collect()
+    }
+}
+
+/// Reads an upload's files one at a time, as the route does: each parsed, then bounded
+/// together by [`MAX_UPLOAD_ENTRIES`], then placed in the repository. Blocking work.
+pub fn read_files(
+    files: impl IntoIterator<Item = (String, Bytes)>,
+    repo: &str,
+    workspace: Option<&str>,
+) -> Result<Vec<(UploadFile, Vec<String>)>, UploadError> {
+    let mut parsed = ParsedFiles::new(MAX_UPLOAD_ENTRIES);
+    for (name, bytes) in files {
+        parsed.push(parse_file(name, &bytes)?)?;
+    }
+    Ok(parsed.normalise(repo, workspace))
 }
 
 async fn authenticate(state: &UploadState, headers: &HeaderMap) -> Result<Principal, UploadError> {
@@ -525,13 +636,8 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> UploadError {
     )
 }
 
-/// Detects, parses and normalises one file; 422 when it cannot be read.
-fn read_file(
-    name: String,
-    bytes: &[u8],
-    repo: &str,
-    workspace: Option<&str>,
-) -> Result<(UploadFile, Vec<String>), UploadError> {
+/// Detects and parses one file; 422 when it cannot be read. Blocking work.
+pub fn parse_file(name: String, bytes: &[u8]) -> Result<ParsedFile, UploadError> {
     let unprocessable = |body: Value| UploadError(StatusCode::UNPROCESSABLE_ENTITY, body);
     let head = &bytes[..bytes.len().min(8192)];
     let Some(format) = super::detect(head) else {
@@ -548,10 +654,22 @@ fn read_file(
             "line": e.line,
         }))
     })?;
-    let (content, unmatched) = match report {
+    Ok(ParsedFile {
+        name,
+        format,
+        digest: crate::ids::encode_hex(&Sha256::digest(bytes)),
+        size_bytes: i64::try_from(bytes.len()).unwrap_or(i64::MAX),
+        report,
+    })
+}
+
+/// Places a parsed file's paths in the repository: the file as the store keeps it, and
+/// the paths that could not be placed.
+fn normalise_file(f: ParsedFile, repo: &str, workspace: Option<&str>) -> (UploadFile, Vec<String>) {
+    let (content, unmatched) = match f.report {
         Report::Coverage(c) => {
             let (c, unmatched) = c.normalise_paths(repo, workspace);
-            (coverage_rows(&c), unmatched)
+            (coverage_rows(c), unmatched)
         }
         Report::Tests(mut t) => {
             let unmatched = super::normalise_test_files(&mut t, repo, workspace);
@@ -565,40 +683,30 @@ fn read_file(
             (FileContent::Lines(line_rows(records)), unmatched)
         }
     };
-    let digest = crate::ids::encode_hex(&Sha256::digest(bytes));
-    Ok((
+    (
         UploadFile {
-            name,
-            format: format.as_str(),
-            digest,
-            size_bytes: i64::try_from(bytes.len()).unwrap_or(i64::MAX),
+            name: f.name,
+            format: f.format.as_str(),
+            digest: f.digest,
+            size_bytes: f.size_bytes,
             content,
         },
         unmatched,
-    ))
+    )
 }
 
 /// A parsed coverage report as the store keeps it: covered and missed lines per file.
-fn coverage_rows(c: &super::LineCoverage) -> FileContent {
+fn coverage_rows(c: super::LineCoverage) -> FileContent {
     let (covered, coverable) = c.totals();
     FileContent::Coverage {
         covered: i64::try_from(covered).unwrap_or(i64::MAX),
         coverable: i64::try_from(coverable).unwrap_or(i64::MAX),
         files: c
             .files
-            .iter()
-            .map(|(path, lines)| {
-                let hit = lines
-                    .iter()
-                    .filter(|(_, h)| **h > 0)
-                    .map(|(l, _)| *l)
-                    .collect();
-                let missed = lines
-                    .iter()
-                    .filter(|(_, h)| **h == 0)
-                    .map(|(l, _)| *l)
-                    .collect();
-                (path.clone(), hit, missed)
+            .into_iter()
+            .map(|(path, f)| {
+                let missed = f.missed();
+                (path, f.covered, missed)
             })
             .collect(),
     }
@@ -608,18 +716,15 @@ fn coverage_rows(c: &super::LineCoverage) -> FileContent {
 /// lines of every session merged.
 fn line_rows(records: Vec<super::lines::LineRecord>) -> Vec<LineRecordRow> {
     type Key = (String, String, String, String);
-    let mut rows: BTreeMap<Key, (BTreeSet<String>, BTreeSet<u32>)> = BTreeMap::new();
+    let mut rows: BTreeMap<Key, (BTreeSet<String>, LineSetBuilder)> = BTreeMap::new();
     for r in records {
         let e = rows
-            .entry((
-                r.commit.clone(),
-                r.path.clone(),
-                r.agent.clone(),
-                r.model.clone().unwrap_or_default(),
-            ))
+            .entry((r.commit, r.path, r.agent, r.model.unwrap_or_default()))
             .or_default();
-        e.0.extend(r.session.clone());
-        e.1.extend(r.lines());
+        e.0.extend(r.session);
+        for (a, b) in r.ranges {
+            e.1.insert_range(a, b);
+        }
     }
     rows.into_iter()
         .map(
@@ -629,7 +734,7 @@ fn line_rows(records: Vec<super::lines::LineRecord>) -> Vec<LineRecordRow> {
                 agent,
                 model,
                 sessions: sessions.into_iter().collect(),
-                lines: lines.into_iter().collect(),
+                lines: lines.build(),
             },
         )
         .collect()
@@ -684,7 +789,7 @@ fn file_view(f: &UploadFile, unmatched: &[String]) -> Value {
             v["line_records"] = json!({
                 "commits": commits.len(),
                 "files": files.len(),
-                "agent_lines": rows.iter().map(|r| r.lines.len()).sum::<usize>(),
+                "agent_lines": rows.iter().map(|r| r.lines.len()).sum::<u64>(),
             });
         }
     }
@@ -764,7 +869,7 @@ mod tests {
 
     #[test]
     fn unreadable_files_name_file_format_and_line() {
-        let e = read_file("a.info".into(), b"SF:a.c\nDA:x,1\n", "acme/demo", None)
+        let e = parse_file("a.info".into(), b"SF:a.c\nDA:x,1\n")
             .map(drop)
             .unwrap_err();
         assert_eq!(e.0, StatusCode::UNPROCESSABLE_ENTITY);
@@ -776,15 +881,68 @@ mod tests {
                 .unwrap()
                 .starts_with("a.info: lcov line 2:")
         );
-        let e = read_file("x.json".into(), b"{}", "acme/demo", None)
-            .map(drop)
-            .unwrap_err();
+        let e = parse_file("x.json".into(), b"{}").map(drop).unwrap_err();
         assert!(
             e.1["error"]
                 .as_str()
                 .unwrap()
                 .contains("x.json: format not recognised")
         );
+    }
+
+    fn amplified_profile(blocks: usize) -> Vec<u8> {
+        let mut p = String::from("mode: set\n");
+        for i in 0..blocks {
+            p.push_str(&format!(
+                "github.com/acme/widgets/f{i}.go:1.1,100000.1 1 1\n"
+            ));
+        }
+        p.into_bytes()
+    }
+
+    #[test]
+    fn parsed_files_hold_ranges_and_the_upload_cap_holds() {
+        // 500 blocks of 100,000 lines: 1,000 entries held (a covered and a coverable
+        // range per file), not 50,000,000.
+        let amp = parse_file("amp.out".into(), &amplified_profile(500)).unwrap();
+        assert_eq!(amp.entries(), 1000);
+
+        let mut parsed = ParsedFiles::new(2500);
+        for _ in 0..2 {
+            parsed
+                .push(parse_file("amp.out".into(), &amplified_profile(500)).unwrap())
+                .unwrap();
+        }
+        assert_eq!(parsed.entries(), 2000);
+        let e = parsed
+            .push(parse_file("third.out".into(), &amplified_profile(500)).unwrap())
+            .map(drop)
+            .unwrap_err();
+        assert_eq!(e.0, StatusCode::PAYLOAD_TOO_LARGE);
+        let msg = e.1["error"].as_str().unwrap();
+        assert!(
+            msg.contains("more than 2500 line ranges and test cases") && msg.contains("third.out"),
+            "{msg}"
+        );
+
+        // Every format counts: test cases, and line records' ranges.
+        let junit =
+            b"<testsuite name=\"s\"><testcase name=\"a\"/><testcase name=\"b\"/></testsuite>";
+        assert_eq!(parse_file("t.xml".into(), junit).unwrap().entries(), 2);
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let trace = format!(
+            r#"{{"version":"0.1.0","vcs":{{"type":"git","revision":"{sha}"}},"tool":{{"name":"cursor"}},"files":[{{"path":"src/a.rs","conversations":[{{"contributor":{{"type":"ai","model_id":"m"}},"ranges":[{{"start_line":1,"end_line":100000}},{{"start_line":200000,"end_line":300000}}]}}]}}]}}"#
+        );
+        let lines = parse_file("trace.json".into(), trace.as_bytes()).unwrap();
+        assert_eq!(lines.entries(), 2);
+        let (file, _) = normalise_file(lines, "acme/demo", None);
+        match file.content {
+            FileContent::Lines(rows) => {
+                assert_eq!(rows.len(), 1);
+                assert_eq!(rows[0].lines.ranges(), &[(1, 100_000), (200_000, 300_000)]);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

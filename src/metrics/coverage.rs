@@ -63,6 +63,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::{Value, json};
 
 use crate::facts::encode_lines;
+use crate::line_set::LineSet;
 use crate::store::uploads::{AncestorRow, FileLines, StoredCase, StoredUpload};
 
 /// `part / whole` as a percentage with two decimals; `None` for an empty whole.
@@ -75,33 +76,26 @@ pub const MAX_BASE_DEPTH: i64 = 1000;
 /// Rows of the missing-lines table and of the failures list.
 const MAX_LISTED: usize = 20;
 
-/// Merged line coverage: path → line → covered.
+/// Merged line coverage: path → (covered, coverable) lines, as ranges.
 #[derive(Debug, Default)]
 pub struct Merged {
-    files: HashMap<String, HashMap<u32, bool>>,
+    files: HashMap<String, (LineSet, LineSet)>,
 }
 
 impl Merged {
     pub fn add(&mut self, lines: &FileLines) {
         for (path, (covered, missed)) in lines {
-            let file = self.files.entry(path.clone()).or_default();
-            for l in missed {
-                file.entry(*l).or_insert(false);
-            }
-            for l in covered {
-                file.insert(*l, true);
-            }
+            let (c, t) = self.files.entry(path.clone()).or_default();
+            *c = c.union(covered);
+            *t = t.union(&covered.union(missed));
         }
     }
 
     /// `(covered, coverable)`.
     pub fn totals(&self) -> (u64, u64) {
-        self.files.values().fold((0, 0), |(c, t), f| {
-            (
-                c + f.values().filter(|v| **v).count() as u64,
-                t + f.len() as u64,
-            )
-        })
+        self.files
+            .values()
+            .fold((0, 0), |(c, t), (fc, ft)| (c + fc.len(), t + ft.len()))
     }
 }
 
@@ -113,21 +107,17 @@ pub fn patch_coverage(
     let (mut covered, mut coverable) = (0, 0);
     let mut missing = Vec::new();
     for (path, lines) in added {
-        let Some(file) = merged.files.get(path) else {
+        let Some((hit, lists)) = merged.files.get(path) else {
             continue;
         };
         let mut miss = Vec::new();
-        for l in lines {
-            match file.get(l) {
-                Some(true) => {
-                    covered += 1;
-                    coverable += 1;
-                }
-                Some(false) => {
-                    coverable += 1;
-                    miss.push(*l);
-                }
-                None => {}
+        for &l in lines {
+            if hit.contains(l) {
+                covered += 1;
+                coverable += 1;
+            } else if lists.contains(l) {
+                coverable += 1;
+                miss.push(l);
             }
         }
         if !miss.is_empty() {
@@ -398,11 +388,17 @@ mod tests {
     fn patch_coverage_counts_coverable_added_lines() {
         let mut m = Merged::default();
         let mut lines = FileLines::new();
-        lines.insert("a.rs".into(), (vec![1, 2, 3], vec![4, 5]));
+        lines.insert(
+            "a.rs".into(),
+            (LineSet::from_ranges([(1, 3)]), LineSet::from_lines([4, 5])),
+        );
         m.add(&lines);
         // Another upload covers line 4.
         let mut more = FileLines::new();
-        more.insert("a.rs".into(), (vec![4], vec![]));
+        more.insert(
+            "a.rs".into(),
+            (LineSet::from_lines([4]), LineSet::default()),
+        );
         m.add(&more);
         assert_eq!(m.totals(), (4, 5));
         let added = vec![

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::diff;
 use super::pull::PatchFile;
+use crate::line_set::LineSet;
 
 /// Agent-written added lines by content: path → line text → how many.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -57,7 +58,7 @@ impl RecordedCommit {
 /// A commit's agent-written added lines from its own records (`lines`: path → line
 /// numbers of the commit's version of the file). Recorded lines the commit did not add
 /// (context it kept) are not counted.
-pub fn from_records(patch: &[PatchFile], lines: &BTreeMap<String, Vec<u32>>) -> RecordedCommit {
+pub fn from_records(patch: &[PatchFile], lines: &BTreeMap<String, LineSet>) -> RecordedCommit {
     let mut out = RecordedCommit::default();
     for f in patch {
         let added = diff::added_lines(f.patch.as_deref().unwrap_or(""));
@@ -67,7 +68,7 @@ pub fn from_records(patch: &[PatchFile], lines: &BTreeMap<String, Vec<u32>>) -> 
         };
         let mut numbers = Vec::new();
         for l in added {
-            if recorded.binary_search(&l.number).is_ok() {
+            if recorded.contains(l.number) {
                 numbers.push(l.number);
                 *out.contents
                     .0
@@ -131,7 +132,7 @@ mod tests {
             "a.rs",
             "@@ -8,2 +8,7 @@\n keep\n keep\n+fn agent() {\n+}\n+fn human() {\n+}\n+// end\n",
         )];
-        let lines = BTreeMap::from([("a.rs".to_string(), vec![9, 10, 11])]);
+        let lines = BTreeMap::from([("a.rs".to_string(), LineSet::from_ranges([(9, 11)]))]);
         let r = from_records(&patch, &lines);
         assert_eq!(r.added, 5);
         assert_eq!(r.agent_added(), 2);
@@ -147,9 +148,18 @@ mod tests {
     fn a_squash_carries_its_originals_lines_by_file_and_content() {
         let one = vec![file("a.rs", "@@ -0,0 +1,2 @@\n+agent one\n+human one\n")];
         let two = vec![file("a.rs", "@@ -2,0 +3,2 @@\n+agent two\n+human two\n")];
-        let mut from =
-            from_records(&one, &BTreeMap::from([("a.rs".to_string(), vec![1])])).contents;
-        from.add(from_records(&two, &BTreeMap::from([("a.rs".to_string(), vec![3])])).contents);
+        let mut from = from_records(
+            &one,
+            &BTreeMap::from([("a.rs".to_string(), LineSet::from_lines([1]))]),
+        )
+        .contents;
+        from.add(
+            from_records(
+                &two,
+                &BTreeMap::from([("a.rs".to_string(), LineSet::from_lines([3]))]),
+            )
+            .contents,
+        );
         let squash = vec![file(
             "a.rs",
             "@@ -0,0 +1,4 @@\n+agent one\n+human one\n+agent two\n+human two\n",

@@ -3,7 +3,7 @@
 //! writer inside an upload's transaction and read back by the reports.
 //!
 //! Rows are keyed by (repository, commit, path, agent, model); a file's lines are kept as
-//! ascending ranges ([`encode_lines`]). A new upload of a commit's records from one source
+//! ascending ranges ([`LineSet`]), in memory as in the database. A new upload of a commit's records from one source
 //! replaces that source's rows of the commit, so the newest note wins and the same one
 //! sent again changes nothing.
 
@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use super::{Db, Result, placeholders};
-use crate::facts::{decode_lines, encode_lines};
+use crate::line_set::LineSet;
 
 /// One stored row to write: a file's agent-written lines of one commit, by one agent and
 /// model.
@@ -25,8 +25,7 @@ pub struct LineRecordRow {
     pub model: String,
     /// Sorted, distinct.
     pub sessions: Vec<String>,
-    /// Ascending, distinct.
-    pub lines: Vec<u32>,
+    pub lines: LineSet,
 }
 
 /// Writes an upload's line records (inside the writer's transaction): for each commit
@@ -64,7 +63,7 @@ pub(super) async fn write(
         .bind(&r.model)
         .bind(source)
         .bind(r.sessions.join(","))
-        .bind(encode_lines(r.lines.iter().copied()))
+        .bind(r.lines.encode())
         .bind(upload_id)
         .bind(received_ns)
         .execute(&mut *conn)
@@ -73,11 +72,11 @@ pub(super) async fn write(
     Ok(())
 }
 
-/// The agent-written lines of one commit: path → line numbers (ascending, every agent's),
-/// and the agents named.
+/// The agent-written lines of one commit: path → lines (every agent's), and the agents
+/// named.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CommitLines {
-    pub files: BTreeMap<String, Vec<u32>>,
+    pub files: BTreeMap<String, LineSet>,
     pub agents: Vec<String>,
 }
 
@@ -103,15 +102,12 @@ impl Db {
             }
             for (sha, path, agent, lines) in q.fetch_all(&self.pool).await? {
                 let c = out.entry(sha).or_default();
-                decode_lines(&lines, c.files.entry(path).or_default());
+                let file = c.files.entry(path).or_default();
+                *file = file.union(&LineSet::decode(&lines));
                 c.agents.push(agent);
             }
         }
         for c in out.values_mut() {
-            for l in c.files.values_mut() {
-                l.sort_unstable();
-                l.dedup();
-            }
             c.agents.sort();
             c.agents.dedup();
         }

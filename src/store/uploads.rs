@@ -7,7 +7,8 @@
 //! A file already stored for the same (repository, run, attempt, job, SHA-256 digest) is
 //! skipped: a repeated upload stores nothing new.
 //!
-//! Line sets are kept as ascending ranges (`"1-5,8,10-20"`, [`encode_lines`]).
+//! Line sets are kept as ascending ranges (`"1-5,8,10-20"`, [`LineSet::encode`]), in the
+//! database and in memory alike: nothing here holds a line per line.
 
 use std::collections::BTreeMap;
 
@@ -15,17 +16,17 @@ use sqlx::SqliteConnection;
 
 use super::writer::Written;
 use super::{Db, Result};
-use crate::facts::{decode_lines, encode_lines};
 use crate::ids::node;
+use crate::line_set::LineSet;
 
 /// What one uploaded file holds, parsed and normalised.
 #[derive(Debug, Clone)]
 pub enum FileContent {
-    /// Per source path: covered lines and coverable lines not covered, ascending.
+    /// Per source path: covered lines and coverable lines not covered.
     Coverage {
         covered: i64,
         coverable: i64,
-        files: Vec<(String, Vec<u32>, Vec<u32>)>,
+        files: Vec<(String, LineSet, LineSet)>,
     },
     Tests(Vec<TestCaseRow>),
     /// Line records (git-ai notes, Agent Trace): agent-written lines per commit and file.
@@ -57,15 +58,16 @@ pub struct UploadFile {
 }
 
 impl UploadFile {
-    /// How many source lines (or test cases) the file covers, to bound an upload.
-    pub fn lines(&self) -> u64 {
+    /// What the file holds in memory, to bound an upload: line ranges of coverage and
+    /// of line records, test cases.
+    pub fn entries(&self) -> u64 {
         match &self.content {
             FileContent::Coverage { files, .. } => files
                 .iter()
-                .map(|(_, hit, missed)| (hit.len() + missed.len()) as u64)
+                .map(|(_, hit, missed)| (hit.ranges().len() + missed.ranges().len()) as u64)
                 .sum(),
             FileContent::Tests(t) => t.len() as u64,
-            FileContent::Lines(rows) => rows.len() as u64,
+            FileContent::Lines(rows) => rows.iter().map(|r| r.lines.ranges().len() as u64).sum(),
         }
     }
 }
@@ -186,7 +188,7 @@ pub(super) async fn write(conn: &mut SqliteConnection, u: &UploadBatch) -> Resul
 async fn write_coverage(
     conn: &mut SqliteConnection,
     id: i64,
-    files: &[(String, Vec<u32>, Vec<u32>)],
+    files: &[(String, LineSet, LineSet)],
 ) -> Result<()> {
     // A file without coverable lines (an empty `__init__.py`) adds nothing.
     for (path, covered, missed) in files {
@@ -198,8 +200,8 @@ async fn write_coverage(
         )
         .bind(id)
         .bind(path)
-        .bind(encode_lines(covered.iter().copied()))
-        .bind(encode_lines(missed.iter().copied()))
+        .bind(covered.encode())
+        .bind(missed.encode())
         .execute(&mut *conn)
         .await?;
     }
@@ -238,7 +240,7 @@ pub struct StoredUpload {
 }
 
 /// Per path: covered lines and coverable lines not covered, of one upload.
-pub type FileLines = BTreeMap<String, (Vec<u32>, Vec<u32>)>;
+pub type FileLines = BTreeMap<String, (LineSet, LineSet)>;
 
 /// One stored test case, named `classname::name` (else `suite::name`).
 #[derive(Debug, Clone, PartialEq)]
@@ -309,10 +311,7 @@ impl Db {
                 .await?;
         let mut out = FileLines::new();
         for (path, covered, missed) in rows {
-            let (mut c, mut m) = (Vec::new(), Vec::new());
-            decode_lines(&covered, &mut c);
-            decode_lines(&missed, &mut m);
-            out.insert(path, (c, m));
+            out.insert(path, (LineSet::decode(&covered), LineSet::decode(&missed)));
         }
         Ok(out)
     }

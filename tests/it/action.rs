@@ -532,7 +532,7 @@ async fn git_ai_notes_are_fetched_from_origin_and_sent_per_commit() {
         .line_records("acme/widgets", std::slice::from_ref(&mixed))
         .await
         .unwrap();
-    assert_eq!(rows[&mixed].files["src/lib.rs"], vec![1, 2, 4]);
+    assert_eq!(rows[&mixed].files["src/lib.rs"].encode(), "1-2,4");
     assert_eq!(rows[&mixed].agents, vec!["claude".to_string()]);
     app.stop().await;
 }

@@ -841,3 +841,57 @@ async fn only_a_few_uploads_are_read_at_once() {
     assert_eq!(status, 201, "{b}");
     app.stop().await;
 }
+
+/// An upload's files are read, parsed and dropped one at a time, not all held first: an
+/// unreadable second file is answered (422 naming it) while the body is still arriving —
+/// the server read no further — and nothing of the upload is stored, the good first file
+/// included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_are_parsed_as_they_arrive_and_an_upload_is_stored_whole_or_not_at_all() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let issuer = fake_issuer().await;
+    let mut app = app_with_issuer(&issuer).await;
+    let host = app.http.trim_start_matches("http://").to_string();
+    let good = ci_fixture("coverage.lcov");
+    let files: [(&str, &[u8]); 2] = [("good.info", &good), ("bad.info", b"SF:a.c\nDA:x,1\n")];
+    let (content_type, body) = multipart(Some(&context(HEAD, 901, 1, &[])), &files);
+    let boundary = content_type.rsplit('=').next().unwrap();
+    // Everything but the closing delimiter, then a third part that never ends.
+    let mut sent = body[..body.len() - format!("--{boundary}--\r\n").len()].to_vec();
+    sent.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"third.info\"\r\n\r\nSF:")
+            .as_bytes(),
+    );
+    let mut s = tokio::net::TcpStream::connect(&host).await.unwrap();
+    let head = format!(
+        "POST /api/v1/ci/uploads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {STATIC_TOKEN}\r\n\
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        sent.len() + 10_000_000
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&sent).await.unwrap();
+    // The answer comes with 10 MB of the body still unsent.
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+            if answer.windows(8).any(|w| w == b"bad.info") {
+                break;
+            }
+        }
+    })
+    .await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(read.is_ok(), "answered before the body ended: {answer}");
+    assert!(answer.starts_with("HTTP/1.1 422"), "{answer}");
+    assert!(answer.contains("bad.info: lcov line 2"), "{answer}");
+    drop(s);
+    assert_eq!(app.count("ci_uploads").await, 0, "nothing half-written");
+    assert_eq!(app.count("ci_coverage").await, 0, "nothing half-written");
+    app.stop().await;
+}

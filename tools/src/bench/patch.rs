@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
+use tracelink::line_set::LineSet;
 use tracelink::metrics::coverage::{Merged, patch_coverage};
 use tracelink::metrics::diff::added_numbers;
 use tracelink::store::uploads::FileLines;
@@ -21,8 +22,8 @@ pub fn run(args: PatchArgs) -> anyhow::Result<()> {
     let mut m = Merged::default();
     let mut lines = FileLines::new();
     for f in 0..100 {
-        let covered: Vec<u32> = (1..=1000).filter(|l| l % 7 != 0).collect();
-        let missed: Vec<u32> = (1..=1000).filter(|l| l % 7 == 0).collect();
+        let covered = LineSet::from_lines((1..=1000).filter(|l| l % 7 != 0));
+        let missed = LineSet::from_lines((1..=1000).filter(|l| l % 7 == 0));
         lines.insert(format!("src/m{f}.rs"), (covered, missed));
     }
     m.add(&lines);
