@@ -350,8 +350,8 @@ pub fn upload_multipart(data: &[u8]) -> bool {
                         }
                     }
                     Ok(Some(ci::upload::Part::File { name, bytes })) => {
-                        let pushed =
-                            ci::upload::parse_file(name, &bytes).and_then(|f| parsed.push(f));
+                        let pushed = ci::upload::parse_file(name, &bytes, parsed.room())
+                            .and_then(|f| parsed.push(f));
                         if pushed.is_err() {
                             return false;
                         }

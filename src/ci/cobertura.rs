@@ -23,10 +23,12 @@ use super::{CoverageBuilder, Format, LineCoverage, OpenFile, ParseError, parse_u
 
 const FORMAT: Format = Format::Cobertura;
 
-pub fn parse(reader: impl BufRead) -> Result<LineCoverage, ParseError> {
+pub(super) fn parse(
+    reader: impl BufRead,
+    mut cov: CoverageBuilder,
+) -> Result<LineCoverage, ParseError> {
     let mut xml = XmlReader::new(reader, FORMAT);
     let mut buf = Vec::with_capacity(1024);
-    let mut cov = CoverageBuilder::default();
     let mut sources: Vec<String> = Vec::new();
     let mut source_text: Option<String> = None;
     let mut class: Option<OpenFile> = None;
@@ -102,7 +104,8 @@ pub fn parse(reader: impl BufRead) -> Result<LineCoverage, ParseError> {
                 };
                 let (number, hits) = line_attrs(&xml, &e)?;
                 if number > 0 {
-                    file.add(number, hits);
+                    file.add(number, hits)
+                        .map_err(|o| o.at(xml.error(String::new())))?;
                 }
             }
             _ => {}

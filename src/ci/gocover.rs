@@ -27,8 +27,10 @@ const FORMAT: Format = Format::GoCover;
 /// source file reaches out of the totals.
 pub const MAX_LINE: u32 = super::lines::MAX_LINE;
 
-pub fn parse(mut reader: impl BufRead) -> Result<LineCoverage, ParseError> {
-    let mut cov = CoverageBuilder::default();
+pub(super) fn parse(
+    mut reader: impl BufRead,
+    mut cov: CoverageBuilder,
+) -> Result<LineCoverage, ParseError> {
     // The file of the last block: a profile lists a file's blocks together.
     let mut current: Option<OpenFile> = None;
     let mut line = Vec::with_capacity(256);
@@ -95,7 +97,8 @@ pub fn parse(mut reader: impl BufRead) -> Result<LineCoverage, ParseError> {
         }
         // One range however many lines it spans: a line is covered when any block
         // covering it ran.
-        file.add_range(block.start, block.end, block.count);
+        file.add_range(block.start, block.end, block.count)
+            .map_err(|o| o.at(err(String::new())))?;
     }
     if !seen_mode {
         return Err(ParseError::new(

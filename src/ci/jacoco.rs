@@ -21,10 +21,12 @@ use super::{CoverageBuilder, Format, LineCoverage, OpenFile, ParseError};
 
 const FORMAT: Format = Format::Jacoco;
 
-pub fn parse(reader: impl BufRead) -> Result<LineCoverage, ParseError> {
+pub(super) fn parse(
+    reader: impl BufRead,
+    mut cov: CoverageBuilder,
+) -> Result<LineCoverage, ParseError> {
     let mut xml = XmlReader::new(reader, FORMAT);
     let mut buf = Vec::with_capacity(1024);
-    let mut cov = CoverageBuilder::default();
     let mut package: Option<String> = None;
     let mut sourcefile: Option<OpenFile> = None;
     let mut root = Root::new("report");
@@ -92,7 +94,8 @@ pub fn parse(reader: impl BufRead) -> Result<LineCoverage, ParseError> {
                 let mi = xml.u64_attr(&e, "mi")?.unwrap_or(0);
                 let ci = xml.u64_attr(&e, "ci")?.unwrap_or(0);
                 if nr > 0 && mi.saturating_add(ci) > 0 {
-                    file.add(nr, ci);
+                    file.add(nr, ci)
+                        .map_err(|o| o.at(xml.error(String::new())))?;
                 }
             }
             _ => {}

@@ -42,7 +42,8 @@ struct Verdict {
     text: String,
 }
 
-pub fn parse(reader: impl BufRead) -> Result<Vec<TestCase>, ParseError> {
+/// Reads a JUnit report of at most `max_cases` test cases.
+pub(super) fn parse(reader: impl BufRead, max_cases: u64) -> Result<Vec<TestCase>, ParseError> {
     let mut xml = XmlReader::new(reader, FORMAT);
     let mut buf = Vec::with_capacity(1024);
     let mut cases = Vec::new();
@@ -124,6 +125,9 @@ pub fn parse(reader: impl BufRead) -> Result<Vec<TestCase>, ParseError> {
             "testcase" => {
                 if case.is_some() {
                     return Err(xml.error("<testcase> inside a <testcase>"));
+                }
+                if cases.len() as u64 >= max_cases {
+                    return Err(super::OverLimit(max_cases).at(xml.error(String::new())));
                 }
                 let c = start_case(&xml, &e, &suites)?;
                 if empty {

@@ -15,8 +15,10 @@ use super::{
 
 const FORMAT: Format = Format::Lcov;
 
-pub fn parse(mut reader: impl BufRead) -> Result<LineCoverage, ParseError> {
-    let mut cov = CoverageBuilder::default();
+pub(super) fn parse(
+    mut reader: impl BufRead,
+    mut cov: CoverageBuilder,
+) -> Result<LineCoverage, ParseError> {
     let mut line = Vec::with_capacity(256);
     let mut lineno: u64 = 0;
     // The open record: its path and the line where SF was.
@@ -77,7 +79,7 @@ pub fn parse(mut reader: impl BufRead) -> Result<LineCoverage, ParseError> {
                     .ok_or_else(|| err(format!("DA hit count is not a number: {}", shown(text))))?;
                 // Some writers emit line 0 for code they cannot place; it is no line.
                 if l > 0 {
-                    file.add(l, h);
+                    file.add(l, h).map_err(|o| o.at(err(String::new())))?;
                 }
             }
             b"LF" | b"LH" | b"FNF" | b"FNH" | b"BRF" | b"BRH" => {

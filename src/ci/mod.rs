@@ -201,10 +201,34 @@ impl LineCoverage {
 }
 
 /// A report's coverage while it is read: each file's lines gathered by
-/// [`LineSetBuilder`]s, in any order ([`CoverageBuilder::open`], [`CoverageBuilder::close`]).
-#[derive(Default)]
+/// [`LineSetBuilder`]s, in any order ([`CoverageBuilder::open`], [`CoverageBuilder::close`]),
+/// the ranges held counted against a most ([`parse_within`]).
 pub(crate) struct CoverageBuilder {
     files: BTreeMap<String, OpenFile>,
+    /// Ranges the builders hold now, over all files.
+    held: u64,
+    max: u64,
+}
+
+impl Default for CoverageBuilder {
+    fn default() -> Self {
+        CoverageBuilder::within(u64::MAX)
+    }
+}
+
+/// More ranges held than a report may hold: the most allowed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OverLimit(pub u64);
+
+impl OverLimit {
+    /// The error at a place in the report (`at`, from the parser, names the line).
+    pub(crate) fn at(self, at: ParseError) -> ParseError {
+        ParseError {
+            message: format!("more than {} line ranges and test cases", self.0),
+            over_limit: true,
+            ..at
+        }
+    }
 }
 
 /// A file whose lines are being read, taken out of its [`CoverageBuilder`] so that adding
@@ -213,20 +237,33 @@ pub(crate) struct OpenFile {
     pub path: String,
     covered: LineSetBuilder,
     coverable: LineSetBuilder,
+    /// The builder's count of ranges held, this file's included, while it is open.
+    held: u64,
+    max: u64,
 }
 
 impl OpenFile {
     /// A coverable line and its hits.
-    pub fn add(&mut self, line: u32, hits: u64) {
-        self.add_range(line, line, hits);
+    pub fn add(&mut self, line: u32, hits: u64) -> Result<(), OverLimit> {
+        self.add_range(line, line, hits)
     }
 
     /// Coverable lines `start..=end`, all with `hits`.
-    pub fn add_range(&mut self, start: u32, end: u32, hits: u64) {
+    pub fn add_range(&mut self, start: u32, end: u32, hits: u64) -> Result<(), OverLimit> {
+        let before = self.ranges_held();
         self.coverable.insert_range(start, end);
         if hits > 0 {
             self.covered.insert_range(start, end);
         }
+        self.held = (self.held + self.ranges_held()).saturating_sub(before);
+        if self.held > self.max {
+            return Err(OverLimit(self.max));
+        }
+        Ok(())
+    }
+
+    fn ranges_held(&self) -> u64 {
+        (self.covered.held() + self.coverable.held()) as u64
     }
 
     fn build(self) -> FileCoverage {
@@ -238,15 +275,30 @@ impl OpenFile {
 }
 
 impl CoverageBuilder {
+    /// A builder that holds at most `max` ranges.
+    pub(crate) fn within(max: u64) -> Self {
+        CoverageBuilder {
+            files: BTreeMap::new(),
+            held: 0,
+            max,
+        }
+    }
+
     pub(crate) fn open(&mut self, path: String) -> OpenFile {
-        self.files.remove(&path).unwrap_or(OpenFile {
+        let mut file = self.files.remove(&path).unwrap_or(OpenFile {
             path,
             covered: LineSetBuilder::default(),
             coverable: LineSetBuilder::default(),
-        })
+            held: 0,
+            max: 0,
+        });
+        file.held = self.held;
+        file.max = self.max;
+        file
     }
 
     pub(crate) fn close(&mut self, file: OpenFile) {
+        self.held = file.held;
         self.files.insert(file.path.clone(), file);
     }
 
@@ -338,6 +390,8 @@ pub struct ParseError {
     /// 1-based line of the report where reading stopped, when known.
     pub line: Option<u64>,
     pub message: String,
+    /// The report holds more than it may ([`parse_within`]): too large, not unreadable.
+    pub over_limit: bool,
 }
 
 impl ParseError {
@@ -346,6 +400,7 @@ impl ParseError {
             format,
             line,
             message: message.into(),
+            over_limit: false,
         }
     }
 }
@@ -384,12 +439,24 @@ pub fn detect(head: &[u8]) -> Option<Format> {
 
 /// Reads a whole report of a known format.
 pub fn parse(reader: impl BufRead, format: Format) -> Result<Report, ParseError> {
+    parse_within(reader, format, u64::MAX)
+}
+
+/// Reads a whole report of a known format, holding at most `max_entries` line ranges of
+/// coverage or test cases while it reads (line records are bounded by their own caps,
+/// [`lines::MAX_RANGES`]); beyond, an error marked [`ParseError::over_limit`].
+pub fn parse_within(
+    reader: impl BufRead,
+    format: Format,
+    max_entries: u64,
+) -> Result<Report, ParseError> {
+    let cov = || CoverageBuilder::within(max_entries);
     match format {
-        Format::Lcov => lcov::parse(reader).map(Report::Coverage),
-        Format::Cobertura => cobertura::parse(reader).map(Report::Coverage),
-        Format::Jacoco => jacoco::parse(reader).map(Report::Coverage),
-        Format::GoCover => gocover::parse(reader).map(Report::Coverage),
-        Format::Junit => junit::parse(reader).map(Report::Tests),
+        Format::Lcov => lcov::parse(reader, cov()).map(Report::Coverage),
+        Format::Cobertura => cobertura::parse(reader, cov()).map(Report::Coverage),
+        Format::Jacoco => jacoco::parse(reader, cov()).map(Report::Coverage),
+        Format::GoCover => gocover::parse(reader, cov()).map(Report::Coverage),
+        Format::Junit => junit::parse(reader, max_entries).map(Report::Tests),
         Format::GitAi => lines::parse_git_ai(reader).map(Report::Lines),
         Format::AgentTrace => lines::parse_agent_trace(reader).map(Report::Lines),
     }
@@ -462,7 +529,7 @@ pub(crate) mod testutil {
 
 #[cfg(test)]
 mod tests {
-    use super::testutil::fixture;
+    use super::testutil::{fixture, parse_err};
     use super::*;
 
     #[test]
@@ -530,7 +597,7 @@ mod tests {
         let mut b = CoverageBuilder::default();
         for &(path, line, hits) in entries {
             let mut f = b.open(path.to_string());
-            f.add(line, hits);
+            f.add(line, hits).unwrap();
             b.close(f);
         }
         b.finish()
@@ -550,11 +617,35 @@ mod tests {
     }
 
     #[test]
+    fn parse_within_stops_at_the_ranges_it_may_hold() {
+        // Hit and missed lines alternate: every covered line is a range of its own.
+        let mut lcov = String::from("SF:a.c\n");
+        for l in 1..=1000 {
+            lcov.push_str(&format!("DA:{l},{}\n", l % 2));
+        }
+        lcov.push_str("end_of_record\n");
+        let whole = parse(lcov.as_bytes(), Format::Lcov).unwrap();
+        let Report::Coverage(c) = whole else {
+            panic!("coverage")
+        };
+        assert_eq!(c.ranges(), 501);
+        let e = parse_within(lcov.as_bytes(), Format::Lcov, 100).unwrap_err();
+        assert!(e.over_limit, "{e}");
+        assert_eq!(e.line, Some(200), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "lcov line 200: more than 100 line ranges and test cases"
+        );
+        // Unreadable is not too large.
+        assert!(!parse_err(b"SF:a.c\nDA:x,1\n", Format::Lcov).over_limit);
+    }
+
+    #[test]
     fn a_range_is_held_as_one_range() {
         let mut b = CoverageBuilder::default();
         let mut f = b.open("a.go".into());
-        f.add_range(1, 100_000, 1);
-        f.add_range(50, 200_000, 0);
+        f.add_range(1, 100_000, 1).unwrap();
+        f.add_range(50, 200_000, 0).unwrap();
         b.close(f);
         let c = b.finish();
         assert_eq!(c.file_totals("a.go"), (100_000, 200_000));

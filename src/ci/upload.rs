@@ -15,11 +15,11 @@
 //!    or naming file, format and line when it cannot be read) and dropped before the next
 //!    part is read, so an upload holds one file's bytes at a time beside its parsed
 //!    reports — line ranges and test cases, at most [`MAX_UPLOAD_ENTRIES`] of them
-//!    together (413 beyond). A file's error found before the context arrived is answered
-//!    once the context has been checked. Then each report's paths are normalised to the
-//!    repository (unmatched paths are reported, not stored). Nothing is stored unless
-//!    every file reads.
-//! 4. **Store** through the single writer ([`crate::store::uploads`]), durable before the
+//!    together, counted while each file is parsed (413 beyond). A file's error found
+//!    before the context arrived is answered once the context has been checked. Then
+//!    each report's paths are normalised to the repository (unmatched paths are
+//!    reported, not stored). Nothing is stored unless every file reads.
+//! 3. **Store** through the single writer ([`crate::store::uploads`]), durable before the
 //!    answer: 201 when something new was stored, 200 when every file was already stored
 //!    for this (run, attempt, job). The body is JSON (`files` with each one's format, line or
 //!    test totals and unmatched paths; `stored`, `already_stored`), with a markdown
@@ -236,7 +236,8 @@ async fn handle(
                     continue;
                 }
                 // Parsing is CPU work: off the async workers.
-                let file = tokio::task::spawn_blocking(move || parse_file(name, &bytes))
+                let room = parsed.room();
+                let file = tokio::task::spawn_blocking(move || parse_file(name, &bytes, room))
                     .await
                     .map_err(|e| {
                         tracing::error!(error = %e, "parsing an upload panicked");
@@ -539,6 +540,13 @@ impl ParsedFile {
     }
 }
 
+/// What a file may hold while it is parsed: what is left of its upload's cap on entries.
+#[derive(Debug, Clone, Copy)]
+pub struct Room {
+    left: u64,
+    cap: u64,
+}
+
 /// An upload's parsed files, held until the upload is stored: at most `max_entries`
 /// entries ([`ParsedFile::entries`]) together.
 pub struct ParsedFiles {
@@ -563,6 +571,14 @@ impl ParsedFiles {
     /// Entries held.
     pub fn entries(&self) -> u64 {
         self.entries
+    }
+
+    /// What the next file may hold.
+    pub fn room(&self) -> Room {
+        Room {
+            left: self.max_entries.saturating_sub(self.entries),
+            cap: self.max_entries,
+        }
     }
 
     /// Keeps a parsed file; 413 naming the cap when the upload's reports would hold more
@@ -590,20 +606,6 @@ impl ParsedFiles {
             .map(|f| normalise_file(f, repo, workspace))
             .collect()
     }
-}
-
-/// Reads an upload's files one at a time, as the route does: each parsed, then bounded
-/// together by [`MAX_UPLOAD_ENTRIES`], then placed in the repository. Blocking work.
-pub fn read_files(
-    files: impl IntoIterator<Item = (String, Bytes)>,
-    repo: &str,
-    workspace: Option<&str>,
-) -> Result<Vec<(UploadFile, Vec<String>)>, UploadError> {
-    let mut parsed = ParsedFiles::new(MAX_UPLOAD_ENTRIES);
-    for (name, bytes) in files {
-        parsed.push(parse_file(name, &bytes)?)?;
-    }
-    Ok(parsed.normalise(repo, workspace))
 }
 
 async fn authenticate(state: &UploadState, headers: &HeaderMap) -> Result<Principal, UploadError> {
@@ -636,8 +638,9 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> UploadError {
     )
 }
 
-/// Detects and parses one file; 422 when it cannot be read. Blocking work.
-pub fn parse_file(name: String, bytes: &[u8]) -> Result<ParsedFile, UploadError> {
+/// Detects and parses one file, holding no more than `room` while it reads; 422 when it
+/// cannot be read, 413 naming the upload's cap when it holds too much. Blocking work.
+pub fn parse_file(name: String, bytes: &[u8], room: Room) -> Result<ParsedFile, UploadError> {
     let unprocessable = |body: Value| UploadError(StatusCode::UNPROCESSABLE_ENTITY, body);
     let head = &bytes[..bytes.len().min(8192)];
     let Some(format) = super::detect(head) else {
@@ -646,7 +649,20 @@ pub fn parse_file(name: String, bytes: &[u8]) -> Result<ParsedFile, UploadError>
             "file": name,
         })));
     };
-    let report = super::parse(bytes, format).map_err(|e| {
+    let report = super::parse_within(bytes, format, room.left).map_err(|e| {
+        if e.over_limit {
+            return UploadError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({
+                    "error": format!(
+                        "the upload's reports hold more than {} line ranges and test cases together (at {name}, {format} line {}); upload fewer or smaller reports",
+                        room.cap,
+                        e.line.unwrap_or(0)
+                    ),
+                    "file": name,
+                }),
+            );
+        }
         unprocessable(json!({
             "error": format!("{name}: {e}"),
             "file": name,
@@ -869,7 +885,7 @@ mod tests {
 
     #[test]
     fn unreadable_files_name_file_format_and_line() {
-        let e = parse_file("a.info".into(), b"SF:a.c\nDA:x,1\n")
+        let e = parse_file("a.info".into(), b"SF:a.c\nDA:x,1\n", ROOM)
             .map(drop)
             .unwrap_err();
         assert_eq!(e.0, StatusCode::UNPROCESSABLE_ENTITY);
@@ -881,7 +897,9 @@ mod tests {
                 .unwrap()
                 .starts_with("a.info: lcov line 2:")
         );
-        let e = parse_file("x.json".into(), b"{}").map(drop).unwrap_err();
+        let e = parse_file("x.json".into(), b"{}", ROOM)
+            .map(drop)
+            .unwrap_err();
         assert!(
             e.1["error"]
                 .as_str()
@@ -889,6 +907,11 @@ mod tests {
                 .contains("x.json: format not recognised")
         );
     }
+
+    const ROOM: Room = Room {
+        left: MAX_UPLOAD_ENTRIES,
+        cap: MAX_UPLOAD_ENTRIES,
+    };
 
     fn amplified_profile(blocks: usize) -> Vec<u8> {
         let mut p = String::from("mode: set\n");
@@ -904,18 +927,18 @@ mod tests {
     fn parsed_files_hold_ranges_and_the_upload_cap_holds() {
         // 500 blocks of 100,000 lines: 1,000 entries held (a covered and a coverable
         // range per file), not 50,000,000.
-        let amp = parse_file("amp.out".into(), &amplified_profile(500)).unwrap();
+        let amp = parse_file("amp.out".into(), &amplified_profile(500), ROOM).unwrap();
         assert_eq!(amp.entries(), 1000);
 
         let mut parsed = ParsedFiles::new(2500);
         for _ in 0..2 {
             parsed
-                .push(parse_file("amp.out".into(), &amplified_profile(500)).unwrap())
+                .push(parse_file("amp.out".into(), &amplified_profile(500), ROOM).unwrap())
                 .unwrap();
         }
         assert_eq!(parsed.entries(), 2000);
         let e = parsed
-            .push(parse_file("third.out".into(), &amplified_profile(500)).unwrap())
+            .push(parse_file("third.out".into(), &amplified_profile(500), ROOM).unwrap())
             .map(drop)
             .unwrap_err();
         assert_eq!(e.0, StatusCode::PAYLOAD_TOO_LARGE);
@@ -925,15 +948,41 @@ mod tests {
             "{msg}"
         );
 
+        // The cap holds while a file is read, not only after: with room for 500 more, a
+        // profile stops at the block that would take the 501st range.
+        let mut parsed = ParsedFiles::new(1500);
+        parsed
+            .push(parse_file("amp.out".into(), &amplified_profile(500), parsed.room()).unwrap())
+            .unwrap();
+        let e = parse_file("next.out".into(), &amplified_profile(500), parsed.room())
+            .map(drop)
+            .unwrap_err();
+        assert_eq!(e.0, StatusCode::PAYLOAD_TOO_LARGE);
+        let msg = e.1["error"].as_str().unwrap();
+        assert!(
+            msg.contains("more than 1500 line ranges and test cases")
+                && msg.contains("next.out, go line 252"),
+            "{msg}"
+        );
+
         // Every format counts: test cases, and line records' ranges.
         let junit =
             b"<testsuite name=\"s\"><testcase name=\"a\"/><testcase name=\"b\"/></testsuite>";
-        assert_eq!(parse_file("t.xml".into(), junit).unwrap().entries(), 2);
+        assert_eq!(
+            parse_file("t.xml".into(), junit, ROOM).unwrap().entries(),
+            2
+        );
+        // Room for one test case, two in the report.
+        let room = Room { left: 1, cap: 7 };
+        let e = parse_file("t.xml".into(), junit, room)
+            .map(drop)
+            .unwrap_err();
+        assert_eq!(e.0, StatusCode::PAYLOAD_TOO_LARGE, "{:?}", e.1);
         let sha = "0123456789abcdef0123456789abcdef01234567";
         let trace = format!(
             r#"{{"version":"0.1.0","vcs":{{"type":"git","revision":"{sha}"}},"tool":{{"name":"cursor"}},"files":[{{"path":"src/a.rs","conversations":[{{"contributor":{{"type":"ai","model_id":"m"}},"ranges":[{{"start_line":1,"end_line":100000}},{{"start_line":200000,"end_line":300000}}]}}]}}]}}"#
         );
-        let lines = parse_file("trace.json".into(), trace.as_bytes()).unwrap();
+        let lines = parse_file("trace.json".into(), trace.as_bytes(), ROOM).unwrap();
         assert_eq!(lines.entries(), 2);
         let (file, _) = normalise_file(lines, "acme/demo", None);
         match file.content {
