@@ -269,6 +269,29 @@ fn check_exposure(args: &ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// After an upgrade whose link rules changed, queues every session to be linked again;
+/// the publisher works through the queue in the background (progress in the log and as
+/// `tracelink_link_queue_sessions` on `/metrics`).
+async fn relink_on_new_rules(store: &store::Store) -> anyhow::Result<()> {
+    let mut conn = store.connect().await?;
+    let version = crate::graph::links::RULES_VERSION;
+    match conn
+        .relink_on_new_rules(version, crate::time::now_ns())
+        .await
+        .context("checking the link rules version")?
+    {
+        Some(c) if c.queued > 0 => tracing::info!(
+            from = c.from,
+            to = version,
+            sessions = c.queued,
+            "the link rules changed: linking every session again in the background"
+        ),
+        _ => {}
+    }
+    conn.close().await?;
+    Ok(())
+}
+
 /// Says once, at start-up, which models of the stored sessions have no price: their
 /// sessions' cost stays unknown until `--price-table` names them.
 async fn warn_unpriced_models(db: &Db, prices: &PriceTable) {
@@ -318,6 +341,7 @@ impl Server {
         });
         let store = store::open(&args.db).await?;
         warn_unpriced_models(&store.db, &prices).await;
+        relink_on_new_rules(&store).await?;
         let telemetry = Arc::new(Telemetry::default());
         let (sessions_tx, sessions_rx) = tokio::sync::mpsc::channel(1024);
         let extra_writer = store.connect().await?;

@@ -95,13 +95,22 @@ pub async fn healthz() -> &'static str {
 }
 
 pub async fn metrics(State(state): State<ApiState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state
-            .telemetry
-            .render(state.writer.depth(), state.queue_capacity),
-    )
-        .into_response()
+    let mut text = state
+        .telemetry
+        .render(state.writer.depth(), state.queue_capacity);
+    // Read from the database: the relink queue is durable and outlives a process.
+    match state.db.relinks_queued().await {
+        Ok(n) => {
+            use std::fmt::Write;
+            let name = "tracelink_link_queue_sessions";
+            let _ = writeln!(
+                text,
+                "# HELP {name} Sessions waiting to be linked to commits again (after new telemetry, a relink or an upgrade with new link rules).\n# TYPE {name} gauge\n{name} {n}"
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "reading the link queue for /metrics"),
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// A session with where its cost went.

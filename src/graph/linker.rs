@@ -172,5 +172,10 @@ pub async fn drain_queue(
         tx.relinks_done(&queued).await?;
         tx.commit().await?;
         handled += queued.len();
+        if queued.len() as i64 == QUEUE_ROUND {
+            // A long queue (a relink or an upgrade): say how far it is.
+            let left = db.relinks_queued().await.unwrap_or(-1);
+            tracing::info!(linked = handled, left, "linking sessions to commits again");
+        }
     }
 }

@@ -91,6 +91,12 @@ pub struct SessionLink {
     pub original: Option<String>,
 }
 
+/// The version of the link rules in this file and [`super::linker`]. Bump it with any
+/// change that links the same facts differently: the first start of a release with a
+/// new version links every session again in the background (stored links are read, not
+/// recomputed, so they would otherwise keep the old rules' answer).
+pub const RULES_VERSION: i64 = 1;
+
 #[derive(Clone, Debug)]
 pub struct LinkConfig {
     /// How far outside a session's active window a commit may fall.

@@ -1,6 +1,6 @@
 //! Stored session → commit links (`authored`), and reads of the links table.
 
-use sqlx::{AssertSqlSafe, SqliteConnection};
+use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
 
 use super::{Conn, Db, Result, Tx, placeholders};
 
@@ -147,6 +147,44 @@ impl Conn {
     /// reports that changes.
     pub async fn queue_relink_all(&mut self, filter: &RelinkFilter, now_ns: i64) -> Result<u64> {
         queue_matching(&mut self.conn, filter, now_ns).await
+    }
+}
+
+/// What [`Conn::relink_on_new_rules`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RulesChanged {
+    /// The version the stored links were computed with (`None`: before versions).
+    pub from: Option<i64>,
+    /// Sessions queued to be linked again.
+    pub queued: u64,
+}
+
+impl Conn {
+    /// When the stored links were computed with other link rules than `version`, queues
+    /// every session to be linked again and records `version`, in one transaction (so a
+    /// start that stops half-way queues again next time). `None` when nothing changed.
+    pub async fn relink_on_new_rules(
+        &mut self,
+        version: i64,
+        now_ns: i64,
+    ) -> Result<Option<RulesChanged>> {
+        let mut tx = self.conn.begin().await?;
+        let from: Option<i64> = sqlx::query_scalar("SELECT version FROM link_rules WHERE id = 1")
+            .fetch_optional(&mut *tx)
+            .await?;
+        if from == Some(version) {
+            return Ok(None);
+        }
+        let queued = queue_matching(&mut tx, &RelinkFilter::default(), now_ns).await?;
+        sqlx::query(
+            "INSERT INTO link_rules (id, version) VALUES (1, ?) \
+             ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+        )
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(RulesChanged { from, queued }))
     }
 }
 

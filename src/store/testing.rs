@@ -35,6 +35,7 @@ pub const TABLES: &[&str] = &[
     "deployment_statuses",
     "incidents",
     "links",
+    "link_rules",
     "repo_installations",
     "pull_request_commits",
     "commit_patches",
@@ -187,6 +188,24 @@ impl Fault {
             .await?;
         conn.execute("DROP TRIGGER injected_fault").await?;
         conn.close().await?;
+        Ok(())
+    }
+}
+
+impl super::Conn {
+    /// A database an older release with other link rules left behind: its session →
+    /// commit links dropped and `version` recorded as the rules they came from.
+    pub async fn as_if_linked_by_rules(&mut self, version: i64) -> Result<()> {
+        sqlx::query("DELETE FROM links WHERE from_kind = 'session'")
+            .execute(&mut self.conn)
+            .await?;
+        sqlx::query(
+            "INSERT INTO link_rules (id, version) VALUES (1, ?) \
+             ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+        )
+        .bind(version)
+        .execute(&mut self.conn)
+        .await?;
         Ok(())
     }
 }

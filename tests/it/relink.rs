@@ -93,3 +93,72 @@ async fn links_follow_an_identities_change_after_a_relink() {
     assert_eq!(sessions_in_report(&app).await.0, 0);
     app.stop().await;
 }
+
+/// The first start of a release whose link rules changed links every session again by
+/// itself, in the background, with the queue on `/metrics`; a start with the same rules
+/// leaves the stored links alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_with_new_link_rules_relinks_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let people = identities(dir.path());
+    let configure = move |a: &mut tracelink::config::ServeArgs| {
+        a.webhook_secrets = vec![SECRET.parse().unwrap()];
+        a.identities = Some(people.clone());
+    };
+    let mut app = TestApp::spawn_with(configure.clone()).await;
+    for f in ["droid-metrics.json", "droid-traces.json"] {
+        send_otlp(&app, f).await;
+    }
+    deliver(
+        &app,
+        "push",
+        "p",
+        &push("refs/heads/cache", ZERO, &droid_commits()),
+    )
+    .await;
+    let opened = pull("opened", 11, DROID_2, "cache", "2026-11-20T11:00:00Z", None);
+    deliver(&app, "pull_request", "pr", &opened).await;
+    app.applied(2).await;
+    app.linked_up().await;
+    let (n, before) = sessions_in_report(&app).await;
+    assert_eq!(n, 1, "{before}");
+
+    // An older release's links, made by other rules.
+    app.stop().await;
+    let mut store = tracelink::store::open(&app.db_path()).await.unwrap();
+    let old = tracelink::graph::links::RULES_VERSION - 1;
+    store.writer.as_if_linked_by_rules(old).await.unwrap();
+    store.db.close().await;
+    store.writer.close().await.unwrap();
+
+    app.restart_with(configure.clone()).await;
+    app.linked_up().await;
+    let (n, after) = sessions_in_report(&app).await;
+    assert_eq!(n, 1, "{after}");
+    assert_eq!(after["sessions"], before["sessions"]);
+    let metrics = reqwest::get(format!("{}/metrics", app.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("\ntracelink_link_queue_sessions 0\n"),
+        "{metrics}"
+    );
+
+    // Same rules: a start leaves the links as stored (here: none).
+    app.stop().await;
+    let mut store = tracelink::store::open(&app.db_path()).await.unwrap();
+    store
+        .writer
+        .as_if_linked_by_rules(tracelink::graph::links::RULES_VERSION)
+        .await
+        .unwrap();
+    store.db.close().await;
+    store.writer.close().await.unwrap();
+    app.restart_with(configure).await;
+    app.linked_up().await;
+    assert_eq!(sessions_in_report(&app).await.0, 0);
+    app.stop().await;
+}
