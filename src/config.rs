@@ -229,6 +229,10 @@ pub struct ServeArgs {
     /// more are closed as they arrive.
     #[arg(long, env = "TRACELINK_MAX_CONNECTIONS", default_value_t = 512)]
     pub max_connections: usize,
+    /// gRPC connections open at once (with `--max-connections`, keep the sum below the
+    /// descriptor limit); at the cap the one silent longest is closed to make room.
+    #[arg(long, env = "TRACELINK_MAX_GRPC_CONNECTIONS", default_value_t = 256)]
+    pub max_grpc_connections: usize,
     /// Seconds an HTTP client has to send a request's headers (also how long an idle
     /// keep-alive connection stays open).
     #[arg(long, env = "TRACELINK_HEADER_TIMEOUT_SECS", default_value_t = 10)]
@@ -394,6 +398,7 @@ impl ServeArgs {
             metrics_token: None,
             allow_unauthenticated: false,
             max_connections: 512,
+            max_grpc_connections: 256,
             header_timeout_secs: 10,
             request_timeout_secs: 120,
             max_body_bytes: 16 * 1024 * 1024,

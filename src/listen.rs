@@ -9,6 +9,8 @@
 //! descriptor. `axum::serve` has none of these. (hyper-util's version-detecting `auto` builder is not used: with a header
 //! timeout set, a request it had already read waited for the timeout.)
 
+pub mod grpc;
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};

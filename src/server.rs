@@ -498,20 +498,31 @@ impl Server {
             }
             .server(),
         );
+        let header_timeout = std::time::Duration::from_secs(args.header_timeout_secs.max(1));
+        // Capped like the HTTP listener: a connection sends its HTTP/2 preface within the
+        // header timeout, then answers keep-alive pings (one per header timeout, each
+        // answered within another) or is closed; at the cap the one silent longest makes
+        // room (src/listen/grpc.rs).
+        let grpc_incoming = crate::listen::grpc::incoming(
+            grpc_listener,
+            crate::listen::grpc::GrpcLimits {
+                max_connections: args.max_grpc_connections,
+                handshake_timeout: header_timeout,
+            },
+            on_stop.clone(),
+        );
         let grpc = tokio::spawn(
             tonic::transport::Server::builder()
                 // A stalled request holds its share of the body budget until answered.
                 .timeout(std::time::Duration::from_secs(
                     args.request_timeout_secs.max(1),
                 ))
+                .http2_keepalive_interval(Some(header_timeout))
+                .http2_keepalive_timeout(Some(header_timeout))
                 .add_routes(routes)
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(grpc_listener)
-                        .with_nodelay(Some(true)),
-                    async move {
-                        let _ = on_stop.wait_for(|s| *s).await;
-                    },
-                ),
+                .serve_with_incoming_shutdown(grpc_incoming, async move {
+                    let _ = on_stop.wait_for(|s| *s).await;
+                }),
         );
         Ok(Server {
             grpc_addr,

@@ -163,3 +163,93 @@ async fn body_bytes_in_flight_are_bounded() {
     }
     app.stop().await;
 }
+
+fn grpc_addr(app: &TestApp) -> String {
+    app.grpc.trim_start_matches("http://").to_string()
+}
+
+/// The HTTP/2 client preface every gRPC connection starts with.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The gRPC listener cuts stalled clients off too: a connection that sends no HTTP/2
+/// preface (or only part of it) within the header timeout is closed, and so is one that
+/// sends the preface and then answers no keep-alive ping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_grpc_connections_are_cut_off() {
+    let mut app = TestApp::spawn_with(|a| a.header_timeout_secs = 1).await;
+    let s = TcpStream::connect(grpc_addr(&app)).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), until_closed(s))
+        .await
+        .expect("a silent connection is closed after the handshake timeout");
+
+    let mut s = TcpStream::connect(grpc_addr(&app)).await.unwrap();
+    s.write_all(&PREFACE[..10]).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), until_closed(s))
+        .await
+        .expect("half a preface is closed after the handshake timeout");
+
+    let mut s = TcpStream::connect(grpc_addr(&app)).await.unwrap();
+    s.write_all(PREFACE).await.unwrap();
+    s.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap(); // an empty SETTINGS frame
+    tokio::time::timeout(Duration::from_secs(8), until_closed(s))
+        .await
+        .expect("a peer that answers no keep-alive ping is closed");
+    app.stop().await;
+}
+
+/// gRPC connections are capped: forty clients that connect and send nothing (ten times
+/// the cap) hold at most the cap, the silent longest closed to make room, and a real
+/// exporter still gets in and is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_connections_are_capped_and_stalled_ones_make_room() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+
+    let mut app = TestApp::spawn_with(|a| {
+        a.header_timeout_secs = 30;
+        a.max_grpc_connections = 4;
+    })
+    .await;
+    let mut stalled = Vec::new();
+    for _ in 0..40 {
+        stalled.push(TcpStream::connect(grpc_addr(&app)).await.unwrap());
+    }
+    // Every slot is held by a stalled client; the exporter's connection makes room.
+    let mut client = tokio::time::timeout(
+        Duration::from_secs(5),
+        TraceServiceClient::connect(app.grpc.clone()),
+    )
+    .await
+    .expect("connected at the cap")
+    .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        client.export(ExportTraceServiceRequest::default()),
+    )
+    .await
+    .expect("answered at the cap")
+    .unwrap();
+
+    // The server closed all but the cap's worth (less the exporter's slot), long
+    // before the 30 s handshake timeout.
+    let mut watching = tokio::task::JoinSet::new();
+    for s in stalled {
+        watching.spawn(async move {
+            tokio::time::timeout(Duration::from_secs(3), until_closed(s))
+                .await
+                .is_err()
+        });
+    }
+    let mut still_open = 0;
+    while let Some(open) = watching.join_next().await {
+        if open.unwrap() {
+            still_open += 1;
+        }
+    }
+    assert!(
+        still_open <= 3,
+        "{still_open} stalled connections held open"
+    );
+    drop(client);
+    app.stop().await;
+}
