@@ -411,6 +411,7 @@ impl Server {
                 publisher: publisher.wake.clone(),
                 db: store.db.clone(),
                 links: reports.links.clone(),
+                incident_environment: args.incident_environment.clone(),
             },
             processor_stopped,
         );

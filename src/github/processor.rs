@@ -8,6 +8,7 @@ use tokio::sync::{Notify, watch};
 
 use super::events::Event;
 use super::plan;
+use crate::graph::incidents;
 use crate::graph::linker::{self, Stale};
 use crate::graph::links::LinkConfig;
 use crate::store::github::Op;
@@ -34,6 +35,8 @@ pub struct ProcessorConfig {
     /// The read side, for linking the commits a delivery brought.
     pub db: Db,
     pub links: LinkConfig,
+    /// Where an incident naming no environment happened (`--incident-environment`).
+    pub incident_environment: String,
 }
 
 pub fn spawn(
@@ -161,7 +164,7 @@ async fn apply_group(
             Event::parse(&d.event, &d.payload).and_then(|e| plan::plan(&e, &cfg.incident_label));
         match ops {
             Ok(ops) => {
-                tx.apply(&ops, now).await?;
+                let prs = apply_ops(&mut tx, &ops, now, &cfg.incident_environment).await?;
                 if let Some(seen) = installation_of(&d.payload) {
                     tx.set_repo_installation(&seen).await?;
                 }
@@ -176,7 +179,6 @@ async fn apply_group(
                         _ => {}
                     }
                 }
-                let prs = tx.affected_by(&ops, now).await?;
                 queued.extend(prs.iter().cloned());
                 tx.enqueue_reports(&prs, now, now + cfg.debounce.as_nanos() as i64)
                     .await?;
@@ -186,6 +188,35 @@ async fn apply_group(
         }
     }
     tx.commit().await
+}
+
+/// Writes one delivery's (or one fetched page's) ops and returns the pull requests whose
+/// reports they may change: those the upserts touch, and for each incident those its
+/// report showed on before the write and those it shows on after (an edited root cause
+/// moves it).
+pub async fn apply_ops(
+    tx: &mut store::Tx<'_>,
+    ops: &[Op],
+    now: i64,
+    incident_environment: &str,
+) -> store::Result<std::collections::BTreeSet<crate::store::reports::PullRef>> {
+    let incidents: Vec<(&str, i64)> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Incident(i) => Some((i.repo.as_str(), i.number)),
+            _ => None,
+        })
+        .collect();
+    let mut prs = std::collections::BTreeSet::new();
+    for (repo, number) in &incidents {
+        prs.extend(incidents::reach(tx, repo, *number, incident_environment).await?);
+    }
+    tx.apply(ops, now).await?;
+    prs.extend(tx.affected_by(ops).await?);
+    for (repo, number) in &incidents {
+        prs.extend(incidents::reach(tx, repo, *number, incident_environment).await?);
+    }
+    Ok(prs)
 }
 
 /// The repository and the App installation a delivery came through.

@@ -10,14 +10,15 @@
 //! The environment is the issue's `environment: <name>` line, else an `env:<name>`
 //! label, else the configured default (`--incident-environment`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
 use super::neighbourhood::Ancestry;
 use crate::ids::{CommitSha, node};
 use crate::store::dora::{IncidentFacts, SuccessfulDeployment};
-use crate::store::{self, Db};
+use crate::store::reports::PullRef;
+use crate::store::{self, Db, Tx};
 
 /// Parents followed back from each deployment when looking for a root-cause commit.
 const DEPTH: u32 = 5000;
@@ -158,6 +159,50 @@ pub async fn linked(
         });
     }
     Ok(out)
+}
+
+/// The pull requests whose report shows the incident as it is stored now (none when it
+/// is no incident): those the deployment it resolves to shipped first, and those holding
+/// the commit its root cause names. Read inside the writer's transaction, so the
+/// incident a delivery has just written (or is about to replace) is the one resolved —
+/// the same rules as [`linked`], bounded by what the incident can reach instead of every
+/// recently merged pull request.
+pub async fn reach(
+    tx: &mut Tx<'_>,
+    repo: &str,
+    number: i64,
+    default_environment: &str,
+) -> store::Result<BTreeSet<PullRef>> {
+    let mut prs = BTreeSet::new();
+    let Some(facts) = tx.live_incident(repo, number).await? else {
+        return Ok(prs);
+    };
+    let environment = facts
+        .environment
+        .clone()
+        .unwrap_or_else(|| default_environment.to_string());
+    let cause = facts.root_cause.as_deref().map(resolve_root_cause);
+    let deployment = match cause {
+        Some(RootCause::Deployment(id)) if tx.deployment(repo, id).await?.is_some() => Some(id),
+        Some(RootCause::Commit(sha)) => {
+            prs.extend(tx.pulls_with_commit(repo, sha.as_str()).await?);
+            tx.first_successful_deployment_shipping(repo, &environment, sha.as_str())
+                .await?
+        }
+        _ => match facts.opened_ns {
+            Some(opened) => {
+                tx.last_successful_deployment_before(repo, &environment, opened)
+                    .await?
+            }
+            None => None,
+        },
+    };
+    if let Some(id) = deployment
+        && let Some(d) = tx.deployment(repo, id).await?
+    {
+        prs.extend(tx.pulls_first_shipped_by(&d).await?);
+    }
+    Ok(prs)
 }
 
 /// The incidents of `repo` whose root cause names the commit `sha` (no deployment is

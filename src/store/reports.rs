@@ -4,15 +4,13 @@
 
 use std::collections::BTreeSet;
 
-use super::github::Op;
+use super::dora::IncidentFacts;
+use super::github::{DeploymentRow, Op};
 use super::nodes::pulls_containing;
 use sqlx::AssertSqlSafe;
 
 use super::{Db, Result, Tx, placeholders};
 use sqlx::SqliteConnection;
-
-/// Merged pull requests that deployments and incidents still update.
-const RECENT_MERGE_NS: i64 = 30 * 86_400 * 1_000_000_000;
 
 pub use super::nodes::PullRef;
 
@@ -56,11 +54,12 @@ impl Tx<'_> {
         enqueue(self.conn(), prs, now_ns, due_ns).await
     }
 
-    /// Pull requests a delivery's upserts may change.
-    pub async fn affected_by(&mut self, ops: &[Op], now_ns: i64) -> Result<BTreeSet<PullRef>> {
+    /// Pull requests a delivery's upserts may change, incidents aside: an incident
+    /// reaches the pull requests its resolved cause names, before and after the upsert
+    /// (`graph::incidents::reach`, over the primitives below).
+    pub async fn affected_by(&mut self, ops: &[Op]) -> Result<BTreeSet<PullRef>> {
         let mut prs = BTreeSet::new();
         let mut shas: Vec<(String, String)> = Vec::new();
-        let mut recent_merges: BTreeSet<String> = BTreeSet::new();
         let mut deployments: Vec<&super::github::DeploymentRow> = Vec::new();
         for op in ops {
             match op {
@@ -71,9 +70,6 @@ impl Tx<'_> {
                 Op::Commit(c) => shas.push((c.repo.clone(), c.sha.to_string())),
                 Op::Run(r) => shas.push((r.repo.clone(), r.head_sha.clone())),
                 Op::Deployment(d) => deployments.push(d),
-                Op::Incident(i) => {
-                    recent_merges.insert(i.repo.clone());
-                }
                 _ => {}
             }
         }
@@ -82,19 +78,105 @@ impl Tx<'_> {
             prs.extend(pulls_containing(conn, Some(&repo), &[sha]).await?);
         }
         for d in deployments {
-            prs.extend(shipped_by(conn, d).await?);
-        }
-        for repo in recent_merges {
-            let rows: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT repo, number FROM pull_requests WHERE repo = ? AND merged = 1 AND merged_ns >= ?",
-            )
-            .bind(&repo)
-            .bind(now_ns - RECENT_MERGE_NS)
-            .fetch_all(&mut *conn)
-            .await?;
-            prs.extend(rows);
+            prs.extend(shipped_by(conn, d, Stop::AnyEarlier).await?);
         }
         Ok(prs)
+    }
+
+    /// An incident as stored, when it is one (labelled, not deleted).
+    pub async fn live_incident(
+        &mut self,
+        repo: &str,
+        number: i64,
+    ) -> Result<Option<IncidentFacts>> {
+        sqlx::query_as(
+            "SELECT number, title, state, environment, root_cause, opened_ns, closed_ns FROM incidents \
+             WHERE repo = ? AND number = ? AND is_incident = 1 AND state <> 'deleted'",
+        )
+        .bind(repo)
+        .bind(number)
+        .fetch_optional(self.conn())
+        .await
+    }
+
+    /// A deployment of the repository by ID.
+    pub async fn deployment(&mut self, repo: &str, id: i64) -> Result<Option<DeploymentRow>> {
+        let row: Option<DeploymentFields> = sqlx::query_as(
+            "SELECT id, repo, sha, ref, environment, creator, created_ns FROM deployments \
+             WHERE repo = ? AND id = ?",
+        )
+        .bind(repo)
+        .bind(id)
+        .fetch_optional(self.conn())
+        .await?;
+        Ok(row.map(DeploymentFields::into_row))
+    }
+
+    /// The first successful deployment to `environment` (by its first success) whose
+    /// commit is `sha` or descends from it, following parent links down at most
+    /// [`MAX_SHIPPED_DEPTH`] generations.
+    pub async fn first_successful_deployment_shipping(
+        &mut self,
+        repo: &str,
+        environment: &str,
+        sha: &str,
+    ) -> Result<Option<i64>> {
+        sqlx::query_scalar(
+            "WITH RECURSIVE descendants(key, depth) AS ( \
+               SELECT ?1 || '@' || ?2, 0 \
+               UNION \
+               SELECT l.from_key, descendants.depth + 1 FROM descendants JOIN links l \
+                 ON l.to_kind = 'commit' AND l.to_key = descendants.key AND l.relation = 'parent' \
+                 AND l.from_kind = 'commit' \
+               WHERE descendants.depth < ?4 \
+             ) \
+             SELECT d.id FROM deployments d \
+             JOIN deployment_statuses s ON s.deployment_id = d.id AND s.state = 'success' \
+             WHERE d.repo = ?1 AND d.environment = ?3 \
+               AND d.repo || '@' || d.sha IN (SELECT key FROM descendants) \
+             GROUP BY d.id ORDER BY min(s.created_ns), d.id LIMIT 1",
+        )
+        .bind(repo)
+        .bind(sha.to_ascii_lowercase())
+        .bind(environment)
+        .bind(MAX_SHIPPED_DEPTH)
+        .fetch_optional(self.conn())
+        .await
+    }
+
+    /// The last successful deployment to `environment` whose first success is at or
+    /// before `at_ns`.
+    pub async fn last_successful_deployment_before(
+        &mut self,
+        repo: &str,
+        environment: &str,
+        at_ns: i64,
+    ) -> Result<Option<i64>> {
+        sqlx::query_scalar(
+            "SELECT d.id FROM deployments d \
+             JOIN deployment_statuses s ON s.deployment_id = d.id AND s.state = 'success' \
+             WHERE d.repo = ? AND d.environment = ? GROUP BY d.id HAVING min(s.created_ns) <= ? \
+             ORDER BY min(s.created_ns) DESC, d.id DESC LIMIT 1",
+        )
+        .bind(repo)
+        .bind(environment)
+        .bind(at_ns)
+        .fetch_optional(self.conn())
+        .await
+    }
+
+    /// The merged pull requests whose first successful deployment to its environment is
+    /// `d`: merged into its commit or an ancestor, not behind an earlier successful
+    /// deployment to the same environment. The pull requests an incident caused by `d`
+    /// shows on.
+    pub async fn pulls_first_shipped_by(&mut self, d: &DeploymentRow) -> Result<Vec<PullRef>> {
+        shipped_by(self.conn(), d, Stop::EarlierSuccess).await
+    }
+
+    /// The pull requests that may hold the commit: as head, merge result, listed commit
+    /// or a commit pushed to their branch.
+    pub async fn pulls_with_commit(&mut self, repo: &str, sha: &str) -> Result<BTreeSet<PullRef>> {
+        pulls_containing(self.conn(), Some(repo), &[sha.to_ascii_lowercase()]).await
     }
 
     /// What these sessions (rows) may have produced: the commits they name, those whose
@@ -392,13 +474,23 @@ pub(super) async fn enqueue(
 /// Commits followed back from a deployment's commit, at most.
 const MAX_SHIPPED_DEPTH: i64 = 2000;
 
+/// Where the walk back from a deployment stops.
+#[derive(Clone, Copy)]
+enum Stop {
+    /// At an earlier deployment to the same environment, whatever its state.
+    AnyEarlier,
+    /// At an earlier deployment to the same environment that succeeded.
+    EarlierSuccess,
+}
+
 /// The merged pull requests a deployment ships first: those whose merge result is its
 /// commit or an ancestor of it, not behind an earlier deployment to the same environment
 /// (the walk stops there). However old the merge, and without touching every recent
 /// pull request at each deployment.
 async fn shipped_by(
     conn: &mut SqliteConnection,
-    d: &super::github::DeploymentRow,
+    d: &DeploymentRow,
+    stop: Stop,
 ) -> Result<Vec<PullRef>> {
     let numbers: Vec<i64> = sqlx::query_scalar(
         "WITH RECURSIVE anc(key, depth) AS ( \
@@ -408,7 +500,9 @@ async fn shipped_by(
              ON l.from_kind = 'commit' AND l.from_key = anc.key AND l.relation = 'parent' \
            WHERE anc.depth < ?3 AND NOT EXISTS (SELECT 1 FROM deployments e \
              WHERE e.repo = ?1 AND e.environment = ?4 AND e.id <> ?5 \
-             AND coalesce(e.created_ns, 0) <= coalesce(?6, 0) AND ?1 || '@' || e.sha = l.to_key) \
+             AND coalesce(e.created_ns, 0) <= coalesce(?6, 0) AND ?1 || '@' || e.sha = l.to_key \
+             AND (?7 = 0 OR EXISTS (SELECT 1 FROM deployment_statuses s \
+               WHERE s.deployment_id = e.id AND s.state = 'success'))) \
          ) \
          SELECT p.number FROM pull_requests p WHERE p.repo = ?1 AND p.merged = 1 \
            AND p.merge_commit_sha IS NOT NULL AND p.repo || '@' || p.merge_commit_sha IN (SELECT key FROM anc)",
@@ -419,7 +513,34 @@ async fn shipped_by(
     .bind(&d.environment)
     .bind(d.id)
     .bind(d.created_ns)
+    .bind(matches!(stop, Stop::EarlierSuccess))
     .fetch_all(&mut *conn)
     .await?;
     Ok(numbers.into_iter().map(|n| (d.repo.clone(), n)).collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct DeploymentFields {
+    id: i64,
+    repo: String,
+    sha: String,
+    #[sqlx(rename = "ref")]
+    git_ref: Option<String>,
+    environment: String,
+    creator: Option<String>,
+    created_ns: Option<i64>,
+}
+
+impl DeploymentFields {
+    fn into_row(self) -> DeploymentRow {
+        DeploymentRow {
+            id: self.id,
+            repo: self.repo,
+            sha: self.sha,
+            git_ref: self.git_ref,
+            environment: self.environment,
+            creator: self.creator,
+            created_ns: self.created_ns,
+        }
+    }
 }
