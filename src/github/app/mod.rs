@@ -127,6 +127,29 @@ pub struct FilePatch {
     pub patch: Option<String>,
 }
 
+/// One page of a listing, fetched conditionally ([`GithubApp::page_if_changed`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Page {
+    /// GitHub answered 304: the page is as it was when it gave the ETag sent.
+    NotModified,
+    Fresh {
+        body: String,
+        /// The next page's route (`Link: rel="next"`), if there is one.
+        next: Option<String>,
+        etag: Option<String>,
+    },
+}
+
+/// A fetched page with what GitHub said is left of the installation's rate limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fetched {
+    pub page: Page,
+    /// Requests left in the current window (`x-ratelimit-remaining`).
+    pub remaining: Option<u64>,
+    /// When the window resets, Unix seconds (`x-ratelimit-reset`).
+    pub reset: Option<i64>,
+}
+
 /// Why a GitHub call failed. Every variant names the endpoint (method and path).
 #[derive(Debug, thiserror::Error)]
 pub enum GithubError {
@@ -533,6 +556,55 @@ impl GithubApp {
             .await?
             .json()?;
         Ok((pull.head.sha.to_ascii_lowercase(), pull.state == "open"))
+    }
+
+    /// One page under `route` (a route of the API, as [`Page::Fresh`]'s `next` is), sent
+    /// with `If-None-Match: etag` when one is given: a 304 (which costs no rate limit)
+    /// answers [`Page::NotModified`]. Retried like every call.
+    pub async fn page_if_changed(
+        &self,
+        installation_id: u64,
+        route: &str,
+        etag: Option<&str>,
+    ) -> anyhow::Result<Fetched> {
+        anyhow::ensure!(
+            route.starts_with("/repos/"),
+            "GitHub route {route:?} is not a repository's"
+        );
+        let inst = self.installation(installation_id)?;
+        let reply = self
+            .request_if(Auth::Installation(&inst), Verb::Get, route, None, etag)
+            .await?;
+        let page = if reply.status == 304 {
+            Page::NotModified
+        } else {
+            Page::Fresh {
+                next: reply.next.map(|next| self.route_of(&next)).transpose()?,
+                etag: reply.etag,
+                body: reply.body,
+            }
+        };
+        Ok(Fetched {
+            page,
+            remaining: reply.remaining,
+            reset: reply.reset,
+        })
+    }
+
+    /// The App installation that can read `repo` (`GET /repos/{o}/{r}/installation`,
+    /// as the App).
+    pub async fn repo_installation(&self, repo: &str) -> anyhow::Result<u64> {
+        #[derive(Deserialize)]
+        struct Found {
+            id: u64,
+        }
+        let route = format!("{}/installation", repo_route(repo)?);
+        let found: Found = self
+            .request(Auth::App, Verb::Get, &route, None)
+            .await
+            .with_context(|| format!("the App is not installed on {repo}, or cannot see it"))?
+            .json()?;
+        Ok(found.id)
     }
 
     /// One commit's files with their patches (`GET /repos/{o}/{r}/commits/{sha}`; a big

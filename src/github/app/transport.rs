@@ -57,11 +57,16 @@ impl fmt::Display for Verb {
     }
 }
 
-/// A 2xx answer: its body and the next page, if the `Link` header names one.
+/// A 2xx answer (or a 304 to a conditional request): its body and the next page, if the
+/// `Link` header names one, its ETag and what is left of the rate limit.
 pub(super) struct Reply {
     pub(super) endpoint: String,
+    pub(super) status: u16,
     pub(super) body: String,
     pub(super) next: Option<String>,
+    pub(super) etag: Option<String>,
+    pub(super) remaining: Option<u64>,
+    pub(super) reset: Option<i64>,
 }
 
 impl Reply {
@@ -318,10 +323,23 @@ impl GithubApp {
         route: &str,
         body: Option<&Value>,
     ) -> Result<Reply, GithubError> {
+        self.request_if(auth, verb, route, body, None).await
+    }
+
+    /// [`Self::request`], conditional on `if_none_match` (an ETag) when given: GitHub then
+    /// answers 304 with no body when the resource is unchanged.
+    pub(super) async fn request_if(
+        &self,
+        auth: Auth<'_>,
+        verb: Verb,
+        route: &str,
+        body: Option<&Value>,
+        if_none_match: Option<&str>,
+    ) -> Result<Reply, GithubError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let failed = match self.attempt(auth, verb, route, body).await {
+            let failed = match self.attempt(auth, verb, route, body, if_none_match).await {
                 Ok(reply) => return Ok(reply),
                 Err(failed) => failed,
             };
@@ -373,6 +391,7 @@ impl GithubApp {
         verb: Verb,
         route: &str,
         body: Option<&Value>,
+        if_none_match: Option<&str>,
     ) -> Result<Reply, FailedAttempt> {
         let client = match auth {
             Auth::App => &self.app,
@@ -388,7 +407,15 @@ impl GithubApp {
         };
         let endpoint = format!("{verb} {route}");
         let sent = match verb {
-            Verb::Get => client._get(route).await,
+            Verb::Get => {
+                let mut headers = hyper::header::HeaderMap::new();
+                if let Some(tag) = if_none_match
+                    && let Ok(value) = hyper::header::HeaderValue::from_str(tag)
+                {
+                    headers.insert(hyper::header::IF_NONE_MATCH, value);
+                }
+                client._get_with_headers(route, Some(headers)).await
+            }
             Verb::Post => client._post(route, body).await,
             Verb::Patch => client._patch(route, body).await,
             Verb::Delete => client._delete(route, body).await,
@@ -406,13 +433,18 @@ impl GithubApp {
         let retry_after = header("retry-after").and_then(|v| v.trim().parse().ok());
         let remaining = header("x-ratelimit-remaining").and_then(|v| v.trim().parse().ok());
         let reset = header("x-ratelimit-reset").and_then(|v| v.trim().parse().ok());
+        let etag = header("etag");
         let text = client.body_to_string(response).await;
-        if (200..300).contains(&status) {
+        if (200..300).contains(&status) || (status == 304 && if_none_match.is_some()) {
             let body = text.map_err(|e| FailedAttempt::from_octocrab(endpoint.clone(), e))?;
             return Ok(Reply {
                 endpoint,
+                status,
                 body,
                 next,
+                etag,
+                remaining,
+                reset,
             });
         }
         #[derive(Deserialize)]
