@@ -140,6 +140,46 @@ pub struct PushCommit {
     pub removed: Vec<String>,
 }
 
+/// A commit as the REST API lists it (`GET /repos/{o}/{r}/commits`, a pull request's
+/// commits): what tracelink reads of it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiCommit {
+    pub sha: String,
+    pub commit: ApiCommitBody,
+    /// The GitHub accounts, when the emails belong to one.
+    #[serde(default)]
+    pub author: Option<User>,
+    #[serde(default)]
+    pub committer: Option<User>,
+    #[serde(default, deserialize_with = "or_empty")]
+    pub parents: Vec<ApiParent>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiCommitBody {
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub author: Option<ApiGitPerson>,
+    #[serde(default)]
+    pub committer: Option<ApiGitPerson>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ApiGitPerson {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default, deserialize_with = "time")]
+    pub date: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiParent {
+    pub sha: String,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Push {
     #[serde(rename = "ref")]

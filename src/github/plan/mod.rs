@@ -87,10 +87,6 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
                 .transpose()?;
             for (i, c) in p.commits.iter().enumerate() {
                 let id = sha("push", &format!("commits[{i}].id"), &c.id)?;
-                let parsed = trailers::parse(&c.message);
-                let attribution = trailers::attribution(&parsed);
-                let author = c.author.clone().unwrap_or_default();
-                let committer = c.committer.clone().unwrap_or_default();
                 let mut files: Vec<(String, &'static str)> = Vec::new();
                 for (list, change) in [
                     (&c.added, "added"),
@@ -99,51 +95,20 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
                 ] {
                     files.extend(list.iter().map(|f| (f.clone(), change)));
                 }
-                let ckey = commit_key(repo, &id);
-                if let Some(parent) = &parent {
-                    ops.push(link(
-                        "commit",
-                        ckey.clone(),
-                        "parent",
-                        "commit",
-                        commit_key(repo, parent),
-                        "push",
-                    ));
-                }
-                if let Some((trace, _span)) = attribution.traceparent {
-                    ops.push(link(
-                        "commit",
-                        ckey.clone(),
-                        "traceparent",
-                        "trace",
-                        trace.to_hex(),
-                        "trailer",
-                    ));
-                }
-                if let Some(session) = &attribution.session {
-                    ops.push(link(
-                        "commit",
-                        ckey.clone(),
-                        "session",
-                        "session",
-                        session.clone(),
-                        "trailer",
-                    ));
-                }
-                ops.push(Op::Commit(Box::new(CommitRow {
-                    repo: repo.clone(),
-                    sha: id.clone(),
-                    message: Some(c.message.clone()),
-                    author_name: author.name,
-                    author_email: author.email,
-                    author_login: author.username,
-                    committer_name: committer.name,
-                    committer_email: committer.email,
-                    authored_ns: c.timestamp,
-                    trailers: parsed.into_iter().map(|t| (t.key, t.value)).collect(),
-                    agents: attribution.agents,
-                    files,
-                })));
+                commit_ops(
+                    &mut ops,
+                    CommitFacts {
+                        repo,
+                        id: &id,
+                        message: &c.message,
+                        author: c.author.clone().unwrap_or_default(),
+                        committer: c.committer.clone().unwrap_or_default(),
+                        authored_ns: c.timestamp,
+                        files,
+                        parents: parent.as_slice(),
+                        evidence: "push",
+                    },
+                );
                 if p.git_ref.starts_with("refs/heads/") {
                     ops.push(Op::CommitRef {
                         repo: repo.clone(),
@@ -531,6 +496,116 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
             }
         }
     }
+    Ok(ops)
+}
+
+/// What is known of one commit, from a push or from the API.
+pub struct CommitFacts<'a> {
+    pub repo: &'a str,
+    pub id: &'a CommitSha,
+    pub message: &'a str,
+    pub author: super::events::GitUser,
+    pub committer: super::events::GitUser,
+    pub authored_ns: Option<i64>,
+    pub files: Vec<(String, &'static str)>,
+    /// Its parents as far as the source knows them.
+    pub parents: &'a [CommitSha],
+    /// What said so: `push` (order of a push) or `api` (the commit's own parents).
+    pub evidence: &'a str,
+}
+
+/// A commit's row, its parent links and the links its trailers name.
+pub fn commit_ops(ops: &mut Vec<Op>, c: CommitFacts<'_>) {
+    let repo = c.repo;
+    let parsed = trailers::parse(c.message);
+    let attribution = trailers::attribution(&parsed);
+    let ckey = commit_key(repo, c.id);
+    for parent in c.parents {
+        ops.push(link(
+            "commit",
+            ckey.clone(),
+            "parent",
+            "commit",
+            commit_key(repo, parent),
+            c.evidence,
+        ));
+    }
+    if let Some((trace, _span)) = attribution.traceparent {
+        ops.push(link(
+            "commit",
+            ckey.clone(),
+            "traceparent",
+            "trace",
+            trace.to_hex(),
+            "trailer",
+        ));
+    }
+    if let Some(session) = &attribution.session {
+        ops.push(link(
+            "commit",
+            ckey.clone(),
+            "session",
+            "session",
+            session.clone(),
+            "trailer",
+        ));
+    }
+    ops.push(Op::Commit(Box::new(CommitRow {
+        repo: repo.to_string(),
+        sha: c.id.clone(),
+        message: Some(c.message.to_string()),
+        author_name: c.author.name,
+        author_email: c.author.email,
+        author_login: c.author.username,
+        committer_name: c.committer.name,
+        committer_email: c.committer.email,
+        authored_ns: c.authored_ns,
+        trailers: parsed.into_iter().map(|t| (t.key, t.value)).collect(),
+        agents: attribution.agents,
+        files: c.files,
+    })));
+}
+
+/// A commit as the REST API lists it (`GET /repos/{o}/{r}/commits`, a pull request's
+/// commits): its row and its parent links, evidence `api`. Unlike a push, the API names
+/// every parent, merge commits' second ones included.
+pub fn api_commit(repo: &str, c: &super::events::ApiCommit) -> Result<Vec<Op>, PayloadError> {
+    let id = sha("commit", "sha", &c.sha)?;
+    let parents = c
+        .parents
+        .iter()
+        .enumerate()
+        .map(|(i, p)| sha("commit", &format!("parents[{i}].sha"), &p.sha))
+        .collect::<Result<Vec<_>, _>>()?;
+    let person = |p: &Option<super::events::ApiGitPerson>, login: Option<String>| {
+        let p = p.clone().unwrap_or_default();
+        super::events::GitUser {
+            name: p.name,
+            email: p.email,
+            username: login,
+        }
+    };
+    let mut ops = Vec::new();
+    commit_ops(
+        &mut ops,
+        CommitFacts {
+            repo,
+            id: &id,
+            message: &c.commit.message,
+            author: person(
+                &c.commit.author,
+                c.author.as_ref().and_then(|u| u.login.clone()),
+            ),
+            committer: person(
+                &c.commit.committer,
+                c.committer.as_ref().and_then(|u| u.login.clone()),
+            ),
+            authored_ns: c.commit.author.as_ref().and_then(|a| a.date),
+            files: Vec::new(),
+            parents: &parents,
+            evidence: "api",
+        },
+    );
     Ok(ops)
 }
 
