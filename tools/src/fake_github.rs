@@ -3,8 +3,13 @@
 //! issue comments and check runs. It answers with the shapes of GitHub's REST API (the
 //! examples in `tests/fixtures/github-app/api/`, values changed), checks credentials the
 //! way GitHub does (an RS256 App JWT for `/app…`, an installation token elsewhere),
-//! paginates with `Link` headers, and records every write. Failures are injected in
-//! front of the model: the next N requests to a path answer 5xx or a rate limit.
+//! paginates with `Link` headers, gives every listing an ETag (answering 304 to a
+//! matching `If-None-Match`), and records every write. Failures are injected in front of
+//! the model: the next N requests to a path answer 5xx or a rate limit.
+//!
+//! A repository's history (for backfills) is added with [`FakeGithub::add_history`]:
+//! default-branch commits with their parents, pull requests with their commits, commit
+//! statuses, deployments with their statuses, and issues.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,6 +37,88 @@ const COMMIT_ITEMS_JSON: &str =
     include_str!("../../tests/fixtures/github-app/api/commit-items.json");
 const COMMIT_JSON: &str = include_str!("../../tests/fixtures/github-app/api/commit.json");
 const PULL_JSON: &str = include_str!("../../tests/fixtures/github-app/api/pull-request.json");
+const DEPLOYMENT_ITEMS_JSON: &str =
+    include_str!("../../tests/fixtures/github-app/api/deployment-items.json");
+const DEPLOYMENT_STATUS_ITEMS_JSON: &str =
+    include_str!("../../tests/fixtures/github-app/api/deployment-status-items.json");
+const INSTALLATION_JSON: &str =
+    include_str!("../../tests/fixtures/github-app/api/installation.json");
+
+/// A commit of a repository's history, as the commits listings show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeRepoCommit {
+    pub sha: String,
+    pub message: String,
+    pub name: String,
+    pub email: String,
+    pub login: String,
+    /// RFC 3339.
+    pub date: String,
+    pub parents: Vec<String>,
+}
+
+/// A pull request of a repository's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakePull {
+    pub number: u64,
+    pub title: String,
+    pub login: String,
+    pub head_ref: String,
+    pub head_sha: String,
+    pub base_sha: String,
+    /// Its commits, oldest first.
+    pub commits: Vec<String>,
+    /// RFC 3339 times; merged ones are closed.
+    pub created_at: String,
+    pub updated_at: String,
+    pub merged_at: Option<String>,
+    pub merge_commit_sha: Option<String>,
+}
+
+/// A commit status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeStatus {
+    pub id: u64,
+    pub sha: String,
+    pub context: String,
+    pub state: String,
+    pub at: String,
+}
+
+/// A deployment with its statuses `(id, state, at)`, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeDeployment {
+    pub id: u64,
+    pub sha: String,
+    pub environment: String,
+    pub created_at: String,
+    pub statuses: Vec<(u64, String, String)>,
+}
+
+/// An issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeIssue {
+    pub number: u64,
+    pub title: String,
+    pub body: String,
+    pub labels: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub closed_at: Option<String>,
+}
+
+/// A repository's history for [`FakeGithub::add_history`].
+#[derive(Debug, Clone, Default)]
+pub struct FakeHistory {
+    /// The default branch's commits, oldest first.
+    pub commits: Vec<FakeRepoCommit>,
+    /// Commits of pull request branches (not on the default branch).
+    pub branch_commits: Vec<FakeRepoCommit>,
+    pub pulls: Vec<FakePull>,
+    pub statuses: Vec<FakeStatus>,
+    pub deployments: Vec<FakeDeployment>,
+    pub issues: Vec<FakeIssue>,
+}
 
 /// A changed file of a PR or a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +193,8 @@ struct Pull {
     head_sha: String,
     files: Vec<FakeFile>,
     commits: Vec<String>,
+    /// What the pulls listing says of it (pulls added by `add_pull` are not listed).
+    history: Option<FakePull>,
 }
 
 struct Model {
@@ -120,6 +209,12 @@ struct Model {
     comments: HashMap<(String, u64), Vec<FakeComment>>,
     check_runs: HashMap<String, Vec<FakeCheckRun>>,
     writes: Vec<Write>,
+    histories: HashMap<String, FakeHistory>,
+    /// Requests that carried `If-None-Match`, and those answered 304.
+    conditional: usize,
+    not_modified: usize,
+    /// The ETag of the listing just answered.
+    last_etag: Option<String>,
 }
 
 pub struct FakeGithub {
@@ -141,6 +236,10 @@ impl FakeGithub {
             comments: HashMap::new(),
             check_runs: HashMap::new(),
             writes: Vec::new(),
+            histories: HashMap::new(),
+            conditional: 0,
+            not_modified: 0,
+            last_etag: None,
         }));
         Mock::given(any())
             .respond_with(Router(model.clone()))
@@ -179,8 +278,33 @@ impl FakeGithub {
                 head_sha: head_sha.into(),
                 files,
                 commits: Vec::new(),
+                history: None,
             },
         );
+    }
+
+    /// Adds a repository's history: its pull requests become listed (with their commits),
+    /// and its commits, statuses, deployments and issues answer the listings.
+    pub fn add_history(&self, repo: &str, history: FakeHistory) {
+        let mut m = self.model();
+        for p in &history.pulls {
+            m.pulls.insert(
+                (repo.into(), p.number),
+                Pull {
+                    head_sha: p.head_sha.clone(),
+                    files: Vec::new(),
+                    commits: p.commits.clone(),
+                    history: Some(p.clone()),
+                },
+            );
+        }
+        m.histories.insert(repo.into(), history);
+    }
+
+    /// Requests that carried `If-None-Match`, and how many of them were answered 304.
+    pub fn conditional_requests(&self) -> (usize, usize) {
+        let m = self.model();
+        (m.conditional, m.not_modified)
     }
 
     /// Adds a commit to the repo and, as its newest, to the PR.
@@ -386,7 +510,32 @@ impl Model {
         self.next_id
     }
 
+    /// Answers a request; a 200 with an ETag whose tag the request's `If-None-Match`
+    /// names is answered 304 with no body, as GitHub does.
     fn answer(&mut self, req: &Request) -> ResponseTemplate {
+        let sent = req
+            .headers
+            .get("if-none-match")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let answer = self.route(req);
+        let Some(sent) = sent else {
+            return answer;
+        };
+        self.conditional += 1;
+        // The listings leave their tag in the model (a template's headers cannot be
+        // read back).
+        match self.last_etag.take() {
+            Some(tag) if tag == sent => {
+                self.not_modified += 1;
+                ResponseTemplate::new(304).insert_header("etag", tag.as_str())
+            }
+            _ => answer,
+        }
+    }
+
+    fn route(&mut self, req: &Request) -> ResponseTemplate {
+        self.last_etag = None;
         let segments: Vec<String> = req
             .url
             .path_segments()
@@ -406,6 +555,12 @@ impl Model {
             };
         }
 
+        if let ("GET", ["repos", owner, name, "installation"]) = (verb, seg.as_slice()) {
+            if let Err(why) = self.check_jwt(req) {
+                return error(401, &why);
+            }
+            return self.repo_installation(owner, name);
+        }
         let Some(token) = bearer(req) else {
             return error(401, "Requires authentication");
         };
@@ -422,6 +577,14 @@ impl Model {
             ("POST", ["issues", n, "comments"]) => self.create_comment(req, &repo, n, body),
             ("PATCH", ["issues", "comments", id]) => self.edit_comment(req, &repo, id, body),
             ("DELETE", ["issues", "comments", id]) => self.delete_comment(req, &repo, id),
+            ("GET", ["pulls"]) => self.list_pulls(req, &repo),
+            ("GET", ["commits"]) => self.list_commits(req, &repo),
+            ("GET", ["commits", sha, "statuses"]) => self.list_statuses(req, &repo, sha),
+            ("GET", ["deployments"]) => self.list_deployments(req, &repo),
+            ("GET", ["deployments", id, "statuses"]) => {
+                self.list_deployment_statuses(req, &repo, id)
+            }
+            ("GET", ["issues"]) => self.list_issues(req, &repo),
             ("GET", ["pulls", n]) => self.get_pull(&repo, n),
             ("GET", ["pulls", n, "files"]) => self.pull_files(req, &repo, n),
             ("GET", ["pulls", n, "commits"]) => self.pull_commits(req, &repo, n),
@@ -513,9 +676,16 @@ impl Model {
             .unwrap_or(1)
             .max(1);
         let last = items.len().div_ceil(per_page).max(1);
+        // Other parameters (state, since, labels) stay in the links, as GitHub's do.
+        let rest: String = req
+            .url
+            .query_pairs()
+            .filter(|(k, _)| k != "page" && k != "per_page")
+            .map(|(k, v)| format!("&{k}={}", encode(&v)))
+            .collect();
         let link = |p: usize, rel: &str| {
             format!(
-                "<{}{}?per_page={per_page}&page={p}>; rel=\"{rel}\"",
+                "<{}{}?per_page={per_page}&page={p}{rest}>; rel=\"{rel}\"",
                 self.url,
                 req.url.path()
             )
@@ -539,9 +709,25 @@ impl Model {
         (slice, (!links.is_empty()).then(|| links.join(", ")))
     }
 
-    fn paged(&self, req: &Request, items: Vec<Value>) -> ResponseTemplate {
+    fn paged(&mut self, req: &Request, items: Vec<Value>) -> ResponseTemplate {
         let (slice, link) = self.page(req, items, 30, 100);
-        with_link(ResponseTemplate::new(200).set_body_json(slice), link)
+        self.listing(Value::Array(slice), link)
+    }
+
+    /// A 200 listing with its `Link` and an ETag over its body and links.
+    fn listing(&mut self, body: Value, link: Option<String>) -> ResponseTemplate {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        body.to_string().hash(&mut h);
+        link.hash(&mut h);
+        let tag = format!("W/\"{:016x}\"", h.finish());
+        self.last_etag = Some(tag.clone());
+        with_link(
+            ResponseTemplate::new(200)
+                .insert_header("etag", tag.as_str())
+                .set_body_json(body),
+            link,
+        )
     }
 
     fn comment_json(&self, repo: &str, pr: u64, c: &FakeComment) -> Value {
@@ -569,7 +755,7 @@ impl Model {
         v
     }
 
-    fn list_comments(&self, req: &Request, repo: &str, n: &str) -> ResponseTemplate {
+    fn list_comments(&mut self, req: &Request, repo: &str, n: &str) -> ResponseTemplate {
         let Some(pr) = self.pull_number(repo, n) else {
             return not_found();
         };
@@ -703,7 +889,7 @@ impl Model {
         v
     }
 
-    fn pull_files(&self, req: &Request, repo: &str, n: &str) -> ResponseTemplate {
+    fn pull_files(&mut self, req: &Request, repo: &str, n: &str) -> ResponseTemplate {
         let Some(pull) = self.pull(repo, n) else {
             return not_found();
         };
@@ -729,7 +915,7 @@ impl Model {
         ResponseTemplate::new(200).set_body_json(v)
     }
 
-    fn pull_commits(&self, req: &Request, repo: &str, n: &str) -> ResponseTemplate {
+    fn pull_commits(&mut self, req: &Request, repo: &str, n: &str) -> ResponseTemplate {
         let Some(pull) = self.pull(repo, n) else {
             return not_found();
         };
@@ -737,16 +923,251 @@ impl Model {
             .commits
             .iter()
             .take(250)
-            .map(|sha| {
-                let mut v = first_item(COMMIT_ITEMS_JSON);
-                v["sha"] = json!(sha);
-                v["url"] = json!(format!("{}/repos/{repo}/commits/{sha}", self.url));
-                v["html_url"] = json!(format!("https://github.com/{repo}/commit/{sha}"));
-                v["commit"]["tree"]["sha"] = json!(sha);
+            .map(|sha| self.commit_item(repo, sha))
+            .collect();
+        self.paged(req, items)
+    }
+
+    /// A commit as the listings show it: from the repository's history when it is there.
+    fn commit_item(&self, repo: &str, sha: &str) -> Value {
+        let mut v = first_item(COMMIT_ITEMS_JSON);
+        v["sha"] = json!(sha);
+        v["url"] = json!(format!("{}/repos/{repo}/commits/{sha}", self.url));
+        v["html_url"] = json!(format!("https://github.com/{repo}/commit/{sha}"));
+        v["commit"]["tree"]["sha"] = json!(sha);
+        v["parents"] = json!([]);
+        let known = self.histories.get(repo).and_then(|h| {
+            h.commits
+                .iter()
+                .chain(&h.branch_commits)
+                .find(|c| c.sha == sha)
+        });
+        if let Some(c) = known {
+            v["commit"]["message"] = json!(c.message);
+            for who in ["author", "committer"] {
+                v["commit"][who] = json!({"name": c.name, "email": c.email, "date": c.date});
+                v[who]["login"] = json!(c.login);
+            }
+            v["parents"] = json!(
+                c.parents
+                    .iter()
+                    .map(|p| json!({"sha": p, "url": format!("{}/repos/{repo}/commits/{p}", self.url),
+                        "html_url": format!("https://github.com/{repo}/commit/{p}")}))
+                    .collect::<Vec<_>>()
+            );
+        }
+        v
+    }
+
+    fn history(&self, repo: &str) -> FakeHistory {
+        self.histories.get(repo).cloned().unwrap_or_default()
+    }
+
+    /// `GET /repos/{o}/{r}/pulls`: listed pull requests, most recently updated first.
+    fn list_pulls(&mut self, req: &Request, repo: &str) -> ResponseTemplate {
+        let query: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
+        let state = query.get("state").map_or("open", String::as_str);
+        let mut pulls: Vec<FakePull> = self
+            .pulls
+            .iter()
+            .filter(|((r, _), _)| r == repo)
+            .filter_map(|(_, p)| p.history.clone())
+            .filter(|p| state == "all" || (state == "open") == p.merged_at.is_none())
+            .collect();
+        pulls.sort_by(|a, b| {
+            b.updated_at
+                .cmp(&a.updated_at)
+                .then(b.number.cmp(&a.number))
+        });
+        let items = pulls.iter().map(|p| self.pull_item(repo, p)).collect();
+        self.paged(req, items)
+    }
+
+    fn pull_item(&self, repo: &str, p: &FakePull) -> Value {
+        let mut v: Value = fixture(PULL_JSON);
+        v["number"] = json!(p.number);
+        v["id"] = json!(p.number * 1000);
+        v["title"] = json!(p.title);
+        v["url"] = json!(format!("{}/repos/{repo}/pulls/{}", self.url, p.number));
+        v["state"] = json!(if p.merged_at.is_some() {
+            "closed"
+        } else {
+            "open"
+        });
+        v["draft"] = json!(false);
+        v["user"]["login"] = json!(p.login);
+        v["head"]["ref"] = json!(p.head_ref);
+        v["head"]["sha"] = json!(p.head_sha);
+        v["head"]["repo"]["full_name"] = json!(repo);
+        v["base"]["ref"] = json!("main");
+        v["base"]["sha"] = json!(p.base_sha);
+        v["base"]["repo"]["full_name"] = json!(repo);
+        v["created_at"] = json!(p.created_at);
+        v["updated_at"] = json!(p.updated_at);
+        v["closed_at"] = json!(p.merged_at);
+        v["merged_at"] = json!(p.merged_at);
+        v["merge_commit_sha"] = json!(p.merge_commit_sha);
+        // The listing's items carry no `merged` (only a single pull request does).
+        if let Some(obj) = v.as_object_mut() {
+            obj.remove("merged");
+        }
+        v
+    }
+
+    /// `GET /repos/{o}/{r}/commits?since=`: the default branch's commits, newest first.
+    fn list_commits(&mut self, req: &Request, repo: &str) -> ResponseTemplate {
+        let query: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
+        let since = query.get("since").cloned().unwrap_or_default();
+        let h = self.history(repo);
+        let items = h
+            .commits
+            .iter()
+            .rev()
+            .filter(|c| rfc3339(&c.date) >= rfc3339(&since))
+            .map(|c| self.commit_item(repo, &c.sha))
+            .collect();
+        self.paged(req, items)
+    }
+
+    /// `GET /repos/{o}/{r}/commits/{ref}/statuses`: newest first.
+    fn list_statuses(&mut self, req: &Request, repo: &str, sha: &str) -> ResponseTemplate {
+        let h = self.history(repo);
+        let mut statuses: Vec<&FakeStatus> = h.statuses.iter().filter(|s| s.sha == sha).collect();
+        statuses.sort_by(|a, b| b.at.cmp(&a.at).then(b.id.cmp(&a.id)));
+        let items = statuses
+            .iter()
+            .map(|s| {
+                json!({"url": format!("{}/repos/{repo}/statuses/{sha}", self.url), "id": s.id,
+                    "node_id": format!("SC_fake{}", s.id), "state": s.state, "description": null,
+                    "target_url": null, "context": s.context, "created_at": s.at, "updated_at": s.at,
+                    "avatar_url": null, "creator": null})
+            })
+            .collect();
+        self.paged(req, items)
+    }
+
+    /// `GET /repos/{o}/{r}/deployments`: newest first.
+    fn list_deployments(&mut self, req: &Request, repo: &str) -> ResponseTemplate {
+        let h = self.history(repo);
+        let mut ds: Vec<&FakeDeployment> = h.deployments.iter().collect();
+        ds.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        let items = ds
+            .iter()
+            .map(|d| {
+                let mut v = first_item(DEPLOYMENT_ITEMS_JSON);
+                v["id"] = json!(d.id);
+                v["url"] = json!(format!("{}/repos/{repo}/deployments/{}", self.url, d.id));
+                v["sha"] = json!(d.sha);
+                v["ref"] = json!("main");
+                v["environment"] = json!(d.environment);
+                v["original_environment"] = json!(d.environment);
+                v["created_at"] = json!(d.created_at);
+                v["updated_at"] = json!(d.created_at);
+                v["statuses_url"] = json!(format!(
+                    "{}/repos/{repo}/deployments/{}/statuses",
+                    self.url, d.id
+                ));
+                v["repository_url"] = json!(format!("{}/repos/{repo}", self.url));
                 v
             })
             .collect();
         self.paged(req, items)
+    }
+
+    /// `GET /repos/{o}/{r}/deployments/{id}/statuses`: newest first.
+    fn list_deployment_statuses(
+        &mut self,
+        req: &Request,
+        repo: &str,
+        id: &str,
+    ) -> ResponseTemplate {
+        let h = self.history(repo);
+        let Some(d) = h.deployments.iter().find(|d| d.id.to_string() == id) else {
+            return not_found();
+        };
+        let items = d
+            .statuses
+            .iter()
+            .rev()
+            .map(|(sid, state, at)| {
+                let mut v = first_item(DEPLOYMENT_STATUS_ITEMS_JSON);
+                v["id"] = json!(sid);
+                v["url"] = json!(format!(
+                    "{}/repos/{repo}/deployments/{id}/statuses/{sid}",
+                    self.url
+                ));
+                v["state"] = json!(state);
+                v["environment"] = json!(d.environment);
+                v["created_at"] = json!(at);
+                v["updated_at"] = json!(at);
+                v["deployment_url"] = json!(format!("{}/repos/{repo}/deployments/{id}", self.url));
+                v["repository_url"] = json!(format!("{}/repos/{repo}", self.url));
+                v
+            })
+            .collect();
+        self.paged(req, items)
+    }
+
+    /// `GET /repos/{o}/{r}/issues?labels=&state=&since=`: newest first.
+    fn list_issues(&mut self, req: &Request, repo: &str) -> ResponseTemplate {
+        let query: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
+        let labels: Vec<String> = query
+            .get("labels")
+            .map(|l| {
+                l.split(',')
+                    .map(|s| s.trim().to_ascii_lowercase())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let state = query.get("state").map_or("open", String::as_str);
+        let since = query.get("since").cloned().unwrap_or_default();
+        let h = self.history(repo);
+        let mut issues: Vec<&FakeIssue> = h
+            .issues
+            .iter()
+            .filter(|i| {
+                labels
+                    .iter()
+                    .all(|l| i.labels.iter().any(|il| il.eq_ignore_ascii_case(l)))
+            })
+            .filter(|i| state == "all" || (state == "open") == i.closed_at.is_none())
+            .filter(|i| rfc3339(&i.updated_at) >= rfc3339(&since))
+            .collect();
+        issues.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then(b.number.cmp(&a.number))
+        });
+        let items = issues
+            .iter()
+            .map(|i| {
+                json!({"id": i.number * 100, "node_id": format!("I_fake{}", i.number),
+                    "url": format!("{}/repos/{repo}/issues/{}", self.url, i.number),
+                    "number": i.number, "title": i.title, "body": i.body,
+                    "state": if i.closed_at.is_some() { "closed" } else { "open" },
+                    "labels": i.labels.iter().map(|l| json!({"name": l, "color": "d73a4a", "default": false})).collect::<Vec<_>>(),
+                    "user": {"login": "oncall", "id": 9, "type": "User"},
+                    "created_at": i.created_at, "updated_at": i.updated_at, "closed_at": i.closed_at,
+                    "comments": 0, "locked": false, "author_association": "MEMBER"})
+            })
+            .collect();
+        self.paged(req, items)
+    }
+
+    /// `GET /repos/{o}/{r}/installation` (as the App): the one installation.
+    fn repo_installation(&self, owner: &str, name: &str) -> ResponseTemplate {
+        let repo = format!("{owner}/{name}");
+        if !self.histories.contains_key(&repo) && !self.pulls.keys().any(|(r, _)| *r == repo) {
+            return not_found();
+        }
+        let mut v = fixture(INSTALLATION_JSON);
+        v["id"] = json!(INSTALLATION);
+        v["app_id"] = json!(APP_ID);
+        v["access_tokens_url"] = json!(format!(
+            "{}/app/installations/{INSTALLATION}/access_tokens",
+            self.url
+        ));
+        ResponseTemplate::new(200).set_body_json(v)
     }
 
     /// A commit with its files; GitHub pages the files of a big commit, 300 a page.
@@ -796,7 +1217,7 @@ impl Model {
         v
     }
 
-    fn list_check_runs(&self, req: &Request, repo: &str, sha: &str) -> ResponseTemplate {
+    fn list_check_runs(&mut self, req: &Request, repo: &str, sha: &str) -> ResponseTemplate {
         let query: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
         let mut runs: Vec<&FakeCheckRun> = self
             .check_runs
@@ -824,7 +1245,7 @@ impl Model {
         let items: Vec<Value> = runs.iter().map(|r| self.check_run_json(repo, r)).collect();
         let (page, link) = self.page(req, items.clone(), 30, 100);
         let body = json!({ "total_count": items.len(), "check_runs": page });
-        with_link(ResponseTemplate::new(200).set_body_json(body), link)
+        self.listing(body, link)
     }
 
     fn create_check_run(&mut self, req: &Request, repo: &str, body: Value) -> ResponseTemplate {
@@ -905,4 +1326,25 @@ fn with_link(answer: ResponseTemplate, link: Option<String>) -> ResponseTemplate
         Some(link) => answer.insert_header("link", link.as_str()),
         None => answer,
     }
+}
+
+/// Nanoseconds of an RFC 3339 time (0 when it is none).
+fn rfc3339(t: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .ok()
+        .and_then(|t| t.timestamp_nanos_opt())
+        .unwrap_or(0)
+}
+
+/// Percent-encodes a query parameter value.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
