@@ -102,6 +102,14 @@ pub enum Command {
         #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
         db: PathBuf,
     },
+    /// Fetch a repository's recent history from the GitHub API (pull requests, their
+    /// commits with parents, statuses and check runs at their heads, default-branch
+    /// commits, deployments with statuses, incident issues) and store it as webhook
+    /// deliveries of it would, so ancestry, commit sets and DORA hold for history
+    /// tracelink never saw. Resumes an unfinished backfill of the repository where it
+    /// stopped; a second run sends conditional requests (unchanged pages cost nothing).
+    /// When a running `serve` holds the backfill, follows its progress instead.
+    Backfill(BackfillArgs),
     /// Stored webhook deliveries (and posted deployments and incidents).
     Deliveries {
         #[command(subcommand)]
@@ -355,30 +363,127 @@ pub struct ServeArgs {
     pub max_upload_bytes: usize,
 }
 
+/// `tracelink backfill`'s arguments.
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// The repository, `owner/repo`.
+    #[arg(value_parser = |s: &str| RepoName::parse(s).map_err(|e| e.to_string()))]
+    pub repo: RepoName,
+    /// How far back: pull requests updated, commits made, deployments created and
+    /// incidents updated within this (`30d`, `12h`, `90m`).
+    #[arg(long, default_value = "30d", value_parser = parse_since)]
+    pub since: std::time::Duration,
+    #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
+    pub db: PathBuf,
+    /// Issue label that marks an incident (case-insensitive), as `serve` has it.
+    #[arg(long, env = "TRACELINK_INCIDENT_LABEL", default_value = "incident")]
+    pub incident_label: String,
+    /// Environment of an incident whose issue names none, as `serve` has it.
+    #[arg(
+        long,
+        env = "TRACELINK_INCIDENT_ENVIRONMENT",
+        default_value = "production"
+    )]
+    pub incident_environment: String,
+    /// TOML file mapping GitHub logins to emails and agent user IDs, as `serve` has it.
+    #[arg(long, env = "TRACELINK_IDENTITIES")]
+    pub identities: Option<PathBuf>,
+    /// Link grace in seconds, as `serve` has it.
+    #[arg(long, env = "TRACELINK_LINK_GRACE_SECS", default_value_t = 1800)]
+    pub link_grace_secs: u64,
+    /// Replace every email by a keyed hash before it is stored, as `serve` does.
+    #[arg(long, env = "TRACELINK_PSEUDONYMIZE_USERS")]
+    pub pseudonymize_users: bool,
+    /// The secret keys are derived from (`--pseudonymize-users`): the same as `serve`'s.
+    #[arg(long, env = "TRACELINK_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<Secret>,
+    /// GitHub App ID.
+    #[arg(long, env = "TRACELINK_GITHUB_APP_ID")]
+    pub github_app_id: Option<u64>,
+    /// File holding the App's private key (PEM).
+    #[arg(long, env = "TRACELINK_GITHUB_PRIVATE_KEY_FILE")]
+    pub github_private_key_file: Option<PathBuf>,
+    /// The App's private key itself (PEM), instead of a file.
+    #[arg(
+        long,
+        env = "TRACELINK_GITHUB_PRIVATE_KEY",
+        conflicts_with = "github_private_key_file"
+    )]
+    pub github_private_key: Option<Secret>,
+    /// GitHub's REST API (GitHub Enterprise Server: `https://HOST/api/v3`).
+    #[arg(
+        long,
+        env = "TRACELINK_GITHUB_API_URL",
+        default_value = "https://api.github.com"
+    )]
+    pub github_api_url: String,
+}
+
+/// `--since` of `tracelink backfill`: a duration like `30d`, `12h`, `90m`.
+pub fn parse_since(s: &str) -> Result<std::time::Duration, String> {
+    match crate::retention::parse_retention(s) {
+        Ok(crate::retention::Retention(Some(d))) => Ok(d),
+        _ => Err(format!("{s:?} is not a duration like 30d, 12h or 90m")),
+    }
+}
+
+impl BackfillArgs {
+    /// The GitHub App settings; a backfill needs them.
+    pub fn github_app(&self) -> anyhow::Result<crate::github::app::AppConfig> {
+        app_config(
+            self.github_app_id,
+            &self.github_private_key,
+            &self.github_private_key_file,
+            &self.github_api_url,
+        )?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "a backfill reads the GitHub API as the App: set --github-app-id and --github-private-key-file (or their TRACELINK_ environment variables)"
+            )
+        })
+    }
+}
+
+/// The GitHub App settings, when an App ID and a key are given; an error naming what is
+/// missing when only one is.
+fn app_config(
+    app_id: Option<u64>,
+    private_key: &Option<Secret>,
+    private_key_file: &Option<PathBuf>,
+    api_url: &str,
+) -> anyhow::Result<Option<crate::github::app::AppConfig>> {
+    let key = match (private_key, private_key_file) {
+        (Some(k), _) => Some(k.0.clone()),
+        (None, Some(path)) => Some(std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!("reading the GitHub App private key {}: {e}", path.display())
+        })?),
+        (None, None) => None,
+    };
+    match (app_id, key) {
+        (Some(app_id), Some(private_key_pem)) => Ok(Some(crate::github::app::AppConfig {
+            app_id,
+            private_key_pem,
+            api_url: api_url.to_string(),
+        })),
+        (None, None) => Ok(None),
+        (Some(_), None) => anyhow::bail!(
+            "--github-app-id is set but no private key: set --github-private-key-file or --github-private-key"
+        ),
+        (None, Some(_)) => {
+            anyhow::bail!("a GitHub App private key is set but no --github-app-id")
+        }
+    }
+}
+
 impl ServeArgs {
     /// The GitHub App settings, when an App ID and a key are given.
     pub fn github_app(&self) -> anyhow::Result<Option<crate::github::app::AppConfig>> {
-        let key = match (&self.github_private_key, &self.github_private_key_file) {
-            (Some(k), _) => Some(k.0.clone()),
-            (None, Some(path)) => Some(std::fs::read_to_string(path).map_err(|e| {
-                anyhow::anyhow!("reading the GitHub App private key {}: {e}", path.display())
-            })?),
-            (None, None) => None,
-        };
-        match (self.github_app_id, key) {
-            (Some(app_id), Some(private_key_pem)) => Ok(Some(crate::github::app::AppConfig {
-                app_id,
-                private_key_pem,
-                api_url: self.github_api_url.clone(),
-            })),
-            (None, None) => Ok(None),
-            (Some(_), None) => anyhow::bail!(
-                "--github-app-id is set but no private key: set --github-private-key-file or --github-private-key"
-            ),
-            (None, Some(_)) => {
-                anyhow::bail!("a GitHub App private key is set but no --github-app-id")
-            }
-        }
+        app_config(
+            self.github_app_id,
+            &self.github_private_key,
+            &self.github_private_key_file,
+            &self.github_api_url,
+        )
     }
 }
 

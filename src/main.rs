@@ -127,6 +127,56 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Backfill(args) => {
+            let app = args.github_app()?;
+            let pseudonyms = if args.pseudonymize_users {
+                Some(std::sync::Arc::new(
+                    tracelink::pseudonym::Pseudonyms::from_secret(
+                        args.secret_key.as_ref().map(|s| s.0.as_str()),
+                    )?,
+                ))
+            } else {
+                None
+            };
+            let mut identities = match &args.identities {
+                Some(p) => tracelink::graph::identities::Identities::load(p)?,
+                None => Default::default(),
+            };
+            if let Some(p) = &pseudonyms {
+                identities = identities.pseudonymized(p);
+            }
+            let cfg = tracelink::github::backfill::BackfillConfig {
+                incident_label: args.incident_label.clone(),
+                incident_environment: args.incident_environment.clone(),
+                links: tracelink::graph::links::LinkConfig {
+                    grace_ns: i64::try_from(args.link_grace_secs)
+                        .unwrap_or(i64::MAX / 1_000_000_000)
+                        .saturating_mul(1_000_000_000),
+                    identities,
+                },
+                debounce: std::time::Duration::from_secs(60),
+                publisher: None,
+                pseudonyms,
+            };
+            let store = tracelink::store::open(&args.db).await?;
+            let mut print = |row: &tracelink::store::backfill::BackfillRow| {
+                println!("{}", tracelink::github::backfill::progress_line(row))
+            };
+            let row = tracelink::github::backfill::here(
+                store,
+                &app,
+                &cfg,
+                args.repo.as_str(),
+                args.since,
+                &mut print,
+            )
+            .await?;
+            println!(
+                "backfill of {} done: {} pages fetched, {} not modified (a running tracelink publishes the open pull requests' reports)",
+                row.repo, row.pages_fetched, row.pages_not_modified
+            );
+            Ok(())
+        }
         Command::Relink { repo, since, db } => {
             existing(&db)?;
             let since_ns = since_arg(since.as_deref())?;

@@ -96,6 +96,10 @@ pub struct Server {
     /// Rounds of pruning past `--retain-raw` finished (none when it is `off`).
     pub pruned: Option<watch::Receiver<u64>>,
     pruner: Option<JoinHandle<()>>,
+    /// The backfill worker (none without a GitHub App).
+    backfill: Option<JoinHandle<()>>,
+    /// How many backfill runs have ended, done or failed (none without a GitHub App).
+    pub backfills_ended: Option<watch::Receiver<u64>>,
     stop: watch::Sender<bool>,
     stop_processor: watch::Sender<bool>,
     processor: JoinHandle<()>,
@@ -196,6 +200,10 @@ fn http_router(state: AppState) -> Router {
             post(crate::api::admin::replay),
         )
         .route("/api/v1/admin/relink", post(crate::api::admin::relink))
+        .route(
+            "/api/v1/admin/backfill",
+            post(crate::api::admin::backfill).get(crate::api::admin::backfills),
+        )
         .layer(DefaultBodyLimit::max(64 * 1024))
         .layer(middleware::from_fn_with_state(
             state.admin.clone(),
@@ -346,6 +354,9 @@ impl Server {
         let (sessions_tx, sessions_rx) = tokio::sync::mpsc::channel(1024);
         let extra_writer = store.connect().await?;
         let processor_conn = store.connect().await?;
+        // The backfill worker's (used with a GitHub App) and the admin backfill routes'.
+        let backfill_conn = store.connect().await?;
+        let backfill_admin_conn = store.connect().await?;
         let pruner_conn = match args.retain_raw.0 {
             Some(_) => Some(store.connect().await?),
             None => None,
@@ -403,6 +414,28 @@ impl Server {
             sessions_rx,
             processor_stopped.clone(),
         );
+        // Backfills run while the listeners do; each stops after the page in hand and
+        // resumes at the next start.
+        let (backfiller, backfill_task) = match &github {
+            Some(app) => {
+                let (handle, task) = crate::github::backfill::spawn(
+                    app.clone(),
+                    backfill_conn,
+                    store.db.clone(),
+                    crate::github::backfill::BackfillConfig {
+                        incident_label: args.incident_label.clone(),
+                        incident_environment: args.incident_environment.clone(),
+                        links: reports.links.clone(),
+                        debounce,
+                        publisher: Some(publisher.wake.clone()),
+                        pseudonyms: pseudonyms.clone(),
+                    },
+                    stopped.clone(),
+                );
+                (Some(handle), Some(task))
+            }
+            None => (None, None),
+        };
         let (processor, processor_task) = crate::github::processor::spawn(
             processor_conn,
             crate::github::processor::ProcessorConfig {
@@ -412,6 +445,7 @@ impl Server {
                 db: store.db.clone(),
                 links: reports.links.clone(),
                 incident_environment: args.incident_environment.clone(),
+                backfill: backfiller.as_ref().map(|b| b.wake.clone()),
             },
             processor_stopped,
         );
@@ -456,6 +490,11 @@ impl Server {
                 writer: writer.clone(),
                 processor: processor.wake.clone(),
                 publisher: publisher.wake.clone(),
+                backfill: crate::api::admin::BackfillAdmin::new(
+                    backfill_admin_conn,
+                    store.db.clone(),
+                    backfiller.as_ref().map(|b| b.wake.clone()),
+                ),
             },
             api: ApiState {
                 db: store.db.clone(),
@@ -537,6 +576,8 @@ impl Server {
             publisher_task,
             pruned,
             pruner,
+            backfill: backfill_task,
+            backfills_ended: backfiller.as_ref().map(|b| b.ended.clone()),
             stop,
             stop_processor,
             processor: processor_task,
@@ -587,6 +628,9 @@ impl Server {
         self.writer.await.context("writer task")?;
         if let Some(p) = self.pruner {
             p.await.context("pruner task")?;
+        }
+        if let Some(b) = self.backfill {
+            b.await.context("backfill task")?;
         }
         // The processor applies what the writer committed, then stops.
         let _ = self.stop_processor.send(true);

@@ -9,6 +9,11 @@
 //!   linking again (after the identities file, the grace period or a rule changed) and
 //!   wakes the publisher, which relinks what they may have produced and re-publishes the
 //!   reports whose content changed.
+//! - `POST /api/v1/admin/backfill` `{"repo", "since"?}` — asks for a backfill of the
+//!   repository from the GitHub API reaching back `since` (`30d` when absent; an
+//!   unfinished one resumes instead) and wakes the backfill worker; answers 202 with its
+//!   state. `GET /api/v1/admin/backfill[?repo=owner/repo]` — backfills and their
+//!   progress.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +41,31 @@ pub struct AdminState {
     pub processor: Arc<Notify>,
     /// Wakes the publisher (which drains the relink queue).
     pub publisher: Arc<Notify>,
+    pub backfill: BackfillAdmin,
+}
+
+/// What the backfill routes need: a write connection of their own (asking for a
+/// backfill is one short transaction), the readers, and the worker (none without a
+/// GitHub App).
+#[derive(Clone)]
+pub struct BackfillAdmin {
+    conn: Arc<tokio::sync::Mutex<crate::store::Conn>>,
+    db: crate::store::Db,
+    worker: Option<Arc<Notify>>,
+}
+
+impl BackfillAdmin {
+    pub fn new(
+        conn: crate::store::Conn,
+        db: crate::store::Db,
+        worker: Option<Arc<Notify>>,
+    ) -> Self {
+        BackfillAdmin {
+            conn: Arc::new(tokio::sync::Mutex::new(conn)),
+            db,
+            worker,
+        }
+    }
 }
 
 /// An admin token, or a loopback client when none is configured.
@@ -179,4 +209,93 @@ pub async fn replay(State(state): State<AdminState>, body: axum::body::Bytes) ->
         id: r.id,
     });
     submit(&state.writer, work, "marked", &state.processor).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillRequest {
+    /// `owner/repo`.
+    pub repo: Option<String>,
+    /// How far back: `30d`, `12h`, `90m` (default `30d`).
+    pub since: Option<String>,
+}
+
+pub async fn backfill(State(state): State<AdminState>, body: axum::body::Bytes) -> Response {
+    let r: BackfillRequest = match request(&body, "{\"repo\", \"since\"?}") {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let repo = match r.repo.as_deref().map(crate::ids::RepoName::parse) {
+        Some(Ok(name)) => name.as_str().to_string(),
+        Some(Err(e)) => return ApiError(StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        None => {
+            return ApiError(
+                StatusCode::BAD_REQUEST,
+                "a backfill needs \"repo\": \"owner/repo\"".into(),
+            )
+            .into_response();
+        }
+    };
+    let since = match crate::config::parse_since(r.since.as_deref().unwrap_or("30d")) {
+        Ok(d) => d,
+        Err(e) => return ApiError(StatusCode::BAD_REQUEST, format!("since: {e}")).into_response(),
+    };
+    let Some(worker) = &state.backfill.worker else {
+        return ApiError(
+            StatusCode::CONFLICT,
+            "a backfill reads the GitHub API as the App, and no GitHub App is configured (--github-app-id)".into(),
+        )
+        .into_response();
+    };
+    let now = crate::time::now_ns();
+    let since_ns = crate::github::backfill::since_ns(now, since);
+    let asked = async {
+        let mut conn = state.backfill.conn.lock().await;
+        let mut tx = conn.begin().await?;
+        let row = tx.request_backfill(&repo, None, since_ns, now).await?;
+        tx.commit().await?;
+        Ok::<_, crate::store::Error>(row)
+    }
+    .await;
+    match asked {
+        Ok(row) => {
+            worker.notify_one();
+            (StatusCode::ACCEPTED, Json(json!({ "backfill": row }))).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, repo, "asking for a backfill failed");
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the backfill could not be stored".into(),
+            )
+            .into_response()
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BackfillQuery {
+    pub repo: Option<String>,
+}
+
+pub async fn backfills(
+    State(state): State<AdminState>,
+    axum::extract::Query(q): axum::extract::Query<BackfillQuery>,
+) -> Response {
+    let repos = match q.repo.as_deref().map(crate::ids::RepoName::parse) {
+        Some(Ok(name)) => vec![name.as_str().to_string()],
+        Some(Err(e)) => return ApiError(StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        None => Vec::new(),
+    };
+    match state.backfill.db.backfills(&repos).await {
+        Ok(rows) => (StatusCode::OK, Json(json!({ "backfills": rows }))).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "reading backfills failed");
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "backfills could not be read".into(),
+            )
+            .into_response()
+        }
+    }
 }

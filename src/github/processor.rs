@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, watch};
 
+use super::backfill;
 use super::events::Event;
 use super::plan;
 use crate::graph::incidents;
@@ -37,6 +38,9 @@ pub struct ProcessorConfig {
     pub links: LinkConfig,
     /// Where an incident naming no environment happened (`--incident-environment`).
     pub incident_environment: String,
+    /// The backfill worker, woken when an installation queued backfills (`None`: no App
+    /// configured; they wait in the database).
+    pub backfill: Option<Arc<Notify>>,
 }
 
 pub fn spawn(
@@ -93,13 +97,25 @@ async fn process_pending(conn: &mut Conn, cfg: &ProcessorConfig) -> store::Resul
     }
     let mut stale = Stale::default();
     let mut queued = std::collections::BTreeSet::new();
-    let finished = match apply_group(conn, cfg, &pending, now, &mut stale, &mut queued).await {
+    let mut backfills = 0;
+    let finished = match apply_group(
+        conn,
+        cfg,
+        &pending,
+        now,
+        &mut stale,
+        &mut queued,
+        &mut backfills,
+    )
+    .await
+    {
         Ok(()) => pending.len() as u64,
         Err(e) => {
             tracing::warn!(error = %e, "applying a group of deliveries failed; applying them one by one");
             let mut finished = 0;
             for d in &pending {
                 let (mut one_stale, mut one_queued) = (Stale::default(), Default::default());
+                let mut one_backfills = 0;
                 match apply_group(
                     conn,
                     cfg,
@@ -107,10 +123,12 @@ async fn process_pending(conn: &mut Conn, cfg: &ProcessorConfig) -> store::Resul
                     now,
                     &mut one_stale,
                     &mut one_queued,
+                    &mut one_backfills,
                 )
                 .await
                 {
                     Ok(()) => {
+                        backfills += one_backfills;
                         stale.absorb(one_stale);
                         queued.extend(one_queued);
                         finished += 1;
@@ -138,6 +156,11 @@ async fn process_pending(conn: &mut Conn, cfg: &ProcessorConfig) -> store::Resul
             finished
         }
     };
+    if backfills > 0
+        && let Some(w) = &cfg.backfill
+    {
+        w.notify_one();
+    }
     // The links of what arrived, and of the merge results that inherit them.
     stale.merge_results_of(&cfg.db, &queued).await?;
     if !stale.is_empty() {
@@ -157,6 +180,7 @@ async fn apply_group(
     now: i64,
     stale: &mut Stale,
     queued: &mut std::collections::BTreeSet<crate::store::reports::PullRef>,
+    backfills: &mut usize,
 ) -> store::Result<()> {
     let mut tx = conn.begin().await?;
     for d in pending {
@@ -168,6 +192,7 @@ async fn apply_group(
                 if let Some(seen) = installation_of(&d.payload) {
                     tx.set_repo_installation(&seen).await?;
                 }
+                *backfills += queue_backfills(&mut tx, &d.event, &d.payload, &ops, now).await?;
                 for op in &ops {
                     match op {
                         Op::Commit(c) => stale.commit(&c.repo, c.sha.as_str()),
@@ -188,6 +213,44 @@ async fn apply_group(
         }
     }
     tx.commit().await
+}
+
+/// An installation created, or repositories added to one: a backfill of each repository
+/// it names is asked for (in the delivery's transaction), reaching back
+/// [`backfill::INSTALLATION_SINCE`]. Returns how many.
+async fn queue_backfills(
+    tx: &mut store::Tx<'_>,
+    event: &str,
+    payload: &[u8],
+    ops: &[Op],
+    now: i64,
+) -> store::Result<usize> {
+    let action = super::events::envelope(event, payload)
+        .ok()
+        .and_then(|(action, _)| action);
+    let adds = matches!(
+        (event, action.as_deref()),
+        ("installation", Some("created")) | ("installation_repositories", Some("added"))
+    );
+    if !adds {
+        return Ok(0);
+    }
+    let since = backfill::since_ns(now, backfill::INSTALLATION_SINCE);
+    let mut n = 0;
+    for op in ops {
+        if let Op::InstallationRepo {
+            installation_id,
+            repo,
+            in_scope: true,
+            ..
+        } = op
+        {
+            tx.request_backfill(repo, Some(*installation_id), since, now)
+                .await?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// Writes one delivery's (or one fetched page's) ops and returns the pull requests whose

@@ -11,6 +11,7 @@
 //! - [`links`]: stored session → commit links;
 //! - [`uploads`]: CI uploads (coverage, tests);
 //! - [`deliveries`]: webhook deliveries as received;
+//! - [`backfill`]: backfills from the GitHub API (their cursors and the ETags kept);
 //! - [`reports`]: the report queue, patch caches and published digests;
 //! - [`retention`]: pruning raw data past `--retain-raw`, and table sizes.
 //!
@@ -20,6 +21,7 @@
 //! as text or bytes; what stays SQLite-only (scalar `min`/`max`, `substr`, `instr`,
 //! `hex`) is confined to these files.
 
+pub mod backfill;
 pub mod backup;
 pub mod batch;
 pub mod deliveries;

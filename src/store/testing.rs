@@ -46,6 +46,9 @@ pub const TABLES: &[&str] = &[
     "ci_coverage",
     "ci_test_cases",
     "line_records",
+    "backfills",
+    "backfill_pages",
+    "github_etags",
 ];
 
 fn known(table: &str) -> Result<&'static str> {

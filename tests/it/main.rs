@@ -1,6 +1,7 @@
 //! Integration tests: one binary, a fresh server on port 0 and a fresh database per test.
 
 mod action;
+mod backfill;
 mod backup;
 mod bad_input;
 mod ci_status;
