@@ -580,3 +580,55 @@ async fn tracelink_backfill_prints_its_progress_and_needs_the_app() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("\"soon\" is not a duration"), "{err}");
 }
+
+#[tokio::test]
+async fn the_admin_route_starts_a_backfill_on_the_running_server() {
+    let post = |app: &TestApp, body: Value| {
+        let req = app
+            .client
+            .post(format!("{}/api/v1/admin/backfill", app.http))
+            .body(body.to_string());
+        async move {
+            let r = req.send().await.expect("request sent");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // Without an App there is nothing to read the API as.
+    let mut plain = TestApp::spawn().await;
+    let (status, body) = post(&plain, json!({"repo": REPO})).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("--github-app-id"),
+        "{body}"
+    );
+    plain.stop().await;
+
+    let fake = FakeGithub::start().await;
+    fake.add_history(REPO, history());
+    let mut app = with_app(&fake).await;
+    let (status, body) = post(&app, json!({"repo": REPO, "since": "soon"})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("\"soon\" is not a duration"),
+        "{body}"
+    );
+    let (status, body) = post(&app, json!({"since": "30d"})).await;
+    assert_eq!(status, 400, "{body}");
+
+    let (status, body) = post(&app, json!({"repo": REPO, "since": "30d"})).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["backfill"]["repo"], REPO);
+    backfills_ended(&app, 1).await;
+    let row = app.db().backfill(REPO).await.unwrap().expect("a backfill");
+    assert_eq!(
+        (row.state.as_str(), row.pages_done, row.pages_found),
+        ("done", 13, 13)
+    );
+    // The App's installation was looked up (no delivery named one).
+    assert_eq!(row.installation_id, Some(INSTALLATION as i64));
+    app.stop().await;
+}
