@@ -260,14 +260,14 @@ async fn run_pages(
             last_progress = tokio::time::Instant::now();
         }
         // Leave the rest of the window to report publishing.
-        if let (Some(remaining), Some(reset)) = (fetched.remaining, fetched.reset)
-            && remaining < RESERVE
-        {
-            let wait = u64::try_from(reset - chrono::Utc::now().timestamp()).unwrap_or(0) + 1;
-            let wait = Duration::from_secs(wait).min(MAX_PAUSE);
+        if let Some(wait) = reserve_wait(
+            fetched.remaining,
+            fetched.reset,
+            chrono::Utc::now().timestamp(),
+        ) {
             tracing::warn!(
                 repo,
-                remaining,
+                remaining = fetched.remaining,
                 wait_secs = wait.as_secs(),
                 "backfill pausing: fewer than {RESERVE} GitHub requests left until the rate limit resets"
             );
@@ -276,6 +276,17 @@ async fn run_pages(
             }
         }
     }
+}
+
+/// How long to pause after a page when GitHub says fewer than [`RESERVE`] requests are
+/// left until its window resets (`reset`, Unix seconds): until a second after the reset,
+/// at most [`MAX_PAUSE`]; `None` with more left or when GitHub said nothing.
+fn reserve_wait(remaining: Option<u64>, reset: Option<i64>, now_unix: i64) -> Option<Duration> {
+    let (remaining, reset) = (remaining?, reset?);
+    (remaining < RESERVE).then(|| {
+        let secs = u64::try_from(reset.saturating_sub(now_unix)).unwrap_or(0) + 1;
+        Duration::from_secs(secs).min(MAX_PAUSE)
+    })
 }
 
 /// The installation to read through: the backfill's, else the one deliveries named,
@@ -488,4 +499,44 @@ pub async fn here(
     conn.close().await?;
     db.close().await;
     Ok(ended)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backfill_leaves_the_last_requests_of_the_window_to_reports() {
+        assert_eq!(reserve_wait(Some(4_000), Some(1_600), 1_000), None);
+        assert_eq!(reserve_wait(None, Some(1_600), 1_000), None);
+        assert_eq!(reserve_wait(Some(10), None, 1_000), None);
+        assert_eq!(
+            reserve_wait(Some(RESERVE - 1), Some(1_600), 1_000),
+            Some(Duration::from_secs(601))
+        );
+        // A reset already past: a second; a far one: at most MAX_PAUSE.
+        assert_eq!(
+            reserve_wait(Some(0), Some(900), 1_000),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            reserve_wait(Some(0), Some(i64::MAX), 1_000),
+            Some(MAX_PAUSE)
+        );
+    }
+
+    #[test]
+    fn since_is_rounded_down_to_the_day_or_the_hour() {
+        let now = crate::time::parse_rfc3339("2026-11-30T14:05:09Z").unwrap();
+        let day = since_ns(now, Duration::from_secs(30 * 86_400));
+        assert_eq!(
+            Some(day),
+            crate::time::parse_rfc3339("2026-10-31T00:00:00Z")
+        );
+        let hour = since_ns(now, Duration::from_secs(2 * 3_600));
+        assert_eq!(
+            Some(hour),
+            crate::time::parse_rfc3339("2026-11-30T12:00:00Z")
+        );
+    }
 }
