@@ -251,7 +251,7 @@ pub async fn backfill(State(state): State<AdminState>, body: axum::body::Bytes) 
     let since_ns = crate::github::backfill::since_ns(now, since);
     let asked = async {
         let mut conn = state.backfill.conn.lock().await;
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.begin_exclusive().await?;
         let row = tx.request_backfill(&repo, None, since_ns, now).await?;
         tx.commit().await?;
         Ok::<_, crate::store::Error>(row)

@@ -103,13 +103,13 @@ pub async fn run(
     let repo = b.repo.clone();
     match run_pages(app, conn, db, cfg, &b, stop, progress).await {
         Ok(Ended::Stopped) => {
-            let mut tx = conn.begin().await?;
+            let mut tx = conn.begin_exclusive().await?;
             tx.release_backfill(&repo).await?;
             tx.commit().await?;
             Ok(Ended::Stopped)
         }
         Ok(Ended::Done(_)) => {
-            let mut tx = conn.begin().await?;
+            let mut tx = conn.begin_exclusive().await?;
             tx.finish_backfill(&repo, None, now_ns()).await?;
             tx.commit().await?;
             let row = db
@@ -121,7 +121,7 @@ pub async fn run(
         }
         Err(e) => {
             let why = format!("{e:#}");
-            let mut tx = conn.begin().await?;
+            let mut tx = conn.begin_exclusive().await?;
             tx.finish_backfill(&repo, Some(&why), now_ns()).await?;
             tx.commit().await?;
             if let Some(row) = db.backfill(&repo).await? {
@@ -153,7 +153,7 @@ async fn run_pages(
     };
     let installation = installation_of(app, conn, b).await?;
     {
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.begin_exclusive().await?;
         if !tx.backfill_started(repo).await? {
             tx.add_backfill_pages(repo, &pages::seeds(&scope)).await?;
         }
@@ -165,7 +165,7 @@ async fn run_pages(
             return Ok(Ended::Stopped);
         }
         let (next, cached) = {
-            let mut tx = conn.begin().await?;
+            let mut tx = conn.begin_exclusive().await?;
             let next = tx.next_backfill_page(repo).await?;
             let cached = match &next {
                 Some(p) => tx.cached_page(&p.route).await?,
@@ -227,7 +227,7 @@ async fn run_pages(
             }
         };
         let now = now_ns();
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.begin_exclusive().await?;
         let prs =
             crate::github::processor::apply_ops(&mut tx, &read.ops, now, &cfg.incident_environment)
                 .await?;
@@ -295,7 +295,7 @@ async fn installation_of(app: &GithubApp, conn: &mut Conn, b: &BackfillRow) -> a
     if let Some(id) = b.installation_id {
         return u64::try_from(id).with_context(|| format!("installation id {id} is not valid"));
     }
-    let mut tx = conn.begin().await?;
+    let mut tx = conn.begin_exclusive().await?;
     let known = tx.known_installation(&b.repo).await?;
     tx.commit().await?;
     let id = match known {
@@ -303,7 +303,7 @@ async fn installation_of(app: &GithubApp, conn: &mut Conn, b: &BackfillRow) -> a
         None => i64::try_from(app.repo_installation(&b.repo).await?)
             .context("GitHub's installation id does not fit")?,
     };
-    let mut tx = conn.begin().await?;
+    let mut tx = conn.begin_exclusive().await?;
     tx.set_backfill_installation(&b.repo, id).await?;
     tx.commit().await?;
     u64::try_from(id).with_context(|| format!("installation id {id} is not valid"))
@@ -365,7 +365,7 @@ pub fn spawn(
             }
             let now = now_ns();
             let claimed = async {
-                let mut tx = conn.begin().await?;
+                let mut tx = conn.begin_exclusive().await?;
                 let b = tx
                     .claim_backfill(None, now, now + LEASE.as_nanos() as i64)
                     .await?;
@@ -439,7 +439,7 @@ pub async fn here(
         ..
     } = store;
     let now = now_ns();
-    let mut tx = conn.begin().await?;
+    let mut tx = conn.begin_exclusive().await?;
     let asked = tx
         .request_backfill(repo, None, since_ns(now, since), now)
         .await?;
@@ -452,7 +452,7 @@ pub async fn here(
     let mut followed: Option<(i64, i64)> = None;
     let ended = loop {
         let now = now_ns();
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.begin_exclusive().await?;
         let claimed = tx
             .claim_backfill(Some(repo), now, now + LEASE.as_nanos() as i64)
             .await?;
