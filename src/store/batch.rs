@@ -120,7 +120,7 @@ pub struct Batch {
     pub first_error: Option<String>,
     /// The request's raw record ([`super::raw::seal`]), compressed by the request's own
     /// task before the batch is queued; the writer seals it itself when it is missing.
-    pub raw: Option<Vec<u8>>,
+    pub raw: Option<super::raw::Sealed>,
 }
 
 impl Batch {

@@ -3,10 +3,13 @@
 //! A request's spans, log records and metric points are kept as one row of
 //! `raw_records`: the minimised fields (never prompt text) encoded as the protobuf message
 //! `tracelink.raw.v1.RawRecord` (`proto/tracelink/raw/v1/raw.proto`) and deflated. Beside
-//! it, narrow key rows — `spans (record_id, trace_id, span_id)`, `log_events (record_id,
-//! digest)`, `metric_points (record_id, series, time_ns)` — make a re-sent record count
-//! once, and `record_sessions` finds a session's records. Retention drops a record with
-//! its keys ([`super::retention`]).
+//! it, the digest of its content recognises a re-sent request whole (one index entry per
+//! request), and narrow key rows for the records that carry facts — `spans (record_id,
+//! trace_id, span_id)` and `log_events (record_id, digest)` of spans and log records with
+//! tokens, cost or counters, `metric_points (record_id, series, time_ns)` of every point
+//! — make those count once even when an exporter re-batches them. `record_sessions`
+//! finds a session's records. Retention drops a record with its keys
+//! ([`super::retention`]).
 //!
 //! The record is encoded straight from the batch's borrowed rows (no per-field copies)
 //! and compressed by the request's own task, before the writer sees it; the writer only
@@ -20,6 +23,7 @@ use flate2::read::DeflateDecoder;
 use flate2::write::DeflateEncoder;
 use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint};
+use sha2::{Digest, Sha256};
 
 use super::batch::{Batch, LogRow, PointRow, SpanRow};
 
@@ -45,17 +49,37 @@ pub enum RawError {
     Corrupt(i64, String),
 }
 
-/// The deflated `RawRecord` of a batch.
-pub fn seal(b: &Batch) -> Vec<u8> {
+/// A batch's record, ready to store.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    /// The deflated `RawRecord`.
+    pub body: Vec<u8>,
+    /// SHA-256 prefix of the signal and the record's content before compression: the
+    /// same request sent again (an exporter's retry, over any transport or encoding)
+    /// has the same digest.
+    pub digest: [u8; 16],
+}
+
+/// The batch's record, encoded and compressed.
+pub fn seal(b: &Batch) -> Sealed {
     let mut plain = Vec::with_capacity(64 + 96 * (b.spans.len() + b.logs.len() + b.points.len()));
     encode(b, &mut plain);
+    let mut h = Sha256::new();
+    h.update(b.signal.as_str().as_bytes());
+    h.update([0]);
+    h.update(&plain);
+    let mut digest = [0u8; 16];
+    digest.copy_from_slice(&h.finalize()[..16]);
     let mut z = DeflateEncoder::new(
         Vec::with_capacity(plain.len() / 3 + 64),
         Compression::fast(),
     );
     // Writing into a Vec cannot fail.
     let _ = z.write_all(&plain);
-    z.finish().unwrap_or_default()
+    Sealed {
+        body: z.finish().unwrap_or_default(),
+        digest,
+    }
 }
 
 /// Reads a stored record back.
@@ -352,7 +376,13 @@ mod tests {
     #[test]
     fn a_sealed_record_opens_to_the_batch_rows() {
         let b = batch();
-        let r = open(1, FORMAT_PROTO_DEFLATE, &seal(&b)).unwrap();
+        let sealed = seal(&b);
+        let r = open(1, FORMAT_PROTO_DEFLATE, &sealed.body).unwrap();
+        assert_eq!(
+            sealed.digest,
+            seal(&batch()).digest,
+            "the same content, the same digest"
+        );
         assert_eq!(r.sessions, ["sess-1"]);
         assert_eq!(r.spans.len(), 2);
         let s = &r.spans[0];
@@ -381,7 +411,7 @@ mod tests {
 
     #[test]
     fn a_damaged_record_is_an_error_naming_it() {
-        let mut body = seal(&batch());
+        let mut body = seal(&batch()).body;
         body.truncate(body.len() / 2);
         let e = open(42, FORMAT_PROTO_DEFLATE, &body)
             .unwrap_err()

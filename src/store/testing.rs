@@ -60,15 +60,36 @@ fn known(table: &str) -> Result<&'static str> {
 }
 
 impl Db {
-    /// Whether a span is stored.
-    pub async fn has_span(&self, trace_id: &TraceId, span_id: &SpanId) -> Result<bool> {
-        let n: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM spans WHERE trace_id = ? AND span_id = ?")
-                .bind(trace_id.as_bytes())
-                .bind(span_id.as_bytes())
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(n > 0)
+    /// Spans, log records or metric points (`traces`, `logs`, `metrics`) held in raw
+    /// records: what was stored, a re-sent request counted once.
+    pub async fn stored_rows(&self, signal: &str) -> Result<i64> {
+        sqlx::query_scalar("SELECT coalesce(sum(rows), 0) FROM raw_records WHERE signal = ?")
+            .bind(signal)
+            .fetch_one(&self.pool)
+            .await
+    }
+
+    /// The (trace id, span id) of every span held in raw records.
+    pub async fn span_ids(&self) -> Result<std::collections::HashSet<(TraceId, SpanId)>> {
+        let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, format, body FROM raw_records WHERE signal = 'traces' ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = std::collections::HashSet::new();
+        for (id, format, body) in rows {
+            let r = super::raw::open(id, format, &body)
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            for s in r.spans {
+                if let (Ok(t), Ok(sp)) = (
+                    TraceId::try_from(&s.trace_id[..]),
+                    SpanId::try_from(&s.span_id[..]),
+                ) {
+                    out.insert((t, sp));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Every raw record, read back ([`super::raw::open`]) and printed field by field.

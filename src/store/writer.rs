@@ -11,7 +11,7 @@ use sqlx::{AssertSqlSafe, Connection, Sqlite, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Conn;
-use super::batch::{Batch, PointFact};
+use super::batch::{Batch, LogRow, PointFact, SpanRow};
 use super::deliveries::DeliveryRow;
 use super::uploads::UploadBatch;
 use crate::facts::{Additive, Counter, Tokens};
@@ -263,41 +263,50 @@ async fn write_batch(
 
     // The request's raw record first: its id is what the key rows point to. When
     // tracelink received it is what retention counts from (agents' own timestamps can
-    // be 0).
+    // be 0). A request stored before (an exporter's retry) has the same digest and
+    // stores nothing.
     let sealed;
-    let body = match &b.raw {
-        Some(body) => body,
+    let raw = match &b.raw {
+        Some(raw) => raw,
         None => {
             sealed = super::raw::seal(b);
             &sealed
         }
     };
-    let rows = (b.spans.len() + b.logs.len() + b.points.len()) as i64;
-    let record: i64 = sqlx::query_scalar(
-        "INSERT INTO raw_records (received_ns, signal, format, rows, body) VALUES (?, ?, ?, ?, ?) \
-         RETURNING id",
+    let rows = b.spans.len() + b.logs.len() + b.points.len();
+    let record: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO raw_records (received_ns, signal, format, rows, body, digest) \
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
     )
     .bind(now_ns())
     .bind(b.signal.as_str())
     .bind(super::raw::FORMAT_PROTO_DEFLATE)
-    .bind(rows)
-    .bind(&body[..])
-    .fetch_one(&mut **tx)
+    .bind(rows as i64)
+    .bind(&raw.body[..])
+    .bind(&raw.digest[..])
+    .fetch_optional(&mut **tx)
     .await?;
+    let Some(record) = record else {
+        written.duplicates = rows as u64;
+        return Ok((written, session_ids));
+    };
 
-    // Span keys in multi-row statements. When some were stored before (a re-sent
-    // export), the keys this record now owns say which rows are new.
+    // Spans and log records that carry facts keep a key row each, in multi-row
+    // statements, so an export re-batched differently still counts them once; when some
+    // were stored before, the keys this record now owns say which rows are new. The
+    // others are stored in the record only.
+    let factual: Vec<&SpanRow> = b.spans.iter().filter(|s| s.additive.is_some()).collect();
     let mut inserted = 0;
-    for chunk in b.spans.chunks(KEY_CHUNK) {
+    for chunk in factual.chunks(KEY_CHUNK) {
         inserted += insert_keys(tx, SPAN_KEYS, 3, chunk.len(), |q, i| {
-            let s = &chunk[i];
+            let s = chunk[i];
             q.bind(record)
                 .bind(s.trace_id.as_bytes())
                 .bind(s.span_id.as_bytes())
         })
         .await?;
     }
-    let mut owned = if inserted == b.spans.len() as u64 {
+    let mut owned = if inserted == factual.len() as u64 {
         None
     } else {
         let keys: Vec<(Vec<u8>, Vec<u8>)> =
@@ -308,7 +317,7 @@ async fn write_batch(
         Some(keys.into_iter().map(|(t, s)| [t, s].concat()).collect())
     };
     let mut key = [0u8; 24];
-    for s in &b.spans {
+    for s in &factual {
         key[..16].copy_from_slice(s.trace_id.as_bytes());
         key[16..].copy_from_slice(s.span_id.as_bytes());
         // `is_new` first: it must see every row.
@@ -318,17 +327,19 @@ async fn write_batch(
             sums.entry(i).or_default().add(a);
         }
     }
-    written.inserted += inserted;
-    written.duplicates += b.spans.len() as u64 - inserted;
+    let plain = (b.spans.len() - factual.len()) as u64;
+    written.inserted += plain + inserted;
+    written.duplicates += factual.len() as u64 - inserted;
 
+    let factual: Vec<&LogRow> = b.logs.iter().filter(|l| l.additive.is_some()).collect();
     let mut inserted = 0;
-    for chunk in b.logs.chunks(KEY_CHUNK) {
+    for chunk in factual.chunks(KEY_CHUNK) {
         inserted += insert_keys(tx, LOG_KEYS, 2, chunk.len(), |q, i| {
             q.bind(record).bind(&chunk[i].digest[..])
         })
         .await?;
     }
-    let mut owned = if inserted == b.logs.len() as u64 {
+    let mut owned = if inserted == factual.len() as u64 {
         None
     } else {
         let keys: Vec<Vec<u8>> =
@@ -338,7 +349,7 @@ async fn write_batch(
                 .await?;
         Some(keys.into_iter().collect())
     };
-    for l in &b.logs {
+    for l in &factual {
         // `is_new` first: it must see every row.
         if is_new(&mut owned, &l.digest)
             && let (Some(i), Some(a)) = (l.session, &l.additive)
@@ -346,8 +357,9 @@ async fn write_batch(
             sums.entry(i).or_default().add(a);
         }
     }
-    written.inserted += inserted;
-    written.duplicates += b.logs.len() as u64 - inserted;
+    let plain = (b.logs.len() - factual.len()) as u64;
+    written.inserted += plain + inserted;
+    written.duplicates += factual.len() as u64 - inserted;
 
     for p in &b.points {
         let (value, _count) = if p.cumulative {

@@ -10,7 +10,7 @@ async fn a_backup_while_serving_and_a_whole_file_after_stopping() {
     for f in ["claude-code-logs.json", "claude-code-metrics.json"] {
         send_otlp(&app, f).await;
     }
-    let (sessions, events) = (app.count("sessions").await, app.count("log_events").await);
+    let (sessions, events) = (app.count("sessions").await, app.stored("logs").await);
     assert!(sessions >= 1 && events >= 1);
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("copy.db");
@@ -31,7 +31,7 @@ async fn a_backup_while_serving_and_a_whole_file_after_stopping() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("backed up"));
     let restored = tracelink::store::open(&copy).await.unwrap();
     assert_eq!(restored.db.row_count("sessions").await.unwrap(), sessions);
-    assert_eq!(restored.db.row_count("log_events").await.unwrap(), events);
+    assert_eq!(restored.db.stored_rows("logs").await.unwrap(), events);
     restored.db.close().await;
     // Never over an existing file.
     let again = backup(&copy).await.unwrap();

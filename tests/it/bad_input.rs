@@ -158,7 +158,7 @@ async fn some_bad_spans_are_a_partial_success() {
         msg.contains("\"short id\": span id must be 8 bytes, got 4"),
         "{msg}"
     );
-    assert_eq!(app.count("spans").await, 1);
+    assert_eq!(app.stored("traces").await, 1);
     app.stop().await;
 }
 
@@ -373,7 +373,7 @@ async fn tokens_are_required_when_configured() {
         MetadataValue::from_static("Bearer old-token"),
     );
     c.export(r).await.expect("authorised gRPC export");
-    assert_eq!(app.count("spans").await, 64);
+    assert_eq!(app.stored("traces").await, 64);
     app.stop().await;
 }
 
@@ -461,7 +461,7 @@ async fn a_full_write_queue_answers_429_with_retry_after() {
         );
         accepted += 1;
     }
-    assert_eq!(app.count("spans").await, 64 * accepted);
+    assert_eq!(app.stored("traces").await, 64 * accepted);
     let metrics = app
         .client
         .get(format!("{}/metrics", app.http))
@@ -528,7 +528,7 @@ async fn every_member_of_a_multi_member_gzip_body_is_read() {
         .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(
-        app.count("spans").await,
+        app.stored("traces").await,
         total as i64,
         "both members stored"
     );

@@ -80,6 +80,11 @@ impl TestApp {
         self.db().row_count(table).await.expect("count")
     }
 
+    /// Spans, log records or points (`traces`, `logs`, `metrics`) stored.
+    pub async fn stored(&self, signal: &str) -> i64 {
+        self.db().stored_rows(signal).await.expect("stored rows")
+    }
+
     /// The running server's database (its read side).
     pub fn db(&self) -> &tracelink::store::Db {
         &self.server.as_ref().expect("running").db

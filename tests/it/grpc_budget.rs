@@ -164,7 +164,7 @@ async fn with_the_budget_taken_grpc_refuses_before_decoding_and_recovers() {
         .export(req)
         .await
         .expect("an export after the budget is given back");
-    assert_eq!(app.count("spans").await, 64);
+    assert_eq!(app.stored("traces").await, 64);
     app.stop().await;
 }
 
@@ -238,7 +238,7 @@ async fn a_second_message_in_an_export_is_invalid_argument() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err}");
     assert!(err.message().contains("one message"), "{err}");
-    assert_eq!(app.count("spans").await, 0);
+    assert_eq!(app.stored("traces").await, 0);
     app.stop().await;
 }
 

@@ -125,7 +125,7 @@ async fn assert_conversation(app: &TestApp, conversation: &str, trace_id: &str) 
         "{s}"
     );
     assert_eq!(
-        app.count("spans").await,
+        app.stored("traces").await,
         SPANS_SENT,
         "every span, the unrelated one too"
     );
@@ -229,7 +229,7 @@ async fn sdk_grpc_gzip_traces_metrics_and_logs() {
     assert_eq!(n(&m["tokens"]["output"]), 100);
     assert!(app.count("metric_points").await > 0);
 
-    assert_eq!(app.count("log_events").await, 1);
+    assert_eq!(app.stored("logs").await, 1);
     let events = app
         .db()
         .session_events("sdk-conv-grpc")
@@ -265,7 +265,7 @@ async fn http_round_trip(protocol: Protocol, conversation: &'static str) {
     .await;
 
     assert_conversation(&app, conversation, &trace_id).await;
-    assert_eq!(app.count("log_events").await, 0);
+    assert_eq!(app.stored("logs").await, 0);
     assert_eq!(app.count("metric_points").await, 0);
     app.stop().await;
 }

@@ -142,7 +142,7 @@ async fn claude_code_names_its_commits_in_every_form_it_sends() {
     assert_eq!(linked(&app, FULL).await, event("claude-head"));
     // What the tools ran is read, never stored (the JSON string form included).
     let stored = app.db().raw_records().await.unwrap().join("\n");
-    assert_eq!(app.count("log_events").await, 2, "both events kept");
+    assert_eq!(app.stored("logs").await, 2, "both events kept");
     for command in ["git commit", "cargo test", "bash_command"] {
         assert!(!stored.contains(command), "{command} is not kept: {stored}");
     }

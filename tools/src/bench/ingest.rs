@@ -353,7 +353,7 @@ where
 
 async fn count_spans(db: &Path) -> anyhow::Result<i64> {
     let db = tracelink::store::Db::open_read_only(db).await?;
-    let n = db.row_count("spans").await;
+    let n = db.stored_rows("traces").await;
     db.close().await;
     Ok(n?)
 }

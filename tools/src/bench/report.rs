@@ -200,7 +200,7 @@ async fn measure_in(args: &ReportArgs, db: &std::path::Path) -> anyhow::Result<(
         warm.push(t.elapsed());
     }
     let r = check.context("no report")?;
-    let spans = reader.row_count("spans").await?;
+    let spans = reader.stored_rows("traces").await?;
     reader.close().await;
     println!(
         "linking the PR's {} commits (as the processor does): {:.1} ms, {stored} links stored",

@@ -458,7 +458,7 @@ async fn connection(
     Ok(())
 }
 
-/// Rows in `spans` and the age in seconds of the oldest, on a read-only connection
+/// Spans held in raw records and the age in seconds of the oldest, on a read-only connection
 /// opened for this one query (so it holds no snapshot between samples).
 async fn count(db: &Path) -> anyhow::Result<(i64, Option<f64>)> {
     let mut conn = SqliteConnectOptions::from_str(&format!("sqlite://{}", db.display()))?
@@ -469,7 +469,8 @@ async fn count(db: &Path) -> anyhow::Result<(i64, Option<f64>)> {
         .await
         .with_context(|| format!("opening {} read-only", db.display()))?;
     let (rows, oldest): (i64, Option<i64>) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM spans), (SELECT min(received_ns) FROM raw_records)",
+        "SELECT (SELECT coalesce(sum(rows), 0) FROM raw_records WHERE signal = 'traces'), \
+         (SELECT min(received_ns) FROM raw_records)",
     )
     .fetch_one(&mut conn)
     .await?;
