@@ -310,24 +310,9 @@ impl Tx<'_> {
         commits: &[String],
         files_json: &str,
     ) -> Result<()> {
+        // The whole list: one page from position 0.
+        self.set_pull_commits_page(repo, number, 0, commits).await?;
         let conn = self.conn();
-        sqlx::query("DELETE FROM pull_request_commits WHERE repo = ? AND number = ?")
-            .bind(repo)
-            .bind(number)
-            .execute(&mut *conn)
-            .await?;
-        for (i, sha) in commits.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO pull_request_commits (repo, number, sha, position) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(repo)
-            .bind(number)
-            .bind(sha.to_ascii_lowercase())
-            .bind(i as i64)
-            .execute(&mut *conn)
-            .await?;
-        }
         sqlx::query(
             "INSERT INTO pull_request_patches (repo, number, head_sha, files) VALUES (?, ?, ?, ?) \
              ON CONFLICT (repo, number) DO UPDATE SET head_sha = excluded.head_sha, files = excluded.files",
