@@ -78,7 +78,7 @@ impl Tx<'_> {
             prs.extend(pulls_containing(conn, Some(&repo), &[sha]).await?);
         }
         for d in deployments {
-            prs.extend(shipped_by(conn, d, Stop::AnyEarlier).await?);
+            prs.extend(shipped_by(conn, d).await?);
         }
         Ok(prs)
     }
@@ -170,7 +170,7 @@ impl Tx<'_> {
     /// deployment to the same environment. The pull requests an incident caused by `d`
     /// shows on.
     pub async fn pulls_first_shipped_by(&mut self, d: &DeploymentRow) -> Result<Vec<PullRef>> {
-        shipped_by(self.conn(), d, Stop::EarlierSuccess).await
+        shipped_by(self.conn(), d).await
     }
 
     /// The pull requests that may hold the commit: as head, merge result, listed commit
@@ -459,24 +459,12 @@ pub(super) async fn enqueue(
 /// Commits followed back from a deployment's commit, at most.
 const MAX_SHIPPED_DEPTH: i64 = 2000;
 
-/// Where the walk back from a deployment stops.
-#[derive(Clone, Copy)]
-enum Stop {
-    /// At an earlier deployment to the same environment, whatever its state.
-    AnyEarlier,
-    /// At an earlier deployment to the same environment that succeeded.
-    EarlierSuccess,
-}
-
 /// The merged pull requests a deployment ships first: those whose merge result is its
-/// commit or an ancestor of it, not behind an earlier deployment to the same environment
-/// (the walk stops there). However old the merge, and without touching every recent
-/// pull request at each deployment.
-async fn shipped_by(
-    conn: &mut SqliteConnection,
-    d: &DeploymentRow,
-    stop: Stop,
-) -> Result<Vec<PullRef>> {
+/// commit or an ancestor of it, not behind an earlier successful deployment to the same
+/// environment (the walk stops there; a failed one shipped nothing, as reports read
+/// it). However old the merge, and without touching every recent pull request at each
+/// deployment.
+async fn shipped_by(conn: &mut SqliteConnection, d: &DeploymentRow) -> Result<Vec<PullRef>> {
     let numbers: Vec<i64> = sqlx::query_scalar(
         "WITH RECURSIVE anc(key, depth) AS ( \
            SELECT ?1 || '@' || ?2, 0 \
@@ -486,8 +474,8 @@ async fn shipped_by(
            WHERE anc.depth < ?3 AND NOT EXISTS (SELECT 1 FROM deployments e \
              WHERE e.repo = ?1 AND e.environment = ?4 AND e.id <> ?5 \
              AND coalesce(e.created_ns, 0) <= coalesce(?6, 0) AND ?1 || '@' || e.sha = l.to_key \
-             AND (?7 = 0 OR EXISTS (SELECT 1 FROM deployment_statuses s \
-               WHERE s.deployment_id = e.id AND s.state = 'success'))) \
+             AND EXISTS (SELECT 1 FROM deployment_statuses s \
+               WHERE s.deployment_id = e.id AND s.state = 'success')) \
          ) \
          SELECT p.number FROM pull_requests p WHERE p.repo = ?1 AND p.merged = 1 \
            AND p.merge_commit_sha IS NOT NULL AND p.repo || '@' || p.merge_commit_sha IN (SELECT key FROM anc)",
@@ -498,7 +486,6 @@ async fn shipped_by(
     .bind(&d.environment)
     .bind(d.id)
     .bind(d.created_ns)
-    .bind(matches!(stop, Stop::EarlierSuccess))
     .fetch_all(&mut *conn)
     .await?;
     Ok(numbers.into_iter().map(|n| (d.repo.clone(), n)).collect())

@@ -80,6 +80,16 @@ async fn a_deployment_queues_the_pull_requests_it_ships_first() {
         .await,
         BTreeSet::from([5])
     );
+    // It succeeds: still #5.
+    assert_eq!(
+        affected(
+            conn,
+            "deployment_status",
+            deployment_status(11, 1, MID, "success", "2026-09-16T00:05:00Z")
+        )
+        .await,
+        BTreeSet::from([5])
+    );
     // The next ships #6 only: #5 is behind the first.
     assert_eq!(
         affected(
@@ -95,6 +105,23 @@ async fn a_deployment_queues_the_pull_requests_it_ships_first() {
     staging["deployment"]["environment"] = json!("staging");
     assert_eq!(
         affected(conn, "deployment", staging).await,
+        BTreeSet::from([5, 6])
+    );
+
+    // A failed deployment ships nothing: the successful one after it ships what the
+    // failed one held as well.
+    let mut failed = deployment_status(12, 4, MID, "failure", "2026-11-22T00:05:00Z");
+    failed["deployment"]["environment"] = json!("qa");
+    failed["deployment_status"]["environment"] = json!("qa");
+    assert_eq!(
+        affected(conn, "deployment_status", failed).await,
+        BTreeSet::from([5])
+    );
+    let mut redeploy = deployment_status(13, 5, NEW, "success", "2026-11-22T01:05:00Z");
+    redeploy["deployment"]["environment"] = json!("qa");
+    redeploy["deployment_status"]["environment"] = json!("qa");
+    assert_eq!(
+        affected(conn, "deployment_status", redeploy).await,
         BTreeSet::from([5, 6])
     );
 }
