@@ -279,9 +279,9 @@ fn check_exposure(args: &ServeArgs) -> anyhow::Result<()> {
 
 /// After an upgrade whose link rules changed, queues every session to be linked again;
 /// the publisher works through the queue in the background (progress in the log and as
-/// `tracelink_link_queue_sessions` on `/metrics`).
-async fn relink_on_new_rules(store: &store::Store) -> anyhow::Result<()> {
-    let mut conn = store.connect().await?;
+/// `tracelink_link_queue_sessions` on `/metrics`). On the writer's connection, before
+/// the writer task takes it.
+async fn relink_on_new_rules(conn: &mut store::Conn) -> anyhow::Result<()> {
     let version = crate::graph::links::RULES_VERSION;
     match conn
         .relink_on_new_rules(version, crate::time::now_ns())
@@ -296,7 +296,6 @@ async fn relink_on_new_rules(store: &store::Store) -> anyhow::Result<()> {
         ),
         _ => {}
     }
-    conn.close().await?;
     Ok(())
 }
 
@@ -347,9 +346,9 @@ impl Server {
             comment_people: args.comment_people,
             comment_cost: args.comment_cost,
         });
-        let store = store::open(&args.db).await?;
+        let mut store = store::open(&args.db).await?;
         warn_unpriced_models(&store.db, &prices).await;
-        relink_on_new_rules(&store).await?;
+        relink_on_new_rules(&mut store.writer).await?;
         let telemetry = Arc::new(Telemetry::default());
         let (sessions_tx, sessions_rx) = tokio::sync::mpsc::channel(1024);
         let extra_writer = store.connect().await?;

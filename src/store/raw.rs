@@ -101,6 +101,21 @@ pub fn open(id: i64, format: i64, body: &[u8]) -> Result<pb::RawRecord, RawError
     }
 }
 
+/// A `raw_records` row as read back (`SELECT id, format, body …`).
+#[derive(sqlx::FromRow)]
+pub(super) struct Stored {
+    id: i64,
+    format: i64,
+    body: Vec<u8>,
+}
+
+impl Stored {
+    /// The record, or a storage error naming it when it cannot be read.
+    pub(super) fn open(&self) -> Result<pb::RawRecord, sqlx::Error> {
+        open(self.id, self.format, &self.body).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    }
+}
+
 impl pb::RawRecord {
     /// The session key a row names (rows count sessions from 1; 0 is none).
     pub fn session(&self, n: u32) -> Option<&str> {

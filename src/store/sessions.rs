@@ -166,7 +166,7 @@ impl Db {
     /// The names of a session's stored log events, oldest first (read from its raw
     /// records, so empty once those are past `--retain-raw`).
     pub async fn session_events(&self, key: &str) -> Result<Vec<String>> {
-        let records: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(
+        let records: Vec<super::raw::Stored> = sqlx::query_as(
             "SELECT r.id, r.format, r.body FROM sessions s \
              JOIN record_sessions rs ON rs.session_id = s.id \
              JOIN raw_records r ON r.id = rs.record_id \
@@ -177,9 +177,8 @@ impl Db {
         .await?;
         let mut seen = std::collections::HashSet::new();
         let mut events = Vec::new();
-        for (id, format, body) in records {
-            let r = super::raw::open(id, format, &body)
-                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        for stored in records {
+            let r = stored.open()?;
             for l in &r.logs {
                 if r.session(l.session) == Some(key) && seen.insert(l.digest.clone()) {
                     events.push((l.time_ns, l.event.clone()));

@@ -69,17 +69,21 @@ impl Db {
             .await
     }
 
-    /// The (trace id, span id) of every span held in raw records.
-    pub async fn span_ids(&self) -> Result<std::collections::HashSet<(TraceId, SpanId)>> {
-        let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT id, format, body FROM raw_records WHERE signal = 'traces' ORDER BY id",
+    /// Every raw record of a signal (all when `None`), read back, oldest first.
+    async fn raw_records_of(&self, signal: Option<&str>) -> Result<Vec<super::raw::pb::RawRecord>> {
+        let rows: Vec<super::raw::Stored> = sqlx::query_as(
+            "SELECT id, format, body FROM raw_records WHERE ?1 IS NULL OR signal = ?1 ORDER BY id",
         )
+        .bind(signal)
         .fetch_all(&self.pool)
         .await?;
+        rows.iter().map(super::raw::Stored::open).collect()
+    }
+
+    /// The (trace id, span id) of every span held in raw records.
+    pub async fn span_ids(&self) -> Result<std::collections::HashSet<(TraceId, SpanId)>> {
         let mut out = std::collections::HashSet::new();
-        for (id, format, body) in rows {
-            let r = super::raw::open(id, format, &body)
-                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        for r in self.raw_records_of(Some("traces")).await? {
             for s in r.spans {
                 if let (Ok(t), Ok(sp)) = (
                     TraceId::try_from(&s.trace_id[..]),
@@ -94,17 +98,12 @@ impl Db {
 
     /// Every raw record, read back ([`super::raw::open`]) and printed field by field.
     pub async fn raw_records(&self) -> Result<Vec<String>> {
-        let rows: Vec<(i64, i64, Vec<u8>)> =
-            sqlx::query_as("SELECT id, format, body FROM raw_records ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
-        rows.into_iter()
-            .map(|(id, format, body)| {
-                super::raw::open(id, format, &body)
-                    .map(|r| format!("{r:?}"))
-                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))
-            })
-            .collect()
+        Ok(self
+            .raw_records_of(None)
+            .await?
+            .iter()
+            .map(|r| format!("{r:?}"))
+            .collect())
     }
 
     /// Every kept delivery payload, as stored.

@@ -291,78 +291,19 @@ async fn write_batch(
         return Ok((written, session_ids));
     };
 
-    // Spans and log records that carry facts keep a key row each, in multi-row
-    // statements, so an export re-batched differently still counts them once; when some
-    // were stored before, the keys this record now owns say which rows are new. The
-    // others are stored in the record only.
-    let factual: Vec<&SpanRow> = b.spans.iter().filter(|s| s.additive.is_some()).collect();
-    let mut inserted = 0;
-    for chunk in factual.chunks(KEY_CHUNK) {
-        inserted += insert_keys(tx, SPAN_KEYS, 3, chunk.len(), |q, i| {
-            let s = chunk[i];
-            q.bind(record)
-                .bind(s.trace_id.as_bytes())
-                .bind(s.span_id.as_bytes())
-        })
-        .await?;
-    }
-    let mut owned = if inserted == factual.len() as u64 {
-        None
-    } else {
-        let keys: Vec<(Vec<u8>, Vec<u8>)> =
-            sqlx::query_as("SELECT trace_id, span_id FROM spans WHERE record_id = ?")
-                .bind(record)
-                .fetch_all(&mut **tx)
-                .await?;
-        Some(keys.into_iter().map(|(t, s)| [t, s].concat()).collect())
-    };
-    let mut key = [0u8; 24];
-    for s in &factual {
-        key[..16].copy_from_slice(s.trace_id.as_bytes());
-        key[16..].copy_from_slice(s.span_id.as_bytes());
-        // `is_new` first: it must see every row.
-        if is_new(&mut owned, &key)
-            && let (Some(i), Some(a)) = (s.session, &s.additive)
-        {
-            sums.entry(i).or_default().add(a);
-        }
-    }
-    let plain = (b.spans.len() - factual.len()) as u64;
-    written.inserted += plain + inserted;
-    written.duplicates += factual.len() as u64 - inserted;
-
-    let factual: Vec<&LogRow> = b.logs.iter().filter(|l| l.additive.is_some()).collect();
-    let mut inserted = 0;
-    for chunk in factual.chunks(KEY_CHUNK) {
-        inserted += insert_keys(tx, LOG_KEYS, 2, chunk.len(), |q, i| {
-            q.bind(record).bind(&chunk[i].digest[..])
-        })
-        .await?;
-    }
-    let mut owned = if inserted == factual.len() as u64 {
-        None
-    } else {
-        let keys: Vec<Vec<u8>> =
-            sqlx::query_scalar("SELECT digest FROM log_events WHERE record_id = ?")
-                .bind(record)
-                .fetch_all(&mut **tx)
-                .await?;
-        Some(keys.into_iter().collect())
-    };
-    for l in &factual {
-        // `is_new` first: it must see every row.
-        if is_new(&mut owned, &l.digest)
-            && let (Some(i), Some(a)) = (l.session, &l.additive)
-        {
-            sums.entry(i).or_default().add(a);
-        }
-    }
-    let plain = (b.logs.len() - factual.len()) as u64;
-    written.inserted += plain + inserted;
-    written.duplicates += factual.len() as u64 - inserted;
+    // Spans and log records that carry facts keep a key row each, so an export
+    // re-batched differently still counts them once. The others are stored in the
+    // record only.
+    let spans = keyed(&b.spans);
+    let new_spans = store_keys(tx, record, &spans, &mut sums).await?;
+    let logs = keyed(&b.logs);
+    let new_logs = store_keys(tx, record, &logs, &mut sums).await?;
+    written.inserted += spans.plain + new_spans + logs.plain + new_logs;
+    written.duplicates +=
+        spans.factual.len() as u64 - new_spans + logs.factual.len() as u64 - new_logs;
 
     for p in &b.points {
-        let (value, _count) = if p.cumulative {
+        let value = if p.cumulative {
             match cumulative_increment(tx, p).await? {
                 Some(inc) => inc,
                 None => {
@@ -371,7 +312,7 @@ async fn write_batch(
                 }
             }
         } else {
-            (p.value, p.count)
+            p.value
         };
         let inserted = sqlx::query(
             "INSERT INTO metric_points (record_id, series, time_ns) VALUES (?, ?, ?) \
@@ -549,8 +490,112 @@ pub(crate) fn values_sql(head: &str, columns: usize, rows: usize) -> String {
     sql
 }
 
-const SPAN_KEYS: &str = "INSERT INTO spans (record_id, trace_id, span_id) VALUES ";
-const LOG_KEYS: &str = "INSERT INTO log_events (record_id, digest) VALUES ";
+/// A raw row that may carry additive facts, keyed for deduplication when it does.
+trait Keyed: Sync {
+    /// The key table's multi-row INSERT head, its columns (`record_id` first), and the
+    /// query reading a record's keys back (as two blobs; the second may be empty).
+    const INSERT: &'static str;
+    const COLUMNS: usize;
+    const OWNED: &'static str;
+    fn additive(&self) -> Option<&Additive>;
+    fn session(&self) -> Option<usize>;
+    /// Binds the key columns after `record_id`.
+    fn bind_key<'q>(&'q self, q: Query<'q>) -> Query<'q>;
+    /// The key as one byte string, as [`Self::OWNED`] reads it back concatenated.
+    fn key(&self, out: &mut Vec<u8>);
+}
+
+impl Keyed for SpanRow {
+    const INSERT: &'static str = "INSERT INTO spans (record_id, trace_id, span_id) VALUES ";
+    const COLUMNS: usize = 3;
+    const OWNED: &'static str = "SELECT trace_id, span_id FROM spans WHERE record_id = ?";
+    fn additive(&self) -> Option<&Additive> {
+        self.additive.as_deref()
+    }
+    fn session(&self) -> Option<usize> {
+        self.session
+    }
+    fn bind_key<'q>(&'q self, q: Query<'q>) -> Query<'q> {
+        q.bind(self.trace_id.as_bytes())
+            .bind(self.span_id.as_bytes())
+    }
+    fn key(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.trace_id.as_bytes());
+        out.extend_from_slice(self.span_id.as_bytes());
+    }
+}
+
+impl Keyed for LogRow {
+    const INSERT: &'static str = "INSERT INTO log_events (record_id, digest) VALUES ";
+    const COLUMNS: usize = 2;
+    const OWNED: &'static str = "SELECT digest, x'' FROM log_events WHERE record_id = ?";
+    fn additive(&self) -> Option<&Additive> {
+        self.additive.as_deref()
+    }
+    fn session(&self) -> Option<usize> {
+        self.session
+    }
+    fn bind_key<'q>(&'q self, q: Query<'q>) -> Query<'q> {
+        q.bind(&self.digest[..])
+    }
+    fn key(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.digest);
+    }
+}
+
+/// A batch's rows of one kind: those carrying facts, and how many do not.
+struct Split<'a, R> {
+    factual: Vec<&'a R>,
+    plain: u64,
+}
+
+fn keyed<R: Keyed>(rows: &[R]) -> Split<'_, R> {
+    let factual: Vec<&R> = rows.iter().filter(|r| r.additive().is_some()).collect();
+    Split {
+        plain: (rows.len() - factual.len()) as u64,
+        factual,
+    }
+}
+
+/// Stores the key rows of the rows carrying facts (multi-row statements) and adds the
+/// facts of those stored for the first time to `sums`; returns how many were. When some
+/// were stored before, the keys this record now owns say which rows are new.
+async fn store_keys<R: Keyed>(
+    tx: &mut Transaction<'_, Sqlite>,
+    record: i64,
+    rows: &Split<'_, R>,
+    sums: &mut HashMap<usize, Sums>,
+) -> Result<u64, sqlx::Error> {
+    let mut inserted = 0;
+    for chunk in rows.factual.chunks(KEY_CHUNK) {
+        inserted += insert_keys(tx, R::INSERT, R::COLUMNS, chunk.len(), |q, i| {
+            chunk[i].bind_key(q.bind(record))
+        })
+        .await?;
+    }
+    let mut owned: Option<HashSet<Vec<u8>>> = if inserted == rows.factual.len() as u64 {
+        None
+    } else {
+        let keys: Vec<(Vec<u8>, Vec<u8>)> = sqlx::query_as(R::OWNED)
+            .bind(record)
+            .fetch_all(&mut **tx)
+            .await?;
+        Some(keys.into_iter().map(|(a, b)| [a, b].concat()).collect())
+    };
+    let mut key = Vec::with_capacity(24);
+    for r in &rows.factual {
+        key.clear();
+        r.key(&mut key);
+        // `is_new` first: it must see every row.
+        if is_new(&mut owned, &key)
+            && let (Some(i), Some(a)) = (r.session(), r.additive())
+        {
+            sums.entry(i).or_default().add(a);
+        }
+    }
+    Ok(inserted)
+}
+
 const RECORD_SESSIONS: &str = "INSERT INTO record_sessions (record_id, session_id) VALUES ";
 
 type Query<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
@@ -585,23 +630,22 @@ fn is_new(owned: &mut Option<HashSet<Vec<u8>>>, key: &[u8]) -> bool {
 async fn cumulative_increment(
     tx: &mut Transaction<'_, Sqlite>,
     p: &super::batch::PointRow,
-) -> Result<Option<(f64, Option<i64>)>, sqlx::Error> {
-    let last: Option<(i64, i64, f64, i64)> = sqlx::query_as(
-        "SELECT start_ns, time_ns, value, count FROM cumulative_series WHERE series = ?",
-    )
-    .bind(&p.series[..])
-    .fetch_optional(&mut **tx)
-    .await?;
+) -> Result<Option<f64>, sqlx::Error> {
+    let last: Option<(i64, i64, f64)> =
+        sqlx::query_as("SELECT start_ns, time_ns, value FROM cumulative_series WHERE series = ?")
+            .bind(&p.series[..])
+            .fetch_optional(&mut **tx)
+            .await?;
     let count = p.count.unwrap_or(0);
     let inc = match last {
-        None => Some((p.value, count)),
+        None => Some(p.value),
         // A newer start time is a restarted process: its running total starts over.
-        Some((start, _, _, _)) if p.start_ns > start => Some((p.value, count)),
-        Some((start, _, _, _)) if p.start_ns < start => None,
-        Some((_, time, _, _)) if p.time_ns <= time => None,
+        Some((start, _, _)) if p.start_ns > start => Some(p.value),
+        Some((start, _, _)) if p.start_ns < start => None,
+        Some((_, time, _)) if p.time_ns <= time => None,
         // A total that went down is a reset without a new start time.
-        Some((_, _, value, _)) if p.value < value => Some((p.value, count)),
-        Some((_, _, value, last_count)) => Some((p.value - value, (count - last_count).max(0))),
+        Some((_, _, value)) if p.value < value => Some(p.value),
+        Some((_, _, value)) => Some(p.value - value),
     };
     if inc.is_some() {
         sqlx::query(
@@ -617,5 +661,5 @@ async fn cumulative_increment(
         .execute(&mut **tx)
         .await?;
     }
-    Ok(inc.map(|(v, c)| (v, p.count.map(|_| c))))
+    Ok(inc)
 }

@@ -1330,10 +1330,7 @@ fn with_link(answer: ResponseTemplate, link: Option<String>) -> ResponseTemplate
 
 /// Nanoseconds of an RFC 3339 time (0 when it is none).
 fn rfc3339(t: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(t)
-        .ok()
-        .and_then(|t| t.timestamp_nanos_opt())
-        .unwrap_or(0)
+    tracelink::time::parse_rfc3339(t).unwrap_or(0)
 }
 
 /// Percent-encodes a query parameter value.

@@ -84,7 +84,8 @@ pub fn routable(repo: &str) -> bool {
 /// deployments and incidents.
 pub fn seeds(scope: &Scope) -> Vec<PageRef> {
     let repo = &scope.repo;
-    let since = iso(scope.since_ns);
+    let since =
+        crate::time::rfc3339(Some(scope.since_ns), chrono::SecondsFormat::Secs).unwrap_or_default();
     vec![
         page(
             PULLS,
@@ -293,11 +294,6 @@ fn page(kind: &str, route: String, context: Value) -> PageRef {
 
 fn time_of(item: &Value, field: &str) -> Option<i64> {
     item[field].as_str().and_then(crate::time::parse_rfc3339)
-}
-
-/// RFC 3339, whole seconds, UTC.
-fn iso(ns: i64) -> String {
-    chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Percent-encodes a query parameter value.
