@@ -110,16 +110,24 @@ async fn a_deployment_queues_the_pull_requests_it_ships_first() {
 
     // A failed deployment ships nothing: the successful one after it ships what the
     // failed one held as well.
-    let mut failed = deployment_status(12, 4, MID, "failure", "2026-11-22T00:05:00Z");
-    failed["deployment"]["environment"] = json!("qa");
-    failed["deployment_status"]["environment"] = json!("qa");
+    let failed = to_qa(deployment_status(
+        12,
+        4,
+        MID,
+        "failure",
+        "2026-11-22T00:05:00Z",
+    ));
     assert_eq!(
         affected(conn, "deployment_status", failed).await,
         BTreeSet::from([5])
     );
-    let mut redeploy = deployment_status(13, 5, NEW, "success", "2026-11-22T01:05:00Z");
-    redeploy["deployment"]["environment"] = json!("qa");
-    redeploy["deployment_status"]["environment"] = json!("qa");
+    let redeploy = to_qa(deployment_status(
+        13,
+        5,
+        NEW,
+        "success",
+        "2026-11-22T01:05:00Z",
+    ));
     assert_eq!(
         affected(conn, "deployment_status", redeploy).await,
         BTreeSet::from([5, 6])
@@ -132,6 +140,13 @@ fn deployment_status(id: i64, deployment: i64, sha: &str, state: &str, at: &str)
             "created_at": at},
         "deployment_status": {"id": id, "state": state, "environment": "production",
             "created_at": at}})
+}
+
+/// The same deployment status, to the `qa` environment.
+fn to_qa(mut status: Value) -> Value {
+    status["deployment"]["environment"] = json!("qa");
+    status["deployment_status"]["environment"] = json!("qa");
+    status
 }
 
 fn incident(number: i64, body: &str, opened: &str, updated: &str, labelled: bool) -> Value {
