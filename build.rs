@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SAFETY: build scripts are single-threaded; nothing else reads the environment here.
     unsafe { std::env::set_var("PROTOC", protoc) };
     println!("cargo:rerun-if-changed=proto");
+    postgres_tests()?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
@@ -16,5 +17,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ],
             &["proto"],
         )?;
+    Ok(())
+}
+
+/// `TRACELINK_TEST_POSTGRES=skip` leaves the integration tests' PostgreSQL half out of
+/// the build (a local convenience); CI (`CI=true`) refuses it, so the PostgreSQL half
+/// is never silently skipped there.
+fn postgres_tests() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-env-changed=TRACELINK_TEST_POSTGRES");
+    println!("cargo:rerun-if-env-changed=CI");
+    println!("cargo::rustc-check-cfg=cfg(tracelink_skip_postgres_tests)");
+    if std::env::var("TRACELINK_TEST_POSTGRES").as_deref() == Ok("skip") {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            return Err("TRACELINK_TEST_POSTGRES=skip is refused when CI=true: \
+                        CI runs the whole suite on both engines"
+                .into());
+        }
+        println!(
+            "cargo:warning=TRACELINK_TEST_POSTGRES=skip: the PostgreSQL half of the tests is not built"
+        );
+        println!("cargo:rustc-cfg=tracelink_skip_postgres_tests");
+    }
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::ids::{PrNumber, RepoName};
+use crate::store::Location;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -33,8 +34,9 @@ pub enum DeliveriesCommand {
         /// Only this delivery.
         #[arg(long)]
         id: Option<String>,
+        /// SQLite database file, or a `postgres://` URL.
         #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
-        db: PathBuf,
+        db: Location,
     },
 }
 
@@ -44,8 +46,22 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate {
+        /// SQLite database file, or a `postgres://` URL.
         #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
-        db: PathBuf,
+        db: Location,
+    },
+    /// Move an installation to another database: every row of FROM (a SQLite file) is
+    /// copied into TO (an empty `postgres://` database; its schema is created) in one
+    /// transaction, then verified: the same row count in every table, and every pull
+    /// request's report built from each identical. FROM is read as one snapshot, so
+    /// `serve` may keep running on it; point `serve` at TO once this succeeds.
+    MigrateData {
+        /// The installation's database (SQLite file).
+        #[arg(long)]
+        from: Location,
+        /// The new database (`postgres://…`), empty.
+        #[arg(long)]
+        to: Location,
     },
     /// Print the report of a pull request from the database.
     Report {
@@ -53,8 +69,9 @@ pub enum Command {
         target: String,
         #[arg(long, value_enum, default_value_t = ReportFormat::Markdown)]
         format: ReportFormat,
+        /// SQLite database file, or a `postgres://` URL.
         #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
-        db: PathBuf,
+        db: Location,
         #[arg(long, env = "TRACELINK_IDENTITIES")]
         identities: Option<PathBuf>,
         /// JSON prices added to (and overriding) the built-in table, as `serve` reads
@@ -68,8 +85,9 @@ pub enum Command {
         /// How many sessions to list.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
         last: u32,
+        /// SQLite database file, or a `postgres://` URL.
         #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
-        db: PathBuf,
+        db: Location,
         /// JSON prices added to (and overriding) the built-in table, as `serve` reads them.
         #[arg(long, env = "TRACELINK_PRICE_TABLE")]
         price_table: Option<PathBuf>,
@@ -77,16 +95,18 @@ pub enum Command {
     /// Print the rows and bytes on disk of every table and index, largest first (read
     /// only: safe beside a running `serve`).
     Stats {
+        /// SQLite database file, or a `postgres://` URL.
         #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
-        db: PathBuf,
+        db: Location,
     },
     /// Write a consistent copy of the database to FILE, also while `serve` runs (restore
     /// by stopping tracelink and putting FILE in place of the database file).
     Backup {
         /// Where the copy goes; it must not exist yet.
         file: PathBuf,
+        /// SQLite database file, or a `postgres://` URL.
         #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
-        db: PathBuf,
+        db: Location,
     },
     /// Link sessions to commits again after the identities file, the grace period or a
     /// rule changed: queues the sessions in the database; a running `serve` relinks them
@@ -99,8 +119,9 @@ pub enum Command {
         /// Only sessions active at or after this time (RFC 3339).
         #[arg(long)]
         since: Option<String>,
+        /// SQLite database file, or a `postgres://` URL.
         #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
-        db: PathBuf,
+        db: Location,
     },
     /// Fetch a repository's recent history from the GitHub API (pull requests, their
     /// commits with parents, statuses and check runs at their heads, default-branch
@@ -180,9 +201,9 @@ impl std::str::FromStr for Secret {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// SQLite database file, created on first start.
+    /// SQLite database file, created on first start, or a `postgres://` URL.
     #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
-    pub db: PathBuf,
+    pub db: Location,
     /// OTLP/gRPC listen address (port 0 picks a free port).
     #[arg(long, env = "TRACELINK_GRPC_LISTEN", default_value = "127.0.0.1:4317")]
     pub grpc_listen: SocketAddr,
@@ -373,8 +394,9 @@ pub struct BackfillArgs {
     /// incidents updated within this (`30d`, `12h`, `90m`).
     #[arg(long, default_value = "30d", value_parser = parse_since)]
     pub since: std::time::Duration,
+    /// SQLite database file, or a `postgres://` URL.
     #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
-    pub db: PathBuf,
+    pub db: Location,
     /// Issue label that marks an incident (case-insensitive), as `serve` has it.
     #[arg(long, env = "TRACELINK_INCIDENT_LABEL", default_value = "incident")]
     pub incident_label: String,
@@ -489,9 +511,9 @@ impl ServeArgs {
 
 impl ServeArgs {
     /// Settings for a server on loopback with ephemeral ports (tests, benchmarks, demo).
-    pub fn ephemeral(db: PathBuf) -> Self {
+    pub fn ephemeral(db: impl Into<Location>) -> Self {
         Self {
-            db,
+            db: db.into(),
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             ingest_tokens: Vec::new(),

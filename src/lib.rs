@@ -20,6 +20,7 @@ pub mod impact;
 pub mod line_set;
 pub mod listen;
 pub mod metrics;
+pub mod migrate_data;
 pub mod otlp;
 pub mod pricing;
 pub mod pseudonym;

@@ -45,7 +45,30 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Migrate { db } => {
             tracelink::store::migrate(&db).await?;
-            println!("migrations applied to {}", db.display());
+            println!("migrations applied to {}", db);
+            Ok(())
+        }
+        Command::MigrateData { from, to } => {
+            let mut last = String::new();
+            let moved = tracelink::migrate_data::run(&from, &to, |table, rows| {
+                if table != last {
+                    eprintln!("copying {table}");
+                    last = table.to_string();
+                }
+                let _ = rows;
+            })
+            .await?;
+            println!("{:<32} {:>12} {:>12}", "table", "source", "destination");
+            for t in &moved.tables {
+                println!(
+                    "{:<32} {:>12} {:>12}",
+                    t.table, t.source_rows, t.destination_rows
+                );
+            }
+            println!(
+                "moved {from} to {to}: every table's rows counted equal, {} pull requests' reports identical; point serve's --db at {to}",
+                moved.reports_compared
+            );
             Ok(())
         }
         Command::Report {
@@ -68,14 +91,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 },
                 ..Default::default()
             };
-            if !db.exists() {
-                anyhow::bail!("no database at {}", db.display());
-            }
+            existing(&db)?;
             let store = tracelink::store::open(&db).await?;
             let Some(tracelink::impact::pull::Built { report, .. }) =
                 tracelink::impact::pull::build(&store.db, &ctx, &repo, number).await?
             else {
-                anyhow::bail!("no pull request {repo}#{number} in {}", db.display());
+                anyhow::bail!("no pull request {repo}#{number} in {}", db);
             };
             match format {
                 tracelink::config::ReportFormat::Markdown => {
@@ -120,11 +141,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             store.backup_into(&file).await?;
             store.close().await;
             let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-            println!(
-                "backed up {} to {} ({bytes} bytes)",
-                db.display(),
-                file.display()
-            );
+            println!("backed up {} to {} ({bytes} bytes)", db, file.display());
             Ok(())
         }
         Command::Backfill(args) => {
@@ -216,10 +233,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             price_table,
         } => {
             let prices = PriceTable::configured(price_table.as_deref())?;
-            if !db.exists() {
+            if let Some(file) = db.file()
+                && !file.exists()
+            {
                 anyhow::bail!(
                     "no database at {} (start `tracelink serve` there first, or point --db / TRACELINK_DB at its file)",
-                    db.display()
+                    file.display()
                 );
             }
             let store = tracelink::store::Db::open_read_only(&db).await?;
@@ -236,10 +255,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .collect();
             let links = store.authored_link_counts(&keys).await?;
             if page.sessions.is_empty() {
-                println!(
-                    "no sessions in {} yet: no agent telemetry has arrived",
-                    db.display()
-                );
+                println!("no sessions in {} yet: no agent telemetry has arrived", db);
             }
             let mut without_repository = 0;
             for record in page.sessions {
@@ -342,11 +358,14 @@ async fn shutdown_signal() {
 }
 
 /// A database file that must exist already (commands that read or mark, never create).
-fn existing(db: &std::path::Path) -> anyhow::Result<()> {
-    if !db.exists() {
+/// A PostgreSQL database is not checked here: connecting says whether it is there.
+fn existing(db: &tracelink::store::Location) -> anyhow::Result<()> {
+    if let Some(file) = db.file()
+        && !file.exists()
+    {
         anyhow::bail!(
             "no database at {} (point --db / TRACELINK_DB at its file)",
-            db.display()
+            file.display()
         );
     }
     Ok(())

@@ -86,7 +86,7 @@ pub struct Server {
     /// The database's read side.
     pub db: Db,
     processor_handle: crate::github::processor::Processor,
-    db_path: std::path::PathBuf,
+    db_location: crate::store::Location,
     /// How many webhook deliveries have been applied to the graph.
     pub deliveries_applied: watch::Receiver<u64>,
     /// How many reports have been published (or found unchanged).
@@ -567,7 +567,7 @@ impl Server {
             grpc_addr,
             http_addr,
             db: store.db,
-            db_path: args.db.clone(),
+            db_location: args.db.clone(),
             deliveries_applied: processor.finished.clone(),
             processor_handle: processor,
             reports_published: publisher.published.clone(),
@@ -637,7 +637,9 @@ impl Server {
         self.processor.await.context("webhook processor task")?;
         self.db.close().await;
         // The file alone is the database: nothing left in the write-ahead log.
-        if let Err(e) = crate::store::backup::checkpoint(&self.db_path).await {
+        if let Some(path) = self.db_location.file()
+            && let Err(e) = crate::store::backup::checkpoint(path).await
+        {
             tracing::warn!("checkpointing on shutdown: {e:#}");
         }
         Ok(())

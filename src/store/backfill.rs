@@ -5,10 +5,10 @@
 //! stops — killed, GitHub failing — resumes at the first page not done. The ETag of every
 //! page fetched is kept for conditional requests.
 
+use super::{query, query_as, query_scalar};
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
-use sqlx::AssertSqlSafe;
 
 use super::reports::PullRef;
 use super::{Db, Result, Tx, placeholders};
@@ -77,18 +77,17 @@ impl Tx<'_> {
         now_ns: i64,
     ) -> Result<BackfillRow> {
         let conn = self.conn();
-        let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM backfills WHERE repo = ?")
-                .bind(repo)
-                .fetch_optional(&mut *conn)
-                .await?;
+        let state: Option<String> = query_scalar("SELECT state FROM backfills WHERE repo = ?")
+            .bind(repo)
+            .fetch_optional(&mut *conn)
+            .await?;
         match state.as_deref() {
             None | Some("done") => {
-                sqlx::query("DELETE FROM backfill_pages WHERE repo = ?")
+                query("DELETE FROM backfill_pages WHERE repo = ?")
                     .bind(repo)
                     .execute(&mut *conn)
                     .await?;
-                sqlx::query(
+                query(
                     "INSERT INTO backfills (repo, installation_id, since_ns, state, requested_ns) \
                      VALUES (?1, ?2, ?3, 'queued', ?4) ON CONFLICT (repo) DO UPDATE SET \
                      installation_id = coalesce(?2, backfills.installation_id), since_ns = ?3, \
@@ -103,7 +102,7 @@ impl Tx<'_> {
                 .await?;
             }
             Some(_) => {
-                sqlx::query(
+                query(
                     "UPDATE backfills SET installation_id = coalesce(?2, installation_id), \
                      state = CASE WHEN state = 'failed' THEN 'queued' ELSE state END, \
                      error = CASE WHEN state = 'failed' THEN NULL ELSE error END WHERE repo = ?1",
@@ -128,12 +127,12 @@ impl Tx<'_> {
         lease_until_ns: i64,
     ) -> Result<Option<BackfillRow>> {
         let conn = self.conn();
-        let claimed: Option<String> = sqlx::query_scalar(
+        let claimed: Option<String> = query_scalar(
             "UPDATE backfills SET state = 'running', lease_until_ns = ?3, \
              started_ns = coalesce(started_ns, ?2) \
              WHERE repo = (SELECT repo FROM backfills WHERE state IN ('queued', 'running') \
                AND (?1 IS NULL OR repo = ?1) AND coalesce(lease_until_ns, 0) < ?2 \
-               ORDER BY requested_ns LIMIT 1) \
+               ORDER BY requested_ns, repo LIMIT 1) \
              RETURNING repo",
         )
         .bind(repo)
@@ -149,7 +148,7 @@ impl Tx<'_> {
 
     /// Keeps the lease until `lease_until_ns`.
     pub async fn renew_backfill_lease(&mut self, repo: &str, lease_until_ns: i64) -> Result<()> {
-        sqlx::query("UPDATE backfills SET lease_until_ns = ? WHERE repo = ?")
+        query("UPDATE backfills SET lease_until_ns = ? WHERE repo = ?")
             .bind(lease_until_ns)
             .bind(repo)
             .execute(self.conn())
@@ -163,7 +162,7 @@ impl Tx<'_> {
         repo: &str,
         installation_id: i64,
     ) -> Result<()> {
-        sqlx::query("UPDATE backfills SET installation_id = ? WHERE repo = ?")
+        query("UPDATE backfills SET installation_id = ? WHERE repo = ?")
             .bind(installation_id)
             .bind(repo)
             .execute(self.conn())
@@ -175,12 +174,12 @@ impl Tx<'_> {
     pub async fn add_backfill_pages(&mut self, repo: &str, pages: &[PageRef]) -> Result<()> {
         let conn = self.conn();
         let last: i64 =
-            sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM backfill_pages WHERE repo = ?")
+            query_scalar("SELECT coalesce(max(seq), 0) FROM backfill_pages WHERE repo = ?")
                 .bind(repo)
                 .fetch_one(&mut *conn)
                 .await?;
         for (i, p) in pages.iter().enumerate() {
-            sqlx::query(
+            query(
                 "INSERT INTO backfill_pages (repo, route, kind, context, seq) VALUES (?, ?, ?, ?, ?) \
                  ON CONFLICT (repo, route) DO NOTHING",
             )
@@ -197,7 +196,7 @@ impl Tx<'_> {
 
     /// The next page of `repo`'s backfill to fetch, in the order found.
     pub async fn next_backfill_page(&mut self, repo: &str) -> Result<Option<PageRef>> {
-        sqlx::query_as(
+        query_as(
             "SELECT kind, route, context FROM backfill_pages WHERE repo = ? AND done = 0 \
              ORDER BY seq LIMIT 1",
         )
@@ -208,16 +207,19 @@ impl Tx<'_> {
 
     /// Whether the backfill of `repo` has found any page yet.
     pub async fn backfill_started(&mut self, repo: &str) -> Result<bool> {
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM backfill_pages WHERE repo = ?)")
-            .bind(repo)
-            .fetch_one(self.conn())
-            .await
+        let started: i64 = query_scalar(
+            "SELECT CASE WHEN EXISTS (SELECT 1 FROM backfill_pages WHERE repo = ?) THEN 1 ELSE 0 END",
+        )
+        .bind(repo)
+        .fetch_one(self.conn())
+        .await?;
+        Ok(started != 0)
     }
 
     /// The ETag and the pages a route led to when it was last fetched.
     pub async fn cached_page(&mut self, route: &str) -> Result<Option<CachedPage>> {
         let row: Option<(String, String)> =
-            sqlx::query_as("SELECT etag, children FROM github_etags WHERE route = ?")
+            query_as("SELECT etag, children FROM github_etags WHERE route = ?")
                 .bind(route)
                 .fetch_optional(self.conn())
                 .await?;
@@ -240,7 +242,7 @@ impl Tx<'_> {
     ) -> Result<()> {
         self.add_backfill_pages(repo, children).await?;
         let conn = self.conn();
-        sqlx::query("UPDATE backfill_pages SET done = 1 WHERE repo = ? AND route = ?")
+        query("UPDATE backfill_pages SET done = 1 WHERE repo = ? AND route = ?")
             .bind(repo)
             .bind(route)
             .execute(&mut *conn)
@@ -249,7 +251,7 @@ impl Tx<'_> {
             Fetch::Fresh { etag: Some(etag) } => {
                 let children = serde_json::to_string(children)
                     .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-                sqlx::query(
+                query(
                     "INSERT INTO github_etags (route, etag, children, fetched_ns) VALUES (?, ?, ?, ?) \
                      ON CONFLICT (route) DO UPDATE SET etag = excluded.etag, \
                      children = excluded.children, fetched_ns = excluded.fetched_ns",
@@ -263,7 +265,7 @@ impl Tx<'_> {
                 (1, 0)
             }
             Fetch::Fresh { etag: None } => {
-                sqlx::query("DELETE FROM github_etags WHERE route = ?")
+                query("DELETE FROM github_etags WHERE route = ?")
                     .bind(route)
                     .execute(&mut *conn)
                     .await?;
@@ -271,7 +273,7 @@ impl Tx<'_> {
             }
             Fetch::NotModified => (0, 1),
         };
-        sqlx::query(
+        query(
             "UPDATE backfills SET pages_fetched = pages_fetched + ?, \
              pages_not_modified = pages_not_modified + ? WHERE repo = ?",
         )
@@ -290,7 +292,7 @@ impl Tx<'_> {
         error: Option<&str>,
         now_ns: i64,
     ) -> Result<()> {
-        sqlx::query(
+        query(
             "UPDATE backfills SET state = CASE WHEN ?2 IS NULL THEN 'done' ELSE 'failed' END, \
              error = ?2, finished_ns = ?3, lease_until_ns = NULL WHERE repo = ?1",
         )
@@ -304,7 +306,7 @@ impl Tx<'_> {
 
     /// Gives the lease up, leaving the backfill to resume (the process is stopping).
     pub async fn release_backfill(&mut self, repo: &str) -> Result<()> {
-        sqlx::query("UPDATE backfills SET lease_until_ns = NULL WHERE repo = ?")
+        query("UPDATE backfills SET lease_until_ns = NULL WHERE repo = ?")
             .bind(repo)
             .execute(self.conn())
             .await?;
@@ -322,14 +324,14 @@ impl Tx<'_> {
     ) -> Result<()> {
         let conn = self.conn();
         if offset == 0 {
-            sqlx::query("DELETE FROM pull_request_commits WHERE repo = ? AND number = ?")
+            query("DELETE FROM pull_request_commits WHERE repo = ? AND number = ?")
                 .bind(repo)
                 .bind(number)
                 .execute(&mut *conn)
                 .await?;
         }
         for (i, sha) in shas.iter().enumerate() {
-            sqlx::query(
+            query(
                 "INSERT INTO pull_request_commits (repo, number, sha, position) VALUES (?, ?, ?, ?) \
                  ON CONFLICT DO NOTHING",
             )
@@ -347,14 +349,15 @@ impl Tx<'_> {
     pub async fn open_pulls(&mut self, prs: &BTreeSet<PullRef>) -> Result<BTreeSet<PullRef>> {
         let mut out = BTreeSet::new();
         for (repo, number) in prs {
-            let open: Option<bool> = sqlx::query_scalar(
-                "SELECT state = 'open' FROM pull_requests WHERE repo = ? AND number = ?",
+            let open: Option<i64> = query_scalar(
+                "SELECT CASE WHEN state = 'open' THEN 1 ELSE 0 END FROM pull_requests \
+                 WHERE repo = ? AND number = ?",
             )
             .bind(repo)
             .bind(number)
             .fetch_optional(self.conn())
             .await?;
-            if open == Some(true) {
+            if open == Some(1) {
                 out.insert((repo.clone(), *number));
             }
         }
@@ -363,7 +366,7 @@ impl Tx<'_> {
 
     /// The installation deliveries named for the repository, when any did.
     pub async fn known_installation(&mut self, repo: &str) -> Result<Option<i64>> {
-        sqlx::query_scalar("SELECT installation_id FROM repo_installations WHERE repo = ?")
+        query_scalar("SELECT installation_id FROM repo_installations WHERE repo = ?")
             .bind(repo)
             .fetch_optional(self.conn())
             .await
@@ -371,7 +374,7 @@ impl Tx<'_> {
 }
 
 async fn backfill_row(tx: &mut Tx<'_>, repo: &str) -> Result<Option<BackfillRow>> {
-    sqlx::query_as(AssertSqlSafe(format!("{ROW} WHERE b.repo = ?")))
+    query_as(format!("{ROW} WHERE b.repo = ?"))
         .bind(repo)
         .fetch_optional(tx.conn())
         .await
@@ -380,7 +383,7 @@ async fn backfill_row(tx: &mut Tx<'_>, repo: &str) -> Result<Option<BackfillRow>
 impl Db {
     /// A repository's latest backfill.
     pub async fn backfill(&self, repo: &str) -> Result<Option<BackfillRow>> {
-        sqlx::query_as(AssertSqlSafe(format!("{ROW} WHERE b.repo = ?")))
+        query_as(format!("{ROW} WHERE b.repo = ?"))
             .bind(repo)
             .fetch_optional(&self.pool)
             .await
@@ -396,7 +399,7 @@ impl Db {
                 placeholders(repos.len())
             )
         };
-        let mut q = sqlx::query_as(AssertSqlSafe(sql));
+        let mut q = query_as(sql);
         for r in repos {
             q = q.bind(r);
         }

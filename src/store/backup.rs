@@ -2,6 +2,7 @@
 //! holds everything, with no `-wal` beside it), and a consistent copy taken while
 //! serving.
 
+use super::query;
 use std::path::Path;
 
 use anyhow::Context;
@@ -36,6 +37,11 @@ impl Db {
     /// transaction, so writes going on meanwhile are either wholly in it or not at all).
     /// `target` must not exist.
     pub async fn backup_into(&self, target: &Path) -> anyhow::Result<()> {
+        if self.engine == super::Engine::Postgres {
+            anyhow::bail!(
+                "`tracelink backup` copies a SQLite file; back a PostgreSQL database up with pg_dump"
+            );
+        }
         if target.exists() {
             anyhow::bail!(
                 "{} exists: a backup never overwrites a file",
@@ -45,7 +51,7 @@ impl Db {
         let target = target
             .to_str()
             .with_context(|| format!("{} is not a UTF-8 path", target.display()))?;
-        sqlx::query("VACUUM INTO ?")
+        query("VACUUM INTO ?")
             .bind(target)
             .execute(&self.pool)
             .await

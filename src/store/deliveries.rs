@@ -1,7 +1,8 @@
 //! Webhook deliveries as received: stored once each before they are acknowledged, then
 //! applied by the processor (`pending` → `processed`, or `failed` with the reason).
 
-use sqlx::SqliteConnection;
+use super::{query, query_as, query_scalar};
+use sqlx::AnyConnection;
 
 use super::writer::Written;
 use super::{Conn, Db, Result, Tx};
@@ -40,8 +41,8 @@ pub struct DeliverySummary {
 
 /// Stores a delivery once (inside the writer's transaction): a redelivery of the same
 /// ID changes nothing.
-pub(super) async fn write(conn: &mut SqliteConnection, d: &DeliveryRow) -> Result<Written> {
-    let n = sqlx::query(
+pub(super) async fn write(conn: &mut AnyConnection, d: &DeliveryRow) -> Result<Written> {
+    let n = query(
         "INSERT INTO deliveries (delivery_id, event, action, repo, received_ns, status, error, payload) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id) DO NOTHING",
     )
@@ -70,7 +71,7 @@ impl Conn {
         now_ns: i64,
         limit: i64,
     ) -> Result<Vec<PendingDelivery>> {
-        sqlx::query_as(
+        query_as(
             "SELECT delivery_id, event, payload FROM deliveries WHERE status = 'pending' \
              AND retry_ns <= ? ORDER BY received_ns, delivery_id LIMIT ?",
         )
@@ -83,7 +84,7 @@ impl Conn {
 
 impl Tx<'_> {
     pub async fn delivery_processed(&mut self, delivery_id: &str) -> Result<()> {
-        sqlx::query("UPDATE deliveries SET status = 'processed' WHERE delivery_id = ?")
+        query("UPDATE deliveries SET status = 'processed' WHERE delivery_id = ?")
             .bind(delivery_id)
             .execute(self.conn())
             .await?;
@@ -100,7 +101,7 @@ impl Tx<'_> {
         max: i64,
         now_ns: i64,
     ) -> Result<bool> {
-        let attempts: i64 = sqlx::query_scalar(
+        let attempts: i64 = query_scalar(
             "UPDATE deliveries SET attempts = attempts + 1, error = ?, \
              retry_ns = ? + (attempts + 1) * 1000000000 WHERE delivery_id = ? RETURNING attempts",
         )
@@ -110,7 +111,7 @@ impl Tx<'_> {
         .fetch_one(self.conn())
         .await?;
         if attempts >= max {
-            sqlx::query("UPDATE deliveries SET status = 'failed', error = ? WHERE delivery_id = ?")
+            query("UPDATE deliveries SET status = 'failed', error = ? WHERE delivery_id = ?")
                 .bind(format!("not applied after {attempts} attempts: {error}"))
                 .bind(delivery_id)
                 .execute(self.conn())
@@ -121,7 +122,7 @@ impl Tx<'_> {
     }
 
     pub async fn delivery_failed(&mut self, delivery_id: &str, error: &str) -> Result<()> {
-        sqlx::query("UPDATE deliveries SET status = 'failed', error = ? WHERE delivery_id = ?")
+        query("UPDATE deliveries SET status = 'failed', error = ? WHERE delivery_id = ?")
             .bind(error)
             .bind(delivery_id)
             .execute(self.conn())
@@ -132,7 +133,7 @@ impl Tx<'_> {
     /// Remembers the App installation a repository's deliveries come through, and its
     /// id and visibility as the latest delivery says.
     pub async fn set_repo_installation(&mut self, seen: &RepoSeen) -> Result<()> {
-        sqlx::query(
+        query(
             "INSERT INTO repo_installations (repo, installation_id, repo_id, private) VALUES (?, ?, ?, ?) \
              ON CONFLICT (repo) DO UPDATE SET installation_id = excluded.installation_id, \
              repo_id = coalesce(excluded.repo_id, repo_installations.repo_id), \
@@ -141,7 +142,7 @@ impl Tx<'_> {
         .bind(&seen.repo)
         .bind(seen.installation_id)
         .bind(seen.repo_id)
-        .bind(seen.private)
+        .bind(seen.private.map(i64::from))
         .execute(self.conn())
         .await?;
         Ok(())
@@ -162,25 +163,24 @@ pub struct RepoSeen {
 pub struct ServedRepo {
     pub installation_id: i64,
     pub repo_id: Option<i64>,
+    #[sqlx(try_from = "super::MaybeFlag")]
     pub private: Option<bool>,
 }
 
 impl Db {
     /// A served repository's installation, id and visibility, as deliveries named them.
     pub async fn served_repo(&self, repo: &str) -> Result<Option<ServedRepo>> {
-        sqlx::query_as(
-            "SELECT installation_id, repo_id, private FROM repo_installations WHERE repo = ?",
-        )
-        .bind(repo)
-        .fetch_optional(&self.pool)
-        .await
+        query_as("SELECT installation_id, repo_id, private FROM repo_installations WHERE repo = ?")
+            .bind(repo)
+            .fetch_optional(&self.pool)
+            .await
     }
 
     /// Deliveries with this status, newest first.
     pub async fn deliveries(&self, status: &str, limit: u32) -> Result<Vec<DeliverySummary>> {
-        sqlx::query_as(
+        query_as(
             "SELECT delivery_id, event, action, repo, received_ns, error FROM deliveries \
-             WHERE status = ? ORDER BY received_ns DESC LIMIT ?",
+             WHERE status = ? ORDER BY received_ns DESC, delivery_id DESC LIMIT ?",
         )
         .bind(status)
         .bind(i64::from(limit))
@@ -190,7 +190,7 @@ impl Db {
 
     /// The App installation a repository's deliveries came through.
     pub async fn repo_installation(&self, repo: &str) -> Result<Option<i64>> {
-        sqlx::query_scalar("SELECT installation_id FROM repo_installations WHERE repo = ?")
+        query_scalar("SELECT installation_id FROM repo_installations WHERE repo = ?")
             .bind(repo)
             .fetch_optional(&self.pool)
             .await
@@ -216,8 +216,8 @@ impl Conn {
 }
 
 /// [`Conn::replay_deliveries`] inside a writer transaction (the admin endpoint).
-pub(super) async fn replay(conn: &mut SqliteConnection, r: &Replay) -> Result<u64> {
-    let done = sqlx::query(
+pub(super) async fn replay(conn: &mut AnyConnection, r: &Replay) -> Result<u64> {
+    let done = query(
         "UPDATE deliveries SET status = 'pending', attempts = 0, retry_ns = 0, error = NULL \
          WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR received_ns >= ?2) \
          AND (?3 IS NULL OR delivery_id = ?3) AND payload IS NOT NULL",

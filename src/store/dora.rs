@@ -1,6 +1,7 @@
 //! What the DORA keys read of a repository: successful deployments, agent-assisted
 //! commits, commit times, and what each incident names as its cause.
 
+use super::{query_as, query_scalar};
 use std::collections::{HashMap, HashSet};
 
 use super::{Db, Result};
@@ -37,7 +38,7 @@ impl Db {
         environment: &str,
         until_ns: i64,
     ) -> Result<Vec<SuccessfulDeployment>> {
-        sqlx::query_as(
+        query_as(
             "SELECT d.id, d.sha, min(s.created_ns) AS at_ns FROM deployments d \
              JOIN deployment_statuses s ON s.deployment_id = d.id AND s.state = 'success' \
              WHERE d.repo = ? AND d.environment = ? GROUP BY d.id, d.sha HAVING min(s.created_ns) < ? \
@@ -55,7 +56,7 @@ impl Db {
     /// API and the reports use too).
     pub async fn assisted_commit_keys(&self, repo: &str) -> Result<HashSet<String>> {
         let prefix = format!("{repo}@");
-        let keys: Vec<String> = sqlx::query_scalar(
+        let keys: Vec<String> = query_scalar(
             "SELECT ? || sha FROM commit_agents WHERE repo = ? \
              UNION SELECT to_key FROM links WHERE from_kind = 'session' AND relation = 'authored' \
                AND to_kind = 'commit' AND substr(to_key, 1, ?) = ?",
@@ -71,7 +72,7 @@ impl Db {
 
     /// Author time of every commit of the repository, by commit key.
     pub async fn authored_times(&self, repo: &str) -> Result<HashMap<String, i64>> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
+        let rows: Vec<(String, i64)> = query_as(
             "SELECT ? || sha, authored_ns FROM commits WHERE repo = ? AND authored_ns IS NOT NULL",
         )
         .bind(format!("{repo}@"))
@@ -83,7 +84,7 @@ impl Db {
 
     /// The repository's incidents (not deleted), by number.
     pub async fn incidents_of(&self, repo: &str) -> Result<Vec<IncidentFacts>> {
-        sqlx::query_as(
+        query_as(
             "SELECT number, title, state, environment, root_cause, opened_ns, closed_ns FROM incidents \
              WHERE repo = ? AND is_incident = 1 AND state <> 'deleted' ORDER BY number",
         )
@@ -94,7 +95,7 @@ impl Db {
 
     /// The environment of a deployment of the repository, when it is known.
     pub async fn deployment_environment(&self, repo: &str, id: i64) -> Result<Option<String>> {
-        sqlx::query_scalar("SELECT environment FROM deployments WHERE repo = ? AND id = ?")
+        query_scalar("SELECT environment FROM deployments WHERE repo = ? AND id = ?")
             .bind(repo)
             .bind(id)
             .fetch_optional(&self.pool)

@@ -7,9 +7,10 @@
 //! the smaller value is kept; changing state (pull requests, runs, incidents,
 //! installations) is replaced whole by a newer `version` only.
 
+use super::query;
 use crate::ids::CommitSha;
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::{Result, Tx};
 
@@ -156,7 +157,7 @@ impl Tx<'_> {
         for op in ops {
             match op {
                 Op::Commit(c) => {
-                    sqlx::query(
+                    query(
                         "INSERT INTO commits (repo, sha, message, author_name, author_email, author_login, \
                          committer_name, committer_email, authored_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
                          ON CONFLICT (repo, sha) DO UPDATE SET \
@@ -180,7 +181,7 @@ impl Tx<'_> {
                     .execute(&mut *conn)
                     .await?;
                     for (i, (key, value)) in c.trailers.iter().enumerate() {
-                        sqlx::query(
+                        query(
                             "INSERT INTO commit_trailers (repo, sha, position, key, value) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                         )
                         .bind(&c.repo)
@@ -192,7 +193,7 @@ impl Tx<'_> {
                         .await?;
                     }
                     for agent in &c.agents {
-                        sqlx::query(
+                        query(
                             "INSERT INTO commit_agents (repo, sha, agent, evidence) VALUES (?, ?, ?, 'trailer') ON CONFLICT DO NOTHING",
                         )
                         .bind(&c.repo)
@@ -202,7 +203,7 @@ impl Tx<'_> {
                         .await?;
                     }
                     for (path, change) in &c.files {
-                        sqlx::query(
+                        query(
                             "INSERT INTO commit_files (repo, sha, path, change) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                         )
                         .bind(&c.repo)
@@ -214,7 +215,7 @@ impl Tx<'_> {
                     }
                 }
                 Op::CommitRef { repo, sha, git_ref } => {
-                    sqlx::query(
+                    query(
                         "INSERT INTO commit_refs (repo, sha, ref) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                     )
                     .bind(repo)
@@ -224,7 +225,7 @@ impl Tx<'_> {
                     .await?;
                 }
                 Op::Link(l) => {
-                    sqlx::query(
+                    query(
                         "INSERT INTO links (from_kind, from_key, to_kind, to_key, relation, evidence, confidence, first_seen_ns) \
                          VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
                          ON CONFLICT (from_kind, from_key, relation, to_kind, to_key) DO UPDATE SET \
@@ -243,7 +244,7 @@ impl Tx<'_> {
                     .await?;
                 }
                 Op::Pull(p) => {
-                    sqlx::query(
+                    query(
                         "INSERT INTO pull_requests (repo, number, title, state, draft, merged, author_login, head_ref, \
                          head_sha, base_ref, base_sha, merge_commit_sha, created_ns, updated_ns, closed_ns, merged_ns, version, from_fork) \
                          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
@@ -261,8 +262,8 @@ impl Tx<'_> {
                     .bind(p.number)
                     .bind(p.title.as_deref())
                     .bind(&p.state)
-                    .bind(p.draft)
-                    .bind(p.merged)
+                    .bind(i64::from(p.draft))
+                    .bind(i64::from(p.merged))
                     .bind(p.author_login.as_deref())
                     .bind(&p.head_ref)
                     .bind(&p.head_sha)
@@ -275,13 +276,13 @@ impl Tx<'_> {
                     .bind(p.merged_ns)
 
                     .bind(&p.version)
-                    .bind(p.from_fork)
+                    .bind(p.from_fork.map(i64::from))
                     .execute(&mut *conn)
                     .await?;
                 }
                 Op::Run(r) if r.kind == "status" => apply_status(&mut *conn, r).await?,
                 Op::Run(r) => {
-                    sqlx::query(
+                    query(
                         "INSERT INTO ci_runs (kind, id, attempt, repo, name, event, app, parent_id, head_sha, head_branch, \
                          status, conclusion, trace_id, started_ns, completed_ns, updated_ns, version) \
                          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
@@ -314,7 +315,7 @@ impl Tx<'_> {
                     .await?;
                 }
                 Op::Deployment(d) => {
-                    sqlx::query(
+                    query(
                         "INSERT INTO deployments (id, repo, sha, ref, environment, creator, created_ns) \
                          VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET \
                          sha = min(deployments.sha, excluded.sha), \
@@ -340,7 +341,7 @@ impl Tx<'_> {
                     environment,
                     created_ns,
                 } => {
-                    sqlx::query(
+                    query(
                         "INSERT INTO deployment_statuses (id, deployment_id, state, environment, created_ns) \
                          VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     )
@@ -353,7 +354,7 @@ impl Tx<'_> {
                     .await?;
                 }
                 Op::Incident(i) => {
-                    sqlx::query(
+                    query(
                         "INSERT INTO incidents (repo, number, title, state, is_incident, root_cause, opened_ns, closed_ns, version, environment, source, external_id) \
                          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo, number) DO UPDATE SET \
                          title = excluded.title, state = excluded.state, is_incident = excluded.is_incident, \
@@ -365,7 +366,7 @@ impl Tx<'_> {
                     .bind(i.number)
                     .bind(i.title.as_deref())
                     .bind(&i.state)
-                    .bind(i.is_incident)
+                    .bind(i64::from(i.is_incident))
                     .bind(i.root_cause.as_deref())
                     .bind(i.opened_ns)
                     .bind(i.closed_ns)
@@ -382,7 +383,7 @@ impl Tx<'_> {
                     state,
                     version,
                 } => {
-                    sqlx::query(
+                    query(
                         "INSERT INTO installations (id, account, state, version) VALUES (?, ?, ?, ?) \
                          ON CONFLICT (id) DO UPDATE SET account = excluded.account, \
                          state = excluded.state, version = excluded.version WHERE excluded.version > installations.version",
@@ -400,14 +401,14 @@ impl Tx<'_> {
                     in_scope,
                     version,
                 } => {
-                    sqlx::query(
+                    query(
                         "INSERT INTO installation_repositories (installation_id, repo, in_scope, version) VALUES (?, ?, ?, ?) \
                          ON CONFLICT (installation_id, repo) DO UPDATE SET in_scope = excluded.in_scope, \
                          version = excluded.version WHERE excluded.version > installation_repositories.version",
                     )
                     .bind(installation_id)
                     .bind(repo)
-                    .bind(in_scope)
+                    .bind(i64::from(*in_scope))
                     .bind(version)
                     .execute(&mut *conn)
                     .await?;
@@ -422,9 +423,9 @@ impl Tx<'_> {
 /// standing. GitHub gives every status of a context its own id, so older rows of the
 /// context are removed, and a status older than the one stored is not inserted — in
 /// whatever order they arrive.
-async fn apply_status(conn: &mut SqliteConnection, r: &RunRow) -> Result<()> {
+async fn apply_status(conn: &mut AnyConnection, r: &RunRow) -> Result<()> {
     let context = r.name.as_deref().unwrap_or("default");
-    sqlx::query(
+    query(
         "DELETE FROM ci_runs WHERE kind = 'status' AND repo = ? AND head_sha = ? AND name = ? \
          AND version < ?",
     )
@@ -434,7 +435,7 @@ async fn apply_status(conn: &mut SqliteConnection, r: &RunRow) -> Result<()> {
     .bind(&r.version)
     .execute(&mut *conn)
     .await?;
-    sqlx::query(
+    query(
         "INSERT INTO ci_runs (kind, id, attempt, repo, name, head_sha, status, conclusion, \
          started_ns, completed_ns, updated_ns, version) \
          SELECT 'status', ?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 \

@@ -2,9 +2,8 @@
 //! weigh for a set of commits and the sessions that may have produced them, and commit
 //! ancestry (`parent` links) for petgraph.
 
+use super::{query_as, query_scalar};
 use std::collections::{BTreeMap, BTreeSet};
-
-use sqlx::AssertSqlSafe;
 
 use super::{Db, Result, placeholders};
 use crate::ids::node;
@@ -69,10 +68,10 @@ impl Db {
             .collect();
         for chunk in shas.chunks(500) {
             let ph = placeholders(chunk.len());
-            let mut q = sqlx::query_as::<_, CommitAuthorRow>(AssertSqlSafe(format!(
+            let mut q = query_as::<CommitAuthorRow>(format!(
                 "SELECT sha, author_login, author_email, authored_ns, committer_name, committer_email \
                  FROM commits WHERE repo = ? AND sha IN ({ph})"
-            )))
+            ))
             .bind(repo);
             for s in chunk {
                 q = q.bind(s);
@@ -84,9 +83,9 @@ impl Db {
                     (c.committer_name, c.committer_email) = (r.committer_name, r.committer_email);
                 }
             }
-            let mut q = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(format!(
+            let mut q = query_as::<(String, String)>(format!(
                 "SELECT sha, agent FROM commit_agents WHERE repo = ? AND sha IN ({ph}) ORDER BY agent"
-            )))
+            ))
             .bind(repo);
             for s in chunk {
                 q = q.bind(s);
@@ -96,9 +95,9 @@ impl Db {
                     c.agents.push(agent);
                 }
             }
-            let mut q = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(format!(
-                "SELECT sha, path FROM commit_files WHERE repo = ? AND sha IN ({ph})"
-            )))
+            let mut q = query_as::<(String, String)>(format!(
+                "SELECT sha, path FROM commit_files WHERE repo = ? AND sha IN ({ph}) ORDER BY sha, path"
+            ))
             .bind(repo);
             for s in chunk {
                 q = q.bind(s);
@@ -108,10 +107,11 @@ impl Db {
                     c.files.push(path);
                 }
             }
-            let mut q = sqlx::query_as::<_, (String, String, String)>(AssertSqlSafe(format!(
+            let mut q = query_as::<(String, String, String)>(format!(
                 "SELECT from_key, relation, to_key FROM links WHERE from_kind = 'commit' \
-                 AND relation IN ('traceparent', 'session', 'parent') AND from_key IN ({ph})"
-            )));
+                 AND relation IN ('traceparent', 'session', 'parent') AND from_key IN ({ph}) \
+                 ORDER BY from_key, relation, to_key"
+            ));
             for s in chunk {
                 q = q.bind(node::commit_str(repo, s));
             }
@@ -139,11 +139,12 @@ impl Db {
     ) -> Result<BTreeMap<[u8; 16], Vec<SessionRef>>> {
         let mut out: BTreeMap<[u8; 16], Vec<SessionRef>> = BTreeMap::new();
         for chunk in traces.chunks(500) {
-            let mut q = sqlx::query_as::<_, (Vec<u8>, i64, String)>(AssertSqlSafe(format!(
+            let mut q = query_as::<(Vec<u8>, i64, String)>(format!(
                 "SELECT st.trace_id, s.id, s.session_key FROM session_traces st \
-                 JOIN sessions s ON s.id = st.session_id WHERE st.trace_id IN ({})",
+                 JOIN sessions s ON s.id = st.session_id WHERE st.trace_id IN ({}) \
+                 ORDER BY st.trace_id, s.id",
                 placeholders(chunk.len())
-            )));
+            ));
             for t in chunk {
                 q = q.bind(&t[..]);
             }
@@ -160,10 +161,10 @@ impl Db {
     pub async fn session_rows(&self, keys: &[String]) -> Result<BTreeMap<String, i64>> {
         let mut out = BTreeMap::new();
         for chunk in keys.chunks(500) {
-            let mut q = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(format!(
+            let mut q = query_as::<(i64, String)>(format!(
                 "SELECT id, session_key FROM sessions WHERE session_key IN ({})",
                 placeholders(chunk.len())
-            )));
+            ));
             for k in chunk {
                 q = q.bind(k);
             }
@@ -183,12 +184,12 @@ impl Db {
     ) -> Result<Vec<(String, i64, String)>> {
         let mut out = Vec::new();
         for chunk in shas.chunks(500) {
-            let mut q = sqlx::query_as::<_, (String, i64, String)>(AssertSqlSafe(format!(
+            let mut q = query_as::<(String, i64, String)>(format!(
                 "SELECT sc.sha, s.id, s.session_key FROM session_commits sc \
                  JOIN sessions s ON s.id = sc.session_id WHERE sc.sha IN ({}) \
-                 AND (s.repository IS NULL OR lower(s.repository) = ?)",
+                 AND (s.repository IS NULL OR lower(s.repository) = ?) ORDER BY sc.sha, s.id",
                 placeholders(chunk.len())
-            )));
+            ));
             for s in chunk {
                 q = q.bind(s);
             }
@@ -235,8 +236,8 @@ impl Db {
             .collect();
         for p in prefixes {
             let hi = format!("{p}g");
-            let rows: Vec<String> = sqlx::query_scalar(
-                "SELECT sha FROM commits WHERE repo = ? AND sha >= ? AND sha < ? LIMIT 50",
+            let rows: Vec<String> = query_scalar(
+                "SELECT sha FROM commits WHERE repo = ? AND sha >= ? AND sha < ? ORDER BY sha LIMIT 50",
             )
             .bind(repo)
             .bind(&p)
@@ -265,12 +266,12 @@ impl Db {
             if prefixes.is_empty() {
                 continue;
             }
-            let mut q = sqlx::query_as::<_, (String, i64, String)>(AssertSqlSafe(format!(
+            let mut q = query_as::<(String, i64, String)>(format!(
                 "SELECT sc.sha, s.id, s.session_key FROM session_commits sc \
                  JOIN sessions s ON s.id = sc.session_id WHERE sc.sha IN ({}) \
                  AND lower(s.repository) = ?",
                 placeholders(prefixes.len())
-            )));
+            ));
             for p in &prefixes {
                 q = q.bind(*p);
             }
@@ -289,7 +290,7 @@ impl Db {
         prefix: &str,
     ) -> Result<(Option<String>, usize)> {
         let hi = format!("{prefix}g");
-        let rows: Vec<String> = sqlx::query_scalar(
+        let rows: Vec<String> = query_scalar(
             "SELECT sha FROM commits WHERE repo = ? AND sha >= ? AND sha < ? ORDER BY sha LIMIT 2",
         )
         .bind(repo)
@@ -312,25 +313,22 @@ impl Db {
         if emails.is_empty() && agent_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut q = sqlx::query_as::<
-            _,
-            (
-                i64,
-                String,
-                Option<String>,
-                Option<String>,
-                Option<String>,
-                Option<String>,
-                Option<i64>,
-                Option<i64>,
-            ),
-        >(AssertSqlSafe(format!(
+        let mut q = query_as::<(
+            i64,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+        )>(format!(
             "SELECT id, session_key, agent, user_email, user_id, repository, started_ns, ended_ns \
              FROM sessions WHERE (lower(user_email) IN ({}) OR user_id IN ({})) \
-             AND started_ns <= ? AND coalesce(ended_ns, started_ns) >= ?",
+             AND started_ns <= ? AND coalesce(ended_ns, started_ns) >= ? ORDER BY id",
             placeholders(emails.len()),
             placeholders(agent_ids.len())
-        )));
+        ));
         for e in emails {
             q = q.bind(e);
         }
@@ -362,10 +360,11 @@ impl Db {
             });
         }
         for chunk in out.iter().map(|c| c.row).collect::<Vec<_>>().chunks(500) {
-            let mut q = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(format!(
-                "SELECT session_id, path FROM session_files WHERE action = 'modified' AND session_id IN ({})",
+            let mut q = query_as::<(i64, String)>(format!(
+                "SELECT session_id, path FROM session_files WHERE action = 'modified' AND session_id IN ({}) \
+                 ORDER BY session_id, path",
                 placeholders(chunk.len())
-            )));
+            ));
             for r in chunk {
                 q = q.bind(r);
             }
@@ -383,11 +382,11 @@ impl Db {
     pub async fn merged_pulls(&self, repo: &str, shas: &[String]) -> Result<Vec<(String, i64)>> {
         let mut out = Vec::new();
         for chunk in shas.chunks(500) {
-            let mut q = sqlx::query_as::<_, (String, i64)>(AssertSqlSafe(format!(
+            let mut q = query_as::<(String, i64)>(format!(
                 "SELECT merge_commit_sha, number FROM pull_requests \
                  WHERE repo = ? AND merged = 1 AND merge_commit_sha IN ({}) ORDER BY number",
                 placeholders(chunk.len())
-            )))
+            ))
             .bind(repo);
             for s in chunk {
                 q = q.bind(s);
@@ -417,7 +416,7 @@ impl Db {
                      WHERE c.repo = ? AND c.patch_id IS NOT NULL AND c.sha IN ({ph})"
                 ),
             ] {
-                let mut q = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(sql)).bind(repo);
+                let mut q = query_as::<(String, String)>(sql).bind(repo);
                 for s in chunk {
                     q = q.bind(s);
                 }
@@ -430,18 +429,19 @@ impl Db {
     /// `(child, parent)` commit-key edges reachable from `tip` through `parent` links,
     /// `depth` parents deep.
     pub async fn ancestry_edges(&self, tip: &str, depth: u32) -> Result<Vec<(String, String)>> {
-        sqlx::query_as(
+        query_as(
             "WITH RECURSIVE anc(key, depth) AS ( \
-               SELECT ?, 0 \
+               SELECT CAST(CAST(? AS text_c) AS TEXT), 0 \
                UNION SELECT l.to_key, anc.depth + 1 FROM links l JOIN anc \
                  ON l.from_kind = 'commit' AND l.from_key = anc.key AND l.relation = 'parent' \
                WHERE anc.depth < ? \
              ) \
-             SELECT l.from_key, l.to_key FROM links l JOIN anc \
-               ON l.from_kind = 'commit' AND l.from_key = anc.key AND l.relation = 'parent'",
+             SELECT DISTINCT l.from_key, l.to_key FROM links l JOIN anc \
+               ON l.from_kind = 'commit' AND l.from_key = anc.key AND l.relation = 'parent' \
+             ORDER BY l.from_key, l.to_key",
         )
         .bind(tip)
-        .bind(depth)
+        .bind(i64::from(depth))
         .fetch_all(&self.pool)
         .await
     }

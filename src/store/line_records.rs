@@ -7,9 +7,10 @@
 //! replaces that source's rows of the commit, so the newest note wins and the same one
 //! sent again changes nothing.
 
+use super::{query, query_as};
 use std::collections::{BTreeMap, BTreeSet};
 
-use sqlx::{AssertSqlSafe, SqliteConnection};
+use sqlx::AnyConnection;
 
 use super::{Db, Result, placeholders};
 use crate::line_set::LineSet;
@@ -31,7 +32,7 @@ pub struct LineRecordRow {
 /// Writes an upload's line records (inside the writer's transaction): for each commit
 /// named, the rows of `source` are replaced by these.
 pub(super) async fn write(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     repo: &str,
     source: &str,
     upload_id: i64,
@@ -40,7 +41,7 @@ pub(super) async fn write(
 ) -> Result<()> {
     let commits: BTreeSet<&str> = rows.iter().map(|r| r.sha.as_str()).collect();
     for sha in commits {
-        sqlx::query("DELETE FROM line_records WHERE repo = ? AND sha = ? AND source = ?")
+        query("DELETE FROM line_records WHERE repo = ? AND sha = ? AND source = ?")
             .bind(repo)
             .bind(sha)
             .bind(source)
@@ -49,7 +50,7 @@ pub(super) async fn write(
     }
     for r in rows {
         // Another source's row for the same key gives way: the newest upload wins.
-        sqlx::query(
+        query(
             "INSERT INTO line_records (repo, sha, path, agent, model, source, sessions, lines, \
              upload_id, received_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (repo, sha, path, agent, model) DO UPDATE SET source = excluded.source, \
@@ -91,11 +92,11 @@ impl Db {
         let mut out: BTreeMap<String, CommitLines> = BTreeMap::new();
         // One query per 500 commits (a report asks for all of a PR's commits).
         for chunk in shas.chunks(500) {
-            let mut q = sqlx::query_as::<_, (String, String, String, String)>(AssertSqlSafe(format!(
+            let mut q = query_as::<(String, String, String, String)>(format!(
                 "SELECT sha, path, agent, lines FROM line_records WHERE repo = ? AND sha IN ({}) \
                  ORDER BY sha, path, agent, model",
                 placeholders(chunk.len())
-            )))
+            ))
             .bind(repo);
             for sha in chunk {
                 q = q.bind(sha);

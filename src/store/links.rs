@@ -1,6 +1,8 @@
 //! Stored session → commit links (`authored`), and reads of the links table.
 
-use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
+use super::{query, query_as, query_scalar};
+use sqlx::AnyConnection;
+use sqlx::Connection;
 
 use super::{Conn, Db, Result, Tx, placeholders};
 
@@ -72,11 +74,11 @@ impl Tx<'_> {
                 .filter(|l| &l.commit == key)
                 .map(|l| l.session_key.as_str())
                 .collect();
-            let mut q = sqlx::query(AssertSqlSafe(format!(
+            let mut q = query(format!(
                 "DELETE FROM links WHERE to_kind = 'commit' AND to_key = ? AND from_kind = 'session' \
                  AND relation = 'authored' AND from_key NOT IN ({})",
                 placeholders(keep.len())
-            )))
+            ))
             .bind(key);
             for k in &keep {
                 q = q.bind(*k);
@@ -88,7 +90,7 @@ impl Tx<'_> {
             q.execute(&mut *conn).await?;
         }
         for l in links {
-            sqlx::query(
+            query(
                 "INSERT INTO links (from_kind, from_key, to_kind, to_key, relation, evidence, confidence, \
                  first_seen_ns, detail, original) VALUES ('session', ?, 'commit', ?, 'authored', ?, ?, ?, ?, ?) \
                  ON CONFLICT (from_kind, from_key, relation, to_kind, to_key) DO UPDATE SET \
@@ -110,7 +112,7 @@ impl Tx<'_> {
 
     /// The oldest queued relinks, at most `limit`.
     pub async fn queued_relinks(&mut self, limit: i64) -> Result<Vec<QueuedSession>> {
-        sqlx::query_as(
+        query_as(
             "SELECT session_id, touched_ns FROM link_queue ORDER BY touched_ns, session_id LIMIT ?",
         )
         .bind(limit)
@@ -121,7 +123,7 @@ impl Tx<'_> {
     /// Takes done relinks off the queue, unless a session was touched again since.
     pub async fn relinks_done(&mut self, done: &[QueuedSession]) -> Result<()> {
         for d in done {
-            sqlx::query("DELETE FROM link_queue WHERE session_id = ? AND touched_ns <= ?")
+            query("DELETE FROM link_queue WHERE session_id = ? AND touched_ns <= ?")
                 .bind(d.session_id)
                 .bind(d.touched_ns)
                 .execute(self.conn())
@@ -169,14 +171,14 @@ impl Conn {
         now_ns: i64,
     ) -> Result<Option<RulesChanged>> {
         let mut tx = self.conn.begin().await?;
-        let from: Option<i64> = sqlx::query_scalar("SELECT version FROM link_rules WHERE id = 1")
+        let from: Option<i64> = query_scalar("SELECT version FROM link_rules WHERE id = 1")
             .fetch_optional(&mut *tx)
             .await?;
         if from == Some(version) {
             return Ok(None);
         }
         let queued = queue_matching(&mut tx, &RelinkFilter::default(), now_ns).await?;
-        sqlx::query(
+        query(
             "INSERT INTO link_rules (id, version) VALUES (1, ?) \
              ON CONFLICT (id) DO UPDATE SET version = excluded.version",
         )
@@ -190,11 +192,11 @@ impl Conn {
 
 /// [`Conn::queue_relink_all`] inside a writer transaction.
 pub(super) async fn queue_matching(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     filter: &RelinkFilter,
     now_ns: i64,
 ) -> Result<u64> {
-    Ok(sqlx::query(
+    Ok(query(
         "INSERT INTO link_queue (session_id, touched_ns) \
          SELECT id, ?3 FROM sessions WHERE (?1 IS NULL OR repository = ?1 OR repository IS NULL) \
          AND (?2 IS NULL OR coalesce(ended_ns, started_ns, created_ns) >= ?2) \
@@ -211,16 +213,16 @@ pub(super) async fn queue_matching(
 /// Queues these sessions for linking again; the OTLP writer calls it in the transaction
 /// that stores their telemetry.
 pub(super) async fn queue_relink(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     session_ids: &[i64],
     now_ns: i64,
 ) -> Result<()> {
     for chunk in session_ids.chunks(400) {
-        let mut q = sqlx::query(AssertSqlSafe(format!(
+        let mut q = query(format!(
             "INSERT INTO link_queue (session_id, touched_ns) VALUES {} \
              ON CONFLICT (session_id) DO UPDATE SET touched_ns = excluded.touched_ns",
             vec!["(?, ?)"; chunk.len()].join(", ")
-        )));
+        ));
         for id in chunk {
             q = q.bind(id).bind(now_ns);
         }
@@ -234,14 +236,14 @@ impl Db {
     pub async fn authored_links(&self, repo: &str, shas: &[String]) -> Result<Vec<StoredLink>> {
         let mut out = Vec::new();
         for chunk in shas.chunks(500) {
-            let mut q = sqlx::query_as::<_, StoredLink>(AssertSqlSafe(format!(
+            let mut q = query_as::<StoredLink>(format!(
                 "SELECT l.from_key AS session_key, s.id AS session_row, l.to_key AS commit_key, l.evidence, \
                  l.confidence, l.detail, l.original, l.first_seen_ns FROM links l \
                  LEFT JOIN sessions s ON s.session_key = l.from_key \
                  WHERE l.to_kind = 'commit' AND l.relation = 'authored' AND l.from_kind = 'session' \
                  AND l.to_key IN ({}) ORDER BY l.to_key, l.from_key",
                 placeholders(chunk.len())
-            )));
+            ));
             for sha in chunk {
                 q = q.bind(crate::ids::node::commit_str(repo, sha));
             }
@@ -252,7 +254,7 @@ impl Db {
 
     /// How many relinks are queued.
     pub async fn relinks_queued(&self) -> Result<i64> {
-        sqlx::query_scalar("SELECT count(*) FROM link_queue")
+        query_scalar("SELECT count(*) FROM link_queue")
             .fetch_one(&self.pool)
             .await
     }
@@ -261,12 +263,12 @@ impl Db {
     pub async fn links_of_sessions(&self, keys: &[&str]) -> Result<Vec<LinkRow>> {
         let mut out = Vec::new();
         for chunk in keys.chunks(500) {
-            let mut q = sqlx::query_as::<_, LinkRow>(AssertSqlSafe(format!(
+            let mut q = query_as::<LinkRow>(format!(
                 "SELECT from_kind, from_key, to_kind, to_key, relation, evidence, confidence, original FROM links \
                  WHERE from_kind = 'session' AND relation = 'authored' AND from_key IN ({}) \
                  ORDER BY from_key, to_key",
                 placeholders(chunk.len())
-            )));
+            ));
             for k in chunk {
                 q = q.bind(*k);
             }
@@ -277,7 +279,7 @@ impl Db {
 
     /// Every link from nodes of `from_kind` with this relation, ordered.
     pub async fn links_by_relation(&self, from_kind: &str, relation: &str) -> Result<Vec<LinkRow>> {
-        sqlx::query_as(
+        query_as(
             "SELECT from_kind, from_key, to_kind, to_key, relation, evidence, confidence, original FROM links \
              WHERE from_kind = ? AND relation = ? ORDER BY from_key, to_key",
         )

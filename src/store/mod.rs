@@ -15,15 +15,18 @@
 //! - [`reports`]: the report queue, patch caches and published digests;
 //! - [`retention`]: pruning raw data past `--retain-raw`, and table sizes.
 //!
-//! One engine today, SQLite (one file, WAL, migrations applied at start-up, one writer
-//! task and a pool of readers). The SQL is written to stay portable to PostgreSQL:
-//! `INSERT … ON CONFLICT` instead of `INSERT OR …`, times as integer nanoseconds, keys
-//! as text or bytes; what stays SQLite-only (scalar `min`/`max`, `substr`, `instr`,
-//! `hex`) is confined to these files.
+//! Two engines through sqlx's `Any` driver: SQLite (the default: one file, WAL, one
+//! writer task and a pool of readers) and PostgreSQL (`--db postgres://…`). Both run
+//! the same SQL text ([`numbered`] placeholders, `INSERT … ON CONFLICT`, times as
+//! integer nanoseconds, keys as text or bytes, booleans as 0/1). SQLite's scalar
+//! functions the queries use (two-argument `min`/`max`, `substr`, `instr`, `hex`) are
+//! defined on PostgreSQL by its first migration; the few statements that must differ
+//! pick their text by [`Engine`]. Migrations for each engine are applied at start-up.
 
 pub mod backfill;
 pub mod backup;
 pub mod batch;
+pub mod copy;
 pub mod deliveries;
 pub mod dora;
 pub mod github;
@@ -41,24 +44,158 @@ pub mod testing;
 pub mod uploads;
 pub mod writer;
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
-};
-use sqlx::{ConnectOptions, Connection};
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{Any, AssertSqlSafe, ConnectOptions, Connection, Executor};
+use sqlx::{AnyConnection, AnyPool};
 
 /// A storage error: the query failed or the database could not be reached.
 pub type Error = sqlx::Error;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// SQLite's migrations (the default engine; the first 19 lived in `migrations/`).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+/// PostgreSQL's migrations: the same schema, in PostgreSQL's types, from its first
+/// version on (PostgreSQL installations have no history to carry).
+pub static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Connection settings shared by the writer and the readers.
+/// The two engines. The SQL in this module is the same text for both (`$n`
+/// placeholders, `ON CONFLICT`, `RETURNING`, times as integer nanoseconds, booleans as
+/// 0/1 integers); PostgreSQL's schema defines SQLite's scalar functions the queries
+/// use (two-argument `min`/`max`, `instr`, `hex`, `substr` on bigints). What differs
+/// beyond that is chosen here by [`Engine`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the database lives, as `--db` gives it: a file path (SQLite) or a
+/// `postgres://` URL.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Location {
+    File(PathBuf),
+    Postgres(String),
+}
+
+impl Location {
+    pub fn engine(&self) -> Engine {
+        match self {
+            Location::File(_) => Engine::Sqlite,
+            Location::Postgres(_) => Engine::Postgres,
+        }
+    }
+
+    /// The file, for what only a SQLite file has (checkpoints, `VACUUM INTO`).
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Location::File(p) => Some(p),
+            Location::Postgres(_) => None,
+        }
+    }
+
+    /// The URL sqlx's `Any` driver connects to.
+    fn url(&self, read_only: bool) -> String {
+        match self {
+            Location::Postgres(url) => url.clone(),
+            Location::File(path) => {
+                let mut s = String::from("sqlite://");
+                for c in path.to_string_lossy().chars() {
+                    match c {
+                        '%' => s.push_str("%25"),
+                        '?' => s.push_str("%3F"),
+                        '#' => s.push_str("%23"),
+                        ' ' => s.push_str("%20"),
+                        c => s.push(c),
+                    }
+                }
+                s.push_str(if read_only { "?mode=ro" } else { "?mode=rwc" });
+                s
+            }
+        }
+    }
+}
+
+impl FromStr for Location {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(
+            if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+                Location::Postgres(s.to_string())
+            } else {
+                Location::File(PathBuf::from(s))
+            },
+        )
+    }
+}
+
+impl From<PathBuf> for Location {
+    fn from(p: PathBuf) -> Self {
+        Location::File(p)
+    }
+}
+
+impl From<&PathBuf> for Location {
+    fn from(p: &PathBuf) -> Self {
+        Location::File(p.clone())
+    }
+}
+
+impl From<&Location> for Location {
+    fn from(l: &Location) -> Self {
+        l.clone()
+    }
+}
+
+impl From<&Path> for Location {
+    fn from(p: &Path) -> Self {
+        Location::File(p.to_path_buf())
+    }
+}
+
+/// Shown in logs and errors: a URL's password is masked.
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::File(p) => write!(f, "{}", p.display()),
+            Location::Postgres(url) => f.write_str(&mask_password(url)),
+        }
+    }
+}
+
+impl fmt::Debug for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+fn mask_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &authority[..colon],
+            &rest[at..]
+        ),
+        _ => url.to_string(),
+    }
+}
+
+/// SQLite's per-connection settings, run on every connection the `Any` driver opens:
 ///
 /// - `journal_mode=WAL`: readers never block the writer, and a commit appends to the log.
 /// - `synchronous=FULL`: the WAL is fsynced at every commit, so a request acknowledged
@@ -66,6 +203,54 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 ///   ([`writer`]) spreads that fsync over every request in the group.
 /// - `busy_timeout=5s`: a reader that meets a checkpoint waits instead of failing.
 /// - `foreign_keys=ON`: session references are checked.
+const SQLITE_SETTINGS: &str = "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
+     PRAGMA synchronous = FULL; PRAGMA cache_size = -65536; PRAGMA temp_store = memory";
+
+/// How long a PostgreSQL connection may take to open before start-up fails with a
+/// clear error instead of hanging.
+const PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn connect(location: &Location, read_only: bool) -> anyhow::Result<AnyConnection> {
+    sqlx::any::install_default_drivers();
+    let url = location.url(read_only);
+    let mut conn = tokio::time::timeout(PG_CONNECT_TIMEOUT, AnyConnection::connect(&url))
+        .await
+        .map_err(|_| anyhow::anyhow!("opening database {location}: no answer in 10 s"))?
+        .with_context(|| format!("opening database {location}"))?;
+    if location.engine() == Engine::Sqlite {
+        if !read_only {
+            conn.execute("PRAGMA journal_mode = WAL")
+                .await
+                .with_context(|| format!("setting up {location}"))?;
+        }
+        conn.execute(SQLITE_SETTINGS)
+            .await
+            .with_context(|| format!("setting up {location}"))?;
+    }
+    Ok(conn)
+}
+
+async fn pool(location: &Location, max: u32) -> anyhow::Result<AnyPool> {
+    sqlx::any::install_default_drivers();
+    let sqlite = location.engine() == Engine::Sqlite;
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if sqlite {
+                    conn.execute(SQLITE_SETTINGS).await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(&location.url(true))
+        .await
+        .with_context(|| format!("opening readers on {location}"))
+}
+
+/// SQLite connection settings for what only SQLite does (checkpoints, tests that
+/// build old schemas): the same as [`SQLITE_SETTINGS`].
 fn options(path: &Path) -> anyhow::Result<SqliteConnectOptions> {
     let url = format!("sqlite://{}", path.display());
     Ok(SqliteConnectOptions::from_str(&url)
@@ -80,35 +265,52 @@ fn options(path: &Path) -> anyhow::Result<SqliteConnectOptions> {
         .disable_statement_logging())
 }
 
+async fn run_migrations(location: &Location, conn: &mut AnyConnection) -> anyhow::Result<()> {
+    // On PostgreSQL the migrator holds an advisory lock while it runs, so replicas
+    // starting at once apply each migration once.
+    let migrator = match location.engine() {
+        Engine::Sqlite => &MIGRATOR,
+        Engine::Postgres => &PG_MIGRATOR,
+    };
+    migrator
+        .run(conn)
+        .await
+        .with_context(|| format!("applying migrations to {location}"))?;
+    Ok(())
+}
+
 /// Opens (creating if needed) the database and applies pending migrations.
-pub async fn open(path: &Path) -> anyhow::Result<Store> {
-    let path = path.to_path_buf();
-    let path = path.as_path();
-    let opts = options(path)?;
-    let mut writer = opts
-        .connect()
-        .await
-        .with_context(|| format!("opening database {}", path.display()))?;
-    MIGRATOR
-        .run(&mut writer)
-        .await
-        .with_context(|| format!("applying migrations to {}", path.display()))?;
-    let readers = SqlitePoolOptions::new()
-        .max_connections(4)
-        .connect_with(opts.read_only(true))
-        .await
-        .with_context(|| format!("opening readers on {}", path.display()))?;
+pub async fn open(location: impl Into<Location>) -> anyhow::Result<Store> {
+    let location = &location.into();
+    let mut writer = connect(location, false).await?;
+    run_migrations(location, &mut writer).await?;
+    let engine = location.engine();
+    let readers = pool(
+        location,
+        match engine {
+            Engine::Sqlite => 4,
+            Engine::Postgres => 8,
+        },
+    )
+    .await?;
     Ok(Store {
-        writer: Conn { conn: writer },
-        db: Db { pool: readers },
-        path: path.to_path_buf(),
+        writer: Conn {
+            conn: writer,
+            engine,
+        },
+        db: Db {
+            pool: readers,
+            engine,
+        },
+        location: location.clone(),
     })
 }
 
 /// Applies migrations and returns, for `tracelink migrate`.
-pub async fn migrate(path: &Path) -> anyhow::Result<()> {
-    let mut conn = options(path)?.connect().await?;
-    MIGRATOR.run(&mut conn).await?;
+pub async fn migrate(location: impl Into<Location>) -> anyhow::Result<()> {
+    let location = &location.into();
+    let mut conn = connect(location, false).await?;
+    run_migrations(location, &mut conn).await?;
     conn.close().await?;
     Ok(())
 }
@@ -118,37 +320,50 @@ pub struct Store {
     /// The connection the single writer ([`writer`]) owns.
     pub writer: Conn,
     pub db: Db,
-    path: PathBuf,
+    location: Location,
 }
 
 impl Store {
-    /// A further write connection (the webhook processor's, the publisher's); SQLite
-    /// serialises it with the writer's, each waiting up to the busy timeout.
+    /// A further write connection (the webhook processor's, the publisher's). On
+    /// SQLite the file serialises it with the writer's, each waiting up to the busy
+    /// timeout; on PostgreSQL rows are locked, not the database.
     pub async fn connect(&self) -> anyhow::Result<Conn> {
-        let conn = options(&self.path)?
-            .connect()
-            .await
-            .with_context(|| format!("opening database {}", self.path.display()))?;
-        Ok(Conn { conn })
+        Ok(Conn {
+            conn: connect(&self.location, false).await?,
+            engine: self.location.engine(),
+        })
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 }
 
-/// The read side: a pool of read-only connections. Cheap to clone. Reads of each
-/// aggregate are methods in that aggregate's file.
+/// The read side: a pool of connections (read-only on SQLite). Cheap to clone. Reads of
+/// each aggregate are methods in that aggregate's file.
 #[derive(Clone)]
 pub struct Db {
-    pool: SqlitePool,
+    pool: AnyPool,
+    engine: Engine,
 }
 
 impl Db {
     /// Opens an existing database for reading only (`tracelink report`, tests).
-    pub async fn open_read_only(path: &Path) -> anyhow::Result<Db> {
-        let pool = SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(options(path)?.read_only(true).create_if_missing(false))
-            .await
-            .with_context(|| format!("opening {} for reading", path.display()))?;
-        Ok(Db { pool })
+    pub async fn open_read_only(location: impl Into<Location>) -> anyhow::Result<Db> {
+        let location = &location.into();
+        if let Location::File(path) = location
+            && !path.exists()
+        {
+            anyhow::bail!("no database at {}", path.display());
+        }
+        Ok(Db {
+            pool: pool(location, 2).await?,
+            engine: location.engine(),
+        })
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
     }
 
     pub async fn close(&self) {
@@ -158,23 +373,48 @@ impl Db {
 
 /// One write connection. Its writes go through [`Tx`].
 pub struct Conn {
-    conn: SqliteConnection,
+    conn: AnyConnection,
+    engine: Engine,
 }
+
+/// The advisory lock key [`Conn::begin_exclusive`] takes on PostgreSQL.
+const EXCLUSIVE_LOCK: i64 = 0x7472_6c6b; // "trlk"
 
 impl Conn {
     pub async fn begin(&mut self) -> Result<Tx<'_>> {
         Ok(Tx {
             tx: self.conn.begin().await?,
+            engine: self.engine,
         })
     }
 
-    /// A transaction that holds the write lock from its start: what is read (through
-    /// [`Db`]) after it began is the state no other writer changes before it commits.
-    /// For read-compute-write steps two tasks may run at once (linking).
+    /// A transaction that no other exclusive transaction runs beside: what is read
+    /// (through [`Db`]) after it began is the state no other such step changes before
+    /// it commits. For read-compute-write steps two tasks may run at once (linking).
+    /// SQLite: the write lock from the start (`BEGIN IMMEDIATE`); PostgreSQL: a
+    /// transaction-scoped advisory lock.
     pub async fn begin_exclusive(&mut self) -> Result<Tx<'_>> {
-        Ok(Tx {
-            tx: self.conn.begin_with("BEGIN IMMEDIATE").await?,
-        })
+        match self.engine {
+            Engine::Sqlite => Ok(Tx {
+                tx: self.conn.begin_with("BEGIN IMMEDIATE").await?,
+                engine: self.engine,
+            }),
+            Engine::Postgres => {
+                let mut tx = self.conn.begin().await?;
+                query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(EXCLUSIVE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(Tx {
+                    tx,
+                    engine: self.engine,
+                })
+            }
+        }
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
     }
 
     pub async fn close(self) -> Result<()> {
@@ -185,7 +425,8 @@ impl Conn {
 /// A write transaction: nothing is visible to readers until [`Tx::commit`]; dropped
 /// without it, nothing was written.
 pub struct Tx<'c> {
-    tx: sqlx::Transaction<'c, sqlx::Sqlite>,
+    tx: sqlx::Transaction<'c, Any>,
+    engine: Engine,
 }
 
 impl Tx<'_> {
@@ -193,15 +434,144 @@ impl Tx<'_> {
         self.tx.commit().await
     }
 
-    fn conn(&mut self) -> &mut SqliteConnection {
+    fn conn(&mut self) -> &mut AnyConnection {
         &mut self.tx
     }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+}
+
+/// The SQL as both engines take it: every `?` and `?NNN` placeholder written as `$n`
+/// (SQLite reads `$n` as the n-th argument too). Quoted text and identifiers are left
+/// alone. Queries here keep SQLite's `?` where lists are built at run time
+/// ([`placeholders`]); this numbers them.
+pub(crate) fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut next = 1usize;
+    let mut quote: Option<char> = None;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                out.push(c);
+                if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '\'' | '"' => {
+                    quote = Some(c);
+                    out.push(c);
+                }
+                '?' => {
+                    let mut digits = String::new();
+                    while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+                        digits.push(d);
+                        chars.next();
+                    }
+                    out.push('$');
+                    if digits.is_empty() {
+                        out.push_str(&next.to_string());
+                        next += 1;
+                    } else {
+                        // SQLite's rule: a bare `?` after `?N` is number N + 1.
+                        if let Ok(n) = digits.parse::<usize>() {
+                            next = next.max(n + 1);
+                        }
+                        out.push_str(&digits);
+                    }
+                }
+                c => out.push(c),
+            },
+        }
+    }
+    out
+}
+
+/// `sqlx::query` over [`numbered`] SQL.
+pub(crate) fn query<'q>(sql: impl AsRef<str>) -> sqlx::query::Query<'q, Any, AnyArguments> {
+    sqlx::query(AssertSqlSafe(numbered(sql.as_ref())))
+}
+
+/// `sqlx::query_as` over [`numbered`] SQL.
+pub(crate) fn query_as<'q, O>(
+    sql: impl AsRef<str>,
+) -> sqlx::query::QueryAs<'q, Any, O, AnyArguments>
+where
+    O: for<'r> sqlx::FromRow<'r, AnyRow>,
+{
+    sqlx::query_as(AssertSqlSafe(numbered(sql.as_ref())))
+}
+
+/// `sqlx::query_scalar` over [`numbered`] SQL.
+pub(crate) fn query_scalar<'q, O>(
+    sql: impl AsRef<str>,
+) -> sqlx::query::QueryScalar<'q, Any, O, AnyArguments>
+where
+    (O,): for<'r> sqlx::FromRow<'r, AnyRow>,
+{
+    sqlx::query_scalar(AssertSqlSafe(numbered(sql.as_ref())))
 }
 
 /// `?, ?, …` for an `IN (…)` list of `n` values (one `?` for an empty list, which then
 /// matches nothing as long as the caller binds a value no row has).
 pub(crate) fn placeholders(n: usize) -> String {
     vec!["?"; n.max(1)].join(", ")
+}
+
+/// A boolean column as both engines store it (0/1 integers), read into a `bool`
+/// field with `#[sqlx(try_from = "Flag")]`.
+pub(crate) struct Flag(bool);
+
+impl sqlx::Type<Any> for Flag {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <i64 as sqlx::Type<Any>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        <i64 as sqlx::Type<Any>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Any> for Flag {
+    fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        Ok(Flag(<i64 as sqlx::Decode<'r, Any>>::decode(value)? != 0))
+    }
+}
+
+impl From<Flag> for bool {
+    fn from(f: Flag) -> bool {
+        f.0
+    }
+}
+
+/// A nullable boolean column (0/1 or NULL), read with `#[sqlx(try_from = "MaybeFlag")]`.
+pub(crate) struct MaybeFlag(Option<bool>);
+
+impl sqlx::Type<Any> for MaybeFlag {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <i64 as sqlx::Type<Any>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        <i64 as sqlx::Type<Any>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Any> for MaybeFlag {
+    fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        Ok(MaybeFlag(
+            <Option<i64> as sqlx::Decode<'r, Any>>::decode(value)?.map(|v| v != 0),
+        ))
+    }
+}
+
+impl From<MaybeFlag> for Option<bool> {
+    fn from(f: MaybeFlag) -> Option<bool> {
+        f.0
+    }
 }
 
 #[cfg(test)]

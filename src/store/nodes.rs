@@ -1,9 +1,10 @@
 //! Reads of GitHub's nodes: pull requests and their commits, commits with what hangs
 //! off them, CI runs, deployments and incidents.
 
+use super::{query_as, query_scalar};
 use std::collections::BTreeSet;
 
-use sqlx::{AssertSqlSafe, SqliteConnection};
+use sqlx::AnyConnection;
 
 use super::{Db, Result, placeholders};
 use crate::ids::node;
@@ -13,7 +14,9 @@ use crate::ids::node;
 pub struct PullRequest {
     pub title: Option<String>,
     pub state: String,
+    #[sqlx(try_from = "super::Flag")]
     pub draft: bool,
+    #[sqlx(try_from = "super::Flag")]
     pub merged: bool,
     pub author_login: Option<String>,
     pub head_ref: Option<String>,
@@ -25,6 +28,7 @@ pub struct PullRequest {
     pub updated_ns: Option<i64>,
     pub closed_ns: Option<i64>,
     pub merged_ns: Option<i64>,
+    #[sqlx(try_from = "super::MaybeFlag")]
     pub from_fork: Option<bool>,
 }
 
@@ -112,7 +116,7 @@ pub type PullRef = (String, i64);
 /// of [`Db::pull_commits`]: enough to know which reports to rebuild; the commit API
 /// keeps those whose commit list holds the commit.
 pub(super) async fn pulls_containing(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     repo: Option<&str>,
     shas: &[String],
 ) -> Result<BTreeSet<PullRef>> {
@@ -128,7 +132,7 @@ pub(super) async fn pulls_containing(
                OR EXISTS (SELECT 1 FROM pull_request_commits c WHERE c.repo = p.repo AND c.number = p.number AND c.sha IN ({ph})) \
                OR EXISTS (SELECT 1 FROM commit_refs r WHERE r.repo = p.repo AND r.ref = 'refs/heads/' || p.head_ref AND r.sha IN ({ph})))"
         );
-        let mut q = sqlx::query_as::<_, (String, i64)>(AssertSqlSafe(sql)).bind(repo);
+        let mut q = query_as::<(String, i64)>(sql).bind(repo);
         for _ in 0..4 {
             for s in chunk {
                 q = q.bind(s);
@@ -144,7 +148,7 @@ const DEPLOYMENT_STATE: &str = "(SELECT s.state FROM deployment_statuses s WHERE
 
 impl Db {
     pub async fn pull_request(&self, repo: &str, number: i64) -> Result<Option<PullRequest>> {
-        sqlx::query_as(
+        query_as(
             "SELECT title, state, draft, merged, author_login, head_ref, head_sha, base_ref, base_sha, \
              merge_commit_sha, created_ns, updated_ns, closed_ns, merged_ns, from_fork FROM pull_requests \
              WHERE repo = ? AND number = ?",
@@ -162,7 +166,7 @@ impl Db {
     /// pushed to a branch of the same name: forks, reused branch names and force-pushes
     /// would bring in commits that are not the PR's.
     pub async fn pull_commits(&self, repo: &str, number: i64) -> Result<PullCommits> {
-        let listed: Vec<String> = sqlx::query_scalar(
+        let listed: Vec<String> = query_scalar(
             "SELECT sha FROM pull_request_commits WHERE repo = ? AND number = ? ORDER BY position",
         )
         .bind(repo)
@@ -179,34 +183,33 @@ impl Db {
                 shas: listed,
             });
         }
-        let Some((head, base)): Option<(String, Option<String>)> = sqlx::query_as(
-            "SELECT head_sha, base_sha FROM pull_requests WHERE repo = ? AND number = ?",
-        )
-        .bind(repo)
-        .bind(number)
-        .fetch_optional(&self.pool)
-        .await?
+        let Some((head, base)): Option<(String, Option<String>)> =
+            query_as("SELECT head_sha, base_sha FROM pull_requests WHERE repo = ? AND number = ?")
+                .bind(repo)
+                .bind(number)
+                .fetch_optional(&self.pool)
+                .await?
         else {
             return Ok(PullCommits::default());
         };
         let prefix = repo.len() as i64 + 2;
-        let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
+        let rows: Vec<(String, Option<i64>)> = query_as(
             "WITH RECURSIVE base(key, depth) AS ( \
-               SELECT ?1, 0 \
+               SELECT CAST(CAST(?1 AS text_c) AS TEXT), 0 \
                UNION SELECT l.to_key, base.depth + 1 FROM links l JOIN base \
                  ON l.from_kind = 'commit' AND l.from_key = base.key AND l.relation = 'parent' \
                WHERE base.depth < ?3 \
              ), \
              head(key, depth) AS ( \
-               SELECT ?2, 0 \
+               SELECT CAST(CAST(?2 AS text_c) AS TEXT), 0 \
                UNION SELECT l.to_key, head.depth + 1 FROM links l JOIN head \
                  ON l.from_kind = 'commit' AND l.from_key = head.key AND l.relation = 'parent' \
                WHERE head.depth < ?3 AND head.key NOT IN (SELECT key FROM base) \
              ) \
-             SELECT substr(h.key, ?4), c.authored_ns FROM head h \
+             SELECT substr(h.key, ?4), max(c.authored_ns) FROM head h \
                JOIN commits c ON c.repo = ?5 AND c.sha = substr(h.key, ?4) \
              WHERE h.key NOT IN (SELECT key FROM base) \
-             GROUP BY h.key ORDER BY c.authored_ns, h.key",
+             GROUP BY h.key ORDER BY max(c.authored_ns) NULLS FIRST, h.key",
         )
         .bind(node::commit_str(repo, base.as_deref().unwrap_or("")))
         .bind(node::commit_str(repo, &head))
@@ -229,7 +232,7 @@ impl Db {
 
     /// Every head SHA a pull request had.
     pub async fn pull_heads(&self, repo: &str, number: i64) -> Result<Vec<String>> {
-        sqlx::query_scalar(
+        query_scalar(
             "SELECT substr(to_key, ?) FROM links WHERE from_kind = 'pull_request' AND from_key = ? \
              AND relation = 'head' ORDER BY to_key",
         )
@@ -243,11 +246,11 @@ impl Db {
     pub async fn commits(&self, repo: &str, shas: &[String]) -> Result<Vec<CommitRecord>> {
         let mut out = Vec::with_capacity(shas.len());
         for chunk in shas.chunks(500) {
-            let mut q = sqlx::query_as::<_, CommitRecord>(AssertSqlSafe(format!(
+            let mut q = query_as::<CommitRecord>(format!(
                 "SELECT sha, message, author_name, author_email, author_login, authored_ns FROM commits \
                  WHERE repo = ? AND sha IN ({})",
                 placeholders(chunk.len())
-            )))
+            ))
             .bind(repo);
             for s in chunk {
                 q = q.bind(s);
@@ -265,10 +268,10 @@ impl Db {
     ) -> Result<std::collections::HashMap<String, Vec<String>>> {
         let mut out: std::collections::HashMap<String, Vec<String>> = Default::default();
         for chunk in shas.chunks(500) {
-            let mut q = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(format!(
+            let mut q = query_as::<(String, String)>(format!(
                 "SELECT sha, agent FROM commit_agents WHERE repo = ? AND sha IN ({}) ORDER BY agent",
                 placeholders(chunk.len())
-            )))
+            ))
             .bind(repo);
             for s in chunk {
                 q = q.bind(s);
@@ -283,16 +286,17 @@ impl Db {
     /// Whether tracelink serves `repo`: an App installation, a delivery's commits, pull
     /// requests or deployments, or an authenticated CI upload name it.
     pub async fn repo_served(&self, repo: &str) -> Result<bool> {
-        sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM repo_installations WHERE repo = ?1) \
+        let served: i64 = query_scalar(
+            "SELECT CASE WHEN EXISTS (SELECT 1 FROM repo_installations WHERE repo = ?1) \
              OR EXISTS (SELECT 1 FROM commits WHERE repo = ?1) \
              OR EXISTS (SELECT 1 FROM pull_requests WHERE repo = ?1) \
              OR EXISTS (SELECT 1 FROM deployments WHERE repo = ?1) \
-             OR EXISTS (SELECT 1 FROM ci_uploads WHERE repo = ?1)",
+             OR EXISTS (SELECT 1 FROM ci_uploads WHERE repo = ?1) THEN 1 ELSE 0 END",
         )
         .bind(repo)
         .fetch_one(&self.pool)
-        .await
+        .await?;
+        Ok(served != 0)
     }
 
     /// The pull requests whose commits (as [`Db::pull_commits`] lists them) hold `sha`.
@@ -322,7 +326,7 @@ impl Db {
     pub async fn commit_detail(&self, repo: &str, sha: &str) -> Result<Option<CommitDetail>> {
         let pool = &self.pool;
         let key = node::commit_str(repo, sha);
-        let commit: Option<CommitRecord> = sqlx::query_as(
+        let commit: Option<CommitRecord> = query_as(
             "SELECT sha, message, author_name, author_email, author_login, authored_ns FROM commits \
              WHERE repo = ? AND sha = ?",
         )
@@ -332,7 +336,7 @@ impl Db {
         .await?;
         // A commit known only from links (a run's head, a deployment), a commit status or
         // an incident's root cause is still shown.
-        let linked: i64 = sqlx::query_scalar(
+        let linked: i64 = query_scalar(
             "SELECT (SELECT count(*) FROM links WHERE to_kind = 'commit' AND to_key = ?1) \
              + (SELECT count(*) FROM ci_runs WHERE repo = ?2 AND head_sha = ?3) \
              + (SELECT count(*) FROM incidents WHERE repo = ?2 AND lower(root_cause) = ?3)",
@@ -345,27 +349,27 @@ impl Db {
         if commit.is_none() && linked == 0 {
             return Ok(None);
         }
-        let trailers = sqlx::query_as(
+        let trailers = query_as(
             "SELECT key, value FROM commit_trailers WHERE repo = ? AND sha = ? ORDER BY position",
         )
         .bind(repo)
         .bind(sha)
         .fetch_all(pool)
         .await?;
-        let agents = sqlx::query_scalar(
+        let agents = query_scalar(
             "SELECT agent FROM commit_agents WHERE repo = ? AND sha = ? ORDER BY agent",
         )
         .bind(repo)
         .bind(sha)
         .fetch_all(pool)
         .await?;
-        let parents: Vec<String> = sqlx::query_scalar(
+        let parents: Vec<String> = query_scalar(
             "SELECT to_key FROM links WHERE from_kind = 'commit' AND from_key = ? AND relation = 'parent' ORDER BY to_key",
         )
         .bind(&key)
         .fetch_all(pool)
         .await?;
-        let files = sqlx::query_as(
+        let files = query_as(
             "SELECT path, change FROM commit_files WHERE repo = ? AND sha = ? ORDER BY path",
         )
         .bind(repo)
@@ -374,10 +378,10 @@ impl Db {
         .await?;
         let pull_requests = self.pulls_of_commit(repo, sha).await?;
         let runs = self.runs_at(repo, sha).await?;
-        let deployments = sqlx::query_as(AssertSqlSafe(format!(
+        let deployments = query_as(format!(
             "SELECT d.id, d.sha, d.environment, d.created_ns, {DEPLOYMENT_STATE} AS state \
              FROM deployments d WHERE d.repo = ? AND d.sha = ? ORDER BY d.id"
-        )))
+        ))
         .bind(repo)
         .bind(sha)
         .fetch_all(pool)
@@ -403,7 +407,7 @@ impl Db {
 
     /// Every CI run at a commit, by kind, ID and attempt.
     pub async fn runs_at(&self, repo: &str, sha: &str) -> Result<Vec<RunRecord>> {
-        sqlx::query_as(
+        query_as(
             "SELECT kind, id, attempt, name, status, conclusion, trace_id FROM ci_runs \
              WHERE repo = ? AND head_sha = ? ORDER BY kind, id, attempt",
         )
@@ -417,11 +421,12 @@ impl Db {
     pub async fn first_attempts(&self, repo: &str, shas: &[String]) -> Result<(i64, i64)> {
         let (mut total, mut ok) = (0, 0);
         for chunk in shas.chunks(500) {
-            let mut q = sqlx::query_as::<_, (i64, i64)>(AssertSqlSafe(format!(
-                "SELECT count(*), coalesce(sum(conclusion = 'success'), 0) FROM ci_runs WHERE repo = ? \
+            let mut q = query_as::<(i64, i64)>(format!(
+                "SELECT count(*), CAST(coalesce(sum(CASE WHEN conclusion = 'success' THEN 1 ELSE 0 END), 0) AS BIGINT) \
+                 FROM ci_runs WHERE repo = ? \
                  AND kind = 'workflow_run' AND attempt = 1 AND status = 'completed' AND head_sha IN ({})",
                 placeholders(chunk.len())
-            )))
+            ))
             .bind(repo);
             for s in chunk {
                 q = q.bind(s);
@@ -439,10 +444,10 @@ impl Db {
         repo: &str,
         since_ns: i64,
     ) -> Result<Vec<DeploymentRecord>> {
-        sqlx::query_as(AssertSqlSafe(format!(
+        query_as(format!(
             "SELECT d.id, d.sha, d.environment, d.created_ns, {DEPLOYMENT_STATE} AS state \
-             FROM deployments d WHERE d.repo = ? AND coalesce(d.created_ns, 0) >= ? ORDER BY d.created_ns, d.id"
-        )))
+             FROM deployments d WHERE d.repo = ? AND coalesce(d.created_ns, 0) >= ? ORDER BY d.created_ns NULLS FIRST, d.id"
+        ))
         .bind(repo)
         .bind(since_ns)
         .fetch_all(&self.pool)
@@ -456,6 +461,7 @@ pub struct IssueState {
     pub repo: String,
     pub number: i64,
     pub state: String,
+    #[sqlx(try_from = "super::Flag")]
     pub is_incident: bool,
 }
 
@@ -470,28 +476,36 @@ pub struct InstallationRecord {
 }
 
 impl Db {
+    /// Every pull request stored, as (repository, number).
+    pub async fn pull_request_keys(&self) -> Result<Vec<(String, i64)>> {
+        query_as("SELECT repo, number FROM pull_requests ORDER BY repo, number")
+            .fetch_all(&self.pool)
+            .await
+    }
+
     /// Every issue seen (incident or not), by repository and number.
     pub async fn issues(&self) -> Result<Vec<IssueState>> {
-        sqlx::query_as(
-            "SELECT repo, number, state, is_incident FROM incidents ORDER BY repo, number",
-        )
-        .fetch_all(&self.pool)
-        .await
+        query_as("SELECT repo, number, state, is_incident FROM incidents ORDER BY repo, number")
+            .fetch_all(&self.pool)
+            .await
     }
 
     /// An App installation, with its repositories.
     pub async fn installation(&self, id: i64) -> Result<Option<InstallationRecord>> {
         let row: Option<(i64, Option<String>, String)> =
-            sqlx::query_as("SELECT id, account, state FROM installations WHERE id = ?")
+            query_as("SELECT id, account, state FROM installations WHERE id = ?")
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?;
-        let repositories: Vec<(String, bool)> = sqlx::query_as(
+        let repositories: Vec<(String, bool)> = query_as::<(String, i64)>(
             "SELECT repo, in_scope FROM installation_repositories WHERE installation_id = ? ORDER BY repo",
         )
         .bind(id)
         .fetch_all(&self.pool)
-        .await?;
+        .await?
+        .into_iter()
+        .map(|(repo, in_scope)| (repo, in_scope != 0))
+        .collect();
         Ok(match row {
             Some((id, account, state)) => Some(InstallationRecord {
                 id,

@@ -1,8 +1,7 @@
 //! Reads for `tracelink sessions`: what arrived recently and what it was linked to.
 
+use super::query_as;
 use std::collections::HashMap;
-
-use sqlx::AssertSqlSafe;
 
 use super::{Db, Result, placeholders};
 
@@ -12,11 +11,11 @@ impl Db {
     pub async fn authored_link_counts(&self, keys: &[&str]) -> Result<HashMap<String, i64>> {
         let mut out = HashMap::new();
         for chunk in keys.chunks(500) {
-            let mut q = sqlx::query_as::<_, (String, i64)>(AssertSqlSafe(format!(
+            let mut q = query_as::<(String, i64)>(format!(
                 "SELECT from_key, count(*) FROM links WHERE from_kind = 'session' \
                  AND relation = 'authored' AND from_key IN ({}) GROUP BY from_key",
                 placeholders(chunk.len())
-            )));
+            ));
             for k in chunk {
                 q = q.bind(*k);
             }

@@ -2,15 +2,15 @@
 //! may affect a pull request's report, the patches and commit lists fetched from the
 //! API (cached), and the digest of the last report published per pull request.
 
+use super::{query, query_as, query_scalar};
 use std::collections::BTreeSet;
 
 use super::dora::IncidentFacts;
 use super::github::{DeploymentRow, Op};
 use super::nodes::pulls_containing;
-use sqlx::AssertSqlSafe;
 
 use super::{Db, Result, Tx, placeholders};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 pub use super::nodes::PullRef;
 
@@ -89,7 +89,7 @@ impl Tx<'_> {
         repo: &str,
         number: i64,
     ) -> Result<Option<IncidentFacts>> {
-        sqlx::query_as(
+        query_as(
             "SELECT number, title, state, environment, root_cause, opened_ns, closed_ns FROM incidents \
              WHERE repo = ? AND number = ? AND is_incident = 1 AND state <> 'deleted'",
         )
@@ -101,7 +101,7 @@ impl Tx<'_> {
 
     /// A deployment of the repository by ID.
     pub async fn deployment(&mut self, repo: &str, id: i64) -> Result<Option<DeploymentRow>> {
-        let row: Option<DeploymentFields> = sqlx::query_as(
+        let row: Option<DeploymentFields> = query_as(
             "SELECT id, repo, sha, ref, environment, creator, created_ns FROM deployments \
              WHERE repo = ? AND id = ?",
         )
@@ -121,9 +121,9 @@ impl Tx<'_> {
         environment: &str,
         sha: &str,
     ) -> Result<Option<i64>> {
-        sqlx::query_scalar(
+        query_scalar(
             "WITH RECURSIVE descendants(key, depth) AS ( \
-               SELECT ?1 || '@' || ?2, 0 \
+               SELECT CAST(CAST(?1 || '@' || ?2 AS text_c) AS TEXT), 0 \
                UNION \
                SELECT l.from_key, descendants.depth + 1 FROM descendants JOIN links l \
                  ON l.to_kind = 'commit' AND l.to_key = descendants.key AND l.relation = 'parent' \
@@ -152,7 +152,7 @@ impl Tx<'_> {
         environment: &str,
         at_ns: i64,
     ) -> Result<Option<i64>> {
-        sqlx::query_scalar(
+        query_scalar(
             "SELECT d.id FROM deployments d \
              JOIN deployment_statuses s ON s.deployment_id = d.id AND s.state = 'success' \
              WHERE d.repo = ? AND d.environment = ? GROUP BY d.id HAVING min(s.created_ns) <= ? \
@@ -192,7 +192,7 @@ impl Tx<'_> {
         // but a PR's API list may already hold it.
         let mut found: BTreeSet<(Option<String>, String)> = BTreeSet::new();
         for id in session_rows {
-            let named: Vec<(Option<String>, String)> = sqlx::query_as(
+            let named: Vec<(Option<String>, String)> = query_as(
                 "SELECT c.repo, sc.sha FROM session_commits sc LEFT JOIN commits c ON c.sha = sc.sha \
                  WHERE sc.session_id = ?",
             )
@@ -200,7 +200,7 @@ impl Tx<'_> {
             .fetch_all(&mut *conn)
             .await?;
             found.extend(named);
-            let traced: Vec<(Option<String>, String)> = sqlx::query_as(
+            let traced: Vec<(Option<String>, String)> = query_as(
                 "SELECT substr(l.from_key, 1, instr(l.from_key, '@') - 1), \
                  substr(l.from_key, instr(l.from_key, '@') + 1) FROM links l JOIN session_traces st \
                    ON l.to_key = lower(hex(st.trace_id)) WHERE st.session_id = ? AND l.from_kind = 'commit' \
@@ -210,7 +210,7 @@ impl Tx<'_> {
             .fetch_all(&mut *conn)
             .await?;
             found.extend(traced);
-            let trailer: Vec<(Option<String>, String)> = sqlx::query_as(
+            let trailer: Vec<(Option<String>, String)> = query_as(
                 "SELECT substr(l.from_key, 1, instr(l.from_key, '@') - 1), \
                  substr(l.from_key, instr(l.from_key, '@') + 1) FROM links l JOIN sessions s \
                    ON l.to_key = s.session_key WHERE s.id = ? AND l.to_kind = 'session' \
@@ -221,25 +221,24 @@ impl Tx<'_> {
             .await?;
             found.extend(trailer);
             // Abbreviated SHAs: the commits of the session's repository they prefix.
-            let abbreviated: Vec<(Option<String>, String)> = sqlx::query_as(
+            let abbreviated: Vec<(Option<String>, String)> = query_as(
                 "SELECT c.repo, c.sha FROM session_commits sc JOIN sessions s ON s.id = sc.session_id \
                  JOIN commits c ON c.repo = lower(s.repository) AND c.sha >= sc.sha AND c.sha < sc.sha || 'g' \
-                 WHERE sc.session_id = ? AND length(sc.sha) < 40 LIMIT 100",
+                 WHERE sc.session_id = ? AND length(sc.sha) < 40 ORDER BY c.repo, c.sha LIMIT 100",
             )
             .bind(id)
             .fetch_all(&mut *conn)
             .await?;
             found.extend(abbreviated);
-            let window: Option<(Option<i64>, Option<i64>, Option<String>)> = sqlx::query_as(
-                "SELECT started_ns, ended_ns, repository FROM sessions WHERE id = ?",
-            )
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
+            let window: Option<(Option<i64>, Option<i64>, Option<String>)> =
+                query_as("SELECT started_ns, ended_ns, repository FROM sessions WHERE id = ?")
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
             if let Some((Some(start), end, repo)) = window {
-                let near: Vec<(Option<String>, String)> = sqlx::query_as(
+                let near: Vec<(Option<String>, String)> = query_as(
                     "SELECT repo, sha FROM commits WHERE authored_ns BETWEEN ? AND ? \
-                     AND (?3 IS NULL OR repo = ?3) LIMIT 500",
+                     AND (?3 IS NULL OR repo = ?3) ORDER BY repo, sha LIMIT 500",
                 )
                 .bind(start - grace_ns)
                 .bind(end.unwrap_or(start) + grace_ns)
@@ -262,8 +261,8 @@ impl Tx<'_> {
 
     /// Reports due at `now_ns`, oldest due first, at most `limit`.
     pub async fn due_reports(&mut self, now_ns: i64, limit: i64) -> Result<Vec<DueReport>> {
-        sqlx::query_as(
-            "SELECT repo, number, touched_ns FROM report_queue WHERE due_ns <= ? ORDER BY due_ns LIMIT ?",
+        query_as(
+            "SELECT repo, number, touched_ns FROM report_queue WHERE due_ns <= ? ORDER BY due_ns, repo, number LIMIT ?",
         )
         .bind(now_ns)
         .bind(limit)
@@ -273,7 +272,7 @@ impl Tx<'_> {
 
     /// Moves a queued report's due time.
     pub async fn defer_report(&mut self, repo: &str, number: i64, due_ns: i64) -> Result<()> {
-        sqlx::query("UPDATE report_queue SET due_ns = ? WHERE repo = ? AND number = ?")
+        query("UPDATE report_queue SET due_ns = ? WHERE repo = ? AND number = ?")
             .bind(due_ns)
             .bind(repo)
             .bind(number)
@@ -285,7 +284,7 @@ impl Tx<'_> {
     /// Takes a published report off the queue, unless it was queued again since
     /// `touched_ns` (then it stays).
     pub async fn report_done(&mut self, repo: &str, number: i64, touched_ns: i64) -> Result<()> {
-        sqlx::query("DELETE FROM report_queue WHERE repo = ? AND number = ? AND touched_ns = ?")
+        query("DELETE FROM report_queue WHERE repo = ? AND number = ? AND touched_ns = ?")
             .bind(repo)
             .bind(number)
             .bind(touched_ns)
@@ -296,7 +295,7 @@ impl Tx<'_> {
 
     /// The earliest due time in the queue.
     pub async fn next_due(&mut self) -> Result<Option<i64>> {
-        sqlx::query_scalar("SELECT min(due_ns) FROM report_queue")
+        query_scalar("SELECT min(due_ns) FROM report_queue")
             .fetch_one(self.conn())
             .await
     }
@@ -313,7 +312,7 @@ impl Tx<'_> {
         // The whole list: one page from position 0.
         self.set_pull_commits_page(repo, number, 0, commits).await?;
         let conn = self.conn();
-        sqlx::query(
+        query(
             "INSERT INTO pull_request_patches (repo, number, head_sha, files) VALUES (?, ?, ?, ?) \
              ON CONFLICT (repo, number) DO UPDATE SET head_sha = excluded.head_sha, files = excluded.files",
         )
@@ -334,7 +333,7 @@ impl Tx<'_> {
         files_json: &str,
         patch_id: Option<&str>,
     ) -> Result<()> {
-        sqlx::query(
+        query(
             "INSERT INTO commit_patches (repo, sha, files, patch_id) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
         )
         .bind(repo)
@@ -354,7 +353,7 @@ impl Tx<'_> {
         comment_id: i64,
         now_ns: i64,
     ) -> Result<()> {
-        sqlx::query(
+        query(
             "INSERT INTO published_reports (repo, number, digest, comment_id, published_ns) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (repo, number) DO UPDATE SET digest = excluded.digest, \
              comment_id = excluded.comment_id, published_ns = excluded.published_ns",
@@ -373,18 +372,16 @@ impl Tx<'_> {
 impl Db {
     /// The head SHA a pull request's cached patch belongs to.
     pub async fn cached_pull_head(&self, repo: &str, number: i64) -> Result<Option<String>> {
-        sqlx::query_scalar(
-            "SELECT head_sha FROM pull_request_patches WHERE repo = ? AND number = ?",
-        )
-        .bind(repo)
-        .bind(number)
-        .fetch_optional(&self.pool)
-        .await
+        query_scalar("SELECT head_sha FROM pull_request_patches WHERE repo = ? AND number = ?")
+            .bind(repo)
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await
     }
 
     /// A pull request's cached patch (JSON list of files).
     pub async fn pull_patch(&self, repo: &str, number: i64) -> Result<Option<String>> {
-        sqlx::query_scalar("SELECT files FROM pull_request_patches WHERE repo = ? AND number = ?")
+        query_scalar("SELECT files FROM pull_request_patches WHERE repo = ? AND number = ?")
             .bind(repo)
             .bind(number)
             .fetch_optional(&self.pool)
@@ -399,10 +396,10 @@ impl Db {
     ) -> Result<Vec<(String, String)>> {
         let mut out = Vec::new();
         for chunk in shas.chunks(500) {
-            let mut q = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(format!(
-                "SELECT sha, files FROM commit_patches WHERE repo = ? AND sha IN ({})",
+            let mut q = query_as::<(String, String)>(format!(
+                "SELECT sha, files FROM commit_patches WHERE repo = ? AND sha IN ({}) ORDER BY sha",
                 placeholders(chunk.len())
-            )))
+            ))
             .bind(repo);
             for s in chunk {
                 q = q.bind(s);
@@ -414,7 +411,7 @@ impl Db {
 
     /// A commit's cached patch (JSON list of files).
     pub async fn commit_patch(&self, repo: &str, sha: &str) -> Result<Option<String>> {
-        sqlx::query_scalar("SELECT files FROM commit_patches WHERE repo = ? AND sha = ?")
+        query_scalar("SELECT files FROM commit_patches WHERE repo = ? AND sha = ?")
             .bind(repo)
             .bind(sha)
             .fetch_optional(&self.pool)
@@ -422,25 +419,23 @@ impl Db {
     }
 
     pub async fn published(&self, repo: &str, number: i64) -> Result<Option<Published>> {
-        sqlx::query_as(
-            "SELECT digest, comment_id FROM published_reports WHERE repo = ? AND number = ?",
-        )
-        .bind(repo)
-        .bind(number)
-        .fetch_optional(&self.pool)
-        .await
+        query_as("SELECT digest, comment_id FROM published_reports WHERE repo = ? AND number = ?")
+            .bind(repo)
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await
     }
 }
 
 /// [`Tx::enqueue_reports`] inside a writer transaction.
 pub(super) async fn enqueue(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     prs: &BTreeSet<PullRef>,
     now_ns: i64,
     due_ns: i64,
 ) -> Result<()> {
     for (repo, number) in prs {
-        sqlx::query(
+        query(
             "INSERT INTO report_queue (repo, number, due_ns, touched_ns) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (repo, number) DO UPDATE SET \
                  touched_ns = max(report_queue.touched_ns + 1, ?4), \
@@ -464,10 +459,10 @@ const MAX_SHIPPED_DEPTH: i64 = 2000;
 /// environment (the walk stops there; a failed one shipped nothing, as reports read
 /// it). However old the merge, and without touching every recent pull request at each
 /// deployment.
-async fn shipped_by(conn: &mut SqliteConnection, d: &DeploymentRow) -> Result<Vec<PullRef>> {
-    let numbers: Vec<i64> = sqlx::query_scalar(
+async fn shipped_by(conn: &mut AnyConnection, d: &DeploymentRow) -> Result<Vec<PullRef>> {
+    let numbers: Vec<i64> = query_scalar(
         "WITH RECURSIVE anc(key, depth) AS ( \
-           SELECT ?1 || '@' || ?2, 0 \
+           SELECT CAST(CAST(?1 || '@' || ?2 AS text_c) AS TEXT), 0 \
            UNION \
            SELECT l.to_key, anc.depth + 1 FROM anc JOIN links l \
              ON l.from_kind = 'commit' AND l.from_key = anc.key AND l.relation = 'parent' \
@@ -478,7 +473,7 @@ async fn shipped_by(conn: &mut SqliteConnection, d: &DeploymentRow) -> Result<Ve
                WHERE s.deployment_id = e.id AND s.state = 'success')) \
          ) \
          SELECT p.number FROM pull_requests p WHERE p.repo = ?1 AND p.merged = 1 \
-           AND p.merge_commit_sha IS NOT NULL AND p.repo || '@' || p.merge_commit_sha IN (SELECT key FROM anc)",
+           AND p.merge_commit_sha IS NOT NULL AND p.repo || '@' || p.merge_commit_sha IN (SELECT key FROM anc) ORDER BY p.number",
     )
     .bind(&d.repo)
     .bind(d.sha.to_ascii_lowercase())

@@ -9,7 +9,8 @@
 //! runs, deployments, incidents; links, uploads and reports — and the state that turns
 //! cumulative series into increments. Relinking and every report read only what is kept.
 
-use sqlx::{AssertSqlSafe, Connection};
+use super::{query, query_as, query_scalar};
+use sqlx::Connection;
 
 use super::{Conn, Db, Result};
 
@@ -42,8 +43,8 @@ impl Conn {
     /// to `limit` processed delivery payloads. The writer never waits long behind it.
     pub async fn prune_raw(&mut self, cutoff_ns: i64, limit: i64) -> Result<Pruned> {
         let mut out = Pruned::default();
-        let old: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT id, rows FROM raw_records WHERE received_ns < ?1 ORDER BY received_ns LIMIT ?2",
+        let old: Vec<(i64, i64)> = query_as(
+            "SELECT id, rows FROM raw_records WHERE received_ns < ?1 ORDER BY received_ns, id LIMIT ?2",
         )
         .bind(cutoff_ns)
         .bind(RECORDS_PER_BATCH)
@@ -71,18 +72,14 @@ impl Conn {
                 ("DELETE FROM record_sessions WHERE record_id = ?", &mut 0),
                 ("DELETE FROM raw_records WHERE id = ?", &mut out.records),
             ] {
-                *count += sqlx::query(sql)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                *count += query(sql).bind(id).execute(&mut *tx).await?.rows_affected();
             }
         }
         tx.commit().await?;
-        out.payloads = sqlx::query(
+        out.payloads = query(
             "UPDATE deliveries SET payload = NULL WHERE delivery_id IN \
              (SELECT delivery_id FROM deliveries WHERE payload IS NOT NULL AND status = 'processed' \
-              AND received_ns < ?1 ORDER BY received_ns LIMIT ?2)",
+              AND received_ns < ?1 ORDER BY received_ns, delivery_id LIMIT ?2)",
         )
         .bind(cutoff_ns)
         .bind(limit)
@@ -106,11 +103,23 @@ pub struct TableSize {
 impl Db {
     /// Rows and bytes on disk of every table and index, largest first.
     pub async fn table_sizes(&self) -> Result<Vec<TableSize>> {
-        let sizes: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT d.name, m.type, sum(d.pgsize) FROM dbstat d \
-             JOIN sqlite_schema m ON m.name = d.name \
-             WHERE m.name NOT LIKE 'sqlite_%' GROUP BY d.name, m.type",
-        )
+        let sizes: Vec<(String, String, i64)> = query_as(match self.engine {
+            super::Engine::Sqlite => {
+                "SELECT d.name, m.type, sum(d.pgsize) FROM dbstat d \
+                 JOIN sqlite_schema m ON m.name = d.name \
+                 WHERE m.name NOT LIKE 'sqlite_%' GROUP BY d.name, m.type"
+            }
+            // Tables with their TOAST data; a partitioned table's rows are in its
+            // partitions, each listed.
+            super::Engine::Postgres => {
+                "SELECT CAST(c.relname AS TEXT), \
+                   CASE WHEN c.relkind = 'i' THEN 'index' ELSE 'table' END, \
+                   CAST(CASE WHEN c.relkind = 'i' THEN pg_relation_size(c.oid) \
+                     ELSE pg_table_size(c.oid) END AS BIGINT) \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i')"
+            }
+        })
         .fetch_all(&self.pool)
         .await?;
         let mut out = Vec::with_capacity(sizes.len());
@@ -118,11 +127,7 @@ impl Db {
             let rows = if kind == "table" {
                 // The name comes from the schema itself, quoted as an identifier.
                 let sql = format!("SELECT count(*) FROM \"{}\"", name.replace('"', "\"\""));
-                Some(
-                    sqlx::query_scalar(AssertSqlSafe(sql))
-                        .fetch_one(&self.pool)
-                        .await?,
-                )
+                Some(query_scalar(sql).fetch_one(&self.pool).await?)
             } else {
                 None
             };

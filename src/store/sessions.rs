@@ -3,9 +3,8 @@
 //! sessions at once. How these become the session the API shows is
 //! [`crate::metrics::sessions`].
 
+use super::query_as;
 use std::collections::HashMap;
-
-use sqlx::AssertSqlSafe;
 
 use super::{Db, Result, placeholders};
 
@@ -86,9 +85,9 @@ pub struct Page {
 impl Db {
     /// One session by its key, or `None`.
     pub async fn session(&self, key: &str) -> Result<Option<SessionRecord>> {
-        let row: Option<SessionRow> = sqlx::query_as(AssertSqlSafe(format!(
+        let row: Option<SessionRow> = query_as(format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE session_key = ?"
-        )))
+        ))
         .bind(key)
         .fetch_optional(&self.pool)
         .await?;
@@ -118,7 +117,7 @@ impl Db {
             sql.push_str(" AND (coalesce(started_ns, 0), id) < (?, ?)");
         }
         sql.push_str(" ORDER BY coalesce(started_ns, 0) DESC, id DESC LIMIT ?");
-        let mut q = sqlx::query_as::<_, SessionRow>(AssertSqlSafe(sql));
+        let mut q = query_as::<SessionRow>(sql);
         if let Some(r) = &f.repository {
             q = q.bind(r);
         }
@@ -150,10 +149,10 @@ impl Db {
     pub async fn sessions_by_key(&self, keys: &[&str]) -> Result<Vec<SessionRecord>> {
         let mut rows: Vec<SessionRow> = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(500) {
-            let mut q = sqlx::query_as::<_, SessionRow>(AssertSqlSafe(format!(
+            let mut q = query_as::<SessionRow>(format!(
                 "SELECT {SESSION_COLUMNS} FROM sessions WHERE session_key IN ({})",
                 placeholders(chunk.len())
-            )));
+            ));
             for k in chunk {
                 q = q.bind(*k);
             }
@@ -166,7 +165,7 @@ impl Db {
     /// The names of a session's stored log events, oldest first (read from its raw
     /// records, so empty once those are past `--retain-raw`).
     pub async fn session_events(&self, key: &str) -> Result<Vec<String>> {
-        let records: Vec<super::raw::Stored> = sqlx::query_as(
+        let records: Vec<super::raw::Stored> = query_as(
             "SELECT r.id, r.format, r.body FROM sessions s \
              JOIN record_sessions rs ON rs.session_id = s.id \
              JOIN raw_records r ON r.id = rs.record_id \
@@ -207,9 +206,10 @@ impl Db {
         let mut out: HashMap<i64, Related> = HashMap::new();
         for chunk in ids.chunks(500) {
             let ph = placeholders(chunk.len());
-            let mut q = sqlx::query_as::<_, (i64, String, String, f64)>(AssertSqlSafe(format!(
-                "SELECT session_id, source, counter, value FROM session_counters WHERE session_id IN ({ph})"
-            )));
+            let mut q = query_as::<(i64, String, String, f64)>(format!(
+                "SELECT session_id, source, counter, value FROM session_counters WHERE session_id IN ({ph}) \
+                 ORDER BY session_id, source, counter"
+            ));
             for id in chunk {
                 q = q.bind(id);
             }
@@ -220,12 +220,10 @@ impl Db {
                     value,
                 });
             }
-            let mut q = sqlx::query_as::<_, (i64, String, String, i64, i64, i64, i64, i64)>(
-                AssertSqlSafe(format!(
-                    "SELECT session_id, source, model, input, output, cache_read, cache_creation, reasoning \
-                     FROM session_tokens WHERE session_id IN ({ph}) ORDER BY model"
-                )),
-            );
+            let mut q = query_as::<(i64, String, String, i64, i64, i64, i64, i64)>(format!(
+                "SELECT session_id, source, model, input, output, cache_read, cache_creation, reasoning \
+                     FROM session_tokens WHERE session_id IN ({ph}) ORDER BY model, source, session_id"
+            ));
             for id in chunk {
                 q = q.bind(id);
             }
@@ -236,28 +234,28 @@ impl Db {
                     tokens: [i, o, cr, cc, r],
                 });
             }
-            let mut q = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(format!(
+            let mut q = query_as::<(i64, String)>(format!(
                 "SELECT session_id, sha FROM session_commits WHERE session_id IN ({ph}) ORDER BY sha"
-            )));
+            ));
             for id in chunk {
                 q = q.bind(id);
             }
             for (id, sha) in q.fetch_all(pool).await? {
                 out.entry(id).or_default().commits.push(sha);
             }
-            let mut q = sqlx::query_as::<_, (i64, Vec<u8>)>(AssertSqlSafe(format!(
+            let mut q = query_as::<(i64, Vec<u8>)>(format!(
                 "SELECT session_id, trace_id FROM session_traces WHERE session_id IN ({ph}) ORDER BY trace_id"
-            )));
+            ));
             for id in chunk {
                 q = q.bind(id);
             }
             for (id, t) in q.fetch_all(pool).await? {
                 out.entry(id).or_default().traces.push(t);
             }
-            let mut q = sqlx::query_as::<_, (i64, i64)>(AssertSqlSafe(format!(
+            let mut q = query_as::<(i64, i64)>(format!(
                 "SELECT session_id, count(*) FROM session_files WHERE action = 'modified' \
                  AND session_id IN ({ph}) GROUP BY session_id"
-            )));
+            ));
             for id in chunk {
                 q = q.bind(id);
             }

@@ -2,7 +2,7 @@
 //! that deliveries and telemetry in any order give the same tables). The product never
 //! calls these; they keep the tests' SQL here, beside the schema it depends on.
 
-use sqlx::AssertSqlSafe;
+use super::{query, query_as, query_scalar};
 
 use super::{Db, Result};
 use crate::ids::{SpanId, TraceId};
@@ -63,15 +63,17 @@ impl Db {
     /// Spans, log records or metric points (`traces`, `logs`, `metrics`) held in raw
     /// records: what was stored, a re-sent request counted once.
     pub async fn stored_rows(&self, signal: &str) -> Result<i64> {
-        sqlx::query_scalar("SELECT coalesce(sum(rows), 0) FROM raw_records WHERE signal = ?")
-            .bind(signal)
-            .fetch_one(&self.pool)
-            .await
+        query_scalar(
+            "SELECT CAST(coalesce(sum(rows), 0) AS BIGINT) FROM raw_records WHERE signal = ?",
+        )
+        .bind(signal)
+        .fetch_one(&self.pool)
+        .await
     }
 
     /// Every raw record of a signal (all when `None`), read back, oldest first.
     async fn raw_records_of(&self, signal: Option<&str>) -> Result<Vec<super::raw::pb::RawRecord>> {
-        let rows: Vec<super::raw::Stored> = sqlx::query_as(
+        let rows: Vec<super::raw::Stored> = query_as(
             "SELECT id, format, body FROM raw_records WHERE ?1 IS NULL OR signal = ?1 ORDER BY id",
         )
         .bind(signal)
@@ -108,7 +110,7 @@ impl Db {
 
     /// Every kept delivery payload, as stored.
     pub async fn delivery_payloads(&self) -> Result<Vec<Vec<u8>>> {
-        sqlx::query_scalar(
+        query_scalar(
             "SELECT payload FROM deliveries WHERE payload IS NOT NULL ORDER BY delivery_id",
         )
         .fetch_all(&self.pool)
@@ -117,7 +119,7 @@ impl Db {
 
     /// Deliveries whose payload is still kept.
     pub async fn delivery_payloads_kept(&self) -> Result<i64> {
-        sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE payload IS NOT NULL")
+        query_scalar("SELECT count(*) FROM deliveries WHERE payload IS NOT NULL")
             .fetch_one(&self.pool)
             .await
     }
@@ -125,7 +127,7 @@ impl Db {
     /// Rows in a table.
     pub async fn row_count(&self, table: &str) -> Result<i64> {
         let table = known(table)?;
-        sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+        query_scalar(format!("SELECT count(*) FROM {table}"))
             .fetch_one(&self.pool)
             .await
     }
@@ -133,96 +135,150 @@ impl Db {
     /// Every row of a table as text (`quote(col) | …`), sorted, without the given columns.
     pub async fn dump_table(&self, table: &str, skip: &[&str]) -> Result<Vec<String>> {
         let table = known(table)?;
-        let cols: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
-        )))
-        .fetch_all(&self.pool)
-        .await?;
+        let (columns, quote) = match self.engine {
+            super::Engine::Sqlite => (
+                format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"),
+                "quote",
+            ),
+            super::Engine::Postgres => (
+                format!(
+                    "SELECT CAST(column_name AS TEXT) FROM information_schema.columns \
+                     WHERE table_schema = current_schema() AND table_name = '{table}' \
+                     ORDER BY ordinal_position"
+                ),
+                "quote_nullable",
+            ),
+        };
+        let cols: Vec<String> = query_scalar(columns).fetch_all(&self.pool).await?;
         let expr = cols
             .iter()
             .filter(|c| !skip.contains(&c.as_str()))
-            .map(|c| format!("quote({c})"))
+            .map(|c| format!("{quote}({c})"))
             .collect::<Vec<_>>()
             .join(" || '|' || ");
-        let mut rows: Vec<String> =
-            sqlx::query_scalar(AssertSqlSafe(format!("SELECT {expr} FROM {table}")))
-                .fetch_all(&self.pool)
-                .await?;
+        let mut rows: Vec<String> = query_scalar(format!("SELECT {expr} FROM {table}"))
+            .fetch_all(&self.pool)
+            .await?;
         rows.sort();
         Ok(rows)
     }
 }
 
-/// SQLite's write lock held by another connection, as another process would hold it:
-/// the writer stalls until [`WriteLock::release`].
+/// The database's write lock held by another connection, as another process would
+/// hold it: the writer stalls until [`WriteLock::release`]. SQLite: the file's write
+/// lock; PostgreSQL: an exclusive lock on `raw_records`, which every export writes.
 pub struct WriteLock {
-    conn: sqlx::SqliteConnection,
+    conn: LockConn,
+}
+
+enum LockConn {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::AnyConnection),
 }
 
 impl WriteLock {
-    /// Takes the write lock of the database file at `path`.
-    pub async fn acquire(path: &std::path::Path) -> Result<WriteLock> {
+    pub async fn acquire(location: &super::Location) -> Result<WriteLock> {
         use sqlx::{ConnectOptions, Executor};
-        let mut conn = super::options(path)
-            .map_err(|e| sqlx::Error::Configuration(e.into()))?
-            .connect()
-            .await?;
-        conn.execute("BEGIN IMMEDIATE").await?;
+        let conn = match location {
+            super::Location::File(path) => {
+                let mut conn = super::options(path)
+                    .map_err(|e| sqlx::Error::Configuration(e.into()))?
+                    .connect()
+                    .await?;
+                conn.execute("BEGIN IMMEDIATE").await?;
+                LockConn::Sqlite(conn)
+            }
+            super::Location::Postgres(_) => {
+                let mut conn = super::connect(location, false)
+                    .await
+                    .map_err(|e| sqlx::Error::Configuration(e.into()))?;
+                conn.execute("BEGIN").await?;
+                conn.execute("LOCK TABLE raw_records IN EXCLUSIVE MODE")
+                    .await?;
+                LockConn::Postgres(conn)
+            }
+        };
         Ok(WriteLock { conn })
     }
 
-    pub async fn release(mut self) -> Result<()> {
+    pub async fn release(self) -> Result<()> {
         use sqlx::Executor;
-        self.conn.execute("ROLLBACK").await?;
+        match self.conn {
+            LockConn::Sqlite(mut c) => {
+                c.execute("ROLLBACK").await?;
+            }
+            LockConn::Postgres(mut c) => {
+                c.execute("ROLLBACK").await?;
+            }
+        }
         Ok(())
     }
 }
 
-/// A fault injected into the database at `path`, as a bug or a broken disk would cause:
-/// storing the commit `sha` fails until [`Fault::remove`].
+/// A fault injected into the database, as a bug or a broken disk would cause: storing
+/// the commit `sha` fails until [`Fault::remove`].
 pub struct Fault {
-    path: std::path::PathBuf,
+    location: super::Location,
 }
 
 impl Fault {
-    pub async fn inject(path: &std::path::Path, sha: &str) -> Result<Fault> {
-        use sqlx::{ConnectOptions, Connection, Executor};
-        let mut conn = super::options(path)
-            .map_err(|e| sqlx::Error::Configuration(e.into()))?
-            .connect()
-            .await?;
+    pub async fn inject(location: &super::Location, sha: &str) -> Result<Fault> {
         let sha: String = sha.chars().filter(char::is_ascii_hexdigit).collect();
-        conn.execute(AssertSqlSafe(format!(
-            "CREATE TRIGGER injected_fault BEFORE INSERT ON commits WHEN NEW.sha = '{sha}' \
-             BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
-        )))
-        .await?;
-        conn.close().await?;
+        let statements = match location {
+            super::Location::File(_) => vec![format!(
+                "CREATE TRIGGER injected_fault BEFORE INSERT ON commits WHEN NEW.sha = '{sha}' \
+                 BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+            )],
+            super::Location::Postgres(_) => vec![
+                format!(
+                    "CREATE FUNCTION injected_fault() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                     BEGIN IF NEW.sha = '{sha}' THEN RAISE EXCEPTION 'injected fault'; END IF; \
+                     RETURN NEW; END $$"
+                ),
+                "CREATE TRIGGER injected_fault BEFORE INSERT ON commits FOR EACH ROW \
+                 EXECUTE FUNCTION injected_fault()"
+                    .to_string(),
+            ],
+        };
+        run(location, statements).await?;
         Ok(Fault {
-            path: path.to_path_buf(),
+            location: location.clone(),
         })
     }
 
     pub async fn remove(self) -> Result<()> {
-        use sqlx::{ConnectOptions, Connection, Executor};
-        let mut conn = super::options(&self.path)
-            .map_err(|e| sqlx::Error::Configuration(e.into()))?
-            .connect()
-            .await?;
-        conn.execute("DROP TRIGGER injected_fault").await?;
-        conn.close().await?;
-        Ok(())
+        let statements = match self.location {
+            super::Location::File(_) => vec!["DROP TRIGGER injected_fault".to_string()],
+            super::Location::Postgres(_) => vec![
+                "DROP TRIGGER injected_fault ON commits".to_string(),
+                "DROP FUNCTION injected_fault()".to_string(),
+            ],
+        };
+        run(&self.location, statements).await
     }
+}
+
+/// Runs statements on a connection of their own.
+async fn run(location: &super::Location, statements: Vec<String>) -> Result<()> {
+    use sqlx::{Connection, Executor};
+    let mut conn = super::connect(location, false)
+        .await
+        .map_err(|e| sqlx::Error::Configuration(e.into()))?;
+    for sql in statements {
+        conn.execute(sqlx::AssertSqlSafe(sql)).await?;
+    }
+    conn.close().await?;
+    Ok(())
 }
 
 impl super::Conn {
     /// A database an older release with other link rules left behind: its session →
     /// commit links dropped and `version` recorded as the rules they came from.
     pub async fn as_if_linked_by_rules(&mut self, version: i64) -> Result<()> {
-        sqlx::query("DELETE FROM links WHERE from_kind = 'session'")
+        query("DELETE FROM links WHERE from_kind = 'session'")
             .execute(&mut self.conn)
             .await?;
-        sqlx::query(
+        query(
             "INSERT INTO link_rules (id, version) VALUES (1, ?) \
              ON CONFLICT (id) DO UPDATE SET version = excluded.version",
         )

@@ -10,9 +10,10 @@
 //! Line sets are kept as ascending ranges (`"1-5,8,10-20"`, [`LineSet::encode`]), in the
 //! database and in memory alike: nothing here holds a line per line.
 
+use super::{query, query_as, query_scalar};
 use std::collections::BTreeMap;
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::writer::Written;
 use super::{Db, Result};
@@ -103,7 +104,7 @@ fn test_counts(tests: &[TestCaseRow]) -> (i64, i64, i64) {
 }
 
 /// Stores an upload's new files (inside the writer's transaction).
-pub(super) async fn write(conn: &mut SqliteConnection, u: &UploadBatch) -> Result<Written> {
+pub(super) async fn write(conn: &mut AnyConnection, u: &UploadBatch) -> Result<Written> {
     let mut written = Written::default();
     for f in &u.files {
         let (covered, coverable, passed, failed, skipped) = match &f.content {
@@ -116,7 +117,7 @@ pub(super) async fn write(conn: &mut SqliteConnection, u: &UploadBatch) -> Resul
             }
             FileContent::Lines(_) => (None, None, None, None, None),
         };
-        let id: Option<i64> = sqlx::query_scalar(
+        let id: Option<i64> = query_scalar(
             "INSERT INTO ci_uploads (repo, sha, ref, run_id, attempt, job, pr_number, flags, file_name, \
              format, digest, size_bytes, covered, coverable, passed, failed, skipped, received_ns) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
@@ -161,7 +162,7 @@ pub(super) async fn write(conn: &mut SqliteConnection, u: &UploadBatch) -> Resul
             ("from_run", "ci_run", run),
             ("for_commit", "commit", commit),
         ] {
-            sqlx::query(
+            query(
                 "INSERT INTO links (from_kind, from_key, to_kind, to_key, relation, evidence, \
                  confidence, first_seen_ns) VALUES ('upload', ?, ?, ?, ?, 'upload', 1.0, ?) \
                  ON CONFLICT DO NOTHING",
@@ -186,7 +187,7 @@ pub(super) async fn write(conn: &mut SqliteConnection, u: &UploadBatch) -> Resul
 }
 
 async fn write_coverage(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: i64,
     files: &[(String, LineSet, LineSet)],
 ) -> Result<()> {
@@ -195,22 +196,20 @@ async fn write_coverage(
         if covered.is_empty() && missed.is_empty() {
             continue;
         }
-        sqlx::query(
-            "INSERT INTO ci_coverage (upload_id, path, covered, missed) VALUES (?, ?, ?, ?)",
-        )
-        .bind(id)
-        .bind(path)
-        .bind(covered.encode())
-        .bind(missed.encode())
-        .execute(&mut *conn)
-        .await?;
+        query("INSERT INTO ci_coverage (upload_id, path, covered, missed) VALUES (?, ?, ?, ?)")
+            .bind(id)
+            .bind(path)
+            .bind(covered.encode())
+            .bind(missed.encode())
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
 
-async fn write_tests(conn: &mut SqliteConnection, id: i64, tests: &[TestCaseRow]) -> Result<()> {
+async fn write_tests(conn: &mut AnyConnection, id: i64, tests: &[TestCaseRow]) -> Result<()> {
     for (i, t) in tests.iter().enumerate() {
-        sqlx::query(
+        query(
             "INSERT INTO ci_test_cases (upload_id, position, suite, classname, name, file, outcome, \
              duration_s, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -281,7 +280,7 @@ impl Db {
         } else {
             "SELECT id, run_id, attempt, ref, flags FROM ci_uploads WHERE repo = ? AND sha = ? AND format NOT IN ('junit', 'git-ai', 'agent-trace') ORDER BY id"
         };
-        let rows: Vec<(i64, i64, i64, String, String)> = sqlx::query_as(sql)
+        let rows: Vec<(i64, i64, i64, String, String)> = query_as(sql)
             .bind(repo)
             .bind(sha)
             .fetch_all(&self.pool)
@@ -305,7 +304,7 @@ impl Db {
     /// The line coverage of one upload.
     pub async fn coverage(&self, upload_id: i64) -> Result<FileLines> {
         let rows: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT path, covered, missed FROM ci_coverage WHERE upload_id = ?")
+            query_as("SELECT path, covered, missed FROM ci_coverage WHERE upload_id = ?")
                 .bind(upload_id)
                 .fetch_all(&self.pool)
                 .await?;
@@ -318,7 +317,7 @@ impl Db {
 
     /// The test cases of one upload, in report order.
     pub async fn test_cases(&self, upload_id: i64) -> Result<Vec<StoredCase>> {
-        let rows: Vec<CaseRow> = sqlx::query_as(
+        let rows: Vec<CaseRow> = query_as(
             "SELECT suite, classname, name, file, outcome, message FROM ci_test_cases \
              WHERE upload_id = ? ORDER BY position",
         )
@@ -360,9 +359,9 @@ impl Db {
         max_depth: i64,
     ) -> Result<Vec<AncestorRow>> {
         let prefix = format!("{repo}@");
-        let rows: Vec<(String, i64, bool, bool)> = sqlx::query_as(
+        let rows: Vec<(String, i64, i64, i64)> = query_as(
             "WITH RECURSIVE anc(key, depth) AS ( \
-               SELECT ?1, 0 \
+               SELECT CAST(CAST(?1 AS text_c) AS TEXT), 0 \
                UNION \
                SELECT l.to_key, anc.depth + 1 FROM links l JOIN anc \
                  ON l.from_kind = 'commit' AND l.from_key = anc.key AND l.relation = 'parent' \
@@ -373,9 +372,11 @@ impl Db {
                WHERE depth > 0 AND substr(key, 1, length(?3)) = ?3 GROUP BY key \
              ) \
              SELECT n.sha, n.depth, \
-               EXISTS (SELECT 1 FROM ci_uploads u WHERE u.repo = ?4 AND u.sha = n.sha AND u.format NOT IN ('junit', 'git-ai', 'agent-trace')), \
-               EXISTS (SELECT 1 FROM commit_refs r WHERE r.repo = ?4 AND r.sha = n.sha AND r.ref = ?5) \
+               CASE WHEN EXISTS (SELECT 1 FROM ci_uploads u WHERE u.repo = ?4 AND u.sha = n.sha \
+                 AND u.format NOT IN ('junit', 'git-ai', 'agent-trace')) THEN 1 ELSE 0 END, \
+               CASE WHEN EXISTS (SELECT 1 FROM commit_refs r WHERE r.repo = ?4 AND r.sha = n.sha AND r.ref = ?5) \
                  OR EXISTS (SELECT 1 FROM ci_uploads u WHERE u.repo = ?4 AND u.sha = n.sha AND u.ref = ?5) \
+                 THEN 1 ELSE 0 END \
              FROM nearest n ORDER BY n.depth, n.sha",
         )
         .bind(node::commit_str(repo, head_sha))
@@ -390,15 +391,15 @@ impl Db {
             .map(|(sha, depth, has_coverage, on_branch)| AncestorRow {
                 sha,
                 depth,
-                has_coverage,
-                on_branch,
+                has_coverage: has_coverage != 0,
+                on_branch: on_branch != 0,
             })
             .collect())
     }
 
     /// Whether every workflow run with uploads at this commit has completed.
     pub async fn upload_runs_complete(&self, repo: &str, sha: &str) -> Result<bool> {
-        let open: i64 = sqlx::query_scalar(
+        let open: i64 = query_scalar(
             "SELECT count(*) FROM (SELECT DISTINCT run_id, attempt FROM ci_uploads WHERE repo = ?1 AND sha = ?2) u \
              WHERE NOT EXISTS (SELECT 1 FROM ci_runs r WHERE r.kind = 'workflow_run' AND r.id = u.run_id \
                AND r.attempt = u.attempt AND r.repo = ?1 AND r.status = 'completed')",

@@ -2,12 +2,13 @@
 //! waiting in one transaction (group commit), and acknowledges each request only after
 //! that transaction is committed. A full queue is refused at once, never buffered.
 
+use super::{query, query_as, query_scalar};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use sqlx::sqlite::SqliteConnection;
-use sqlx::{AssertSqlSafe, Connection, Sqlite, Transaction};
+use sqlx::AnyConnection;
+use sqlx::{Any, Connection, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Conn;
@@ -132,7 +133,7 @@ pub fn spawn_with_events(
 }
 
 async fn run(
-    mut conn: SqliteConnection,
+    mut conn: AnyConnection,
     mut rx: mpsc::Receiver<Job>,
     telemetry: Arc<Telemetry>,
     sessions: Option<mpsc::Sender<Vec<i64>>>,
@@ -191,7 +192,7 @@ async fn run(
 /// Writes a group in one transaction; returns each request's outcome and the sessions
 /// whose facts changed.
 async fn write_group(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     work: &[&Work],
 ) -> Result<(Vec<Written>, Vec<i64>), sqlx::Error> {
     let mut tx = conn.begin().await?;
@@ -251,7 +252,7 @@ impl Sums {
 use crate::time::now_ns;
 
 async fn write_batch(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     b: &Batch,
 ) -> Result<(Written, Vec<i64>), sqlx::Error> {
     let mut written = Written::default();
@@ -274,7 +275,7 @@ async fn write_batch(
         }
     };
     let rows = b.spans.len() + b.logs.len() + b.points.len();
-    let record: Option<i64> = sqlx::query_scalar(
+    let record: Option<i64> = query_scalar(
         "INSERT INTO raw_records (received_ns, signal, format, rows, body, digest) \
          VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
     )
@@ -314,7 +315,7 @@ async fn write_batch(
         } else {
             p.value
         };
-        let inserted = sqlx::query(
+        let inserted = query(
             "INSERT INTO metric_points (record_id, series, time_ns) VALUES (?, ?, ?) \
              ON CONFLICT DO NOTHING",
         )
@@ -345,7 +346,7 @@ async fn write_batch(
 
     if written.inserted == 0 {
         // Everything was stored before: the record would hold nothing of its own.
-        sqlx::query("DELETE FROM raw_records WHERE id = ?")
+        query("DELETE FROM raw_records WHERE id = ?")
             .bind(record)
             .execute(&mut **tx)
             .await?;
@@ -365,9 +366,9 @@ async fn write_batch(
     for (i, s) in sums {
         let id = session_ids[i];
         for (counter, value) in s.counters {
-            sqlx::query(
+            query(
                 "INSERT INTO session_counters (session_id, source, counter, value) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT (session_id, source, counter) DO UPDATE SET value = value + excluded.value",
+                 ON CONFLICT (session_id, source, counter) DO UPDATE SET value = session_counters.value + excluded.value",
             )
             .bind(id)
             .bind(source)
@@ -378,14 +379,15 @@ async fn write_batch(
         }
         for (model, t) in s.tokens {
             let [input, output, cache_read, cache_creation, reasoning] = t.0;
-            sqlx::query(
+            query(
                 "INSERT INTO session_tokens (session_id, source, model, input, output, cache_read, cache_creation, reasoning) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
                  ON CONFLICT (session_id, source, model) DO UPDATE SET \
-                 input = input + excluded.input, output = output + excluded.output, \
-                 cache_read = cache_read + excluded.cache_read, \
-                 cache_creation = cache_creation + excluded.cache_creation, \
-                 reasoning = reasoning + excluded.reasoning",
+                 input = session_tokens.input + excluded.input, \
+                 output = session_tokens.output + excluded.output, \
+                 cache_read = session_tokens.cache_read + excluded.cache_read, \
+                 cache_creation = session_tokens.cache_creation + excluded.cache_creation, \
+                 reasoning = session_tokens.reasoning + excluded.reasoning",
             )
             .bind(id)
             .bind(source)
@@ -404,12 +406,12 @@ async fn write_batch(
 
 /// Inserts or widens each session of the batch; returns their row IDs by batch index.
 async fn upsert_sessions(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     b: &Batch,
 ) -> Result<Vec<i64>, sqlx::Error> {
     let mut ids = Vec::with_capacity(b.sessions.len());
     for s in &b.sessions {
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = query_scalar(
             "INSERT INTO sessions (session_key, agent, agent_version, user_id, user_email, organization, \
              repository, branch, started_ns, ended_ns, created_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (session_key) DO UPDATE SET \
@@ -438,7 +440,7 @@ async fn upsert_sessions(
         .fetch_one(&mut **tx)
         .await?;
         for t in &s.traces {
-            sqlx::query(
+            query(
                 "INSERT INTO session_traces (session_id, trace_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
             )
             .bind(id)
@@ -452,7 +454,7 @@ async fn upsert_sessions(
             .map(|(sha, evidence)| (sha.as_str(), *evidence))
             .chain(s.abbreviated.iter().map(|a| (a.as_str(), "event")));
         for (sha, evidence) in named {
-            sqlx::query(
+            query(
                 "INSERT INTO session_commits (session_id, sha, evidence) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             )
             .bind(id)
@@ -462,7 +464,7 @@ async fn upsert_sessions(
             .await?;
         }
         for (path, action) in &s.files {
-            sqlx::query(
+            query(
                 "INSERT INTO session_files (session_id, path, action) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             )
             .bind(id)
@@ -528,7 +530,8 @@ impl Keyed for SpanRow {
 impl Keyed for LogRow {
     const INSERT: &'static str = "INSERT INTO log_events (record_id, digest) VALUES ";
     const COLUMNS: usize = 2;
-    const OWNED: &'static str = "SELECT digest, x'' FROM log_events WHERE record_id = ?";
+    const OWNED: &'static str =
+        "SELECT digest, substr(digest, 1, 0) FROM log_events WHERE record_id = ?";
     fn additive(&self) -> Option<&Additive> {
         self.additive.as_deref()
     }
@@ -561,7 +564,7 @@ fn keyed<R: Keyed>(rows: &[R]) -> Split<'_, R> {
 /// facts of those stored for the first time to `sums`; returns how many were. When some
 /// were stored before, the keys this record now owns say which rows are new.
 async fn store_keys<R: Keyed>(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     record: i64,
     rows: &Split<'_, R>,
     sums: &mut HashMap<usize, Sums>,
@@ -576,10 +579,8 @@ async fn store_keys<R: Keyed>(
     let mut owned: Option<HashSet<Vec<u8>>> = if inserted == rows.factual.len() as u64 {
         None
     } else {
-        let keys: Vec<(Vec<u8>, Vec<u8>)> = sqlx::query_as(R::OWNED)
-            .bind(record)
-            .fetch_all(&mut **tx)
-            .await?;
+        let keys: Vec<(Vec<u8>, Vec<u8>)> =
+            query_as(R::OWNED).bind(record).fetch_all(&mut **tx).await?;
         Some(keys.into_iter().map(|(a, b)| [a, b].concat()).collect())
     };
     let mut key = Vec::with_capacity(24);
@@ -598,12 +599,12 @@ async fn store_keys<R: Keyed>(
 
 const RECORD_SESSIONS: &str = "INSERT INTO record_sessions (record_id, session_id) VALUES ";
 
-type Query<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
+type Query<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
 
 /// One multi-row `INSERT … ON CONFLICT DO NOTHING` of `rows` key rows; `bind` binds row
 /// `i`. Returns the rows stored.
 async fn insert_keys<'q>(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     head: &str,
     columns: usize,
     rows: usize,
@@ -611,7 +612,7 @@ async fn insert_keys<'q>(
 ) -> Result<u64, sqlx::Error> {
     let mut sql = values_sql(head, columns, rows);
     sql.push_str(" ON CONFLICT DO NOTHING");
-    let mut q = sqlx::query(AssertSqlSafe(sql));
+    let mut q = query(sql);
     for i in 0..rows {
         q = bind(q, i);
     }
@@ -628,11 +629,11 @@ fn is_new(owned: &mut Option<HashSet<Vec<u8>>>, key: &[u8]) -> bool {
 /// The increment a cumulative point adds to its series, updating the series' last point.
 /// `None` when the point is not newer than the last one seen (a repeat or a late arrival).
 async fn cumulative_increment(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     p: &super::batch::PointRow,
 ) -> Result<Option<f64>, sqlx::Error> {
     let last: Option<(i64, i64, f64)> =
-        sqlx::query_as("SELECT start_ns, time_ns, value FROM cumulative_series WHERE series = ?")
+        query_as("SELECT start_ns, time_ns, value FROM cumulative_series WHERE series = ?")
             .bind(&p.series[..])
             .fetch_optional(&mut **tx)
             .await?;
@@ -648,7 +649,7 @@ async fn cumulative_increment(
         Some((_, _, value)) => Some(p.value - value),
     };
     if inc.is_some() {
-        sqlx::query(
+        query(
             "INSERT INTO cumulative_series (series, start_ns, time_ns, value, count) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (series) DO UPDATE SET start_ns = excluded.start_ns, time_ns = excluded.time_ns, \
              value = excluded.value, count = excluded.count",

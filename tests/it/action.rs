@@ -9,8 +9,8 @@ use serde_json::json;
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::ci_upload::{STATIC_TOKEN, app_with_issuer, ci_fixture, claims, fake_issuer, sign};
-use crate::common::TestApp;
+use super::ci_upload::{STATIC_TOKEN, app_with_issuer, ci_fixture, claims, fake_issuer, sign};
+use super::common::TestApp;
 
 const RUN_ID: &str = "4242";
 const ATTEMPT: &str = "3";
@@ -116,7 +116,7 @@ async fn the_action_uploads_with_the_runs_oidc_token() {
         .mount(&issuer)
         .await;
     let mut app = app_with_issuer(&issuer).await;
-    crate::ci_upload::installed(&app, PR_HEAD).await;
+    super::ci_upload::installed(&app, PR_HEAD).await;
     let runner = Runner::new();
     let out = runner
         .run(
@@ -349,7 +349,7 @@ async fn missing_files_are_each_named() {
 /// authenticated like uploads.
 #[tokio::test]
 async fn the_job_summary_shows_the_pull_request_and_deployments_are_reported() {
-    use crate::reports::{deliver, pull};
+    use super::reports::{deliver, pull};
     let issuer = fake_issuer().await;
     let mut app = app_with_issuer(&issuer).await;
     deliver(

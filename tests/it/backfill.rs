@@ -15,8 +15,8 @@ use tracelink_dev::fake_github::{
     INSTALLATION,
 };
 
-use crate::common::TestApp;
-use crate::reports::{REPO, SECRET, deliver};
+use super::common::TestApp;
+use super::reports::{REPO, SECRET, deliver};
 
 const A1: &str = "a100000000000000000000000000000000000000";
 const F1: &str = "f100000000000000000000000000000000000000";
@@ -400,7 +400,7 @@ fn config() -> BackfillConfig {
 /// `tracelink backfill`'s own path: on the database, no server.
 async fn backfill_here(
     fake: &FakeGithub,
-    db: &std::path::Path,
+    db: &tracelink::store::Location,
 ) -> anyhow::Result<tracelink::store::backfill::BackfillRow> {
     let store = tracelink::store::open(db).await?;
     let mut lines = Vec::new();
@@ -424,7 +424,7 @@ async fn backfill_here(
 }
 
 /// Every table a backfill writes, as text.
-async fn facts(db: &std::path::Path) -> Vec<Vec<String>> {
+async fn facts(db: &tracelink::store::Location) -> Vec<Vec<String>> {
     let db = tracelink::store::Db::open_read_only(db).await.unwrap();
     let mut out = Vec::new();
     // Links keep when they were first seen, queued reports when they were queued.
@@ -450,7 +450,8 @@ async fn a_second_backfill_sends_conditional_requests_and_changes_nothing() {
     let fake = FakeGithub::start().await;
     fake.add_history(REPO, history());
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("t.db");
+    let database = super::common::TestDb::new(dir.path()).await;
+    let db = database.location.clone();
 
     let first = backfill_here(&fake, &db).await.unwrap();
     assert_eq!(first.state, "done");
@@ -474,7 +475,8 @@ async fn an_interrupted_backfill_resumes_without_fetching_finished_pages() {
     let fake = FakeGithub::start().await;
     fake.add_history(REPO, history());
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("t.db");
+    let database = super::common::TestDb::new(dir.path()).await;
+    let db = database.location.clone();
     let deployments = format!("/repos/{REPO}/deployments");
     let pulls = format!("/repos/{REPO}/pulls");
     // GitHub fails the deployments listing for every attempt of the first run.
@@ -514,7 +516,8 @@ async fn an_interrupted_backfill_resumes_without_fetching_finished_pages() {
 
     // And the result is a whole backfill's.
     let clean_dir = tempfile::tempdir().unwrap();
-    let clean_db = clean_dir.path().join("t.db");
+    let clean_database = super::common::TestDb::new(clean_dir.path()).await;
+    let clean_db = clean_database.location.clone();
     let clean_fake = FakeGithub::start().await;
     clean_fake.add_history(REPO, history());
     backfill_here(&clean_fake, &clean_db).await.unwrap();
@@ -526,13 +529,13 @@ async fn tracelink_backfill_prints_its_progress_and_needs_the_app() {
     let fake = FakeGithub::start().await;
     fake.add_history(REPO, history());
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("t.db");
+    let database = super::common::TestDb::new(dir.path()).await;
     let cfg = fake.app_config();
     let app_id = cfg.app_id.to_string();
     let key = dir.path().join("app.pem");
     std::fs::write(&key, &cfg.private_key_pem).unwrap();
     let key = key.to_string_lossy().to_string();
-    let out = crate::cli::tracelink(
+    let out = super::cli::tracelink(
         &[
             "backfill",
             REPO,
@@ -545,10 +548,10 @@ async fn tracelink_backfill_prints_its_progress_and_needs_the_app() {
             "--github-api-url",
             &cfg.api_url,
         ],
-        &db,
+        &database.arg(),
     )
     .await;
-    let text = crate::cli::stdout(&out);
+    let text = super::cli::stdout(&out);
     assert!(
         text.contains(&format!(
             "backfill {REPO}: 13 of 13 pages done (13 fetched, 0 not modified), done\n"
@@ -560,11 +563,11 @@ async fn tracelink_backfill_prints_its_progress_and_needs_the_app() {
         "{text}"
     );
 
-    let out = crate::cli::tracelink(&["backfill", REPO], &dir.path().join("other.db")).await;
+    let out = super::cli::tracelink(&["backfill", REPO], &database.arg()).await;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--github-app-id"), "{err}");
-    let out = crate::cli::tracelink(
+    let out = super::cli::tracelink(
         &[
             "backfill",
             REPO,
@@ -573,7 +576,7 @@ async fn tracelink_backfill_prints_its_progress_and_needs_the_app() {
             "--github-app-id",
             &app_id,
         ],
-        &db,
+        &database.arg(),
     )
     .await;
     assert!(!out.status.success());

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::MetadataValue;
 
-use crate::common::{TestApp, fixture};
+use super::common::{TestApp, fixture};
 
 async fn nothing_stored_and_healthy(app: &TestApp) {
     for table in ["spans", "log_events", "metric_points", "sessions"] {
@@ -379,16 +379,13 @@ async fn tokens_are_required_when_configured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_write_queue_answers_429_with_retry_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("tracelink.db");
     let mut app = TestApp::spawn_with(|a| {
-        a.db = db.clone();
         a.queue_capacity = 1;
     })
     .await;
-    // Another process holding SQLite's write lock stalls the writer: one request is in
+    // Another process holding the write lock stalls the writer: one request is in
     // the writer, one waits in the queue, the rest must be refused at once.
-    let blocker = tracelink::store::testing::WriteLock::acquire(&db)
+    let blocker = tracelink::store::testing::WriteLock::acquire(&app.location())
         .await
         .unwrap();
 
@@ -579,7 +576,7 @@ async fn only_one_document_of_the_expected_shape_is_accepted() {
 /// An upload whose context part has data after its JSON object is refused, naming it.
 #[tokio::test]
 async fn an_upload_context_with_trailing_data_is_400() {
-    use crate::ci_upload::{STATIC_TOKEN, app_with_issuer, ci_fixture, context, fake_issuer};
+    use super::ci_upload::{STATIC_TOKEN, app_with_issuer, ci_fixture, context, fake_issuer};
     let issuer = fake_issuer().await;
     let mut app = app_with_issuer(&issuer).await;
     let ctx = context("c0ffee0000000000000000000000000000000001", 7, 1, &[]);
@@ -685,7 +682,7 @@ async fn exposure_beyond_loopback_is_explicit_and_metrics_are_guarded() {
 /// refused.
 #[tokio::test]
 async fn an_oidc_token_not_valid_yet_is_refused() {
-    use crate::ci_upload::{
+    use super::ci_upload::{
         app_with_issuer, ci_fixture, claims, context, fake_issuer, now, sign, upload,
     };
     let issuer = fake_issuer().await;
@@ -710,7 +707,7 @@ async fn an_oidc_token_not_valid_yet_is_refused() {
 #[tokio::test]
 async fn session_filters_match_what_reports_print() {
     let mut app = TestApp::spawn().await;
-    let body = crate::links::session(
+    let body = super::links::session(
         "conv-filters",
         &[1_763_632_800_000_000_000],
         &[],
@@ -750,7 +747,7 @@ async fn session_filters_match_what_reports_print() {
 /// and reports read it as ranges.
 #[tokio::test]
 async fn go_coverage_blocks_stay_ranges() {
-    use crate::ci_upload::{STATIC_TOKEN, app_with_issuer, context, fake_issuer, upload};
+    use super::ci_upload::{STATIC_TOKEN, app_with_issuer, context, fake_issuer, upload};
     let issuer = fake_issuer().await;
     let mut app = app_with_issuer(&issuer).await;
     let sha = "c0ffee0000000000000000000000000000000001";
@@ -833,14 +830,11 @@ async fn garbage_over_grpc_is_invalid_argument() {
 /// RESOURCE_EXHAUSTED with RetryInfo (gRPC), not the 400 decoding would give.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_refuses_before_decoding() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("tracelink.db");
     let mut app = TestApp::spawn_with(|a| {
-        a.db = db.clone();
         a.queue_capacity = 1;
     })
     .await;
-    let blocker = tracelink::store::testing::WriteLock::acquire(&db)
+    let blocker = tracelink::store::testing::WriteLock::acquire(&app.location())
         .await
         .unwrap();
     // One request in the stalled writer, one in the queue.

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use crate::common::TestApp;
-use crate::reports::{CLAUDE_2, REPO, SECRET, ZERO, deliver, pull};
+use super::common::TestApp;
+use super::reports::{CLAUDE_2, REPO, SECRET, ZERO, deliver, pull};
 
 /// A real `status` payload (`webhooks/payloads/status.1.json`) for `context` at the PR
 /// head, in `state` at minute `minute` past ten.

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::common::TestApp;
-use crate::reports::{Commit, REPO, SECRET, ZERO, deliver, push};
+use super::common::TestApp;
+use super::reports::{Commit, REPO, SECRET, ZERO, deliver, push};
 
 pub const KID: &str = "tracelink-test-key";
 pub const STATIC_TOKEN: &str = "static-upload-token-for-widgets";
@@ -112,7 +112,7 @@ pub async fn installed(app: &TestApp, pr_head: &str) {
         &push("refs/heads/main", ZERO, &[]),
     )
     .await;
-    let opened = crate::reports::pull("opened", 7, pr_head, "retry", "2026-11-20T09:45:00Z", None);
+    let opened = super::reports::pull("opened", 7, pr_head, "retry", "2026-11-20T09:45:00Z", None);
     deliver(app, "pull_request", "installed-pr", &opened).await;
     app.applied(2).await;
 }

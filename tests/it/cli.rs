@@ -3,21 +3,20 @@
 //! same cost as the comment `serve` posts), and the start-up warning about models
 //! without a price.
 
-use std::path::Path;
 use std::process::{Output, Stdio};
 
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
-use crate::common::{TestApp, fixture};
-use crate::reports::{CLAUDE_1, CLAUDE_2, Commit, SECRET, ZERO, deliver, pull, push, send_otlp};
+use super::common::{TestApp, fixture};
+use super::reports::{CLAUDE_1, CLAUDE_2, Commit, SECRET, ZERO, deliver, pull, push, send_otlp};
 
 const CLAUDE_SESSION: &str = "82c3495f-998e-457a-875a-8643b934dd9c";
 // Codex's commit in the fixtures (a co-author trailer links it).
 const CODEX_1: &str = "b214a4970b2727a50691f2d6ae07e4841b1c065a";
 
 /// `tracelink ARGS --db DB`, without the environment's price table.
-pub async fn tracelink(args: &[&str], db: &Path) -> Output {
+pub async fn tracelink(args: &[&str], db: &str) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
         .args(args)
         .arg("--db")
@@ -89,7 +88,7 @@ async fn sessions_lists_what_arrived_newest_first() {
     let api = app.session(CLAUDE_SESSION).await;
     app.stop().await;
 
-    let out = stdout(&tracelink(&["sessions", "--last", "10"], &app.db_path()).await);
+    let out = stdout(&tracelink(&["sessions", "--last", "10"], &app.db_arg()).await);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
     // Gemini CLI's session (09:40) came after Claude Code's (09:02).
@@ -117,7 +116,7 @@ async fn sessions_lists_what_arrived_newest_first() {
     );
 
     // --last counts from the newest.
-    let out = stdout(&tracelink(&["sessions", "--last", "1"], &app.db_path()).await);
+    let out = stdout(&tracelink(&["sessions", "--last", "1"], &app.db_arg()).await);
     assert_eq!(out.lines().count(), 1);
     assert!(out.starts_with("gemini-cli · "), "{out}");
 }
@@ -126,7 +125,7 @@ async fn sessions_lists_what_arrived_newest_first() {
 async fn sessions_says_when_there_is_nothing_to_list() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nowhere.db");
-    let out = tracelink(&["sessions"], &missing).await;
+    let out = tracelink(&["sessions"], &missing.display().to_string()).await;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -137,7 +136,7 @@ async fn sessions_says_when_there_is_nothing_to_list() {
 
     let mut app = TestApp::spawn().await;
     app.stop().await;
-    let out = stdout(&tracelink(&["sessions"], &app.db_path()).await);
+    let out = stdout(&tracelink(&["sessions"], &app.db_arg()).await);
     assert!(out.starts_with("no sessions in "), "{out}");
 }
 
@@ -209,7 +208,7 @@ async fn report_reads_the_price_table_serve_reads() {
                 "--price-table",
                 prices.to_str().unwrap(),
             ],
-            &app.db_path(),
+            &app.db_arg(),
         )
         .await,
     );
@@ -217,7 +216,7 @@ async fn report_reads_the_price_table_serve_reads() {
     let built_in = json(
         &tracelink(
             &["report", "acme/widgets#9", "--format", "json"],
-            &app.db_path(),
+            &app.db_arg(),
         )
         .await,
     );
@@ -229,7 +228,7 @@ async fn report_reads_the_price_table_serve_reads() {
     // The environment variable is the flag's twin.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
         .args(["report", "acme/widgets#9", "--format", "json", "--db"])
-        .arg(app.db_path())
+        .arg(app.db_arg())
         .env("TRACELINK_PRICE_TABLE", &prices)
         .output()
         .await
@@ -264,7 +263,7 @@ async fn serve_warns_about_stored_models_without_a_price() {
             SECRET,
         ])
         .arg("--db")
-        .arg(app.db_path())
+        .arg(app.db_arg())
         .env("TRACELINK_LOG", "warn")
         .env_remove("TRACELINK_PRICE_TABLE")
         .stdout(Stdio::piped())

@@ -4,9 +4,9 @@
 
 use serde_json::json;
 
-use crate::common::TestApp;
-use crate::line_records::{mixed_pull_with, until_comment};
-use crate::reports::{deliver, pull};
+use super::common::TestApp;
+use super::line_records::{mixed_pull_with, until_comment};
+use super::reports::{deliver, pull};
 use tracelink::report::markdown::{CommentPeople, CostShown};
 use tracelink_dev::fake_github::{FakeGithub, INSTALLATION};
 
@@ -15,7 +15,7 @@ async fn comment(app: &TestApp, fake: &FakeGithub, private: bool, what: &str) ->
     let mut opened = pull(
         "opened",
         7,
-        crate::reports::CLAUDE_2,
+        super::reports::CLAUDE_2,
         "retry",
         "2026-11-20T09:45:00Z",
         None,
@@ -86,7 +86,7 @@ async fn comments_can_name_no_one_and_show_no_cost() {
     let (_, report) = app
         .get_json(&format!(
             "/api/v1/repos/{}/pulls/7/report?format=json",
-            crate::reports::REPO
+            super::reports::REPO
         ))
         .await;
     assert!(report["totals"]["cost_usd"].as_f64().is_some(), "{report}");

@@ -1,17 +1,70 @@
-//! Test harness: a real `tracelink` server on loopback ports with its own SQLite file.
+//! Test harness: a real `tracelink` server on loopback ports with a database of its
+//! own: a SQLite file in a temporary directory, or (under `postgres::`) a PostgreSQL
+//! database created for the test from a migrated template and dropped after it.
 
 use std::path::PathBuf;
 
 use tracelink::config::ServeArgs;
 use tracelink::server::Server;
+use tracelink::store::{Engine, Location};
+
+/// The engine this copy of the suite runs on (`main.rs` compiles it twice).
+pub fn engine() -> Engine {
+    if module_path!().contains("postgres") {
+        Engine::Postgres
+    } else {
+        Engine::Sqlite
+    }
+}
+
+/// A database for one test: a file in `dir`, or a PostgreSQL database that is dropped
+/// when this is dropped.
+pub struct TestDb {
+    pub location: Location,
+    pg: Option<tracelink_dev::pgtest::Database>,
+}
+
+impl TestDb {
+    pub async fn new(dir: &std::path::Path) -> TestDb {
+        match engine() {
+            Engine::Sqlite => TestDb {
+                location: Location::File(dir.join("tracelink.db")),
+                pg: None,
+            },
+            Engine::Postgres => {
+                let db = tracelink_dev::pgtest::Database::create()
+                    .await
+                    .expect("a PostgreSQL test database (is PostgreSQL running? set TRACELINK_TEST_POSTGRES)");
+                TestDb {
+                    location: Location::Postgres(db.url().to_string()),
+                    pg: Some(db),
+                }
+            }
+        }
+    }
+
+    /// `--db` for a `tracelink` process.
+    pub fn arg(&self) -> String {
+        match &self.location {
+            Location::File(p) => p.display().to_string(),
+            Location::Postgres(url) => url.clone(),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
+    }
+}
 
 pub struct TestApp {
     pub server: Option<Server>,
     pub http: String,
     pub grpc: String,
     pub client: reqwest::Client,
+    /// The test's database, dropped when the test ends.
+    pub database: TestDb,
     /// Holds the database directory until the test ends.
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl TestApp {
@@ -21,7 +74,8 @@ impl TestApp {
 
     pub async fn spawn_with(configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut args = ServeArgs::ephemeral(dir.path().join("tracelink.db"));
+        let database = TestDb::new(dir.path()).await;
+        let mut args = ServeArgs::ephemeral(&database.location);
         configure(&mut args);
         let server = Server::start(&args).await.expect("server starts");
         TestApp {
@@ -29,13 +83,27 @@ impl TestApp {
             grpc: format!("http://{}", server.grpc_addr),
             server: Some(server),
             client: reqwest::Client::new(),
-            dir,
+            database,
+            _dir: dir,
         }
     }
 
-    /// The server's database file.
+    /// The server's database file (SQLite only: what only a file has).
     pub fn db_path(&self) -> PathBuf {
-        self.dir.path().join("tracelink.db")
+        match &self.database.location {
+            Location::File(p) => p.clone(),
+            Location::Postgres(_) => panic!("the PostgreSQL engine has no database file"),
+        }
+    }
+
+    /// Where the server's database is.
+    pub fn location(&self) -> Location {
+        self.database.location.clone()
+    }
+
+    /// `--db` for a `tracelink` process on the server's database.
+    pub fn db_arg(&self) -> String {
+        self.database.arg()
     }
 
     /// POSTs a body to an OTLP/HTTP path.
@@ -148,7 +216,7 @@ impl TestApp {
     /// Stops the server and starts another on the same database with these settings.
     pub async fn restart_with(&mut self, configure: impl FnOnce(&mut ServeArgs)) {
         self.stop().await;
-        let mut args = ServeArgs::ephemeral(self.db_path());
+        let mut args = ServeArgs::ephemeral(&self.database.location);
         configure(&mut args);
         let server = Server::start(&args).await.expect("server restarts");
         self.http = format!("http://{}", server.http_addr);

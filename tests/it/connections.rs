@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::TestApp;
+use super::common::TestApp;
 
 fn addr(app: &TestApp) -> String {
     app.http.trim_start_matches("http://").to_string()

@@ -2,8 +2,8 @@
 //! directly linked to, the pull requests carrying each share, and what none carries.
 //! The shares add up to the session's cost.
 
-use crate::common::TestApp;
-use crate::reports::{
+use super::common::TestApp;
+use super::reports::{
     CLAUDE_1, CLAUDE_2, Commit, REPO, SECRET, ZERO, deliver, pull, push, send_otlp,
 };
 

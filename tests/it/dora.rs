@@ -2,8 +2,8 @@
 
 use serde_json::{Value, json};
 
-use crate::common::TestApp;
-use crate::reports::{Commit, SECRET, ZERO, deliver, push};
+use super::common::TestApp;
+use super::reports::{Commit, SECRET, ZERO, deliver, push};
 
 pub(crate) const A1: &str = "a100000000000000000000000000000000000000";
 pub(crate) const A2: &str = "a200000000000000000000000000000000000000";
@@ -169,7 +169,7 @@ async fn incidents_link_by_root_cause_fallback_and_edit_in_any_order() {
     let mut steps = main_history();
     steps.extend([(
         "pull_request",
-        crate::reports::pull("closed", 4, A2, "retry", "2026-11-01T07:00:00Z", Some(A2)),
+        super::reports::pull("closed", 4, A2, "retry", "2026-11-01T07:00:00Z", Some(A2)),
     )]);
     steps.extend(deployment(1, A2, "2026-11-01T12:00:00Z"));
     steps.extend(deployment(2, B1, "2026-11-02T06:00:00Z"));

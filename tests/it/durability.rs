@@ -10,6 +10,7 @@ use prost::Message;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Notify;
 
+use super::common::TestDb;
 use tracelink::config::ServeArgs;
 use tracelink::ids::{SpanId, TraceId};
 use tracelink::server::Server;
@@ -51,7 +52,7 @@ fn request(n: u32) -> (ExportTraceServiceRequest, Vec<SpanKey>) {
 }
 
 /// `tracelink serve` in a child process on loopback ports; returns it and its HTTP address.
-async fn serve_child(db: &std::path::Path) -> (tokio::process::Child, String) {
+async fn serve_child(db: &str) -> (tokio::process::Child, String) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
         .args([
             "serve",
@@ -80,8 +81,9 @@ async fn serve_child(db: &std::path::Path) -> (tokio::process::Child, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_spans_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("tracelink.db");
-    let (mut child, http) = serve_child(&db).await;
+    let database = TestDb::new(dir.path()).await;
+    let db = database.location.clone();
+    let (mut child, http) = serve_child(&database.arg()).await;
 
     let acked: Arc<Mutex<Vec<SpanKey>>> = Arc::default();
     let enough = Arc::new(Notify::new());
@@ -143,7 +145,8 @@ async fn acknowledged_spans_survive_kill_9() {
 #[tokio::test]
 async fn graceful_shutdown_flushes_what_was_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("tracelink.db");
+    let database = TestDb::new(dir.path()).await;
+    let db = database.location.clone();
     let server = Server::start(&ServeArgs::ephemeral(db.clone()))
         .await
         .unwrap();
@@ -172,8 +175,9 @@ async fn graceful_shutdown_flushes_what_was_acknowledged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_server_after_flushing() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("tracelink.db");
-    let (mut child, http) = serve_child(&db).await;
+    let database = TestDb::new(dir.path()).await;
+    let db = database.location.clone();
+    let (mut child, http) = serve_child(&database.arg()).await;
     // A client that keeps its connection open must not hold the shutdown.
     let client = reqwest::Client::new();
     for n in 0..10 {

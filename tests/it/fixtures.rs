@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::Trac
 use prost::Message;
 use serde_json::Value;
 
-use crate::common::{TestApp, expected_totals, fixture};
+use super::common::{TestApp, expected_totals, fixture};
 
 const FILES: &[&str] = &[
     "claude-code-metrics.json",

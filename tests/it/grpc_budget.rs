@@ -19,7 +19,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_prost::ProstCodec;
 
-use crate::common::{TestApp, fixture};
+use super::common::{TestApp, fixture};
 
 /// The bodies' limit in these tests (the fixture's export fits): the budget is four of
 /// them, 1 MiB.

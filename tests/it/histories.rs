@@ -5,8 +5,8 @@
 
 use serde_json::{Value, json};
 
-use crate::common::TestApp;
-use crate::reports::{REPO, SECRET, ZERO, deliver};
+use super::common::TestApp;
+use super::reports::{REPO, SECRET, ZERO, deliver};
 
 pub(crate) const B: &str = "b000000000000000000000000000000000000000";
 

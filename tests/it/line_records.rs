@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::ci_upload::{STATIC_TOKEN, run_ctx, upload};
-use crate::common::TestApp;
-use crate::reports::*;
+use super::ci_upload::{STATIC_TOKEN, run_ctx, upload};
+use super::common::TestApp;
+use super::reports::*;
 use tracelink_dev::fake_github::{FakeFile, FakeGithub, INSTALLATION};
 
 /// Claude's first commit: five lines, three of them the agent's (1, 2 and 4).
@@ -218,7 +218,7 @@ async fn a_git_ai_note_gives_the_exact_agent_lines_of_a_mixed_commit() {
 
     // Squash-merged: the squash commit on main has no note; it takes the lines its
     // pull request's commits' records name, matched in the pull request's diff.
-    let mut main = crate::reports::push(
+    let mut main = super::reports::push(
         "refs/heads/main",
         ZERO,
         &[commit(
@@ -266,8 +266,8 @@ async fn a_git_ai_note_gives_the_exact_agent_lines_of_a_mixed_commit() {
 
 #[tokio::test]
 async fn agent_trace_documents_are_stored_and_bad_ones_refused() {
-    let issuer = crate::ci_upload::fake_issuer().await;
-    let mut app = crate::ci_upload::app_with_issuer(&issuer).await;
+    let issuer = super::ci_upload::fake_issuer().await;
+    let mut app = super::ci_upload::app_with_issuer(&issuer).await;
     let ctx = run_ctx(CLAUDE_2, "refs/heads/main", 901, 1, &[]);
     let record = |sha: &str| {
         json!({"version": "0.1.0", "id": "550e8400-e29b-41d4-a716-446655440000",

@@ -5,8 +5,8 @@
 
 use serde_json::{Value, json};
 
-use crate::common::TestApp;
-use crate::reports::{REPO, SECRET, ZERO, deliver};
+use super::common::TestApp;
+use super::reports::{REPO, SECRET, ZERO, deliver};
 
 pub(crate) const DEV: &str = "dev@acme.example";
 const C1: &str = "a100000000000000000000000000000000000001";
@@ -551,7 +551,7 @@ async fn rebased_copies_carry_their_originals_sessions() {
 /// halves add up to the session's cost.
 #[tokio::test]
 async fn a_session_in_two_pull_requests_is_not_counted_twice() {
-    use crate::reports::{CLAUDE_1, CLAUDE_2, Commit, pull, push, send_otlp};
+    use super::reports::{CLAUDE_1, CLAUDE_2, Commit, pull, push, send_otlp};
     let mut app = app().await;
     for f in ["claude-code-metrics.json", "claude-code-logs.json"] {
         send_otlp(&app, f).await;

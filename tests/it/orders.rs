@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::common::fixture;
-use crate::links::{
+use super::common::fixture;
+use super::links::{
     BASE_TIP, DEV, FEATURE_1, FEATURE_2, app, at, base_push, claude_commit_event, deployed, dora,
     feature_push, kv, merged_pull, push_to, session,
 };
-use crate::reports::{CLAUDE_1, CLAUDE_2, Commit, REPO, ZERO, deliver, orders};
+use super::reports::{CLAUDE_1, CLAUDE_2, Commit, REPO, ZERO, deliver, orders};
 
 /// One thing tracelink receives.
 enum Step {
@@ -146,7 +146,7 @@ fn differences(a: &Value, b: &Value, path: &str, out: &mut Vec<String>) {
     }
 }
 
-async fn read(app: &crate::common::TestApp, reads: &Reads<'_>) -> Outcome {
+async fn read(app: &super::common::TestApp, reads: &Reads<'_>) -> Outcome {
     let mut commits = BTreeMap::new();
     for sha in reads.commits {
         let (status, c) = app
@@ -470,7 +470,7 @@ async fn a_rebase_merges_last_copy_is_a_copy_not_the_whole_pull_request() {
 /// head it is carries that session's cost, though the original is not the PR's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_amend_after_a_force_push_does_not_depend_on_arrival_order() {
-    use crate::histories::pull;
+    use super::histories::pull;
     let amended = "f1b0000000000000000000000000000000000001";
     let mut force_push = push_to(
         "feature",
@@ -534,7 +534,7 @@ async fn an_amend_after_a_force_push_does_not_depend_on_arrival_order() {
 /// carries half the session's cost, and the halves add up to it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_in_two_pull_requests_does_not_depend_on_arrival_order() {
-    use crate::reports::{pull, push};
+    use super::reports::{pull, push};
     let commit = |sha, at| Commit {
         sha,
         message: "change",
@@ -675,7 +675,7 @@ async fn the_window_rules_do_not_depend_on_arrival_order() {
 /// commits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pull_requests_commits_are_its_own_in_every_order() {
-    use crate::histories::{B, pull, push};
+    use super::histories::{B, pull, push};
     let m1 = "1100000000000000000000000000000000000001";
     let m2 = "1200000000000000000000000000000000000002";
     let x1 = "a100000000000000000000000000000000000001";

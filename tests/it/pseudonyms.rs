@@ -2,8 +2,8 @@
 //! commits, not in the kept webhook payloads — and sessions still link to their commits
 //! through the identities file, keyed the same way.
 
-use crate::common::TestApp;
-use crate::reports::{
+use super::common::TestApp;
+use super::reports::{
     DROID_2, SECRET, ZERO, deliver, droid_commits, pull, push, report, send_otlp,
 };
 

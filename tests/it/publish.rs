@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::TestApp;
-use crate::reports::*;
+use super::common::TestApp;
+use super::reports::*;
 use tracelink_dev::fake_github::{FakeFile, FakeGithub, INSTALLATION, SLUG};
 
 const PATCH_PR: &str = "@@ -1,2 +1,5 @@\n import { fetch } from './fetch';\n+export async function retry(fn) {\n+  return backoff(fn, 3);\n+}\n+// reviewed by a human\n";
@@ -182,7 +182,7 @@ async fn one_comment_and_check_run_kept_current_after_merge() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coverage_delta_patch_coverage_and_tests_in_the_comment() {
-    use crate::ci_upload::{STATIC_TOKEN, junit, lcov, run_ctx, upload};
+    use super::ci_upload::{STATIC_TOKEN, junit, lcov, run_ctx, upload};
     const MAIN_1: &str = "a000000000000000000000000000000000000001";
     const MAIN_2: &str = "a000000000000000000000000000000000000002";
     const PR_1: &str = "b000000000000000000000000000000000000001";

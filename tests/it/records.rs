@@ -4,9 +4,9 @@
 
 use serde_json::{Value, json};
 
-use crate::common::TestApp;
-use crate::dora::{A1, A2, B1, C2, c, main_history};
-use crate::reports::{SECRET, ZERO, deliver, push};
+use super::common::TestApp;
+use super::dora::{A1, A2, B1, C2, c, main_history};
+use super::reports::{SECRET, ZERO, deliver, push};
 
 const API_TOKEN: &str = "api-token-1";
 const UPLOAD_TOKEN: &str = "widgets-ci-token";

@@ -4,9 +4,9 @@
 
 use serde_json::Value;
 
-use crate::cli::{stdout, tracelink};
-use crate::common::TestApp;
-use crate::reports::{
+use super::cli::{stdout, tracelink};
+use super::common::TestApp;
+use super::reports::{
     DROID_2, SECRET, ZERO, deliver, droid_commits, pull, push, report, send_otlp,
 };
 
@@ -84,7 +84,7 @@ async fn links_follow_an_identities_change_after_a_relink() {
 
     // The person leaves the file; with no server running, the CLI queues the relink
     // and the next start does it.
-    let db = app.db_path();
+    let db = app.db_arg();
     app.stop().await;
     let out = stdout(&tracelink(&["relink", "--since", "2026-11-01T00:00:00Z"], &db).await);
     assert!(out.starts_with("1 sessions queued for relinking"), "{out}");
@@ -125,7 +125,7 @@ async fn an_upgrade_with_new_link_rules_relinks_in_the_background() {
 
     // An older release's links, made by other rules.
     app.stop().await;
-    let mut store = tracelink::store::open(&app.db_path()).await.unwrap();
+    let mut store = tracelink::store::open(app.location()).await.unwrap();
     let old = tracelink::graph::links::RULES_VERSION - 1;
     store.writer.as_if_linked_by_rules(old).await.unwrap();
     store.db.close().await;
@@ -149,7 +149,7 @@ async fn an_upgrade_with_new_link_rules_relinks_in_the_background() {
 
     // Same rules: a start leaves the links as stored (here: none).
     app.stop().await;
-    let mut store = tracelink::store::open(&app.db_path()).await.unwrap();
+    let mut store = tracelink::store::open(app.location()).await.unwrap();
     store
         .writer
         .as_if_linked_by_rules(tracelink::graph::links::RULES_VERSION)

@@ -1,9 +1,9 @@
 //! Deliveries that cannot be applied: one never holds the others back, and once the
 //! cause is fixed `tracelink deliveries replay` applies it through the current code.
 
-use crate::cli::{stdout, tracelink};
-use crate::common::TestApp;
-use crate::reports::{Commit, REPO, SECRET, ZERO, deliver, push};
+use super::cli::{stdout, tracelink};
+use super::common::TestApp;
+use super::reports::{Commit, REPO, SECRET, ZERO, deliver, push};
 
 const POISON: &str = "dead000000000000000000000000000000000001";
 
@@ -29,7 +29,7 @@ async fn one_delivery_set_aside(
     })
     .await;
     // Storing this commit fails, as a bug or a broken disk would make it.
-    let fault = tracelink::store::testing::Fault::inject(&app.db_path(), POISON)
+    let fault = tracelink::store::testing::Fault::inject(&app.location(), POISON)
         .await
         .unwrap();
     deliver(
@@ -93,7 +93,7 @@ async fn a_delivery_that_cannot_be_applied_is_set_aside_and_replayed_after_the_f
     let out = stdout(
         &tracelink(
             &["deliveries", "replay", "--status", "failed"],
-            &app.db_path(),
+            &app.db_arg(),
         )
         .await,
     );

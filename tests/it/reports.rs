@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, fixture};
+use super::common::{TestApp, fixture};
 
 pub const SECRET: &str = "report-secret";
 pub const REPO: &str = "acme/widgets";
@@ -240,7 +240,7 @@ async fn claude_code_session_linked_by_trailer_and_telemetry() {
     // `tracelink report` prints the same comment from the database file.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
         .args(["report", "Acme/Widgets#7", "--db"])
-        .arg(app.db_path())
+        .arg(app.db_arg())
         .output()
         .await
         .unwrap();
@@ -252,14 +252,14 @@ async fn claude_code_session_linked_by_trailer_and_telemetry() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), md);
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
         .args(["report", "acme/widgets#7", "--format", "json", "--db"])
-        .arg(app.db_path())
+        .arg(app.db_arg())
         .output()
         .await
         .unwrap();
     assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), json);
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
         .args(["report", "widgets-7", "--db"])
-        .arg(app.db_path())
+        .arg(app.db_arg())
         .output()
         .await
         .unwrap();

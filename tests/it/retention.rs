@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::cli::{stdout, tracelink};
-use crate::common::TestApp;
-use crate::line_records::{mixed_pull_with, until_comment};
-use crate::reports::{CLAUDE_2, REPO, deliver, pull, send_otlp};
+use super::cli::{stdout, tracelink};
+use super::common::TestApp;
+use super::line_records::{mixed_pull_with, until_comment};
+use super::reports::{CLAUDE_2, REPO, deliver, pull, send_otlp};
 use tracelink_dev::fake_github::INSTALLATION;
 
 const RAW: [&str; 5] = [
@@ -80,7 +80,7 @@ async fn raw_data_past_the_window_is_pruned_and_reports_stay_the_same() {
     // A delivery sent again is still known: a duplicate, not applied twice.
     let r = app
         .deliver(
-            crate::reports::SECRET,
+            super::reports::SECRET,
             "pull_request",
             "pr",
             opened.to_string().as_bytes(),
@@ -89,7 +89,7 @@ async fn raw_data_past_the_window_is_pruned_and_reports_stay_the_same() {
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "duplicate");
 
-    let db = app.db_path();
+    let db = app.db_arg();
     app.stop().await;
     let text = stdout(&tracelink(&["stats"], &db).await);
     let row = |name: &str| {

@@ -20,7 +20,7 @@ use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde_json::{Value, json};
 
-use crate::common::TestApp;
+use super::common::TestApp;
 
 /// Bounds every export attempt, so a server that never answers fails the test.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);

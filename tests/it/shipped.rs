@@ -10,7 +10,7 @@ use tracelink::github::events::Event;
 use tracelink::github::plan::plan;
 use tracelink::store::github::Op;
 
-use crate::reports::{Commit, REPO, ZERO, pull, push};
+use super::reports::{Commit, REPO, ZERO, pull, push};
 
 const OLD: &str = "a100000000000000000000000000000000000001";
 const MID: &str = "a100000000000000000000000000000000000002";
@@ -42,9 +42,8 @@ async fn affected(conn: &mut tracelink::store::Conn, event: &str, payload: Value
 #[tokio::test]
 async fn a_deployment_queues_the_pull_requests_it_ships_first() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = tracelink::store::open(&dir.path().join("t.db"))
-        .await
-        .unwrap();
+    let database = super::common::TestDb::new(dir.path()).await;
+    let mut store = tracelink::store::open(&database.location).await.unwrap();
     let commit = |sha, at| Commit {
         sha,
         message: "change",
@@ -163,9 +162,8 @@ fn incident(number: i64, body: &str, opened: &str, updated: &str, labelled: bool
 #[tokio::test]
 async fn an_incident_queues_the_pull_requests_its_cause_reaches_however_old() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = tracelink::store::open(&dir.path().join("t.db"))
-        .await
-        .unwrap();
+    let database = super::common::TestDb::new(dir.path()).await;
+    let mut store = tracelink::store::open(&database.location).await.unwrap();
     let commit = |sha, at| Commit {
         sha,
         message: "change",

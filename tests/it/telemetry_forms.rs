@@ -15,9 +15,9 @@
 
 use serde_json::{Value, json};
 
-use crate::common::TestApp;
-use crate::links::{kv, linked};
-use crate::reports::{Commit, REPO, SECRET, ZERO, deliver, push};
+use super::common::TestApp;
+use super::links::{kv, linked};
+use super::reports::{Commit, REPO, SECRET, ZERO, deliver, push};
 
 const FULL: &str = "7f3a9c1e2b4d5f60718293a4b5c6d7e8f9012345";
 const TWIN: &str = "7f3a9c1ffffffffffffffffffffffffffffffff0";

@@ -5,12 +5,12 @@
 use serde_json::{Value, json};
 use tracelink_dev::fake_github::{FakeGithub, INSTALLATION};
 
-use crate::ci_upload::{
+use super::ci_upload::{
     HEAD, app_with_issuer, ci_fixture, claims, context, fake_issuer, installed, push_claims, sign,
     upload,
 };
-use crate::common::TestApp;
-use crate::reports::{REPO, SECRET, deliver, pull};
+use super::common::TestApp;
+use super::reports::{REPO, SECRET, deliver, pull};
 
 const FEATURE: &str = "f000000000000000000000000000000000000001";
 const NEWER: &str = "f000000000000000000000000000000000000002";
@@ -273,13 +273,13 @@ async fn a_forks_report_says_why_its_coverage_is_missing() {
     deliver(&app, "pull_request", "fork", &fork).await;
     deliver(&app, "pull_request", "own", &own).await;
     app.applied(2).await;
-    let (json, md) = crate::reports::report(&app, 7).await;
+    let (json, md) = super::reports::report(&app, 7).await;
     assert!(
         md.contains("| Coverage | none uploaded: this pull request comes from a fork"),
         "{md}"
     );
     assert!(json["coverage_missing"].as_str().is_some(), "{json}");
-    let (json, md) = crate::reports::report(&app, 8).await;
+    let (json, md) = super::reports::report(&app, 8).await;
     assert!(!md.contains("| Coverage |"), "{md}");
     assert_eq!(json.get("coverage_missing"), None);
     app.stop().await;

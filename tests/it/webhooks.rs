@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use crate::common::TestApp;
+use super::common::TestApp;
 
 const SECRET: &str = "it's a secret to everybody";
 

@@ -2,3 +2,4 @@
 //! tests and `tracelink-dev demo` share ([`fake_github`]).
 
 pub mod fake_github;
+pub mod pgtest;
