@@ -132,28 +132,38 @@ impl Db {
             .await
     }
 
-    /// Every row of a table as text (`quote(col) | …`), sorted, without the given columns.
+    /// Every row of a table as text (`quote(col) | …`, SQLite's quoting on both engines),
+    /// sorted, without the given columns.
     pub async fn dump_table(&self, table: &str, skip: &[&str]) -> Result<Vec<String>> {
         let table = known(table)?;
-        let (columns, quote) = match self.engine {
-            super::Engine::Sqlite => (
-                format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"),
-                "quote",
-            ),
-            super::Engine::Postgres => (
-                format!(
-                    "SELECT CAST(column_name AS TEXT) FROM information_schema.columns \
+        let cols: Vec<(String, String)> = match self.engine {
+            super::Engine::Sqlite => {
+                query_as(format!(
+                    "SELECT name, 'sqlite' FROM pragma_table_info('{table}') ORDER BY cid"
+                ))
+                .fetch_all(&self.pool)
+                .await?
+            }
+            super::Engine::Postgres => {
+                query_as(format!(
+                    "SELECT CAST(column_name AS TEXT), CAST(data_type AS TEXT) \
+                     FROM information_schema.columns \
                      WHERE table_schema = current_schema() AND table_name = '{table}' \
                      ORDER BY ordinal_position"
-                ),
-                "quote_nullable",
-            ),
+                ))
+                .fetch_all(&self.pool)
+                .await?
+            }
         };
-        let cols: Vec<String> = query_scalar(columns).fetch_all(&self.pool).await?;
         let expr = cols
             .iter()
-            .filter(|c| !skip.contains(&c.as_str()))
-            .map(|c| format!("{quote}({c})"))
+            .filter(|(c, _)| !skip.contains(&c.as_str()))
+            .map(|(c, ty)| match ty.as_str() {
+                "sqlite" => format!("quote({c})"),
+                "text" => format!("quote_nullable({c})"),
+                "bytea" => format!("coalesce('X''' || upper(encode({c}, 'hex')) || '''', 'NULL')"),
+                _ => format!("coalesce(CAST({c} AS TEXT), 'NULL')"),
+            })
             .collect::<Vec<_>>()
             .join(" || '|' || ");
         let mut rows: Vec<String> = query_scalar(format!("SELECT {expr} FROM {table}"))

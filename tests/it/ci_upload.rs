@@ -674,9 +674,9 @@ async fn pull_request_with_less_coverage_than_main() {
         json!({"covered": 1, "coverable": 4, "pct": 25.0})
     );
     assert_eq!(section["complete"], false, "attempt 2 is still running");
-    insta::assert_snapshot!(
-        "pr_coverage_section",
-        serde_json::to_string_pretty(&section).unwrap()
+    super::common::assert_snapshot(
+        "ci_upload__pr_coverage_section",
+        &serde_json::to_string_pretty(&section).unwrap(),
     );
 
     let tests = tracelink::impact::ci::tests_section(pool, REPO, PR_2, Some(MAIN_2))
@@ -685,9 +685,9 @@ async fn pull_request_with_less_coverage_than_main() {
         .expect("tests at head");
     assert_eq!(tests["newly_failing"], json!(["widgets.retry::gives_up"]));
     assert_eq!(tests["flaky"], json!(["widgets.retry::backs_off"]));
-    insta::assert_snapshot!(
-        "pr_tests_section",
-        serde_json::to_string_pretty(&tests).unwrap()
+    super::common::assert_snapshot(
+        "ci_upload__pr_tests_section",
+        &serde_json::to_string_pretty(&tests).unwrap(),
     );
 
     // Once the rerun completes, the figures are final.

@@ -253,3 +253,11 @@ pub fn expected_totals() -> serde_json::Value {
         .expect("json block");
     serde_json::from_str(json).expect("totals parse")
 }
+
+/// Asserts a snapshot both engines share (`tests/it/snapshots/<name>.snap`): a report
+/// that reads differently on SQLite and on PostgreSQL fails one of them.
+pub fn assert_snapshot(name: &str, value: &str) {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(|| insta::assert_snapshot!(name, value));
+}

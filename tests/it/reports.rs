@@ -235,7 +235,7 @@ async fn claude_code_session_linked_by_trailer_and_telemetry() {
         "people by login only: {md}"
     );
     assert!(md.contains("| Agent sessions | 1 by dev"), "{md}");
-    insta::assert_snapshot!("claude_code_report", md);
+    super::common::assert_snapshot("reports__claude_code_report", &md);
 
     // `tracelink report` prints the same comment from the database file.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
@@ -343,7 +343,7 @@ async fn pull_request_without_agents() {
     let (json, md) = report(&app, 8).await;
     assert_eq!(json["headline"], "No AI agent involvement found");
     assert_eq!(json["sessions"], json!([]));
-    insta::assert_snapshot!("no_agents_report", md);
+    super::common::assert_snapshot("reports__no_agents_report", &md);
     let (status, body) = app
         .get_json(&format!("/api/v1/repos/{REPO}/pulls/999/report"))
         .await;
@@ -428,7 +428,7 @@ async fn window_and_coauthor_rules_link_agents_that_name_no_commit() {
     assert_eq!(codex["links"][0]["evidence"], "coauthor");
     assert_eq!(codex["links"][0]["sha"], CODEX_1);
     assert_eq!(json["totals"]["cost_estimated"], true);
-    insta::assert_snapshot!("window_and_coauthor_report", md);
+    super::common::assert_snapshot("reports__window_and_coauthor_report", &md);
     app.stop().await;
 }
 
@@ -509,7 +509,7 @@ async fn telemetry_after_merge_updates_the_report_with_deploys_and_incidents() {
         5400
     );
     assert_eq!(before["incidents"][0]["number"], 31);
-    insta::assert_snapshot!("merged_before_telemetry", md_before);
+    super::common::assert_snapshot("reports__merged_before_telemetry", &md_before);
 
     for f in ["claude-code-metrics.json", "claude-code-logs.json"] {
         send_otlp(&app, f).await;
@@ -523,7 +523,7 @@ async fn telemetry_after_merge_updates_the_report_with_deploys_and_incidents() {
             .unwrap()
             > 0
     );
-    insta::assert_snapshot!("merged_after_telemetry", md_after);
+    super::common::assert_snapshot("reports__merged_after_telemetry", &md_after);
     app.stop().await;
 }
 
