@@ -578,6 +578,61 @@ impl From<MaybeFlag> for Option<bool> {
 mod tests {
     use super::*;
 
+    /// Both engines read `$n` as the n-th argument; SQLite's `?`, `?N` and a bare `?`
+    /// after `?N` (number N + 1) are numbered as SQLite numbers them, and quoted text is
+    /// left alone.
+    #[test]
+    fn placeholders_are_numbered_as_sqlite_numbers_them() {
+        assert_eq!(numbered("a = ? AND b = ?"), "a = $1 AND b = $2");
+        assert_eq!(
+            numbered("a = ?1 OR b = ?1 AND c = ?2"),
+            "a = $1 OR b = $1 AND c = $2"
+        );
+        assert_eq!(
+            numbered("a = ?2 AND b IN (?, ?)"),
+            "a = $2 AND b IN ($3, $4)"
+        );
+        assert_eq!(
+            numbered("x = '?' AND \"y?\" = ?"),
+            "x = '?' AND \"y?\" = $1"
+        );
+        assert_eq!(
+            numbered("s = 'it''s ?' AND t = ?"),
+            "s = 'it''s ?' AND t = $1"
+        );
+    }
+
+    #[test]
+    fn a_url_is_postgres_and_anything_else_a_file() {
+        let pg: Location = "postgres://u:secret@db:5432/tracelink".parse().unwrap();
+        assert_eq!(pg.engine(), Engine::Postgres);
+        assert_eq!(pg.to_string(), "postgres://u:***@db:5432/tracelink");
+        let pg2: Location = "postgresql://db/tracelink".parse().unwrap();
+        assert_eq!(pg2.to_string(), "postgresql://db/tracelink");
+        let file: Location = "./data/tracelink.db".parse().unwrap();
+        assert_eq!(file.engine(), Engine::Sqlite);
+        assert_eq!(file.file(), Some(Path::new("./data/tracelink.db")));
+        assert_eq!(
+            Location::File(PathBuf::from("/tmp/a b/x?.db")).url(false),
+            "sqlite:///tmp/a%20b/x%3F.db?mode=rwc"
+        );
+    }
+
+    /// A SQLite file whose path needs escaping in a URL opens, and a read-only reader
+    /// cannot write.
+    #[tokio::test]
+    async fn a_file_with_an_awkward_name_opens_and_readers_only_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a b#1?.db");
+        let store = open(&path).await.unwrap();
+        assert!(path.exists());
+        let written = query("CREATE TABLE t (x INTEGER)")
+            .execute(&store.db.pool)
+            .await;
+        assert!(written.is_err(), "readers are read-only");
+        store.db.close().await;
+    }
+
     /// Every migration applies over a database holding data of the schema before it.
     #[tokio::test]
     async fn migrations_apply_in_order_over_existing_data() {

@@ -21,7 +21,8 @@ pub fn engine() -> Engine {
 /// when this is dropped.
 pub struct TestDb {
     pub location: Location,
-    pg: Option<tracelink_dev::pgtest::Database>,
+    /// Dropped with the test: the PostgreSQL database goes with it.
+    _pg: Option<tracelink_dev::pgtest::Database>,
 }
 
 impl TestDb {
@@ -29,7 +30,7 @@ impl TestDb {
         match engine() {
             Engine::Sqlite => TestDb {
                 location: Location::File(dir.join("tracelink.db")),
-                pg: None,
+                _pg: None,
             },
             Engine::Postgres => {
                 let db = tracelink_dev::pgtest::Database::create()
@@ -37,7 +38,7 @@ impl TestDb {
                     .expect("a PostgreSQL test database (is PostgreSQL running? set TRACELINK_TEST_POSTGRES)");
                 TestDb {
                     location: Location::Postgres(db.url().to_string()),
-                    pg: Some(db),
+                    _pg: Some(db),
                 }
             }
         }
@@ -52,7 +53,7 @@ impl TestDb {
     }
 
     pub fn is_postgres(&self) -> bool {
-        self.pg.is_some()
+        matches!(self.location, Location::Postgres(_))
     }
 }
 
@@ -85,6 +86,24 @@ impl TestApp {
             client: reqwest::Client::new(),
             database,
             _dir: dir,
+        }
+    }
+
+    /// A test app around a server started elsewhere, on a database the caller owns.
+    // Only the migrate-data test, compiled once, attaches; the PostgreSQL copy of the
+    // suite does not.
+    #[allow(dead_code)]
+    pub fn attach(server: Server, location: Location) -> TestApp {
+        TestApp {
+            http: format!("http://{}", server.http_addr),
+            grpc: format!("http://{}", server.grpc_addr),
+            database: TestDb {
+                location,
+                _pg: None,
+            },
+            server: Some(server),
+            client: reqwest::Client::new(),
+            _dir: tempfile::tempdir().expect("temp dir"),
         }
     }
 

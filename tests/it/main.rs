@@ -10,6 +10,7 @@ mod fuzz_corpus;
 mod github_app;
 mod hook;
 mod layout;
+mod migrate_data;
 
 #[path = "suite.rs"]
 mod sqlite;

@@ -69,7 +69,7 @@ pub fn pull(
     })
 }
 
-fn workflow_run(id: i64, attempt: i64, head: &str, conclusion: &str, updated: &str) -> Value {
+pub fn workflow_run(id: i64, attempt: i64, head: &str, conclusion: &str, updated: &str) -> Value {
     json!({
         "action": "completed", "repository": {"full_name": REPO},
         "workflow_run": {"id": id, "run_attempt": attempt, "name": "ci", "event": "pull_request",

@@ -25,7 +25,7 @@ mod publish;
 mod records;
 mod relink;
 mod replay;
-mod reports;
+pub mod reports;
 mod retention;
 mod sdk;
 mod shipped;
