@@ -42,10 +42,12 @@ impl Db {
                 "SELECT name FROM sqlite_schema WHERE type = 'table' \
                  AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name"
             }
+            // Partitions are their table's (raw_records); copying goes to the table.
             Engine::Postgres => {
-                "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
-                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
-                 AND table_name <> '_sqlx_migrations' ORDER BY table_name"
+                "SELECT CAST(c.relname AS TEXT) FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') \
+                 AND NOT c.relispartition AND c.relname <> '_sqlx_migrations' ORDER BY c.relname"
             }
         })
         .fetch_all(&self.pool)
@@ -229,6 +231,16 @@ pub async fn copy_all(
     }
     if to.engine == Engine::Postgres {
         advance_identities(&mut tx).await?;
+        // The digests that recognise a re-sent request live beside the records there
+        // (super::partitions).
+        query(
+            "INSERT INTO raw_digests (digest, received_ns) \
+             SELECT digest, min(received_ns) FROM raw_records WHERE digest IS NOT NULL \
+             GROUP BY digest ON CONFLICT DO NOTHING",
+        )
+        .execute(&mut *tx)
+        .await
+        .context("recording the copied requests' digests")?;
     }
     tx.commit().await.context("committing the copy")?;
     snapshot.rollback().await.ok();

@@ -35,6 +35,7 @@ pub mod line_records;
 pub mod links;
 pub mod models;
 pub mod nodes;
+pub mod partitions;
 pub mod raw;
 pub mod recent;
 pub mod reports;

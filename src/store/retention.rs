@@ -19,6 +19,9 @@ use super::{Conn, Db, Result};
 pub struct Pruned {
     /// Raw records ([`super::raw`]), each holding one export request.
     pub records: u64,
+    /// Day partitions of raw records dropped whole (PostgreSQL,
+    /// [`super::partitions`]).
+    pub partitions: u64,
     pub spans: u64,
     pub log_events: u64,
     pub metric_points: u64,
@@ -43,6 +46,24 @@ impl Conn {
     /// to `limit` processed delivery payloads. The writer never waits long behind it.
     pub async fn prune_raw(&mut self, cutoff_ns: i64, limit: i64) -> Result<Pruned> {
         let mut out = Pruned::default();
+        if self.engine == super::Engine::Postgres {
+            let dropped = self.drop_old_partitions(cutoff_ns).await?;
+            out.partitions = dropped.partitions;
+            out.records = dropped.records;
+            out.spans = dropped.spans;
+            out.log_events = dropped.log_events;
+            out.metric_points = dropped.metric_points;
+            let digests = query(
+                "DELETE FROM raw_digests WHERE digest IN \
+                 (SELECT digest FROM raw_digests WHERE received_ns < ?1 LIMIT ?2)",
+            )
+            .bind(cutoff_ns)
+            .bind(limit)
+            .execute(&mut self.conn)
+            .await?
+            .rows_affected();
+            out.more |= digests as i64 >= limit;
+        }
         let old: Vec<(i64, i64)> = query_as(
             "SELECT id, rows FROM raw_records WHERE received_ns < ?1 ORDER BY received_ns, id LIMIT ?2",
         )
@@ -111,13 +132,16 @@ impl Db {
             }
             // Tables with their TOAST data; a partitioned table's rows are in its
             // partitions, each listed.
+            // A partitioned table or index counts its partitions' rows and bytes.
             super::Engine::Postgres => {
                 "SELECT CAST(c.relname AS TEXT), \
-                   CASE WHEN c.relkind = 'i' THEN 'index' ELSE 'table' END, \
-                   CAST(CASE WHEN c.relkind = 'i' THEN pg_relation_size(c.oid) \
-                     ELSE pg_table_size(c.oid) END AS BIGINT) \
+                   CASE WHEN c.relkind IN ('i', 'I') THEN 'index' ELSE 'table' END, \
+                   CAST((SELECT coalesce(sum(CASE WHEN c.relkind IN ('i', 'I') \
+                       THEN pg_relation_size(t.relid) ELSE pg_table_size(t.relid) END), 0) \
+                     FROM pg_partition_tree(c.oid) t) AS BIGINT) \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i')"
+                 WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i', 'p', 'I') \
+                   AND NOT c.relispartition"
             }
         })
         .fetch_all(&self.pool)

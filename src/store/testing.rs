@@ -298,3 +298,48 @@ impl super::Conn {
         Ok(())
     }
 }
+
+/// Makes every raw record (and its digest) look received `by_ns` earlier, as if the
+/// telemetry had arrived then. On PostgreSQL the day partition of the new time is made
+/// first, so the records move into it.
+pub async fn age_raw_records(location: &super::Location, by_ns: i64) -> Result<()> {
+    use sqlx::Connection;
+    let mut conn = super::connect(location, false)
+        .await
+        .map_err(|e| sqlx::Error::Configuration(e.into()))?;
+    if location.engine() == super::Engine::Postgres {
+        let oldest: Option<i64> = query_scalar("SELECT min(received_ns) FROM raw_records")
+            .fetch_one(&mut conn)
+            .await?;
+        let mut days = super::partitions::Days::default();
+        if let Some(oldest) = oldest {
+            days.ensure(&mut conn, oldest - by_ns).await;
+        }
+        query("UPDATE raw_digests SET received_ns = received_ns - ?")
+            .bind(by_ns)
+            .execute(&mut conn)
+            .await?;
+    }
+    query("UPDATE raw_records SET received_ns = received_ns - ?")
+        .bind(by_ns)
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(())
+}
+
+impl Db {
+    /// The day partitions of raw records (PostgreSQL; none on SQLite), by name.
+    pub async fn raw_partitions(&self) -> Result<Vec<String>> {
+        if self.engine == super::Engine::Sqlite {
+            return Ok(Vec::new());
+        }
+        query_scalar(
+            "SELECT CAST(c.relname AS TEXT) FROM pg_inherits i \
+             JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent \
+             WHERE p.relname = 'raw_records' ORDER BY c.relname",
+        )
+        .fetch_all(&self.pool)
+        .await
+    }
+}

@@ -11,10 +11,10 @@ use sqlx::AnyConnection;
 use sqlx::{Any, Connection, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
-use super::Conn;
 use super::batch::{Batch, LogRow, PointFact, SpanRow};
 use super::deliveries::DeliveryRow;
 use super::uploads::UploadBatch;
+use super::{Conn, Engine};
 use crate::facts::{Additive, Counter, Tokens};
 use crate::telemetry::Telemetry;
 
@@ -128,18 +128,23 @@ pub fn spawn_with_events(
     sessions: Option<mpsc::Sender<Vec<i64>>>,
 ) -> (WriterHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(capacity);
-    let task = tokio::spawn(run(conn.conn, rx, telemetry, sessions));
+    let task = tokio::spawn(run(conn.conn, conn.engine, rx, telemetry, sessions));
     (WriterHandle { tx, capacity }, task)
 }
 
 async fn run(
     mut conn: AnyConnection,
+    engine: Engine,
     mut rx: mpsc::Receiver<Job>,
     telemetry: Arc<Telemetry>,
     sessions: Option<mpsc::Sender<Vec<i64>>>,
 ) {
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_GROUP);
+    let mut days = super::partitions::Days::default();
     while let Some(first) = rx.recv().await {
+        if engine == Engine::Postgres {
+            days.ensure(&mut conn, now_ns()).await;
+        }
         jobs.push(first);
         while jobs.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -149,7 +154,7 @@ async fn run(
         }
         let started = Instant::now();
         let batches: Vec<&Work> = jobs.iter().map(|j| &j.work).collect();
-        let result = write_group(&mut conn, &batches).await;
+        let result = write_group(&mut conn, engine, &batches).await;
         telemetry.record_commit(jobs.len(), started.elapsed());
         match result {
             Ok((written, touched)) => {
@@ -166,7 +171,7 @@ async fn run(
                 // One bad batch must not fail the others: write each on its own.
                 tracing::warn!(error = %e, "group commit failed; retrying its requests one by one");
                 for job in jobs.drain(..) {
-                    let r = write_group(&mut conn, &[&job.work]).await;
+                    let r = write_group(&mut conn, engine, &[&job.work]).await;
                     if let (Ok((_, touched)), Some(tx)) = (&r, &sessions) {
                         let _ = tx.try_send(touched.clone());
                     }
@@ -193,6 +198,7 @@ async fn run(
 /// whose facts changed.
 async fn write_group(
     conn: &mut AnyConnection,
+    engine: Engine,
     work: &[&Work],
 ) -> Result<(Vec<Written>, Vec<i64>), sqlx::Error> {
     let mut tx = conn.begin().await?;
@@ -201,7 +207,7 @@ async fn write_group(
     for w in work {
         out.push(match w {
             Work::Otlp(b) => {
-                let (written, sessions) = write_batch(&mut tx, b).await?;
+                let (written, sessions) = write_batch(&mut tx, engine, b).await?;
                 touched.extend(sessions);
                 written
             }
@@ -253,6 +259,7 @@ use crate::time::now_ns;
 
 async fn write_batch(
     tx: &mut Transaction<'_, Any>,
+    engine: Engine,
     b: &Batch,
 ) -> Result<(Written, Vec<i64>), sqlx::Error> {
     let mut written = Written::default();
@@ -275,11 +282,29 @@ async fn write_batch(
         }
     };
     let rows = b.spans.len() + b.logs.len() + b.points.len();
+    let received_ns = now_ns();
+    // PostgreSQL's raw records are partitioned by day, so the digest that recognises a
+    // re-sent request is kept beside them ([`super::partitions`]); SQLite's is a unique
+    // index on the record itself.
+    if engine == Engine::Postgres {
+        let fresh: Option<i64> = query_scalar(
+            "INSERT INTO raw_digests (digest, received_ns) VALUES (?, ?) \
+             ON CONFLICT DO NOTHING RETURNING received_ns",
+        )
+        .bind(&raw.digest[..])
+        .bind(received_ns)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if fresh.is_none() {
+            written.duplicates = rows as u64;
+            return Ok((written, session_ids));
+        }
+    }
     let record: Option<i64> = query_scalar(
         "INSERT INTO raw_records (received_ns, signal, format, rows, body, digest) \
          VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
     )
-    .bind(now_ns())
+    .bind(received_ns)
     .bind(b.signal.as_str())
     .bind(super::raw::FORMAT_PROTO_DEFLATE)
     .bind(rows as i64)

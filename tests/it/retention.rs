@@ -104,3 +104,75 @@ async fn raw_data_past_the_window_is_pruned_and_reports_stay_the_same() {
     assert_eq!(row("spans_id")[1], "(index)", "{text}");
     assert!(row("total")[1].parse::<i64>().unwrap() > 0, "{text}");
 }
+
+/// Raw records from before the window go by whole days: on PostgreSQL the day's
+/// partition is dropped with the records' key rows (one statement per table, not a
+/// delete per record); on SQLite the records go row by row. Either way the session
+/// reads the same, and today's records stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_of_a_day_past_the_window_go_whole() {
+    const DAY_NS: i64 = 86_400 * 1_000_000_000;
+    let app = TestApp::spawn().await;
+    for f in [
+        "claude-code-traces.json",
+        "claude-code-logs.json",
+        "claude-code-metrics.json",
+    ] {
+        send_otlp(&app, f).await;
+    }
+    let session = app.session("82c3495f-998e-457a-875a-8643b934dd9c").await;
+    let stored: Vec<i64> = {
+        let mut v = Vec::new();
+        for s in ["traces", "logs", "metrics"] {
+            v.push(app.stored(s).await);
+        }
+        v
+    };
+    assert!(stored.iter().all(|n| *n > 0), "{stored:?}");
+    let records = app.count("raw_records").await;
+    let keys = app.count("metric_points").await;
+
+    // Everything so far arrived three days ago; then one request arrives today.
+    tracelink::store::testing::age_raw_records(&app.location(), 3 * DAY_NS)
+        .await
+        .unwrap();
+    send_otlp(&app, "gemini-cli-logs.json").await;
+    let partitions = app.db().raw_partitions().await.unwrap();
+    if app.database.is_postgres() {
+        // 3 and 2 days ago (made with the records moved there), today, tomorrow,
+        // default.
+        assert_eq!(partitions.len(), 5, "{partitions:?}");
+    }
+
+    let mut store = tracelink::store::open(app.location()).await.unwrap();
+    let cutoff = tracelink::time::now_ns() - DAY_NS;
+    let pruned = store.writer.prune_raw(cutoff, 1_000_000).await.unwrap();
+    assert_eq!(pruned.records as i64, records, "{pruned:?}");
+    assert_eq!(pruned.metric_points as i64, keys, "{pruned:?}");
+    let whole_days = if app.database.is_postgres() { 2 } else { 0 };
+    assert_eq!(pruned.partitions, whole_days, "{pruned:?}");
+    // Nothing else was before the cutoff.
+    let again = store.writer.prune_raw(cutoff, 1_000_000).await.unwrap();
+    assert_eq!((again.records, again.partitions), (0, 0), "{again:?}");
+    store.writer.close().await.unwrap();
+    store.db.close().await;
+
+    assert_eq!(app.count("raw_records").await, 1, "today's request stays");
+    assert_eq!(app.stored("traces").await, 0);
+    assert_eq!(app.stored("metrics").await, 0);
+    assert_eq!(app.count("metric_points").await, 0);
+    assert_eq!(
+        app.session("82c3495f-998e-457a-875a-8643b934dd9c").await,
+        session
+    );
+    if app.database.is_postgres() {
+        let old = format!(
+            "raw_records_{}",
+            (chrono::Utc::now() - chrono::Duration::days(3)).format("%Y%m%d")
+        );
+        assert!(partitions.contains(&old), "{old} made: {partitions:?}");
+        let left = app.db().raw_partitions().await.unwrap();
+        assert_eq!(left.len(), 3, "{left:?}");
+        assert!(!left.contains(&old), "{old} dropped: {left:?}");
+    }
+}
