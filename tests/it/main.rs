@@ -11,6 +11,7 @@ mod github_app;
 mod hook;
 mod layout;
 mod migrate_data;
+mod schema_parity;
 
 #[path = "suite.rs"]
 mod sqlite;
