@@ -6,6 +6,9 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`); `skip` leaves the PostgreSQL half
 //! out of the build, which `build.rs` refuses when `CI=true`.
 
+// The suite's files are compiled once per engine on purpose.
+#![allow(clippy::duplicate_mod)]
+
 mod fuzz_corpus;
 mod github_app;
 mod hook;

@@ -351,7 +351,7 @@ async fn coverage_delta_patch_coverage_and_tests_in_the_comment() {
     );
     assert!(body.contains("| `src/lib.rs` | 10,12-14 |"), "{body}");
     let visible = body.split_once('\n').unwrap().1;
-    super::common::assert_snapshot("publish__pr_comment_with_coverage", &visible);
+    super::common::assert_snapshot("publish__pr_comment_with_coverage", visible);
     app.stop().await;
 }
 
