@@ -124,6 +124,13 @@ impl Db {
             .await
     }
 
+    /// Migrations recorded as applied.
+    pub async fn applied_migrations(&self) -> Result<i64> {
+        query_scalar("SELECT count(*) FROM _sqlx_migrations")
+            .fetch_one(&self.pool)
+            .await
+    }
+
     /// Rows in a table.
     pub async fn row_count(&self, table: &str) -> Result<i64> {
         let table = known(table)?;

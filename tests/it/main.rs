@@ -9,6 +9,7 @@
 // The suite's files are compiled once per engine on purpose.
 #![allow(clippy::duplicate_mod)]
 
+mod engines;
 mod fuzz_corpus;
 mod github_app;
 mod hook;

@@ -88,6 +88,31 @@ impl Database {
         })
     }
 
+    /// Creates an empty database (no schema): what an operator gives tracelink.
+    pub async fn create_empty() -> anyhow::Result<Database> {
+        let server = server_url();
+        let mut admin = PgConnection::connect(&server)
+            .await
+            .with_context(|| format!("connecting to the test PostgreSQL server {server}"))?;
+        static N: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "{TEST_PREFIX}{}_{}_e{}",
+            std::process::id(),
+            unix_seconds(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .with_context(|| format!("creating {name}"))?;
+        admin.close().await.ok();
+        Ok(Database {
+            url: with_database(&server, &name),
+            name,
+            server,
+        })
+    }
+
     pub fn url(&self) -> &str {
         &self.url
     }
