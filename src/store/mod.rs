@@ -516,6 +516,17 @@ where
     sqlx::query_scalar(AssertSqlSafe(numbered(sql.as_ref())))
 }
 
+/// Text as both engines can store it: PostgreSQL's text cannot hold U+0000, which an
+/// agent's attribute may (OTLP strings are any UTF-8), so it is stored as U+FFFD on
+/// both engines alike. Borrowed unless there is one to replace.
+pub(crate) fn text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        std::borrow::Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 /// `?, ?, …` for an `IN (…)` list of `n` values (one `?` for an empty list, which then
 /// matches nothing as long as the caller binds a value no row has).
 pub(crate) fn placeholders(n: usize) -> String {

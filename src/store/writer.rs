@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::batch::{Batch, LogRow, PointFact, SpanRow};
 use super::deliveries::DeliveryRow;
 use super::uploads::UploadBatch;
-use super::{Conn, Engine};
+use super::{Conn, Engine, text};
 use crate::facts::{Additive, Counter, Tokens};
 use crate::telemetry::Telemetry;
 
@@ -416,7 +416,7 @@ async fn write_batch(
             )
             .bind(id)
             .bind(source)
-            .bind(model)
+            .bind(text(&model).as_ref())
             .bind(input)
             .bind(output)
             .bind(cache_read)
@@ -451,14 +451,14 @@ async fn upsert_sessions(
              ended_ns = max(coalesce(sessions.ended_ns, excluded.ended_ns), coalesce(excluded.ended_ns, sessions.ended_ns)) \
              RETURNING id",
         )
-        .bind(s.key.as_str())
-        .bind(s.agent.as_deref())
-        .bind(s.agent_version.as_deref())
-        .bind(s.user_id.as_deref())
-        .bind(s.user_email.as_deref())
-        .bind(s.organization.as_deref())
-        .bind(s.repository.as_deref())
-        .bind(s.branch.as_deref())
+        .bind(text(s.key.as_str()).as_ref())
+        .bind(s.agent.as_deref().map(text).as_deref())
+        .bind(s.agent_version.as_deref().map(text).as_deref())
+        .bind(s.user_id.as_deref().map(text).as_deref())
+        .bind(s.user_email.as_deref().map(text).as_deref())
+        .bind(s.organization.as_deref().map(text).as_deref())
+        .bind(s.repository.as_deref().map(text).as_deref())
+        .bind(s.branch.as_deref().map(text).as_deref())
         .bind(s.first_ns)
         .bind(s.last_ns)
         .bind(now_ns())
@@ -493,7 +493,7 @@ async fn upsert_sessions(
                 "INSERT INTO session_files (session_id, path, action) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             )
             .bind(id)
-            .bind(path)
+            .bind(text(path).as_ref())
             .bind(action.as_str())
             .execute(&mut **tx)
             .await?;

@@ -897,3 +897,38 @@ async fn a_full_queue_refuses_before_decoding() {
     }
     app.stop().await;
 }
+
+/// OTLP strings are any UTF-8, NUL included, which PostgreSQL's text cannot hold: an
+/// agent sending one in a session's attributes is stored (as U+FFFD, on both engines
+/// alike), never refused or failed.
+#[tokio::test]
+async fn a_nul_in_an_attribute_is_stored_as_a_replacement_character() {
+    let mut app = TestApp::spawn().await;
+    let mut logs: Value = serde_json::from_slice(&fixture("claude-code-logs.json")).unwrap();
+    for rl in logs["resourceLogs"].as_array_mut().unwrap() {
+        for sl in rl["scopeLogs"].as_array_mut().unwrap() {
+            for lr in sl["logRecords"].as_array_mut().unwrap() {
+                for a in lr["attributes"].as_array_mut().unwrap() {
+                    if a["key"] == "user.email" {
+                        a["value"] = json!({"stringValue": "dev\u{0}@acme.example"});
+                    }
+                }
+            }
+        }
+    }
+    let r = app
+        .post(
+            "/v1/logs",
+            "application/json",
+            serde_json::to_vec(&logs).unwrap(),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let session = app.session("82c3495f-998e-457a-875a-8643b934dd9c").await;
+    assert_eq!(
+        session["user"]["email"], "dev\u{FFFD}@acme.example",
+        "{session}"
+    );
+    app.stop().await;
+}
