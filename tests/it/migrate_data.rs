@@ -10,7 +10,7 @@ use tracelink_dev::pgtest;
 
 use crate::sqlite::common::TestApp;
 use crate::sqlite::reports::{
-    BASE, CLAUDE_1, CLAUDE_2, Commit, HUMAN, MERGE, REPO, SECRET, ZERO, deliver, pull, push,
+    BASE, Commit, HUMAN, MERGE, REPO, SECRET, ZERO, claude_code_commits, deliver, pull, push,
     report, send_otlp, workflow_run,
 };
 
@@ -24,32 +24,7 @@ async fn scenario(app: &TestApp) {
     ] {
         send_otlp(app, f).await;
     }
-    let commits = [
-        Commit {
-            sha: CLAUDE_1,
-            message: "Add exponential backoff retry to HTTP client\n\nTraceparent: 00-b3334784fc61510ab4e4362d0249eb86-e6e37c671d5284d5-01\nCo-Authored-By: Claude <noreply@anthropic.com>",
-            at: "2026-11-20T09:13:48Z",
-            email: "dev@acme.example",
-            login: "dev",
-            files: &["src/http/retry.ts"],
-        },
-        Commit {
-            sha: CLAUDE_2,
-            message: "Test backoff and honour Retry-After on 429",
-            at: "2026-11-20T09:31:27Z",
-            email: "dev@acme.example",
-            login: "dev",
-            files: &["tests/http/retry.test.ts"],
-        },
-        Commit {
-            sha: HUMAN,
-            message: "Tidy README",
-            at: "2026-11-21T16:00:00Z",
-            email: "reviewer@acme.example",
-            login: "reviewer",
-            files: &["README.md"],
-        },
-    ];
+    let commits = claude_code_commits();
     deliver(app, "push", "p1", &push("refs/heads/retry", ZERO, &commits)).await;
     for (id, attempt, conclusion, at) in [
         ("w1", 1, "failure", "2026-11-21T16:05:00Z"),

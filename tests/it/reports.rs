@@ -136,17 +136,9 @@ fn marker_json(md: &str) -> Value {
     serde_json::from_str(json).unwrap()
 }
 
-#[tokio::test]
-async fn claude_code_session_linked_by_trailer_and_telemetry() {
-    let mut app = app().await;
-    for f in [
-        "claude-code-metrics.json",
-        "claude-code-logs.json",
-        "claude-code-traces.json",
-    ] {
-        send_otlp(&app, f).await;
-    }
-    let commits = [
+/// Claude Code's two commits (the first with its trailers) and a reviewer's.
+pub fn claude_code_commits() -> [Commit<'static>; 3] {
+    [
         Commit {
             sha: CLAUDE_1,
             message: "Add exponential backoff retry to HTTP client\n\nTraceparent: 00-b3334784fc61510ab4e4362d0249eb86-e6e37c671d5284d5-01\nCo-Authored-By: Claude <noreply@anthropic.com>",
@@ -171,7 +163,20 @@ async fn claude_code_session_linked_by_trailer_and_telemetry() {
             login: "reviewer",
             files: &["README.md"],
         },
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn claude_code_session_linked_by_trailer_and_telemetry() {
+    let mut app = app().await;
+    for f in [
+        "claude-code-metrics.json",
+        "claude-code-logs.json",
+        "claude-code-traces.json",
+    ] {
+        send_otlp(&app, f).await;
+    }
+    let commits = claude_code_commits();
     deliver(
         &app,
         "push",
