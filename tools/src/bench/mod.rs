@@ -2,9 +2,13 @@
 //! `tracelink serve` they measure ([`ServerChild`]), CPU pinning with `taskset`, and a
 //! minimal HTTP/1.1 client ([`HttpConn`]) that keeps the client's own cost small.
 //!
-//! - [`ingest`]: OTLP span ingest end to end, against the SQLite writer's ceiling;
+//! - [`ingest`]: OTLP span ingest end to end, against the writer's ceiling and plain
+//!   1 KB row inserts, with database round-trips per 1,000 spans;
 //! - [`webhooks`]: webhook acknowledgement latency at a steady rate, and loss;
 //! - [`report`]: building a large PR's report, cold and warm;
+//!
+//! Those three run on SQLite and PostgreSQL (`--engines sqlite,postgres`, a fresh
+//! database per phase, see [`engines`]) and end with the figures side by side;
 //! - [`parsers`]: CI report parse throughput per format;
 //! - [`load`]: goodput, latency and memory under 1× and 2× the ingest rate, and
 //!   `/healthz` under slow connections at a descriptor limit;
@@ -13,16 +17,20 @@
 //! Measure optimised builds: `cargo build --release -p tracelink -p tracelink-dev`, then
 //! `./target/release/tracelink-dev bench …`.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tracelink::store::Location;
 
+mod engines;
 mod ingest;
 mod load;
 mod parsers;
@@ -40,11 +48,13 @@ pub struct BenchArgs {
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum BenchKind {
-    /// OTLP trace ingest over HTTP/protobuf and gRPC into a child server, and the SQLite ceiling.
+    /// OTLP trace ingest over HTTP/protobuf and gRPC into a child server, and the storage
+    /// ceilings, on SQLite and PostgreSQL.
     Ingest(ingest::IngestArgs),
-    /// GitHub webhook acknowledgement latency at a steady delivery rate, and loss.
+    /// GitHub webhook acknowledgement latency at a steady delivery rate, and loss, on
+    /// SQLite and PostgreSQL.
     Webhooks(webhooks::WebhookArgs),
-    /// Building a large PR's report from a file database, cold and warm.
+    /// Building a large PR's report, cold and warm, on SQLite and PostgreSQL.
     Report(report::ReportArgs),
     /// CI report parse throughput (MB/s) per format, on large generated reports.
     Parsers(parsers::ParserArgs),
@@ -153,19 +163,135 @@ struct ServerChild {
     grpc: SocketAddr,
     http: SocketAddr,
     stopped: bool,
+    /// Statements the server ran, when started with [`ServerChild::start_counting`].
+    statements: Option<Arc<Mutex<StatementLog>>>,
+}
+
+/// Statements counted from the server's sqlx statement log (`sqlx::query` at debug):
+/// by the statement's first words (`INSERT INTO <table>`, `SELECT`, `BEGIN`, …).
+#[derive(Debug, Default, Clone)]
+struct StatementLog {
+    by_kind: BTreeMap<String, u64>,
+}
+
+impl StatementLog {
+    /// The kind of statement a log line names, if it is a statement line.
+    fn kind(line: &str) -> Option<String> {
+        if !line.contains("sqlx::query") {
+            return None;
+        }
+        let line = strip_ansi(line);
+        let summary = line.split_once("summary=")?.1;
+        let summary = summary.strip_prefix('"').unwrap_or(summary);
+        let mut words = summary
+            .split(|c: char| c.is_whitespace() || c == '"' || c == '(' || c == ';')
+            .filter(|w| !w.is_empty());
+        let first = words.next()?.to_ascii_uppercase();
+        Some(match first.as_str() {
+            "INSERT" | "DELETE" => {
+                let _into = words.next();
+                format!("{first} {}", words.next().unwrap_or("?"))
+            }
+            "UPDATE" => format!("{first} {}", words.next().unwrap_or("?")),
+            _ => first,
+        })
+    }
+
+    /// Transaction control: `BEGIN`, `COMMIT`, `ROLLBACK`, savepoints.
+    fn is_transaction_control(kind: &str) -> bool {
+        matches!(
+            kind,
+            "BEGIN" | "COMMIT" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" | "END" | "START"
+        )
+    }
+
+    /// `self - earlier`, kind by kind.
+    fn since(&self, earlier: &StatementLog) -> StatementLog {
+        StatementLog {
+            by_kind: self
+                .by_kind
+                .iter()
+                .map(|(k, n)| (k.clone(), n - earlier.by_kind.get(k).copied().unwrap_or(0)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+        }
+    }
+
+    /// Statements other than transaction control.
+    fn statements(&self) -> u64 {
+        self.by_kind
+            .iter()
+            .filter(|(k, _)| !Self::is_transaction_control(k))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Transaction control statements logged.
+    fn transaction_control(&self) -> u64 {
+        self.by_kind
+            .iter()
+            .filter(|(k, _)| Self::is_transaction_control(k))
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// `line` without ANSI escape sequences (`ESC [ … letter`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl ServerChild {
-    fn start(exe: &Path, db: &Path, core: Option<usize>) -> anyhow::Result<Self> {
+    fn start(exe: &Path, db: impl Into<Location>, core: Option<usize>) -> anyhow::Result<Self> {
         Self::start_with(exe, db, core, &[])
     }
 
     /// Starts the server with further `serve` flags.
     fn start_with(
         exe: &Path,
-        db: &Path,
+        db: impl Into<Location>,
         core: Option<usize>,
         extra: &[String],
+    ) -> anyhow::Result<Self> {
+        Self::spawn(exe, &db.into(), core, extra, false)
+    }
+
+    /// Starts the server with sqlx's statement log on (`sqlx::query=debug`), every
+    /// statement it runs counted from its stderr (other lines are passed on). The log
+    /// costs time: measure throughput with a server started otherwise.
+    fn start_counting(
+        exe: &Path,
+        db: impl Into<Location>,
+        core: Option<usize>,
+    ) -> anyhow::Result<Self> {
+        Self::spawn(exe, &db.into(), core, &[], true)
+    }
+
+    /// The statements counted so far (none unless started counting).
+    fn statement_log(&self) -> Option<StatementLog> {
+        let log = self.statements.as_ref()?;
+        Some(log.lock().ok()?.clone())
+    }
+
+    fn spawn(
+        exe: &Path,
+        db: &Location,
+        core: Option<usize>,
+        extra: &[String],
+        count_statements: bool,
     ) -> anyhow::Result<Self> {
         let mut cmd = match core {
             Some(core) => {
@@ -175,7 +301,13 @@ impl ServerChild {
             }
             None => Command::new(exe),
         };
-        cmd.arg("serve").arg("--db").arg(db).args([
+        cmd.arg("serve").arg("--db");
+        // The URL itself (its Display masks a password).
+        match db {
+            Location::File(path) => cmd.arg(path),
+            Location::Postgres(url) => cmd.arg(url),
+        };
+        cmd.args([
             "--grpc-listen",
             "127.0.0.1:0",
             "--http-listen",
@@ -188,10 +320,21 @@ impl ServerChild {
                 cmd.env_remove(&key);
             }
         }
-        cmd.env("TRACELINK_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.env(
+            "TRACELINK_LOG",
+            if count_statements {
+                "warn,sqlx::query=debug"
+            } else {
+                "warn"
+            },
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(if count_statements {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        });
         let mut child = cmd
             .spawn()
             .with_context(|| format!("starting {} serve", exe.display()))?;
@@ -201,6 +344,31 @@ impl ServerChild {
             .stdout
             .take()
             .context("the child server's stdout is not piped")?;
+        let statements = if count_statements {
+            let stderr = child
+                .stderr
+                .take()
+                .context("the child server's stderr is not piped")?;
+            let log = Arc::new(Mutex::new(StatementLog::default()));
+            let counted = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    match StatementLog::kind(&line) {
+                        Some(kind) => {
+                            if let Ok(mut log) = counted.lock() {
+                                *log.by_kind.entry(kind).or_default() += 1;
+                            }
+                        }
+                        None if !line.contains("sqlx::query") => eprintln!("{line}"),
+                        None => {}
+                    }
+                }
+            });
+            Some(log)
+        } else {
+            None
+        };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
@@ -217,6 +385,7 @@ impl ServerChild {
             grpc: SocketAddr::from(([127, 0, 0, 1], 0)),
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
             stopped: false,
+            statements,
         };
         let line = match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(line) => line,
