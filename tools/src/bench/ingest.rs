@@ -1,26 +1,44 @@
 //! `tracelink-dev bench ingest` measures OTLP span ingest end to end (OTLP/HTTP protobuf
-//! and OTLP/gRPC into a child `tracelink serve` pinned to one core) against the SQLite
-//! writer's own ceiling; run it with `cargo build --release -p tracelink -p tracelink-dev`
-//! and `./target/release/tracelink-dev bench ingest`.
+//! and OTLP/gRPC into a child `tracelink serve` pinned to one core) against the storage
+//! engine's own ceilings, on SQLite and on PostgreSQL (`--engines sqlite,postgres`, the
+//! default); build with `cargo build --release -p tracelink -p tracelink-dev` and run
+//! `./target/release/tracelink-dev bench ingest`.
 //!
 //! Every phase prints figures; nothing is asserted. The phases:
 //!
 //! 1. Generate realistic non-agent spans (HTTP server spans with client/internal children,
 //!    mixed-type attributes) with a deterministic xorshift PRNG, and pre-encode every
 //!    export request with prost, so the timed region only sends.
-//! 2. OTLP/HTTP protobuf: a fresh child server and database, `--concurrency` keep-alive
-//!    HTTP/1.1 connections driven by a minimal client on a current-thread runtime.
-//! 3. OTLP/gRPC: another fresh child server and database, `--concurrency` tasks sharing
-//!    one tonic channel.
+//!
+//! Then, for each engine, every phase on a fresh database (a file, or a PostgreSQL
+//! database from [`tracelink_dev::pgtest`], dropped afterwards):
+//!
+//! 2. OTLP/HTTP protobuf: a fresh child server, `--concurrency` keep-alive HTTP/1.1
+//!    connections driven by a minimal client on a current-thread runtime.
+//! 3. OTLP/gRPC: another fresh child server, `--concurrency` tasks sharing one tonic
+//!    channel.
 //! 4. Ceilings, in this process pinned to the server core: the same rows (normalised
 //!    beforehand) through [`tracelink::store::writer`] with no OTLP in front, and raw
-//!    multi-row `INSERT`s of plain 1 KB rows (one per span) through sqlx with the same
-//!    pragmas — the rate durable ingest must reach (issue 14).
+//!    multi-row `INSERT`s of plain 1 KB rows (one per span) on a native connection —
+//!    SQLite with the store's pragmas, or a `PgConnection` — the rate durable ingest
+//!    must reach (issue 14).
+//! 5. Statements: `--statement-spans` spans over OTLP/HTTP into a server with sqlx's
+//!    statement log on, every statement it runs counted from the log (a run of its own:
+//!    the log costs time).
+//!
+//! What is counted per 1,000 spans, and where from: the writer's transactions (the
+//! server's `/metrics`, both engines); statements (the sqlx log, both engines; and
+//! `pg_stat_statements` when the PostgreSQL server loads it); PostgreSQL's transactions
+//! and inserted rows (`pg_stat_database`, TOAST chunks included, read before the server
+//! starts and after it stopped: start-up and shutdown are in them); the rows the
+//! database holds afterwards (table counts, both engines). On PostgreSQL the bench also
+//! reads the CPU time of the database's backends (`/proc`) and samples
+//! `pg_stat_activity`: where the backends' time goes.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,12 +56,17 @@ use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use prost::Message;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection};
 use tracelink::store::batch::Batch;
 use tracelink::store::writer::SubmitError;
+use tracelink::store::{Engine, Location};
 use tracelink::telemetry::Telemetry;
 
-use super::{HttpConn, ServerChild, pin, taskset_available};
+use super::engines::{
+    ActivitySampler, BackendCpu, BenchDb, BenchDirs, EngineArgs, PgCounters, PgWatch, SideBySide,
+    current_thread, engine_name, per_thousand, rows_added, table_rows,
+};
+use super::{HttpConn, ServerChild, StatementLog, pin, taskset_available};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct IngestArgs {
@@ -65,9 +88,16 @@ pub struct IngestArgs {
     /// CPU core the load generator is pinned to.
     #[arg(long, default_value_t = 1)]
     pub client_core: usize,
-    /// Directory for the databases (default: a fresh temporary directory, removed afterwards).
+    /// Directory for the SQLite databases (default: a fresh temporary directory, removed
+    /// afterwards).
     #[arg(long)]
     pub db_dir: Option<PathBuf>,
+    /// Spans sent (over OTLP/HTTP, at most --spans) in the run that counts the server's
+    /// statements from sqlx's statement log; 0 leaves that run out.
+    #[arg(long, default_value_t = 20_000)]
+    pub statement_spans: usize,
+    #[command(flatten)]
+    pub engines: EngineArgs,
 }
 
 /// Backoff after the server refuses a request because its write queue is full.
@@ -80,22 +110,39 @@ const QUEUE_CAPACITY: usize = 256;
 const RAW_ROWS_PER_STATEMENT: usize = 100;
 const RAW_ROW_BYTES: usize = 1024;
 const RAW_ROWS_PER_TX: usize = 6400;
+/// How often `pg_stat_activity` is sampled during a transport phase.
+const ACTIVITY_EVERY: Duration = Duration::from_millis(10);
 
 // ---------------------------------------------------------------------------------------
 // Orchestration
 // ---------------------------------------------------------------------------------------
 
+/// What every engine's phases share, built once.
+struct Shared {
+    exe: PathBuf,
+    dirs: BenchDirs,
+    clk_tck: f64,
+    server_core: Option<usize>,
+    /// Pins this process to a core (a no-op without taskset).
+    pin_self: Box<dyn Fn(usize)>,
+    payloads: Arc<Vec<Vec<u8>>>,
+    /// Spans in each payload.
+    payload_spans: Vec<usize>,
+    stored_rows: usize,
+}
+
 pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     if args.spans == 0 || args.spans_per_request == 0 || args.concurrency == 0 {
         bail!("--spans, --spans-per-request and --concurrency must be at least 1");
     }
+    let engines = args.engines.resolve()?;
     let exe = super::tracelink_binary()?;
     let me = std::process::id();
     let pinning = taskset_available();
     if !pinning {
         eprintln!("warning: `taskset` is not available; the server and the client run unpinned");
     }
-    let pin_self = |core: usize| {
+    let pin_self = move |core: usize| {
         if pinning && let Err(e) = pin(me, core) {
             eprintln!("warning: could not pin this process to core {core}: {e:#}");
         }
@@ -108,9 +155,10 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
 
     // Everything the timed regions need is built here, outside them.
     let generated = Instant::now();
-    let requests = generate(&args);
+    let requests = generate(args.spans, args.spans_per_request, args.attributes);
     let generate_time = generated.elapsed();
     let payloads: Vec<Vec<u8>> = requests.iter().map(|r| r.encode_to_vec()).collect();
+    let payload_spans: Vec<usize> = requests.iter().map(spans_in).collect();
     let payload_bytes: usize = payloads.iter().map(Vec::len).sum();
     let started = Instant::now();
     for p in &payloads {
@@ -121,17 +169,17 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     let batches: Vec<Batch> = requests.iter().map(tracelink::agents::traces).collect();
     let normalise_time = started.elapsed();
     let stored_rows: usize = batches.iter().map(|b| b.spans.len()).sum();
+    drop((requests, batches));
     if stored_rows != args.spans {
         eprintln!(
             "warning: normalisation kept {stored_rows} of {} spans",
             args.spans
         );
     }
-    let payloads = Arc::new(payloads);
     let n_requests = payloads.len();
 
     println!(
-        "tracelink bench ingest: {} spans, {} spans/request, {} attributes/span, {} concurrent, {}",
+        "tracelink bench ingest: {} spans, {} spans/request, {} attributes/span, {} concurrent, {}; engines: {}",
         args.spans,
         args.spans_per_request,
         args.attributes,
@@ -139,10 +187,15 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         match server_core {
             Some(c) => format!("server pinned to core {c}"),
             None => "server unpinned".to_string(),
-        }
+        },
+        engines
+            .iter()
+            .map(|e| engine_name(*e))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!(
-        "payload: {n_requests} requests, {:.1} KiB/request, {:.1} MB protobuf in total; generated in {:.2} s; client pinned to core {}; databases in {}",
+        "payload: {n_requests} requests, {:.1} KiB/request, {:.1} MB protobuf in total; generated in {:.2} s; client pinned to core {}; SQLite files in {}",
         payload_bytes as f64 / n_requests as f64 / 1024.0,
         payload_bytes as f64 / 1e6,
         generate_time.as_secs_f64(),
@@ -153,57 +206,162 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         },
         dirs.root.display(),
     );
+    let per_req = |d: Duration| ms(d) / n_requests as f64;
+    println!(
+        "per request, client side, one core: protobuf decode {:.3} ms, normalise {:.3} ms",
+        per_req(decode_time),
+        per_req(normalise_time),
+    );
+
+    let shared = Shared {
+        exe,
+        dirs,
+        clk_tck,
+        server_core,
+        pin_self: Box::new(pin_self),
+        payloads: Arc::new(payloads),
+        payload_spans,
+        stored_rows,
+    };
+    let mut runs = Vec::with_capacity(engines.len());
+    for engine in &engines {
+        let run = run_engine(*engine, &args, &shared)
+            .with_context(|| format!("bench ingest on {}", engine_name(*engine)))?;
+        print_engine(&run, &args, &shared);
+        runs.push(run);
+    }
+    print_side_by_side(&engines, &runs, &args, &shared);
+    Ok(())
+}
+
+/// Spans in an export request.
+fn spans_in(r: &ExportTraceServiceRequest) -> usize {
+    r.resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .map(|ss| ss.spans.len())
+        .sum()
+}
+
+/// One engine's figures.
+struct EngineRun {
+    engine: Engine,
+    http: TransportRun,
+    grpc: TransportRun,
+    writer: Load,
+    writer_commits: Option<Commits>,
+    raw_rows: u64,
+    raw_time: Duration,
+    /// The statement-counting run: spans sent, and the statements logged meanwhile.
+    statements: Option<(usize, StatementLog)>,
+}
+
+fn run_engine(engine: Engine, args: &IngestArgs, shared: &Shared) -> anyhow::Result<EngineRun> {
+    println!();
+    println!("== {} ==", engine_name(engine));
+    // The requests and the normalised rows again, outside the timed regions.
+    let requests = shared
+        .payloads
+        .iter()
+        .map(|p| ExportTraceServiceRequest::decode(&p[..]))
+        .collect::<Result<Vec<_>, _>>()
+        .context("decoding the generated requests")?;
+    let batches: Vec<Batch> = requests.iter().map(tracelink::agents::traces).collect();
 
     // Transport 1: OTLP/HTTP protobuf.
-    let db = dirs.fresh("http-protobuf")?;
+    let db = BenchDb::fresh(engine, &shared.dirs, "http-protobuf")?;
     let http = {
-        let payloads = payloads.clone();
+        let payloads = shared.payloads.clone();
         let concurrency = args.concurrency;
-        measure_transport(
-            &exe,
-            &db,
-            server_core,
-            clk_tck,
-            args.spans,
-            move |_, http| http_load(http, payloads, concurrency),
-        )
+        measure_transport(shared, &db, args.spans, move |_, http| {
+            http_load(http, payloads, concurrency)
+        })
         .context("OTLP/HTTP phase")?
     };
+    drop(db);
 
     // Transport 2: OTLP/gRPC. The requests are moved into the client, so none is cloned
     // in the timed region; a retried request is decoded again from its payload.
-    let db = dirs.fresh("grpc")?;
+    let db = BenchDb::fresh(engine, &shared.dirs, "grpc")?;
     let grpc = {
-        let payloads = payloads.clone();
+        let payloads = shared.payloads.clone();
         let concurrency = args.concurrency;
-        measure_transport(
-            &exe,
-            &db,
-            server_core,
-            clk_tck,
-            args.spans,
-            move |grpc, _| grpc_load(grpc, requests, payloads, concurrency),
-        )
-        .context("OTLP/gRPC phase")?
+        measure_transport(shared, &db, args.spans, move |grpc, _| {
+            grpc_load(grpc, requests, payloads, concurrency)
+        })
+        .context("OTLP/GRPC phase")?
     };
+    drop(db);
 
     // Ceilings, in this process on the server core.
-    pin_self(args.server_core);
-    let raw = {
-        let db = dirs.fresh("ceiling-raw")?;
-        current_thread()?.block_on(raw_ceiling(&db, stored_rows))
-    };
-    let writer = {
-        let db = dirs.fresh("ceiling-writer")?;
-        current_thread()?.block_on(writer_ceiling(&db, batches, args.concurrency))
-    };
-    pin_self(args.client_core);
-    let (raw_rows, raw_time) = raw.context("raw sqlx insert ceiling")?;
+    (shared.pin_self)(args.server_core);
+    let raw_db = BenchDb::fresh(engine, &shared.dirs, "ceiling-raw")?;
+    let raw = current_thread()?.block_on(raw_ceiling(&raw_db.location(), shared.stored_rows));
+    drop(raw_db);
+    let writer_db = BenchDb::fresh(engine, &shared.dirs, "ceiling-writer")?;
+    let writer = current_thread()?.block_on(writer_ceiling(
+        &writer_db.location(),
+        batches,
+        args.concurrency,
+    ));
+    drop(writer_db);
+    (shared.pin_self)(args.client_core);
+    let (raw_rows, raw_time) = raw.context("raw 1 KB row insert ceiling")?;
     let (writer, writer_commits) = writer.context("writer ceiling")?;
 
-    // The table.
+    let statements = if args.statement_spans > 0 {
+        Some(count_statements(engine, args, shared).context("statement-counting run")?)
+    } else {
+        None
+    };
+    Ok(EngineRun {
+        engine,
+        http,
+        grpc,
+        writer,
+        writer_commits,
+        raw_rows,
+        raw_time,
+        statements,
+    })
+}
+
+/// OTLP/HTTP into a server with sqlx's statement log on: the statements logged from the
+/// first request sent to the last acknowledged (and a moment for the log to drain).
+fn count_statements(
+    engine: Engine,
+    args: &IngestArgs,
+    shared: &Shared,
+) -> anyhow::Result<(usize, StatementLog)> {
+    let mut n = 0;
+    let mut spans = 0;
+    while n < shared.payloads.len() && spans < args.statement_spans.min(args.spans) {
+        spans += shared.payload_spans[n];
+        n += 1;
+    }
+    let payloads = Arc::new(shared.payloads[..n].to_vec());
+    let db = BenchDb::fresh(engine, &shared.dirs, "statements")?;
+    let server = ServerChild::start_counting(&shared.exe, db.location(), shared.server_core)?;
+    let rt = current_thread()?;
+    let before = server.statement_log().unwrap_or_default();
+    rt.block_on(http_load(server.http, payloads, args.concurrency))?;
+    std::thread::sleep(Duration::from_millis(300));
+    let after = server.statement_log().unwrap_or_default();
+    drop(rt);
+    server.stop()?;
+    Ok((spans, after.since(&before)))
+}
+
+fn print_engine(run: &EngineRun, args: &IngestArgs, shared: &Shared) {
+    let n_requests = shared.payloads.len();
+    let payload_bytes: usize = shared.payloads.iter().map(Vec::len).sum();
+    if let Some(line) = run.http.pg.as_ref().map(|p| &p.server_line) {
+        println!("{line}");
+    } else {
+        println!("SQLite in the server's process (WAL, synchronous=FULL)");
+    }
     println!(
-        "{:<15} {:>9} {:>7} {:>6} {:>7} {:>7} {:>13} {:>8} {:>9} {:>9}",
+        "{:<15} {:>9} {:>7} {:>6} {:>7} {:>7} {:>13} {:>8} {:>9} {:>9} {:>9} {:>12}",
         "transport",
         "spans/s",
         "req/s",
@@ -213,12 +371,14 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         "peak RSS MiB",
         "retries",
         "srv CPU%",
-        "cli CPU%"
+        "db CPU%",
+        "cli CPU%",
+        "spans/CPU-s"
     );
-    for (name, t) in [("http/protobuf", &http), ("grpc", &grpc)] {
+    for (name, t) in [("http/protobuf", &run.http), ("grpc", &run.grpc)] {
         let secs = t.load.wall.as_secs_f64();
         println!(
-            "{:<15} {:>9.0} {:>7.1} {:>6.1} {:>7.2} {:>7.2} {:>13} {:>8} {:>9} {:>9}",
+            "{:<15} {:>9.0} {:>7.1} {:>6.1} {:>7.2} {:>7.2} {:>13} {:>8} {:>9} {:>9} {:>9} {:>12}",
             name,
             args.spans as f64 / secs,
             n_requests as f64 / secs,
@@ -229,46 +389,237 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
                 .map_or("?".to_string(), |k| format!("{:.1}", k as f64 / 1024.0)),
             t.load.retries,
             percent(t.server_cpu),
+            match run.engine {
+                Engine::Sqlite => "in srv".to_string(),
+                Engine::Postgres => percent(t.db_cpu),
+            },
             percent(t.client_cpu),
+            t.spans_per_cpu_second(args.spans)
+                .map_or("?".to_string(), |v| format!("{v:.0}")),
         );
     }
-    let ceiling = stored_rows as f64 / writer.wall.as_secs_f64();
+    let ceiling = shared.stored_rows as f64 / run.writer.wall.as_secs_f64();
     println!(
         "ceiling (writer, no OTLP)       spans/s {:>9.0}   ({:.2} s; per request p50 {:.2} ms, p99 {:.2} ms)",
         ceiling,
-        writer.wall.as_secs_f64(),
-        ms(writer.percentile(50.0)),
-        ms(writer.percentile(99.0)),
+        run.writer.wall.as_secs_f64(),
+        ms(run.writer.percentile(50.0)),
+        ms(run.writer.percentile(99.0)),
     );
+    let raw_rate = run.raw_rows as f64 / run.raw_time.as_secs_f64();
     println!(
-        "ceiling (raw 1 KB row inserts)  rows/s  {:>9.0}   ({:.2} s; {RAW_ROWS_PER_STATEMENT} rows/statement, {RAW_ROWS_PER_TX} rows/transaction)",
-        raw_rows as f64 / raw_time.as_secs_f64(),
-        raw_time.as_secs_f64(),
+        "ceiling (raw 1 KB row inserts)  rows/s  {:>9.0}   ({:.2} s; {RAW_ROWS_PER_STATEMENT} rows/statement, {RAW_ROWS_PER_TX} rows/transaction, native {} connection)",
+        raw_rate,
+        run.raw_time.as_secs_f64(),
+        match run.engine {
+            Engine::Sqlite => "SQLite",
+            Engine::Postgres => "PgConnection",
+        }
     );
-    let raw_rate = raw_rows as f64 / raw_time.as_secs_f64();
     println!(
         "ratio http/ceiling {:.0}%  grpc/ceiling {:.0}%  http/raw rows {:.2}  grpc/raw rows {:.2}",
-        100.0 * args.spans as f64 / http.load.wall.as_secs_f64() / ceiling,
-        100.0 * args.spans as f64 / grpc.load.wall.as_secs_f64() / ceiling,
-        args.spans as f64 / http.load.wall.as_secs_f64() / raw_rate,
-        args.spans as f64 / grpc.load.wall.as_secs_f64() / raw_rate,
+        100.0 * run.http.spans_per_second(args.spans) / ceiling,
+        100.0 * run.grpc.spans_per_second(args.spans) / ceiling,
+        run.http.spans_per_second(args.spans) / raw_rate,
+        run.grpc.spans_per_second(args.spans) / raw_rate,
     );
     for (name, commits, wall) in [
-        ("http/protobuf", http.commits, http.load.wall),
-        ("grpc", grpc.commits, grpc.load.wall),
-        ("writer ceiling", writer_commits, writer.wall),
+        ("http/protobuf", run.http.commits, run.http.load.wall),
+        ("grpc", run.grpc.commits, run.grpc.load.wall),
+        ("writer ceiling", run.writer_commits, run.writer.wall),
     ] {
         println!("writer, {name:<15} {}", Commits::describe(commits, wall));
     }
-    let per_req = |d: Duration| ms(d) / n_requests as f64;
     println!(
-        "per request, one core: protobuf decode {:.3} ms, normalise {:.3} ms, writer ceiling {:.3} ms, raw inserts {:.3} ms",
-        per_req(decode_time),
-        per_req(normalise_time),
-        per_req(writer.wall),
-        per_req(raw_time),
+        "per request, one core: writer ceiling {:.3} ms, raw inserts {:.3} ms",
+        ms(run.writer.wall) / n_requests as f64,
+        ms(run.raw_time) / n_requests as f64,
     );
-    Ok(())
+    if let Some((spans, log)) = &run.statements {
+        let kinds: Vec<String> = log
+            .by_kind
+            .iter()
+            .map(|(k, n)| format!("{k} {}", per_thousand(*n as f64, *spans)))
+            .collect();
+        println!(
+            "statements per 1,000 spans (sqlx statement log, a run of {spans} spans over OTLP/HTTP): {} without transaction control, {} BEGIN/COMMIT logged; by kind: {}",
+            per_thousand(log.statements() as f64, *spans),
+            per_thousand(log.transaction_control() as f64, *spans),
+            kinds.join(", ")
+        );
+    }
+    for (name, t) in [("http/protobuf", &run.http), ("grpc", &run.grpc)] {
+        if let Some((total, tables)) = &t.rows {
+            println!(
+                "rows stored, {name}: {} per 1,000 spans ({total} in all: {})",
+                per_thousand(*total as f64, args.spans),
+                tables
+                    .iter()
+                    .map(|(t, n)| format!("{t} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        if let Some(pg) = &t.pg {
+            let c = pg.counters;
+            println!(
+                "PostgreSQL, {name} (pg_stat_database, server start to stop): {} transactions, {} rows inserted = {} transactions and {} rows inserted per 1,000 spans{}",
+                c.transactions,
+                c.tup_inserted,
+                per_thousand(c.transactions as f64, args.spans),
+                per_thousand(c.tup_inserted as f64, args.spans),
+                c.statements.map_or(String::new(), |s| format!(
+                    "; pg_stat_statements: {s} statements = {} per 1,000 spans",
+                    per_thousand(s as f64, args.spans)
+                )),
+            );
+            println!(
+                "  writes by table (pg_stat_all_tables: inserted/updated/deleted): {}",
+                pg.table_writes
+                    .iter()
+                    .map(|(t, i, u, d)| format!("{t} {i}/{u}/{d}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            for line in &pg.activity {
+                println!("  {line}");
+            }
+        }
+    }
+}
+
+fn print_side_by_side(engines: &[Engine], runs: &[EngineRun], args: &IngestArgs, shared: &Shared) {
+    let mut t = SideBySide::new(
+        format!(
+            "bench ingest, side by side ({} spans per transport, {} spans/request, {} concurrent; tracelink pinned to {})",
+            args.spans,
+            args.spans_per_request,
+            args.concurrency,
+            shared
+                .server_core
+                .map_or("no core (unpinned)".to_string(), |c| format!("core {c}")),
+        ),
+        engines,
+    );
+    let each = |f: &dyn Fn(&EngineRun) -> String| runs.iter().map(f).collect::<Vec<_>>();
+    let rate = |v: f64| format!("{v:.0}");
+    t.row(
+        "OTLP/HTTP spans/s (tracelink on one core)",
+        each(&|r| rate(r.http.spans_per_second(args.spans))),
+    );
+    t.row(
+        "OTLP/gRPC spans/s (tracelink on one core)",
+        each(&|r| rate(r.grpc.spans_per_second(args.spans))),
+    );
+    t.row(
+        "OTLP/HTTP p99 ms per request",
+        each(&|r| format!("{:.2}", ms(r.http.load.percentile(99.0)))),
+    );
+    t.row(
+        "OTLP/HTTP tracelink CPU (of its core)",
+        each(&|r| percent(r.http.server_cpu)),
+    );
+    t.row(
+        "OTLP/HTTP database backends CPU (of a core)",
+        each(&|r| match r.engine {
+            Engine::Sqlite => "in tracelink".to_string(),
+            Engine::Postgres => percent(r.http.db_cpu),
+        }),
+    );
+    t.row(
+        "OTLP/HTTP spans per CPU-second (tracelink + backends)",
+        each(&|r| {
+            r.http
+                .spans_per_cpu_second(args.spans)
+                .map_or("?".to_string(), rate)
+        }),
+    );
+    t.row(
+        "OTLP/gRPC spans per CPU-second (tracelink + backends)",
+        each(&|r| {
+            r.grpc
+                .spans_per_cpu_second(args.spans)
+                .map_or("?".to_string(), rate)
+        }),
+    );
+    t.row(
+        "writer ceiling spans/s (no OTLP, one core)",
+        each(&|r| rate(shared.stored_rows as f64 / r.writer.wall.as_secs_f64())),
+    );
+    t.row(
+        "plain 1 KB rows/s (native connection)",
+        each(&|r| rate(r.raw_rows as f64 / r.raw_time.as_secs_f64())),
+    );
+    let raw = |r: &EngineRun| r.raw_rows as f64 / r.raw_time.as_secs_f64();
+    t.row(
+        "OTLP/HTTP ingest ÷ plain 1 KB rows",
+        each(&|r| format!("{:.2}", r.http.spans_per_second(args.spans) / raw(r))),
+    );
+    t.row(
+        "OTLP/gRPC ingest ÷ plain 1 KB rows",
+        each(&|r| format!("{:.2}", r.grpc.spans_per_second(args.spans) / raw(r))),
+    );
+    t.row(
+        "writer transactions per 1,000 spans (HTTP, /metrics)",
+        each(&|r| {
+            r.http
+                .commits
+                .map_or("?".to_string(), |c| per_thousand(c.count, args.spans))
+        }),
+    );
+    t.row(
+        "statements per 1,000 spans (sqlx log, no BEGIN/COMMIT)",
+        each(&|r| {
+            r.statements.as_ref().map_or("n/a".to_string(), |(s, log)| {
+                per_thousand(log.statements() as f64, *s)
+            })
+        }),
+    );
+    t.row(
+        "statements per 1,000 spans (pg_stat_statements, HTTP)",
+        each(&|r| match (&r.engine, &r.http.pg) {
+            (Engine::Postgres, Some(pg)) => pg
+                .counters
+                .statements
+                .map_or("n/a (not loaded)".to_string(), |s| {
+                    per_thousand(s as f64, args.spans)
+                }),
+            _ => "n/a".to_string(),
+        }),
+    );
+    t.row(
+        "database transactions per 1,000 spans (pg_stat_database, HTTP)",
+        each(&|r| {
+            r.http.pg.as_ref().map_or("n/a".to_string(), |pg| {
+                per_thousand(pg.counters.transactions as f64, args.spans)
+            })
+        }),
+    );
+    t.row(
+        "rows inserted per 1,000 spans (pg_stat_database, TOAST incl., HTTP)",
+        each(&|r| {
+            r.http.pg.as_ref().map_or("n/a".to_string(), |pg| {
+                per_thousand(pg.counters.tup_inserted as f64, args.spans)
+            })
+        }),
+    );
+    t.row(
+        "rows stored per 1,000 spans (table counts, HTTP)",
+        each(&|r| {
+            r.http.rows.as_ref().map_or("?".to_string(), |(n, _)| {
+                per_thousand(*n as f64, args.spans)
+            })
+        }),
+    );
+    t.row(
+        "OTLP/HTTP server peak RSS MiB",
+        each(&|r| {
+            r.http
+                .peak_rss_kib
+                .map_or("?".to_string(), |k| format!("{:.1}", k as f64 / 1024.0))
+        }),
+    );
+    t.print();
 }
 
 fn ms(d: Duration) -> f64 {
@@ -279,13 +630,6 @@ fn percent(v: Option<f64>) -> String {
     v.map_or("?".to_string(), |v| format!("{:.0}%", v * 100.0))
 }
 
-fn current_thread() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("building a tokio runtime")
-}
-
 /// One transport's figures.
 struct TransportRun {
     load: Load,
@@ -294,17 +638,43 @@ struct TransportRun {
     server_cpu: Option<f64>,
     /// Share of one core this process used while the client ran.
     client_cpu: Option<f64>,
+    /// Share of one core the PostgreSQL backends of the database used meanwhile.
+    db_cpu: Option<f64>,
     /// The server writer's transactions over the whole run.
     commits: Option<Commits>,
+    /// Rows the database gained, in all and by table.
+    rows: Option<(i64, Vec<(String, i64)>)>,
+    /// PostgreSQL's own figures.
+    pg: Option<PgPhase>,
+}
+
+impl TransportRun {
+    fn spans_per_second(&self, spans: usize) -> f64 {
+        spans as f64 / self.load.wall.as_secs_f64()
+    }
+
+    /// Spans per second of CPU the server and its database backends used.
+    fn spans_per_cpu_second(&self, spans: usize) -> Option<f64> {
+        let cores = self.server_cpu? + self.db_cpu.unwrap_or(0.0);
+        (cores > 0.0).then(|| self.spans_per_second(spans) / cores)
+    }
+}
+
+/// What PostgreSQL says about one transport phase's database.
+struct PgPhase {
+    server_line: String,
+    counters: PgCounters,
+    table_writes: Vec<(String, i64, i64, i64)>,
+    activity: Vec<String>,
 }
 
 /// Starts a child server on a fresh database, drives `client` against it on a
-/// current-thread runtime, then reads the server's peak RSS and stops it.
+/// current-thread runtime, then reads the server's peak RSS and stops it. On
+/// PostgreSQL the database's counters are read before the server starts and after it
+/// stopped, and its backends are watched while the client runs.
 fn measure_transport<F, Fut>(
-    exe: &Path,
-    db: &Path,
-    core: Option<usize>,
-    clk_tck: f64,
+    shared: &Shared,
+    db: &BenchDb,
     spans: usize,
     client: F,
 ) -> anyhow::Result<TransportRun>
@@ -312,14 +682,43 @@ where
     F: FnOnce(SocketAddr, SocketAddr) -> Fut,
     Fut: Future<Output = anyhow::Result<Load>>,
 {
-    let server = ServerChild::start(exe, db, core)?;
+    let location = db.location();
+    // PostgreSQL's watch lives on a runtime of its own: the client's is dropped before
+    // the server stops, and the watch reads after that.
+    let pg_rt = current_thread()?;
+    let rows_before = pg_rt.block_on(table_rows(&location))?;
+    let mut watch = match db.postgres() {
+        Some(pg) => Some(pg_rt.block_on(PgWatch::connect(pg))?),
+        None => None,
+    };
+    let counters_before = match watch.as_mut() {
+        Some(w) => Some(pg_rt.block_on(w.counters_before())?),
+        None => None,
+    };
+    let server = ServerChild::start(&shared.exe, location.clone(), shared.server_core)?;
+    let backends_before = match watch.as_mut() {
+        Some(w) => Some(BackendCpu::start(&pg_rt.block_on(w.backends())?)),
+        None => None,
+    };
+    let sampler = db
+        .postgres()
+        .map(|pg| ActivitySampler::start(pg, ACTIVITY_EVERY));
     let rt = current_thread()?;
     let server_pid = server.pid.to_string();
     let (srv0, cli0) = (cpu_ticks(&server_pid), cpu_ticks("self"));
     let started = Instant::now();
-    let load = rt.block_on(client(server.grpc, server.http))?;
+    let load = rt.block_on(client(server.grpc, server.http));
     let elapsed = started.elapsed().as_secs_f64();
     let (srv1, cli1) = (cpu_ticks(&server_pid), cpu_ticks("self"));
+    let db_ticks = match (watch.as_mut(), &backends_before) {
+        (Some(w), Some(b)) => Some(b.ticks_since(&pg_rt.block_on(w.backends())?)),
+        _ => None,
+    };
+    let activity = match sampler {
+        Some(s) => s.finish()?.describe(),
+        None => Vec::new(),
+    };
+    let load = load?;
     let commits = match rt.block_on(server_metrics(server.http)) {
         Ok(text) => Commits::parse(&text),
         Err(e) => {
@@ -327,88 +726,58 @@ where
             None
         }
     };
-    let share =
-        |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?) as f64 / clk_tck / elapsed);
+    let share = |a: Option<u64>, b: Option<u64>| {
+        Some(b?.saturating_sub(a?) as f64 / shared.clk_tck / elapsed)
+    };
     // Dropping the runtime closes the client's connections: a gRPC channel left open
     // on a runtime nobody drives never answers the server's GOAWAY, and the server's
     // graceful shutdown would wait for it.
     drop(rt);
     let peak_rss_kib = server.stop()?;
-    match current_thread()?.block_on(count_spans(db)) {
+    let pg = match (watch.as_mut(), counters_before) {
+        (Some(w), Some(before)) => {
+            let after = pg_rt.block_on(w.counters_after())?;
+            Some(PgPhase {
+                server_line: w.server_line.clone(),
+                counters: after - before,
+                table_writes: pg_rt.block_on(w.table_writes())?,
+                activity,
+            })
+        }
+        _ => None,
+    };
+    match pg_rt.block_on(count_spans(&location)) {
         Ok(n) if n == spans as i64 => {}
-        Ok(n) => eprintln!(
-            "warning: {} holds {n} spans after the run, {spans} were sent",
-            db.display()
-        ),
+        Ok(n) => eprintln!("warning: {location} holds {n} spans after the run, {spans} were sent"),
         Err(e) => eprintln!("warning: counting the stored spans: {e:#}"),
     }
+    let rows = match pg_rt.block_on(table_rows(&location)) {
+        Ok(after) => {
+            let added = rows_added(&rows_before, &after);
+            Some((added.iter().map(|(_, n)| n).sum(), added))
+        }
+        Err(e) => {
+            eprintln!("warning: counting the rows stored: {e:#}");
+            None
+        }
+    };
     Ok(TransportRun {
         load,
         peak_rss_kib,
         server_cpu: share(srv0, srv1),
         client_cpu: share(cli0, cli1),
+        db_cpu: db_ticks.map(|t| t as f64 / shared.clk_tck / elapsed),
         commits,
+        rows,
+        pg,
     })
 }
 
-async fn count_spans(db: &Path) -> anyhow::Result<i64> {
-    let db = tracelink::store::Db::open_read_only(db).await?;
+async fn count_spans(location: &Location) -> anyhow::Result<i64> {
+    let db = tracelink::store::Db::open_read_only(location).await?;
     let n = db.stored_rows("traces").await;
     db.close().await;
     Ok(n?)
-}
-
-/// The benchmark's databases: one fresh subdirectory per phase.
-struct BenchDirs {
-    root: PathBuf,
-    /// Removed on drop when the benchmark created it.
-    owned: bool,
-}
-
-impl BenchDirs {
-    fn new(dir: Option<PathBuf>) -> anyhow::Result<Self> {
-        match dir {
-            Some(root) => {
-                std::fs::create_dir_all(&root)
-                    .with_context(|| format!("creating {}", root.display()))?;
-                Ok(Self { root, owned: false })
-            }
-            None => {
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.subsec_nanos());
-                let root = std::env::temp_dir().join(format!(
-                    "tracelink-bench-{}-{nanos:08x}",
-                    std::process::id()
-                ));
-                std::fs::create_dir(&root)
-                    .with_context(|| format!("creating {}", root.display()))?;
-                Ok(Self { root, owned: true })
-            }
-        }
-    }
-
-    /// `<root>/<phase>/bench.db`, in a directory that must not exist yet.
-    fn fresh(&self, phase: &str) -> anyhow::Result<PathBuf> {
-        let dir = self.root.join(phase);
-        std::fs::create_dir(&dir).with_context(|| {
-            format!(
-                "creating {} (it must not exist: pass an empty --db-dir)",
-                dir.display()
-            )
-        })?;
-        Ok(dir.join("bench.db"))
-    }
-}
-
-impl Drop for BenchDirs {
-    fn drop(&mut self) {
-        if self.owned
-            && let Err(e) = std::fs::remove_dir_all(&self.root)
-        {
-            eprintln!("warning: removing {}: {e}", self.root.display());
-        }
-    }
 }
 
 pub(super) fn clock_ticks_per_second() -> f64 {
@@ -655,7 +1024,7 @@ async fn grpc_load(
 
 /// The normalised batches through the service's own writer, `concurrency` submitters.
 async fn writer_ceiling(
-    db: &Path,
+    db: &Location,
     batches: Vec<Batch>,
     concurrency: usize,
 ) -> anyhow::Result<(Load, Option<Commits>)> {
@@ -703,25 +1072,14 @@ async fn writer_ceiling(
     Ok((load?, Commits::parse(&telemetry.render(0, capacity))))
 }
 
-/// Plain ~1 KB rows, one per span, as multi-row INSERTs on a plain connection with the
-/// store's pragmas into a table of their own (`id INTEGER PRIMARY KEY, body BLOB`): the
-/// rate at which this machine's SQLite stores rows of that size, which durable ingest is
-/// measured against. Returns the rows inserted and the time taken.
-async fn raw_ceiling(db: &Path, rows: usize) -> anyhow::Result<(u64, Duration)> {
-    let mut conn = SqliteConnectOptions::from_str(&format!("sqlite://{}", db.display()))?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .pragma("cache_size", "-65536")
-        .pragma("temp_store", "memory")
-        .disable_statement_logging()
-        .connect()
-        .await
-        .with_context(|| format!("opening {}", db.display()))?;
-    sqlx::query("CREATE TABLE ceiling_rows (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
-        .execute(&mut conn)
-        .await?;
-    // Distinct, incompressible-ish bodies (SQLite does not compress, but be honest).
+/// Plain ~1 KB rows, one per span, as multi-row INSERTs into a table of their own on a
+/// native connection: SQLite with the store's pragmas (`id INTEGER PRIMARY KEY, body
+/// BLOB`), or a `PgConnection` with the server's settings (`id BIGINT PRIMARY KEY, body
+/// BYTEA`); the rate at which this machine's engine stores rows of that size, which
+/// durable ingest is measured against. Returns the rows inserted and the time taken.
+async fn raw_ceiling(db: &Location, rows: usize) -> anyhow::Result<(u64, Duration)> {
+    // Distinct, incompressible bodies (SQLite does not compress, PostgreSQL compresses
+    // only values beyond ~2 KB; be honest anyway).
     let mut rng = XorShift::new(0x1cb);
     let bodies: Vec<Vec<u8>> = (0..rows)
         .map(|_| {
@@ -731,43 +1089,91 @@ async fn raw_ceiling(db: &Path, rows: usize) -> anyhow::Result<(u64, Duration)> 
         })
         .collect();
     const HEAD: &str = "INSERT INTO ceiling_rows (id, body) VALUES ";
-    let full = values_sql(HEAD, 2, RAW_ROWS_PER_STATEMENT);
-    let mut inserted = 0;
-    let started = Instant::now();
-    let mut id = 0i64;
-    for tx_rows in bodies.chunks(RAW_ROWS_PER_TX) {
-        let mut tx = conn.begin().await?;
-        for chunk in tx_rows.chunks(RAW_ROWS_PER_STATEMENT) {
-            let sql = if chunk.len() == RAW_ROWS_PER_STATEMENT {
-                full.clone()
-            } else {
-                values_sql(HEAD, 2, chunk.len())
-            };
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for body in chunk {
-                id += 1;
-                q = q.bind(id).bind(&body[..]);
+    // The timed loop, the same for both connection types: RAW_ROWS_PER_TX rows per
+    // transaction, RAW_ROWS_PER_STATEMENT per statement.
+    macro_rules! insert_all {
+        ($conn:expr, $numbered:expr) => {{
+            let full = values_sql(HEAD, 2, RAW_ROWS_PER_STATEMENT, $numbered);
+            let mut inserted = 0;
+            let started = Instant::now();
+            let mut id = 0i64;
+            for tx_rows in bodies.chunks(RAW_ROWS_PER_TX) {
+                let mut tx = $conn.begin().await?;
+                for chunk in tx_rows.chunks(RAW_ROWS_PER_STATEMENT) {
+                    let sql = if chunk.len() == RAW_ROWS_PER_STATEMENT {
+                        full.clone()
+                    } else {
+                        values_sql(HEAD, 2, chunk.len(), $numbered)
+                    };
+                    let mut q = sqlx::query(AssertSqlSafe(sql));
+                    for body in chunk {
+                        id += 1;
+                        q = q.bind(id).bind(&body[..]);
+                    }
+                    inserted += q.execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
             }
-            inserted += q.execute(&mut *tx).await?.rows_affected();
-        }
-        tx.commit().await?;
+            (inserted, started.elapsed())
+        }};
     }
-    let elapsed = started.elapsed();
-    conn.close().await?;
-    Ok((inserted, elapsed))
+    match db {
+        Location::File(path) => {
+            let mut conn = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .pragma("cache_size", "-65536")
+                .pragma("temp_store", "memory")
+                .disable_statement_logging()
+                .connect()
+                .await
+                .with_context(|| format!("opening {}", path.display()))?;
+            sqlx::query("CREATE TABLE ceiling_rows (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+                .execute(&mut conn)
+                .await?;
+            let (inserted, elapsed) = insert_all!(conn, false);
+            conn.close().await?;
+            Ok((inserted, elapsed))
+        }
+        Location::Postgres(url) => {
+            let mut conn = sqlx::postgres::PgConnectOptions::from_str(url)?
+                .disable_statement_logging()
+                .connect()
+                .await
+                .with_context(|| format!("opening {db}"))?;
+            sqlx::query("CREATE TABLE ceiling_rows (id BIGINT PRIMARY KEY, body BYTEA NOT NULL)")
+                .execute(&mut conn)
+                .await?;
+            let (inserted, elapsed) = insert_all!(conn, true);
+            PgConnection::close(conn).await?;
+            Ok((inserted, elapsed))
+        }
+    }
 }
 
-/// `head`, then `rows` groups of `columns` placeholders, then `ON CONFLICT DO NOTHING`
-/// (a span already stored is skipped, as the writer does).
-fn values_sql(head: &str, columns: usize, rows: usize) -> String {
-    let one = format!("({})", vec!["?"; columns].join(", "));
-    let mut sql = String::with_capacity(head.len() + rows * (one.len() + 2) + 24);
+/// `head`, then `rows` groups of `columns` placeholders (`?`, or `$n` when `numbered`,
+/// as PostgreSQL takes them), then `ON CONFLICT DO NOTHING` (a span already stored is
+/// skipped, as the writer does).
+fn values_sql(head: &str, columns: usize, rows: usize, numbered: bool) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * (columns * 5 + 4) + 24);
     sql.push_str(head);
+    let mut n = 0;
     for i in 0..rows {
-        if i > 0 {
-            sql.push_str(", ");
+        sql.push_str(if i > 0 { ", (" } else { "(" });
+        for c in 0..columns {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            n += 1;
+            if numbered {
+                sql.push('$');
+                sql.push_str(&n.to_string());
+            } else {
+                sql.push('?');
+            }
         }
-        sql.push_str(&one);
+        sql.push(')');
     }
     sql.push_str(" ON CONFLICT DO NOTHING");
     sql
@@ -951,16 +1357,20 @@ fn resource(rng: &mut XorShift) -> Resource {
 
 /// Every request the benchmark sends: `spans` spans in requests of `spans_per_request`,
 /// each span unique by (trace id, span id) across the whole stream.
-pub(super) fn generate(args: &IngestArgs) -> Vec<ExportTraceServiceRequest> {
+pub(super) fn generate(
+    spans: usize,
+    spans_per_request: usize,
+    attributes_per_span: usize,
+) -> Vec<ExportTraceServiceRequest> {
     // 2025-01-01T00:00:00Z: traces start 3 ms apart from here.
     const BASE_NS: u64 = 1_735_689_600_000_000_000;
     let mut rng = XorShift::new(0x7472_6163_656c_696e);
     let mut trace_n: u64 = 0;
     let mut span_n: u64 = 0;
-    let mut left = args.spans;
-    let mut out = Vec::with_capacity(args.spans.div_ceil(args.spans_per_request));
+    let mut left = spans;
+    let mut out = Vec::with_capacity(spans.div_ceil(spans_per_request));
     while left > 0 {
-        let in_request = left.min(args.spans_per_request);
+        let in_request = left.min(spans_per_request);
         left -= in_request;
         let mut spans = Vec::with_capacity(in_request);
         while spans.len() < in_request {
@@ -1014,7 +1424,7 @@ pub(super) fn generate(args: &IngestArgs) -> Vec<ExportTraceServiceRequest> {
                     kind,
                     start_time_unix_nano: start,
                     end_time_unix_nano: end,
-                    attributes: attributes(&mut rng, args.attributes, method, route),
+                    attributes: attributes(&mut rng, attributes_per_span, method, route),
                     status: Some(status),
                     ..Default::default()
                 });

@@ -108,12 +108,7 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
     let core = pinning.then_some(args.server_core);
     raise_own_fd_limit(args.slow_connections as u64 + 256);
     let dirs = Dirs::new()?;
-    let pool = Arc::new(Pool::new(
-        MARK,
-        args.spans_per_request,
-        args.attributes,
-        (args.server_core, args.client_core),
-    )?);
+    let pool = Arc::new(Pool::new(MARK, args.spans_per_request, args.attributes)?);
     println!(
         "tracelink bench load: OTLP/HTTP protobuf, {} spans/request, {} attributes/span, {:.1} KiB/request; {}",
         args.spans_per_request,
@@ -319,7 +314,7 @@ fn calibrate(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let server = ServerChild::start(exe, &db.with_extension(format!("{attempt}")), core)?;
+        let server = ServerChild::start(exe, db.with_extension(format!("{attempt}")), core)?;
         let rt = runtime()?;
         let (acked, refused) = rt.block_on(back_to_back(server.http, pool, connections, secs))?;
         drop(rt);

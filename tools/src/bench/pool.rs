@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::bail;
 use prost::Message;
 
-use super::ingest::{IngestArgs, generate};
+use super::ingest::generate;
 
 /// Distinct requests in a pool; they are sent round-robin, each with a fresh stamp.
 pub(super) const POOL_REQUESTS: usize = 256;
@@ -27,17 +27,12 @@ impl Pool {
         mark: [u8; 8],
         spans_per_request: usize,
         attributes: usize,
-        (server_core, client_core): (usize, usize),
     ) -> anyhow::Result<Self> {
-        let mut requests = generate(&IngestArgs {
-            spans: POOL_REQUESTS * spans_per_request,
+        let mut requests = generate(
+            POOL_REQUESTS * spans_per_request,
             spans_per_request,
             attributes,
-            concurrency: 1,
-            server_core,
-            client_core,
-            db_dir: None,
-        });
+        );
         let spans = requests.iter_mut().flat_map(|r| {
             r.resource_spans
                 .iter_mut()

@@ -92,12 +92,7 @@ pub fn run(args: SoakArgs) -> anyhow::Result<()> {
     let core = pinning.then_some(args.server_core);
     let dir = SoakDir::new(args.db_dir.clone())?;
     let db = dir.root.join("soak.db");
-    let pool = Arc::new(Pool::new(
-        MARK,
-        args.spans_per_request,
-        args.attributes,
-        (args.server_core, args.client_core),
-    )?);
+    let pool = Arc::new(Pool::new(MARK, args.spans_per_request, args.attributes)?);
     let duration = Duration::from_secs_f64(args.minutes * 60.0);
     println!(
         "tracelink bench soak: --retain-raw {}, {} spans/s offered for {:.1} min over {} connections, {} spans/request ({:.1} KiB), {} attributes/span; {}; database {}",
