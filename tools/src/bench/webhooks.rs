@@ -2,7 +2,8 @@
 //! steady delivery rate (open loop: deliveries leave on schedule whether or not earlier
 //! ones were answered, as GitHub sends them), one new connection per delivery, against a
 //! child server pinned to one core; then every delivery is checked to be stored and
-//! applied (zero loss).
+//! applied (zero loss). On SQLite and PostgreSQL (`--engines sqlite,postgres`, the
+//! default), each on a fresh database, then the figures side by side.
 //!
 //! `./target/release/tracelink-dev bench webhooks` (100 deliveries/s for 30 s by default).
 
@@ -10,8 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use super::engines::{BenchDb, BenchDirs, EngineArgs, SideBySide, engine_name};
 use super::{HttpConn, ServerChild, pin, taskset_available};
 use tracelink::github::signature::sign;
+use tracelink::store::{Engine, Location};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct WebhookArgs {
@@ -27,6 +30,8 @@ pub struct WebhookArgs {
     /// CPU core the load generator is pinned to.
     #[arg(long, default_value_t = 1)]
     pub client_core: usize,
+    #[command(flatten)]
+    pub engines: EngineArgs,
 }
 
 const SECRET: &str = "bench-secret";
@@ -73,15 +78,62 @@ pub fn run(args: WebhookArgs) -> anyhow::Result<()> {
     if args.rate == 0 || args.seconds == 0 {
         bail!("--rate and --seconds must be at least 1");
     }
+    let engines = args.engines.resolve()?;
     let exe = super::tracelink_binary()?;
-    let dir = std::env::temp_dir().join(format!("tracelink-bench-webhooks-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let result = measure(&args, &exe, &dir.join("bench.db"));
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    let dirs = BenchDirs::new(None)?;
+    let mut runs = Vec::with_capacity(engines.len());
+    for engine in &engines {
+        println!();
+        println!("== {} ==", engine_name(*engine));
+        let db = BenchDb::fresh(*engine, &dirs, "webhooks")?;
+        let figures = measure(&args, &exe, &db.location())
+            .with_context(|| format!("bench webhooks on {}", engine_name(*engine)))?;
+        runs.push(figures);
+    }
+    print_side_by_side(&args, &engines, &runs);
+    Ok(())
 }
 
-fn measure(args: &WebhookArgs, exe: &std::path::Path, db: &std::path::Path) -> anyhow::Result<()> {
+/// One engine's figures.
+struct Figures {
+    /// Acknowledgement latency percentiles (50, 90, 99, 100), in ms.
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+    processed: i64,
+    total: usize,
+    peak_kib: Option<u64>,
+}
+
+fn print_side_by_side(args: &WebhookArgs, engines: &[Engine], runs: &[Figures]) {
+    let mut t = SideBySide::new(
+        format!(
+            "bench webhooks, side by side ({} deliveries/s for {} s, one connection each; tracelink pinned to core {})",
+            args.rate, args.seconds, args.server_core
+        ),
+        engines,
+    );
+    let each = |f: &dyn Fn(&Figures) -> String| runs.iter().map(f).collect::<Vec<_>>();
+    t.row("ack p50 ms", each(&|r| format!("{:.2}", r.p50)));
+    t.row("ack p90 ms", each(&|r| format!("{:.2}", r.p90)));
+    t.row("ack p99 ms", each(&|r| format!("{:.2}", r.p99)));
+    t.row("ack max ms", each(&|r| format!("{:.2}", r.max)));
+    t.row(
+        "deliveries stored and applied",
+        each(&|r| format!("{} of {}", r.processed, r.total)),
+    );
+    t.row(
+        "server peak RSS MiB",
+        each(&|r| {
+            r.peak_kib
+                .map_or("?".to_string(), |k| format!("{:.1}", k as f64 / 1024.0))
+        }),
+    );
+    t.print();
+}
+
+fn measure(args: &WebhookArgs, exe: &std::path::Path, db: &Location) -> anyhow::Result<Figures> {
     let pinning = taskset_available();
     let server = ServerChild::start_with(
         exe,
@@ -193,5 +245,13 @@ fn measure(args: &WebhookArgs, exe: &std::path::Path, db: &std::path::Path) -> a
         bail!("lost deliveries: {total} sent, {processed} processed, responses {statuses:?}");
     }
     println!("zero loss: {total} of {total} stored and applied");
-    Ok(())
+    Ok(Figures {
+        p50: pct(0.50),
+        p90: pct(0.90),
+        p99: pct(0.99),
+        max: pct(1.0),
+        processed,
+        total,
+        peak_kib: peak,
+    })
 }
