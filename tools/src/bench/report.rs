@@ -1,7 +1,9 @@
-//! `tracelink-dev bench report`: how long building a PR report takes from a file
-//! database, for a large PR (50 agent sessions, 10,000 spans, 200 commits by default).
-//! Cold: the database opened anew for each report (a new read-only pool: empty statement
-//! and page caches in SQLite); warm: one open database.
+//! `tracelink-dev bench report`: how long building a PR report takes, for a large PR
+//! (50 agent sessions, 10,000 spans, 200 commits by default), on SQLite and PostgreSQL
+//! (`--engines sqlite,postgres`, the default; a fresh database each), then side by side.
+//! Cold: the database opened anew for each report (a new read-only pool: new
+//! connections with empty statement caches; on SQLite empty page caches too, on
+//! PostgreSQL the server's shared buffers stay warm); warm: one open pool.
 //! The data goes in through the real paths (normalised OTLP through the writer, webhook
 //! events through plan + apply).
 
@@ -19,8 +21,10 @@ use tracelink::github::events::Event;
 use tracelink::ids::{PrNumber, RepoName};
 use tracelink::impact::ReportContext;
 use tracelink::impact::pull::build;
-use tracelink::store::Db;
+use tracelink::store::{Db, Engine, Location};
 use tracelink::telemetry::Telemetry;
+
+use super::engines::{BenchDb, BenchDirs, EngineArgs, SideBySide, engine_name};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReportArgs {
@@ -36,6 +40,8 @@ pub struct ReportArgs {
     /// Reports built per measurement.
     #[arg(long, default_value_t = 40)]
     pub runs: usize,
+    #[command(flatten)]
+    pub engines: EngineArgs,
 }
 
 const REPO: &str = "acme/widgets";
@@ -54,22 +60,72 @@ fn sha(i: usize) -> String {
 }
 
 pub fn run(args: ReportArgs) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
+    let engines = args.engines.resolve()?;
+    let dirs = BenchDirs::new(None)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(measure(args))
+        .build()?;
+    let mut runs = Vec::with_capacity(engines.len());
+    for engine in &engines {
+        println!();
+        println!("== {} ==", engine_name(*engine));
+        // Created (and dropped) outside the runtime: pgtest blocks on its own.
+        let db = BenchDb::fresh(*engine, &dirs, "report")?;
+        let figures = rt
+            .block_on(measure_in(&args, &db.location()))
+            .with_context(|| format!("bench report on {}", engine_name(*engine)))?;
+        runs.push(figures);
+    }
+    drop(rt);
+    print_side_by_side(&args, &engines, &runs);
+    Ok(())
 }
 
-async fn measure(args: ReportArgs) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("tracelink-bench-report-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let db = dir.join("bench.db");
-    let result = measure_in(&args, &db).await;
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+/// One engine's figures, in ms (set-up in s).
+struct Figures {
+    setup_s: f64,
+    linking_ms: f64,
+    cold: (f64, f64),
+    warm: (f64, f64),
 }
 
-async fn measure_in(args: &ReportArgs, db: &std::path::Path) -> anyhow::Result<()> {
+fn print_side_by_side(args: &ReportArgs, engines: &[Engine], runs: &[Figures]) {
+    let mut t = SideBySide::new(
+        format!(
+            "bench report, side by side (PR of {} commits, {} sessions, {} spans; {} reports per measurement)",
+            args.commits, args.sessions, args.spans, args.runs
+        ),
+        engines,
+    );
+    let each = |f: &dyn Fn(&Figures) -> String| runs.iter().map(f).collect::<Vec<_>>();
+    t.row(
+        "report p95 ms, warm (one pool)",
+        each(&|r| format!("{:.1}", r.warm.1)),
+    );
+    t.row(
+        "report p50 ms, warm (one pool)",
+        each(&|r| format!("{:.1}", r.warm.0)),
+    );
+    t.row(
+        "report p95 ms, cold (new pool per report)",
+        each(&|r| format!("{:.1}", r.cold.1)),
+    );
+    t.row(
+        "report p50 ms, cold (new pool per report)",
+        each(&|r| format!("{:.1}", r.cold.0)),
+    );
+    t.row(
+        "linking the PR's commits ms",
+        each(&|r| format!("{:.1}", r.linking_ms)),
+    );
+    t.row(
+        "set-up s (sessions through the writer, webhooks, links)",
+        each(&|r| format!("{:.1}", r.setup_s)),
+    );
+    t.print();
+}
+
+async fn measure_in(args: &ReportArgs, db: &Location) -> anyhow::Result<Figures> {
     let setup = Instant::now();
     let store = tracelink::store::open(db).await?;
     // The writer takes the store's connection; webhook events go through another.
@@ -228,7 +284,12 @@ async fn measure_in(args: &ReportArgs, db: &std::path::Path) -> anyhow::Result<(
         "markdown: {} bytes",
         tracelink::report::markdown::render(&r).len()
     );
-    Ok(())
+    Ok(Figures {
+        setup_s: setup.as_secs_f64(),
+        linking_ms: linking.as_secs_f64() * 1000.0,
+        cold: (c50, c95),
+        warm: (w50, w95),
+    })
 }
 
 fn pct(v: &mut [Duration]) -> (f64, f64) {
