@@ -292,6 +292,46 @@ impl std::ops::Sub for PgCounters {
     }
 }
 
+/// The PostgreSQL server in one line (version, durability settings, whether
+/// `pg_stat_statements` is loaded), and whether it is.
+async fn describe_server(admin: &mut PgConnection) -> anyhow::Result<(String, bool)> {
+    let (version, fsync, sync_commit, buffers, preload): (String, String, String, String, String) =
+        sqlx::query_as(
+            "SELECT current_setting('server_version'), current_setting('fsync'), \
+             current_setting('synchronous_commit'), current_setting('shared_buffers'), \
+             current_setting('shared_preload_libraries')",
+        )
+        .fetch_one(&mut *admin)
+        .await?;
+    let statements = preload.split(',').any(|l| l.trim() == "pg_stat_statements");
+    Ok((
+        format!(
+            "PostgreSQL {version} on {} (fsync={fsync}, synchronous_commit={sync_commit}, \
+             shared_buffers={buffers}, pg_stat_statements {})",
+            Location::Postgres(pgtest::server_url()),
+            if statements { "loaded" } else { "not loaded" }
+        ),
+        statements,
+    ))
+}
+
+/// What an engine section starts with: where the database is and how it is set up.
+pub(super) fn engine_line(engine: Engine) -> String {
+    match engine {
+        Engine::Sqlite => "SQLite in the server's process (WAL, synchronous=FULL)".to_string(),
+        Engine::Postgres => current_thread()
+            .and_then(|rt| {
+                rt.block_on(async {
+                    let mut admin = PgConnection::connect(&pgtest::server_url()).await?;
+                    let (line, _) = describe_server(&mut admin).await?;
+                    admin.close().await?;
+                    anyhow::Ok(line)
+                })
+            })
+            .unwrap_or_else(|e| format!("PostgreSQL (not described: {e:#})")),
+    }
+}
+
 /// Watches one bench database from the server's own database, so that its reads are
 /// not counted in the bench database's statistics.
 pub(super) struct PgWatch {
@@ -300,7 +340,6 @@ pub(super) struct PgWatch {
     url: String,
     /// `pg_stat_statements` is in `shared_preload_libraries`.
     statements: bool,
-    pub(super) server_line: String,
 }
 
 impl PgWatch {
@@ -309,31 +348,12 @@ impl PgWatch {
         let mut admin = PgConnection::connect(&server)
             .await
             .with_context(|| format!("connecting to {}", Location::Postgres(server.clone())))?;
-        let (version, fsync, sync_commit, buffers, preload): (
-            String,
-            String,
-            String,
-            String,
-            String,
-        ) = sqlx::query_as(
-            "SELECT current_setting('server_version'), current_setting('fsync'), \
-                 current_setting('synchronous_commit'), current_setting('shared_buffers'), \
-                 current_setting('shared_preload_libraries')",
-        )
-        .fetch_one(&mut admin)
-        .await?;
-        let statements = preload.split(',').any(|l| l.trim() == "pg_stat_statements");
+        let (_, statements) = describe_server(&mut admin).await?;
         let mut watch = PgWatch {
             admin,
             name: db.name().to_string(),
             url: db.url().to_string(),
             statements,
-            server_line: format!(
-                "PostgreSQL {version} on {} (fsync={fsync}, synchronous_commit={sync_commit}, \
-                 shared_buffers={buffers}, pg_stat_statements {})",
-                Location::Postgres(server),
-                if statements { "loaded" } else { "not loaded" }
-            ),
         };
         if watch.statements {
             // On the bench's own database only; without it the view does not exist there.
@@ -433,8 +453,9 @@ impl PgWatch {
         )
     }
 
-    /// Rows inserted, updated and deleted per table as `pg_stat_all_tables` counts them
-    /// (a TOAST table named after its owner), most inserted first. Read on the bench
+    /// Rows inserted, updated and deleted per table of the schema as `pg_stat_all_tables`
+    /// counts them (a TOAST table named after its owner; the shared catalogs, whose
+    /// figures every database shows, left out), most inserted first. Read on the bench
     /// database: call it after the counters.
     pub(super) async fn table_writes(&self) -> anyhow::Result<Vec<(String, i64, i64, i64)>> {
         let mut conn = PgConnection::connect(&self.url).await?;
@@ -442,6 +463,7 @@ impl PgWatch {
             "SELECT coalesce(owner.relname || ' (TOAST)', s.relname), s.n_tup_ins, s.n_tup_upd, s.n_tup_del \
              FROM pg_stat_all_tables s LEFT JOIN pg_class owner ON owner.reltoastrelid = s.relid \
              WHERE s.n_tup_ins + s.n_tup_upd + s.n_tup_del > 0 \
+             AND (s.schemaname = 'public' OR owner.relnamespace = 'public'::regnamespace) \
              ORDER BY s.n_tup_ins DESC, 1",
         )
         .fetch_all(&mut conn)
@@ -600,6 +622,8 @@ impl Activity {
 pub(super) async fn table_rows(location: &Location) -> anyhow::Result<BTreeMap<String, i64>> {
     let mut out = BTreeMap::new();
     match location {
+        // A database file not created yet holds nothing.
+        Location::File(path) if !path.exists() => {}
         Location::File(path) => {
             let mut conn =
                 SqliteConnection::connect(&format!("sqlite://{}?mode=ro", path.display()))

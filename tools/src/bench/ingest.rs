@@ -64,7 +64,7 @@ use tracelink::telemetry::Telemetry;
 
 use super::engines::{
     ActivitySampler, BackendCpu, BenchDb, BenchDirs, EngineArgs, PgCounters, PgWatch, SideBySide,
-    current_thread, engine_name, per_thousand, rows_added, table_rows,
+    current_thread, engine_line, engine_name, per_thousand, rows_added, table_rows,
 };
 use super::{HttpConn, ServerChild, StatementLog, pin, taskset_available};
 
@@ -355,11 +355,7 @@ fn count_statements(
 fn print_engine(run: &EngineRun, args: &IngestArgs, shared: &Shared) {
     let n_requests = shared.payloads.len();
     let payload_bytes: usize = shared.payloads.iter().map(Vec::len).sum();
-    if let Some(line) = run.http.pg.as_ref().map(|p| &p.server_line) {
-        println!("{line}");
-    } else {
-        println!("SQLite in the server's process (WAL, synchronous=FULL)");
-    }
+    println!("{}", engine_line(run.engine));
     println!(
         "{:<15} {:>9} {:>7} {:>6} {:>7} {:>7} {:>13} {:>8} {:>9} {:>9} {:>9} {:>12}",
         "transport",
@@ -408,11 +404,11 @@ fn print_engine(run: &EngineRun, args: &IngestArgs, shared: &Shared) {
     );
     let raw_rate = run.raw_rows as f64 / run.raw_time.as_secs_f64();
     println!(
-        "ceiling (raw 1 KB row inserts)  rows/s  {:>9.0}   ({:.2} s; {RAW_ROWS_PER_STATEMENT} rows/statement, {RAW_ROWS_PER_TX} rows/transaction, native {} connection)",
+        "ceiling (raw 1 KB row inserts)  rows/s  {:>9.0}   ({:.2} s; {RAW_ROWS_PER_STATEMENT} rows/statement, {RAW_ROWS_PER_TX} rows/transaction, native {})",
         raw_rate,
         run.raw_time.as_secs_f64(),
         match run.engine {
-            Engine::Sqlite => "SQLite",
+            Engine::Sqlite => "SQLite connection",
             Engine::Postgres => "PgConnection",
         }
     );
@@ -662,7 +658,6 @@ impl TransportRun {
 
 /// What PostgreSQL says about one transport phase's database.
 struct PgPhase {
-    server_line: String,
     counters: PgCounters,
     table_writes: Vec<(String, i64, i64, i64)>,
     activity: Vec<String>,
@@ -738,7 +733,6 @@ where
         (Some(w), Some(before)) => {
             let after = pg_rt.block_on(w.counters_after())?;
             Some(PgPhase {
-                server_line: w.server_line.clone(),
                 counters: after - before,
                 table_writes: pg_rt.block_on(w.table_writes())?,
                 activity,

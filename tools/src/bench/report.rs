@@ -24,7 +24,7 @@ use tracelink::impact::pull::build;
 use tracelink::store::{Db, Engine, Location};
 use tracelink::telemetry::Telemetry;
 
-use super::engines::{BenchDb, BenchDirs, EngineArgs, SideBySide, engine_name};
+use super::engines::{BenchDb, BenchDirs, EngineArgs, SideBySide, engine_line, engine_name};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReportArgs {
@@ -69,6 +69,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     for engine in &engines {
         println!();
         println!("== {} ==", engine_name(*engine));
+        println!("{}", engine_line(*engine));
         // Created (and dropped) outside the runtime: pgtest blocks on its own.
         let db = BenchDb::fresh(*engine, &dirs, "report")?;
         let figures = rt

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use super::engines::{BenchDb, BenchDirs, EngineArgs, SideBySide, engine_name};
+use super::engines::{BenchDb, BenchDirs, EngineArgs, SideBySide, engine_line, engine_name};
 use super::{HttpConn, ServerChild, pin, taskset_available};
 use tracelink::github::signature::sign;
 use tracelink::store::{Engine, Location};
@@ -85,6 +85,7 @@ pub fn run(args: WebhookArgs) -> anyhow::Result<()> {
     for engine in &engines {
         println!();
         println!("== {} ==", engine_name(*engine));
+        println!("{}", engine_line(*engine));
         let db = BenchDb::fresh(*engine, &dirs, "webhooks")?;
         let figures = measure(&args, &exe, &db.location())
             .with_context(|| format!("bench webhooks on {}", engine_name(*engine)))?;
