@@ -618,7 +618,8 @@ impl Activity {
     }
 }
 
-/// Rows per table (the migrations' bookkeeping left out), read after the server stopped.
+/// Rows per table (the migrations' bookkeeping left out; a partitioned table's rows
+/// under its own name), read after the server stopped.
 pub(super) async fn table_rows(location: &Location) -> anyhow::Result<BTreeMap<String, i64>> {
     let mut out = BTreeMap::new();
     match location {
@@ -648,8 +649,11 @@ pub(super) async fn table_rows(location: &Location) -> anyhow::Result<BTreeMap<S
         Location::Postgres(url) => {
             let mut conn = PgConnection::connect(url).await?;
             let tables: Vec<String> = sqlx::query_scalar(
-                "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' \
-                 AND tablename <> '_sqlx_migrations'",
+                // Partitions are counted through their parent, once.
+                "SELECT c.relname::text FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') \
+                 AND NOT c.relispartition AND c.relname <> '_sqlx_migrations'",
             )
             .fetch_all(&mut conn)
             .await?;
