@@ -271,8 +271,7 @@ async fn write_batch(
 
     // The request's raw record first: its id is what the key rows point to. When
     // tracelink received it is what retention counts from (agents' own timestamps can
-    // be 0). A request stored before (an exporter's retry) has the same digest and
-    // stores nothing.
+    // be 0).
     let sealed;
     let raw = match &b.raw {
         Some(raw) => raw,
@@ -283,27 +282,22 @@ async fn write_batch(
     };
     let rows = b.spans.len() + b.logs.len() + b.points.len();
     let received_ns = now_ns();
-    // PostgreSQL's raw records are partitioned by day, so the digest that recognises a
-    // re-sent request is kept beside them ([`super::partitions`]); SQLite's is a unique
-    // index on the record itself.
-    if engine == Engine::Postgres {
-        let fresh: Option<i64> = query_scalar(
-            "INSERT INTO raw_digests (digest, received_ns) VALUES (?, ?) \
-             ON CONFLICT DO NOTHING RETURNING received_ns",
-        )
-        .bind(&raw.digest[..])
-        .bind(received_ns)
-        .fetch_optional(&mut **tx)
-        .await?;
-        if fresh.is_none() {
-            written.duplicates = rows as u64;
-            return Ok((written, session_ids));
+    // A request stored before (an exporter's retry) has the same digest and stores
+    // nothing. PostgreSQL's raw records are partitioned by day, so the digest lives in a
+    // table beside them ([`super::partitions`]), written in the same statement; SQLite's
+    // is a unique index on the record itself.
+    let record: Option<i64> = query_scalar(match engine {
+        Engine::Sqlite => {
+            "INSERT INTO raw_records (received_ns, signal, format, rows, body, digest) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING RETURNING id"
         }
-    }
-    let record: Option<i64> = query_scalar(
-        "INSERT INTO raw_records (received_ns, signal, format, rows, body, digest) \
-         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
-    )
+        Engine::Postgres => {
+            "WITH fresh AS (INSERT INTO raw_digests (digest, received_ns) VALUES (?6, ?1) \
+               ON CONFLICT DO NOTHING RETURNING digest) \
+             INSERT INTO raw_records (received_ns, signal, format, rows, body, digest) \
+             SELECT ?1, ?2, ?3, ?4, ?5, digest FROM fresh RETURNING id"
+        }
+    })
     .bind(received_ns)
     .bind(b.signal.as_str())
     .bind(super::raw::FORMAT_PROTO_DEFLATE)

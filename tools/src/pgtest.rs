@@ -156,16 +156,28 @@ async fn drop_database(admin: &mut PgConnection, name: &str) -> anyhow::Result<(
 }
 
 /// The migrated template for the current schema, built if missing.
-async fn template(admin: &mut PgConnection, server: &str) -> anyhow::Result<String> {
+fn schema_digest() -> [u8; 32] {
     use sha2::{Digest, Sha256};
     let mut hash = Sha256::new();
     for m in tracelink::store::PG_MIGRATOR.iter() {
         hash.update(m.version.to_le_bytes());
         hash.update(&m.checksum[..]);
     }
-    let digest = hash.finalize();
-    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-    let name = format!("{TEMPLATE_PREFIX}{hex}");
+    hash.finalize().into()
+}
+
+/// `tl_tpl_<first 6 bytes of the schema's digest>`.
+fn template_name() -> String {
+    let hex: String = schema_digest()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{TEMPLATE_PREFIX}{hex}")
+}
+
+async fn template(admin: &mut PgConnection, server: &str) -> anyhow::Result<String> {
+    let digest = schema_digest();
+    let name = template_name();
     let lock_key = i64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
     sqlx::query("SELECT pg_advisory_lock($1)")
         .bind(lock_key)
@@ -227,6 +239,20 @@ async fn drop_leftovers(admin: &mut PgConnection) -> anyhow::Result<()> {
         if (gone || old) && pid != std::process::id() {
             drop_database(admin, &name).await.ok();
         }
+    }
+    // Templates of earlier schemas (and half-built ones), once untouched for an hour.
+    // Reading a database's age needs pg_stat_file (superuser); without it they stay.
+    let current = template_name();
+    let stale: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'tl\\_tpl\\_%' AND datname <> $1 \
+         AND (pg_stat_file('base/' || oid || '/PG_VERSION')).modification < now() - interval '1 hour'",
+    )
+    .bind(&current)
+    .fetch_all(&mut *admin)
+    .await
+    .unwrap_or_default();
+    for name in stale {
+        drop_database(admin, &name).await.ok();
     }
     Ok(())
 }
