@@ -932,3 +932,41 @@ async fn a_nul_in_an_attribute_is_stored_as_a_replacement_character() {
     );
     app.stop().await;
 }
+
+/// A webhook string holding U+0000 (JSON's `\u0000`) is applied like any other, stored
+/// as U+FFFD on both engines: on PostgreSQL, whose text cannot hold it, it would
+/// otherwise fail the delivery again at every retry.
+#[tokio::test]
+async fn a_nul_in_a_commit_message_is_applied() {
+    use super::reports::{Commit, SECRET, ZERO, deliver, push};
+    let mut app = TestApp::spawn_with(|a| a.webhook_secrets = vec![SECRET.parse().unwrap()]).await;
+    let commits = [Commit {
+        sha: "4444444444444444444444444444444444444444",
+        message: "Fix\u{0} the retry",
+        at: "2026-11-20T09:13:48Z",
+        email: "dev@acme.example",
+        login: "dev",
+        files: &["src/\u{0}retry.ts"],
+    }];
+    deliver(
+        &app,
+        "push",
+        "nul",
+        &push("refs/heads/retry", ZERO, &commits),
+    )
+    .await;
+    app.applied(1).await;
+    let rows = app.dump("commits", &[]).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0].contains("'Fix\u{FFFD} the retry'"), "{rows:?}");
+    let files = app.dump("commit_files", &[]).await;
+    assert!(files[0].contains("'src/\u{FFFD}retry.ts'"), "{files:?}");
+    let (status, failed) = app.get_json("/api/v1/deliveries?status=failed").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        failed["deliveries"].as_array().map(Vec::len),
+        Some(0),
+        "{failed}"
+    );
+    app.stop().await;
+}
