@@ -10,7 +10,7 @@
 //! Line sets are kept as ascending ranges (`"1-5,8,10-20"`, [`LineSet::encode`]), in the
 //! database and in memory alike: nothing here holds a line per line.
 
-use super::{query, query_as, query_scalar};
+use super::{query, query_as, query_scalar, text};
 use std::collections::BTreeMap;
 
 use sqlx::AnyConnection;
@@ -128,10 +128,10 @@ pub(super) async fn write(conn: &mut AnyConnection, u: &UploadBatch) -> Result<W
         .bind(&u.git_ref)
         .bind(u.run_id)
         .bind(u.attempt)
-        .bind(&u.job)
+        .bind(text(&u.job).as_ref())
         .bind(u.pr_number)
-        .bind(&u.flags)
-        .bind(&f.name)
+        .bind(text(&u.flags).as_ref())
+        .bind(text(&f.name).as_ref())
         .bind(f.format)
         .bind(&f.digest)
         .bind(f.size_bytes)
@@ -198,7 +198,7 @@ async fn write_coverage(
         }
         query("INSERT INTO ci_coverage (upload_id, path, covered, missed) VALUES (?, ?, ?, ?)")
             .bind(id)
-            .bind(path)
+            .bind(text(path).as_ref())
             .bind(covered.encode())
             .bind(missed.encode())
             .execute(&mut *conn)
@@ -215,13 +215,13 @@ async fn write_tests(conn: &mut AnyConnection, id: i64, tests: &[TestCaseRow]) -
         )
         .bind(id)
         .bind(i as i64)
-        .bind(t.suite.as_deref())
-        .bind(t.classname.as_deref())
-        .bind(&t.name)
-        .bind(t.file.as_deref())
+        .bind(t.suite.as_deref().map(text).as_deref())
+        .bind(t.classname.as_deref().map(text).as_deref())
+        .bind(text(&t.name).as_ref())
+        .bind(t.file.as_deref().map(text).as_deref())
         .bind(t.outcome)
         .bind(t.duration_s)
-        .bind(t.message.as_deref())
+        .bind(t.message.as_deref().map(text).as_deref())
         .execute(&mut *conn)
         .await?;
     }
