@@ -13,7 +13,9 @@
 //! - [`deliveries`]: webhook deliveries as received;
 //! - [`backfill`]: backfills from the GitHub API (their cursors and the ETags kept);
 //! - [`reports`]: the report queue, patch caches and published digests;
-//! - [`retention`]: pruning raw data past `--retain-raw`, and table sizes.
+//! - [`retention`]: pruning raw data past `--retain-raw`, and table sizes;
+//!   [`partitions`]: PostgreSQL's day partitions of raw records;
+//! - [`copy`]: moving an installation to another engine (`tracelink migrate-data`).
 //!
 //! Two engines through sqlx's `Any` driver: SQLite (the default: one file, WAL, one
 //! writer task and a pool of readers) and PostgreSQL (`--db postgres://…`). Both run
