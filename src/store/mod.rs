@@ -300,6 +300,7 @@ pub async fn open(location: impl Into<Location>) -> anyhow::Result<Store> {
         writer: Conn {
             conn: writer,
             engine,
+            location: location.clone(),
         },
         db: Db {
             pool: readers,
@@ -334,6 +335,7 @@ impl Store {
         Ok(Conn {
             conn: connect(&self.location, false).await?,
             engine: self.location.engine(),
+            location: self.location.clone(),
         })
     }
 
@@ -378,6 +380,7 @@ impl Db {
 pub struct Conn {
     conn: AnyConnection,
     engine: Engine,
+    location: Location,
 }
 
 /// The advisory lock key [`Conn::begin_exclusive`] takes on PostgreSQL.
@@ -418,6 +421,18 @@ impl Conn {
 
     pub fn engine(&self) -> Engine {
         self.engine
+    }
+
+    /// After a failed statement: whether the connection still answers, and if it does
+    /// not (PostgreSQL restarted, a failover, the network), a new one in its place
+    /// (`Ok(true)`). `Err` when none can be opened now; the caller tries again later.
+    pub(crate) async fn recover(&mut self) -> anyhow::Result<bool> {
+        if self.conn.ping().await.is_ok() {
+            return Ok(false);
+        }
+        self.conn = connect(&self.location, false).await?;
+        tracing::warn!(database = %self.location, "the database connection was lost; reconnected");
+        Ok(true)
     }
 
     pub async fn close(self) -> Result<()> {

@@ -128,22 +128,22 @@ pub fn spawn_with_events(
     sessions: Option<mpsc::Sender<Vec<i64>>>,
 ) -> (WriterHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(capacity);
-    let task = tokio::spawn(run(conn.conn, conn.engine, rx, telemetry, sessions));
+    let task = tokio::spawn(run(conn, rx, telemetry, sessions));
     (WriterHandle { tx, capacity }, task)
 }
 
 async fn run(
-    mut conn: AnyConnection,
-    engine: Engine,
+    mut writer: Conn,
     mut rx: mpsc::Receiver<Job>,
     telemetry: Arc<Telemetry>,
     sessions: Option<mpsc::Sender<Vec<i64>>>,
 ) {
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_GROUP);
     let mut days = super::partitions::Days::default();
+    let engine = writer.engine;
     while let Some(first) = rx.recv().await {
         if engine == Engine::Postgres {
-            days.ensure(&mut conn, now_ns()).await;
+            days.ensure(&mut writer.conn, now_ns()).await;
         }
         jobs.push(first);
         while jobs.len() < MAX_GROUP {
@@ -154,9 +154,9 @@ async fn run(
         }
         let started = Instant::now();
         let batches: Vec<&Work> = jobs.iter().map(|j| &j.work).collect();
-        let result = write_group(&mut conn, engine, &batches).await;
+        let result = write_group(&mut writer.conn, engine, &batches).await;
         telemetry.record_commit(jobs.len(), started.elapsed());
-        match result {
+        let e = match result {
             Ok((written, touched)) => {
                 // The notice goes out before the acknowledgements, so whoever was
                 // answered can rely on the report update being under way.
@@ -166,30 +166,40 @@ async fn run(
                 for (job, w) in jobs.drain(..).zip(written) {
                     let _ = job.done.send(Ok(w));
                 }
+                continue;
             }
-            Err(e) if jobs.len() > 1 => {
-                // One bad batch must not fail the others: write each on its own.
-                tracing::warn!(error = %e, "group commit failed; retrying its requests one by one");
-                for job in jobs.drain(..) {
-                    let r = write_group(&mut conn, engine, &[&job.work]).await;
-                    if let (Ok((_, touched)), Some(tx)) = (&r, &sessions) {
-                        let _ = tx.try_send(touched.clone());
-                    }
-                    let _ = job.done.send(
-                        r.map(|(mut w, _)| w.pop().unwrap_or_default())
-                            .map_err(|e| e.to_string()),
-                    );
-                }
+            Err(e) => e,
+        };
+        // A lost connection (PostgreSQL restarted, a failover) is replaced before
+        // anything is retried, so the group's requests are written, not refused.
+        let reconnected = match writer.recover().await {
+            Ok(replaced) => replaced,
+            Err(err) => {
+                tracing::error!(error = %format!("{err:#}"), "the database cannot be reached");
+                false
             }
-            Err(e) => {
-                tracing::error!(error = %e, "storing a batch failed");
-                for job in jobs.drain(..) {
-                    let _ = job.done.send(Err(e.to_string()));
+        };
+        if jobs.len() > 1 || reconnected {
+            // One bad batch must not fail the others: write each on its own.
+            tracing::warn!(error = %e, "group commit failed; retrying its requests one by one");
+            for job in jobs.drain(..) {
+                let r = write_group(&mut writer.conn, engine, &[&job.work]).await;
+                if let (Ok((_, touched)), Some(tx)) = (&r, &sessions) {
+                    let _ = tx.try_send(touched.clone());
                 }
+                let _ = job.done.send(
+                    r.map(|(mut w, _)| w.pop().unwrap_or_default())
+                        .map_err(|e| e.to_string()),
+                );
+            }
+        } else {
+            tracing::error!(error = %e, "storing a batch failed");
+            for job in jobs.drain(..) {
+                let _ = job.done.send(Err(e.to_string()));
             }
         }
     }
-    if let Err(e) = conn.close().await {
+    if let Err(e) = writer.close().await {
         tracing::warn!(error = %e, "closing the writer connection");
     }
 }

@@ -45,3 +45,42 @@ async fn a_missing_database_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// PostgreSQL restarting (or a failover, or the network) cuts every connection: the
+/// next export is written on a new connection, not refused, and nothing acknowledged
+/// before is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_reconnects_when_postgres_drops_its_connection() {
+    use crate::postgres::common::TestApp;
+    use crate::postgres::reports::send_otlp;
+    let mut app = TestApp::spawn().await;
+    send_otlp(&app, "claude-code-logs.json").await;
+    let logs = app.stored("logs").await;
+    assert!(logs > 0);
+
+    // What a restart does to tracelink's connections: every backend of its database
+    // is terminated.
+    let Location::Postgres(url) = app.location() else {
+        panic!("a PostgreSQL test database");
+    };
+    let name = url.rsplit('/').next().unwrap().to_string();
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&pgtest::server_url())
+        .await
+        .unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+    )
+    .bind(&name)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        !killed.is_empty() && killed.iter().all(|k| *k),
+        "{killed:?}"
+    );
+
+    send_otlp(&app, "claude-code-metrics.json").await;
+    assert_eq!(app.stored("logs").await, logs);
+    assert!(app.stored("metrics").await > 0);
+    app.stop().await;
+}
