@@ -138,6 +138,10 @@ pub fn spawn(
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "publishing reports failed");
+                    // A lost connection is replaced for the retry.
+                    if let Err(e) = conn.recover().await {
+                        tracing::error!(error = %format!("{e:#}"), "the database cannot be reached");
+                    }
                     Some(RETRY_AFTER)
                 }
             };

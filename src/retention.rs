@@ -68,6 +68,9 @@ pub fn spawn(
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "pruning raw telemetry failed; retrying next round");
+                        if let Err(e) = conn.recover().await {
+                            tracing::warn!(error = %format!("{e:#}"), "the database cannot be reached");
+                        }
                         break;
                     }
                 }

@@ -66,6 +66,10 @@ pub fn spawn(
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "applying webhook deliveries failed; retrying shortly");
+                        // A lost connection is replaced for the retry.
+                        if let Err(e) = conn.recover().await {
+                            tracing::error!(error = %format!("{e:#}"), "the database cannot be reached");
+                        }
                         break;
                     }
                 }

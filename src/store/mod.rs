@@ -426,7 +426,7 @@ impl Conn {
     /// After a failed statement: whether the connection still answers, and if it does
     /// not (PostgreSQL restarted, a failover, the network), a new one in its place
     /// (`Ok(true)`). `Err` when none can be opened now; the caller tries again later.
-    pub(crate) async fn recover(&mut self) -> anyhow::Result<bool> {
+    pub async fn recover(&mut self) -> anyhow::Result<bool> {
         if self.conn.ping().await.is_ok() {
             return Ok(false);
         }

@@ -52,8 +52,8 @@ async fn a_missing_database_is_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_writer_reconnects_when_postgres_drops_its_connection() {
     use crate::postgres::common::TestApp;
-    use crate::postgres::reports::send_otlp;
-    let mut app = TestApp::spawn().await;
+    use crate::postgres::reports::{SECRET, ZERO, claude_code_commits, deliver, push, send_otlp};
+    let mut app = TestApp::spawn_with(|a| a.webhook_secrets = vec![SECRET.parse().unwrap()]).await;
     send_otlp(&app, "claude-code-logs.json").await;
     let logs = app.stored("logs").await;
     assert!(logs > 0);
@@ -82,5 +82,17 @@ async fn the_writer_reconnects_when_postgres_drops_its_connection() {
     send_otlp(&app, "claude-code-metrics.json").await;
     assert_eq!(app.stored("logs").await, logs);
     assert!(app.stored("metrics").await > 0);
+    // The webhook processor's connection was cut too: the delivery is applied on a
+    // new one.
+    let commits = claude_code_commits();
+    deliver(
+        &app,
+        "push",
+        "p1",
+        &push("refs/heads/retry", ZERO, &commits),
+    )
+    .await;
+    app.applied(1).await;
+    assert_eq!(app.count("commits").await, 3);
     app.stop().await;
 }
