@@ -80,7 +80,9 @@ impl Db {
             .collect())
     }
 
-    async fn count(&self, table: &str) -> super::Result<i64> {
+    /// Rows in one of [`Db::table_names`]' tables (a partitioned table's in all its
+    /// partitions).
+    pub async fn table_rows(&self, table: &str) -> super::Result<i64> {
         query_scalar(format!("SELECT count(*) FROM {}", ident(table)))
             .fetch_one(&self.pool)
             .await
@@ -185,7 +187,7 @@ pub async fn copy_all(
         }
     }
     for t in &dest_tables {
-        let n = to_db.count(t).await?;
+        let n = to_db.table_rows(t).await?;
         if n > 0 {
             bail!(
                 "the destination already holds data ({n} rows in {t}): migrate-data copies into an empty database only"
@@ -248,8 +250,8 @@ pub async fn copy_all(
     let mut out = Vec::with_capacity(tables.len());
     for table in tables {
         out.push(CopiedTable {
-            source_rows: from.count(&table).await?,
-            destination_rows: to_db.count(&table).await?,
+            source_rows: from.table_rows(&table).await?,
+            destination_rows: to_db.table_rows(&table).await?,
             table,
         });
     }

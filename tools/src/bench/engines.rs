@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use sqlx::{Connection, PgConnection, SqliteConnection};
+use sqlx::{Connection, PgConnection};
 use tracelink::store::{Engine, Location};
 use tracelink_dev::pgtest;
 
@@ -622,52 +622,18 @@ impl Activity {
 /// under its own name), read after the server stopped.
 pub(super) async fn table_rows(location: &Location) -> anyhow::Result<BTreeMap<String, i64>> {
     let mut out = BTreeMap::new();
-    match location {
-        // A database file not created yet holds nothing.
-        Location::File(path) if !path.exists() => {}
-        Location::File(path) => {
-            let mut conn =
-                SqliteConnection::connect(&format!("sqlite://{}?mode=ro", path.display()))
-                    .await
-                    .with_context(|| format!("opening {}", path.display()))?;
-            let tables: Vec<String> = sqlx::query_scalar(
-                "SELECT name FROM sqlite_master WHERE type = 'table' \
-                 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name <> '_sqlx_migrations'",
-            )
-            .fetch_all(&mut conn)
-            .await?;
-            for t in tables {
-                let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "SELECT count(*) FROM \"{t}\""
-                )))
-                .fetch_one(&mut conn)
-                .await?;
-                out.insert(t, n);
-            }
-            conn.close().await?;
-        }
-        Location::Postgres(url) => {
-            let mut conn = PgConnection::connect(url).await?;
-            let tables: Vec<String> = sqlx::query_scalar(
-                // Partitions are counted through their parent, once.
-                "SELECT c.relname::text FROM pg_class c \
-                 JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') \
-                 AND NOT c.relispartition AND c.relname <> '_sqlx_migrations'",
-            )
-            .fetch_all(&mut conn)
-            .await?;
-            for t in tables {
-                let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "SELECT count(*) FROM \"{t}\""
-                )))
-                .fetch_one(&mut conn)
-                .await?;
-                out.insert(t, n);
-            }
-            conn.close().await?;
-        }
+    // A database file not created yet holds nothing.
+    if let Location::File(path) = location
+        && !path.exists()
+    {
+        return Ok(out);
     }
+    let db = tracelink::store::Db::open_read_only(location).await?;
+    for t in db.table_names().await? {
+        let n = db.table_rows(&t).await?;
+        out.insert(t, n);
+    }
+    db.close().await;
     Ok(out)
 }
 
