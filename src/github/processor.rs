@@ -138,7 +138,7 @@ async fn process_pending(conn: &mut Conn, cfg: &ProcessorConfig) -> store::Resul
                         finished += 1;
                     }
                     Err(e) => {
-                        let mut tx = conn.begin().await?;
+                        let mut tx = conn.begin_write().await?;
                         let gave_up = tx
                             .delivery_attempt_failed(
                                 &d.delivery_id,
@@ -186,7 +186,7 @@ async fn apply_group(
     queued: &mut std::collections::BTreeSet<crate::store::reports::PullRef>,
     backfills: &mut usize,
 ) -> store::Result<()> {
-    let mut tx = conn.begin().await?;
+    let mut tx = conn.begin_write().await?;
     for d in pending {
         let ops =
             Event::parse(&d.event, &d.payload).and_then(|e| plan::plan(&e, &cfg.incident_label));

@@ -394,6 +394,21 @@ impl Conn {
         })
     }
 
+    /// A transaction that reads and then writes: on SQLite it takes the write lock at
+    /// its start (`BEGIN IMMEDIATE`, waiting up to the busy timeout), since a deferred
+    /// transaction that read before another connection committed cannot write at all
+    /// (`SQLITE_BUSY` at once, which no timeout waits out); on PostgreSQL rows lock as
+    /// they are written, so it is a plain `BEGIN`.
+    pub async fn begin_write(&mut self) -> Result<Tx<'_>> {
+        Ok(Tx {
+            tx: match self.engine {
+                Engine::Sqlite => self.conn.begin_with("BEGIN IMMEDIATE").await?,
+                Engine::Postgres => self.conn.begin().await?,
+            },
+            engine: self.engine,
+        })
+    }
+
     /// A transaction that no other exclusive transaction runs beside: what is read
     /// (through [`Db`]) after it began is the state no other such step changes before
     /// it commits. For read-compute-write steps two tasks may run at once (linking).
