@@ -50,12 +50,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::MigrateData { from, to } => {
             let mut last = String::new();
-            let moved = tracelink::migrate_data::run(&from, &to, |table, rows| {
+            let moved = tracelink::migrate_data::run(&from, &to, |table, _rows| {
                 if table != last {
                     eprintln!("copying {table}");
                     last = table.to_string();
                 }
-                let _ = rows;
             })
             .await?;
             println!("{:<32} {:>12} {:>12}", "table", "source", "destination");

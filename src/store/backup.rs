@@ -13,7 +13,7 @@ use super::Db;
 /// Moves everything in the write-ahead log into the database file and empties the log.
 /// Called once every other connection of this process is closed.
 pub async fn checkpoint(path: &Path) -> anyhow::Result<()> {
-    let mut conn = super::options(path)?
+    let mut conn = super::options(path)
         .create_if_missing(false)
         .connect()
         .await

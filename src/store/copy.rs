@@ -26,7 +26,7 @@ pub struct CopiedTable {
 /// A column's type in the destination, which decides how a value is bound (and what
 /// type a NULL has: PostgreSQL does not cast a NULL bigint into a text column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Integer,
     Real,
     Text,
@@ -58,10 +58,28 @@ impl Db {
     }
 
     /// A table's columns in order, with their types.
-    async fn columns(&self, table: &str) -> super::Result<Vec<(String, Kind)>> {
-        let rows: Vec<(String, String)> = query_as_columns(self.engine, table)
-            .fetch_all(&self.pool)
-            .await?;
+    pub(super) async fn columns(&self, table: &str) -> super::Result<Vec<(String, Kind)>> {
+        let rows: Vec<(String, String)> = match self.engine {
+            Engine::Sqlite => {
+                super::query_as(format!(
+                    "SELECT name, type FROM pragma_table_info('{}') ORDER BY cid",
+                    table.replace('\'', "''")
+                ))
+                .fetch_all(&self.pool)
+                .await?
+            }
+            Engine::Postgres => {
+                super::query_as(
+                    "SELECT CAST(column_name AS TEXT), CAST(data_type AS TEXT) \
+                     FROM information_schema.columns \
+                     WHERE table_schema = current_schema() AND table_name = ? \
+                     ORDER BY ordinal_position",
+                )
+                .bind(table)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
         Ok(rows
             .into_iter()
             .map(|(name, ty)| {
@@ -86,24 +104,6 @@ impl Db {
         query_scalar(format!("SELECT count(*) FROM {}", ident(table)))
             .fetch_one(&self.pool)
             .await
-    }
-}
-
-fn query_as_columns<'q>(
-    engine: Engine,
-    table: &str,
-) -> sqlx::query::QueryAs<'q, sqlx::Any, (String, String), sqlx::any::AnyArguments> {
-    match engine {
-        Engine::Sqlite => super::query_as(format!(
-            "SELECT name, type FROM pragma_table_info('{}') ORDER BY cid",
-            table.replace('\'', "''")
-        )),
-        Engine::Postgres => super::query_as(
-            "SELECT CAST(column_name AS TEXT), CAST(data_type AS TEXT) \
-             FROM information_schema.columns \
-             WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
-        )
-        .bind(table.to_string()),
     }
 }
 

@@ -254,10 +254,9 @@ async fn pool(location: &Location, max: u32) -> anyhow::Result<AnyPool> {
 
 /// SQLite connection settings for what only SQLite does (checkpoints, tests that
 /// build old schemas): the same as [`SQLITE_SETTINGS`].
-fn options(path: &Path) -> anyhow::Result<SqliteConnectOptions> {
-    let url = format!("sqlite://{}", path.display());
-    Ok(SqliteConnectOptions::from_str(&url)
-        .with_context(|| format!("database path {}", path.display()))?
+fn options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
@@ -265,7 +264,7 @@ fn options(path: &Path) -> anyhow::Result<SqliteConnectOptions> {
         .foreign_keys(true)
         .pragma("cache_size", "-65536")
         .pragma("temp_store", "memory")
-        .disable_statement_logging())
+        .disable_statement_logging()
 }
 
 async fn run_migrations(location: &Location, conn: &mut AnyConnection) -> anyhow::Result<()> {
@@ -682,7 +681,7 @@ mod tests {
     async fn migrations_apply_in_order_over_existing_data() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let mut conn = options(&path).unwrap().connect().await.unwrap();
+        let mut conn = options(&path).connect().await.unwrap();
         let versions: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
         assert!(versions.len() >= 4, "{versions:?}");
         MIGRATOR.run_to(versions[0], &mut conn).await.unwrap();

@@ -450,11 +450,7 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let mut conn = crate::store::options(&path)
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let mut conn = crate::store::options(&path).connect().await.unwrap();
         crate::store::MIGRATOR.run_to(14, &mut conn).await.unwrap();
         for sql in [
             "INSERT INTO sessions (id, session_key, created_ns) VALUES (1, 'sess-1', 1)",

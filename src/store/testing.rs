@@ -133,43 +133,26 @@ impl Db {
 
     /// Rows in a table.
     pub async fn row_count(&self, table: &str) -> Result<i64> {
-        let table = known(table)?;
-        query_scalar(format!("SELECT count(*) FROM {table}"))
-            .fetch_one(&self.pool)
-            .await
+        self.table_rows(known(table)?).await
     }
 
     /// Every row of a table as text (`quote(col) | …`, SQLite's quoting on both engines),
     /// sorted, without the given columns.
     pub async fn dump_table(&self, table: &str, skip: &[&str]) -> Result<Vec<String>> {
         let table = known(table)?;
-        let cols: Vec<(String, String)> = match self.engine {
-            super::Engine::Sqlite => {
-                query_as(format!(
-                    "SELECT name, 'sqlite' FROM pragma_table_info('{table}') ORDER BY cid"
-                ))
-                .fetch_all(&self.pool)
-                .await?
-            }
-            super::Engine::Postgres => {
-                query_as(format!(
-                    "SELECT CAST(column_name AS TEXT), CAST(data_type AS TEXT) \
-                     FROM information_schema.columns \
-                     WHERE table_schema = current_schema() AND table_name = '{table}' \
-                     ORDER BY ordinal_position"
-                ))
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
+        use super::copy::Kind;
+        let cols = self.columns(table).await?;
+        let sqlite = self.engine == super::Engine::Sqlite;
         let expr = cols
             .iter()
             .filter(|(c, _)| !skip.contains(&c.as_str()))
-            .map(|(c, ty)| match ty.as_str() {
-                "sqlite" => format!("quote({c})"),
-                "text" => format!("quote_nullable({c})"),
-                "bytea" => format!("coalesce('X''' || upper(encode({c}, 'hex')) || '''', 'NULL')"),
-                _ => format!("coalesce(CAST({c} AS TEXT), 'NULL')"),
+            .map(|(c, kind)| match kind {
+                _ if sqlite => format!("quote({c})"),
+                Kind::Text => format!("quote_nullable({c})"),
+                Kind::Bytes => {
+                    format!("coalesce('X''' || upper(encode({c}, 'hex')) || '''', 'NULL')")
+                }
+                Kind::Integer | Kind::Real => format!("coalesce(CAST({c} AS TEXT), 'NULL')"),
             })
             .collect::<Vec<_>>()
             .join(" || '|' || ");
@@ -198,10 +181,7 @@ impl WriteLock {
         use sqlx::{ConnectOptions, Executor};
         let conn = match location {
             super::Location::File(path) => {
-                let mut conn = super::options(path)
-                    .map_err(|e| sqlx::Error::Configuration(e.into()))?
-                    .connect()
-                    .await?;
+                let mut conn = super::options(path).connect().await?;
                 conn.execute("BEGIN IMMEDIATE").await?;
                 LockConn::Sqlite(conn)
             }

@@ -60,13 +60,21 @@ pub struct Database {
 impl Database {
     /// Creates a fresh, migrated database.
     pub async fn create() -> anyhow::Result<Database> {
+        Self::create_from(true).await
+    }
+
+    /// Creates an empty database (no schema): what an operator gives tracelink.
+    pub async fn create_empty() -> anyhow::Result<Database> {
+        Self::create_from(false).await
+    }
+
+    async fn create_from(migrated: bool) -> anyhow::Result<Database> {
         let server = server_url();
         let mut admin = PgConnection::connect(&server)
             .await
             .with_context(|| format!("connecting to the test PostgreSQL server {server}"))?;
         static SWEPT: OnceCell<()> = OnceCell::const_new();
         SWEPT.get_or_try_init(|| drop_leftovers(&mut admin)).await?;
-        let template = template(&mut admin, &server).await?;
         static N: AtomicU64 = AtomicU64::new(0);
         let name = format!(
             "{TEST_PREFIX}{}_{}_{}",
@@ -74,35 +82,14 @@ impl Database {
             unix_seconds(),
             N.fetch_add(1, Ordering::Relaxed)
         );
+        let create = if migrated {
+            let template = template(&mut admin, &server).await?;
+            format!("CREATE DATABASE {name} TEMPLATE {template}")
+        } else {
+            format!("CREATE DATABASE {name}")
+        };
         admin
-            .execute(sqlx::AssertSqlSafe(format!(
-                "CREATE DATABASE {name} TEMPLATE {template}"
-            )))
-            .await
-            .with_context(|| format!("creating {name} from {template}"))?;
-        admin.close().await.ok();
-        Ok(Database {
-            url: with_database(&server, &name),
-            name,
-            server,
-        })
-    }
-
-    /// Creates an empty database (no schema): what an operator gives tracelink.
-    pub async fn create_empty() -> anyhow::Result<Database> {
-        let server = server_url();
-        let mut admin = PgConnection::connect(&server)
-            .await
-            .with_context(|| format!("connecting to the test PostgreSQL server {server}"))?;
-        static N: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "{TEST_PREFIX}{}_{}_e{}",
-            std::process::id(),
-            unix_seconds(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        admin
-            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(sqlx::AssertSqlSafe(create))
             .await
             .with_context(|| format!("creating {name}"))?;
         admin.close().await.ok();
