@@ -305,26 +305,9 @@ pub struct ServeArgs {
     /// to it by the `window` and `coauthor` rules.
     #[arg(long, env = "TRACELINK_LINK_GRACE_SECS", default_value_t = 1800)]
     pub link_grace_secs: u64,
-    /// GitHub App ID; with a private key, reports are posted to pull requests.
-    #[arg(long, env = "TRACELINK_GITHUB_APP_ID")]
-    pub github_app_id: Option<u64>,
-    /// File holding the App's private key (PEM).
-    #[arg(long, env = "TRACELINK_GITHUB_PRIVATE_KEY_FILE")]
-    pub github_private_key_file: Option<PathBuf>,
-    /// The App's private key itself (PEM), instead of a file.
-    #[arg(
-        long,
-        env = "TRACELINK_GITHUB_PRIVATE_KEY",
-        conflicts_with = "github_private_key_file"
-    )]
-    pub github_private_key: Option<Secret>,
-    /// GitHub's REST API (GitHub Enterprise Server: `https://HOST/api/v3`).
-    #[arg(
-        long,
-        env = "TRACELINK_GITHUB_API_URL",
-        default_value = "https://api.github.com"
-    )]
-    pub github_api_url: String,
+    /// The GitHub App (with a private key, reports are posted to pull requests).
+    #[command(flatten)]
+    pub github: GithubAppArgs,
     /// How long raw telemetry (spans, log events, metric points) and processed webhook
     /// payloads are kept after tracelink received them: `90d`, `12h`, `30m`, `45s`, or
     /// `off`. Facts, links and reports derived from them are kept.
@@ -419,7 +402,34 @@ pub struct BackfillArgs {
     /// The secret keys are derived from (`--pseudonymize-users`): the same as `serve`'s.
     #[arg(long, env = "TRACELINK_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<Secret>,
-    /// GitHub App ID.
+    #[command(flatten)]
+    pub github: GithubAppArgs,
+}
+
+/// `--since` of `tracelink backfill`: a duration like `30d`, `12h`, `90m`.
+pub fn parse_since(s: &str) -> Result<std::time::Duration, String> {
+    match crate::retention::parse_retention(s) {
+        Ok(crate::retention::Retention(Some(d))) => Ok(d),
+        _ => Err(format!("{s:?} is not a duration like 30d, 12h or 90m")),
+    }
+}
+
+impl BackfillArgs {
+    /// The GitHub App settings; a backfill needs them.
+    pub fn github_app(&self) -> anyhow::Result<crate::github::app::AppConfig> {
+        self.github.app()?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "a backfill reads the GitHub API as the App: set --github-app-id and --github-private-key-file (or their TRACELINK_ environment variables)"
+            )
+        })
+    }
+}
+
+/// The GitHub App's settings, as `serve` and `backfill` both take them.
+#[derive(Debug, Clone, Args)]
+pub struct GithubAppArgs {
+    /// GitHub App ID; with a private key, the App's API is used (reports posted,
+    /// backfills read).
     #[arg(long, env = "TRACELINK_GITHUB_APP_ID")]
     pub github_app_id: Option<u64>,
     /// File holding the App's private key (PEM).
@@ -441,58 +451,54 @@ pub struct BackfillArgs {
     pub github_api_url: String,
 }
 
-/// `--since` of `tracelink backfill`: a duration like `30d`, `12h`, `90m`.
-pub fn parse_since(s: &str) -> Result<std::time::Duration, String> {
-    match crate::retention::parse_retention(s) {
-        Ok(crate::retention::Retention(Some(d))) => Ok(d),
-        _ => Err(format!("{s:?} is not a duration like 30d, 12h or 90m")),
+impl Default for GithubAppArgs {
+    /// No App.
+    fn default() -> Self {
+        Self {
+            github_app_id: None,
+            github_private_key_file: None,
+            github_private_key: None,
+            github_api_url: "https://api.github.com".into(),
+        }
     }
 }
 
-impl BackfillArgs {
-    /// The GitHub App settings; a backfill needs them.
-    pub fn github_app(&self) -> anyhow::Result<crate::github::app::AppConfig> {
-        app_config(
-            self.github_app_id,
-            &self.github_private_key,
-            &self.github_private_key_file,
-            &self.github_api_url,
-        )?
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "a backfill reads the GitHub API as the App: set --github-app-id and --github-private-key-file (or their TRACELINK_ environment variables)"
-            )
-        })
+/// An App's settings as flags would give them (tests, the demo).
+impl From<&crate::github::app::AppConfig> for GithubAppArgs {
+    fn from(app: &crate::github::app::AppConfig) -> Self {
+        Self {
+            github_app_id: Some(app.app_id),
+            github_private_key_file: None,
+            github_private_key: Some(Secret(app.private_key_pem.clone())),
+            github_api_url: app.api_url.clone(),
+        }
     }
 }
 
-/// The GitHub App settings, when an App ID and a key are given; an error naming what is
-/// missing when only one is.
-fn app_config(
-    app_id: Option<u64>,
-    private_key: &Option<Secret>,
-    private_key_file: &Option<PathBuf>,
-    api_url: &str,
-) -> anyhow::Result<Option<crate::github::app::AppConfig>> {
-    let key = match (private_key, private_key_file) {
-        (Some(k), _) => Some(k.0.clone()),
-        (None, Some(path)) => Some(std::fs::read_to_string(path).map_err(|e| {
-            anyhow::anyhow!("reading the GitHub App private key {}: {e}", path.display())
-        })?),
-        (None, None) => None,
-    };
-    match (app_id, key) {
-        (Some(app_id), Some(private_key_pem)) => Ok(Some(crate::github::app::AppConfig {
-            app_id,
-            private_key_pem,
-            api_url: api_url.to_string(),
-        })),
-        (None, None) => Ok(None),
-        (Some(_), None) => anyhow::bail!(
-            "--github-app-id is set but no private key: set --github-private-key-file or --github-private-key"
-        ),
-        (None, Some(_)) => {
-            anyhow::bail!("a GitHub App private key is set but no --github-app-id")
+impl GithubAppArgs {
+    /// The GitHub App settings, when an App ID and a key are given; an error naming
+    /// what is missing when only one is.
+    pub fn app(&self) -> anyhow::Result<Option<crate::github::app::AppConfig>> {
+        let key = match (&self.github_private_key, &self.github_private_key_file) {
+            (Some(k), _) => Some(k.0.clone()),
+            (None, Some(path)) => Some(std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("reading the GitHub App private key {}: {e}", path.display())
+            })?),
+            (None, None) => None,
+        };
+        match (self.github_app_id, key) {
+            (Some(app_id), Some(private_key_pem)) => Ok(Some(crate::github::app::AppConfig {
+                app_id,
+                private_key_pem,
+                api_url: self.github_api_url.clone(),
+            })),
+            (None, None) => Ok(None),
+            (Some(_), None) => anyhow::bail!(
+                "--github-app-id is set but no private key: set --github-private-key-file or --github-private-key"
+            ),
+            (None, Some(_)) => {
+                anyhow::bail!("a GitHub App private key is set but no --github-app-id")
+            }
         }
     }
 }
@@ -500,12 +506,7 @@ fn app_config(
 impl ServeArgs {
     /// The GitHub App settings, when an App ID and a key are given.
     pub fn github_app(&self) -> anyhow::Result<Option<crate::github::app::AppConfig>> {
-        app_config(
-            self.github_app_id,
-            &self.github_private_key,
-            &self.github_private_key_file,
-            &self.github_api_url,
-        )
+        self.github.app()
     }
 }
 
@@ -536,10 +537,7 @@ impl ServeArgs {
             incident_environment: "production".into(),
             identities: None,
             link_grace_secs: 1800,
-            github_app_id: None,
-            github_private_key_file: None,
-            github_private_key: None,
-            github_api_url: "https://api.github.com".into(),
+            github: GithubAppArgs::default(),
             comment_debounce: 10,
             retain_raw: crate::retention::Retention(Some(std::time::Duration::from_secs(
                 90 * 86_400,

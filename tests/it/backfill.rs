@@ -323,9 +323,7 @@ async fn with_app(fake: &FakeGithub) -> TestApp {
     let cfg = fake.app_config();
     TestApp::spawn_with(move |a| {
         a.webhook_secrets = vec![SECRET.parse().unwrap()];
-        a.github_app_id = Some(cfg.app_id);
-        a.github_private_key = Some(cfg.private_key_pem.parse().unwrap());
-        a.github_api_url = cfg.api_url;
+        a.github = (&cfg).into();
         // Reports wait: the App's own check run would otherwise join the history.
         a.comment_debounce = 3600;
     })

@@ -107,9 +107,7 @@ pub async fn mixed_pull_with(
     let app = TestApp::spawn_with(move |a| {
         a.webhook_secrets = vec![SECRET.parse().unwrap()];
         a.upload_tokens = vec![format!("{REPO}={STATIC_TOKEN}").parse().unwrap()];
-        a.github_app_id = Some(cfg.app_id);
-        a.github_private_key = Some(cfg.private_key_pem.parse().unwrap());
-        a.github_api_url = cfg.api_url;
+        a.github = (&cfg).into();
         a.comment_debounce = 0;
         configure(a);
     })
@@ -352,9 +350,7 @@ async fn an_amended_copy_takes_its_originals_line_records() {
     let mut app = TestApp::spawn_with(move |a| {
         a.webhook_secrets = vec![SECRET.parse().unwrap()];
         a.upload_tokens = vec![format!("{REPO}={STATIC_TOKEN}").parse().unwrap()];
-        a.github_app_id = Some(cfg.app_id);
-        a.github_private_key = Some(cfg.private_key_pem.parse().unwrap());
-        a.github_api_url = cfg.api_url;
+        a.github = (&cfg).into();
         a.comment_debounce = 0;
     })
     .await;

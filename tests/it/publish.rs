@@ -16,9 +16,7 @@ async fn app(fake: &FakeGithub) -> TestApp {
     let cfg = fake.app_config();
     TestApp::spawn_with(move |a| {
         a.webhook_secrets = vec![SECRET.parse().unwrap()];
-        a.github_app_id = Some(cfg.app_id);
-        a.github_private_key = Some(cfg.private_key_pem.parse().unwrap());
-        a.github_api_url = cfg.api_url;
+        a.github = (&cfg).into();
         a.comment_debounce = 0;
     })
     .await
@@ -215,9 +213,7 @@ async fn coverage_delta_patch_coverage_and_tests_in_the_comment() {
     let mut app = TestApp::spawn_with(move |a| {
         a.webhook_secrets = vec![SECRET.parse().unwrap()];
         a.upload_tokens = vec![format!("{REPO}={STATIC_TOKEN}").parse().unwrap()];
-        a.github_app_id = Some(cfg.app_id);
-        a.github_private_key = Some(cfg.private_key_pem.parse().unwrap());
-        a.github_api_url = cfg.api_url;
+        a.github = (&cfg).into();
         a.comment_debounce = 0;
     })
     .await;

@@ -167,9 +167,7 @@ async fn a_head_not_delivered_yet_is_confirmed_with_github() {
     let mut app = TestApp::spawn_with(move |a| {
         a.oidc_issuer = uri;
         a.webhook_secrets = vec![SECRET.parse().unwrap()];
-        a.github_app_id = Some(cfg.app_id);
-        a.github_private_key = Some(cfg.private_key_pem.parse().unwrap());
-        a.github_api_url = cfg.api_url;
+        a.github = (&cfg).into();
     })
     .await;
     // Installed through the fake's installation.

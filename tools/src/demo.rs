@@ -88,9 +88,7 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
 
     let mut args = ServeArgs::ephemeral(dir.join("tracelink.db"));
     args.webhook_secrets = vec![Secret(SECRET.into())];
-    args.github_app_id = Some(app.app_id);
-    args.github_private_key = Some(Secret(app.private_key_pem));
-    args.github_api_url = app.api_url;
+    args.github = (&app).into();
     args.comment_debounce = 0;
     let server = Server::start(&args).await?;
     println!("tracelink demo");
