@@ -322,6 +322,11 @@ pub struct ServeArgs {
     /// at most one write per pull request per period.
     #[arg(long, env = "TRACELINK_COMMENT_DEBOUNCE", default_value_t = 10)]
     pub comment_debounce: u64,
+    /// Seconds a replica's claim on shared work (a webhook delivery to apply, a report
+    /// to publish, the export of organisation-wide figures on /metrics) lasts without
+    /// renewal: how long the work of a replica that died waits for another.
+    #[arg(long, env = "TRACELINK_REPLICA_LEASE", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub replica_lease: u64,
     /// Whom PR comments and job summaries name: `logins` (GitHub logins, else "a
     /// teammate"; never an email) or `none`.
     #[arg(
@@ -539,6 +544,7 @@ impl ServeArgs {
             link_grace_secs: 1800,
             github: GithubAppArgs::default(),
             comment_debounce: 10,
+            replica_lease: 30,
             retain_raw: crate::retention::Retention(Some(std::time::Duration::from_secs(
                 90 * 86_400,
             ))),

@@ -25,6 +25,7 @@ pub mod otlp;
 pub mod pricing;
 pub mod pseudonym;
 pub mod publish;
+pub mod replica;
 pub mod report;
 pub mod retention;
 pub mod server;

@@ -46,47 +46,51 @@ pub struct Publisher {
     pub app: Option<Arc<GithubApp>>,
     pub debounce: Duration,
     pub budget: WriteBudget,
+    /// Whose claims on queued reports this publisher takes, and for how long.
+    pub replica: crate::replica::Replica,
 }
 
-/// GitHub allows an App 80 content-creating requests a minute; the publisher keeps to it
-/// across all pull requests, deferring reports rather than being refused.
+/// GitHub allows an App 80 content-creating requests a minute and 500 an hour; the
+/// publisher keeps to them across all pull requests, deferring reports rather than being
+/// refused. The budget is kept in the database, so replicas share it.
 pub struct WriteBudget {
-    max: usize,
-    window: Duration,
-    spent: std::sync::Mutex<std::collections::VecDeque<std::time::Instant>>,
+    /// `(max, window)`: at most `max` writes in any `window`.
+    limits: Vec<(i64, i64)>,
 }
 
 impl Default for WriteBudget {
     fn default() -> Self {
-        Self::new(80, Duration::from_secs(60))
+        Self::new(&[
+            (80, Duration::from_secs(60)),
+            (500, Duration::from_secs(3600)),
+        ])
     }
 }
 
 impl WriteBudget {
-    pub fn new(max: usize, window: Duration) -> Self {
+    pub fn new(limits: &[(usize, Duration)]) -> Self {
         Self {
-            max,
-            window,
-            spent: Default::default(),
+            limits: limits
+                .iter()
+                .map(|(max, window)| {
+                    (
+                        i64::try_from(*max).unwrap_or(i64::MAX),
+                        i64::try_from(window.as_nanos()).unwrap_or(i64::MAX),
+                    )
+                })
+                .collect(),
         }
     }
 
     /// Takes `n` writes, or says how long until they are available.
-    pub fn take(&self, n: usize) -> Result<(), Duration> {
-        let now = std::time::Instant::now();
-        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
-        while spent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
-        {
-            spent.pop_front();
-        }
-        if spent.len() + n > self.max {
-            let oldest = spent.front().copied().unwrap_or(now);
-            return Err(self.window.saturating_sub(now.duration_since(oldest)));
-        }
-        spent.extend(std::iter::repeat_n(now, n));
-        Ok(())
+    pub async fn take(&self, conn: &mut Conn, n: usize) -> store::Result<Result<(), Duration>> {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        Ok(
+            match conn.take_github_writes(now_ns(), n, &self.limits).await? {
+                None => Ok(()),
+                Some(wait) => Err(Duration::from_nanos(wait.max(0) as u64)),
+            },
+        )
     }
 }
 
@@ -95,6 +99,8 @@ enum Published {
     Done,
     /// The write budget is spent: try again after this long.
     Deferred(Duration),
+    /// This replica's claim expired before it wrote: another replica has the report.
+    Lost,
 }
 
 /// Wakes the publisher and tells it which sessions changed.
@@ -179,34 +185,38 @@ async fn run_due(
     readers: &Db,
 ) -> anyhow::Result<(u64, Option<Duration>)> {
     let now = now_ns();
-    let due = {
-        let mut tx = conn.begin().await?;
-        let due = tx.due_reports(now, ROUND).await?;
-        tx.commit().await?;
-        due
-    };
+    let owner = &*publisher.replica.id;
+    let due = conn
+        .claim_reports(owner, now, publisher.replica.until(now), ROUND)
+        .await?;
     let mut done = 0;
     for d in due {
         let outcome = publish_one(publisher, conn, readers, &d.repo, d.number).await;
-        let mut tx = conn.begin().await?;
         match outcome {
             Ok(Published::Deferred(wait)) => {
-                tx.defer_report(&d.repo, d.number, now + wait.as_nanos() as i64)
+                conn.defer_report(&d.repo, d.number, owner, now + wait.as_nanos() as i64)
                     .await?;
             }
             Ok(Published::Done) => {
                 // Touched again while this was being published: it stays queued.
-                tx.report_done(&d.repo, d.number, d.touched_ns).await?;
+                conn.report_done(&d.repo, d.number, owner, d.touched_ns)
+                    .await?;
                 done += 1;
+            }
+            Ok(Published::Lost) => {
+                tracing::warn!(
+                    repo = d.repo,
+                    number = d.number,
+                    "the claim on a report expired while it was being built; another replica publishes it"
+                );
             }
             Err(e) => {
                 let wait = retry_wait(&e);
                 tracing::warn!(repo = d.repo, number = d.number, error = %e, retry_in_secs = wait.as_secs(), "publishing the report failed; retrying later");
-                tx.defer_report(&d.repo, d.number, now + wait.as_nanos() as i64)
+                conn.defer_report(&d.repo, d.number, owner, now + wait.as_nanos() as i64)
                     .await?;
             }
         }
-        tx.commit().await?;
     }
     let mut tx = conn.begin().await?;
     let next = tx.next_due().await?;
@@ -355,8 +365,22 @@ async fn publish_one(
         // served by the API and the CLI only.
         return Ok(Published::Done);
     };
+    // The claim is renewed right before writing, so the writes fall inside it: never
+    // two replicas writing one pull request's comment.
+    let now = now_ns();
+    if !conn
+        .renew_report(
+            repo,
+            number,
+            &publisher.replica.id,
+            publisher.replica.until(now),
+        )
+        .await?
+    {
+        return Ok(Published::Lost);
+    }
     // A comment and a check run: at most two content-creating requests.
-    if let Err(wait) = publisher.budget.take(2) {
+    if let Err(wait) = publisher.budget.take(conn, 2).await? {
         return Ok(Published::Deferred(wait));
     }
     let outcome = app
@@ -400,28 +424,4 @@ async fn publish_one(
         .await?;
     tx.commit().await?;
     Ok(Published::Done)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_write_budget_defers_past_its_limit() {
-        let b = WriteBudget::new(4, Duration::from_secs(60));
-        assert!(b.take(2).is_ok());
-        assert!(b.take(2).is_ok());
-        let wait = b.take(2).unwrap_err();
-        assert!(
-            wait > Duration::from_secs(59) && wait <= Duration::from_secs(60),
-            "{wait:?}"
-        );
-        let quick = WriteBudget::new(2, Duration::from_millis(1));
-        assert!(quick.take(2).is_ok());
-        std::thread::sleep(Duration::from_millis(2));
-        assert!(
-            quick.take(2).is_ok(),
-            "writes older than the window are free again"
-        );
-    }
 }

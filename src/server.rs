@@ -98,6 +98,8 @@ pub struct Server {
     pruner: Option<JoinHandle<()>>,
     /// The backfill worker (none without a GitHub App).
     backfill: Option<JoinHandle<()>>,
+    /// Keeps (or waits for) the lease to export organisation-wide figures on `/metrics`.
+    metrics_lease: JoinHandle<()>,
     /// How many backfill runs have ended, done or failed (none without a GitHub App).
     pub backfills_ended: Option<watch::Receiver<u64>>,
     stop: watch::Sender<bool>,
@@ -220,6 +222,7 @@ fn http_router(state: AppState) -> Router {
         .merge(admin)
         .merge(api)
         .route("/healthz", get(crate::api::healthz))
+        .route("/readyz", get(crate::api::readyz))
         .route(
             "/metrics",
             get(crate::api::metrics)
@@ -356,6 +359,10 @@ impl Server {
         // The backfill worker's (used with a GitHub App) and the admin backfill routes'.
         let backfill_conn = store.connect().await?;
         let backfill_admin_conn = store.connect().await?;
+        let lease_conn = store.connect().await?;
+        let replica =
+            crate::replica::Replica::new(std::time::Duration::from_secs(args.replica_lease.max(1)));
+        tracing::debug!(replica = %replica.id, "replica id");
         let pruner_conn = match args.retain_raw.0 {
             Some(_) => Some(store.connect().await?),
             None => None,
@@ -382,6 +389,8 @@ impl Server {
             );
         }
         let (stop, stopped) = watch::channel(false);
+        let (metrics_lease, lease_task) =
+            crate::replica::spawn_metrics_lease(lease_conn, replica.clone(), stopped.clone()).await;
         let (pruned, pruner) = match (pruner_conn, args.retain_raw.0) {
             (Some(conn), Some(retain)) => {
                 let (rounds, task) = crate::retention::spawn(conn, retain, stopped.clone());
@@ -407,6 +416,7 @@ impl Server {
                 app: github.clone(),
                 debounce,
                 budget: Default::default(),
+                replica: replica.clone(),
             },
             extra_writer,
             store.db.clone(),
@@ -445,6 +455,7 @@ impl Server {
                 links: reports.links.clone(),
                 incident_environment: args.incident_environment.clone(),
                 backfill: backfiller.as_ref().map(|b| b.wake.clone()),
+                replica,
             },
             processor_stopped,
         );
@@ -503,6 +514,8 @@ impl Server {
                 writer,
                 queue_capacity,
                 people: args.people == crate::config::OnOff::On,
+                metrics_lease,
+                stopping: stopped.clone(),
             },
             tokens: read_tokens.clone(),
             metrics_token: args.metrics_token.as_ref().map(|t| Arc::from(t.0.as_str())),
@@ -576,6 +589,7 @@ impl Server {
             pruned,
             pruner,
             backfill: backfill_task,
+            metrics_lease: lease_task,
             backfills_ended: backfiller.as_ref().map(|b| b.ended.clone()),
             stop,
             stop_processor,
@@ -631,6 +645,7 @@ impl Server {
         if let Some(b) = self.backfill {
             b.await.context("backfill task")?;
         }
+        self.metrics_lease.await.context("metrics lease task")?;
         // The processor applies what the writer committed, then stops.
         let _ = self.stop_processor.send(true);
         self.publisher_task.await.context("report publisher task")?;

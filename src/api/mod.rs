@@ -35,6 +35,10 @@ pub struct ApiState {
     pub queue_capacity: usize,
     /// `--people on`: per-person filters and groupings are allowed.
     pub people: bool,
+    /// Whether this replica exports the organisation-wide figures on `/metrics`.
+    pub metrics_lease: crate::replica::MetricsLease,
+    /// Set when the process is stopping: `/readyz` turns the load balancer away.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// A JSON error: `{"error": "..."}` with a status.
@@ -94,21 +98,71 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// `/readyz`: whether this replica can take traffic. 200 when the database answers and
+/// holds every migration this release knows; 503 with the reason otherwise, and while
+/// the process is stopping (so a load balancer drains it first). `/healthz` says only
+/// that the process runs.
+pub async fn readyz(State(state): State<ApiState>) -> Response {
+    if *state.stopping.borrow() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: stopping\n").into_response();
+    }
+    match state.db.readiness().await {
+        Ok(()) => "ready\n".into_response(),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response(),
+    }
+}
+
 pub async fn metrics(State(state): State<ApiState>) -> Response {
+    use std::fmt::Write;
     let mut text = state
         .telemetry
         .render(state.writer.depth(), state.queue_capacity);
-    // Read from the database: the relink queue is durable and outlives a process.
-    match state.db.relinks_queued().await {
-        Ok(n) => {
-            use std::fmt::Write;
-            let name = "tracelink_link_queue_sessions";
-            let _ = writeln!(
-                text,
-                "# HELP {name} Sessions waiting to be linked to commits again (after new telemetry, a relink or an upgrade with new link rules).\n# TYPE {name} gauge\n{name} {n}"
-            );
+    let exports = state.metrics_lease.held();
+    let name = "tracelink_replica_exports_shared";
+    let _ = writeln!(
+        text,
+        "# HELP {name} 1 on the one replica that exports the figures read from the shared database (the tracelink_shared_* and link queue gauges), 0 on the others: sum or max over replicas, never both.\n# TYPE {name} gauge\n{name} {}",
+        u8::from(exports)
+    );
+    // Read from the database, so the same on every replica: exported by one at a time
+    // (a lease), or a dashboard summing over replicas would count them N times.
+    if exports {
+        match state.db.shared_queues().await {
+            Ok(q) => {
+                for (name, help, v) in [
+                    (
+                        "tracelink_link_queue_sessions",
+                        "Sessions waiting to be linked to commits again (after new telemetry, a relink or an upgrade with new link rules).",
+                        q.link_queue_sessions,
+                    ),
+                    (
+                        "tracelink_shared_deliveries_pending",
+                        "Webhook deliveries stored and not yet applied, by all replicas.",
+                        q.deliveries_pending,
+                    ),
+                    (
+                        "tracelink_shared_deliveries_failed",
+                        "Webhook deliveries set aside as failed (tracelink deliveries replay brings them back).",
+                        q.deliveries_failed,
+                    ),
+                    (
+                        "tracelink_shared_reports_queued",
+                        "Pull requests whose report waits to be published.",
+                        q.reports_queued,
+                    ),
+                ] {
+                    let _ = writeln!(
+                        text,
+                        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the shared queues for /metrics"),
         }
-        Err(e) => tracing::warn!(error = %e, "reading the link queue for /metrics"),
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -1,6 +1,13 @@
 //! Applies stored deliveries to the graph, off the request path. Deliveries are applied
 //! in the order received; a crash between storing and applying only delays the work,
 //! since pending deliveries are picked up again at start-up.
+//!
+//! Every replica runs a processor. Each claims a group of pending deliveries for a
+//! lease period and applies it; the transaction that applies a delivery first checks
+//! that the claim is still its own, so a delivery is applied once even when a slow
+//! replica's claim expired meanwhile. A replica that dies leaves its claims to expire.
+//! Applying is order-tolerant (every upsert keeps the newest version GitHub sent), so
+//! groups applied side by side by two replicas give what one process gives.
 
 use std::sync::Arc;
 
@@ -41,6 +48,8 @@ pub struct ProcessorConfig {
     /// The backfill worker, woken when an installation queued backfills (`None`: no App
     /// configured; they wait in the database).
     pub backfill: Option<Arc<Notify>>,
+    /// Whose claims this processor takes, and for how long.
+    pub replica: crate::replica::Replica,
 }
 
 pub fn spawn(
@@ -95,25 +104,39 @@ pub fn spawn(
 /// error after [`MAX_ATTEMPTS`] tries (`tracelink deliveries replay` brings it back).
 async fn process_pending(conn: &mut Conn, cfg: &ProcessorConfig) -> store::Result<u64> {
     let now = now_ns();
-    let pending = conn.pending_deliveries(now, BATCH).await?;
+    let owner = &*cfg.replica.id;
+    let pending = conn
+        .claim_deliveries(owner, now, cfg.replica.until(now), BATCH)
+        .await?;
     if pending.is_empty() {
         return Ok(0);
     }
-    let mut stale = Stale::default();
-    let mut queued = std::collections::BTreeSet::new();
-    let mut backfills = 0;
-    let finished = match apply_group(
-        conn,
-        cfg,
-        &pending,
-        now,
-        &mut stale,
-        &mut queued,
-        &mut backfills,
-    )
-    .await
-    {
-        Ok(()) => pending.len() as u64,
+    let (mut stale, mut queued, mut backfills): (Stale, std::collections::BTreeSet<_>, usize);
+    // Two replicas writing the same rows at once can deadlock on PostgreSQL; the victim
+    // runs again, not counted as a failed attempt.
+    let mut tries = 0;
+    let group = loop {
+        (stale, queued, backfills) = Default::default();
+        tries += 1;
+        match apply_group(
+            conn,
+            cfg,
+            &pending,
+            now,
+            &mut stale,
+            &mut queued,
+            &mut backfills,
+        )
+        .await
+        {
+            Err(e) if store::is_transient(&e) && tries < TRANSIENT_TRIES => {
+                tracing::debug!(error = %e, "applying a group of deliveries met another replica's writes; again");
+            }
+            r => break r,
+        }
+    };
+    let finished = match group {
+        Ok(taken) => taken,
         Err(e) => {
             tracing::warn!(error = %e, "applying a group of deliveries failed; applying them one by one");
             let mut finished = 0;
@@ -131,17 +154,18 @@ async fn process_pending(conn: &mut Conn, cfg: &ProcessorConfig) -> store::Resul
                 )
                 .await
                 {
-                    Ok(()) => {
+                    Ok(taken) => {
                         backfills += one_backfills;
                         stale.absorb(one_stale);
                         queued.extend(one_queued);
-                        finished += 1;
+                        finished += taken;
                     }
                     Err(e) => {
                         let mut tx = conn.begin_write().await?;
                         let gave_up = tx
                             .delivery_attempt_failed(
                                 &d.delivery_id,
+                                owner,
                                 &e.to_string(),
                                 MAX_ATTEMPTS,
                                 now,
@@ -175,8 +199,11 @@ async fn process_pending(conn: &mut Conn, cfg: &ProcessorConfig) -> store::Resul
 
 /// Tries before a delivery that cannot be applied is set aside.
 pub const MAX_ATTEMPTS: i64 = 3;
+/// Runs of a group that lost a deadlock to another replica before it counts as failed.
+const TRANSIENT_TRIES: usize = 3;
 
-/// Applies these deliveries in one transaction (all or nothing).
+/// Applies these deliveries in one transaction (all or nothing); returns how many were
+/// still this replica's to apply.
 async fn apply_group(
     conn: &mut Conn,
     cfg: &ProcessorConfig,
@@ -185,9 +212,19 @@ async fn apply_group(
     stale: &mut Stale,
     queued: &mut std::collections::BTreeSet<crate::store::reports::PullRef>,
     backfills: &mut usize,
-) -> store::Result<()> {
+) -> store::Result<u64> {
     let mut tx = conn.begin_write().await?;
+    let mut taken = 0;
     for d in pending {
+        if !tx.take_delivery(&d.delivery_id, &cfg.replica.id).await? {
+            // Its claim expired and another replica took it (or a replay reset it).
+            tracing::debug!(
+                delivery = d.delivery_id,
+                "a claimed delivery was taken by another replica"
+            );
+            continue;
+        }
+        taken += 1;
         let ops =
             Event::parse(&d.event, &d.payload).and_then(|e| plan::plan(&e, &cfg.incident_label));
         match ops {
@@ -211,12 +248,12 @@ async fn apply_group(
                 queued.extend(prs.iter().cloned());
                 tx.enqueue_reports(&prs, now, now + cfg.debounce.as_nanos() as i64)
                     .await?;
-                tx.delivery_processed(&d.delivery_id).await?;
             }
             Err(e) => tx.delivery_failed(&d.delivery_id, &e.to_string()).await?,
         }
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(taken)
 }
 
 /// An installation created, or repositories added to one: a backfill of each repository

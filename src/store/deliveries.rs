@@ -26,6 +26,7 @@ pub struct PendingDelivery {
     pub delivery_id: String,
     pub event: String,
     pub payload: Vec<u8>,
+    pub received_ns: i64,
 }
 
 /// A delivery as `GET /api/v1/deliveries` lists it.
@@ -64,52 +65,82 @@ pub(super) async fn write(conn: &mut AnyConnection, d: &DeliveryRow) -> Result<W
 }
 
 impl Conn {
-    /// Up to `limit` pending deliveries due at `now_ns` (one that failed to apply waits
-    /// before its next attempt), oldest first.
-    pub async fn pending_deliveries(
+    /// Claims up to `limit` pending deliveries due at `now_ns` for `owner` until
+    /// `until_ns`, oldest first: those no live claim holds (a replica that died leaves
+    /// its claims to expire). On PostgreSQL rows another replica is claiming are skipped
+    /// (`FOR UPDATE SKIP LOCKED`), so replicas take disjoint groups. A delivery that
+    /// failed to apply waits before its next attempt.
+    pub async fn claim_deliveries(
         &mut self,
+        owner: &str,
         now_ns: i64,
+        until_ns: i64,
         limit: i64,
     ) -> Result<Vec<PendingDelivery>> {
-        query_as(
-            "SELECT delivery_id, event, payload FROM deliveries WHERE status = 'pending' \
-             AND retry_ns <= ? ORDER BY received_ns, delivery_id LIMIT ?",
-        )
-        .bind(now_ns)
-        .bind(limit)
-        .fetch_all(&mut self.conn)
-        .await
+        let sql = format!(
+            "UPDATE deliveries SET lease_owner = ?1, lease_until_ns = ?2 WHERE delivery_id IN ( \
+               SELECT delivery_id FROM deliveries WHERE status = 'pending' AND retry_ns <= ?3 \
+               AND coalesce(lease_until_ns, 0) <= ?3 ORDER BY received_ns, delivery_id LIMIT ?4{}) \
+             RETURNING delivery_id, event, payload, received_ns",
+            self.engine.skip_locked()
+        );
+        let mut claimed: Vec<PendingDelivery> = query_as(&sql)
+            .bind(owner)
+            .bind(until_ns)
+            .bind(now_ns)
+            .bind(limit)
+            .fetch_all(&mut self.conn)
+            .await?;
+        claimed
+            .sort_by(|a, b| (a.received_ns, &a.delivery_id).cmp(&(b.received_ns, &b.delivery_id)));
+        Ok(claimed)
     }
 }
 
 impl Tx<'_> {
-    pub async fn delivery_processed(&mut self, delivery_id: &str) -> Result<()> {
-        query("UPDATE deliveries SET status = 'processed' WHERE delivery_id = ?")
-            .bind(delivery_id)
-            .execute(self.conn())
-            .await?;
-        Ok(())
+    /// Marks a claimed delivery applied, in the transaction that applies it; `false`
+    /// when `owner`'s claim is gone (it expired and another replica took the delivery,
+    /// or it was applied), and then it must not be applied here. The row stays locked
+    /// until the transaction ends, so no other replica applies it meanwhile.
+    pub async fn take_delivery(&mut self, delivery_id: &str, owner: &str) -> Result<bool> {
+        let n = query(
+            "UPDATE deliveries SET status = 'processed', lease_owner = NULL, lease_until_ns = NULL \
+             WHERE delivery_id = ? AND status = 'pending' AND lease_owner = ?",
+        )
+        .bind(delivery_id)
+        .bind(owner)
+        .execute(self.conn())
+        .await?
+        .rows_affected();
+        Ok(n == 1)
     }
 
-    /// Counts a failed attempt to apply a delivery: the next waits a second per attempt
-    /// so far; after `max` attempts it is set aside as `failed` with the error. Returns
-    /// whether it was set aside.
+    /// Counts a failed attempt to apply a delivery `owner` claimed, and gives the claim
+    /// up: the next attempt waits a second per attempt so far; after `max` attempts it is
+    /// set aside as `failed` with the error. Returns whether it was set aside.
     pub async fn delivery_attempt_failed(
         &mut self,
         delivery_id: &str,
+        owner: &str,
         error: &str,
         max: i64,
         now_ns: i64,
     ) -> Result<bool> {
-        let attempts: i64 = query_scalar(
+        let attempts: Option<i64> = query_scalar(
             "UPDATE deliveries SET attempts = attempts + 1, error = ?, \
-             retry_ns = ? + (attempts + 1) * 1000000000 WHERE delivery_id = ? RETURNING attempts",
+             retry_ns = ? + (attempts + 1) * 1000000000, lease_owner = NULL, lease_until_ns = NULL \
+             WHERE delivery_id = ? AND lease_owner = ? RETURNING attempts",
         )
         .bind(error)
         .bind(now_ns)
         .bind(delivery_id)
-        .fetch_one(self.conn())
+        .bind(owner)
+        .fetch_optional(self.conn())
         .await?;
+        let Some(attempts) = attempts else {
+            // Another replica holds it now.
+            return Ok(false);
+        };
         if attempts >= max {
             query("UPDATE deliveries SET status = 'failed', error = ? WHERE delivery_id = ?")
                 .bind(format!("not applied after {attempts} attempts: {error}"))
@@ -197,7 +228,8 @@ impl Db {
     }
 }
 
-/// Which stored deliveries `tracelink deliveries replay` applies again.
+/// Which stored deliveries `tracelink deliveries replay` applies again (a claim a
+/// replica holds on them is dropped: the replica will find the delivery taken).
 #[derive(Debug, Clone, Default)]
 pub struct Replay {
     /// `failed`, `processed` or `pending`; `None`: every status.
@@ -218,8 +250,8 @@ impl Conn {
 /// [`Conn::replay_deliveries`] inside a writer transaction (the admin endpoint).
 pub(super) async fn replay(conn: &mut AnyConnection, r: &Replay) -> Result<u64> {
     let done = query(
-        "UPDATE deliveries SET status = 'pending', attempts = 0, retry_ns = 0, error = NULL \
-         WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR received_ns >= ?2) \
+        "UPDATE deliveries SET status = 'pending', attempts = 0, retry_ns = 0, error = NULL, \
+         lease_owner = NULL, lease_until_ns = NULL WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR received_ns >= ?2) \
          AND (?3 IS NULL OR delivery_id = ?3) AND payload IS NOT NULL",
     )
     .bind(r.status.as_deref())

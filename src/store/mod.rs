@@ -33,6 +33,7 @@ pub mod deliveries;
 pub mod dora;
 pub mod github;
 pub mod graph;
+pub mod leases;
 pub mod line_records;
 pub mod links;
 pub mod models;
@@ -77,6 +78,24 @@ pub static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/p
 pub enum Engine {
     Sqlite,
     Postgres,
+}
+
+impl Engine {
+    /// The clause that makes a claiming subquery skip rows another replica is claiming
+    /// (PostgreSQL). SQLite has one writer at a time and no row locks: nothing.
+    pub(crate) fn skip_locked(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "",
+            Engine::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+}
+
+/// Whether a failed statement is worth running again as it was: PostgreSQL chose it as
+/// a deadlock's victim (`40P01`) or could not serialise it (`40001`), which happens when
+/// replicas write the same rows at once.
+pub fn is_transient(e: &Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40P01" | "40001")))
 }
 
 /// Where the database lives, as `--db` gives it: a file path (SQLite) or a
@@ -267,13 +286,24 @@ fn options(path: &Path) -> SqliteConnectOptions {
         .disable_statement_logging()
 }
 
-async fn run_migrations(location: &Location, conn: &mut AnyConnection) -> anyhow::Result<()> {
-    // On PostgreSQL the migrator holds an advisory lock while it runs, so replicas
-    // starting at once apply each migration once.
-    let migrator = match location.engine() {
+/// The migrations of an engine.
+fn migrations(engine: Engine) -> &'static sqlx::migrate::Migrator {
+    match engine {
         Engine::Sqlite => &MIGRATOR,
         Engine::Postgres => &PG_MIGRATOR,
-    };
+    }
+}
+
+async fn run_migrations(location: &Location, conn: &mut AnyConnection) -> anyhow::Result<()> {
+    // On PostgreSQL the migrator holds an advisory lock while it runs, so replicas
+    // starting at once apply each migration once. A database a newer release has
+    // migrated (an upgrade rolling through the replicas) holds migrations this release
+    // does not know: it runs on it, since a release's schema stays compatible with the
+    // previous release's code.
+    let mut migrator = sqlx::migrate::Migrator::with_migrations(
+        migrations(location.engine()).iter().cloned().collect(),
+    );
+    migrator.set_ignore_missing(true);
     migrator
         .run(conn)
         .await
@@ -352,6 +382,26 @@ pub struct Db {
 }
 
 impl Db {
+    /// Whether this process can take traffic: the database answers, and holds every
+    /// migration this release knows. `Err` says why not.
+    pub async fn readiness(&self) -> std::result::Result<(), String> {
+        let applied: Vec<i64> =
+            query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| format!("the database cannot be reached: {e}"))?;
+        let missing: Vec<String> = migrations(self.engine)
+            .iter()
+            .filter(|m| applied.binary_search(&m.version).is_err())
+            .map(|m| format!("{} {}", m.version, m.description))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("migrations not applied: {}", missing.join(", ")))
+        }
+    }
+
     /// Opens an existing database for reading only (`tracelink report`, tests).
     pub async fn open_read_only(location: impl Into<Location>) -> anyhow::Result<Db> {
         let location = &location.into();
@@ -414,6 +464,12 @@ impl Conn {
     /// SQLite: the write lock from the start (`BEGIN IMMEDIATE`); PostgreSQL: a
     /// transaction-scoped advisory lock.
     pub async fn begin_exclusive(&mut self) -> Result<Tx<'_>> {
+        self.begin_under(EXCLUSIVE_LOCK).await
+    }
+
+    /// Like [`Conn::begin_exclusive`], serialised with others taking the same `key`
+    /// only (PostgreSQL; on SQLite every writer is serialised).
+    pub(crate) async fn begin_under(&mut self, key: i64) -> Result<Tx<'_>> {
         match self.engine {
             Engine::Sqlite => Ok(Tx {
                 tx: self.conn.begin_with("BEGIN IMMEDIATE").await?,
@@ -422,7 +478,7 @@ impl Conn {
             Engine::Postgres => {
                 let mut tx = self.conn.begin().await?;
                 query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(EXCLUSIVE_LOCK)
+                    .bind(key)
                     .execute(&mut *tx)
                     .await?;
                 Ok(Tx {

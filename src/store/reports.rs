@@ -9,7 +9,7 @@ use super::dora::IncidentFacts;
 use super::github::{DeploymentRow, Op};
 use super::nodes::pulls_containing;
 
-use super::{Db, Result, Tx, placeholders};
+use super::{Conn, Db, Result, Tx, placeholders};
 use sqlx::AnyConnection;
 
 pub use super::nodes::PullRef;
@@ -30,6 +30,7 @@ pub struct DueReport {
     pub number: i64,
     /// When it was last queued: a publication that started before keeps it queued.
     pub touched_ns: i64,
+    pub due_ns: i64,
 }
 
 /// The last report published for a pull request.
@@ -259,43 +260,10 @@ impl Tx<'_> {
         })
     }
 
-    /// Reports due at `now_ns`, oldest due first, at most `limit`.
-    pub async fn due_reports(&mut self, now_ns: i64, limit: i64) -> Result<Vec<DueReport>> {
-        query_as(
-            "SELECT repo, number, touched_ns FROM report_queue WHERE due_ns <= ? ORDER BY due_ns, repo, number LIMIT ?",
-        )
-        .bind(now_ns)
-        .bind(limit)
-        .fetch_all(self.conn())
-        .await
-    }
-
-    /// Moves a queued report's due time.
-    pub async fn defer_report(&mut self, repo: &str, number: i64, due_ns: i64) -> Result<()> {
-        query("UPDATE report_queue SET due_ns = ? WHERE repo = ? AND number = ?")
-            .bind(due_ns)
-            .bind(repo)
-            .bind(number)
-            .execute(self.conn())
-            .await?;
-        Ok(())
-    }
-
-    /// Takes a published report off the queue, unless it was queued again since
-    /// `touched_ns` (then it stays).
-    pub async fn report_done(&mut self, repo: &str, number: i64, touched_ns: i64) -> Result<()> {
-        query("DELETE FROM report_queue WHERE repo = ? AND number = ? AND touched_ns = ?")
-            .bind(repo)
-            .bind(number)
-            .bind(touched_ns)
-            .execute(self.conn())
-            .await?;
-        Ok(())
-    }
-
-    /// The earliest due time in the queue.
+    /// The earliest time a queued report can be claimed: its due time, or when another
+    /// replica's claim on it expires.
     pub async fn next_due(&mut self) -> Result<Option<i64>> {
-        query_scalar("SELECT min(due_ns) FROM report_queue")
+        query_scalar("SELECT min(max(due_ns, coalesce(lease_until_ns, 0))) FROM report_queue")
             .fetch_one(self.conn())
             .await
     }
@@ -424,6 +392,111 @@ impl Db {
             .bind(number)
             .fetch_optional(&self.pool)
             .await
+    }
+}
+
+impl Conn {
+    /// Claims up to `limit` reports due at `now_ns` for `owner` until `until_ns`,
+    /// oldest due first: those no live claim holds. One replica at a time publishes a
+    /// pull request's report; on PostgreSQL rows another replica is claiming are skipped
+    /// (`FOR UPDATE SKIP LOCKED`).
+    pub async fn claim_reports(
+        &mut self,
+        owner: &str,
+        now_ns: i64,
+        until_ns: i64,
+        limit: i64,
+    ) -> Result<Vec<DueReport>> {
+        let sql = format!(
+            "UPDATE report_queue SET lease_owner = ?1, lease_until_ns = ?2 WHERE (repo, number) IN ( \
+               SELECT repo, number FROM report_queue WHERE due_ns <= ?3 \
+               AND coalesce(lease_until_ns, 0) <= ?3 ORDER BY due_ns, repo, number LIMIT ?4{}) \
+             RETURNING repo, number, touched_ns, due_ns",
+            self.engine.skip_locked()
+        );
+        let mut claimed: Vec<DueReport> = query_as(&sql)
+            .bind(owner)
+            .bind(until_ns)
+            .bind(now_ns)
+            .bind(limit)
+            .fetch_all(&mut self.conn)
+            .await?;
+        claimed.sort_by(|a, b| (a.due_ns, &a.repo, a.number).cmp(&(b.due_ns, &b.repo, b.number)));
+        Ok(claimed)
+    }
+
+    /// Extends `owner`'s claim on a report to `until_ns`: `false` when the claim is gone
+    /// (it expired and another replica took it), and then this replica must not write.
+    pub async fn renew_report(
+        &mut self,
+        repo: &str,
+        number: i64,
+        owner: &str,
+        until_ns: i64,
+    ) -> Result<bool> {
+        let n = query(
+            "UPDATE report_queue SET lease_until_ns = ? WHERE repo = ? AND number = ? AND lease_owner = ?",
+        )
+        .bind(until_ns)
+        .bind(repo)
+        .bind(number)
+        .bind(owner)
+        .execute(&mut self.conn)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Gives `owner`'s claim on a report up, due again at `due_ns`.
+    pub async fn defer_report(
+        &mut self,
+        repo: &str,
+        number: i64,
+        owner: &str,
+        due_ns: i64,
+    ) -> Result<()> {
+        query(
+            "UPDATE report_queue SET due_ns = ?, lease_owner = NULL, lease_until_ns = NULL \
+             WHERE repo = ? AND number = ? AND lease_owner = ?",
+        )
+        .bind(due_ns)
+        .bind(repo)
+        .bind(number)
+        .bind(owner)
+        .execute(&mut self.conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Takes a report `owner` published off the queue, unless it was queued again since
+    /// `touched_ns`: then it stays, and the claim is given up.
+    pub async fn report_done(
+        &mut self,
+        repo: &str,
+        number: i64,
+        owner: &str,
+        touched_ns: i64,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        query(
+            "DELETE FROM report_queue WHERE repo = ? AND number = ? AND touched_ns = ? AND lease_owner = ?",
+        )
+        .bind(repo)
+        .bind(number)
+        .bind(touched_ns)
+        .bind(owner)
+        .execute(tx.conn())
+        .await?;
+        query(
+            "UPDATE report_queue SET lease_owner = NULL, lease_until_ns = NULL \
+             WHERE repo = ? AND number = ? AND lease_owner = ?",
+        )
+        .bind(repo)
+        .bind(number)
+        .bind(owner)
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await
     }
 }
 

@@ -657,39 +657,64 @@ fn is_new(owned: &mut Option<HashSet<Vec<u8>>>, key: &[u8]) -> bool {
 
 /// The increment a cumulative point adds to its series, updating the series' last point.
 /// `None` when the point is not newer than the last one seen (a repeat or a late arrival).
+///
+/// The last point is replaced by compare-and-set: written only if it is still the one
+/// read, else read again. Replicas writing points of one series at once (an exporter's
+/// requests spread by a load balancer) so give the increments one process gives, never
+/// counting a stretch of the series twice.
 async fn cumulative_increment(
     tx: &mut Transaction<'_, Any>,
     p: &super::batch::PointRow,
 ) -> Result<Option<f64>, sqlx::Error> {
-    let last: Option<(i64, i64, f64)> =
-        query_as("SELECT start_ns, time_ns, value FROM cumulative_series WHERE series = ?")
-            .bind(&p.series[..])
-            .fetch_optional(&mut **tx)
-            .await?;
     let count = p.count.unwrap_or(0);
-    let inc = match last {
-        None => Some(p.value),
-        // A newer start time is a restarted process: its running total starts over.
-        Some((start, _, _)) if p.start_ns > start => Some(p.value),
-        Some((start, _, _)) if p.start_ns < start => None,
-        Some((_, time, _)) if p.time_ns <= time => None,
-        // A total that went down is a reset without a new start time.
-        Some((_, _, value)) if p.value < value => Some(p.value),
-        Some((_, _, value)) => Some(p.value - value),
-    };
-    if inc.is_some() {
-        query(
-            "INSERT INTO cumulative_series (series, start_ns, time_ns, value, count) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (series) DO UPDATE SET start_ns = excluded.start_ns, time_ns = excluded.time_ns, \
-             value = excluded.value, count = excluded.count",
-        )
-        .bind(&p.series[..])
-        .bind(p.start_ns)
-        .bind(p.time_ns)
-        .bind(p.value)
-        .bind(count)
-        .execute(&mut **tx)
-        .await?;
+    for _ in 0..MAX_CAS_ROUNDS {
+        let last: Option<(i64, i64, f64)> =
+            query_as("SELECT start_ns, time_ns, value FROM cumulative_series WHERE series = ?")
+                .bind(&p.series[..])
+                .fetch_optional(&mut **tx)
+                .await?;
+        let inc = match last {
+            None => p.value,
+            // A newer start time is a restarted process: its running total starts over.
+            Some((start, _, _)) if p.start_ns > start => p.value,
+            Some((start, _, _)) if p.start_ns < start => return Ok(None),
+            Some((_, time, _)) if p.time_ns <= time => return Ok(None),
+            // A total that went down is a reset without a new start time.
+            Some((_, _, value)) if p.value < value => p.value,
+            Some((_, _, value)) => p.value - value,
+        };
+        let set = match last {
+            None => query(
+                "INSERT INTO cumulative_series (series, start_ns, time_ns, value, count) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (series) DO NOTHING",
+            )
+            .bind(&p.series[..])
+            .bind(p.start_ns)
+            .bind(p.time_ns)
+            .bind(p.value)
+            .bind(count),
+            Some((start, time, value)) => query(
+                "UPDATE cumulative_series SET start_ns = ?, time_ns = ?, value = ?, count = ? \
+                 WHERE series = ? AND start_ns = ? AND time_ns = ? AND value = ?",
+            )
+            .bind(p.start_ns)
+            .bind(p.time_ns)
+            .bind(p.value)
+            .bind(count)
+            .bind(&p.series[..])
+            .bind(start)
+            .bind(time)
+            .bind(value),
+        };
+        if set.execute(&mut **tx).await?.rows_affected() == 1 {
+            return Ok(Some(inc));
+        }
     }
-    Ok(inc)
+    Err(sqlx::Error::Protocol(format!(
+        "the last point of a cumulative series kept changing under this write ({MAX_CAS_ROUNDS} tries)"
+    )))
 }
+
+/// Reads of a cumulative series' last point before a write gives up (each retry follows
+/// another replica's committed write of the same series).
+const MAX_CAS_ROUNDS: usize = 64;
