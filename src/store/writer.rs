@@ -179,11 +179,25 @@ async fn run(
                 false
             }
         };
-        if jobs.len() > 1 || reconnected {
-            // One bad batch must not fail the others: write each on its own.
-            tracing::warn!(error = %e, "group commit failed; retrying its requests one by one");
+        let transient = super::is_transient(&e);
+        if jobs.len() > 1 || reconnected || transient {
+            // One bad batch must not fail the others: write each on its own. A deadlock
+            // with another replica's writer (PostgreSQL) is run again, not refused.
+            if transient {
+                tracing::info!(error = %e, "group commit lost a deadlock to another replica; writing its requests again");
+            } else {
+                tracing::warn!(error = %e, "group commit failed; retrying its requests one by one");
+            }
             for job in jobs.drain(..) {
-                let r = write_group(&mut writer.conn, engine, &[&job.work]).await;
+                let mut r = write_group(&mut writer.conn, engine, &[&job.work]).await;
+                for _ in 1..TRANSIENT_TRIES {
+                    match &r {
+                        Err(e) if super::is_transient(e) => {
+                            r = write_group(&mut writer.conn, engine, &[&job.work]).await;
+                        }
+                        _ => break,
+                    }
+                }
                 if let (Ok((_, touched)), Some(tx)) = (&r, &sessions) {
                     let _ = tx.try_send(touched.clone());
                 }
@@ -714,6 +728,9 @@ async fn cumulative_increment(
         "the last point of a cumulative series kept changing under this write ({MAX_CAS_ROUNDS} tries)"
     )))
 }
+
+/// Writes of one request that lost a deadlock before it is refused.
+const TRANSIENT_TRIES: usize = 4;
 
 /// Reads of a cumulative series' last point before a write gives up (each retry follows
 /// another replica's committed write of the same series).

@@ -17,6 +17,7 @@ mod durability;
 mod fixtures;
 mod grpc_budget;
 mod histories;
+mod leases;
 mod line_records;
 mod links;
 mod orders;

@@ -1,0 +1,302 @@
+//! What replicas share through the database, on either engine: claims on deliveries
+//! and reports (disjoint while they live, passed on when they expire, never applied
+//! under a lost claim), named leases, and the GitHub write budget.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use tracelink::store::deliveries::DeliveryRow;
+use tracelink::store::writer::Work;
+use tracelink::store::{self, Conn};
+use tracelink::telemetry::Telemetry;
+
+use super::common::TestDb;
+
+const S: i64 = 1_000_000_000;
+
+/// A database with `n` pending deliveries `d000`…, received in that order; returns the
+/// store's further connections.
+async fn with_deliveries(
+    db: &TestDb,
+    n: usize,
+    conns: usize,
+) -> (store::Store, Vec<Conn>, tokio::task::JoinHandle<()>) {
+    let store = store::open(&db.location).await.unwrap();
+    let mut out = Vec::new();
+    for _ in 0..conns {
+        out.push(store.connect().await.unwrap());
+    }
+    let writer_conn = store.connect().await.unwrap();
+    let (writer, task) = store::writer::spawn(writer_conn, 64, Arc::new(Telemetry::default()));
+    for i in 0..n {
+        writer
+            .submit_work(Work::Delivery(DeliveryRow {
+                delivery_id: format!("d{i:03}"),
+                event: "ping".into(),
+                action: None,
+                repo: None,
+                received_ns: 1_000 + i as i64,
+                status: "pending",
+                error: None,
+                payload: bytes::Bytes::from_static(b"{}"),
+            }))
+            .await
+            .unwrap();
+    }
+    drop(writer);
+    (store, out, task)
+}
+
+fn ids(claimed: &[store::deliveries::PendingDelivery]) -> Vec<String> {
+    claimed.iter().map(|d| d.delivery_id.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_is_claimed_by_one_replica_and_passes_on_when_its_claim_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(dir.path()).await;
+    let (_store, mut conns, writer) = with_deliveries(&db, 10, 2).await;
+    writer.await.unwrap();
+    let (mut a, mut b) = (conns.remove(0), conns.remove(0));
+    let now = 100 * S;
+
+    // Oldest first, and disjoint while both claims live.
+    let by_a = a.claim_deliveries("a", now, now + 30 * S, 4).await.unwrap();
+    assert_eq!(ids(&by_a), ["d000", "d001", "d002", "d003"]);
+    let by_b = b
+        .claim_deliveries("b", now + 10 * S, now + 40 * S, 100)
+        .await
+        .unwrap();
+    assert_eq!(ids(&by_b).len(), 6);
+    assert_eq!(ids(&by_b)[0], "d004");
+    let third = b
+        .claim_deliveries("c", now + 29 * S, now + 60 * S, 100)
+        .await;
+    assert!(third.unwrap().is_empty(), "live claims are not taken");
+
+    // `a` stalls past its claim: `b` takes its deliveries, and `a`, waking, finds them
+    // gone and must not apply them.
+    let later = now + 30 * S;
+    let retaken = b
+        .claim_deliveries("b", later, later + 30 * S, 100)
+        .await
+        .unwrap();
+    assert_eq!(ids(&retaken), ["d000", "d001", "d002", "d003"]);
+    let mut tx = a.begin_write().await.unwrap();
+    assert!(
+        !tx.take_delivery("d000", "a").await.unwrap(),
+        "a lost claim applies nothing"
+    );
+    tx.commit().await.unwrap();
+    let mut tx = b.begin_write().await.unwrap();
+    assert!(tx.take_delivery("d000", "b").await.unwrap());
+    assert!(
+        !tx.take_delivery("d000", "b").await.unwrap(),
+        "applied once"
+    );
+    tx.commit().await.unwrap();
+
+    // A failed attempt gives the claim up; the delivery waits its retry time, then any
+    // replica may claim it.
+    let mut tx = b.begin_write().await.unwrap();
+    let set_aside = tx
+        .delivery_attempt_failed("d001", "b", "boom", 3, later)
+        .await
+        .unwrap();
+    assert!(!set_aside);
+    tx.commit().await.unwrap();
+    let soon = a
+        .claim_deliveries("a", later, later + S, 100)
+        .await
+        .unwrap();
+    assert!(soon.is_empty(), "{:?}", ids(&soon));
+    let after = a
+        .claim_deliveries("a", later + 2 * S, later + 3 * S, 100)
+        .await
+        .unwrap();
+    assert_eq!(ids(&after), ["d001"]);
+}
+
+/// Three replicas claiming at once, group after group until nothing is left: every
+/// delivery is claimed exactly once (on PostgreSQL, rows another claim is taking are
+/// skipped, not claimed twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_claims_take_every_delivery_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(dir.path()).await;
+    let (_store, conns, writer) = with_deliveries(&db, 300, 3).await;
+    writer.await.unwrap();
+    let now = 100 * S;
+    let mut tasks = Vec::new();
+    for (i, mut conn) in conns.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let owner = format!("r{i}");
+            let mut mine = Vec::new();
+            loop {
+                let got = conn
+                    .claim_deliveries(&owner, now, now + 30 * S, 16)
+                    .await
+                    .unwrap();
+                if got.is_empty() {
+                    break;
+                }
+                mine.extend(ids(&got));
+                tokio::task::yield_now().await;
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let distinct: BTreeSet<&String> = all.iter().collect();
+    assert_eq!(all.len(), 300, "claimed {} times in all", all.len());
+    assert_eq!(distinct.len(), 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_is_published_under_one_claim_and_stays_queued_when_touched_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(dir.path()).await;
+    let (_store, mut conns, writer) = with_deliveries(&db, 0, 2).await;
+    writer.await.unwrap();
+    let (mut a, mut b) = (conns.remove(0), conns.remove(0));
+    let prs: BTreeSet<(String, i64)> = [
+        ("acme/widgets".to_string(), 7),
+        ("acme/widgets".to_string(), 8),
+    ]
+    .into();
+    let now = 100 * S;
+    let mut tx = a.begin().await.unwrap();
+    tx.enqueue_reports(&prs, now, now).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let by_a = a.claim_reports("a", now, now + 30 * S, 1).await.unwrap();
+    assert_eq!((by_a[0].repo.as_str(), by_a[0].number), ("acme/widgets", 7));
+    let by_b = b.claim_reports("b", now, now + 30 * S, 10).await.unwrap();
+    assert_eq!(by_b.len(), 1);
+    assert_eq!(by_b[0].number, 8);
+    // The next claimable moment is when a claim expires.
+    let mut tx = a.begin().await.unwrap();
+    assert_eq!(tx.next_due().await.unwrap(), Some(now + 30 * S));
+    tx.commit().await.unwrap();
+
+    // PR 7 is touched while `a` publishes it: done, it stays queued and unclaimed.
+    let mut tx = b.begin().await.unwrap();
+    tx.enqueue_reports(&[("acme/widgets".to_string(), 7)].into(), now + S, now + S)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(
+        a.renew_report("acme/widgets", 7, "a", now + 40 * S)
+            .await
+            .unwrap()
+    );
+    a.report_done("acme/widgets", 7, "a", by_a[0].touched_ns)
+        .await
+        .unwrap();
+    let again = b
+        .claim_reports("b", now + 2 * S, now + 32 * S, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "touched meanwhile: queued again");
+    assert_eq!(again[0].number, 7);
+
+    // `b`'s claim on 8 expires; `a` takes it, and `b` may no longer write it.
+    let late = now + 31 * S;
+    let taken = a.claim_reports("a", late, late + 30 * S, 10).await.unwrap();
+    assert_eq!(taken.iter().map(|r| r.number).collect::<Vec<_>>(), [8]);
+    assert!(
+        !b.renew_report("acme/widgets", 8, "b", late + 30 * S)
+            .await
+            .unwrap()
+    );
+    b.report_done("acme/widgets", 8, "b", by_b[0].touched_ns)
+        .await
+        .unwrap();
+    a.report_done("acme/widgets", 8, "a", taken[0].touched_ns)
+        .await
+        .unwrap();
+    let mut tx = a.begin().await.unwrap();
+    assert_eq!(
+        tx.next_due().await.unwrap(),
+        Some(now + 32 * S),
+        "only PR 7 left, claimed by b"
+    );
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_github_write_budget_and_named_leases_are_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(dir.path()).await;
+    let (_store, mut conns, writer) = with_deliveries(&db, 0, 2).await;
+    writer.await.unwrap();
+    let (mut a, mut b) = (conns.remove(0), conns.remove(0));
+    let now = 1_000 * S;
+    let limits = [(4, 60 * S), (6, 3600 * S)];
+    assert_eq!(a.take_github_writes(now, 2, &limits).await.unwrap(), None);
+    assert_eq!(
+        b.take_github_writes(now + S, 2, &limits).await.unwrap(),
+        None
+    );
+    // Four in the minute, by two replicas: the next two wait for the first two.
+    assert_eq!(
+        a.take_github_writes(now + 2 * S, 2, &limits).await.unwrap(),
+        Some(58 * S)
+    );
+    assert_eq!(
+        b.take_github_writes(now + 60 * S, 2, &limits)
+            .await
+            .unwrap(),
+        None
+    );
+    // Six in the hour.
+    assert_eq!(
+        a.take_github_writes(now + 200 * S, 2, &limits)
+            .await
+            .unwrap(),
+        Some(3400 * S)
+    );
+
+    assert!(
+        a.hold_lease("metrics", "a", now, now + 30 * S)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.hold_lease("metrics", "b", now + S, now + 31 * S)
+            .await
+            .unwrap()
+    );
+    assert!(
+        a.hold_lease("metrics", "a", now + 10 * S, now + 40 * S)
+            .await
+            .unwrap(),
+        "renewed"
+    );
+    assert!(
+        !b.hold_lease("metrics", "b", now + 39 * S, now + 69 * S)
+            .await
+            .unwrap()
+    );
+    assert!(
+        b.hold_lease("metrics", "b", now + 40 * S, now + 70 * S)
+            .await
+            .unwrap(),
+        "expired: taken"
+    );
+    assert!(
+        !a.hold_lease("metrics", "a", now + 41 * S, now + 71 * S)
+            .await
+            .unwrap()
+    );
+    b.release_lease("metrics", "b").await.unwrap();
+    assert!(
+        a.hold_lease("metrics", "a", now + 42 * S, now + 72 * S)
+            .await
+            .unwrap(),
+        "given up: taken at once"
+    );
+}
