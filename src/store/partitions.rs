@@ -5,7 +5,9 @@
 //!   named `raw_records_YYYYMMDD`, plus `raw_records_default` for what no day partition
 //!   covers (rows copied in by `migrate-data`, a day whose partition could not be made).
 //! - The writer makes today's and tomorrow's partitions before it writes (once a day
-//!   per process; `IF NOT EXISTS`, so replicas may race), outside its transaction.
+//!   per process), outside its transaction. Replicas starting together would race on
+//!   `CREATE TABLE IF NOT EXISTS` (it is not atomic: the loser fails with "already
+//!   exists"), so each creation holds an advisory lock.
 //! - A re-sent request is recognised by its digest in `raw_digests`, which is not
 //!   partitioned (a unique index on a partitioned table must include the day, and a
 //!   retry may cross midnight).
@@ -57,13 +59,7 @@ impl Days {
             if self.made.contains(&start) {
                 continue;
             }
-            let made = query(format!(
-                "CREATE TABLE IF NOT EXISTS {name} PARTITION OF raw_records \
-                 FOR VALUES FROM ({start}) TO ({end})"
-            ))
-            .execute(&mut *conn)
-            .await;
-            if let Err(e) = made {
+            if let Err(e) = make(conn, &name, start, end).await {
                 tracing::warn!(partition = %name, error = %e,
                     "making a day's raw-record partition failed; its records go to raw_records_default");
             }
@@ -72,6 +68,24 @@ impl Days {
             self.made.insert(start);
         }
     }
+}
+
+/// The advisory lock replicas take to make a partition one at a time.
+const PARTITION_LOCK: i64 = 0x7472_6c70; // "trlp"
+
+async fn make(conn: &mut AnyConnection, name: &str, start: i64, end: i64) -> Result<()> {
+    let mut tx = conn.begin().await?;
+    query("SELECT pg_advisory_xact_lock(?)")
+        .bind(PARTITION_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    query(format!(
+        "CREATE TABLE IF NOT EXISTS {name} PARTITION OF raw_records \
+         FOR VALUES FROM ({start}) TO ({end})"
+    ))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
 }
 
 /// What dropping whole partitions removed.

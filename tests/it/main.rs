@@ -4,7 +4,8 @@
 //! of its own, `postgres::…` on a database of its own created from a migrated template
 //! (see `common.rs`). `TRACELINK_TEST_POSTGRES` names the PostgreSQL server (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); `skip` leaves the PostgreSQL half
-//! (and the tests that need PostgreSQL: `engines`, `migrate_data`, `schema_parity`)
+//! (and the tests that need PostgreSQL: `engines`, `migrate_data`, `replicas`,
+//! `schema_parity`)
 //! out of the build, which `build.rs` refuses when `CI=true`.
 
 // The suite's files are compiled once per engine on purpose.
@@ -18,6 +19,8 @@ mod hook;
 mod layout;
 #[cfg(not(tracelink_skip_postgres_tests))]
 mod migrate_data;
+#[cfg(not(tracelink_skip_postgres_tests))]
+mod replicas;
 #[cfg(not(tracelink_skip_postgres_tests))]
 mod schema_parity;
 
