@@ -330,3 +330,27 @@ impl Db {
         .await
     }
 }
+
+impl super::Conn {
+    /// Records a migration this release does not know, as a newer release would.
+    pub async fn record_newer_migration(&mut self, version: i64) -> Result<()> {
+        query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (?, 'from a newer release', TRUE, ?, 0)",
+        )
+        .bind(version)
+        .bind(vec![0u8; 48])
+        .execute(&mut self.conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets that a migration was applied.
+    pub async fn forget_migration(&mut self, version: i64) -> Result<()> {
+        query("DELETE FROM _sqlx_migrations WHERE version = ?")
+            .bind(version)
+            .execute(&mut self.conn)
+            .await?;
+        Ok(())
+    }
+}

@@ -300,3 +300,39 @@ async fn the_github_write_budget_and_named_leases_are_shared() {
         "given up: taken at once"
     );
 }
+
+/// A rolling upgrade: the next release's replica migrated the database first. This
+/// release still starts on it and reports ready; a database missing one of this
+/// release's migrations is not ready, and says which.
+#[tokio::test]
+async fn a_schema_one_release_ahead_is_ready_and_one_behind_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(dir.path()).await;
+    let mut store = store::open(&db.location).await.unwrap();
+    assert_eq!(store.db.readiness().await, Ok(()));
+    store
+        .writer
+        .record_newer_migration(99_990_101)
+        .await
+        .unwrap();
+    store.writer.close().await.unwrap();
+    store.db.close().await;
+
+    let mut again = store::open(&db.location)
+        .await
+        .expect("starts on a schema a newer release migrated");
+    assert_eq!(again.db.readiness().await, Ok(()));
+    let last = match db.location.engine() {
+        store::Engine::Sqlite => store::MIGRATOR.iter().last(),
+        store::Engine::Postgres => store::PG_MIGRATOR.iter().last(),
+    }
+    .unwrap();
+    again.writer.forget_migration(last.version).await.unwrap();
+    let why = again.db.readiness().await.unwrap_err();
+    assert!(
+        why.contains(&format!("migrations not applied: {} ", last.version)),
+        "{why}"
+    );
+    again.writer.close().await.unwrap();
+    again.db.close().await;
+}
