@@ -367,7 +367,7 @@ async fn deliver(client: &reqwest::Client, nodes: &Nodes, k: usize, d: &(&str, S
 /// One export request, over OTLP/HTTP JSON (even `k`) or gRPC (odd `k`).
 async fn export(client: &reqwest::Client, nodes: &Nodes, k: usize, signal: &str, req: &Value) {
     until_acked(nodes, k, signal, |(http, grpc)| async move {
-        if k % 2 == 0 {
+        if k.is_multiple_of(2) {
             let r = client
                 .post(format!("{http}/v1/{signal}"))
                 .header("content-type", "application/json")
@@ -565,7 +565,7 @@ async fn three_replicas_one_killed_give_what_one_process_gives() {
                 until_acked(&nodes, k, "spans", |(http, grpc)| {
                     let (req, body, client) = (req.clone(), body.clone(), client.clone());
                     async move {
-                        if k % 2 == 0 {
+                        if k.is_multiple_of(2) {
                             let r = client
                                 .post(format!("{http}/v1/traces"))
                                 .header("content-type", "application/x-protobuf")
