@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use super::common::{TestApp, expected_totals, fixture};
 
-const FILES: &[&str] = &[
+/// Every vendor fixture, in the order the tests send them.
+pub const FILES: &[&str] = &[
     "claude-code-metrics.json",
     "claude-code-logs.json",
     "claude-code-traces.json",

@@ -31,21 +31,12 @@ use tracelink_dev::fake_github::{APP_ID, FakeFile, FakeGithub, INSTALLATION};
 use tracelink_dev::pgtest;
 
 use crate::sqlite::common::fixture;
+use crate::sqlite::fixtures::FILES;
 use crate::sqlite::reports::{
     BASE, CLAUDE_1, CLAUDE_2, Commit, HUMAN, MERGE, REPO, SECRET, ZERO, claude_code_commits, pull,
     push, workflow_run,
 };
 
-const FILES: &[&str] = &[
-    "claude-code-metrics.json",
-    "claude-code-logs.json",
-    "claude-code-traces.json",
-    "gemini-cli-metrics.json",
-    "gemini-cli-logs.json",
-    "codex-logs.json",
-    "droid-metrics.json",
-    "droid-traces.json",
-];
 /// Pull requests of human commits beside the agent-assisted #7: (number, head, merge).
 const HUMAN_PULLS: &[(i64, &str, &str)] = &[
     (
@@ -368,17 +359,8 @@ async fn deliver(client: &reqwest::Client, nodes: &Nodes, k: usize, d: &(&str, S
 async fn export(client: &reqwest::Client, nodes: &Nodes, k: usize, signal: &str, req: &Value) {
     until_acked(nodes, k, signal, |(http, grpc)| async move {
         if k.is_multiple_of(2) {
-            let r = client
-                .post(format!("{http}/v1/{signal}"))
-                .header("content-type", "application/json")
-                .body(req.to_string())
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            return match r.status().as_u16() {
-                200 => Ok(()),
-                s => Err(format!("{s}")),
-            };
+            let url = format!("{http}/v1/{signal}");
+            return post_ok(client, url, "application/json", req.to_string()).await;
         }
         let e = |e: &dyn std::fmt::Display| e.to_string();
         match signal {
@@ -403,6 +385,26 @@ async fn export(client: &reqwest::Client, nodes: &Nodes, k: usize, signal: &str,
         Ok(())
     })
     .await;
+}
+
+/// POSTs a body; `Ok` on 200.
+async fn post_ok(
+    client: &reqwest::Client,
+    url: String,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> Result<(), String> {
+    let r = client
+        .post(url)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    match r.status().as_u16() {
+        200 => Ok(()),
+        s => Err(format!("{s}: {}", r.text().await.unwrap_or_default())),
+    }
 }
 
 /// A request of 50 plain spans, unique to (worker, n).
@@ -503,6 +505,18 @@ async fn observed(client: &reqwest::Client, http: &str, db: &Db) -> Vec<String> 
     out
 }
 
+/// Each pull request's comment on the fake GitHub, asserting there is exactly one.
+fn one_comment_each(fake: &FakeGithub) -> Vec<String> {
+    PULLS
+        .iter()
+        .map(|n| {
+            let c = fake.comments(REPO, *n as u64);
+            assert_eq!(c.len(), 1, "PR {n}: exactly one comment, got {c:?}");
+            c[0].body.clone()
+        })
+        .collect()
+}
+
 /// One process on SQLite, fed the same telemetry and deliveries in order: what the
 /// replicas must give.
 async fn single_process() -> (Vec<String>, Vec<String>, i64) {
@@ -522,14 +536,7 @@ async fn single_process() -> (Vec<String>, Vec<String>, i64) {
         .unwrap();
     settled(&db, &fake).await;
     let seen = observed(&client, &cluster.http(0), &db).await;
-    let comments = PULLS
-        .iter()
-        .map(|n| {
-            let c = fake.comments(REPO, *n as u64);
-            assert_eq!(c.len(), 1, "PR {n}: one comment");
-            c[0].body.clone()
-        })
-        .collect();
+    let comments = one_comment_each(&fake);
     let spans = db.stored_rows("traces").await.unwrap();
     cluster.stop().await;
     db.close().await;
@@ -566,17 +573,8 @@ async fn three_replicas_one_killed_give_what_one_process_gives() {
                     let (req, body, client) = (req.clone(), body.clone(), client.clone());
                     async move {
                         if k.is_multiple_of(2) {
-                            let r = client
-                                .post(format!("{http}/v1/traces"))
-                                .header("content-type", "application/x-protobuf")
-                                .body(body)
-                                .send()
-                                .await
-                                .map_err(|e| e.to_string())?;
-                            return match r.status().as_u16() {
-                                200 => Ok(()),
-                                s => Err(format!("{s}")),
-                            };
+                            let url = format!("{http}/v1/traces");
+                            return post_ok(&client, url, "application/x-protobuf", body).await;
                         }
                         let mut c = TraceServiceClient::connect(grpc)
                             .await
@@ -651,15 +649,7 @@ async fn three_replicas_one_killed_give_what_one_process_gives() {
 
     // Every delivery applied, none failed (checked by `settled`); one comment per pull
     // request, as one process writes it; the same reports and sessions.
-    let comments: Vec<String> = PULLS
-        .iter()
-        .map(|n| {
-            let c = fake.comments(REPO, *n as u64);
-            assert_eq!(c.len(), 1, "PR {n}: exactly one comment, got {c:?}");
-            c[0].body.clone()
-        })
-        .collect();
-    assert_eq!(comments, want_comments);
+    assert_eq!(one_comment_each(&fake), want_comments);
     for i in 0..3 {
         let seen = observed(&client, &cluster.http(i), &db).await;
         assert_eq!(seen, want, "replica {i} reads what one process gives");

@@ -14,7 +14,7 @@ mod connections;
 mod cost;
 mod dora;
 mod durability;
-mod fixtures;
+pub mod fixtures;
 mod grpc_budget;
 mod histories;
 mod leases;
