@@ -2,6 +2,10 @@
 //! (counted from when tracelink received them) are removed in small batches, each its
 //! own short transaction, so ingest never waits long behind it. What is kept is listed
 //! in [`crate::store::retention`].
+//!
+//! With several replicas, one prunes at a time: the pruner holds the `retention` lease
+//! for its rounds (two pruners would delete the same rows side by side, and wait on
+//! each other's locks); another replica takes over when the holder dies.
 
 use std::time::Duration;
 
@@ -42,18 +46,50 @@ pub fn parse_retention(s: &str) -> Result<Retention, String> {
     Ok(Retention(Some(Duration::from_secs(secs))))
 }
 
-/// Prunes every `retain / 4` (at most a minute apart), until `stop`. `rounds` counts
-/// finished rounds (tests wait on it).
+/// The lease naming the replica that prunes.
+pub const LEASE: &str = "retention";
+
+/// Prunes every `retain / 4` (at most a minute apart), until `stop`, while this replica
+/// holds the [`LEASE`]. `rounds` counts finished rounds, pruned or left to the holder
+/// (tests wait on it).
 pub fn spawn(
     mut conn: Conn,
     retain: Duration,
+    replica: crate::replica::Replica,
     mut stop: watch::Receiver<bool>,
 ) -> (watch::Receiver<u64>, JoinHandle<()>) {
     let (rounds_tx, rounds) = watch::channel(0u64);
     let every = (retain / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
     let retain_ns = i64::try_from(retain.as_nanos()).unwrap_or(i64::MAX);
+    // Held across the gap between rounds, and a lease period more.
+    let hold_ns = i64::try_from((every * 2 + replica.lease).as_nanos()).unwrap_or(i64::MAX);
     let task = tokio::spawn(async move {
         loop {
+            let now = now_ns();
+            let holds = match conn
+                .hold_lease(LEASE, &replica.id, now, now.saturating_add(hold_ns))
+                .await
+            {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::warn!(error = %e, "taking the retention lease failed; retrying next round");
+                    if let Err(e) = conn.recover().await {
+                        tracing::warn!(error = %format!("{e:#}"), "the database cannot be reached");
+                    }
+                    false
+                }
+            };
+            if !holds {
+                rounds_tx.send_modify(|r| *r += 1);
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.changed() => {}
+                }
+                if *stop.borrow() {
+                    break;
+                }
+                continue;
+            }
             let cutoff = now_ns().saturating_sub(retain_ns);
             let mut removed = 0;
             loop {
@@ -89,6 +125,9 @@ pub fn spawn(
             if *stop.borrow() {
                 break;
             }
+        }
+        if let Err(e) = conn.release_lease(LEASE, &replica.id).await {
+            tracing::warn!(error = %e, "giving the retention lease up");
         }
     });
     (rounds, task)

@@ -393,7 +393,8 @@ impl Server {
             crate::replica::spawn_metrics_lease(lease_conn, replica.clone(), stopped.clone()).await;
         let (pruned, pruner) = match (pruner_conn, args.retain_raw.0) {
             (Some(conn), Some(retain)) => {
-                let (rounds, task) = crate::retention::spawn(conn, retain, stopped.clone());
+                let (rounds, task) =
+                    crate::retention::spawn(conn, retain, replica.clone(), stopped.clone());
                 (Some(rounds), Some(task))
             }
             _ => (None, None),

@@ -675,7 +675,8 @@ fn is_new(owned: &mut Option<HashSet<Vec<u8>>>, key: &[u8]) -> bool {
 /// The last point is replaced by compare-and-set: written only if it is still the one
 /// read, else read again. Replicas writing points of one series at once (an exporter's
 /// requests spread by a load balancer) so give the increments one process gives, never
-/// counting a stretch of the series twice.
+/// counting a stretch of the series twice. (For a session's series the session row,
+/// upserted first in every write, already orders the writers; this holds without it.)
 async fn cumulative_increment(
     tx: &mut Transaction<'_, Any>,
     p: &super::batch::PointRow,

@@ -336,3 +336,67 @@ async fn a_schema_one_release_ahead_is_ready_and_one_behind_is_not() {
     again.writer.close().await.unwrap();
     again.db.close().await;
 }
+
+/// A Claude Code token counter's cumulative point: `value` input tokens so far at the
+/// `k`-th export.
+fn token_point(k: i64, value: f64) -> serde_json::Value {
+    let attr = |key: &str, v: &str| serde_json::json!({"key": key, "value": {"stringValue": v}});
+    serde_json::json!({"resourceMetrics": [{
+        "resource": {"attributes": [attr("service.name", "claude-code")]},
+        "scopeMetrics": [{"scope": {"name": "com.anthropic.claude_code"}, "metrics": [{
+            "name": "claude_code.token.usage", "unit": "tokens",
+            "sum": {"aggregationTemporality": 2, "isMonotonic": true, "dataPoints": [{
+                "attributes": [attr("session.id", "race-session"), attr("model", "claude-sonnet-4-6"),
+                               attr("type", "input")],
+                "startTimeUnixNano": "1795165325000000000",
+                "timeUnixNano": (1_795_165_385_000_000_000i64 + k * 1_000_000_000).to_string(),
+                "asDouble": value
+            }]}
+        }]}]
+    }]})
+}
+
+/// Two replicas receive the points of one cumulative series at once, each its share in
+/// order: the session counts the series' last total, never a stretch twice. (What keeps
+/// it so today is that each write upserts the session's row first, whose lock orders the
+/// writers of its series; the series' last point is also replaced by compare-and-set,
+/// which alone would keep it — with the old unconditional upsert this test still passes,
+/// because of the row lock.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cumulative_series_split_over_two_replicas_counts_once() {
+    let mut one = super::common::TestApp::spawn().await;
+    let two =
+        tracelink::server::Server::start(&tracelink::config::ServeArgs::ephemeral(one.location()))
+            .await
+            .unwrap();
+    let client = reqwest::Client::new();
+    let mut senders = Vec::new();
+    for (parity, http) in [
+        (0, one.http.clone()),
+        (1, format!("http://{}", two.http_addr)),
+    ] {
+        let client = client.clone();
+        senders.push(tokio::spawn(async move {
+            for k in (1..=120i64).filter(|k| k % 2 == parity) {
+                let r = client
+                    .post(format!("{http}/v1/metrics"))
+                    .header("content-type", "application/json")
+                    .body(token_point(k, (k * 10) as f64).to_string())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        }));
+    }
+    for s in senders {
+        s.await.unwrap();
+    }
+    let session = one.session("race-session").await;
+    assert_eq!(
+        session["tokens_by_model"]["claude-sonnet-4-6"]["input"], 1200,
+        "{session}"
+    );
+    two.shutdown().await.unwrap();
+    one.stop().await;
+}
