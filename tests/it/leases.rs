@@ -400,3 +400,92 @@ async fn a_cumulative_series_split_over_two_replicas_counts_once() {
     two.shutdown().await.unwrap();
     one.stop().await;
 }
+
+/// Three replicas' publishers wake at the same moment for the same pull request (its
+/// report came due while each was waiting for it), and GitHub's writes take a while:
+/// one claims the report and writes its comment and check run; the others write
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishers_racing_for_one_report_write_it_once() {
+    use super::reports::{CLAUDE_2, SECRET, ZERO, claude_code_commits, deliver, pull, push};
+    use tracelink_dev::fake_github::{FakeFile, FakeGithub, INSTALLATION};
+
+    let fake = FakeGithub::start().await;
+    fake.set_write_delay(std::time::Duration::from_millis(400));
+    let patch = FakeFile::modified("src/http/retry.ts", "@@ -0,0 +1 @@\n+retry();\n");
+    fake.add_pull(REPO_NAME, 7, CLAUDE_2, vec![patch.clone()]);
+    for c in claude_code_commits() {
+        fake.add_commit(REPO_NAME, 7, c.sha, vec![patch.clone()]);
+    }
+    let cfg = fake.app_config();
+    let configure = |a: &mut tracelink::config::ServeArgs| {
+        a.webhook_secrets = vec![SECRET.parse().unwrap()];
+        a.github = (&cfg).into();
+        a.comment_debounce = 2;
+    };
+    let mut one = super::common::TestApp::spawn_with(configure).await;
+    let mut others = Vec::new();
+    for _ in 0..2 {
+        let mut args = tracelink::config::ServeArgs::ephemeral(one.location());
+        configure(&mut args);
+        others.push(tracelink::server::Server::start(&args).await.unwrap());
+    }
+
+    // The pull request arrives at the first replica: its report is due in 2 s.
+    let with_installation = |mut v: serde_json::Value| {
+        v["installation"] = serde_json::json!({"id": INSTALLATION});
+        v
+    };
+    let commits = claude_code_commits();
+    let pushed = push("refs/heads/retry", ZERO, &commits[..2]);
+    deliver(&one, "push", "p1", &with_installation(pushed)).await;
+    let opened = pull("opened", 7, CLAUDE_2, "retry", "2026-11-21T16:30:00Z", None);
+    deliver(&one, "pull_request", "pr7", &with_installation(opened)).await;
+    one.applied(2).await;
+    // The other two publishers wake (new telemetry) and see it due at the same moment.
+    let client = reqwest::Client::new();
+    for (s, file) in others
+        .iter()
+        .zip(["gemini-cli-logs.json", "codex-logs.json"])
+    {
+        let mut relinked = s.publisher.relinked.clone();
+        relinked.borrow_and_update();
+        let r = client
+            .post(format!("http://{}/v1/logs", s.http_addr))
+            .header("content-type", "application/json")
+            .body(super::common::fixture(file))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        tokio::time::timeout(std::time::Duration::from_secs(10), relinked.changed())
+            .await
+            .expect("the publisher woke")
+            .unwrap();
+    }
+
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while fake.writes().len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no report written");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Time for a second publisher to have written, had it not been refused the claim.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let writes: Vec<String> = fake
+        .writes()
+        .iter()
+        .map(|w| format!("{} {}", w.method, w.path))
+        .collect();
+    assert_eq!(
+        writes.len(),
+        2,
+        "one comment and one check run, written once: {writes:?}"
+    );
+    assert_eq!(fake.comments(REPO_NAME, 7).len(), 1);
+    for s in others {
+        s.shutdown().await.unwrap();
+    }
+    one.stop().await;
+}
+
+const REPO_NAME: &str = super::reports::REPO;

@@ -215,6 +215,8 @@ struct Model {
     not_modified: usize,
     /// The ETag of the listing just answered.
     last_etag: Option<String>,
+    /// How long writes take to answer (`None`: at once).
+    write_delay: Option<std::time::Duration>,
 }
 
 pub struct FakeGithub {
@@ -240,6 +242,7 @@ impl FakeGithub {
             conditional: 0,
             not_modified: 0,
             last_etag: None,
+            write_delay: None,
         }));
         Mock::given(any())
             .respond_with(Router(model.clone()))
@@ -264,6 +267,12 @@ impl FakeGithub {
 
     fn model(&self) -> MutexGuard<'_, Model> {
         self.model.lock().expect("fake model lock")
+    }
+
+    /// Answers writes after `delay`, as GitHub's take a few hundred milliseconds (they
+    /// are applied at once: a listing meanwhile sees them).
+    pub fn set_write_delay(&self, delay: std::time::Duration) {
+        self.model().write_delay = Some(delay);
     }
 
     /// Installation tokens minted from now on last this long (GitHub: one hour).
@@ -474,7 +483,15 @@ struct Router(Arc<Mutex<Model>>);
 impl Respond for Router {
     fn respond(&self, req: &Request) -> ResponseTemplate {
         match self.0.lock() {
-            Ok(mut model) => model.answer(req),
+            Ok(mut model) => {
+                let answer = model.answer(req);
+                // A write is applied at once and answered after the delay, as GitHub's
+                // take a few hundred milliseconds: what others read meanwhile sees it.
+                match (req.method.as_str(), model.write_delay) {
+                    ("POST" | "PATCH" | "PUT" | "DELETE", Some(d)) => answer.set_delay(d),
+                    _ => answer,
+                }
+            }
             Err(_) => ResponseTemplate::new(500),
         }
     }
