@@ -61,14 +61,8 @@ impl EngineArgs {
             if self.pg_url == "skip" {
                 eprintln!("warning: TRACELINK_TEST_POSTGRES=skip: PostgreSQL is left out");
                 out.retain(|e| *e != Engine::Postgres);
-            } else if !(self.pg_url.starts_with("postgres://")
-                || self.pg_url.starts_with("postgresql://"))
-            {
-                bail!("--pg-url must be a postgres:// URL");
             } else {
-                // SAFETY: called from `bench::run` on the main thread before any other
-                // thread or runtime exists, so nothing reads the environment meanwhile.
-                unsafe { std::env::set_var("TRACELINK_TEST_POSTGRES", &self.pg_url) };
+                use_pg_server(&self.pg_url)?;
             }
         }
         if out.is_empty() {
@@ -76,6 +70,18 @@ impl EngineArgs {
         }
         Ok(out)
     }
+}
+
+/// Makes `url` the PostgreSQL server the bench databases are created on (handed to
+/// [`pgtest`] through `TRACELINK_TEST_POSTGRES`). Call it before any thread starts.
+pub(super) fn use_pg_server(url: &str) -> anyhow::Result<()> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        bail!("--pg-url must be a postgres:// URL");
+    }
+    // SAFETY: called from `bench::run` on the main thread before any other thread or
+    // runtime exists, so nothing reads the environment meanwhile.
+    unsafe { std::env::set_var("TRACELINK_TEST_POSTGRES", url) };
+    Ok(())
 }
 
 pub(super) fn engine_name(engine: Engine) -> &'static str {
@@ -204,23 +210,35 @@ pub(super) fn machine_line() -> String {
     )
 }
 
-/// A table with one row per figure and one column per engine.
+/// A table with one row per figure and one column per engine (or per whatever the
+/// columns name).
 pub(super) struct SideBySide {
     title: String,
-    engines: Vec<Engine>,
+    columns: Vec<String>,
     rows: Vec<(String, Vec<String>)>,
 }
 
 impl SideBySide {
     pub(super) fn new(title: impl Into<String>, engines: &[Engine]) -> Self {
+        Self::with_columns(
+            title,
+            engines
+                .iter()
+                .map(|e| engine_name(*e).to_string())
+                .collect(),
+        )
+    }
+
+    /// A table whose columns are named `columns`.
+    pub(super) fn with_columns(title: impl Into<String>, columns: Vec<String>) -> Self {
         Self {
             title: title.into(),
-            engines: engines.to_vec(),
+            columns,
             rows: Vec::new(),
         }
     }
 
-    /// A figure: one value per engine, in the table's engine order.
+    /// A figure: one value per column, in the table's column order.
     pub(super) fn row(&mut self, figure: impl Into<String>, values: Vec<String>) {
         self.rows.push((figure.into(), values));
     }
@@ -240,15 +258,15 @@ impl SideBySide {
                 .map(|v| v.chars().count())
                 .max()
                 .unwrap_or(0)
-                .max(engine_name(self.engines[i]).len())
+                .max(self.columns[i].chars().count())
                 .max(10)
         };
-        let cols: Vec<usize> = (0..self.engines.len()).map(col).collect();
+        let cols: Vec<usize> = (0..self.columns.len()).map(col).collect();
         println!();
         println!("{}", self.title);
         let mut head = format!("{:<width$}", "figure");
-        for (e, w) in self.engines.iter().zip(&cols) {
-            head.push_str(&format!("  {:>w$}", engine_name(*e)));
+        for (c, w) in self.columns.iter().zip(&cols) {
+            head.push_str(&format!("  {c:>w$}"));
         }
         println!("{head}");
         println!("{}", "-".repeat(head.chars().count()));

@@ -274,7 +274,7 @@ fn run_engine(engine: Engine, args: &IngestArgs, shared: &Shared) -> anyhow::Res
         let payloads = shared.payloads.clone();
         let concurrency = args.concurrency;
         measure_transport(shared, &db, args.spans, move |_, http| {
-            http_load(http, payloads, concurrency)
+            http_load(vec![http], payloads, concurrency)
         })
         .context("OTLP/HTTP phase")?
     };
@@ -344,7 +344,7 @@ fn count_statements(
     let server = ServerChild::start_counting(&shared.exe, db.location(), shared.server_core)?;
     let rt = current_thread()?;
     let before = server.statement_log().unwrap_or_default();
-    rt.block_on(http_load(server.http, payloads, args.concurrency))?;
+    rt.block_on(http_load(vec![server.http], payloads, args.concurrency))?;
     std::thread::sleep(Duration::from_millis(300));
     let after = server.statement_log().unwrap_or_default();
     drop(rt);
@@ -767,7 +767,7 @@ where
     })
 }
 
-async fn count_spans(location: &Location) -> anyhow::Result<i64> {
+pub(super) async fn count_spans(location: &Location) -> anyhow::Result<i64> {
     let db = tracelink::store::Db::open_read_only(location).await?;
     let n = db.stored_rows("traces").await;
     db.close().await;
@@ -801,18 +801,18 @@ pub(super) fn cpu_ticks(pid: &str) -> Option<u64> {
 // ---------------------------------------------------------------------------------------
 
 /// What one client phase measured.
-struct Load {
+pub(super) struct Load {
     /// First send to last acknowledged response.
-    wall: Duration,
+    pub(super) wall: Duration,
     /// Per request, first attempt to acknowledgement (backoffs included), sorted.
     latencies: Vec<Duration>,
     /// Attempts refused because the server's write queue was full.
-    retries: u64,
+    pub(super) retries: u64,
 }
 
 impl Load {
     /// Nearest-rank percentile.
-    fn percentile(&self, p: f64) -> Duration {
+    pub(super) fn percentile(&self, p: f64) -> Duration {
         let n = self.latencies.len();
         if n == 0 {
             return Duration::ZERO;
@@ -854,7 +854,7 @@ async fn collect(
 }
 
 /// The server's own Prometheus text from `/metrics`.
-async fn server_metrics(addr: SocketAddr) -> anyhow::Result<String> {
+pub(super) async fn server_metrics(addr: SocketAddr) -> anyhow::Result<String> {
     let mut conn = HttpConn::connect(addr).await?;
     let (status, body) =
         tokio::time::timeout(REQUEST_TIMEOUT, conn.request("GET", "/metrics", &[]))
@@ -906,20 +906,30 @@ impl Commits {
     }
 }
 
-async fn http_load(
-    addr: SocketAddr,
+/// Sends every payload over OTLP/HTTP from `concurrency` workers, each taking the next
+/// payload in turn; payload `i` goes to `addrs[replica_of(i, addrs.len())]` (round-robin),
+/// over a keep-alive connection the worker holds to each address.
+pub(super) async fn http_load(
+    addrs: Vec<SocketAddr>,
     payloads: Arc<Vec<Vec<u8>>>,
     concurrency: usize,
 ) -> anyhow::Result<Load> {
+    if addrs.is_empty() {
+        bail!("no server to send to");
+    }
     let mut conns = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
-        conns.push(HttpConn::connect(addr).await?);
+        let mut to_each = Vec::with_capacity(addrs.len());
+        for addr in &addrs {
+            to_each.push(HttpConn::connect(*addr).await?);
+        }
+        conns.push(to_each);
     }
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let workers = conns
         .into_iter()
-        .map(|mut conn| {
+        .map(|mut to_each| {
             let payloads = payloads.clone();
             let next = next.clone();
             tokio::spawn(async move {
@@ -927,6 +937,10 @@ async fn http_load(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(body) = payloads.get(i) else { break };
+                    let replicas = to_each.len();
+                    let Some(conn) = to_each.get_mut(replica_of(i, replicas)) else {
+                        bail!("no connection for request {i}");
+                    };
                     let sent = Instant::now();
                     loop {
                         let (status, resp) = tokio::time::timeout(REQUEST_TIMEOUT, conn.post(body))
@@ -954,6 +968,11 @@ async fn http_load(
         })
         .collect();
     collect(started, workers).await
+}
+
+/// The replica (of `replicas`) the `i`th request goes to: round-robin.
+pub(super) fn replica_of(i: usize, replicas: usize) -> usize {
+    i % replicas.max(1)
 }
 
 async fn grpc_load(

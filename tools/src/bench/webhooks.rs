@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use super::engines::{BenchDb, BenchDirs, EngineArgs, SideBySide, engine_line, engine_name};
+use super::ingest::replica_of;
 use super::{HttpConn, ServerChild, pin, taskset_available};
 use tracelink::github::signature::sign;
 use tracelink::store::{Engine, Location};
@@ -34,9 +35,9 @@ pub struct WebhookArgs {
     pub engines: EngineArgs,
 }
 
-const SECRET: &str = "bench-secret";
+pub(super) const SECRET: &str = "bench-secret";
 /// Every status a stored delivery can have, in order.
-const DELIVERY_STATUSES: [&str; 3] = ["failed", "pending", "processed"];
+pub(super) const DELIVERY_STATUSES: [&str; 3] = ["failed", "pending", "processed"];
 
 /// A realistic mix of real payloads (from `webhooks/payloads/`).
 const PAYLOADS: &[(&str, &[u8])] = &[
@@ -134,21 +135,12 @@ fn print_side_by_side(args: &WebhookArgs, engines: &[Engine], runs: &[Figures]) 
     t.print();
 }
 
-fn measure(args: &WebhookArgs, exe: &std::path::Path, db: &Location) -> anyhow::Result<Figures> {
-    let pinning = taskset_available();
-    let server = ServerChild::start_with(
-        exe,
-        db,
-        pinning.then_some(args.server_core),
-        &["--webhook-secret".to_string(), SECRET.to_string()],
-    )?;
-    if pinning {
-        let _ = pin(std::process::id(), args.client_core);
-    }
-    let addr = server.http;
-    let total = (args.rate * args.seconds) as usize;
-    // Signed bodies are prepared before the clock starts.
-    let deliveries: Vec<(String, String, &'static [u8])> = (0..total)
+/// A delivery ready to send: its ID, its header lines (signature included) and body.
+pub(super) type SignedDelivery = (String, String, &'static [u8]);
+
+/// `total` deliveries of the payload mix, IDs `bench-000000` on, signed with [`SECRET`].
+pub(super) fn signed_deliveries(total: usize) -> Vec<SignedDelivery> {
+    (0..total)
         .map(|i| {
             let (event, body) = PAYLOADS[i % PAYLOADS.len()];
             (format!("bench-{i:06}"), event.to_string(), body)
@@ -160,36 +152,92 @@ fn measure(args: &WebhookArgs, exe: &std::path::Path, db: &Location) -> anyhow::
             );
             (id, headers, body)
         })
-        .collect();
+        .collect()
+}
+
+/// What sending the deliveries measured.
+pub(super) struct Sent {
+    /// Per delivery, in the order sent: connect to response.
+    pub(super) latencies: Vec<Duration>,
+    pub(super) statuses: std::collections::BTreeMap<u16, usize>,
+    /// First delivery due to the last response.
+    pub(super) wall: Duration,
+}
+
+/// Sends the deliveries at `rate` a second, open loop (each leaves on schedule whether
+/// or not earlier ones were answered), one new connection each; delivery `i` goes to
+/// `addrs[replica_of(i, addrs.len())]` (round-robin).
+pub(super) async fn send_deliveries(
+    addrs: Vec<std::net::SocketAddr>,
+    deliveries: Vec<SignedDelivery>,
+    rate: u32,
+) -> anyhow::Result<Sent> {
+    if addrs.is_empty() || rate == 0 {
+        bail!("no server to send to, or no rate");
+    }
+    let total = deliveries.len();
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(total);
+    for (i, (_, headers, body)) in deliveries.into_iter().enumerate() {
+        let due = start + interval * i as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let addr = addrs[replica_of(i, addrs.len())];
+        tasks.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let mut conn = HttpConn::connect(addr).await?;
+            let (status, _) = conn
+                .request_with("POST", "/webhooks/github", &headers, body)
+                .await?;
+            Ok::<_, anyhow::Error>((status, sent.elapsed()))
+        }));
+    }
+    let mut latencies = Vec::with_capacity(total);
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for t in tasks {
+        let (status, latency) = t.await.context("delivery task")??;
+        *statuses.entry(status).or_default() += 1;
+        latencies.push(latency);
+    }
+    Ok(Sent {
+        latencies,
+        statuses,
+        wall: start.elapsed(),
+    })
+}
+
+/// The nearest-rank `p` quantile (0 to 1) of sorted latencies, in ms (0 when none).
+pub(super) fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+fn measure(args: &WebhookArgs, exe: &std::path::Path, db: &Location) -> anyhow::Result<Figures> {
+    let pinning = taskset_available();
+    let server = ServerChild::start_with(
+        exe,
+        db,
+        pinning.then_some(args.server_core),
+        &["--webhook-secret".to_string(), SECRET.to_string()],
+    )?;
+    if pinning {
+        let _ = pin(std::process::id(), args.client_core);
+    }
+    let total = (args.rate * args.seconds) as usize;
+    // Signed bodies are prepared before the clock starts.
+    let deliveries = signed_deliveries(total);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the client runtime")?;
-    let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate));
-    let (latencies, statuses, wall) = runtime.block_on(async {
-        let start = Instant::now();
-        let mut tasks = Vec::with_capacity(total);
-        for (i, (_, headers, body)) in deliveries.into_iter().enumerate() {
-            let due = start + interval * i as u32;
-            tokio::time::sleep_until(due.into()).await;
-            tasks.push(tokio::spawn(async move {
-                let sent = Instant::now();
-                let mut conn = HttpConn::connect(addr).await?;
-                let (status, _) = conn
-                    .request_with("POST", "/webhooks/github", &headers, body)
-                    .await?;
-                Ok::<_, anyhow::Error>((status, sent.elapsed()))
-            }));
-        }
-        let mut latencies = Vec::with_capacity(total);
-        let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
-        for t in tasks {
-            let (status, latency) = t.await.context("delivery task")??;
-            *statuses.entry(status).or_default() += 1;
-            latencies.push(latency);
-        }
-        Ok::<_, anyhow::Error>((latencies, statuses, start.elapsed()))
-    })?;
+    let Sent {
+        latencies,
+        statuses,
+        wall,
+    } = runtime.block_on(send_deliveries(vec![server.http], deliveries, args.rate))?;
     drop(runtime);
     let peak = server.stop()?;
 
@@ -217,10 +265,7 @@ fn measure(args: &WebhookArgs, exe: &std::path::Path, db: &Location) -> anyhow::
 
     let mut sorted = latencies.clone();
     sorted.sort();
-    let pct = |p: f64| {
-        let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-        sorted[i].as_secs_f64() * 1e3
-    };
+    let pct = |p: f64| percentile_ms(&sorted, p);
     println!(
         "tracelink bench webhooks: {total} deliveries at {}/s for {} s, one connection each, server pinned to core {}",
         args.rate, args.seconds, args.server_core
