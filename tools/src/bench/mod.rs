@@ -12,7 +12,9 @@
 //! - [`parsers`]: CI report parse throughput per format;
 //! - [`load`]: goodput, latency and memory under 1× and 2× the ingest rate, and
 //!   `/healthz` under slow connections at a descriptor limit;
-//! - [`soak`]: disk use under a steady span load with a short `--retain-raw`.
+//! - [`soak`]: disk use under a steady span load with a short `--retain-raw`;
+//! - [`replicas`]: OTLP/HTTP ingest and webhooks with one and with two `tracelink serve`
+//!   replicas on one PostgreSQL database, requests spread round-robin.
 //!
 //! Measure optimised builds: `cargo build --release -p tracelink -p tracelink-dev`, then
 //! `./target/release/tracelink-dev bench …`.
@@ -36,6 +38,7 @@ mod load;
 mod parsers;
 mod patch;
 mod pool;
+mod replicas;
 mod report;
 mod soak;
 mod webhooks;
@@ -66,6 +69,9 @@ pub enum BenchKind {
     /// Disk use and rows under a steady OTLP/HTTP span load with a short `--retain-raw`,
     /// sampled every 10 s: flat once the window is full?
     Soak(soak::SoakArgs),
+    /// OTLP/HTTP ingest and webhooks (acknowledgement, time to apply, exactly once) with
+    /// one and with two replicas on one PostgreSQL database, spread round-robin.
+    Replicas(replicas::ReplicaArgs),
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -77,6 +83,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Patch(a) => patch::run(a),
         BenchKind::Load(a) => load::run(a),
         BenchKind::Soak(a) => soak::run(a),
+        BenchKind::Replicas(a) => replicas::run(a),
     }
 }
 
@@ -165,6 +172,16 @@ struct ServerChild {
     stopped: bool,
     /// Statements the server ran, when started with [`ServerChild::start_counting`].
     statements: Option<Arc<Mutex<StatementLog>>>,
+}
+
+/// Where a child server's stderr goes.
+enum ChildStderr {
+    /// To this process's stderr.
+    Inherit,
+    /// Read for sqlx's statement log ([`ServerChild::start_counting`]).
+    CountStatements,
+    /// Into a file (created or truncated), with this `TRACELINK_LOG` filter.
+    File(PathBuf, &'static str),
 }
 
 /// Statements counted from the server's sqlx statement log (`sqlx::query` at debug):
@@ -266,7 +283,26 @@ impl ServerChild {
         core: Option<usize>,
         extra: &[String],
     ) -> anyhow::Result<Self> {
-        Self::spawn(exe, &db.into(), core, extra, false)
+        Self::spawn(exe, &db.into(), core, extra, ChildStderr::Inherit)
+    }
+
+    /// Starts the server with further `serve` flags, its log (`TRACELINK_LOG=filter`)
+    /// written to the file `log`.
+    fn start_logging(
+        exe: &Path,
+        db: impl Into<Location>,
+        core: Option<usize>,
+        extra: &[String],
+        log: &Path,
+        filter: &'static str,
+    ) -> anyhow::Result<Self> {
+        Self::spawn(
+            exe,
+            &db.into(),
+            core,
+            extra,
+            ChildStderr::File(log.to_path_buf(), filter),
+        )
     }
 
     /// Starts the server with sqlx's statement log on (`sqlx::query=debug`), every
@@ -277,7 +313,7 @@ impl ServerChild {
         db: impl Into<Location>,
         core: Option<usize>,
     ) -> anyhow::Result<Self> {
-        Self::spawn(exe, &db.into(), core, &[], true)
+        Self::spawn(exe, &db.into(), core, &[], ChildStderr::CountStatements)
     }
 
     /// The statements counted so far (none unless started counting).
@@ -291,8 +327,9 @@ impl ServerChild {
         db: &Location,
         core: Option<usize>,
         extra: &[String],
-        count_statements: bool,
+        stderr: ChildStderr,
     ) -> anyhow::Result<Self> {
+        let count_statements = matches!(stderr, ChildStderr::CountStatements);
         let mut cmd = match core {
             Some(core) => {
                 let mut c = Command::new("taskset");
@@ -322,18 +359,21 @@ impl ServerChild {
         }
         cmd.env(
             "TRACELINK_LOG",
-            if count_statements {
-                "warn,sqlx::query=debug"
-            } else {
-                "warn"
+            match &stderr {
+                ChildStderr::Inherit => "warn",
+                ChildStderr::CountStatements => "warn,sqlx::query=debug",
+                ChildStderr::File(_, filter) => filter,
             },
         )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(if count_statements {
-            Stdio::piped()
-        } else {
-            Stdio::inherit()
+        .stderr(match &stderr {
+            ChildStderr::Inherit => Stdio::inherit(),
+            ChildStderr::CountStatements => Stdio::piped(),
+            ChildStderr::File(path, _) => Stdio::from(
+                std::fs::File::create(path)
+                    .with_context(|| format!("creating {}", path.display()))?,
+            ),
         });
         let mut child = cmd
             .spawn()

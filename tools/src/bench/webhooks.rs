@@ -162,6 +162,8 @@ pub(super) struct Sent {
     pub(super) statuses: std::collections::BTreeMap<u16, usize>,
     /// First delivery due to the last response.
     pub(super) wall: Duration,
+    /// When the last response arrived.
+    pub(super) last_ack: Instant,
 }
 
 /// Sends the deliveries at `rate` a second, open loop (each leaves on schedule whether
@@ -189,20 +191,24 @@ pub(super) async fn send_deliveries(
             let (status, _) = conn
                 .request_with("POST", "/webhooks/github", &headers, body)
                 .await?;
-            Ok::<_, anyhow::Error>((status, sent.elapsed()))
+            let now = Instant::now();
+            Ok::<_, anyhow::Error>((status, now - sent, now))
         }));
     }
     let mut latencies = Vec::with_capacity(total);
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    let mut last_ack = start;
     for t in tasks {
-        let (status, latency) = t.await.context("delivery task")??;
+        let (status, latency, at) = t.await.context("delivery task")??;
         *statuses.entry(status).or_default() += 1;
         latencies.push(latency);
+        last_ack = last_ack.max(at);
     }
     Ok(Sent {
         latencies,
         statuses,
         wall: start.elapsed(),
+        last_ack,
     })
 }
 
@@ -237,6 +243,7 @@ fn measure(args: &WebhookArgs, exe: &std::path::Path, db: &Location) -> anyhow::
         latencies,
         statuses,
         wall,
+        ..
     } = runtime.block_on(send_deliveries(vec![server.http], deliveries, args.rate))?;
     drop(runtime);
     let peak = server.stop()?;
