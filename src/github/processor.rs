@@ -7,7 +7,8 @@
 //! that the claim is still its own, so a delivery is applied once even when a slow
 //! replica's claim expired meanwhile. A replica that dies leaves its claims to expire.
 //! Applying is order-tolerant (every upsert keeps the newest version GitHub sent), so
-//! groups applied side by side by two replicas give what one process gives.
+//! groups claimed by two replicas give what one process gives; their transactions run
+//! one at a time ([`Conn::begin_apply`]), since side by side they deadlocked.
 
 use std::sync::Arc;
 
@@ -213,7 +214,7 @@ async fn apply_group(
     queued: &mut std::collections::BTreeSet<crate::store::reports::PullRef>,
     backfills: &mut usize,
 ) -> store::Result<u64> {
-    let mut tx = conn.begin_write().await?;
+    let mut tx = conn.begin_apply().await?;
     let mut taken = 0;
     for d in pending {
         if !tx.take_delivery(&d.delivery_id, &cfg.replica.id).await? {

@@ -64,7 +64,20 @@ pub(super) async fn write(conn: &mut AnyConnection, d: &DeliveryRow) -> Result<W
     })
 }
 
+/// The advisory lock that lets one replica at a time apply deliveries (PostgreSQL).
+const APPLY_LOCK: i64 = 0x7472_6c61; // "trla"
+
 impl Conn {
+    /// The transaction that applies a group of deliveries. Replicas apply their groups
+    /// one at a time (an advisory lock on PostgreSQL; SQLite's write lock): two groups
+    /// written side by side touch the same rows (a pull request's queued report, its
+    /// commits and links) in different orders and deadlock, each costing a second of
+    /// PostgreSQL's deadlock timeout. Applying is quick; claims still spread the work and
+    /// pass it on when a replica dies.
+    pub async fn begin_apply(&mut self) -> Result<Tx<'_>> {
+        self.begin_under(APPLY_LOCK).await
+    }
+
     /// Claims up to `limit` pending deliveries due at `now_ns` for `owner` until
     /// `until_ns`, oldest first: those no live claim holds (a replica that died leaves
     /// its claims to expire). On PostgreSQL rows another replica is claiming are skipped
