@@ -79,43 +79,35 @@ pub fn spawn(
                     false
                 }
             };
-            if !holds {
-                rounds_tx.send_modify(|r| *r += 1);
-                tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
-                    _ = stop.changed() => {}
-                }
-                if *stop.borrow() {
-                    break;
-                }
-                continue;
-            }
-            let cutoff = now_ns().saturating_sub(retain_ns);
-            let mut removed = 0;
-            loop {
-                match conn.prune_raw(cutoff, BATCH).await {
-                    Ok(p) => {
-                        removed += p.total();
-                        if !p.more || *stop.borrow() {
+            // Only the replica holding the lease prunes; the others wait their turn.
+            if holds {
+                let cutoff = now_ns().saturating_sub(retain_ns);
+                let mut removed = 0;
+                loop {
+                    match conn.prune_raw(cutoff, BATCH).await {
+                        Ok(p) => {
+                            removed += p.total();
+                            if !p.more || *stop.borrow() {
+                                break;
+                            }
+                            // Let the writer in between batches.
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "pruning raw telemetry failed; retrying next round");
+                            if let Err(e) = conn.recover().await {
+                                tracing::warn!(error = %format!("{e:#}"), "the database cannot be reached");
+                            }
                             break;
                         }
-                        // Let the writer in between batches.
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "pruning raw telemetry failed; retrying next round");
-                        if let Err(e) = conn.recover().await {
-                            tracing::warn!(error = %format!("{e:#}"), "the database cannot be reached");
-                        }
-                        break;
                     }
                 }
-            }
-            if removed > 0 {
-                tracing::info!(
-                    removed,
-                    "pruned raw telemetry and delivery payloads past --retain-raw"
-                );
+                if removed > 0 {
+                    tracing::info!(
+                        removed,
+                        "pruned raw telemetry and delivery payloads past --retain-raw"
+                    );
+                }
             }
             rounds_tx.send_modify(|r| *r += 1);
             tokio::select! {
