@@ -181,6 +181,10 @@ fn http_router(state: AppState) -> Router {
         )
         .route("/api/v1/deliveries", get(crate::api::github::deliveries))
         .route(
+            "/api/v1/analytics/{metric}",
+            get(crate::api::analytics::analytics),
+        )
+        .route(
             "/api/v1/repos/{owner}/{repo}/dora",
             get(crate::api::github::dora),
         )

@@ -1,6 +1,7 @@
 //! The query API on the HTTP listener: sessions, health, Prometheus metrics.
 
 pub mod admin;
+pub mod analytics;
 pub mod github;
 pub mod grpc;
 pub mod records;

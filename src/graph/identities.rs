@@ -8,7 +8,15 @@
 //! login = "dev"
 //! emails = ["dev@acme.example"]
 //! agent_ids = ["usr_60ebb16b39a4a540b62e6c3d"]
+//! teams = ["payments"]
+//!
+//! [[team]]
+//! name = "payments"
+//! repos = ["acme/checkout"]
 //! ```
+//!
+//! Teams (for the analytics API) are a person's `teams`, and the team owning a
+//! repository (`[[team]] repos`): each repository is owned by one team at most.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,19 +25,36 @@ use anyhow::Context;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct File {
     #[serde(default)]
     person: Vec<Entry>,
+    #[serde(default)]
+    team: Vec<TeamEntry>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Entry {
     login: String,
     #[serde(default)]
     emails: Vec<String>,
     #[serde(default)]
     agent_ids: Vec<String>,
+    #[serde(default)]
+    teams: Vec<String>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TeamEntry {
+    name: String,
+    #[serde(default)]
+    repos: Vec<String>,
+}
+
+/// The team of whatever no person's or repository's team claims.
+pub const UNASSIGNED: &str = "unassigned";
 
 /// Lookups from emails and agent user IDs to GitHub logins.
 #[derive(Debug, Default, Clone)]
@@ -38,6 +63,19 @@ pub struct Identities {
     login_by_agent_id: HashMap<String, String>,
     emails_by_login: HashMap<String, Vec<String>>,
     agent_ids_by_login: HashMap<String, Vec<String>>,
+    teams_by_login: HashMap<String, Vec<String>>,
+    team_by_repo: HashMap<String, String>,
+}
+
+/// A team's name as the file gives it, trimmed; never empty nor [`UNASSIGNED`].
+fn team_name(name: &str) -> anyhow::Result<String> {
+    let t = name.trim();
+    anyhow::ensure!(!t.is_empty(), "a team name is empty");
+    anyhow::ensure!(
+        t != UNASSIGNED,
+        "{UNASSIGNED:?} is the team of those without one; it cannot be named"
+    );
+    Ok(t.to_string())
 }
 
 /// The login of a GitHub noreply address (`12345+login@users.noreply.github.com`).
@@ -55,7 +93,11 @@ impl Identities {
     /// The same people, known by the pseudonyms of their emails and agent user ids
     /// (`--pseudonymize-users`), as telemetry and commits arrive.
     pub fn pseudonymized(self, p: &crate::pseudonym::Pseudonyms) -> Self {
-        let mut out = Identities::default();
+        let mut out = Identities {
+            teams_by_login: self.teams_by_login,
+            team_by_repo: self.team_by_repo,
+            ..Identities::default()
+        };
         for (login, emails) in self.emails_by_login {
             for e in emails {
                 let e = p.email(&e);
@@ -107,8 +149,59 @@ impl Identities {
                     .or_default()
                     .push(a.trim().to_string());
             }
+            for t in &p.teams {
+                let t = team_name(t).with_context(|| format!("person {login:?}"))?;
+                let teams = ids.teams_by_login.entry(login.clone()).or_default();
+                if !teams.contains(&t) {
+                    teams.push(t);
+                }
+            }
+        }
+        for t in file.team {
+            let name = team_name(&t.name)?;
+            for r in &t.repos {
+                let repo = r.trim().to_ascii_lowercase();
+                anyhow::ensure!(
+                    crate::ids::RepoName::parse(&repo).is_ok(),
+                    "team {name:?}: {r:?} is not a repository (owner/name)"
+                );
+                if let Some(other) = ids.team_by_repo.insert(repo.clone(), name.clone())
+                    && other != name
+                {
+                    anyhow::bail!(
+                        "repository {repo} is owned by two teams: {other:?} and {name:?}"
+                    );
+                }
+            }
         }
         Ok(ids)
+    }
+
+    /// The GitHub login an agent session's user is known by: from their email (the
+    /// file, or GitHub's noreply form) or agent user ID.
+    pub fn login_of(&self, email: Option<&str>, user_id: Option<&str>) -> Option<String> {
+        let email = email
+            .map(|e| e.trim().to_ascii_lowercase())
+            .filter(|e| !e.is_empty());
+        email
+            .as_deref()
+            .and_then(|e| noreply_login(e).or_else(|| self.login_by_email.get(e).cloned()))
+            .or_else(|| user_id.and_then(|u| self.login_by_agent_id.get(u.trim()).cloned()))
+    }
+
+    /// The teams a person (a login) belongs to, as the file names them.
+    pub fn teams_of(&self, login: &str) -> &[String] {
+        self.teams_by_login
+            .get(login)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// The team owning a repository (`owner/name`, any case).
+    pub fn repo_team(&self, repo: &str) -> Option<&str> {
+        self.team_by_repo
+            .get(&repo.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     /// The names a commit author goes by (`login:…`, `email:…`).
@@ -210,5 +303,29 @@ mod tests {
         );
         assert!(Identities::parse("[[person]]\nlogin = \"\"\n").is_err());
         assert!(Identities::parse("not toml [").is_err());
+    }
+
+    #[test]
+    fn teams_of_people_and_repositories() {
+        let ids = Identities::parse(
+            "[[person]]\nlogin = \"Dev\"\nemails = [\"dev@acme.example\"]\nteams = [\"payments\", \" search \"]\n\n\
+             [[team]]\nname = \"platform\"\nrepos = [\"Acme/Infra\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            ids.login_of(Some("DEV@acme.example"), None).as_deref(),
+            Some("dev")
+        );
+        assert_eq!(ids.teams_of("dev"), ["payments", "search"]);
+        assert!(ids.teams_of("stranger").is_empty());
+        assert_eq!(ids.repo_team("acme/infra"), Some("platform"));
+        let err = |text: &str| format!("{:#}", Identities::parse(text).unwrap_err());
+        assert!(err("[[team]]\nname = \"a\"\nrepos = [\"x/y\"]\n[[team]]\nname = \"b\"\nrepos = [\"X/Y\"]\n")
+            .contains("repository x/y is owned by two teams"));
+        assert!(err("[[team]]\nname = \"unassigned\"\n").contains("cannot be named"));
+        assert!(err("[[team]]\nname = \"a\"\nrepos = [\"nope\"]\n").contains("not a repository"));
+        assert!(
+            err("[[person]]\nlogin = \"a\"\nteam = [\"x\"]\n").contains("unknown field `team`")
+        );
     }
 }

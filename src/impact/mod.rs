@@ -3,6 +3,7 @@
 //! the outputs render. The API, the gRPC service, the publisher and the CLI all build
 //! their reports here, so they agree.
 
+pub mod analytics;
 pub mod ci;
 pub mod dora;
 pub mod lines;

@@ -2,6 +2,7 @@
 //! knows which from its module path.
 
 mod action;
+mod analytics;
 mod backfill;
 mod backup;
 mod bad_input;

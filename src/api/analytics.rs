@@ -1,0 +1,109 @@
+//! `GET /api/v1/analytics/{metric}?group_by=&from=&to=&bucket=`: organisation analytics
+//! (definitions in `docs/metrics.md`, the maths in [`crate::metrics::analytics`]).
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{ApiError, ApiState, Params};
+use crate::metrics::analytics::{self, Bucket, GroupBy, Metric};
+
+const DAY_NS: i64 = 86_400 * 1_000_000_000;
+/// The widest range one request may ask for.
+const MAX_RANGE_DAYS: i64 = 3 * 366;
+
+#[derive(Debug, Deserialize)]
+pub struct AnalyticsParams {
+    group_by: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    bucket: Option<String>,
+    compare: Option<String>,
+}
+
+/// A time as a parameter gives it: an RFC 3339 time, or a date (its midnight, UTC).
+fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
+    crate::time::parse_rfc3339(s)
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()?
+                .and_hms_opt(0, 0, 0)?
+                .and_utc()
+                .timestamp_nanos_opt()
+        })
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("{name}={s:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 time"),
+            )
+        })
+}
+
+pub async fn analytics(
+    State(state): State<ApiState>,
+    Params(metric): Params<String>,
+    Query(p): Query<AnalyticsParams>,
+) -> Result<Response, ApiError> {
+    let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
+    let metric = Metric::parse(&metric).ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no analytics metric {metric:?}; there are: {}",
+                Metric::NAMES
+            ),
+        )
+    })?;
+    let group_by = match p.group_by.as_deref().filter(|s| !s.is_empty()) {
+        None => GroupBy::Org,
+        Some(g) => GroupBy::parse(g)
+            .ok_or_else(|| bad(format!("group_by={g:?}: one of {}", GroupBy::NAMES)))?,
+    };
+    if group_by == GroupBy::Person && !state.people {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "per-person views are off: group_by=person needs tracelink started with --people on"
+                .into(),
+        ));
+    }
+    let bucket = match p.bucket.as_deref().filter(|s| !s.is_empty()) {
+        None => Bucket::Day,
+        Some(b) => {
+            Bucket::parse(b).ok_or_else(|| bad(format!("bucket={b:?}: one of day, week, month")))?
+        }
+    };
+    if p.compare.as_deref().is_some_and(|c| !c.is_empty()) {
+        return Err(ApiError(
+            StatusCode::NOT_IMPLEMENTED,
+            "compare= (before/after a date) is not answered yet".into(),
+        ));
+    }
+    let to_ns = match p.to.as_deref().filter(|s| !s.is_empty()) {
+        Some(t) => parse_time("to", t)?,
+        None => crate::time::now_ns(),
+    };
+    let from_ns = match p.from.as_deref().filter(|s| !s.is_empty()) {
+        Some(f) => parse_time("from", f)?,
+        None => to_ns - 30 * DAY_NS,
+    };
+    if from_ns >= to_ns {
+        return Err(bad("from must be before to".into()));
+    }
+    if to_ns - from_ns > MAX_RANGE_DAYS * DAY_NS {
+        return Err(bad(format!(
+            "the range is longer than {MAX_RANGE_DAYS} days; ask for less"
+        )));
+    }
+    let facts =
+        crate::impact::analytics::session_facts(&state.db, &state.reports, from_ns, to_ns).await?;
+    let q = analytics::Query {
+        metric,
+        group_by,
+        bucket,
+        from_ns,
+        to_ns,
+    };
+    Ok(Json(analytics::answer(&q, &facts)).into_response())
+}

@@ -1,0 +1,70 @@
+//! The analytics API's inputs: each session started in the range, as
+//! [`crate::metrics::analytics`] counts it — who (a GitHub login through the identities
+//! file, else the email, else the agent's user ID), which teams, its tokens and cost
+//! read as the session view reads them.
+
+use crate::metrics::analytics::SessionFact;
+use crate::metrics::sessions::view;
+use crate::store::{self, Db};
+
+use super::ReportContext;
+
+pub async fn session_facts(
+    db: &Db,
+    ctx: &ReportContext,
+    from_ns: i64,
+    to_ns: i64,
+) -> store::Result<Vec<SessionFact>> {
+    let identities = &ctx.links.identities;
+    let records = db.sessions_started_between(from_ns, to_ns).await?;
+    Ok(records
+        .into_iter()
+        .filter_map(|rec| {
+            let started_ns = rec.row.started_ns?;
+            let v = view(&ctx.prices, rec);
+            let login = identities.login_of(v.user.email.as_deref(), v.user.id.as_deref());
+            let mut teams: Vec<String> = login
+                .as_deref()
+                .map(|l| identities.teams_of(l).to_vec())
+                .unwrap_or_default();
+            if teams.is_empty()
+                && let Some(t) = v
+                    .repository
+                    .as_deref()
+                    .and_then(|r| identities.repo_team(r))
+            {
+                teams.push(t.to_string());
+            }
+            if teams.is_empty() {
+                teams.push(crate::graph::identities::UNASSIGNED.to_string());
+            }
+            let priced_by_model = v
+                .tokens_by_model
+                .iter()
+                .map(|(m, t)| {
+                    let tokens = crate::facts::Tokens([
+                        t.input,
+                        t.output,
+                        t.cache_read,
+                        t.cache_creation,
+                        t.reasoning,
+                    ]);
+                    (m.clone(), ctx.prices.cost(m, &tokens))
+                })
+                .collect();
+            Some(SessionFact {
+                started_ns,
+                person: login
+                    .or(v.user.email.map(|e| e.to_ascii_lowercase()))
+                    .or(v.user.id),
+                teams,
+                repo: v.repository.map(|r| r.to_ascii_lowercase()),
+                agent: v.agent,
+                tokens_by_model: v.tokens_by_model,
+                cost_usd: v.cost_usd,
+                cost_estimated: v.cost_estimated,
+                priced_by_model,
+            })
+        })
+        .collect())
+}

@@ -1,0 +1,684 @@
+//! Organisation analytics (`GET /api/v1/analytics/{metric}`): sessions, active people,
+//! tokens and cost over time, grouped by organisation, team, repository, agent, model
+//! or person. Pure functions over one [`SessionFact`] per session; the definitions are
+//! in `docs/metrics.md`.
+//!
+//! - A session counts in the bucket (UTC day, ISO week from Monday, or month) in which
+//!   it started.
+//! - Grouped by team, a session counts in full for each team of its person, else for
+//!   the team owning its repository, else for `unassigned`: team totals can add up to
+//!   more than the organisation's (a person in two teams), never less.
+//! - Grouped by model, a session counts for each model it used; its tokens and cost go
+//!   to the model that spent them.
+//! - Every figure says how far to trust it: `exact`, `estimated` (a cost from the price
+//!   table, or split across models) or `partial` (some sessions could not be counted),
+//!   with the reasons.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{Datelike, NaiveDate};
+use serde::{Serialize, Serializer};
+
+use crate::metrics::sessions::TokenView;
+
+const DAY_NS: i64 = 86_400 * 1_000_000_000;
+
+/// What a metric is grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    /// The GitHub organisation: the owner of the session's repository.
+    Org,
+    Team,
+    Repo,
+    Agent,
+    Model,
+    Person,
+}
+
+impl GroupBy {
+    pub const NAMES: &'static str = "org, team, repo, agent, model, person";
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "org" => Self::Org,
+            "team" => Self::Team,
+            "repo" => Self::Repo,
+            "agent" => Self::Agent,
+            "model" => Self::Model,
+            "person" => Self::Person,
+            _ => return None,
+        })
+    }
+}
+
+/// The width of a series' buckets (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bucket {
+    Day,
+    /// ISO weeks, from Monday.
+    Week,
+    Month,
+}
+
+impl Bucket {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "day" => Self::Day,
+            "week" => Self::Week,
+            "month" => Self::Month,
+            _ => return None,
+        })
+    }
+
+    /// The start of the bucket holding `ns`.
+    pub fn start(self, ns: i64) -> i64 {
+        let day = ns.div_euclid(DAY_NS);
+        match self {
+            Bucket::Day => day * DAY_NS,
+            // 1970-01-01 was a Thursday: day 0 is three days after a Monday.
+            Bucket::Week => (day - (day + 3).rem_euclid(7)) * DAY_NS,
+            Bucket::Month => {
+                let date = date_of(day * DAY_NS);
+                ns_of(date.with_day(1).unwrap_or(date))
+            }
+        }
+    }
+
+    /// The start of the bucket after the one starting at `start`.
+    fn next(self, start: i64) -> i64 {
+        match self {
+            Bucket::Day => start + DAY_NS,
+            Bucket::Week => start + 7 * DAY_NS,
+            Bucket::Month => {
+                let d = date_of(start);
+                let (y, m) = if d.month() == 12 {
+                    (d.year() + 1, 1)
+                } else {
+                    (d.year(), d.month() + 1)
+                };
+                NaiveDate::from_ymd_opt(y, m, 1).map_or(start + 31 * DAY_NS, ns_of)
+            }
+        }
+    }
+}
+
+fn date_of(ns: i64) -> NaiveDate {
+    chrono::DateTime::from_timestamp_nanos(ns).date_naive()
+}
+
+fn ns_of(d: NaiveDate) -> i64 {
+    d.and_hms_opt(0, 0, 0)
+        .and_then(|t| t.and_utc().timestamp_nanos_opt())
+        .unwrap_or(0)
+}
+
+/// The metrics the API answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Sessions started.
+    Sessions,
+    /// Distinct people with a session started.
+    ActivePeople,
+    /// Tokens: input plus output (input counts cache reads and writes, output counts
+    /// reasoning), with each kind broken down.
+    Tokens,
+    /// Cost in US dollars: the agent's own figure, else estimated from the price table.
+    Cost,
+}
+
+impl Metric {
+    pub const NAMES: &'static str = "sessions, active-people, tokens, cost";
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "sessions" => Self::Sessions,
+            "active-people" => Self::ActivePeople,
+            "tokens" => Self::Tokens,
+            "cost" => Self::Cost,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Sessions => "sessions",
+            Metric::ActivePeople => "active-people",
+            Metric::Tokens => "tokens",
+            Metric::Cost => "cost",
+        }
+    }
+
+    fn unit(self) -> &'static str {
+        match self {
+            Metric::Sessions => "sessions",
+            Metric::ActivePeople => "people",
+            Metric::Tokens => "tokens",
+            Metric::Cost => "usd",
+        }
+    }
+}
+
+/// How far a figure can be trusted; a group's or an answer's is its least trusted
+/// part's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quality {
+    Exact,
+    Estimated,
+    Partial,
+}
+
+/// One session as analytics counts it.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFact {
+    pub started_ns: i64,
+    /// Who: the GitHub login, else the email, else the agent's user ID.
+    pub person: Option<String>,
+    /// The teams it counts for (never empty: `unassigned` when no team claims it).
+    pub teams: Vec<String>,
+    /// `owner/name`.
+    pub repo: Option<String>,
+    pub agent: Option<String>,
+    pub tokens_by_model: BTreeMap<String, TokenView>,
+    /// The session's cost: the agent's own figure, or estimated.
+    pub cost_usd: Option<f64>,
+    pub cost_estimated: bool,
+    /// Each model's cost at the price table's rates (`None`: no price for it).
+    pub priced_by_model: BTreeMap<String, Option<f64>>,
+}
+
+/// What to answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Query {
+    pub metric: Metric,
+    pub group_by: GroupBy,
+    pub bucket: Bucket,
+    /// `[from_ns, to_ns)`.
+    pub from_ns: i64,
+    pub to_ns: i64,
+}
+
+/// A number as JSON: an integer when it is one.
+fn number<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        s.serialize_i64(*v as i64)
+    } else {
+        s.serialize_f64(*v)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Point {
+    /// The bucket's first day (`YYYY-MM-DD`, UTC).
+    pub start: String,
+    #[serde(serialize_with = "number")]
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Group {
+    pub key: String,
+    #[serde(serialize_with = "number")]
+    pub total: f64,
+    pub quality: Quality,
+    /// Tokens by kind (the `tokens` metric only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kinds: Option<BTreeMap<&'static str, i64>>,
+    pub series: Vec<Point>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Answer {
+    pub metric: &'static str,
+    pub unit: &'static str,
+    pub group_by: GroupBy,
+    pub bucket: Bucket,
+    pub from: String,
+    pub to: String,
+    /// Over every session once (team totals may add up to more).
+    #[serde(serialize_with = "number")]
+    pub total: f64,
+    pub quality: Quality,
+    /// Why a figure is estimated or partial.
+    pub reasons: Vec<String>,
+    /// Largest total first, then by key.
+    pub groups: Vec<Group>,
+}
+
+/// One share of a session: the group it counts in, and what it adds there.
+struct Share<'a> {
+    key: String,
+    value: f64,
+    person: Option<&'a str>,
+    quality: Quality,
+    kinds: Option<TokenView>,
+}
+
+fn kinds_add(into: &mut BTreeMap<&'static str, i64>, t: &TokenView) {
+    for (k, v) in [
+        ("input", t.input),
+        ("output", t.output),
+        ("cache_read", t.cache_read),
+        ("cache_creation", t.cache_creation),
+        ("reasoning", t.reasoning),
+    ] {
+        *into.entry(k).or_default() += v;
+    }
+}
+
+fn token_total(t: &TokenView) -> f64 {
+    (t.input + t.output) as f64
+}
+
+/// Rounds a dollar figure's floating-point noise below a micro-dollar away.
+fn dollars(v: f64) -> f64 {
+    (v * 1e9).round() / 1e9
+}
+
+/// The shares of one session for `q`, and the reasons any is less than exact.
+fn shares<'a>(q: &Query, f: &'a SessionFact, reasons: &mut BTreeSet<String>) -> Vec<Share<'a>> {
+    let person = f.person.as_deref();
+    let unknown = || "unknown".to_string();
+    let one = |key: String| -> Vec<(String, Option<&'a str>)> { vec![(key, None)] };
+    // The keys, and for `model` the model each share is about.
+    let keys: Vec<(String, Option<&str>)> = match q.group_by {
+        GroupBy::Org => one(f
+            .repo
+            .as_deref()
+            .and_then(|r| r.split_once('/'))
+            .map_or_else(unknown, |(o, _)| o.to_string())),
+        GroupBy::Team => f.teams.iter().map(|t| (t.clone(), None)).collect(),
+        GroupBy::Repo => one(f.repo.clone().unwrap_or_else(unknown)),
+        GroupBy::Agent => one(f.agent.clone().unwrap_or_else(unknown)),
+        GroupBy::Person => one(f.person.clone().unwrap_or_else(unknown)),
+        GroupBy::Model if f.tokens_by_model.is_empty() => one(unknown()),
+        GroupBy::Model => f
+            .tokens_by_model
+            .keys()
+            .map(|m| (m.clone(), Some(m.as_str())))
+            .collect(),
+    };
+    let mut out = Vec::new();
+    for (key, model) in keys {
+        let (value, quality, kinds) = match q.metric {
+            Metric::Sessions | Metric::ActivePeople => (1.0, Quality::Exact, None),
+            Metric::Tokens => {
+                let mut t = TokenView::default();
+                for (m, v) in &f.tokens_by_model {
+                    if model.is_none_or(|x| x == m) {
+                        t.input += v.input;
+                        t.output += v.output;
+                        t.cache_read += v.cache_read;
+                        t.cache_creation += v.cache_creation;
+                        t.reasoning += v.reasoning;
+                    }
+                }
+                (token_total(&t), Quality::Exact, Some(t))
+            }
+            Metric::Cost => {
+                let Some(cost) = f.cost_usd else {
+                    reasons.insert(
+                        "sessions without a cost (none reported, and no price for their models) are left out".into(),
+                    );
+                    out.push(Share {
+                        key,
+                        value: 0.0,
+                        person,
+                        quality: Quality::Partial,
+                        kinds: None,
+                    });
+                    continue;
+                };
+                let mut quality = if f.cost_estimated {
+                    reasons.insert(
+                        "costs not reported by the agent are estimated from the price table".into(),
+                    );
+                    Quality::Estimated
+                } else {
+                    Quality::Exact
+                };
+                let value = match model {
+                    Some(m) if f.tokens_by_model.len() > 1 => {
+                        let priced: Option<f64> = f.priced_by_model.values().copied().sum();
+                        match (f.cost_estimated, priced) {
+                            (true, _) => f.priced_by_model.get(m).copied().flatten().unwrap_or(0.0),
+                            (false, Some(all)) if all > 0.0 => {
+                                reasons.insert("a reported cost of several models is split in proportion to their price-table cost".into());
+                                quality = Quality::Estimated;
+                                cost * f.priced_by_model.get(m).copied().flatten().unwrap_or(0.0)
+                                    / all
+                            }
+                            _ => {
+                                reasons.insert("a reported cost of several models is split in proportion to their tokens".into());
+                                quality = Quality::Estimated;
+                                let all: f64 = f.tokens_by_model.values().map(token_total).sum();
+                                let mine = f.tokens_by_model.get(m).map_or(0.0, token_total);
+                                if all > 0.0 { cost * mine / all } else { 0.0 }
+                            }
+                        }
+                    }
+                    _ => cost,
+                };
+                (value, quality, None)
+            }
+        };
+        out.push(Share {
+            key,
+            value,
+            person,
+            quality,
+            kinds,
+        });
+    }
+    out
+}
+
+/// The answer to `q` over these sessions (those outside `[from, to)` are skipped).
+pub fn answer(q: &Query, facts: &[SessionFact]) -> Answer {
+    let mut starts = Vec::new();
+    let mut s = q.bucket.start(q.from_ns);
+    while s < q.to_ns && starts.len() < 10_000 {
+        starts.push(s);
+        s = q.bucket.next(s);
+    }
+    let slot = |ns: i64| starts.partition_point(|b| *b <= ns).checked_sub(1);
+
+    struct Acc<'a> {
+        total: f64,
+        quality: Quality,
+        kinds: Option<BTreeMap<&'static str, i64>>,
+        series: Vec<f64>,
+        people: BTreeSet<&'a str>,
+        people_by_slot: Vec<BTreeSet<&'a str>>,
+    }
+    let mut groups: BTreeMap<String, Acc> = BTreeMap::new();
+    let mut reasons = BTreeSet::new();
+    let mut total = 0.0;
+    let mut quality = Quality::Exact;
+    let mut everyone: BTreeSet<&str> = BTreeSet::new();
+    let mut nameless = 0;
+    for f in facts {
+        if f.started_ns < q.from_ns || f.started_ns >= q.to_ns {
+            continue;
+        }
+        let Some(i) = slot(f.started_ns) else {
+            continue;
+        };
+        if q.metric == Metric::ActivePeople && f.person.is_none() {
+            nameless += 1;
+            continue;
+        }
+        let mut counted_once = false;
+        for sh in shares(q, f, &mut reasons) {
+            let acc = groups.entry(sh.key).or_insert_with(|| Acc {
+                total: 0.0,
+                quality: Quality::Exact,
+                kinds: None,
+                series: vec![0.0; starts.len()],
+                people: BTreeSet::new(),
+                people_by_slot: vec![BTreeSet::new(); starts.len()],
+            });
+            acc.quality = acc.quality.max(sh.quality);
+            quality = quality.max(sh.quality);
+            if let Some(k) = &sh.kinds {
+                kinds_add(acc.kinds.get_or_insert_with(BTreeMap::new), k);
+            }
+            match (q.metric, sh.person) {
+                (Metric::ActivePeople, Some(p)) => {
+                    acc.people.insert(p);
+                    acc.people_by_slot[i].insert(p);
+                    everyone.insert(p);
+                }
+                _ => {
+                    acc.total += sh.value;
+                    acc.series[i] += sh.value;
+                    // Once per session, whatever the groups it shares.
+                    if !counted_once {
+                        counted_once = true;
+                        total += match (q.metric, q.group_by) {
+                            (Metric::Sessions, _) => 1.0,
+                            (_, GroupBy::Model) => shares_total(q, f),
+                            _ => sh.value,
+                        };
+                    }
+                }
+            }
+        }
+    }
+    if nameless > 0 {
+        reasons.insert(format!(
+            "{nameless} sessions name no user and are not counted as people"
+        ));
+        quality = Quality::Partial;
+    }
+    if q.metric == Metric::ActivePeople {
+        total = everyone.len() as f64;
+    }
+    let round = |v: f64| match q.metric {
+        Metric::Cost => dollars(v),
+        _ => v,
+    };
+    let mut out: Vec<Group> = groups
+        .into_iter()
+        .map(|(key, acc)| {
+            let (total, series) = match q.metric {
+                Metric::ActivePeople => (
+                    acc.people.len() as f64,
+                    acc.people_by_slot.iter().map(|p| p.len() as f64).collect(),
+                ),
+                _ => (acc.total, acc.series),
+            };
+            Group {
+                key,
+                total: round(total),
+                quality: acc.quality,
+                kinds: acc.kinds,
+                series: starts
+                    .iter()
+                    .zip(series)
+                    .map(|(s, v)| Point {
+                        start: date_of(*s).format("%Y-%m-%d").to_string(),
+                        value: round(v),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| b.total.total_cmp(&a.total).then_with(|| a.key.cmp(&b.key)));
+    Answer {
+        metric: q.metric.name(),
+        unit: q.metric.unit(),
+        group_by: q.group_by,
+        bucket: q.bucket,
+        from: date_time(q.from_ns),
+        to: date_time(q.to_ns),
+        total: round(total),
+        quality,
+        reasons: reasons.into_iter().collect(),
+        groups: out,
+    }
+}
+
+/// A session's whole value for `q` (its shares across models added up).
+fn shares_total(q: &Query, f: &SessionFact) -> f64 {
+    let mut ignored = BTreeSet::new();
+    shares(q, f, &mut ignored).iter().map(|s| s.value).sum()
+}
+
+fn date_time(ns: i64) -> String {
+    crate::time::rfc3339(Some(ns), chrono::SecondsFormat::Secs).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3_600 * 1_000_000_000;
+
+    fn at(date: &str) -> i64 {
+        ns_of(NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap())
+    }
+
+    fn tokens(input: i64, output: i64) -> TokenView {
+        TokenView {
+            input,
+            output,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn buckets_are_utc_days_iso_weeks_and_months() {
+        let t = at("2026-11-26") + 13 * H; // a Thursday
+        assert_eq!(Bucket::Day.start(t), at("2026-11-26"));
+        assert_eq!(Bucket::Week.start(t), at("2026-11-23"), "the Monday before");
+        assert_eq!(Bucket::Week.start(at("2026-11-23")), at("2026-11-23"));
+        assert_eq!(Bucket::Month.start(t), at("2026-11-01"));
+        assert_eq!(Bucket::Month.next(at("2026-12-01")), at("2027-01-01"));
+    }
+
+    fn facts() -> Vec<SessionFact> {
+        let mut a = SessionFact {
+            started_ns: at("2026-11-02") + H,
+            person: Some("dev".into()),
+            teams: vec!["payments".into(), "search".into()],
+            repo: Some("acme/checkout".into()),
+            agent: Some("claude-code".into()),
+            cost_usd: Some(1.5),
+            ..Default::default()
+        };
+        a.tokens_by_model.insert("sonnet".into(), tokens(100, 50));
+        a.tokens_by_model.insert("haiku".into(), tokens(30, 20));
+        a.priced_by_model.insert("sonnet".into(), Some(0.9));
+        a.priced_by_model.insert("haiku".into(), Some(0.1));
+        let mut b = SessionFact {
+            started_ns: at("2026-11-10") + H,
+            person: Some("dev".into()),
+            teams: vec!["payments".into(), "search".into()],
+            repo: Some("acme/checkout".into()),
+            agent: Some("codex".into()),
+            cost_usd: Some(0.25),
+            cost_estimated: true,
+            ..Default::default()
+        };
+        b.tokens_by_model.insert("gpt".into(), tokens(10, 5));
+        b.priced_by_model.insert("gpt".into(), Some(0.25));
+        let c = SessionFact {
+            started_ns: at("2026-11-10") + 2 * H,
+            person: None,
+            teams: vec!["unassigned".into()],
+            repo: None,
+            agent: Some("droid".into()),
+            ..Default::default()
+        };
+        vec![a, b, c]
+    }
+
+    fn q(metric: Metric, group_by: GroupBy) -> Query {
+        Query {
+            metric,
+            group_by,
+            bucket: Bucket::Week,
+            from_ns: at("2026-11-01"),
+            to_ns: at("2026-11-15"),
+        }
+    }
+
+    fn totals(a: &Answer) -> Vec<(String, f64, Quality)> {
+        a.groups
+            .iter()
+            .map(|g| (g.key.clone(), g.total, g.quality))
+            .collect()
+    }
+
+    #[test]
+    fn sessions_by_team_count_in_each_team_and_once_in_all() {
+        let a = answer(&q(Metric::Sessions, GroupBy::Team), &facts());
+        assert_eq!(a.total, 3.0);
+        assert_eq!(
+            totals(&a),
+            [
+                ("payments".into(), 2.0, Quality::Exact),
+                ("search".into(), 2.0, Quality::Exact),
+                ("unassigned".into(), 1.0, Quality::Exact)
+            ]
+        );
+        // Weeks from Monday 26 October (the week holding 1 November).
+        let series: Vec<(&str, f64)> = a.groups[0]
+            .series
+            .iter()
+            .map(|p| (p.start.as_str(), p.value))
+            .collect();
+        assert_eq!(
+            series,
+            [
+                ("2026-10-26", 0.0),
+                ("2026-11-02", 1.0),
+                ("2026-11-09", 1.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn active_people_are_distinct_and_nameless_sessions_make_it_partial() {
+        let a = answer(&q(Metric::ActivePeople, GroupBy::Agent), &facts());
+        assert_eq!(a.total, 1.0, "dev, twice");
+        assert_eq!(a.quality, Quality::Partial);
+        assert_eq!(
+            a.reasons,
+            ["1 sessions name no user and are not counted as people"]
+        );
+        assert_eq!(
+            totals(&a),
+            [
+                ("claude-code".into(), 1.0, Quality::Exact),
+                ("codex".into(), 1.0, Quality::Exact)
+            ]
+        );
+    }
+
+    #[test]
+    fn cost_by_model_splits_a_reported_cost_by_price_and_says_so() {
+        let a = answer(&q(Metric::Cost, GroupBy::Model), &facts());
+        assert_eq!(
+            a.total, 1.75,
+            "1.5 reported + 0.25 estimated; the droid session has none"
+        );
+        assert_eq!(a.quality, Quality::Partial);
+        assert_eq!(
+            totals(&a),
+            [
+                ("sonnet".into(), 1.35, Quality::Estimated),
+                ("gpt".into(), 0.25, Quality::Estimated),
+                ("haiku".into(), 0.15, Quality::Estimated),
+                ("unknown".into(), 0.0, Quality::Partial),
+            ]
+        );
+        let by_agent = answer(&q(Metric::Cost, GroupBy::Agent), &facts());
+        assert_eq!(
+            totals(&by_agent),
+            [
+                ("claude-code".into(), 1.5, Quality::Exact),
+                ("codex".into(), 0.25, Quality::Estimated),
+                ("droid".into(), 0.0, Quality::Partial),
+            ]
+        );
+        assert_eq!(by_agent.reasons.len(), 2, "{:?}", by_agent.reasons);
+    }
+
+    #[test]
+    fn tokens_are_input_plus_output_with_kinds() {
+        let a = answer(&q(Metric::Tokens, GroupBy::Org), &facts());
+        assert_eq!(a.total, 215.0);
+        assert_eq!(a.groups[0].key, "acme");
+        assert_eq!(a.groups[0].total, 215.0);
+        let kinds = a.groups[0].kinds.as_ref().unwrap();
+        assert_eq!((kinds["input"], kinds["output"]), (140, 75));
+        let by_model = answer(&q(Metric::Tokens, GroupBy::Model), &facts());
+        assert_eq!(by_model.total, 215.0);
+        assert_eq!(by_model.groups[0].key, "sonnet");
+        assert_eq!(by_model.groups[0].total, 150.0);
+    }
+}

@@ -1,0 +1,241 @@
+//! `GET /api/v1/analytics/{metric}` on the four vendors' sessions, with exact figures
+//! worked out by hand from the fixtures (README totals) and the built-in price table.
+//!
+//! People and teams: Claude Code, Gemini CLI and Codex ran as dev@acme.example, whom
+//! the identities file calls `dev`, of team `payments`; Droid's user is known only by
+//! its agent user ID, and its repository acme/widgets is owned by team `platform`.
+//! Every session started on 2026-11-20 (UTC).
+
+use serde_json::{Value, json};
+
+use super::common::{TestApp, fixture};
+use super::fixtures::FILES;
+
+async fn app() -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let identities = dir.path().join("identities.toml");
+    std::fs::write(
+        &identities,
+        "[[person]]\nlogin = \"dev\"\nemails = [\"dev@acme.example\"]\nteams = [\"payments\"]\n\n\
+         [[team]]\nname = \"platform\"\nrepos = [\"acme/widgets\"]\n",
+    )
+    .unwrap();
+    let app = TestApp::spawn_with(|a| a.identities = Some(identities.clone())).await;
+    for f in FILES {
+        let signal = f.rsplit('-').next().unwrap().trim_end_matches(".json");
+        let r = app
+            .post(
+                &format!("/v1/{signal}"),
+                "application/json",
+                fixture(f),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status(), 200, "{f}");
+    }
+    (app, dir)
+}
+
+/// `(key, total, quality)` of each group, largest first.
+fn groups(a: &Value) -> Vec<(String, Value, String)> {
+    a["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["key"].as_str().unwrap().to_string(),
+                g["total"].clone(),
+                g["quality"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn g(key: &str, total: Value, quality: &str) -> (String, Value, String) {
+    (key.into(), total, quality.into())
+}
+
+const WEEK: &str = "from=2026-11-16&to=2026-11-23&bucket=week";
+
+#[tokio::test]
+async fn sessions_people_tokens_and_cost_by_team_agent_and_model() {
+    let (mut app, _dir) = app().await;
+    let get = |path: String| {
+        let app = &app;
+        async move {
+            let (status, body) = app.get_json(&path).await;
+            assert_eq!(status, 200, "{path}: {body}");
+            body
+        }
+    };
+
+    let a = get(format!("/api/v1/analytics/sessions?group_by=team&{WEEK}")).await;
+    assert_eq!(a["total"], 4);
+    assert_eq!(a["quality"], "exact");
+    assert_eq!(
+        groups(&a),
+        [
+            g("payments", json!(3), "exact"),
+            g("platform", json!(1), "exact")
+        ]
+    );
+    assert_eq!(
+        a["groups"][0]["series"],
+        json!([{"start": "2026-11-16", "value": 3}])
+    );
+
+    let a = get(
+        "/api/v1/analytics/sessions?group_by=agent&from=2026-11-16&to=2026-11-23&bucket=day".into(),
+    )
+    .await;
+    let keys: Vec<String> = groups(&a).into_iter().map(|(k, _, _)| k).collect();
+    assert_eq!(keys, ["claude-code", "codex", "droid", "gemini-cli"]);
+    let days: Vec<&str> = a["groups"][0]["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["start"].as_str().unwrap())
+        .collect();
+    assert_eq!(days.len(), 7);
+    assert_eq!(
+        a["groups"][0]["series"][4],
+        json!({"start": "2026-11-20", "value": 1})
+    );
+
+    let a = get(format!(
+        "/api/v1/analytics/active-people?group_by=team&{WEEK}"
+    ))
+    .await;
+    assert_eq!(a["total"], 2, "dev, and Droid's user");
+    assert_eq!(
+        groups(&a),
+        [
+            g("payments", json!(1), "exact"),
+            g("platform", json!(1), "exact")
+        ]
+    );
+
+    // Tokens are input + output: input counts cache reads and writes, output reasoning.
+    // Claude Sonnet: 76 + 396,281 + 37,860 in, 6,810 out; Haiku 1,830 + 42. Gemini 3 Pro:
+    // 141,414 in, 3,114 + 2,385 out; Flash Lite 1,204 + 12. Codex: 132,770 + 4,462.
+    let a = get(format!("/api/v1/analytics/tokens?group_by=model&{WEEK}")).await;
+    assert_eq!(a["total"], 728_260);
+    assert_eq!(
+        groups(&a),
+        [
+            g("claude-sonnet-4-6", json!(441_027), "exact"),
+            g("gemini-3-pro-preview", json!(146_913), "exact"),
+            g("gpt-5.1-codex-max", json!(137_232), "exact"),
+            g("claude-haiku-4-5-20251001", json!(1_872), "exact"),
+            g("gemini-2.5-flash-lite", json!(1_216), "exact"),
+            g("unknown", json!(0), "exact"),
+        ]
+    );
+    assert_eq!(a["groups"][0]["kinds"]["cache_read"], 396_281);
+
+    // Cost: Claude Code reports $0.365276. Gemini is estimated: 3 Pro (28,774 uncached
+    // in × $2 + 112,640 cached × $0.2 + 5,499 out × $12) / 1M = $0.146064, Flash Lite
+    // (1,204 × $0.1 + 12 × $0.4) / 1M = $0.0001252. Codex, at gpt-5.1's prices: (19,874 ×
+    // $1.25 + 112,896 × $0.125 + 4,462 × $10) / 1M = $0.0835745. Droid reports none.
+    let a = get(format!("/api/v1/analytics/cost?group_by=agent&{WEEK}")).await;
+    assert_eq!(a["unit"], "usd");
+    assert_eq!(a["total"], 0.5950397);
+    assert_eq!(a["quality"], "partial");
+    assert_eq!(
+        groups(&a),
+        [
+            g("claude-code", json!(0.365276), "exact"),
+            g("gemini-cli", json!(0.1461892), "estimated"),
+            g("codex", json!(0.0835745), "estimated"),
+            g("droid", json!(0), "partial"),
+        ]
+    );
+    assert_eq!(
+        a["reasons"],
+        json!([
+            "costs not reported by the agent are estimated from the price table",
+            "sessions without a cost (none reported, and no price for their models) are left out"
+        ])
+    );
+    let a = get(format!("/api/v1/analytics/cost?group_by=team&{WEEK}")).await;
+    assert_eq!(
+        groups(&a),
+        [
+            g("payments", json!(0.5950397), "estimated"),
+            g("platform", json!(0), "partial")
+        ]
+    );
+    let a = get(format!("/api/v1/analytics/cost?group_by=org&{WEEK}")).await;
+    assert_eq!(
+        groups(&a),
+        [
+            g("unknown", json!(0.5950397), "estimated"),
+            g("acme", json!(0), "partial")
+        ],
+        "only Droid's telemetry names a repository"
+    );
+
+    // Outside the range: nothing.
+    let a = get("/api/v1/analytics/sessions?from=2026-11-21&to=2026-11-22".into()).await;
+    assert_eq!(
+        (a["total"].clone(), a["groups"].clone()),
+        (json!(0), json!([]))
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_say_what_is_wrong() {
+    let (mut app, _dir) = app().await;
+    for (path, status, says) in [
+        (
+            "/api/v1/analytics/spend",
+            404,
+            "no analytics metric \"spend\"; there are: sessions, active-people, tokens, cost",
+        ),
+        (
+            "/api/v1/analytics/sessions?group_by=galaxy",
+            400,
+            "group_by=\"galaxy\": one of org, team, repo, agent, model, person",
+        ),
+        (
+            "/api/v1/analytics/sessions?bucket=year",
+            400,
+            "bucket=\"year\": one of day, week, month",
+        ),
+        (
+            "/api/v1/analytics/sessions?from=yesterday",
+            400,
+            "from=\"yesterday\" is neither a date (YYYY-MM-DD) nor an RFC 3339 time",
+        ),
+        (
+            "/api/v1/analytics/sessions?from=2026-11-22&to=2026-11-21",
+            400,
+            "from must be before to",
+        ),
+        (
+            "/api/v1/analytics/sessions?from=2020-01-01&to=2026-01-01",
+            400,
+            "the range is longer than 1098 days; ask for less",
+        ),
+        (
+            "/api/v1/analytics/sessions?group_by=person",
+            403,
+            "per-person views are off: group_by=person needs tracelink started with --people on",
+        ),
+        (
+            "/api/v1/analytics/sessions?compare=2026-11-18",
+            501,
+            "compare= (before/after a date) is not answered yet",
+        ),
+    ] {
+        let (got, body) = app.get_json(path).await;
+        assert_eq!(
+            (got, body["error"].as_str()),
+            (status, Some(says)),
+            "{path}"
+        );
+    }
+    app.stop().await;
+}
