@@ -61,6 +61,12 @@ pub async fn analytics(
         Some(g) => GroupBy::parse(g)
             .ok_or_else(|| bad(format!("group_by={g:?}: one of {}", GroupBy::NAMES)))?,
     };
+    if group_by == GroupBy::Model && !metric.by_model() {
+        return Err(bad(format!(
+            "{} is counted per session, not per model: group by org, team, repo, agent or person",
+            metric.name()
+        )));
+    }
     if group_by == GroupBy::Person && !state.people {
         return Err(ApiError(
             StatusCode::FORBIDDEN,

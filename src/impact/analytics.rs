@@ -3,7 +3,7 @@
 //! file, else the email, else the agent's user ID), which teams, its tokens and cost
 //! read as the session view reads them.
 
-use crate::metrics::analytics::SessionFact;
+use crate::metrics::analytics::{Counted, SessionFact};
 use crate::metrics::sessions::view;
 use crate::store::{self, Db};
 
@@ -52,6 +52,24 @@ pub async fn session_facts(
                     (m.clone(), ctx.prices.cost(m, &tokens))
                 })
                 .collect();
+            let counted = [
+                (Counted::Requests, v.llm_requests.map(|x| x as f64)),
+                (Counted::Errors, v.errors.map(|x| x as f64)),
+                (Counted::Prompts, v.prompts.map(|x| x as f64)),
+                (
+                    Counted::ToolInvocations,
+                    v.tool_invocations.map(|x| x as f64),
+                ),
+                (Counted::ToolFailures, v.tool_failures.map(|x| x as f64)),
+                (Counted::ToolRejections, v.tool_rejections.map(|x| x as f64)),
+                (Counted::LinesAdded, v.lines_added.map(|x| x as f64)),
+                (Counted::LinesRemoved, v.lines_removed.map(|x| x as f64)),
+                (Counted::FilesModified, v.files_modified.map(|x| x as f64)),
+                (Counted::ActiveTime, v.active_seconds),
+            ]
+            .into_iter()
+            .filter_map(|(c, x)| Some((c, x?)))
+            .collect();
             Some(SessionFact {
                 started_ns,
                 person: login
@@ -64,6 +82,7 @@ pub async fn session_facts(
                 cost_usd: v.cost_usd,
                 cost_estimated: v.cost_estimated,
                 priced_by_model,
+                counted,
             })
         })
         .collect())

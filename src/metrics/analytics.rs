@@ -126,10 +126,74 @@ pub enum Metric {
     Tokens,
     /// Cost in US dollars: the agent's own figure, else estimated from the price table.
     Cost,
+    /// A quantity the agents report per session (requests, tool calls, lines, …),
+    /// summed; sessions whose agent does not report it are left out (partial).
+    Counter(Counted),
+}
+
+/// The per-session quantities the counter metrics sum: `(metric name, unit)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Counted {
+    Requests,
+    Errors,
+    Prompts,
+    ToolInvocations,
+    ToolFailures,
+    ToolRejections,
+    LinesAdded,
+    LinesRemoved,
+    FilesModified,
+    ActiveTime,
+}
+
+impl Counted {
+    pub const ALL: [Counted; 10] = [
+        Counted::Requests,
+        Counted::Errors,
+        Counted::Prompts,
+        Counted::ToolInvocations,
+        Counted::ToolFailures,
+        Counted::ToolRejections,
+        Counted::LinesAdded,
+        Counted::LinesRemoved,
+        Counted::FilesModified,
+        Counted::ActiveTime,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Counted::Requests => "requests",
+            Counted::Errors => "errors",
+            Counted::Prompts => "prompts",
+            Counted::ToolInvocations => "tool-invocations",
+            Counted::ToolFailures => "tool-failures",
+            Counted::ToolRejections => "tool-rejections",
+            Counted::LinesAdded => "lines-added",
+            Counted::LinesRemoved => "lines-removed",
+            Counted::FilesModified => "files-modified",
+            Counted::ActiveTime => "active-time",
+        }
+    }
+
+    fn unit(self) -> &'static str {
+        match self {
+            Counted::Requests => "requests",
+            Counted::Errors => "errors",
+            Counted::Prompts => "prompts",
+            Counted::ToolInvocations | Counted::ToolFailures | Counted::ToolRejections => {
+                "tool calls"
+            }
+            Counted::LinesAdded | Counted::LinesRemoved => "lines",
+            Counted::FilesModified => "files",
+            Counted::ActiveTime => "seconds",
+        }
+    }
 }
 
 impl Metric {
-    pub const NAMES: &'static str = "sessions, active-people, tokens, cost";
+    pub const NAMES: &'static str = "sessions, active-people, tokens, cost, requests, errors, \
+        prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, \
+        files-modified, active-time";
 
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
@@ -137,7 +201,7 @@ impl Metric {
             "active-people" => Self::ActivePeople,
             "tokens" => Self::Tokens,
             "cost" => Self::Cost,
-            _ => return None,
+            _ => Self::Counter(Counted::ALL.into_iter().find(|c| c.name() == s)?),
         })
     }
 
@@ -147,6 +211,7 @@ impl Metric {
             Metric::ActivePeople => "active-people",
             Metric::Tokens => "tokens",
             Metric::Cost => "cost",
+            Metric::Counter(c) => c.name(),
         }
     }
 
@@ -156,7 +221,14 @@ impl Metric {
             Metric::ActivePeople => "people",
             Metric::Tokens => "tokens",
             Metric::Cost => "usd",
+            Metric::Counter(c) => c.unit(),
         }
+    }
+
+    /// Whether a session's value can be told apart by model: tokens and cost can; the
+    /// counters are the session's, not a model's.
+    pub fn by_model(self) -> bool {
+        !matches!(self, Metric::Counter(_))
     }
 }
 
@@ -187,6 +259,8 @@ pub struct SessionFact {
     pub cost_estimated: bool,
     /// Each model's cost at the price table's rates (`None`: no price for it).
     pub priced_by_model: BTreeMap<String, Option<f64>>,
+    /// The quantities the session's agent reported (absent: not reported).
+    pub counted: BTreeMap<Counted, f64>,
 }
 
 /// What to answer.
@@ -304,6 +378,17 @@ fn shares<'a>(q: &Query, f: &'a SessionFact, reasons: &mut BTreeSet<String>) -> 
     for (key, model) in keys {
         let (value, quality, kinds) = match q.metric {
             Metric::Sessions | Metric::ActivePeople => (1.0, Quality::Exact, None),
+            Metric::Counter(c) => match f.counted.get(&c) {
+                Some(v) => (*v, Quality::Exact, None),
+                None => {
+                    reasons.insert(format!(
+                        "sessions of agents that do not report {} are left out: {}",
+                        c.name(),
+                        f.agent.as_deref().unwrap_or("unknown")
+                    ));
+                    (0.0, Quality::Partial, None)
+                }
+            },
             Metric::Tokens => {
                 let mut t = TokenView::default();
                 for (m, v) in &f.tokens_by_model {
@@ -666,6 +751,33 @@ mod tests {
             ]
         );
         assert_eq!(by_agent.reasons.len(), 2, "{:?}", by_agent.reasons);
+    }
+
+    #[test]
+    fn counters_sum_what_agents_report_and_name_those_that_do_not() {
+        let mut f = facts();
+        f[0].counted.insert(Counted::Requests, 16.0);
+        f[1].counted.insert(Counted::Requests, 4.0);
+        let a = answer(&q(Metric::Counter(Counted::Requests), GroupBy::Team), &f);
+        assert_eq!(a.total, 20.0);
+        assert_eq!(a.quality, Quality::Partial);
+        assert_eq!(
+            a.reasons,
+            ["sessions of agents that do not report requests are left out: droid"]
+        );
+        assert_eq!(
+            totals(&a),
+            [
+                ("payments".into(), 20.0, Quality::Exact),
+                ("search".into(), 20.0, Quality::Exact),
+                ("unassigned".into(), 0.0, Quality::Partial)
+            ]
+        );
+        assert_eq!(
+            Metric::parse("tool-rejections"),
+            Some(Metric::Counter(Counted::ToolRejections))
+        );
+        assert!(!Metric::parse("lines-added").unwrap().by_model());
     }
 
     #[test]

@@ -176,6 +176,50 @@ async fn sessions_people_tokens_and_cost_by_team_agent_and_model() {
         "only Droid's telemetry names a repository"
     );
 
+    // What the agents report per session (README totals): requests 16 + 11 + 8 (Droid
+    // reports none), tool calls 15 + 8 + 7 + 13, lines added 117 + 65 + 12 (Droid
+    // reports lines modified only), prompts 4 + 3 + 2 + 3.
+    let a = get(format!("/api/v1/analytics/requests?group_by=agent&{WEEK}")).await;
+    assert_eq!(
+        (a["total"].clone(), a["quality"].clone()),
+        (json!(35), json!("partial"))
+    );
+    assert_eq!(
+        a["reasons"],
+        json!(["sessions of agents that do not report requests are left out: droid"])
+    );
+    assert_eq!(
+        groups(&a),
+        [
+            g("claude-code", json!(16), "exact"),
+            g("gemini-cli", json!(11), "exact"),
+            g("codex", json!(8), "exact"),
+            g("droid", json!(0), "partial"),
+        ]
+    );
+    let a = get(format!(
+        "/api/v1/analytics/tool-invocations?group_by=team&{WEEK}"
+    ))
+    .await;
+    assert_eq!(
+        groups(&a),
+        [
+            g("payments", json!(30), "exact"),
+            g("platform", json!(13), "exact")
+        ]
+    );
+    assert_eq!(a["unit"], "tool calls");
+    let a = get(format!("/api/v1/analytics/lines-added?{WEEK}")).await;
+    assert_eq!(
+        (a["total"].clone(), a["quality"].clone()),
+        (json!(194), json!("partial"))
+    );
+    let a = get(format!("/api/v1/analytics/prompts?{WEEK}")).await;
+    assert_eq!(
+        (a["total"].clone(), a["quality"].clone()),
+        (json!(12), json!("exact"))
+    );
+
     // Outside the range: nothing.
     let a = get("/api/v1/analytics/sessions?from=2026-11-21&to=2026-11-22".into()).await;
     assert_eq!(
@@ -192,12 +236,17 @@ async fn bad_requests_say_what_is_wrong() {
         (
             "/api/v1/analytics/spend",
             404,
-            "no analytics metric \"spend\"; there are: sessions, active-people, tokens, cost",
+            "no analytics metric \"spend\"; there are: sessions, active-people, tokens, cost, requests, errors, prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, files-modified, active-time",
         ),
         (
             "/api/v1/analytics/sessions?group_by=galaxy",
             400,
             "group_by=\"galaxy\": one of org, team, repo, agent, model, person",
+        ),
+        (
+            "/api/v1/analytics/lines-added?group_by=model",
+            400,
+            "lines-added is counted per session, not per model: group by org, team, repo, agent or person",
         ),
         (
             "/api/v1/analytics/sessions?bucket=year",
