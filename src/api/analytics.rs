@@ -1,4 +1,4 @@
-//! `GET /api/v1/analytics/{metric}?group_by=&from=&to=&bucket=`: organisation analytics
+//! `GET /api/v1/analytics/{metric}?group_by=&from=&to=&bucket=&compare=`: organisation analytics
 //! (definitions in `docs/metrics.md`, the maths in [`crate::metrics::analytics`]).
 
 use axum::Json;
@@ -80,12 +80,6 @@ pub async fn analytics(
             Bucket::parse(b).ok_or_else(|| bad(format!("bucket={b:?}: one of day, week, month")))?
         }
     };
-    if p.compare.as_deref().is_some_and(|c| !c.is_empty()) {
-        return Err(ApiError(
-            StatusCode::NOT_IMPLEMENTED,
-            "compare= (before/after a date) is not answered yet".into(),
-        ));
-    }
     let to_ns = match p.to.as_deref().filter(|s| !s.is_empty()) {
         Some(t) => parse_time("to", t)?,
         None => crate::time::now_ns(),
@@ -102,6 +96,18 @@ pub async fn analytics(
             "the range is longer than {MAX_RANGE_DAYS} days; ask for less"
         )));
     }
+    let compare = match p.compare.as_deref().filter(|s| !s.is_empty()) {
+        Some(c) => {
+            let at = parse_time("compare", c)?;
+            if at <= from_ns || at >= to_ns {
+                return Err(bad(format!(
+                    "compare={c:?} is not inside the range from..to"
+                )));
+            }
+            Some(at)
+        }
+        None => None,
+    };
     let facts =
         crate::impact::analytics::session_facts(&state.db, &state.reports, from_ns, to_ns).await?;
     let q = analytics::Query {
@@ -111,5 +117,9 @@ pub async fn analytics(
         from_ns,
         to_ns,
     };
-    Ok(Json(analytics::answer(&q, &facts)).into_response())
+    Ok(Json(match compare {
+        Some(at) => analytics::answer_comparing(&q, &facts, at),
+        None => analytics::answer(&q, &facts),
+    })
+    .into_response())
 }

@@ -317,8 +317,12 @@ pub struct Answer {
     pub quality: Quality,
     /// Why a figure is estimated or partial.
     pub reasons: Vec<String>,
+    /// Every session once, per bucket.
+    pub series: Vec<Point>,
     /// Largest total first, then by key.
     pub groups: Vec<Group>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compare: Option<Comparison>,
 }
 
 /// One share of a session: the group it counts in, and what it adds there.
@@ -460,14 +464,35 @@ fn shares<'a>(q: &Query, f: &'a SessionFact, reasons: &mut BTreeSet<String>) -> 
     out
 }
 
-/// The answer to `q` over these sessions (those outside `[from, to)` are skipped).
-pub fn answer(q: &Query, facts: &[SessionFact]) -> Answer {
+/// The starts of `q`'s buckets: from the one holding `from`, up to `to`.
+fn bucket_starts(q: &Query) -> Vec<i64> {
     let mut starts = Vec::new();
     let mut s = q.bucket.start(q.from_ns);
     while s < q.to_ns && starts.len() < 10_000 {
         starts.push(s);
         s = q.bucket.next(s);
     }
+    starts
+}
+
+fn points(
+    starts: &[i64],
+    values: impl IntoIterator<Item = f64>,
+    round: impl Fn(f64) -> f64,
+) -> Vec<Point> {
+    starts
+        .iter()
+        .zip(values)
+        .map(|(s, v)| Point {
+            start: date_of(*s).format("%Y-%m-%d").to_string(),
+            value: round(v),
+        })
+        .collect()
+}
+
+/// The answer to `q` over these sessions (those outside `[from, to)` are skipped).
+pub fn answer(q: &Query, facts: &[SessionFact]) -> Answer {
+    let starts = bucket_starts(q);
     let slot = |ns: i64| starts.partition_point(|b| *b <= ns).checked_sub(1);
 
     struct Acc<'a> {
@@ -483,6 +508,9 @@ pub fn answer(q: &Query, facts: &[SessionFact]) -> Answer {
     let mut total = 0.0;
     let mut quality = Quality::Exact;
     let mut everyone: BTreeSet<&str> = BTreeSet::new();
+    // Every session once, per bucket.
+    let mut overall = vec![0.0; starts.len()];
+    let mut everyone_by_slot: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); starts.len()];
     let mut nameless = 0;
     for f in facts {
         if f.started_ns < q.from_ns || f.started_ns >= q.to_ns {
@@ -515,6 +543,7 @@ pub fn answer(q: &Query, facts: &[SessionFact]) -> Answer {
                     acc.people.insert(p);
                     acc.people_by_slot[i].insert(p);
                     everyone.insert(p);
+                    everyone_by_slot[i].insert(p);
                 }
                 _ => {
                     acc.total += sh.value;
@@ -522,11 +551,13 @@ pub fn answer(q: &Query, facts: &[SessionFact]) -> Answer {
                     // Once per session, whatever the groups it shares.
                     if !counted_once {
                         counted_once = true;
-                        total += match (q.metric, q.group_by) {
+                        let whole = match (q.metric, q.group_by) {
                             (Metric::Sessions, _) => 1.0,
                             (_, GroupBy::Model) => shares_total(q, f),
                             _ => sh.value,
                         };
+                        total += whole;
+                        overall[i] += whole;
                     }
                 }
             }
@@ -540,6 +571,7 @@ pub fn answer(q: &Query, facts: &[SessionFact]) -> Answer {
     }
     if q.metric == Metric::ActivePeople {
         total = everyone.len() as f64;
+        overall = everyone_by_slot.iter().map(|p| p.len() as f64).collect();
     }
     let round = |v: f64| match q.metric {
         Metric::Cost => dollars(v),
@@ -560,14 +592,7 @@ pub fn answer(q: &Query, facts: &[SessionFact]) -> Answer {
                 total: round(total),
                 quality: acc.quality,
                 kinds: acc.kinds,
-                series: starts
-                    .iter()
-                    .zip(series)
-                    .map(|(s, v)| Point {
-                        start: date_of(*s).format("%Y-%m-%d").to_string(),
-                        value: round(v),
-                    })
-                    .collect(),
+                series: points(&starts, series, round),
             }
         })
         .collect();
@@ -582,8 +607,151 @@ pub fn answer(q: &Query, facts: &[SessionFact]) -> Answer {
         total: round(total),
         quality,
         reasons: reasons.into_iter().collect(),
+        series: points(&starts, overall, round),
         groups: out,
+        compare: None,
     }
+}
+
+/// Before and after a date (`compare=`): the mean of the whole weeks before it and of
+/// those after it, and the change in standard deviations of the weeks before.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Comparison {
+    pub at: String,
+    pub weeks_before: usize,
+    pub weeks_after: usize,
+    #[serde(flatten)]
+    pub overall: Effect,
+    /// `partial` when either side has fewer than 4 whole weeks.
+    pub quality: Quality,
+    pub reasons: Vec<String>,
+    pub groups: Vec<GroupEffect>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Effect {
+    #[serde(serialize_with = "number")]
+    pub mean_before: f64,
+    #[serde(serialize_with = "number")]
+    pub mean_after: f64,
+    /// The sample standard deviation of the weekly values before.
+    #[serde(serialize_with = "maybe_number")]
+    pub sd_before: Option<f64>,
+    /// `(mean_after − mean_before) / sd_before`, to 4 decimals; `None` when the weeks
+    /// before do not vary (or are fewer than 2).
+    #[serde(serialize_with = "maybe_number")]
+    pub effect: Option<f64>,
+}
+
+fn maybe_number<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => number(v, s),
+        None => s.serialize_none(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GroupEffect {
+    pub key: String,
+    #[serde(flatten)]
+    pub effect: Effect,
+}
+
+/// Whole weeks needed on each side for a comparison to be more than partial.
+const MIN_WEEKS: usize = 4;
+
+fn effect(before: &[f64], after: &[f64], round: &impl Fn(f64) -> f64) -> Effect {
+    let mean = |v: &[f64]| {
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
+    let (mb, ma) = (mean(before), mean(after));
+    let sd = (before.len() >= 2).then(|| {
+        (before.iter().map(|x| (x - mb).powi(2)).sum::<f64>() / (before.len() - 1) as f64).sqrt()
+    });
+    let four = |v: f64| (v * 1e4).round() / 1e4;
+    Effect {
+        mean_before: round(mb),
+        mean_after: round(ma),
+        sd_before: sd.map(round),
+        effect: sd
+            .filter(|s| *s > 0.0 && !after.is_empty())
+            .map(|s| four((ma - mb) / s)),
+    }
+}
+
+/// `q`'s answer with the comparison at `at_ns`: over whole ISO weeks inside the range,
+/// those ending by `at_ns` before it and those starting from it after (a week holding
+/// the date is in neither).
+pub fn answer_comparing(q: &Query, facts: &[SessionFact], at_ns: i64) -> Answer {
+    let mut out = answer(q, facts);
+    let wq = Query {
+        bucket: Bucket::Week,
+        ..*q
+    };
+    let weekly = answer(&wq, facts);
+    let starts = bucket_starts(&wq);
+    let week = 7 * DAY_NS;
+    let side = |values: &[f64]| {
+        let (mut before, mut after) = (Vec::new(), Vec::new());
+        for (s, v) in starts.iter().zip(values) {
+            if *s < q.from_ns || s + week > q.to_ns {
+                continue;
+            }
+            if s + week <= at_ns {
+                before.push(*v);
+            } else if *s >= at_ns {
+                after.push(*v);
+            }
+        }
+        (before, after)
+    };
+    let round = |v: f64| match q.metric {
+        Metric::Cost => dollars(v),
+        _ => (v * 1e6).round() / 1e6,
+    };
+    let values = |p: &[Point]| p.iter().map(|p| p.value).collect::<Vec<_>>();
+    let (before, after) = side(&values(&weekly.series));
+    let mut reasons = Vec::new();
+    let quality = if before.len() < MIN_WEEKS || after.len() < MIN_WEEKS {
+        reasons.push(format!(
+            "fewer than {MIN_WEEKS} whole weeks on a side: {} before, {} after",
+            before.len(),
+            after.len()
+        ));
+        Quality::Partial
+    } else {
+        Quality::Exact
+    };
+    let overall = effect(&before, &after, &round);
+    if overall.effect.is_none() {
+        reasons.push(
+            "the weeks before do not vary: no standard deviation to measure the change in".into(),
+        );
+    }
+    out.compare = Some(Comparison {
+        at: date_time(at_ns),
+        weeks_before: before.len(),
+        weeks_after: after.len(),
+        overall,
+        quality,
+        reasons,
+        groups: weekly
+            .groups
+            .iter()
+            .map(|g| {
+                let (b, a) = side(&values(&g.series));
+                GroupEffect {
+                    key: g.key.clone(),
+                    effect: effect(&b, &a, &round),
+                }
+            })
+            .collect(),
+    });
+    out
 }
 
 /// A session's whole value for `q` (its shares across models added up).
@@ -778,6 +946,60 @@ mod tests {
             Some(Metric::Counter(Counted::ToolRejections))
         );
         assert!(!Metric::parse("lines-added").unwrap().by_model());
+    }
+
+    #[test]
+    fn before_and_after_a_date_in_standard_deviations_of_the_weeks_before() {
+        // Sessions per week: 2, 4, 2, 4 in the four weeks from Monday 5 October, then
+        // 6, 6, 6, 6 from Monday 2 November.
+        let mut f = Vec::new();
+        for (week, n) in [2, 4, 2, 4, 6, 6, 6, 6].iter().enumerate() {
+            for k in 0..*n {
+                f.push(SessionFact {
+                    started_ns: at("2026-10-05") + week as i64 * 7 * DAY_NS + k * H,
+                    person: Some(format!("p{k}")),
+                    teams: vec!["payments".into()],
+                    agent: Some(if week < 4 { "codex" } else { "claude-code" }.into()),
+                    ..Default::default()
+                });
+            }
+        }
+        let q = Query {
+            metric: Metric::Sessions,
+            group_by: GroupBy::Team,
+            bucket: Bucket::Month,
+            from_ns: at("2026-10-05"),
+            to_ns: at("2026-11-30"),
+        };
+        let a = answer_comparing(&q, &f, at("2026-11-02"));
+        let c = a.compare.unwrap();
+        assert_eq!((c.weeks_before, c.weeks_after), (4, 4));
+        assert_eq!(c.quality, Quality::Exact);
+        // Mean 3 before, 6 after; sample SD of 2, 4, 2, 4 is √(4/3) = 1.1547: 2.5981 SDs.
+        assert_eq!(
+            c.overall,
+            Effect {
+                mean_before: 3.0,
+                mean_after: 6.0,
+                sd_before: Some(1.154701),
+                effect: Some(2.5981)
+            }
+        );
+        assert_eq!(c.groups[0].key, "payments");
+        // A date leaving three weeks before: partial, and says so.
+        let a = answer_comparing(&q, &f, at("2026-10-28"));
+        let c = a.compare.unwrap();
+        assert_eq!(
+            (c.weeks_before, c.weeks_after, c.quality),
+            (3, 4, Quality::Partial)
+        );
+        assert_eq!(
+            c.reasons,
+            ["fewer than 4 whole weeks on a side: 3 before, 4 after"]
+        );
+        // Monthly overall series: 12 in October, 24 in November.
+        let months: Vec<f64> = a.series.iter().map(|p| p.value).collect();
+        assert_eq!(months, [12.0, 24.0]);
     }
 
     #[test]

@@ -220,6 +220,23 @@ async fn sessions_people_tokens_and_cost_by_team_agent_and_model() {
         (json!(12), json!("exact"))
     );
 
+    // Before and after 18 November: no whole week before it in this range (partial).
+    let a = get(format!(
+        "/api/v1/analytics/sessions?{WEEK}&compare=2026-11-18"
+    ))
+    .await;
+    assert_eq!(
+        a["compare"],
+        json!({"at": "2026-11-18T00:00:00Z", "weeks_before": 0, "weeks_after": 0,
+            "mean_before": 0, "mean_after": 0, "sd_before": null, "effect": null,
+            "quality": "partial", "reasons": [
+                "fewer than 4 whole weeks on a side: 0 before, 0 after",
+                "the weeks before do not vary: no standard deviation to measure the change in"],
+            "groups": [{"key": "unknown", "mean_before": 0, "mean_after": 0, "sd_before": null, "effect": null},
+                       {"key": "acme", "mean_before": 0, "mean_after": 0, "sd_before": null, "effect": null}]})
+    );
+    assert_eq!(a["series"], json!([{"start": "2026-11-16", "value": 4}]));
+
     // Outside the range: nothing.
     let a = get("/api/v1/analytics/sessions?from=2026-11-21&to=2026-11-22".into()).await;
     assert_eq!(
@@ -274,9 +291,9 @@ async fn bad_requests_say_what_is_wrong() {
             "per-person views are off: group_by=person needs tracelink started with --people on",
         ),
         (
-            "/api/v1/analytics/sessions?compare=2026-11-18",
-            501,
-            "compare= (before/after a date) is not answered yet",
+            "/api/v1/analytics/sessions?from=2026-11-01&to=2026-11-30&compare=2026-12-01",
+            400,
+            "compare=\"2026-12-01\" is not inside the range from..to",
         ),
     ] {
         let (got, body) = app.get_json(path).await;
