@@ -327,6 +327,13 @@ pub struct ServeArgs {
     /// renewal: how long the work of a replica that died waits for another.
     #[arg(long, env = "TRACELINK_REPLICA_LEASE", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub replica_lease: u64,
+    /// A day's spend or tokens alerts when above its trailing 28 days' median by this
+    /// many times 1.4826 × MAD (`GET /api/v1/alerts`).
+    #[arg(long, env = "TRACELINK_ALERT_MADS", default_value_t = 4.0, value_parser = positive_f64)]
+    pub alert_mads: f64,
+    /// The least spend in a day (US dollars) that raises a spend-spike alert.
+    #[arg(long, env = "TRACELINK_ALERT_MIN_USD", default_value_t = 20.0, value_parser = non_negative_f64)]
+    pub alert_min_usd: f64,
     /// Whom PR comments and job summaries name: `logins` (GitHub logins, else "a
     /// teammate"; never an email) or `none`.
     #[arg(
@@ -545,6 +552,8 @@ impl ServeArgs {
             github: GithubAppArgs::default(),
             comment_debounce: 10,
             replica_lease: 30,
+            alert_mads: 4.0,
+            alert_min_usd: 20.0,
             retain_raw: crate::retention::Retention(Some(std::time::Duration::from_secs(
                 90 * 86_400,
             ))),
@@ -556,5 +565,19 @@ impl ServeArgs {
             upload_repos: Vec::new(),
             max_upload_bytes: 64 * 1024 * 1024,
         }
+    }
+}
+
+fn positive_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number")),
+    }
+}
+
+fn non_negative_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a number of dollars (0 or more)")),
     }
 }

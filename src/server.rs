@@ -184,6 +184,7 @@ fn http_router(state: AppState) -> Router {
             "/api/v1/analytics/{metric}",
             get(crate::api::analytics::analytics),
         )
+        .route("/api/v1/alerts", get(crate::api::analytics::alerts))
         .route(
             "/api/v1/repos/{owner}/{repo}/dora",
             get(crate::api::github::dora),
@@ -521,6 +522,11 @@ impl Server {
                 people: args.people == crate::config::OnOff::On,
                 metrics_lease,
                 stopping: stopped.clone(),
+                alerts: crate::metrics::alerts::Settings {
+                    mads: args.alert_mads,
+                    min_usd: args.alert_min_usd,
+                    people: args.people == crate::config::OnOff::On,
+                },
             },
             tokens: read_tokens.clone(),
             metrics_token: args.metrics_token.as_ref().map(|t| Arc::from(t.0.as_str())),

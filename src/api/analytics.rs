@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use chrono::Datelike;
 use serde::Deserialize;
 
 use super::{ApiError, ApiState, Params};
@@ -13,6 +14,54 @@ use crate::metrics::analytics::{self, Bucket, GroupBy, Metric};
 const DAY_NS: i64 = 86_400 * 1_000_000_000;
 /// The widest range one request may ask for.
 const MAX_RANGE_DAYS: i64 = 3 * 366;
+
+#[derive(Debug, Deserialize)]
+pub struct AlertParams {
+    day: Option<String>,
+}
+
+/// `GET /api/v1/alerts?day=YYYY-MM-DD` (default: today, UTC): spend and token spikes
+/// per team (and person, with `--people on`) against their trailing 28 days, and teams'
+/// monthly budgets (`docs/metrics.md`).
+pub async fn alerts(
+    State(state): State<ApiState>,
+    Query(p): Query<AlertParams>,
+) -> Result<Response, ApiError> {
+    let day = match p.day.as_deref().filter(|s| !s.is_empty()) {
+        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("day={d:?} is not a date (YYYY-MM-DD)"),
+            )
+        })?,
+        None => chrono::DateTime::from_timestamp_nanos(crate::time::now_ns()).date_naive(),
+    };
+    let ns = |d: chrono::NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .and_then(|t| t.and_utc().timestamp_nanos_opt())
+            .ok_or_else(|| {
+                ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("day={day} is out of range"),
+                )
+            })
+    };
+    let day_ns = ns(day)?;
+    let month_ns = ns(day.with_day(1).unwrap_or(day))?;
+    let from = month_ns.min(day_ns - crate::metrics::alerts::BASELINE_DAYS as i64 * DAY_NS);
+    let facts =
+        crate::impact::analytics::session_facts(&state.db, &state.reports, from, day_ns + DAY_NS)
+            .await?;
+    let budgets = state.reports.links.identities.budgets();
+    Ok(Json(crate::metrics::alerts::evaluate(
+        &facts,
+        day_ns,
+        month_ns,
+        budgets,
+        &state.alerts,
+    ))
+    .into_response())
+}
 
 #[derive(Debug, Deserialize)]
 pub struct AnalyticsParams {

@@ -40,6 +40,8 @@ pub struct ApiState {
     pub metrics_lease: crate::replica::MetricsLease,
     /// Set when the process is stopping: `/readyz` turns the load balancer away.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// `--alert-mads`, `--alert-min-usd` (and `people`).
+    pub alerts: crate::metrics::alerts::Settings,
 }
 
 /// A JSON error: `{"error": "..."}` with a status.

@@ -51,6 +51,8 @@ struct TeamEntry {
     name: String,
     #[serde(default)]
     repos: Vec<String>,
+    /// Spend per calendar month (UTC) that `GET /api/v1/alerts` warns at 80% and 100% of.
+    monthly_budget_usd: Option<f64>,
 }
 
 /// The team of whatever no person's or repository's team claims.
@@ -65,6 +67,7 @@ pub struct Identities {
     agent_ids_by_login: HashMap<String, Vec<String>>,
     teams_by_login: HashMap<String, Vec<String>>,
     team_by_repo: HashMap<String, String>,
+    budgets: std::collections::BTreeMap<String, f64>,
 }
 
 /// A team's name as the file gives it, trimmed; never empty nor [`UNASSIGNED`].
@@ -96,6 +99,7 @@ impl Identities {
         let mut out = Identities {
             teams_by_login: self.teams_by_login,
             team_by_repo: self.team_by_repo,
+            budgets: self.budgets,
             ..Identities::default()
         };
         for (login, emails) in self.emails_by_login {
@@ -159,6 +163,16 @@ impl Identities {
         }
         for t in file.team {
             let name = team_name(&t.name)?;
+            if let Some(b) = t.monthly_budget_usd {
+                anyhow::ensure!(
+                    b.is_finite() && b > 0.0,
+                    "team {name:?}: monthly_budget_usd must be a positive number of dollars, not {b}"
+                );
+                anyhow::ensure!(
+                    ids.budgets.insert(name.clone(), b).is_none(),
+                    "team {name:?} has two budgets"
+                );
+            }
             for r in &t.repos {
                 let repo = r.trim().to_ascii_lowercase();
                 anyhow::ensure!(
@@ -195,6 +209,11 @@ impl Identities {
             .get(login)
             .map(Vec::as_slice)
             .unwrap_or(&[])
+    }
+
+    /// Each team's monthly budget in US dollars, by name.
+    pub fn budgets(&self) -> &std::collections::BTreeMap<String, f64> {
+        &self.budgets
     }
 
     /// The team owning a repository (`owner/name`, any case).

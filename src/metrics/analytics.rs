@@ -234,9 +234,10 @@ impl Metric {
 
 /// How far a figure can be trusted; a group's or an answer's is its least trusted
 /// part's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Quality {
+    #[default]
     Exact,
     Estimated,
     Partial,

@@ -17,7 +17,8 @@ async fn app() -> (TestApp, tempfile::TempDir) {
     std::fs::write(
         &identities,
         "[[person]]\nlogin = \"dev\"\nemails = [\"dev@acme.example\"]\nteams = [\"payments\"]\n\n\
-         [[team]]\nname = \"platform\"\nrepos = [\"acme/widgets\"]\n",
+         [[team]]\nname = \"payments\"\nmonthly_budget_usd = 0.5\n\n\
+         [[team]]\nname = \"platform\"\nrepos = [\"acme/widgets\"]\nmonthly_budget_usd = 1.0\n",
     )
     .unwrap();
     let app = TestApp::spawn_with(|a| a.identities = Some(identities.clone())).await;
@@ -242,6 +243,41 @@ async fn sessions_people_tokens_and_cost_by_team_agent_and_model() {
     assert_eq!(
         (a["total"].clone(), a["groups"].clone()),
         (json!(0), json!([]))
+    );
+    app.stop().await;
+}
+
+/// On 2026-11-20 payments spent $0.5950397 (estimated: Gemini's and Codex's costs come
+/// from the price table) of its $0.50 budget; platform $0 of $1. Nobody spent anything
+/// in the 28 days before, so no baseline varies and no spike can be judged.
+#[tokio::test]
+async fn alerts_on_budgets_and_say_where_no_baseline_exists_yet() {
+    let (mut app, _dir) = app().await;
+    let (status, a) = app.get_json("/api/v1/alerts?day=2026-11-20").await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(
+        a,
+        json!({
+            "day": "2026-11-20",
+            "alerts": [{
+                "kind": "budget", "level": "critical", "scope": "team", "key": "payments",
+                "value": 0.59504, "threshold": 0.5, "budget_usd": 0.5, "quality": "estimated",
+                "message": "team payments: $0.59504 spent this month, 119% of its $0.5 budget"
+            }],
+            "no_baseline": ["team payments: spend", "team payments: tokens",
+                            "team platform: spend", "team platform: tokens"]
+        })
+    );
+    // The day before: nothing spent this month yet.
+    let (_, a) = app.get_json("/api/v1/alerts?day=2026-11-19").await;
+    assert_eq!(
+        (a["alerts"].clone(), a["no_baseline"].clone()),
+        (json!([]), json!([]))
+    );
+    let (status, a) = app.get_json("/api/v1/alerts?day=tomorrow").await;
+    assert_eq!(
+        (status, a["error"].as_str()),
+        (400, Some("day=\"tomorrow\" is not a date (YYYY-MM-DD)"))
     );
     app.stop().await;
 }
