@@ -527,6 +527,7 @@ impl Server {
                     min_usd: args.alert_min_usd,
                     people: args.people == crate::config::OnOff::On,
                 },
+                org_figures: Default::default(),
             },
             tokens: read_tokens.clone(),
             metrics_token: args.metrics_token.as_ref().map(|t| Arc::from(t.0.as_str())),

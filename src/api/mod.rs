@@ -42,7 +42,13 @@ pub struct ApiState {
     pub stopping: tokio::sync::watch::Receiver<bool>,
     /// `--alert-mads`, `--alert-min-usd` (and `people`).
     pub alerts: crate::metrics::alerts::Settings,
+    /// The organisation's figures on `/metrics`, computed at most once a minute.
+    pub org_figures: std::sync::Arc<tokio::sync::Mutex<Option<(std::time::Instant, String)>>>,
 }
+
+/// How long the organisation's figures on `/metrics` are served before they are read
+/// again (Prometheus scrapes every 15–60 s; each reading loads the month's sessions).
+const ORG_FIGURES_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A JSON error: `{"error": "..."}` with a status.
 pub struct ApiError(pub StatusCode, pub String);
@@ -128,7 +134,7 @@ pub async fn metrics(State(state): State<ApiState>) -> Response {
     let name = "tracelink_replica_exports_shared";
     let _ = writeln!(
         text,
-        "# HELP {name} 1 on the one replica that exports the figures read from the shared database (the tracelink_shared_* and link queue gauges), 0 on the others: sum or max over replicas, never both.\n# TYPE {name} gauge\n{name} {}",
+        "# HELP {name} 1 on the one replica that exports the figures read from the shared database (the tracelink_shared_*, tracelink_team_*, tracelink_model_*, tracelink_alert_* and link queue gauges), 0 on the others: sum or max over replicas, never both.\n# TYPE {name} gauge\n{name} {}",
         u8::from(exports)
     );
     // Read from the database, so the same on every replica: exported by one at a time
@@ -165,6 +171,28 @@ pub async fn metrics(State(state): State<ApiState>) -> Response {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "reading the shared queues for /metrics"),
+        }
+        let mut cached = state.org_figures.lock().await;
+        let fresh = cached
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < ORG_FIGURES_TTL);
+        if !fresh {
+            match crate::impact::analytics::org_figures(
+                &state.db,
+                &state.reports,
+                &state.alerts,
+                crate::time::now_ns(),
+            )
+            .await
+            {
+                Ok(text) => *cached = Some((std::time::Instant::now(), text)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the organisation's figures for /metrics")
+                }
+            }
+        }
+        if let Some((_, figures)) = cached.as_ref() {
+            text.push_str(figures);
         }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()

@@ -87,3 +87,29 @@ pub async fn session_facts(
         })
         .collect())
 }
+
+/// The organisation's figures for `/metrics` at `now_ns`: today (UTC) and this month,
+/// and today's alerts.
+pub async fn org_figures(
+    db: &Db,
+    ctx: &ReportContext,
+    settings: &crate::metrics::alerts::Settings,
+    now_ns: i64,
+) -> store::Result<String> {
+    use chrono::Datelike;
+    const DAY_NS: i64 = 86_400 * 1_000_000_000;
+    let day_ns = now_ns.div_euclid(DAY_NS) * DAY_NS;
+    let day = chrono::DateTime::from_timestamp_nanos(day_ns).date_naive();
+    let month_ns = day
+        .with_day(1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .and_then(|t| t.and_utc().timestamp_nanos_opt())
+        .unwrap_or(day_ns);
+    let from = month_ns.min(day_ns - crate::metrics::alerts::BASELINE_DAYS as i64 * DAY_NS);
+    let facts = session_facts(db, ctx, from, day_ns + DAY_NS).await?;
+    let budgets = ctx.links.identities.budgets();
+    let alerts = crate::metrics::alerts::evaluate(&facts, day_ns, month_ns, budgets, settings);
+    Ok(crate::metrics::export::render(
+        &facts, day_ns, month_ns, budgets, &alerts,
+    ))
+}

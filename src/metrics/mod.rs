@@ -9,6 +9,7 @@ pub mod cost;
 pub mod coverage;
 pub mod diff;
 pub mod dora;
+pub mod export;
 pub mod line_records;
 pub mod model;
 pub mod pull;

@@ -19,6 +19,7 @@ mod hook;
 mod layout;
 #[cfg(not(tracelink_skip_postgres_tests))]
 mod migrate_data;
+mod observability;
 #[cfg(not(tracelink_skip_postgres_tests))]
 mod replicas;
 #[cfg(not(tracelink_skip_postgres_tests))]

@@ -1,0 +1,204 @@
+//! The organisation's figures on `/metrics`, for Prometheus and the Grafana dashboard
+//! (`grafana/tracelink.json`) and rules (`alerts/tracelink.rules.yml`): spend, sessions,
+//! active people and tokens today and this month (UTC), budgets, and the alerts
+//! `GET /api/v1/alerts` raises. Labels are bounded: team, agent, model, alert kind —
+//! never a person, unless `--people on` lets alerts name one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use super::alerts::Alerts;
+use super::analytics::SessionFact;
+
+const DAY_NS: i64 = 86_400 * 1_000_000_000;
+
+/// A label value as the exposition format writes it.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn family(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+}
+
+/// Every metric family [`render`] writes (each with its HELP and TYPE even when it has
+/// no series yet).
+pub const FAMILIES: [&str; 6] = [
+    "tracelink_team_spend_usd",
+    "tracelink_team_sessions",
+    "tracelink_team_active_people",
+    "tracelink_model_tokens",
+    "tracelink_team_monthly_budget_usd",
+    "tracelink_alert_active",
+];
+
+/// The figures for the UTC day starting at `day_ns` and its month (from
+/// `month_start_ns`), from the sessions started since the month began (and the alerts
+/// judged for the day).
+pub fn render(
+    facts: &[SessionFact],
+    day_ns: i64,
+    month_start_ns: i64,
+    budgets: &BTreeMap<String, f64>,
+    alerts: &Alerts,
+) -> String {
+    let mut spend: BTreeMap<(&str, &str), f64> = BTreeMap::new();
+    let mut sessions: BTreeMap<(&str, &str, &str), u64> = BTreeMap::new();
+    let mut people: BTreeMap<(&str, &str), BTreeSet<&str>> = BTreeMap::new();
+    let mut tokens: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    for f in facts {
+        if f.started_ns < month_start_ns || f.started_ns >= day_ns + DAY_NS {
+            continue;
+        }
+        let periods: &[&str] = if f.started_ns >= day_ns {
+            &["day", "month"]
+        } else {
+            &["month"]
+        };
+        let agent = f.agent.as_deref().unwrap_or("unknown");
+        for p in periods {
+            for t in &f.teams {
+                *spend.entry((t, p)).or_default() += f.cost_usd.unwrap_or(0.0);
+                *sessions.entry((t, agent, p)).or_default() += 1;
+                let seen = people.entry((t, p)).or_default();
+                if let Some(person) = &f.person {
+                    seen.insert(person);
+                }
+            }
+            for (m, v) in &f.tokens_by_model {
+                *tokens.entry((m, p)).or_default() += v.input + v.output;
+            }
+        }
+    }
+    let mut out = String::new();
+    family(
+        &mut out,
+        FAMILIES[0],
+        "Spend in US dollars (reported, or estimated from the price table) of the sessions started today or this month (UTC), by team.",
+    );
+    for ((team, period), v) in &spend {
+        let _ = writeln!(
+            out,
+            "{}{{team=\"{}\",period=\"{period}\"}} {}",
+            FAMILIES[0],
+            label(team),
+            (v * 1e9).round() / 1e9
+        );
+    }
+    family(
+        &mut out,
+        FAMILIES[1],
+        "Agent sessions started today or this month (UTC), by team and agent.",
+    );
+    for ((team, agent, period), n) in &sessions {
+        let _ = writeln!(
+            out,
+            "{}{{team=\"{}\",agent=\"{}\",period=\"{period}\"}} {n}",
+            FAMILIES[1],
+            label(team),
+            label(agent)
+        );
+    }
+    family(
+        &mut out,
+        FAMILIES[2],
+        "People with an agent session started today or this month (UTC), by team.",
+    );
+    for ((team, period), who) in &people {
+        let _ = writeln!(
+            out,
+            "{}{{team=\"{}\",period=\"{period}\"}} {}",
+            FAMILIES[2],
+            label(team),
+            who.len()
+        );
+    }
+    family(
+        &mut out,
+        FAMILIES[3],
+        "Input plus output tokens of the sessions started today or this month (UTC), by model.",
+    );
+    for ((model, period), n) in &tokens {
+        let _ = writeln!(
+            out,
+            "{}{{model=\"{}\",period=\"{period}\"}} {n}",
+            FAMILIES[3],
+            label(model)
+        );
+    }
+    family(
+        &mut out,
+        FAMILIES[4],
+        "Teams' monthly budgets in US dollars, from the identities file.",
+    );
+    for (team, b) in budgets {
+        let _ = writeln!(out, "{}{{team=\"{}\"}} {b}", FAMILIES[4], label(team));
+    }
+    family(
+        &mut out,
+        FAMILIES[5],
+        "1 for each alert GET /api/v1/alerts raises today: spend or token spikes against the trailing 28 days, and budgets.",
+    );
+    for a in &alerts.alerts {
+        let kind = serde_json::to_value(a.kind).unwrap_or_default();
+        let level = serde_json::to_value(a.level).unwrap_or_default();
+        let scope = serde_json::to_value(a.scope).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{}{{kind=\"{}\",level=\"{}\",scope=\"{}\",key=\"{}\"}} 1",
+            FAMILIES[5],
+            kind.as_str().unwrap_or(""),
+            level.as_str().unwrap_or(""),
+            scope.as_str().unwrap_or(""),
+            label(&a.key)
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::alerts::{Settings, evaluate};
+
+    #[test]
+    fn figures_today_and_this_month_by_team_with_bounded_labels() {
+        let month = 20_000 * DAY_NS;
+        let day = month + 10 * DAY_NS;
+        let fact = |at: i64, team: &str, person: &str, usd: f64| SessionFact {
+            started_ns: at,
+            person: Some(person.into()),
+            teams: vec![team.into()],
+            agent: Some("claude-code".into()),
+            cost_usd: Some(usd),
+            ..Default::default()
+        };
+        let facts = vec![
+            fact(month + DAY_NS, "pay\"ments", "ann", 2.5),
+            fact(day + 60, "pay\"ments", "bob", 1.0),
+            fact(month - DAY_NS, "pay\"ments", "ann", 99.0), // last month
+        ];
+        let budgets: BTreeMap<String, f64> = [("pay\"ments".to_string(), 4.0)].into();
+        let alerts = evaluate(&facts, day, month, &budgets, &Settings::default());
+        let text = render(&facts, day, month, &budgets, &alerts);
+        for line in [
+            "tracelink_team_spend_usd{team=\"pay\\\"ments\",period=\"day\"} 1",
+            "tracelink_team_spend_usd{team=\"pay\\\"ments\",period=\"month\"} 3.5",
+            "tracelink_team_sessions{team=\"pay\\\"ments\",agent=\"claude-code\",period=\"month\"} 2",
+            "tracelink_team_active_people{team=\"pay\\\"ments\",period=\"day\"} 1",
+            "tracelink_team_monthly_budget_usd{team=\"pay\\\"ments\"} 4",
+            "tracelink_alert_active{kind=\"budget\",level=\"warning\",scope=\"team\",key=\"pay\\\"ments\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        assert!(
+            !text.contains("ann") && !text.contains("bob"),
+            "no person labels: {text}"
+        );
+        for f in FAMILIES {
+            assert!(text.contains(&format!("# TYPE {f} gauge")), "{f}");
+        }
+    }
+}
