@@ -334,6 +334,10 @@ pub struct ServeArgs {
     /// The least spend in a day (US dollars) that raises a spend-spike alert.
     #[arg(long, env = "TRACELINK_ALERT_MIN_USD", default_value_t = 20.0, value_parser = non_negative_f64)]
     pub alert_min_usd: f64,
+    /// Posts each of the day's alerts once, as Slack-compatible JSON (`{"text": …}`), to
+    /// this http(s) URL (a Slack or Mattermost incoming webhook, or any receiver).
+    #[arg(long, env = "TRACELINK_ALERT_WEBHOOK")]
+    pub alert_webhook: Option<String>,
     /// Whom PR comments and job summaries name: `logins` (GitHub logins, else "a
     /// teammate"; never an email) or `none`.
     #[arg(
@@ -554,6 +558,7 @@ impl ServeArgs {
             replica_lease: 30,
             alert_mads: 4.0,
             alert_min_usd: 20.0,
+            alert_webhook: None,
             retain_raw: crate::retention::Retention(Some(std::time::Duration::from_secs(
                 90 * 86_400,
             ))),

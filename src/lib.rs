@@ -7,6 +7,7 @@
 //! [`api`] answers queries. Only [`store`] holds SQL.
 
 pub mod agents;
+pub mod alerting;
 pub mod api;
 pub mod ci;
 pub mod config;

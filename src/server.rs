@@ -100,6 +100,10 @@ pub struct Server {
     backfill: Option<JoinHandle<()>>,
     /// Keeps (or waits for) the lease to export organisation-wide figures on `/metrics`.
     metrics_lease: JoinHandle<()>,
+    /// Posts alerts to `--alert-webhook` (none without one).
+    alert_task: Option<JoinHandle<()>>,
+    /// Rounds of judging and posting alerts finished (none without `--alert-webhook`).
+    pub alerts_posted: Option<watch::Receiver<u64>>,
     /// How many backfill runs have ended, done or failed (none without a GitHub App).
     pub backfills_ended: Option<watch::Receiver<u64>>,
     stop: watch::Sender<bool>,
@@ -365,6 +369,14 @@ impl Server {
         let backfill_conn = store.connect().await?;
         let backfill_admin_conn = store.connect().await?;
         let lease_conn = store.connect().await?;
+        let webhook = match &args.alert_webhook {
+            Some(url) => Some(crate::alerting::Webhook::new(url)?),
+            None => None,
+        };
+        let alert_conn = match webhook {
+            Some(_) => Some(store.connect().await?),
+            None => None,
+        };
         let replica =
             crate::replica::Replica::new(std::time::Duration::from_secs(args.replica_lease.max(1)));
         tracing::debug!(replica = %replica.id, "replica id");
@@ -394,6 +406,26 @@ impl Server {
             );
         }
         let (stop, stopped) = watch::channel(false);
+        let alert_settings = crate::metrics::alerts::Settings {
+            mads: args.alert_mads,
+            min_usd: args.alert_min_usd,
+            people: args.people == crate::config::OnOff::On,
+        };
+        let (alerts_posted, alert_task) = match (alert_conn, webhook) {
+            (Some(conn), Some(webhook)) => {
+                let (rounds, task) = crate::alerting::spawn(
+                    conn,
+                    store.db.clone(),
+                    reports.clone(),
+                    alert_settings,
+                    webhook,
+                    replica.clone(),
+                    stopped.clone(),
+                );
+                (Some(rounds), Some(task))
+            }
+            _ => (None, None),
+        };
         let (metrics_lease, lease_task) =
             crate::replica::spawn_metrics_lease(lease_conn, replica.clone(), stopped.clone()).await;
         let (pruned, pruner) = match (pruner_conn, args.retain_raw.0) {
@@ -522,11 +554,7 @@ impl Server {
                 people: args.people == crate::config::OnOff::On,
                 metrics_lease,
                 stopping: stopped.clone(),
-                alerts: crate::metrics::alerts::Settings {
-                    mads: args.alert_mads,
-                    min_usd: args.alert_min_usd,
-                    people: args.people == crate::config::OnOff::On,
-                },
+                alerts: alert_settings,
                 org_figures: Default::default(),
             },
             tokens: read_tokens.clone(),
@@ -602,6 +630,8 @@ impl Server {
             pruner,
             backfill: backfill_task,
             metrics_lease: lease_task,
+            alert_task,
+            alerts_posted,
             backfills_ended: backfiller.as_ref().map(|b| b.ended.clone()),
             stop,
             stop_processor,
@@ -658,6 +688,9 @@ impl Server {
             b.await.context("backfill task")?;
         }
         self.metrics_lease.await.context("metrics lease task")?;
+        if let Some(t) = self.alert_task {
+            t.await.context("alert task")?;
+        }
         // The processor applies what the writer committed, then stops.
         let _ = self.stop_processor.send(true);
         self.publisher_task.await.context("report publisher task")?;

@@ -5,7 +5,6 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::Datelike;
 use serde::Deserialize;
 
 use super::{ApiError, ApiState, Params};
@@ -47,20 +46,10 @@ pub async fn alerts(
             })
     };
     let day_ns = ns(day)?;
-    let month_ns = ns(day.with_day(1).unwrap_or(day))?;
-    let from = month_ns.min(day_ns - crate::metrics::alerts::BASELINE_DAYS as i64 * DAY_NS);
-    let facts =
-        crate::impact::analytics::session_facts(&state.db, &state.reports, from, day_ns + DAY_NS)
+    let alerts =
+        crate::impact::analytics::alerts_on(&state.db, &state.reports, &state.alerts, day_ns)
             .await?;
-    let budgets = state.reports.links.identities.budgets();
-    Ok(Json(crate::metrics::alerts::evaluate(
-        &facts,
-        day_ns,
-        month_ns,
-        budgets,
-        &state.alerts,
-    ))
-    .into_response())
+    Ok(Json(alerts).into_response())
 }
 
 #[derive(Debug, Deserialize)]

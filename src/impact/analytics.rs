@@ -88,17 +88,17 @@ pub async fn session_facts(
         .collect())
 }
 
-/// The organisation's figures for `/metrics` at `now_ns`: today (UTC) and this month,
-/// and today's alerts.
-pub async fn org_figures(
+const DAY_NS: i64 = 86_400 * 1_000_000_000;
+
+/// The sessions an alert judgement of the UTC day starting at `day_ns` reads (its month
+/// so far and the 28 days before it), the month's start, and the alerts.
+async fn judged(
     db: &Db,
     ctx: &ReportContext,
     settings: &crate::metrics::alerts::Settings,
-    now_ns: i64,
-) -> store::Result<String> {
+    day_ns: i64,
+) -> store::Result<(Vec<SessionFact>, i64, crate::metrics::alerts::Alerts)> {
     use chrono::Datelike;
-    const DAY_NS: i64 = 86_400 * 1_000_000_000;
-    let day_ns = now_ns.div_euclid(DAY_NS) * DAY_NS;
     let day = chrono::DateTime::from_timestamp_nanos(day_ns).date_naive();
     let month_ns = day
         .with_day(1)
@@ -109,7 +109,44 @@ pub async fn org_figures(
     let facts = session_facts(db, ctx, from, day_ns + DAY_NS).await?;
     let budgets = ctx.links.identities.budgets();
     let alerts = crate::metrics::alerts::evaluate(&facts, day_ns, month_ns, budgets, settings);
+    Ok((facts, month_ns, alerts))
+}
+
+/// The alerts of the UTC day starting at `day_ns` (`GET /api/v1/alerts`).
+pub async fn alerts_on(
+    db: &Db,
+    ctx: &ReportContext,
+    settings: &crate::metrics::alerts::Settings,
+    day_ns: i64,
+) -> store::Result<crate::metrics::alerts::Alerts> {
+    Ok(judged(db, ctx, settings, day_ns).await?.2)
+}
+
+/// The alerts of the day holding `now_ns` (UTC).
+pub async fn alerts_at(
+    db: &Db,
+    ctx: &ReportContext,
+    settings: &crate::metrics::alerts::Settings,
+    now_ns: i64,
+) -> store::Result<crate::metrics::alerts::Alerts> {
+    alerts_on(db, ctx, settings, now_ns.div_euclid(DAY_NS) * DAY_NS).await
+}
+
+/// The organisation's figures for `/metrics` at `now_ns`: today (UTC) and this month,
+/// and today's alerts.
+pub async fn org_figures(
+    db: &Db,
+    ctx: &ReportContext,
+    settings: &crate::metrics::alerts::Settings,
+    now_ns: i64,
+) -> store::Result<String> {
+    let day_ns = now_ns.div_euclid(DAY_NS) * DAY_NS;
+    let (facts, month_ns, alerts) = judged(db, ctx, settings, day_ns).await?;
     Ok(crate::metrics::export::render(
-        &facts, day_ns, month_ns, budgets, &alerts,
+        &facts,
+        day_ns,
+        month_ns,
+        ctx.links.identities.budgets(),
+        &alerts,
     ))
 }

@@ -25,6 +25,7 @@
 //! defined on PostgreSQL by its first migration; the few statements that must differ
 //! pick their text by [`Engine`]. Migrations for each engine are applied at start-up.
 
+pub mod alerts;
 pub mod backfill;
 pub mod backup;
 pub mod batch;

@@ -341,3 +341,105 @@ async fn bad_requests_say_what_is_wrong() {
     }
     app.stop().await;
 }
+
+/// A Claude Code session started a second ago that reports $1.25 of cost.
+fn spend_now(session: &str) -> Vec<u8> {
+    let now = tracelink::time::now_ns();
+    let attr = |k: &str, v: &str| json!({"key": k, "value": {"stringValue": v}});
+    json!({"resourceMetrics": [{
+        "resource": {"attributes": [attr("service.name", "claude-code")]},
+        "scopeMetrics": [{"scope": {"name": "com.anthropic.claude_code"}, "metrics": [{
+            "name": "claude_code.cost.usage", "unit": "USD",
+            "sum": {"aggregationTemporality": 1, "isMonotonic": true, "dataPoints": [{
+                "attributes": [attr("session.id", session), attr("user.email", "dev@acme.example"),
+                               attr("model", "claude-sonnet-4-6")],
+                "startTimeUnixNano": (now - 1_000_000_000).to_string(),
+                "timeUnixNano": now.to_string(),
+                "asDouble": 1.25
+            }]}
+        }]}]
+    }]})
+    .to_string()
+    .into_bytes()
+}
+
+/// `--alert-webhook`: today's budget crossing is posted once as Slack-compatible JSON,
+/// retried when the receiver fails, and not posted again by a restarted server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_are_posted_to_the_webhook_once() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let receiver = MockServer::start().await;
+    // The first post fails; the retry goes through.
+    Mock::given(method("POST"))
+        .and(path("/hooks/alerts"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&receiver)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/hooks/alerts"))
+        .respond_with(ResponseTemplate::new(200))
+        .with_priority(2)
+        .mount(&receiver)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let identities = dir.path().join("identities.toml");
+    std::fs::write(
+        &identities,
+        "[[person]]\nlogin = \"dev\"\nemails = [\"dev@acme.example\"]\nteams = [\"payments\"]\n\n\
+         [[team]]\nname = \"payments\"\nmonthly_budget_usd = 1.0\n",
+    )
+    .unwrap();
+    let url = format!("{}/hooks/alerts", receiver.uri());
+    let configure = |a: &mut tracelink::config::ServeArgs| {
+        a.identities = Some(identities.clone());
+        a.alert_webhook = Some(url.clone());
+    };
+    let mut app = TestApp::spawn_with(configure).await;
+    let r = app
+        .post(
+            "/v1/metrics",
+            "application/json",
+            spend_now("alert-session"),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+
+    // The task judged once at start (nothing spent yet); wake it again by restarting.
+    let location = app.location();
+    app.stop().await;
+    let posted = || async {
+        let requests = receiver.received_requests().await.unwrap_or_default();
+        requests
+            .iter()
+            .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
+            .collect::<Vec<_>>()
+    };
+    for round in 0..2 {
+        let mut args = tracelink::config::ServeArgs::ephemeral(location.clone());
+        configure(&mut args);
+        let server = tracelink::server::Server::start(&args).await.unwrap();
+        let mut rounds = server.alerts_posted.clone().expect("the alert task runs");
+        tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            rounds.wait_for(|r| *r >= 1),
+        )
+        .await
+        .expect("a round of alerts")
+        .unwrap();
+        let bodies = posted().await;
+        assert_eq!(
+            bodies,
+            [
+                json!({"text": "[tracelink] critical: team payments: $1.25 spent this month, 125% of its $1 budget"}),
+                json!({"text": "[tracelink] critical: team payments: $1.25 spent this month, 125% of its $1 budget"}),
+            ],
+            "round {round}: one failed post, one retry; nothing posted again after a restart"
+        );
+        server.shutdown().await.unwrap();
+    }
+}
