@@ -17,10 +17,18 @@ pub async fn session_facts(
 ) -> store::Result<Vec<SessionFact>> {
     let identities = &ctx.links.identities;
     let records = db.sessions_started_between(from_ns, to_ns).await?;
+    let keys: Vec<&str> = records.iter().map(|r| r.row.session_key.as_str()).collect();
+    let linked: std::collections::HashSet<String> = db
+        .links_of_sessions(&keys)
+        .await?
+        .into_iter()
+        .map(|l| l.from_key)
+        .collect();
     Ok(records
         .into_iter()
         .filter_map(|rec| {
             let started_ns = rec.row.started_ns?;
+            let has_commit = linked.contains(&rec.row.session_key);
             let v = view(&ctx.prices, rec);
             let login = identities.login_of(v.user.email.as_deref(), v.user.id.as_deref());
             let mut teams: Vec<String> = login
@@ -83,6 +91,7 @@ pub async fn session_facts(
                 cost_estimated: v.cost_estimated,
                 priced_by_model,
                 counted,
+                has_commit,
             })
         })
         .collect())

@@ -129,6 +129,10 @@ pub enum Metric {
     /// A quantity the agents report per session (requests, tool calls, lines, …),
     /// summed; sessions whose agent does not report it are left out (partial).
     Counter(Counted),
+    /// Sessions linked to no commit (waste: work that produced nothing GitHub saw).
+    SessionsWithoutCommit,
+    /// The cost of the sessions linked to no commit.
+    CostWithoutCommit,
 }
 
 /// The per-session quantities the counter metrics sum: `(metric name, unit)`.
@@ -193,7 +197,7 @@ impl Counted {
 impl Metric {
     pub const NAMES: &'static str = "sessions, active-people, tokens, cost, requests, errors, \
         prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, \
-        files-modified, active-time";
+        files-modified, active-time, sessions-without-commit, cost-without-commit";
 
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
@@ -201,6 +205,8 @@ impl Metric {
             "active-people" => Self::ActivePeople,
             "tokens" => Self::Tokens,
             "cost" => Self::Cost,
+            "sessions-without-commit" => Self::SessionsWithoutCommit,
+            "cost-without-commit" => Self::CostWithoutCommit,
             _ => Self::Counter(Counted::ALL.into_iter().find(|c| c.name() == s)?),
         })
     }
@@ -212,6 +218,18 @@ impl Metric {
             Metric::Tokens => "tokens",
             Metric::Cost => "cost",
             Metric::Counter(c) => c.name(),
+            Metric::SessionsWithoutCommit => "sessions-without-commit",
+            Metric::CostWithoutCommit => "cost-without-commit",
+        }
+    }
+
+    /// What is counted of each session it counts: the waste metrics count as
+    /// `sessions` and `cost` do, over the sessions linked to no commit.
+    fn base(self) -> Metric {
+        match self {
+            Metric::SessionsWithoutCommit => Metric::Sessions,
+            Metric::CostWithoutCommit => Metric::Cost,
+            m => m,
         }
     }
 
@@ -220,8 +238,9 @@ impl Metric {
             Metric::Sessions => "sessions",
             Metric::ActivePeople => "people",
             Metric::Tokens => "tokens",
-            Metric::Cost => "usd",
+            Metric::Cost | Metric::CostWithoutCommit => "usd",
             Metric::Counter(c) => c.unit(),
+            Metric::SessionsWithoutCommit => "sessions",
         }
     }
 
@@ -262,6 +281,8 @@ pub struct SessionFact {
     pub priced_by_model: BTreeMap<String, Option<f64>>,
     /// The quantities the session's agent reported (absent: not reported).
     pub counted: BTreeMap<Counted, f64>,
+    /// Whether the graph links the session to a commit it authored.
+    pub has_commit: bool,
 }
 
 /// What to answer.
@@ -381,8 +402,10 @@ fn shares<'a>(q: &Query, f: &'a SessionFact, reasons: &mut BTreeSet<String>) -> 
     };
     let mut out = Vec::new();
     for (key, model) in keys {
-        let (value, quality, kinds) = match q.metric {
-            Metric::Sessions | Metric::ActivePeople => (1.0, Quality::Exact, None),
+        let (value, quality, kinds) = match q.metric.base() {
+            Metric::Sessions | Metric::SessionsWithoutCommit | Metric::ActivePeople => {
+                (1.0, Quality::Exact, None)
+            }
             Metric::Counter(c) => match f.counted.get(&c) {
                 Some(v) => (*v, Quality::Exact, None),
                 None => {
@@ -407,7 +430,7 @@ fn shares<'a>(q: &Query, f: &'a SessionFact, reasons: &mut BTreeSet<String>) -> 
                 }
                 (token_total(&t), Quality::Exact, Some(t))
             }
-            Metric::Cost => {
+            Metric::Cost | Metric::CostWithoutCommit => {
                 let Some(cost) = f.cost_usd else {
                     reasons.insert(
                         "sessions without a cost (none reported, and no price for their models) are left out".into(),
@@ -520,6 +543,13 @@ pub fn answer(q: &Query, facts: &[SessionFact]) -> Answer {
         let Some(i) = slot(f.started_ns) else {
             continue;
         };
+        let waste = matches!(
+            q.metric,
+            Metric::SessionsWithoutCommit | Metric::CostWithoutCommit
+        );
+        if waste && f.has_commit {
+            continue;
+        }
         if q.metric == Metric::ActivePeople && f.person.is_none() {
             nameless += 1;
             continue;
@@ -539,7 +569,7 @@ pub fn answer(q: &Query, facts: &[SessionFact]) -> Answer {
             if let Some(k) = &sh.kinds {
                 kinds_add(acc.kinds.get_or_insert_with(BTreeMap::new), k);
             }
-            match (q.metric, sh.person) {
+            match (q.metric.base(), sh.person) {
                 (Metric::ActivePeople, Some(p)) => {
                     acc.people.insert(p);
                     acc.people_by_slot[i].insert(p);
@@ -552,7 +582,7 @@ pub fn answer(q: &Query, facts: &[SessionFact]) -> Answer {
                     // Once per session, whatever the groups it shares.
                     if !counted_once {
                         counted_once = true;
-                        let whole = match (q.metric, q.group_by) {
+                        let whole = match (q.metric.base(), q.group_by) {
                             (Metric::Sessions, _) => 1.0,
                             (_, GroupBy::Model) => shares_total(q, f),
                             _ => sh.value,
@@ -574,7 +604,7 @@ pub fn answer(q: &Query, facts: &[SessionFact]) -> Answer {
         total = everyone.len() as f64;
         overall = everyone_by_slot.iter().map(|p| p.len() as f64).collect();
     }
-    let round = |v: f64| match q.metric {
+    let round = |v: f64| match q.metric.base() {
         Metric::Cost => dollars(v),
         _ => v,
     };
@@ -710,7 +740,7 @@ pub fn answer_comparing(q: &Query, facts: &[SessionFact], at_ns: i64) -> Answer 
         }
         (before, after)
     };
-    let round = |v: f64| match q.metric {
+    let round = |v: f64| match q.metric.base() {
         Metric::Cost => dollars(v),
         _ => (v * 1e6).round() / 1e6,
     };
@@ -1001,6 +1031,24 @@ mod tests {
         // Monthly overall series: 12 in October, 24 in November.
         let months: Vec<f64> = a.series.iter().map(|p| p.value).collect();
         assert_eq!(months, [12.0, 24.0]);
+    }
+
+    #[test]
+    fn waste_counts_the_sessions_linked_to_no_commit() {
+        let mut f = facts();
+        f[0].has_commit = true;
+        let a = answer(&q(Metric::SessionsWithoutCommit, GroupBy::Agent), &f);
+        assert_eq!(a.total, 2.0);
+        assert_eq!(
+            totals(&a),
+            [
+                ("codex".into(), 1.0, Quality::Exact),
+                ("droid".into(), 1.0, Quality::Exact)
+            ]
+        );
+        let a = answer(&q(Metric::CostWithoutCommit, GroupBy::Org), &f);
+        assert_eq!((a.total, a.unit), (0.25, "usd"));
+        assert_eq!(a.quality, Quality::Partial, "Droid's session has no cost");
     }
 
     #[test]

@@ -21,7 +21,11 @@ async fn app() -> (TestApp, tempfile::TempDir) {
          [[team]]\nname = \"platform\"\nrepos = [\"acme/widgets\"]\nmonthly_budget_usd = 1.0\n",
     )
     .unwrap();
-    let app = TestApp::spawn_with(|a| a.identities = Some(identities.clone())).await;
+    let app = TestApp::spawn_with(|a| {
+        a.identities = Some(identities.clone());
+        a.webhook_secrets = vec![super::reports::SECRET.parse().unwrap()];
+    })
+    .await;
     for f in FILES {
         let signal = f.rsplit('-').next().unwrap().trim_end_matches(".json");
         let r = app
@@ -34,6 +38,12 @@ async fn app() -> (TestApp, tempfile::TempDir) {
             .await;
         assert_eq!(r.status(), 200, "{f}");
     }
+    // Claude Code's commits are pushed: its session is linked to them (by trailer).
+    let commits = super::reports::claude_code_commits();
+    let pushed = super::reports::push("refs/heads/retry", super::reports::ZERO, &commits);
+    super::reports::deliver(&app, "push", "p1", &pushed).await;
+    app.applied(1).await;
+    app.linked_up().await;
     (app, dir)
 }
 
@@ -238,6 +248,30 @@ async fn sessions_people_tokens_and_cost_by_team_agent_and_model() {
     );
     assert_eq!(a["series"], json!([{"start": "2026-11-16", "value": 4}]));
 
+    // Waste: the sessions linked to no commit (Claude Code's is linked to its commits by
+    // trailer), and their cost: Gemini's $0.1461892 + Codex's $0.0835745 (estimates);
+    // Droid's is unknown.
+    let a = get(format!(
+        "/api/v1/analytics/sessions-without-commit?group_by=agent&{WEEK}"
+    ))
+    .await;
+    assert_eq!(
+        groups(&a),
+        [
+            g("codex", json!(1), "exact"),
+            g("droid", json!(1), "exact"),
+            g("gemini-cli", json!(1), "exact"),
+        ]
+    );
+    let a = get(format!(
+        "/api/v1/analytics/cost-without-commit?group_by=agent&{WEEK}"
+    ))
+    .await;
+    assert_eq!(
+        (a["total"].clone(), a["quality"].clone()),
+        (json!(0.2297637), json!("partial"))
+    );
+
     // Outside the range: nothing.
     let a = get("/api/v1/analytics/sessions?from=2026-11-21&to=2026-11-22".into()).await;
     assert_eq!(
@@ -289,7 +323,7 @@ async fn bad_requests_say_what_is_wrong() {
         (
             "/api/v1/analytics/spend",
             404,
-            "no analytics metric \"spend\"; there are: sessions, active-people, tokens, cost, requests, errors, prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, files-modified, active-time",
+            "no analytics metric \"spend\"; there are: sessions, active-people, tokens, cost, requests, errors, prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, files-modified, active-time, sessions-without-commit, cost-without-commit",
         ),
         (
             "/api/v1/analytics/sessions?group_by=galaxy",
