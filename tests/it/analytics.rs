@@ -8,7 +8,7 @@
 
 use serde_json::{Value, json};
 
-use super::common::{TestApp, fixture};
+use super::common::TestApp;
 use super::fixtures::FILES;
 
 async fn app() -> (TestApp, tempfile::TempDir) {
@@ -27,16 +27,7 @@ async fn app() -> (TestApp, tempfile::TempDir) {
     })
     .await;
     for f in FILES {
-        let signal = f.rsplit('-').next().unwrap().trim_end_matches(".json");
-        let r = app
-            .post(
-                &format!("/v1/{signal}"),
-                "application/json",
-                fixture(f),
-                &[],
-            )
-            .await;
-        assert_eq!(r.status(), 200, "{f}");
+        super::reports::send_otlp(&app, f).await;
     }
     // Claude Code's commits are pushed: its session is linked to them (by trailer).
     let commits = super::reports::claude_code_commits();

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::sqlite::common::{TestApp, fixture};
+use crate::sqlite::common::TestApp;
 use crate::sqlite::fixtures::FILES;
 
 fn root() -> PathBuf {
@@ -80,16 +80,7 @@ async fn every_metric_the_dashboard_and_rules_query_is_exported() {
     .unwrap();
     let mut app = TestApp::spawn_with(|a| a.identities = Some(identities.clone())).await;
     for f in FILES {
-        let signal = f.rsplit('-').next().unwrap().trim_end_matches(".json");
-        let r = app
-            .post(
-                &format!("/v1/{signal}"),
-                "application/json",
-                fixture(f),
-                &[],
-            )
-            .await;
-        assert_eq!(r.status(), 200, "{f}");
+        crate::sqlite::reports::send_otlp(&app, f).await;
     }
     let metrics = app
         .client
