@@ -354,3 +354,125 @@ impl super::Conn {
         Ok(())
     }
 }
+
+/// A session as `tracelink-dev bench analytics` seeds it. **Bench-only**: see
+/// [`super::Conn::seed_sessions`].
+#[derive(Debug, Clone)]
+pub struct SeedSession {
+    pub key: String,
+    pub agent: String,
+    pub user_email: String,
+    pub repository: String,
+    pub started_ns: i64,
+    pub ended_ns: i64,
+    /// `(model, [input, output, cache_read, cache_creation, reasoning])`, as the
+    /// metrics signal reports them.
+    pub tokens: Vec<(String, [i64; 5])>,
+    /// Counters, as the metrics signal reports them.
+    pub counters: Vec<(crate::facts::Counter, f64)>,
+}
+
+/// Sessions per multi-row statement (8 columns × 300 rows, far below both engines'
+/// bind limits).
+const SEED_CHUNK: usize = 300;
+
+impl super::Conn {
+    /// **Bench-only** (`tracelink-dev bench analytics`; the product never calls it):
+    /// stores sessions with their tokens and counters (source `metrics`) in one
+    /// transaction by multi-row INSERTs, bypassing the writer — no raw records, no
+    /// metric points, no relink queue, so only the session tables the analytics API
+    /// reads are filled. A key already stored is an error.
+    pub async fn seed_sessions(&mut self, sessions: &[SeedSession]) -> Result<()> {
+        use super::writer::values_sql;
+        let mut tx = self.begin().await?;
+        let now = crate::time::now_ns();
+        for chunk in sessions.chunks(SEED_CHUNK) {
+            let mut q = query(values_sql(
+                "INSERT INTO sessions (session_key, agent, user_email, organization, repository, \
+                 started_ns, ended_ns, created_ns) VALUES ",
+                8,
+                chunk.len(),
+            ));
+            for s in chunk {
+                let org = s.repository.split('/').next().unwrap_or_default();
+                q = q
+                    .bind(s.key.as_str())
+                    .bind(s.agent.as_str())
+                    .bind(s.user_email.as_str())
+                    .bind(org)
+                    .bind(s.repository.as_str())
+                    .bind(s.started_ns)
+                    .bind(s.ended_ns)
+                    .bind(now);
+            }
+            q.execute(tx.conn()).await?;
+            let mut q = query_as::<(i64, String)>(format!(
+                "SELECT id, session_key FROM sessions WHERE session_key IN ({})",
+                super::placeholders(chunk.len())
+            ));
+            for s in chunk {
+                q = q.bind(s.key.as_str());
+            }
+            let ids: std::collections::HashMap<String, i64> = q
+                .fetch_all(tx.conn())
+                .await?
+                .into_iter()
+                .map(|(id, k)| (k, id))
+                .collect();
+            let id_of = |s: &SeedSession| {
+                ids.get(&s.key).copied().ok_or_else(|| {
+                    sqlx::Error::Protocol(format!("seeded session {} not found", s.key))
+                })
+            };
+            let mut tokens = Vec::new();
+            let mut counters = Vec::new();
+            for s in chunk {
+                let id = id_of(s)?;
+                tokens.extend(s.tokens.iter().map(|(m, t)| (id, m.as_str(), *t)));
+                counters.extend(s.counters.iter().map(|(c, v)| (id, c.as_str(), *v)));
+            }
+            for part in tokens.chunks(SEED_CHUNK) {
+                let mut q = query(values_sql(
+                    "INSERT INTO session_tokens (session_id, source, model, input, output, \
+                     cache_read, cache_creation, reasoning) VALUES ",
+                    8,
+                    part.len(),
+                ));
+                for (id, model, [i, o, cr, cc, r]) in part {
+                    q = q
+                        .bind(*id)
+                        .bind("metrics")
+                        .bind(*model)
+                        .bind(*i)
+                        .bind(*o)
+                        .bind(*cr)
+                        .bind(*cc)
+                        .bind(*r);
+                }
+                q.execute(tx.conn()).await?;
+            }
+            for part in counters.chunks(SEED_CHUNK) {
+                let mut q = query(values_sql(
+                    "INSERT INTO session_counters (session_id, source, counter, value) VALUES ",
+                    4,
+                    part.len(),
+                ));
+                for (id, counter, value) in part {
+                    q = q.bind(*id).bind("metrics").bind(*counter).bind(*value);
+                }
+                q.execute(tx.conn()).await?;
+            }
+        }
+        tx.commit().await
+    }
+
+    /// **Bench-only**: after [`super::Conn::seed_sessions`], refreshes PostgreSQL's
+    /// planner statistics (`ANALYZE`, what autovacuum would do after a bulk load);
+    /// nothing on SQLite, where tracelink never gathers statistics either.
+    pub async fn seeded(&mut self) -> Result<()> {
+        if self.engine == super::Engine::Postgres {
+            query("ANALYZE").execute(&mut self.conn).await?;
+        }
+        Ok(())
+    }
+}
