@@ -132,6 +132,53 @@ impl Drop for Database {
     }
 }
 
+/// A database kept between runs (a benchmark's generated data), on the server
+/// [`server_url`] names: its URL, and whether it had to be created (empty, no schema).
+/// `name` must be a plain lower-case identifier.
+pub async fn keep_database(name: &str) -> anyhow::Result<(String, bool)> {
+    anyhow::ensure!(
+        name.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+        "{name:?} is not a plain database name"
+    );
+    let server = server_url();
+    let mut admin = PgConnection::connect(&server)
+        .await
+        .with_context(|| format!("connecting to the PostgreSQL server {server}"))?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&mut admin)
+            .await?;
+    if !exists {
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .with_context(|| format!("creating {name}"))?;
+    }
+    admin.close().await.ok();
+    Ok((with_database(&server, name), !exists))
+}
+
+/// Drops a database [`keep_database`] made.
+pub async fn drop_kept_database(name: &str) -> anyhow::Result<()> {
+    let mut admin = PgConnection::connect(&server_url()).await?;
+    drop_database(&mut admin, name).await?;
+    admin.close().await.ok();
+    Ok(())
+}
+
+/// A database's size on disk, in bytes (`pg_database_size`).
+pub async fn database_size(name: &str) -> anyhow::Result<i64> {
+    let mut admin = PgConnection::connect(&server_url()).await?;
+    let size: i64 = sqlx::query_scalar("SELECT pg_database_size($1)")
+        .bind(name)
+        .fetch_one(&mut admin)
+        .await?;
+    admin.close().await.ok();
+    Ok(size)
+}
+
 async fn drop_database(admin: &mut PgConnection, name: &str) -> anyhow::Result<()> {
     admin
         .execute(sqlx::AssertSqlSafe(format!(
