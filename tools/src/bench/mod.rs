@@ -14,7 +14,9 @@
 //!   `/healthz` under slow connections at a descriptor limit;
 //! - [`soak`]: disk use under a steady span load with a short `--retain-raw`;
 //! - [`replicas`]: OTLP/HTTP ingest and webhooks with one and with two `tracelink serve`
-//!   replicas on one PostgreSQL database, requests spread round-robin.
+//!   replicas on one PostgreSQL database, requests spread round-robin;
+//! - [`analytics`]: the analytics API's latency on a year of a large organisation,
+//!   generated once and kept, on SQLite and PostgreSQL.
 //!
 //! Measure optimised builds: `cargo build --release -p tracelink -p tracelink-dev`, then
 //! `./target/release/tracelink-dev bench …`.
@@ -32,6 +34,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracelink::store::Location;
 
+mod analytics;
 mod engines;
 mod ingest;
 mod load;
@@ -72,6 +75,9 @@ pub enum BenchKind {
     /// OTLP/HTTP ingest and webhooks (acknowledgement, time to apply, exactly once) with
     /// one and with two replicas on one PostgreSQL database, spread round-robin.
     Replicas(replicas::ReplicaArgs),
+    /// The analytics API's latency on a year of a 2,000-person organisation (500,000
+    /// sessions, generated once and kept), on SQLite and PostgreSQL.
+    Analytics(analytics::AnalyticsArgs),
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -84,6 +90,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Load(a) => load::run(a),
         BenchKind::Soak(a) => soak::run(a),
         BenchKind::Replicas(a) => replicas::run(a),
+        BenchKind::Analytics(a) => analytics::run(a),
     }
 }
 
