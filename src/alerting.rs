@@ -93,7 +93,6 @@ pub fn text(a: &Alert) -> String {
 
 /// Judges and posts the day's alerts now, then every minute while this replica holds
 /// the lease, until `stop`. `rounds` counts finished rounds (tests wait on it).
-#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     mut conn: Conn,
     db: Db,

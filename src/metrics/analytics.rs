@@ -554,8 +554,19 @@ pub fn answer(q: &Query, facts: &[SessionFact]) -> Answer {
             nameless += 1;
             continue;
         }
-        let mut counted_once = false;
-        for sh in shares(q, f, &mut reasons) {
+        let shares = shares(q, f, &mut reasons);
+        // The session's whole value, once, whatever the groups it shares: its models'
+        // shares add up to it; in any other grouping each share holds all of it.
+        if q.metric.base() != Metric::ActivePeople {
+            let whole = match (q.metric.base(), q.group_by) {
+                (Metric::Sessions, _) => 1.0,
+                (_, GroupBy::Model) => shares.iter().map(|s| s.value).sum(),
+                _ => shares.first().map_or(0.0, |s| s.value),
+            };
+            total += whole;
+            overall[i] += whole;
+        }
+        for sh in shares {
             let acc = groups.entry(sh.key).or_insert_with(|| Acc {
                 total: 0.0,
                 quality: Quality::Exact,
@@ -579,17 +590,6 @@ pub fn answer(q: &Query, facts: &[SessionFact]) -> Answer {
                 _ => {
                     acc.total += sh.value;
                     acc.series[i] += sh.value;
-                    // Once per session, whatever the groups it shares.
-                    if !counted_once {
-                        counted_once = true;
-                        let whole = match (q.metric.base(), q.group_by) {
-                            (Metric::Sessions, _) => 1.0,
-                            (_, GroupBy::Model) => shares_total(q, f),
-                            _ => sh.value,
-                        };
-                        total += whole;
-                        overall[i] += whole;
-                    }
                 }
             }
         }
@@ -783,12 +783,6 @@ pub fn answer_comparing(q: &Query, facts: &[SessionFact], at_ns: i64) -> Answer 
             .collect(),
     });
     out
-}
-
-/// A session's whole value for `q` (its shares across models added up).
-fn shares_total(q: &Query, f: &SessionFact) -> f64 {
-    let mut ignored = BTreeSet::new();
-    shares(q, f, &mut ignored).iter().map(|s| s.value).sum()
 }
 
 fn date_time(ns: i64) -> String {

@@ -16,9 +16,10 @@ use tracelink::ids::{SpanId, TraceId};
 use tracelink::server::Server;
 
 /// A span's (trace ID, span ID).
-type SpanKey = ([u8; 16], [u8; 8]);
+pub type SpanKey = ([u8; 16], [u8; 8]);
 
-fn request(n: u32) -> (ExportTraceServiceRequest, Vec<SpanKey>) {
+/// An export of 100 plain spans whose trace IDs carry `n` (shared with `replicas`).
+pub fn request(n: u32) -> (ExportTraceServiceRequest, Vec<SpanKey>) {
     let mut ids = Vec::new();
     let spans = (0..100u32)
         .map(|i| {

@@ -20,7 +20,6 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -407,41 +406,6 @@ async fn post_ok(
     }
 }
 
-/// A request of 50 plain spans, unique to (worker, n).
-fn flood_request(worker: u32, n: u32) -> (ExportTraceServiceRequest, Vec<(TraceId, SpanId)>) {
-    let mut ids = Vec::new();
-    let spans = (0..50u32)
-        .map(|i| {
-            let mut trace = [0u8; 16];
-            trace[0] = 0xf1;
-            trace[1..5].copy_from_slice(&worker.to_be_bytes());
-            trace[5..9].copy_from_slice(&n.to_be_bytes());
-            let mut span = [0u8; 8];
-            span[..4].copy_from_slice(&i.to_be_bytes());
-            span[7] = 1;
-            ids.push((TraceId(trace), SpanId(span)));
-            Span {
-                trace_id: trace.to_vec(),
-                span_id: span.to_vec(),
-                name: format!("GET /widgets/{i}"),
-                start_time_unix_nano: 1_795_165_334_312_000_000,
-                end_time_unix_nano: 1_795_165_334_412_000_000,
-                ..Default::default()
-            }
-        })
-        .collect();
-    let req = ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
-    (req, ids)
-}
-
 /// Waits until the shared queues stay empty: every delivery applied, every report
 /// published, every session linked.
 async fn settled(db: &Db, fakes: &FakeGithub) {
@@ -566,7 +530,12 @@ async fn three_replicas_one_killed_give_what_one_process_gives() {
         flood.push(tokio::spawn(async move {
             let mut n = 0u32;
             while !stop.load(Ordering::Relaxed) || n < 40 {
-                let (req, ids) = flood_request(w, n);
+                // 100 plain spans, unique to (worker, n).
+                let (req, ids) = crate::sqlite::durability::request(w * 100_000 + n);
+                let ids: Vec<(TraceId, SpanId)> = ids
+                    .into_iter()
+                    .map(|(t, s)| (TraceId(t), SpanId(s)))
+                    .collect();
                 let k = (w + n) as usize;
                 let body = req.encode_to_vec();
                 until_acked(&nodes, k, "spans", |(http, grpc)| {

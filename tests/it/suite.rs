@@ -14,7 +14,7 @@ pub mod common;
 mod connections;
 mod cost;
 mod dora;
-mod durability;
+pub mod durability;
 pub mod fixtures;
 mod grpc_budget;
 mod histories;
