@@ -102,6 +102,8 @@ pub struct Server {
     metrics_lease: JoinHandle<()>,
     /// Posts alerts to `--alert-webhook` (none without one).
     alert_task: Option<JoinHandle<()>>,
+    /// Keeps analytics' facts up to date.
+    analytics_task: JoinHandle<()>,
     /// Rounds of judging and posting alerts finished (none without `--alert-webhook`).
     pub alerts_posted: Option<watch::Receiver<u64>>,
     /// How many backfill runs have ended, done or failed (none without a GitHub App).
@@ -361,6 +363,13 @@ impl Server {
         let mut store = store::open(&args.db).await?;
         warn_unpriced_models(&store.db, &prices).await;
         relink_on_new_rules(&mut store.writer).await?;
+        if let Some(n) = crate::impact::analytics::on_new_basis(&mut store.writer, &reports).await?
+        {
+            tracing::info!(
+                sessions = n,
+                "the identities file or the price table changed: analytics counts every session again"
+            );
+        }
         let telemetry = Arc::new(Telemetry::default());
         let (sessions_tx, sessions_rx) = tokio::sync::mpsc::channel(1024);
         let extra_writer = store.connect().await?;
@@ -369,6 +378,11 @@ impl Server {
         let backfill_conn = store.connect().await?;
         let backfill_admin_conn = store.connect().await?;
         let lease_conn = store.connect().await?;
+        let analytics = crate::impact::analytics::Refresher::new(
+            store.connect().await?,
+            store.db.clone(),
+            reports.clone(),
+        );
         let webhook = match &args.alert_webhook {
             Some(url) => Some(crate::alerting::Webhook::new(url)?),
             None => None,
@@ -426,6 +440,7 @@ impl Server {
             }
             _ => (None, None),
         };
+        let analytics_task = analytics.clone().spawn(stopped.clone());
         let (metrics_lease, lease_task) =
             crate::replica::spawn_metrics_lease(lease_conn, replica.clone(), stopped.clone()).await;
         let (pruned, pruner) = match (pruner_conn, args.retain_raw.0) {
@@ -545,6 +560,7 @@ impl Server {
                 ),
             },
             api: ApiState {
+                analytics,
                 db: store.db.clone(),
                 prices: Arc::new(prices),
                 reports: reports.clone(),
@@ -631,6 +647,7 @@ impl Server {
             backfill: backfill_task,
             metrics_lease: lease_task,
             alert_task,
+            analytics_task,
             alerts_posted,
             backfills_ended: backfiller.as_ref().map(|b| b.ended.clone()),
             stop,
@@ -691,6 +708,7 @@ impl Server {
         if let Some(t) = self.alert_task {
             t.await.context("alert task")?;
         }
+        self.analytics_task.await.context("analytics task")?;
         // The processor applies what the writer committed, then stops.
         let _ = self.stop_processor.send(true);
         self.publisher_task.await.context("report publisher task")?;

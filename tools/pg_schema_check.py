@@ -36,7 +36,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Rowid aliases whose value is never generated, so they are a plain BIGINT key: a
 # session's id (link_queue) and the single row's id 1 (link_rules).
-NOT_IDENTITY = {("link_queue", "session_id"), ("link_rules", "id")}
+NOT_IDENTITY = {
+    ("link_queue", "session_id"),
+    ("link_rules", "id"),
+    ("analytics_queue", "session_id"),
+    ("analytics_basis", "id"),
+}
 
 # Differences the PostgreSQL schema makes on purpose (store::partitions): raw records are
 # partitioned by day there, so their primary key holds the partition key, the digest of

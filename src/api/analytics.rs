@@ -146,8 +146,7 @@ pub async fn analytics(
         }
         None => None,
     };
-    let facts =
-        crate::impact::analytics::session_facts(&state.db, &state.reports, from_ns, to_ns).await?;
+    state.analytics.before_answering().await?;
     let q = analytics::Query {
         metric,
         group_by,
@@ -155,9 +154,6 @@ pub async fn analytics(
         from_ns,
         to_ns,
     };
-    Ok(Json(match compare {
-        Some(at) => analytics::answer_comparing(&q, &facts, at),
-        None => analytics::answer(&q, &facts),
-    })
-    .into_response())
+    let answer = crate::impact::analytics::answer(&state.db, &q, compare).await?;
+    Ok(Json(answer).into_response())
 }

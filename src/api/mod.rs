@@ -27,6 +27,8 @@ use crate::telemetry::Telemetry;
 /// What the query API needs.
 #[derive(Clone)]
 pub struct ApiState {
+    /// Brings analytics' facts up to date before an answer.
+    pub analytics: crate::impact::analytics::Refresher,
     pub db: Db,
     pub prices: Arc<PriceTable>,
     pub reports: Arc<ReportContext>,

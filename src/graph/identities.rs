@@ -211,6 +211,23 @@ impl Identities {
             .unwrap_or(&[])
     }
 
+    /// Everything that decides whose a session is and which teams it counts for, in a
+    /// stable order: what analytics' stored facts were computed from.
+    pub fn fingerprint_text(&self) -> String {
+        fn sorted<V: std::fmt::Debug>(m: &HashMap<String, V>) -> String {
+            let mut v: Vec<_> = m.iter().collect();
+            v.sort_by(|a, b| a.0.cmp(b.0));
+            format!("{v:?}")
+        }
+        [
+            sorted(&self.login_by_email),
+            sorted(&self.login_by_agent_id),
+            sorted(&self.teams_by_login),
+            sorted(&self.team_by_repo),
+        ]
+        .join("\n")
+    }
+
     /// Each team's monthly budget in US dollars, by name.
     pub fn budgets(&self) -> &std::collections::BTreeMap<String, f64> {
         &self.budgets

@@ -3,19 +3,94 @@
 //! file, else the email, else the agent's user ID), which teams, its tokens and cost
 //! read as the session view reads them.
 
-use crate::metrics::analytics::{Counted, SessionFact};
+use crate::metrics::analytics::{self, Counted, SessionFact};
 use crate::metrics::sessions::view;
-use crate::store::{self, Db};
+use crate::store::{self, Conn, Db};
 
 use super::ReportContext;
 
+/// What a session counts as, or `None` when it started at no known time.
+fn fact_of(
+    ctx: &ReportContext,
+    rec: crate::store::sessions::SessionRecord,
+    has_commit: bool,
+) -> Option<SessionFact> {
+    let identities = &ctx.links.identities;
+    let started_ns = rec.row.started_ns?;
+    let v = view(&ctx.prices, rec);
+    let login = identities.login_of(v.user.email.as_deref(), v.user.id.as_deref());
+    let mut teams: Vec<String> = login
+        .as_deref()
+        .map(|l| identities.teams_of(l).to_vec())
+        .unwrap_or_default();
+    if teams.is_empty()
+        && let Some(t) = v
+            .repository
+            .as_deref()
+            .and_then(|r| identities.repo_team(r))
+    {
+        teams.push(t.to_string());
+    }
+    if teams.is_empty() {
+        teams.push(crate::graph::identities::UNASSIGNED.to_string());
+    }
+    let priced_by_model = v
+        .tokens_by_model
+        .iter()
+        .map(|(m, t)| {
+            let tokens = crate::facts::Tokens([
+                t.input,
+                t.output,
+                t.cache_read,
+                t.cache_creation,
+                t.reasoning,
+            ]);
+            (m.clone(), ctx.prices.cost(m, &tokens))
+        })
+        .collect();
+    let counted = [
+        (Counted::Requests, v.llm_requests.map(|x| x as f64)),
+        (Counted::Errors, v.errors.map(|x| x as f64)),
+        (Counted::Prompts, v.prompts.map(|x| x as f64)),
+        (
+            Counted::ToolInvocations,
+            v.tool_invocations.map(|x| x as f64),
+        ),
+        (Counted::ToolFailures, v.tool_failures.map(|x| x as f64)),
+        (Counted::ToolRejections, v.tool_rejections.map(|x| x as f64)),
+        (Counted::LinesAdded, v.lines_added.map(|x| x as f64)),
+        (Counted::LinesRemoved, v.lines_removed.map(|x| x as f64)),
+        (Counted::FilesModified, v.files_modified.map(|x| x as f64)),
+        (Counted::ActiveTime, v.active_seconds),
+    ]
+    .into_iter()
+    .filter_map(|(c, x)| Some((c, x?)))
+    .collect();
+    Some(SessionFact {
+        started_ns,
+        person: login
+            .or(v.user.email.map(|e| e.to_ascii_lowercase()))
+            .or(v.user.id),
+        teams,
+        repo: v.repository.map(|r| r.to_ascii_lowercase()),
+        agent: v.agent,
+        tokens_by_model: v.tokens_by_model,
+        cost_usd: v.cost_usd,
+        cost_estimated: v.cost_estimated,
+        priced_by_model,
+        counted,
+        has_commit,
+    })
+}
+
+/// Every session started in `[from_ns, to_ns)` as analytics counts it (the alerts and
+/// `/metrics` read these).
 pub async fn session_facts(
     db: &Db,
     ctx: &ReportContext,
     from_ns: i64,
     to_ns: i64,
 ) -> store::Result<Vec<SessionFact>> {
-    let identities = &ctx.links.identities;
     let records = db.sessions_started_between(from_ns, to_ns).await?;
     let keys: Vec<&str> = records.iter().map(|r| r.row.session_key.as_str()).collect();
     let linked: std::collections::HashSet<String> = db
@@ -27,74 +102,111 @@ pub async fn session_facts(
     Ok(records
         .into_iter()
         .filter_map(|rec| {
-            let started_ns = rec.row.started_ns?;
             let has_commit = linked.contains(&rec.row.session_key);
-            let v = view(&ctx.prices, rec);
-            let login = identities.login_of(v.user.email.as_deref(), v.user.id.as_deref());
-            let mut teams: Vec<String> = login
-                .as_deref()
-                .map(|l| identities.teams_of(l).to_vec())
-                .unwrap_or_default();
-            if teams.is_empty()
-                && let Some(t) = v
-                    .repository
-                    .as_deref()
-                    .and_then(|r| identities.repo_team(r))
-            {
-                teams.push(t.to_string());
-            }
-            if teams.is_empty() {
-                teams.push(crate::graph::identities::UNASSIGNED.to_string());
-            }
-            let priced_by_model = v
-                .tokens_by_model
-                .iter()
-                .map(|(m, t)| {
-                    let tokens = crate::facts::Tokens([
-                        t.input,
-                        t.output,
-                        t.cache_read,
-                        t.cache_creation,
-                        t.reasoning,
-                    ]);
-                    (m.clone(), ctx.prices.cost(m, &tokens))
-                })
-                .collect();
-            let counted = [
-                (Counted::Requests, v.llm_requests.map(|x| x as f64)),
-                (Counted::Errors, v.errors.map(|x| x as f64)),
-                (Counted::Prompts, v.prompts.map(|x| x as f64)),
-                (
-                    Counted::ToolInvocations,
-                    v.tool_invocations.map(|x| x as f64),
-                ),
-                (Counted::ToolFailures, v.tool_failures.map(|x| x as f64)),
-                (Counted::ToolRejections, v.tool_rejections.map(|x| x as f64)),
-                (Counted::LinesAdded, v.lines_added.map(|x| x as f64)),
-                (Counted::LinesRemoved, v.lines_removed.map(|x| x as f64)),
-                (Counted::FilesModified, v.files_modified.map(|x| x as f64)),
-                (Counted::ActiveTime, v.active_seconds),
-            ]
-            .into_iter()
-            .filter_map(|(c, x)| Some((c, x?)))
-            .collect();
-            Some(SessionFact {
-                started_ns,
-                person: login
-                    .or(v.user.email.map(|e| e.to_ascii_lowercase()))
-                    .or(v.user.id),
-                teams,
-                repo: v.repository.map(|r| r.to_ascii_lowercase()),
-                agent: v.agent,
-                tokens_by_model: v.tokens_by_model,
-                cost_usd: v.cost_usd,
-                cost_estimated: v.cost_estimated,
-                priced_by_model,
-                counted,
-                has_commit,
-            })
+            fact_of(ctx, rec, has_commit)
         })
         .collect())
+}
+
+/// Bumped when what a session's stored facts hold, or how they are computed, changes:
+/// every session is computed again at the next start.
+const FACTS_VERSION: u32 = 1;
+
+/// What the stored facts are computed from (the facts' version, the identities file's
+/// people and teams, the price table): when it changes, every session is counted again.
+pub fn basis(ctx: &ReportContext) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(format!(
+        "{FACTS_VERSION}\n{}\n{:?}",
+        ctx.links.identities.fingerprint_text(),
+        ctx.prices
+    ));
+    h.finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+}
+
+/// Sessions computed per transaction.
+const REFRESH_ROUND: i64 = 256;
+
+/// Computes the queued sessions' facts again, a round at a time, until the queue is
+/// empty (or holds only sessions another replica is computing) or `max` sessions were
+/// done; returns how many were.
+pub async fn refresh(
+    db: &Db,
+    conn: &mut Conn,
+    ctx: &ReportContext,
+    max: usize,
+) -> store::Result<usize> {
+    let mut done = 0;
+    while done < max {
+        let mut tx = conn.begin_write().await?;
+        let claimed = tx.claim_analytics_queue(REFRESH_ROUND).await?;
+        if claimed.is_empty() {
+            tx.commit().await?;
+            break;
+        }
+        let ids: Vec<i64> = claimed.iter().map(|q| q.session_id).collect();
+        let mut rows = Vec::with_capacity(ids.len());
+        let mut models = Vec::with_capacity(ids.len());
+        for rec in db.sessions_by_id(&ids).await? {
+            let id = rec.row.id;
+            if let Some(f) = fact_of(ctx, rec, false) {
+                let (r, m) = analytics::fact_rows(id, &f);
+                rows.extend(r);
+                models.extend(m);
+            }
+        }
+        tx.replace_analytics_facts(&claimed, &rows, &models).await?;
+        tx.commit().await?;
+        done += claimed.len();
+    }
+    Ok(done)
+}
+
+/// At start: when the stored facts were computed from another [`basis`], queues every
+/// session to be computed again.
+pub async fn on_new_basis(conn: &mut Conn, ctx: &ReportContext) -> store::Result<Option<u64>> {
+    conn.analytics_on_new_basis(&basis(ctx), crate::time::now_ns())
+        .await
+}
+
+/// The answer to `q` (with the comparison at `compare`, if any) from the stored facts.
+pub async fn answer(
+    db: &Db,
+    q: &analytics::Query,
+    compare: Option<i64>,
+) -> store::Result<analytics::Answer> {
+    let out = analytics::answer(q, &sums(db, q).await?);
+    Ok(match compare {
+        Some(at) => {
+            let wq = analytics::weekly_query(q);
+            let weekly = analytics::answer(&wq, &sums(db, &wq).await?);
+            analytics::answer_comparing(q, out, &weekly, at)
+        }
+        None => out,
+    })
+}
+
+async fn sums(db: &Db, q: &analytics::Query) -> store::Result<analytics::Sums> {
+    let fq = analytics::fact_query(q);
+    let mut sums = analytics::Sums {
+        queued: db.analytics_queued().await?,
+        ..Default::default()
+    };
+    if q.metric == analytics::Metric::ActivePeople {
+        sums.people = Some(db.analytics_people(&fq).await?);
+        return Ok(sums);
+    }
+    sums.tallies = db.analytics_tallies(&fq).await?;
+    if matches!(q.metric, analytics::Metric::Counter(_))
+        && sums.tallies.iter().any(|t| t.missing > 0)
+    {
+        sums.missing_agents = db.analytics_missing_agents(&fq).await?;
+    }
+    Ok(sums)
 }
 
 const DAY_NS: i64 = 86_400 * 1_000_000_000;
@@ -158,4 +270,90 @@ pub async fn org_figures(
         ctx.links.identities.budgets(),
         &alerts,
     ))
+}
+
+/// The connection analytics' facts are computed on: a background task keeps them up to
+/// date, and a request takes it to count what changed moments ago before answering.
+#[derive(Clone)]
+pub struct Refresher {
+    conn: std::sync::Arc<tokio::sync::Mutex<Conn>>,
+    db: Db,
+    ctx: std::sync::Arc<ReportContext>,
+}
+
+/// Sessions computed per hold of the refresher's connection, so a request waits for at
+/// most one such round of the background task.
+const HOLD_ROUND: usize = 2_048;
+
+/// Queued sessions a request counts itself before answering; with more queued (a
+/// recount after the identities file changed) it answers at once, marked partial.
+pub const INLINE_MAX: i64 = 5_000;
+
+impl Refresher {
+    pub fn new(conn: Conn, db: Db, ctx: std::sync::Arc<ReportContext>) -> Self {
+        Refresher {
+            conn: std::sync::Arc::new(tokio::sync::Mutex::new(conn)),
+            db,
+            ctx,
+        }
+    }
+
+    /// Computes queued sessions' facts until the queue is empty (or `max` are done).
+    pub async fn catch_up(&self, max: usize) -> store::Result<usize> {
+        let mut done = 0;
+        while done < max {
+            let n = {
+                let mut conn = self.conn.lock().await;
+                refresh(&self.db, &mut conn, &self.ctx, HOLD_ROUND.min(max - done)).await?
+            };
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        Ok(done)
+    }
+
+    /// Before answering: counts the sessions queued, unless there are more than
+    /// [`INLINE_MAX`].
+    pub async fn before_answering(&self) -> store::Result<()> {
+        let queued = self.db.analytics_queued().await?;
+        if queued > 0 && queued <= INLINE_MAX {
+            self.catch_up(INLINE_MAX as usize).await?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the facts up to date every second until `stopped`.
+    pub fn spawn(
+        self,
+        mut stopped: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut failing = false;
+            loop {
+                if *stopped.borrow() {
+                    return;
+                }
+                match self.catch_up(usize::MAX).await {
+                    Ok(n) => {
+                        if n >= HOLD_ROUND {
+                            let left = self.db.analytics_queued().await.unwrap_or(-1);
+                            tracing::info!(counted = n, left, "analytics: sessions counted again");
+                        }
+                        failing = false;
+                    }
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %e, "analytics: counting changed sessions failed; retrying every second");
+                    }
+                    Err(_) => {}
+                }
+                tokio::select! {
+                    _ = stopped.changed() => {}
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+            }
+        })
+    }
 }

@@ -20,6 +20,9 @@ use chrono::{Datelike, NaiveDate};
 use serde::{Serialize, Serializer};
 
 use crate::metrics::sessions::TokenView;
+use crate::store::analytics::{
+    CostHow, FactBuckets, FactKey, FactQuery, FactRow, FactValue, ModelFactRow, PeopleTally, Tally,
+};
 
 const DAY_NS: i64 = 86_400 * 1_000_000_000;
 
@@ -347,16 +350,180 @@ pub struct Answer {
     pub compare: Option<Comparison>,
 }
 
-/// One share of a session: the group it counts in, and what it adds there.
-struct Share<'a> {
-    key: String,
-    value: f64,
-    person: Option<&'a str>,
-    quality: Quality,
-    kinds: Option<TokenView>,
+/// A session's facts as `analytics_facts` and `analytics_model_facts` hold them: one row
+/// per team it counts for, one per model it used (its cost split as the model grouping
+/// counts it), each first row marked so every other grouping counts the session once.
+pub fn fact_rows(session_id: i64, f: &SessionFact) -> (Vec<FactRow>, Vec<ModelFactRow>) {
+    let kinds = |t: &TokenView| {
+        [
+            t.input,
+            t.output,
+            t.cache_read,
+            t.cache_creation,
+            t.reasoning,
+        ]
+    };
+    let mut all = TokenView::default();
+    for t in f.tokens_by_model.values() {
+        all.input += t.input;
+        all.output += t.output;
+        all.cache_read += t.cache_read;
+        all.cache_creation += t.cache_creation;
+        all.reasoning += t.reasoning;
+    }
+    let mut teams: Vec<&str> = Vec::with_capacity(f.teams.len().max(1));
+    for t in &f.teams {
+        if !teams.contains(&t.as_str()) {
+            teams.push(t);
+        }
+    }
+    if teams.is_empty() {
+        teams.push(crate::graph::identities::UNASSIGNED);
+    }
+    let counted = Counted::ALL.map(|c| f.counted.get(&c).copied());
+    let org = f
+        .repo
+        .as_deref()
+        .and_then(|r| r.split_once('/'))
+        .map(|(o, _)| o.to_string());
+    let rows = teams
+        .iter()
+        .enumerate()
+        .map(|(i, team)| FactRow {
+            started_ns: f.started_ns,
+            session_id,
+            team: team.to_string(),
+            first_team: i == 0,
+            person: f.person.clone(),
+            agent: f.agent.clone(),
+            repo: f.repo.clone(),
+            org: org.clone(),
+            tokens: kinds(&all),
+            cost: f.cost_usd,
+            cost_estimated: f.cost_estimated,
+            counted,
+        })
+        .collect();
+    let whole_how = if f.cost_estimated {
+        CostHow::Estimated
+    } else {
+        CostHow::Exact
+    };
+    let models = if f.tokens_by_model.is_empty() {
+        vec![ModelFactRow {
+            started_ns: f.started_ns,
+            session_id,
+            model: None,
+            first_model: true,
+            person: f.person.clone(),
+            tokens: [0; 5],
+            cost: f.cost_usd,
+            cost_how: whole_how,
+        }]
+    } else {
+        f.tokens_by_model
+            .iter()
+            .enumerate()
+            .map(|(i, (m, t))| {
+                let (cost, cost_how) = model_cost(f, m, whole_how);
+                ModelFactRow {
+                    started_ns: f.started_ns,
+                    session_id,
+                    model: Some(m.clone()),
+                    first_model: i == 0,
+                    person: f.person.clone(),
+                    tokens: kinds(t),
+                    cost,
+                    cost_how,
+                }
+            })
+            .collect()
+    };
+    (rows, models)
 }
 
-fn kinds_add(into: &mut BTreeMap<&'static str, i64>, t: &TokenView) {
+/// Model `m`'s share of the session's cost: all of it when it is the only model; else
+/// the price table's figure for it (an estimated cost), or the reported cost split in
+/// proportion to the models' price-table cost, or (no price for some) to their tokens.
+fn model_cost(f: &SessionFact, m: &str, whole_how: CostHow) -> (Option<f64>, CostHow) {
+    let Some(cost) = f.cost_usd else {
+        return (None, whole_how);
+    };
+    if f.tokens_by_model.len() <= 1 {
+        return (Some(cost), whole_how);
+    }
+    let mine = f.priced_by_model.get(m).copied().flatten();
+    if f.cost_estimated {
+        return (Some(mine.unwrap_or(0.0)), CostHow::Estimated);
+    }
+    let priced: Option<f64> = f.priced_by_model.values().copied().sum();
+    match priced {
+        Some(all) if all > 0.0 => (
+            Some(cost * mine.unwrap_or(0.0) / all),
+            CostHow::SplitByPrice,
+        ),
+        _ => {
+            let all: f64 = f.tokens_by_model.values().map(token_total).sum();
+            let mine = f.tokens_by_model.get(m).map_or(0.0, token_total);
+            (
+                Some(if all > 0.0 { cost * mine / all } else { 0.0 }),
+                CostHow::SplitByTokens,
+            )
+        }
+    }
+}
+
+/// What the store sums for `q`.
+pub fn fact_query(q: &Query) -> FactQuery {
+    FactQuery {
+        key: match q.group_by {
+            GroupBy::Org => FactKey::Org,
+            GroupBy::Team => FactKey::Team,
+            GroupBy::Repo => FactKey::Repo,
+            GroupBy::Agent => FactKey::Agent,
+            GroupBy::Person => FactKey::Person,
+            GroupBy::Model => FactKey::Model,
+        },
+        value: match q.metric.base() {
+            Metric::Tokens => FactValue::Tokens,
+            Metric::Cost => FactValue::Cost,
+            Metric::Counter(c) => {
+                FactValue::Counted(Counted::ALL.iter().position(|x| *x == c).unwrap_or(0))
+            }
+            _ => FactValue::Sessions,
+        },
+        buckets: match q.bucket {
+            Bucket::Day => FactBuckets::Day,
+            Bucket::Week => FactBuckets::Week,
+            Bucket::Month => FactBuckets::Starting(
+                bucket_starts(q)
+                    .into_iter()
+                    .map(|s| s.div_euclid(DAY_NS))
+                    .collect(),
+            ),
+        },
+        from_ns: q.from_ns,
+        to_ns: q.to_ns,
+        without_commit: matches!(
+            q.metric,
+            Metric::SessionsWithoutCommit | Metric::CostWithoutCommit
+        ),
+    }
+}
+
+/// What the store summed for a query ([`fact_query`]).
+#[derive(Debug, Clone, Default)]
+pub struct Sums {
+    pub tallies: Vec<Tally>,
+    /// Distinct people (`active-people` only).
+    pub people: Option<PeopleTally>,
+    /// The agents of sessions lacking the value (a counter or a cost), when any did.
+    pub missing_agents: Vec<Option<String>>,
+    /// Sessions whose facts are being computed again (not counted as they are now).
+    pub queued: i64,
+}
+
+fn kinds_add(into: &mut BTreeMap<&'static str, i64>, t: &Tally) {
     for (k, v) in [
         ("input", t.input),
         ("output", t.output),
@@ -375,117 +542,6 @@ fn token_total(t: &TokenView) -> f64 {
 /// Rounds a dollar figure's floating-point noise below a micro-dollar away.
 fn dollars(v: f64) -> f64 {
     (v * 1e9).round() / 1e9
-}
-
-/// The shares of one session for `q`, and the reasons any is less than exact.
-fn shares<'a>(q: &Query, f: &'a SessionFact, reasons: &mut BTreeSet<String>) -> Vec<Share<'a>> {
-    let person = f.person.as_deref();
-    let unknown = || "unknown".to_string();
-    let one = |key: String| -> Vec<(String, Option<&'a str>)> { vec![(key, None)] };
-    // The keys, and for `model` the model each share is about.
-    let keys: Vec<(String, Option<&str>)> = match q.group_by {
-        GroupBy::Org => one(f
-            .repo
-            .as_deref()
-            .and_then(|r| r.split_once('/'))
-            .map_or_else(unknown, |(o, _)| o.to_string())),
-        GroupBy::Team => f.teams.iter().map(|t| (t.clone(), None)).collect(),
-        GroupBy::Repo => one(f.repo.clone().unwrap_or_else(unknown)),
-        GroupBy::Agent => one(f.agent.clone().unwrap_or_else(unknown)),
-        GroupBy::Person => one(f.person.clone().unwrap_or_else(unknown)),
-        GroupBy::Model if f.tokens_by_model.is_empty() => one(unknown()),
-        GroupBy::Model => f
-            .tokens_by_model
-            .keys()
-            .map(|m| (m.clone(), Some(m.as_str())))
-            .collect(),
-    };
-    let mut out = Vec::new();
-    for (key, model) in keys {
-        let (value, quality, kinds) = match q.metric.base() {
-            Metric::Sessions | Metric::SessionsWithoutCommit | Metric::ActivePeople => {
-                (1.0, Quality::Exact, None)
-            }
-            Metric::Counter(c) => match f.counted.get(&c) {
-                Some(v) => (*v, Quality::Exact, None),
-                None => {
-                    reasons.insert(format!(
-                        "sessions of agents that do not report {} are left out: {}",
-                        c.name(),
-                        f.agent.as_deref().unwrap_or("unknown")
-                    ));
-                    (0.0, Quality::Partial, None)
-                }
-            },
-            Metric::Tokens => {
-                let mut t = TokenView::default();
-                for (m, v) in &f.tokens_by_model {
-                    if model.is_none_or(|x| x == m) {
-                        t.input += v.input;
-                        t.output += v.output;
-                        t.cache_read += v.cache_read;
-                        t.cache_creation += v.cache_creation;
-                        t.reasoning += v.reasoning;
-                    }
-                }
-                (token_total(&t), Quality::Exact, Some(t))
-            }
-            Metric::Cost | Metric::CostWithoutCommit => {
-                let Some(cost) = f.cost_usd else {
-                    reasons.insert(
-                        "sessions without a cost (none reported, and no price for their models) are left out".into(),
-                    );
-                    out.push(Share {
-                        key,
-                        value: 0.0,
-                        person,
-                        quality: Quality::Partial,
-                        kinds: None,
-                    });
-                    continue;
-                };
-                let mut quality = if f.cost_estimated {
-                    reasons.insert(
-                        "costs not reported by the agent are estimated from the price table".into(),
-                    );
-                    Quality::Estimated
-                } else {
-                    Quality::Exact
-                };
-                let value = match model {
-                    Some(m) if f.tokens_by_model.len() > 1 => {
-                        let priced: Option<f64> = f.priced_by_model.values().copied().sum();
-                        match (f.cost_estimated, priced) {
-                            (true, _) => f.priced_by_model.get(m).copied().flatten().unwrap_or(0.0),
-                            (false, Some(all)) if all > 0.0 => {
-                                reasons.insert("a reported cost of several models is split in proportion to their price-table cost".into());
-                                quality = Quality::Estimated;
-                                cost * f.priced_by_model.get(m).copied().flatten().unwrap_or(0.0)
-                                    / all
-                            }
-                            _ => {
-                                reasons.insert("a reported cost of several models is split in proportion to their tokens".into());
-                                quality = Quality::Estimated;
-                                let all: f64 = f.tokens_by_model.values().map(token_total).sum();
-                                let mine = f.tokens_by_model.get(m).map_or(0.0, token_total);
-                                if all > 0.0 { cost * mine / all } else { 0.0 }
-                            }
-                        }
-                    }
-                    _ => cost,
-                };
-                (value, quality, None)
-            }
-        };
-        out.push(Share {
-            key,
-            value,
-            person,
-            quality,
-            kinds,
-        });
-    }
-    out
 }
 
 /// The starts of `q`'s buckets: from the one holding `from`, up to `to`.
@@ -514,117 +570,142 @@ fn points(
         .collect()
 }
 
-/// The answer to `q` over these sessions (those outside `[from, to)` are skipped).
-pub fn answer(q: &Query, facts: &[SessionFact]) -> Answer {
+/// The answer to `q` from what the store summed for it.
+pub fn answer(q: &Query, sums: &Sums) -> Answer {
     let starts = bucket_starts(q);
-    let slot = |ns: i64| starts.partition_point(|b| *b <= ns).checked_sub(1);
+    let slot = |day: i64| {
+        starts
+            .partition_point(|b| *b <= day.saturating_mul(DAY_NS))
+            .checked_sub(1)
+    };
+    let key_of = |k: &Option<String>| k.clone().unwrap_or_else(|| "unknown".to_string());
 
-    struct Acc<'a> {
+    struct Acc {
         total: f64,
         quality: Quality,
         kinds: Option<BTreeMap<&'static str, i64>>,
         series: Vec<f64>,
-        people: BTreeSet<&'a str>,
-        people_by_slot: Vec<BTreeSet<&'a str>>,
     }
+    let new_acc = || Acc {
+        total: 0.0,
+        quality: Quality::Exact,
+        kinds: None,
+        series: vec![0.0; starts.len()],
+    };
     let mut groups: BTreeMap<String, Acc> = BTreeMap::new();
     let mut reasons = BTreeSet::new();
     let mut total = 0.0;
     let mut quality = Quality::Exact;
-    let mut everyone: BTreeSet<&str> = BTreeSet::new();
     // Every session once, per bucket.
     let mut overall = vec![0.0; starts.len()];
-    let mut everyone_by_slot: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); starts.len()];
-    let mut nameless = 0;
-    for f in facts {
-        if f.started_ns < q.from_ns || f.started_ns >= q.to_ns {
-            continue;
+    let base = q.metric.base();
+    if let Some(people) = sums
+        .people
+        .as_ref()
+        .filter(|_| base == Metric::ActivePeople)
+    {
+        for (bucket, key, n) in &people.by_bucket_key {
+            if let Some(i) = slot(*bucket) {
+                groups.entry(key_of(key)).or_insert_with(new_acc).series[i] += *n as f64;
+            }
         }
-        let Some(i) = slot(f.started_ns) else {
-            continue;
-        };
-        let waste = matches!(
-            q.metric,
-            Metric::SessionsWithoutCommit | Metric::CostWithoutCommit
-        );
-        if waste && f.has_commit {
-            continue;
+        for (key, n) in &people.by_key {
+            groups.entry(key_of(key)).or_insert_with(new_acc).total = *n as f64;
         }
-        if q.metric == Metric::ActivePeople && f.person.is_none() {
-            nameless += 1;
-            continue;
+        for (bucket, n) in &people.by_bucket {
+            if let Some(i) = slot(*bucket) {
+                overall[i] += *n as f64;
+            }
         }
-        let shares = shares(q, f, &mut reasons);
-        // The session's whole value, once, whatever the groups it shares: its models'
-        // shares add up to it; in any other grouping each share holds all of it.
-        if q.metric.base() != Metric::ActivePeople {
-            let whole = match (q.metric.base(), q.group_by) {
-                (Metric::Sessions, _) => 1.0,
-                (_, GroupBy::Model) => shares.iter().map(|s| s.value).sum(),
-                _ => shares.first().map_or(0.0, |s| s.value),
+        total = people.total as f64;
+        if people.nameless > 0 {
+            reasons.insert(format!(
+                "{} sessions name no user and are not counted as people",
+                people.nameless
+            ));
+            quality = Quality::Partial;
+        }
+    } else {
+        for t in &sums.tallies {
+            let Some(i) = slot(t.bucket) else {
+                continue;
+            };
+            let value = t.value.unwrap_or(0.0);
+            // The sessions' whole value, once, whatever the groups they share: a
+            // session's models' shares add up to it; by team, its first team's row.
+            let whole = match (base, q.group_by) {
+                (Metric::Sessions, _) | (_, GroupBy::Team) => t.whole.unwrap_or(0.0),
+                _ => value,
             };
             total += whole;
             overall[i] += whole;
-        }
-        for sh in shares {
-            let acc = groups.entry(sh.key).or_insert_with(|| Acc {
-                total: 0.0,
-                quality: Quality::Exact,
-                kinds: None,
-                series: vec![0.0; starts.len()],
-                people: BTreeSet::new(),
-                people_by_slot: vec![BTreeSet::new(); starts.len()],
-            });
-            acc.quality = acc.quality.max(sh.quality);
-            quality = quality.max(sh.quality);
-            if let Some(k) = &sh.kinds {
-                kinds_add(acc.kinds.get_or_insert_with(BTreeMap::new), k);
+            let mut q_here = Quality::Exact;
+            if t.missing > 0 {
+                q_here = Quality::Partial;
+                if base == Metric::Cost {
+                    reasons.insert(
+                        "sessions without a cost (none reported, and no price for their models) are left out".into(),
+                    );
+                }
             }
-            match (q.metric.base(), sh.person) {
-                (Metric::ActivePeople, Some(p)) => {
-                    acc.people.insert(p);
-                    acc.people_by_slot[i].insert(p);
-                    everyone.insert(p);
-                    everyone_by_slot[i].insert(p);
+            let notes = [
+                (
+                    t.estimated,
+                    "costs not reported by the agent are estimated from the price table",
+                ),
+                (
+                    t.split_by_price,
+                    "a reported cost of several models is split in proportion to their price-table cost",
+                ),
+                (
+                    t.split_by_tokens,
+                    "a reported cost of several models is split in proportion to their tokens",
+                ),
+            ];
+            for (n, why) in notes {
+                if n > 0 {
+                    reasons.insert(why.to_string());
+                    q_here = q_here.max(Quality::Estimated);
                 }
-                _ => {
-                    acc.total += sh.value;
-                    acc.series[i] += sh.value;
-                }
+            }
+            let acc = groups.entry(key_of(&t.key)).or_insert_with(new_acc);
+            acc.quality = acc.quality.max(q_here);
+            quality = quality.max(q_here);
+            if base == Metric::Tokens {
+                kinds_add(acc.kinds.get_or_insert_with(BTreeMap::new), t);
+            }
+            acc.total += value;
+            acc.series[i] += value;
+        }
+        if let Metric::Counter(c) = base {
+            for agent in &sums.missing_agents {
+                reasons.insert(format!(
+                    "sessions of agents that do not report {} are left out: {}",
+                    c.name(),
+                    agent.as_deref().unwrap_or("unknown")
+                ));
             }
         }
     }
-    if nameless > 0 {
+    if sums.queued > 0 {
         reasons.insert(format!(
-            "{nameless} sessions name no user and are not counted as people"
+            "{} sessions changed moments ago and are being counted again",
+            sums.queued
         ));
         quality = Quality::Partial;
     }
-    if q.metric == Metric::ActivePeople {
-        total = everyone.len() as f64;
-        overall = everyone_by_slot.iter().map(|p| p.len() as f64).collect();
-    }
-    let round = |v: f64| match q.metric.base() {
+    let round = |v: f64| match base {
         Metric::Cost => dollars(v),
         _ => v,
     };
     let mut out: Vec<Group> = groups
         .into_iter()
-        .map(|(key, acc)| {
-            let (total, series) = match q.metric {
-                Metric::ActivePeople => (
-                    acc.people.len() as f64,
-                    acc.people_by_slot.iter().map(|p| p.len() as f64).collect(),
-                ),
-                _ => (acc.total, acc.series),
-            };
-            Group {
-                key,
-                total: round(total),
-                quality: acc.quality,
-                kinds: acc.kinds,
-                series: points(&starts, series, round),
-            }
+        .map(|(key, acc)| Group {
+            key,
+            total: round(acc.total),
+            quality: acc.quality,
+            kinds: acc.kinds,
+            series: points(&starts, acc.series, round),
         })
         .collect();
     out.sort_by(|a, b| b.total.total_cmp(&a.total).then_with(|| a.key.cmp(&b.key)));
@@ -714,16 +795,12 @@ fn effect(before: &[f64], after: &[f64], round: &impl Fn(f64) -> f64) -> Effect 
     }
 }
 
-/// `q`'s answer with the comparison at `at_ns`: over whole ISO weeks inside the range,
-/// those ending by `at_ns` before it and those starting from it after (a week holding
-/// the date is in neither).
-pub fn answer_comparing(q: &Query, facts: &[SessionFact], at_ns: i64) -> Answer {
-    let mut out = answer(q, facts);
-    let wq = Query {
-        bucket: Bucket::Week,
-        ..*q
-    };
-    let weekly = answer(&wq, facts);
+/// `q`'s answer `out` with the comparison at `at_ns`, from `weekly`, the same query's
+/// answer by ISO week ([`weekly`]): over whole weeks inside the range, those ending by
+/// `at_ns` before it and those starting from it after (a week holding the date is in
+/// neither).
+pub fn answer_comparing(q: &Query, mut out: Answer, weekly: &Answer, at_ns: i64) -> Answer {
+    let wq = weekly_query(q);
     let starts = bucket_starts(&wq);
     let week = 7 * DAY_NS;
     let side = |values: &[f64]| {
@@ -785,6 +862,14 @@ pub fn answer_comparing(q: &Query, facts: &[SessionFact], at_ns: i64) -> Answer 
     out
 }
 
+/// `q` by ISO week: what a comparison reads.
+pub fn weekly_query(q: &Query) -> Query {
+    Query {
+        bucket: Bucket::Week,
+        ..*q
+    }
+}
+
 fn date_time(ns: i64) -> String {
     crate::time::rfc3339(Some(ns), chrono::SecondsFormat::Secs).unwrap_or_default()
 }
@@ -794,6 +879,50 @@ mod tests {
     use super::*;
 
     const H: i64 = 3_600 * 1_000_000_000;
+
+    /// `q`'s answer over these sessions, as the API gives it: their rows stored in a
+    /// fresh SQLite database and summed there. (Waste, which reads the stored links, is
+    /// tested end to end in `tests/it/analytics.rs`.)
+    fn answer(q: &Query, facts: &[SessionFact]) -> Answer {
+        answered(q, facts, None)
+    }
+
+    fn answer_comparing(q: &Query, facts: &[SessionFact], at: i64) -> Answer {
+        answered(q, facts, Some(at))
+    }
+
+    fn answered(q: &Query, facts: &[SessionFact], at: Option<i64>) -> Answer {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let store = crate::store::open(dir.path().join("analytics.db"))
+                .await
+                .unwrap();
+            let mut conn = store.writer;
+            let (mut rows, mut models, mut done) = (Vec::new(), Vec::new(), Vec::new());
+            for (i, f) in facts.iter().enumerate() {
+                let id = i as i64 + 1;
+                let (r, m) = fact_rows(id, f);
+                rows.extend(r);
+                models.extend(m);
+                done.push(crate::store::links::QueuedSession {
+                    session_id: id,
+                    touched_ns: 0,
+                });
+            }
+            let mut tx = conn.begin_write().await.unwrap();
+            tx.replace_analytics_facts(&done, &rows, &models)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            crate::impact::analytics::answer(&store.db, q, at)
+                .await
+                .unwrap()
+        })
+    }
 
     fn at(date: &str) -> i64 {
         ns_of(NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap())
@@ -1025,24 +1154,6 @@ mod tests {
         // Monthly overall series: 12 in October, 24 in November.
         let months: Vec<f64> = a.series.iter().map(|p| p.value).collect();
         assert_eq!(months, [12.0, 24.0]);
-    }
-
-    #[test]
-    fn waste_counts_the_sessions_linked_to_no_commit() {
-        let mut f = facts();
-        f[0].has_commit = true;
-        let a = answer(&q(Metric::SessionsWithoutCommit, GroupBy::Agent), &f);
-        assert_eq!(a.total, 2.0);
-        assert_eq!(
-            totals(&a),
-            [
-                ("codex".into(), 1.0, Quality::Exact),
-                ("droid".into(), 1.0, Quality::Exact)
-            ]
-        );
-        let a = answer(&q(Metric::CostWithoutCommit, GroupBy::Org), &f);
-        assert_eq!((a.total, a.unit), (0.25, "usd"));
-        assert_eq!(a.quality, Quality::Partial, "Droid's session has no cost");
     }
 
     #[test]

@@ -26,6 +26,7 @@
 //! pick their text by [`Engine`]. Migrations for each engine are applied at start-up.
 
 pub mod alerts;
+pub mod analytics;
 pub mod backfill;
 pub mod backup;
 pub mod batch;

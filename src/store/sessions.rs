@@ -180,6 +180,22 @@ impl Db {
         self.records(rows).await
     }
 
+    /// Many sessions by row id, with their facts (unknown ids left out; any order).
+    pub async fn sessions_by_id(&self, ids: &[i64]) -> Result<Vec<SessionRecord>> {
+        let mut rows: Vec<SessionRow> = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let mut q = query_as::<SessionRow>(format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions WHERE id IN ({})",
+                placeholders(chunk.len())
+            ));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            rows.extend(q.fetch_all(&self.pool).await?);
+        }
+        self.records(rows).await
+    }
+
     /// The names of a session's stored log events, oldest first (read from its raw
     /// records, so empty once those are past `--retain-raw`).
     pub async fn session_events(&self, key: &str) -> Result<Vec<String>> {

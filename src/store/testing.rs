@@ -381,7 +381,8 @@ impl super::Conn {
     /// stores sessions with their tokens and counters (source `metrics`) in one
     /// transaction by multi-row INSERTs, bypassing the writer — no raw records, no
     /// metric points, no relink queue, so only the session tables the analytics API
-    /// reads are filled. A key already stored is an error.
+    /// reads are filled; the sessions are queued for analytics' facts (computed by
+    /// `tracelink::impact::analytics::refresh`). A key already stored is an error.
     pub async fn seed_sessions(&mut self, sessions: &[SeedSession]) -> Result<()> {
         use super::writer::values_sql;
         let mut tx = self.begin().await?;
@@ -462,6 +463,9 @@ impl super::Conn {
                 }
                 q.execute(tx.conn()).await?;
             }
+            // Counted by analytics as the writer's sessions are.
+            let seeded: Vec<i64> = ids.values().copied().collect();
+            super::analytics::queue(tx.conn(), &seeded, now).await?;
         }
         tx.commit().await
     }

@@ -252,6 +252,7 @@ async fn write_group(
     // Durably: the commits these sessions may have produced are linked again even if
     // the process stops before the publisher sees the notice.
     super::links::queue_relink(&mut tx, &touched, now_ns()).await?;
+    super::analytics::queue(&mut tx, &touched, now_ns()).await?;
     tx.commit().await?;
     Ok((out, touched))
 }

@@ -98,6 +98,13 @@ pub fn run(args: AnalyticsArgs) -> anyhow::Result<()> {
         println!("== {} ==", engine_name(*engine));
         println!("{}", engine_line(*engine));
         let data = prepare(*engine, &args)?;
+        match current_thread()?.block_on(count_facts(data.location.clone(), &identities))? {
+            Some((n, secs)) => println!(
+                "analytics facts: {n} sessions counted in {secs:.1} s ({:.0}/s)",
+                n as f64 / secs.max(1e-9)
+            ),
+            None => println!("analytics facts: up to date"),
+        }
         println!(
             "database: {} ({}), {:.1} MiB, {}",
             data.shown,
@@ -279,6 +286,34 @@ async fn generate(location: Location, sessions: usize) -> anyhow::Result<f64> {
     conn.close().await?;
     store.db.close().await;
     Ok(started.elapsed().as_secs_f64())
+}
+
+/// Computes analytics' facts as the server does (the same identities file, the default
+/// price table), so that its start finds nothing to count: `(sessions, seconds)`, or
+/// `None` when they were up to date.
+async fn count_facts(
+    location: Location,
+    identities: &Path,
+) -> anyhow::Result<Option<(usize, f64)>> {
+    let store = tracelink::store::open(location).await?;
+    let mut conn = store.writer;
+    let ctx = tracelink::impact::ReportContext {
+        prices: tracelink::pricing::PriceTable::configured(None)?,
+        links: tracelink::graph::links::LinkConfig {
+            identities: tracelink::graph::identities::Identities::load(identities)?,
+            ..Default::default()
+        },
+        incident_environment: String::new(),
+        comment_people: tracelink::report::markdown::CommentPeople::Logins,
+        comment_cost: None,
+    };
+    let started = Instant::now();
+    tracelink::impact::analytics::on_new_basis(&mut conn, &ctx).await?;
+    let n = tracelink::impact::analytics::refresh(&store.db, &mut conn, &ctx, usize::MAX).await?;
+    let secs = started.elapsed().as_secs_f64();
+    conn.close().await?;
+    store.db.close().await;
+    Ok((n > 0).then_some((n, secs)))
 }
 
 /// A deterministic stream of pseudo-random numbers (splitmix64).

@@ -1,0 +1,523 @@
+//! Organisation analytics' facts (`analytics_facts`, `analytics_model_facts`): each
+//! session reduced to what `GET /api/v1/analytics` sums, recomputed from the session
+//! whenever it changes (never incremented), and the sums over them.
+//!
+//! - The OTLP writer queues a session in `analytics_queue` in the transaction that stores
+//!   its telemetry; [`Conn::analytics_on_new_basis`] queues every session when what the
+//!   facts are computed with (identities, prices) changed.
+//! - A refresher claims queued sessions ([`Tx::claim_analytics_queue`], `SKIP LOCKED`
+//!   on PostgreSQL, so replicas take disjoint sessions), replaces their rows and takes
+//!   them off the queue unless they were touched again meanwhile.
+//! - Reads sum the rows of a time range per (bucket, key) in the database, so a 90-day
+//!   view returns a few hundred rows, not every session.
+
+use sqlx::AnyConnection;
+
+use super::links::QueuedSession;
+use super::writer::values_sql;
+use super::{Conn, Db, Result, Tx, placeholders, query, query_as, query_scalar};
+
+const DAY_NS: i64 = 86_400 * 1_000_000_000;
+
+/// The per-session quantities `analytics_facts` holds, in column order.
+pub const COUNTED_COLUMNS: [&str; 10] = [
+    "requests",
+    "errors",
+    "prompts",
+    "tool_invocations",
+    "tool_failures",
+    "tool_rejections",
+    "lines_added",
+    "lines_removed",
+    "files_modified",
+    "active_seconds",
+];
+
+/// One session as it counts for one team.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FactRow {
+    pub started_ns: i64,
+    pub session_id: i64,
+    pub team: String,
+    /// True on exactly one of a session's rows.
+    pub first_team: bool,
+    pub person: Option<String>,
+    pub agent: Option<String>,
+    pub repo: Option<String>,
+    pub org: Option<String>,
+    /// Input, output, cache read, cache creation, reasoning.
+    pub tokens: [i64; 5],
+    pub cost: Option<f64>,
+    pub cost_estimated: bool,
+    /// [`COUNTED_COLUMNS`]' values (`None`: not reported).
+    pub counted: [Option<f64>; 10],
+}
+
+/// How a model's share of a session's cost was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CostHow {
+    /// The session's own figure, all of it this model's.
+    Exact = 0,
+    /// Estimated from the price table.
+    Estimated = 1,
+    /// A reported cost of several models split in proportion to their price-table cost.
+    SplitByPrice = 2,
+    /// Split in proportion to their tokens (no price for them).
+    SplitByTokens = 3,
+}
+
+/// One session as it counts for one model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelFactRow {
+    pub started_ns: i64,
+    pub session_id: i64,
+    /// `None`: the session names no model.
+    pub model: Option<String>,
+    pub first_model: bool,
+    pub person: Option<String>,
+    pub tokens: [i64; 5],
+    pub cost: Option<f64>,
+    pub cost_how: CostHow,
+}
+
+/// What the rows are summed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactKey {
+    Org,
+    Team,
+    Repo,
+    Agent,
+    Person,
+    Model,
+}
+
+/// What is summed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactValue {
+    Sessions,
+    /// Input plus output.
+    Tokens,
+    Cost,
+    /// One of [`COUNTED_COLUMNS`], by index.
+    Counted(usize),
+}
+
+/// The buckets rows fall in, by UTC day number (days since 1970-01-01).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FactBuckets {
+    Day,
+    /// ISO weeks (from Monday).
+    Week,
+    /// Buckets starting at these days, ascending (the first holds every earlier day).
+    Starting(Vec<i64>),
+}
+
+impl FactBuckets {
+    /// The SQL giving a row's bucket as its first day.
+    fn sql(&self) -> String {
+        match self {
+            FactBuckets::Day => "day".into(),
+            // Day 0 (1970-01-01) was a Thursday, three days after a Monday.
+            FactBuckets::Week => "(day - (day + 3) % 7)".into(),
+            FactBuckets::Starting(starts) => {
+                let mut s = String::from("CAST(CASE");
+                for w in starts.windows(2) {
+                    s.push_str(&format!(" WHEN day < {} THEN {}", w[1], w[0]));
+                }
+                s.push_str(&format!(
+                    " ELSE {} END AS BIGINT)",
+                    starts.last().copied().unwrap_or(0)
+                ));
+                s
+            }
+        }
+    }
+}
+
+/// Which rows to sum, and how.
+#[derive(Debug, Clone)]
+pub struct FactQuery {
+    pub key: FactKey,
+    pub value: FactValue,
+    pub buckets: FactBuckets,
+    /// `[from_ns, to_ns)` of the sessions' starts.
+    pub from_ns: i64,
+    pub to_ns: i64,
+    /// Only sessions linked to no commit.
+    pub without_commit: bool,
+}
+
+impl FactQuery {
+    fn table(&self) -> &'static str {
+        match self.key {
+            FactKey::Model => "analytics_model_facts",
+            _ => "analytics_facts",
+        }
+    }
+
+    fn key_sql(&self) -> &'static str {
+        match self.key {
+            FactKey::Org => "org",
+            FactKey::Team => "team",
+            FactKey::Repo => "repo",
+            FactKey::Agent => "agent",
+            FactKey::Person => "person",
+            FactKey::Model => "CASE WHEN model = '' THEN NULL ELSE model END",
+        }
+    }
+
+    /// The flag marking the row through which a session counts once.
+    fn first(&self) -> &'static str {
+        match self.key {
+            FactKey::Model => "first_model",
+            _ => "first_team",
+        }
+    }
+
+    fn value_sql(&self) -> &'static str {
+        match self.value {
+            FactValue::Sessions => "CAST(1 AS DOUBLE PRECISION)",
+            FactValue::Tokens => "CAST(input + output AS DOUBLE PRECISION)",
+            FactValue::Cost => "cost",
+            FactValue::Counted(i) => COUNTED_COLUMNS.get(i).copied().unwrap_or("NULL"),
+        }
+    }
+
+    /// The WHERE clause (two parameters: from, to).
+    fn filter(&self) -> String {
+        let mut s = String::from("f.started_ns >= ? AND f.started_ns < ?");
+        // Every grouping but team's and model's reads one row per session.
+        if !matches!(self.key, FactKey::Team | FactKey::Model) {
+            s.push_str(" AND f.first_team = 1");
+        }
+        if self.without_commit {
+            s.push_str(
+                " AND NOT EXISTS (SELECT 1 FROM sessions s JOIN links l \
+                 ON l.from_kind = 'session' AND l.relation = 'authored' AND l.from_key = s.session_key \
+                 WHERE s.id = f.session_id)",
+            );
+        }
+        s
+    }
+}
+
+/// The sums of one (bucket, key).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Tally {
+    /// The bucket's first day (UTC day number).
+    pub bucket: i64,
+    /// `None`: the sessions do not name it.
+    #[sqlx(rename = "group_key")]
+    pub key: Option<String>,
+    /// Rows summed.
+    pub rows_summed: i64,
+    /// The value summed (`None`: no row had one).
+    pub value: Option<f64>,
+    /// The value of the rows through which a session counts once.
+    pub whole: Option<f64>,
+    /// Rows without the value (a counter not reported, no cost).
+    pub missing: i64,
+    /// Rows whose cost is estimated from the price table.
+    pub estimated: i64,
+    pub split_by_price: i64,
+    pub split_by_tokens: i64,
+    pub input: i64,
+    pub output: i64,
+    pub cache_read: i64,
+    pub cache_creation: i64,
+    pub reasoning: i64,
+}
+
+/// Distinct people, for `active-people`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PeopleTally {
+    /// Per (bucket, key).
+    pub by_bucket_key: Vec<(i64, Option<String>, i64)>,
+    /// Per key over the range.
+    pub by_key: Vec<(Option<String>, i64)>,
+    /// Per bucket over every key.
+    pub by_bucket: Vec<(i64, i64)>,
+    /// Over everything.
+    pub total: i64,
+    /// Sessions naming no person.
+    pub nameless: i64,
+}
+
+impl Conn {
+    /// When the stored facts were computed from another `fingerprint` (identities,
+    /// prices, rules), queues every session to be computed again and records it, in one
+    /// transaction. `None` when nothing changed, else how many sessions were queued.
+    pub async fn analytics_on_new_basis(
+        &mut self,
+        fingerprint: &str,
+        now_ns: i64,
+    ) -> Result<Option<u64>> {
+        let mut tx = self.begin_write().await?;
+        let was: Option<String> =
+            query_scalar("SELECT fingerprint FROM analytics_basis WHERE id = 1")
+                .fetch_optional(tx.conn())
+                .await?;
+        if was.as_deref() == Some(fingerprint) {
+            return Ok(None);
+        }
+        let queued = query(
+            "INSERT INTO analytics_queue (session_id, touched_ns) SELECT id, ? FROM sessions WHERE true \
+             ON CONFLICT (session_id) DO UPDATE SET touched_ns = excluded.touched_ns",
+        )
+        .bind(now_ns)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        query(
+            "INSERT INTO analytics_basis (id, fingerprint) VALUES (1, ?) \
+             ON CONFLICT (id) DO UPDATE SET fingerprint = excluded.fingerprint",
+        )
+        .bind(fingerprint)
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await?;
+        Ok(Some(queued))
+    }
+}
+
+impl Tx<'_> {
+    /// The oldest queued sessions, at most `limit`, locked until this transaction ends
+    /// (other replicas skip them).
+    pub async fn claim_analytics_queue(&mut self, limit: i64) -> Result<Vec<QueuedSession>> {
+        let sql = format!(
+            "SELECT session_id, touched_ns FROM analytics_queue \
+             ORDER BY touched_ns, session_id LIMIT ?{}",
+            self.engine().skip_locked()
+        );
+        query_as(sql).bind(limit).fetch_all(self.conn()).await
+    }
+
+    /// Replaces these sessions' facts with `rows` and `models` (a session with no rows
+    /// has none: it is gone, or started at no known time) and takes them off the queue
+    /// unless they were touched again since they were read.
+    pub async fn replace_analytics_facts(
+        &mut self,
+        done: &[QueuedSession],
+        rows: &[FactRow],
+        models: &[ModelFactRow],
+    ) -> Result<()> {
+        for chunk in done.chunks(500) {
+            for table in ["analytics_facts", "analytics_model_facts"] {
+                let mut q = query(format!(
+                    "DELETE FROM {table} WHERE session_id IN ({})",
+                    placeholders(chunk.len())
+                ));
+                for d in chunk {
+                    q = q.bind(d.session_id);
+                }
+                q.execute(self.conn()).await?;
+            }
+        }
+        for chunk in rows.chunks(2_000 / 26) {
+            let mut q = query(values_sql(
+                "INSERT INTO analytics_facts (started_ns, session_id, team, first_team, day, \
+                 person, agent, repo, org, input, output, cache_read, cache_creation, reasoning, \
+                 cost, cost_estimated, requests, errors, prompts, tool_invocations, tool_failures, \
+                 tool_rejections, lines_added, lines_removed, files_modified, active_seconds) VALUES ",
+                26,
+                chunk.len(),
+            ));
+            for r in chunk {
+                q = q
+                    .bind(r.started_ns)
+                    .bind(r.session_id)
+                    .bind(r.team.as_str())
+                    .bind(i64::from(r.first_team))
+                    .bind(r.started_ns.div_euclid(DAY_NS))
+                    .bind(r.person.as_deref())
+                    .bind(r.agent.as_deref())
+                    .bind(r.repo.as_deref())
+                    .bind(r.org.as_deref());
+                for t in r.tokens {
+                    q = q.bind(t);
+                }
+                q = q.bind(r.cost).bind(i64::from(r.cost_estimated));
+                for c in r.counted {
+                    q = q.bind(c);
+                }
+            }
+            q.execute(self.conn()).await?;
+        }
+        for chunk in models.chunks(2_000 / 13) {
+            let mut q = query(values_sql(
+                "INSERT INTO analytics_model_facts (started_ns, session_id, model, first_model, \
+                 day, person, input, output, cache_read, cache_creation, reasoning, cost, cost_how) \
+                 VALUES ",
+                13,
+                chunk.len(),
+            ));
+            for r in chunk {
+                q = q
+                    .bind(r.started_ns)
+                    .bind(r.session_id)
+                    .bind(r.model.as_deref().unwrap_or(""))
+                    .bind(i64::from(r.first_model))
+                    .bind(r.started_ns.div_euclid(DAY_NS))
+                    .bind(r.person.as_deref());
+                for t in r.tokens {
+                    q = q.bind(t);
+                }
+                q = q.bind(r.cost).bind(r.cost_how as i64);
+            }
+            q.execute(self.conn()).await?;
+        }
+        for d in done {
+            query("DELETE FROM analytics_queue WHERE session_id = ? AND touched_ns <= ?")
+                .bind(d.session_id)
+                .bind(d.touched_ns)
+                .execute(self.conn())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Queues these sessions' facts to be computed again; the OTLP writer calls it in the
+/// transaction that stores their telemetry.
+pub(super) async fn queue(
+    conn: &mut AnyConnection,
+    session_ids: &[i64],
+    now_ns: i64,
+) -> Result<()> {
+    for chunk in session_ids.chunks(400) {
+        let mut q = query(format!(
+            "INSERT INTO analytics_queue (session_id, touched_ns) VALUES {} \
+             ON CONFLICT (session_id) DO UPDATE SET touched_ns = excluded.touched_ns",
+            vec!["(?, ?)"; chunk.len()].join(", ")
+        ));
+        for id in chunk {
+            q = q.bind(id).bind(now_ns);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+impl Db {
+    /// Sessions waiting for their facts to be computed.
+    pub async fn analytics_queued(&self) -> Result<i64> {
+        query_scalar("SELECT count(*) FROM analytics_queue")
+            .fetch_one(&self.pool)
+            .await
+    }
+
+    /// The sums of `q`'s rows per (bucket, key).
+    pub async fn analytics_tallies(&self, q: &FactQuery) -> Result<Vec<Tally>> {
+        let v = q.value_sql();
+        let first = q.first();
+        let cost_kind = |how: &str| {
+            match (q.value, q.key) {
+            (FactValue::Cost, FactKey::Model) => {
+                format!("CAST(sum(CASE WHEN cost IS NOT NULL AND cost_how = {how} THEN 1 ELSE 0 END) AS BIGINT)")
+            }
+            (FactValue::Cost, _) if how == "1" => {
+                "CAST(sum(CASE WHEN cost IS NOT NULL AND cost_estimated = 1 THEN 1 ELSE 0 END) AS BIGINT)".into()
+            }
+            _ => "CAST(0 AS BIGINT)".into(),
+        }
+        };
+        let sql = format!(
+            "SELECT {bucket} AS bucket, {key} AS group_key, count(*) AS rows_summed, \
+             sum({v}) AS value, sum(CASE WHEN {first} = 1 THEN {v} END) AS whole, \
+             CAST(sum(CASE WHEN {v} IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS missing, \
+             {est} AS estimated, {price} AS split_by_price, {tokens} AS split_by_tokens, \
+             CAST(sum(input) AS BIGINT) AS input, CAST(sum(output) AS BIGINT) AS output, \
+             CAST(sum(cache_read) AS BIGINT) AS cache_read, \
+             CAST(sum(cache_creation) AS BIGINT) AS cache_creation, \
+             CAST(sum(reasoning) AS BIGINT) AS reasoning \
+             FROM {table} f WHERE {filter} GROUP BY 1, 2",
+            bucket = q.buckets.sql(),
+            key = q.key_sql(),
+            est = cost_kind("1"),
+            price = cost_kind("2"),
+            tokens = cost_kind("3"),
+            table = q.table(),
+            filter = q.filter(),
+        );
+        query_as(sql)
+            .bind(q.from_ns)
+            .bind(q.to_ns)
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    /// Distinct people of `q`'s rows (its value is not read).
+    pub async fn analytics_people(&self, q: &FactQuery) -> Result<PeopleTally> {
+        let (bucket, key, table, filter) = (q.buckets.sql(), q.key_sql(), q.table(), q.filter());
+        let named = format!("FROM {table} f WHERE {filter} AND f.person IS NOT NULL");
+        let by_bucket_key: Vec<(i64, Option<String>, i64)> = query_as(format!(
+            "SELECT {bucket}, {key}, count(DISTINCT person) {named} GROUP BY 1, 2"
+        ))
+        .bind(q.from_ns)
+        .bind(q.to_ns)
+        .fetch_all(&self.pool)
+        .await?;
+        let by_key: Vec<(Option<String>, i64)> = query_as(format!(
+            "SELECT {key}, count(DISTINCT person) {named} GROUP BY 1"
+        ))
+        .bind(q.from_ns)
+        .bind(q.to_ns)
+        .fetch_all(&self.pool)
+        .await?;
+        let by_bucket: Vec<(i64, i64)> = query_as(format!(
+            "SELECT {bucket}, count(DISTINCT person) {named} GROUP BY 1"
+        ))
+        .bind(q.from_ns)
+        .bind(q.to_ns)
+        .fetch_all(&self.pool)
+        .await?;
+        let (total, nameless): (i64, i64) = query_as(format!(
+            "SELECT count(DISTINCT person), \
+             CAST(coalesce(sum(CASE WHEN person IS NULL AND {first} = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) \
+             FROM {table} f WHERE {filter}",
+            first = q.first(),
+        ))
+        .bind(q.from_ns)
+        .bind(q.to_ns)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(PeopleTally {
+            by_bucket_key,
+            by_key,
+            by_bucket,
+            total,
+            nameless,
+        })
+    }
+
+    /// The agents of `q`'s sessions that lack its value (`None`: unnamed), sorted.
+    pub async fn analytics_missing_agents(&self, q: &FactQuery) -> Result<Vec<Option<String>>> {
+        let q = FactQuery {
+            key: FactKey::Agent,
+            ..q.clone()
+        };
+        query_scalar(format!(
+            "SELECT DISTINCT agent FROM analytics_facts f WHERE {} AND {} IS NULL ORDER BY 1",
+            q.filter(),
+            q.value_sql()
+        ))
+        .bind(q.from_ns)
+        .bind(q.to_ns)
+        .fetch_all(&self.pool)
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn month_buckets_are_a_case_over_their_first_days() {
+        assert_eq!(
+            FactBuckets::Starting(vec![10, 41, 69]).sql(),
+            "CAST(CASE WHEN day < 41 THEN 10 WHEN day < 69 THEN 41 ELSE 69 END AS BIGINT)"
+        );
+        assert_eq!(FactBuckets::Week.sql(), "(day - (day + 3) % 7)");
+    }
+}
