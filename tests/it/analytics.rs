@@ -468,3 +468,83 @@ async fn alerts_are_posted_to_the_webhook_once() {
         server.shutdown().await.unwrap();
     }
 }
+
+/// What analytics counts of a session is computed again from the session each time its
+/// telemetry changes, never added to: telemetry sent again changes nothing, a session's
+/// later telemetry replaces its figures, and a changed identities file counts every
+/// session again at the next start.
+#[tokio::test]
+async fn figures_are_recomputed_from_sessions_never_added_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let identities = dir.path().join("identities.toml");
+    let file = |team: &str| {
+        format!(
+            "[[person]]\nlogin = \"dev\"\nemails = [\"dev@acme.example\"]\nteams = [\"{team}\"]\n\n\
+             [[team]]\nname = \"platform\"\nrepos = [\"acme/widgets\"]\n"
+        )
+    };
+    std::fs::write(&identities, file("payments")).unwrap();
+    let mut app = TestApp::spawn_with(|a| a.identities = Some(identities.clone())).await;
+    // Claude Code's metrics alone: its reported cost.
+    super::reports::send_otlp(&app, "claude-code-metrics.json").await;
+    assert_eq!(
+        cost_by(&app, "agent").await,
+        (
+            json!(0.365276),
+            vec![g("claude-code", json!(0.365276), "exact")]
+        )
+    );
+    // Then everything (Claude Code's metrics a second time), twice: the same figures as
+    // everything sent once.
+    let all = (
+        json!(0.5950397),
+        vec![
+            g("claude-code", json!(0.365276), "exact"),
+            g("gemini-cli", json!(0.1461892), "estimated"),
+            g("codex", json!(0.0835745), "estimated"),
+            g("droid", json!(0), "partial"),
+        ],
+    );
+    for _ in 0..2 {
+        for f in FILES {
+            super::reports::send_otlp(&app, f).await;
+        }
+        assert_eq!(cost_by(&app, "agent").await, all);
+    }
+    let (status, tokens) = app
+        .get_json(&format!("/api/v1/analytics/tokens?{WEEK}"))
+        .await;
+    assert_eq!((status, tokens["total"].clone()), (200, json!(728_260)));
+    assert_eq!(
+        cost_by(&app, "team").await.1,
+        [
+            g("payments", json!(0.5950397), "estimated"),
+            g("platform", json!(0), "partial")
+        ]
+    );
+
+    // dev moves to team checkout: the next start counts every session again.
+    std::fs::write(&identities, file("checkout")).unwrap();
+    app.restart_with(|a| a.identities = Some(identities.clone()))
+        .await;
+    assert_eq!(
+        cost_by(&app, "team").await,
+        (
+            json!(0.5950397),
+            vec![
+                g("checkout", json!(0.5950397), "estimated"),
+                g("platform", json!(0), "partial")
+            ]
+        )
+    );
+    app.stop().await;
+}
+
+/// The cost's total and groups (`group_by=group`) in the week of the fixtures.
+async fn cost_by(app: &TestApp, group: &str) -> (Value, Vec<(String, Value, String)>) {
+    let (status, a) = app
+        .get_json(&format!("/api/v1/analytics/cost?group_by={group}&{WEEK}"))
+        .await;
+    assert_eq!(status, 200, "{a}");
+    (a["total"].clone(), groups(&a))
+}
