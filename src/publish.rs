@@ -353,6 +353,9 @@ async fn publish_one(
         );
     }
     let Built { report } = built;
+    // What organisation analytics counts of it, whatever becomes of the comment.
+    conn.put_pull_fact(&crate::impact::analytics::pull_fact(&report), now_ns())
+        .await?;
     let view = publisher.ctx.comment_view(readers, repo).await;
     let body = render_for(&report, view);
     let digest = crate::ids::encode_hex(&Sha256::digest(body.as_bytes()));

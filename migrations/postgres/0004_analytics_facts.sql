@@ -73,3 +73,31 @@ CREATE TABLE analytics_basis (
     id          BIGINT PRIMARY KEY,
     fingerprint TEXT COLLATE "C" NOT NULL
 );
+
+-- One row per pull request: what analytics' impact metrics read, written each time its
+-- report is built (so it follows everything that changes the report). Teams are
+-- resolved from author and repository when read.
+CREATE TABLE pull_facts (
+    repo              TEXT COLLATE "C" NOT NULL,
+    number            BIGINT NOT NULL,
+    author            TEXT COLLATE "C",
+    state             TEXT COLLATE "C" NOT NULL,
+    merged_ns         BIGINT,
+    -- The earliest author time of its commits.
+    first_commit_ns   BIGINT,
+    -- A commit of it is agent-assisted (a linked session or an agent trailer).
+    assisted          BIGINT NOT NULL,
+    -- The agents of its sessions and trailers, one per line.
+    agents            TEXT COLLATE "C" NOT NULL,
+    cost              DOUBLE PRECISION,
+    cost_estimated    BIGINT NOT NULL,
+    tokens            BIGINT,
+    lines_added       BIGINT,
+    agent_lines_added BIGINT,
+    ci_first_run_pass DOUBLE PRECISION,
+    incidents         BIGINT NOT NULL,
+    deployments       BIGINT NOT NULL,
+    built_ns          BIGINT NOT NULL,
+    PRIMARY KEY (repo, number)
+);
+CREATE INDEX pull_facts_merged ON pull_facts (merged_ns);

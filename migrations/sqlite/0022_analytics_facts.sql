@@ -73,3 +73,31 @@ CREATE TABLE analytics_basis (
     id          INTEGER PRIMARY KEY,
     fingerprint TEXT    NOT NULL
 );
+
+-- One row per pull request: what analytics' impact metrics read, written each time its
+-- report is built (so it follows everything that changes the report). Teams are
+-- resolved from author and repository when read.
+CREATE TABLE pull_facts (
+    repo              TEXT    NOT NULL,
+    number            INTEGER NOT NULL,
+    author            TEXT,
+    state             TEXT    NOT NULL,
+    merged_ns         INTEGER,
+    -- The earliest author time of its commits.
+    first_commit_ns   INTEGER,
+    -- A commit of it is agent-assisted (a linked session or an agent trailer).
+    assisted          INTEGER NOT NULL,
+    -- The agents of its sessions and trailers, one per line.
+    agents            TEXT    NOT NULL,
+    cost              REAL,
+    cost_estimated    INTEGER NOT NULL,
+    tokens            INTEGER,
+    lines_added       INTEGER,
+    agent_lines_added INTEGER,
+    ci_first_run_pass REAL,
+    incidents         INTEGER NOT NULL,
+    deployments       INTEGER NOT NULL,
+    built_ns          INTEGER NOT NULL,
+    PRIMARY KEY (repo, number)
+) WITHOUT ROWID;
+CREATE INDEX pull_facts_merged ON pull_facts (merged_ns);

@@ -99,6 +99,12 @@ pub async fn analytics(
         Some(g) => GroupBy::parse(g)
             .ok_or_else(|| bad(format!("group_by={g:?}: one of {}", GroupBy::NAMES)))?,
     };
+    if let (Metric::Pulls(_), GroupBy::Model) = (metric, group_by) {
+        return Err(bad(format!(
+            "{} is counted per pull request, not per model: group by org, team, repo, agent or person",
+            metric.name()
+        )));
+    }
     if group_by == GroupBy::Model && !metric.by_model() {
         return Err(bad(format!(
             "{} is counted per session, not per model: group by org, team, repo, agent or person",
@@ -146,7 +152,6 @@ pub async fn analytics(
         }
         None => None,
     };
-    state.analytics.before_answering().await?;
     let q = analytics::Query {
         metric,
         group_by,
@@ -154,6 +159,20 @@ pub async fn analytics(
         from_ns,
         to_ns,
     };
-    let answer = crate::impact::analytics::answer(&state.db, &q, compare).await?;
+    let answer = match metric {
+        Metric::Pulls(m) => {
+            if compare.is_some() {
+                return Err(bad(format!(
+                    "compare= is not available for {}: it compares sums of weeks",
+                    metric.name()
+                )));
+            }
+            crate::impact::analytics::answer_pulls(&state.db, &state.reports, &q, m).await?
+        }
+        _ => {
+            state.analytics.before_answering().await?;
+            crate::impact::analytics::answer(&state.db, &q, compare).await?
+        }
+    };
     Ok(Json(answer).into_response())
 }

@@ -357,3 +357,66 @@ impl Refresher {
         })
     }
 }
+
+/// A pull request's facts for analytics, from its report as just built.
+pub fn pull_fact(r: &crate::metrics::model::PrReport) -> store::analytics::PullFact {
+    let at = |s: &Option<String>| s.as_deref().and_then(crate::time::parse_rfc3339);
+    let mut agents: std::collections::BTreeSet<&str> =
+        r.totals.agents.iter().map(String::as_str).collect();
+    for c in &r.commits {
+        agents.extend(c.agents.iter().map(String::as_str));
+        agents.extend(c.session_agents.iter().map(String::as_str));
+    }
+    store::analytics::PullFact {
+        repo: r.repository.clone(),
+        number: r.number,
+        author: r.author.clone(),
+        state: r.state.clone(),
+        merged_ns: at(&r.timing.merged_at),
+        first_commit_ns: r.commits.iter().filter_map(|c| at(&c.authored_at)).min(),
+        assisted: i64::from(r.totals.agent_commits > 0),
+        agents: agents.into_iter().collect::<Vec<_>>().join("\n"),
+        cost: r.totals.cost_usd,
+        cost_estimated: i64::from(r.totals.cost_estimated),
+        tokens: r.totals.tokens.as_ref().map(|t| t.input + t.output),
+        lines_added: r.lines.as_ref().map(|l| l.added as i64),
+        agent_lines_added: r.lines.as_ref().map(|l| l.agent_added as i64),
+        ci_first_run_pass: r.ci.first_run_pass_rate,
+        incidents: r.incidents.len() as i64,
+        deployments: r.deployments.len() as i64,
+    }
+}
+
+/// The answer to a pull request metric `m` over those merged in `q`'s range.
+pub async fn answer_pulls(
+    db: &Db,
+    ctx: &ReportContext,
+    q: &analytics::Query,
+    m: analytics::PullMetric,
+) -> store::Result<analytics::Answer> {
+    use crate::metrics::impact_analytics::{Pull, answer};
+    let identities = &ctx.links.identities;
+    let pulls: Vec<Pull> = db
+        .pull_facts_merged_between(q.from_ns, q.to_ns)
+        .await?
+        .into_iter()
+        .map(|fact| {
+            let mut teams: Vec<String> = fact
+                .author
+                .as_deref()
+                .map(|l| identities.teams_of(l).to_vec())
+                .unwrap_or_default();
+            if teams.is_empty()
+                && let Some(t) = identities.repo_team(&fact.repo)
+            {
+                teams.push(t.to_string());
+            }
+            if teams.is_empty() {
+                teams.push(crate::graph::identities::UNASSIGNED.to_string());
+            }
+            Pull { fact, teams }
+        })
+        .collect();
+    let uncounted = db.pulls_merged_without_facts(q.from_ns, q.to_ns).await?;
+    Ok(answer(q, m, &pulls, uncounted))
+}

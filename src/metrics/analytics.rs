@@ -136,6 +136,59 @@ pub enum Metric {
     SessionsWithoutCommit,
     /// The cost of the sessions linked to no commit.
     CostWithoutCommit,
+    /// A figure of the pull requests merged ([`super::impact_analytics`]).
+    Pulls(PullMetric),
+}
+
+/// What is measured of merged pull requests, each split by agent involvement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullMetric {
+    /// Pull requests merged.
+    MergedPrs,
+    /// Median hours from the first commit's author time to the merge.
+    CycleTime,
+    /// The mean, over merged pull requests with CI, of the share of their head's CI
+    /// runs whose first attempt passed.
+    CiFirstRunPass,
+    /// Of merged pull requests some deployment shipped, the share whose deployment
+    /// caused an incident.
+    ChangeFailureRate,
+    /// The cost of agent-assisted merged pull requests (their commits' share of their
+    /// sessions' cost), per pull request.
+    CostPerMergedPr,
+    /// The same cost per added line agents wrote that was merged.
+    CostPerMergedLine,
+}
+
+impl PullMetric {
+    pub const ALL: [PullMetric; 6] = [
+        PullMetric::MergedPrs,
+        PullMetric::CycleTime,
+        PullMetric::CiFirstRunPass,
+        PullMetric::ChangeFailureRate,
+        PullMetric::CostPerMergedPr,
+        PullMetric::CostPerMergedLine,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PullMetric::MergedPrs => "merged-prs",
+            PullMetric::CycleTime => "pr-cycle-time",
+            PullMetric::CiFirstRunPass => "ci-first-run-pass-rate",
+            PullMetric::ChangeFailureRate => "change-failure-rate",
+            PullMetric::CostPerMergedPr => "cost-per-merged-pr",
+            PullMetric::CostPerMergedLine => "cost-per-merged-line",
+        }
+    }
+
+    pub fn unit(self) -> &'static str {
+        match self {
+            PullMetric::MergedPrs => "pull requests",
+            PullMetric::CycleTime => "hours",
+            PullMetric::CiFirstRunPass | PullMetric::ChangeFailureRate => "share",
+            PullMetric::CostPerMergedPr | PullMetric::CostPerMergedLine => "usd",
+        }
+    }
 }
 
 /// The per-session quantities the counter metrics sum: `(metric name, unit)`.
@@ -200,7 +253,9 @@ impl Counted {
 impl Metric {
     pub const NAMES: &'static str = "sessions, active-people, tokens, cost, requests, errors, \
         prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, \
-        files-modified, active-time, sessions-without-commit, cost-without-commit";
+        files-modified, active-time, sessions-without-commit, cost-without-commit, merged-prs, \
+        pr-cycle-time, ci-first-run-pass-rate, change-failure-rate, cost-per-merged-pr, \
+        cost-per-merged-line";
 
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
@@ -210,7 +265,10 @@ impl Metric {
             "cost" => Self::Cost,
             "sessions-without-commit" => Self::SessionsWithoutCommit,
             "cost-without-commit" => Self::CostWithoutCommit,
-            _ => Self::Counter(Counted::ALL.into_iter().find(|c| c.name() == s)?),
+            _ => match PullMetric::ALL.into_iter().find(|p| p.name() == s) {
+                Some(p) => Self::Pulls(p),
+                None => Self::Counter(Counted::ALL.into_iter().find(|c| c.name() == s)?),
+            },
         })
     }
 
@@ -221,6 +279,7 @@ impl Metric {
             Metric::Tokens => "tokens",
             Metric::Cost => "cost",
             Metric::Counter(c) => c.name(),
+            Metric::Pulls(p) => p.name(),
             Metric::SessionsWithoutCommit => "sessions-without-commit",
             Metric::CostWithoutCommit => "cost-without-commit",
         }
@@ -236,13 +295,14 @@ impl Metric {
         }
     }
 
-    fn unit(self) -> &'static str {
+    pub(super) fn unit(self) -> &'static str {
         match self {
             Metric::Sessions => "sessions",
             Metric::ActivePeople => "people",
             Metric::Tokens => "tokens",
             Metric::Cost | Metric::CostWithoutCommit => "usd",
             Metric::Counter(c) => c.unit(),
+            Metric::Pulls(p) => p.unit(),
             Metric::SessionsWithoutCommit => "sessions",
         }
     }
@@ -250,7 +310,7 @@ impl Metric {
     /// Whether a session's value can be told apart by model: tokens and cost can; the
     /// counters are the session's, not a model's.
     pub fn by_model(self) -> bool {
-        !matches!(self, Metric::Counter(_))
+        !matches!(self, Metric::Counter(_) | Metric::Pulls(_))
     }
 }
 
@@ -299,9 +359,12 @@ pub struct Query {
     pub to_ns: i64,
 }
 
-/// A number as JSON: an integer when it is one.
-fn number<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+/// A number as JSON: an integer when it is one; `null` for NaN (no figure: a median
+/// of nothing).
+pub(super) fn number<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_nan() {
+        s.serialize_none()
+    } else if v.fract() == 0.0 && v.abs() < 9.0e15 {
         s.serialize_i64(*v as i64)
     } else {
         s.serialize_f64(*v)
@@ -325,7 +388,22 @@ pub struct Group {
     /// Tokens by kind (the `tokens` metric only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kinds: Option<BTreeMap<&'static str, i64>>,
+    /// Agent-assisted pull requests apart from the others (pull request metrics only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split: Option<Split>,
     pub series: Vec<Point>,
+}
+
+/// A pull request figure of the agent-assisted ones and of the others (`null`: none to
+/// measure).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Split {
+    #[serde(serialize_with = "number")]
+    pub agent_assisted: f64,
+    #[serde(serialize_with = "number")]
+    pub not_agent_assisted: f64,
+    pub agent_assisted_prs: usize,
+    pub not_agent_assisted_prs: usize,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -344,6 +422,9 @@ pub struct Answer {
     pub reasons: Vec<String>,
     /// Every session once, per bucket.
     pub series: Vec<Point>,
+    /// Agent-assisted pull requests apart from the others (pull request metrics only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split: Option<Split>,
     /// Largest total first, then by key.
     pub groups: Vec<Group>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -540,12 +621,12 @@ fn token_total(t: &TokenView) -> f64 {
 }
 
 /// Rounds a dollar figure's floating-point noise below a micro-dollar away.
-fn dollars(v: f64) -> f64 {
+pub(super) fn dollars(v: f64) -> f64 {
     (v * 1e9).round() / 1e9
 }
 
 /// The starts of `q`'s buckets: from the one holding `from`, up to `to`.
-fn bucket_starts(q: &Query) -> Vec<i64> {
+pub(super) fn bucket_starts(q: &Query) -> Vec<i64> {
     let mut starts = Vec::new();
     let mut s = q.bucket.start(q.from_ns);
     while s < q.to_ns && starts.len() < 10_000 {
@@ -555,7 +636,7 @@ fn bucket_starts(q: &Query) -> Vec<i64> {
     starts
 }
 
-fn points(
+pub(super) fn points(
     starts: &[i64],
     values: impl IntoIterator<Item = f64>,
     round: impl Fn(f64) -> f64,
@@ -705,6 +786,7 @@ pub fn answer(q: &Query, sums: &Sums) -> Answer {
             total: round(acc.total),
             quality: acc.quality,
             kinds: acc.kinds,
+            split: None,
             series: points(&starts, acc.series, round),
         })
         .collect();
@@ -720,6 +802,7 @@ pub fn answer(q: &Query, sums: &Sums) -> Answer {
         quality,
         reasons: reasons.into_iter().collect(),
         series: points(&starts, overall, round),
+        split: None,
         groups: out,
         compare: None,
     }
@@ -870,7 +953,7 @@ pub fn weekly_query(q: &Query) -> Query {
     }
 }
 
-fn date_time(ns: i64) -> String {
+pub(super) fn date_time(ns: i64) -> String {
     crate::time::rfc3339(Some(ns), chrono::SecondsFormat::Secs).unwrap_or_default()
 }
 

@@ -10,6 +10,7 @@ pub mod coverage;
 pub mod diff;
 pub mod dora;
 pub mod export;
+pub mod impact_analytics;
 pub mod line_records;
 pub mod model;
 pub mod pull;

@@ -521,3 +521,105 @@ mod tests {
         assert_eq!(FactBuckets::Week.sql(), "(day - (day + 3) % 7)");
     }
 }
+
+/// A pull request as analytics' impact metrics count it (`pull_facts`).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct PullFact {
+    pub repo: String,
+    pub number: i64,
+    /// The author's login.
+    pub author: Option<String>,
+    pub state: String,
+    pub merged_ns: Option<i64>,
+    /// The earliest author time of its commits.
+    pub first_commit_ns: Option<i64>,
+    /// 1: a commit of it is agent-assisted.
+    pub assisted: i64,
+    /// The agents of its sessions and trailers, one per line.
+    pub agents: String,
+    pub cost: Option<f64>,
+    pub cost_estimated: i64,
+    pub tokens: Option<i64>,
+    pub lines_added: Option<i64>,
+    pub agent_lines_added: Option<i64>,
+    /// First attempts of its head's CI runs that passed, as a share.
+    pub ci_first_run_pass: Option<f64>,
+    /// Incidents its deployments caused.
+    pub incidents: i64,
+    pub deployments: i64,
+}
+
+const PULL_FACT_COLUMNS: &str = "repo, number, author, state, merged_ns, first_commit_ns, \
+     assisted, agents, cost, cost_estimated, tokens, lines_added, agent_lines_added, \
+     ci_first_run_pass, incidents, deployments";
+
+impl Conn {
+    /// Stores a pull request's facts as its report was just built (replacing any).
+    pub async fn put_pull_fact(&mut self, f: &PullFact, now_ns: i64) -> Result<()> {
+        query(format!(
+            "INSERT INTO pull_facts ({PULL_FACT_COLUMNS}, built_ns) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (repo, number) DO UPDATE SET author = excluded.author, \
+             state = excluded.state, merged_ns = excluded.merged_ns, \
+             first_commit_ns = excluded.first_commit_ns, assisted = excluded.assisted, \
+             agents = excluded.agents, cost = excluded.cost, \
+             cost_estimated = excluded.cost_estimated, tokens = excluded.tokens, \
+             lines_added = excluded.lines_added, agent_lines_added = excluded.agent_lines_added, \
+             ci_first_run_pass = excluded.ci_first_run_pass, incidents = excluded.incidents, \
+             deployments = excluded.deployments, built_ns = excluded.built_ns"
+        ))
+        .bind(f.repo.as_str())
+        .bind(f.number)
+        .bind(f.author.as_deref())
+        .bind(f.state.as_str())
+        .bind(f.merged_ns)
+        .bind(f.first_commit_ns)
+        .bind(f.assisted)
+        .bind(f.agents.as_str())
+        .bind(f.cost)
+        .bind(f.cost_estimated)
+        .bind(f.tokens)
+        .bind(f.lines_added)
+        .bind(f.agent_lines_added)
+        .bind(f.ci_first_run_pass)
+        .bind(f.incidents)
+        .bind(f.deployments)
+        .bind(now_ns)
+        .execute(&mut self.conn)
+        .await?;
+        Ok(())
+    }
+}
+
+impl Db {
+    /// The facts of the pull requests merged in `[from_ns, to_ns)`, by merge time.
+    pub async fn pull_facts_merged_between(
+        &self,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Vec<PullFact>> {
+        query_as(format!(
+            "SELECT {PULL_FACT_COLUMNS} FROM pull_facts WHERE merged_ns >= ? AND merged_ns < ? \
+             ORDER BY merged_ns, repo, number"
+        ))
+        .bind(from_ns)
+        .bind(to_ns)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Pull requests merged in `[from_ns, to_ns)` whose facts are not counted as they
+    /// are: no report built since the merge, or one queued to be built again.
+    pub async fn pulls_merged_without_facts(&self, from_ns: i64, to_ns: i64) -> Result<i64> {
+        query_scalar(
+            "SELECT count(*) FROM pull_requests p WHERE p.merged_ns >= ? AND p.merged_ns < ? \
+             AND (NOT EXISTS (SELECT 1 FROM pull_facts f WHERE f.repo = p.repo \
+                  AND f.number = p.number AND f.merged_ns IS NOT NULL) \
+               OR EXISTS (SELECT 1 FROM report_queue r WHERE r.repo = p.repo AND r.number = p.number))",
+        )
+        .bind(from_ns)
+        .bind(to_ns)
+        .fetch_one(&self.pool)
+        .await
+    }
+}

@@ -12,6 +12,12 @@ use super::common::TestApp;
 use super::fixtures::FILES;
 
 async fn app() -> (TestApp, tempfile::TempDir) {
+    app_with(|_| {}).await
+}
+
+async fn app_with(
+    configure: impl FnOnce(&mut tracelink::config::ServeArgs),
+) -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let identities = dir.path().join("identities.toml");
     std::fs::write(
@@ -24,6 +30,7 @@ async fn app() -> (TestApp, tempfile::TempDir) {
     let app = TestApp::spawn_with(|a| {
         a.identities = Some(identities.clone());
         a.webhook_secrets = vec![super::reports::SECRET.parse().unwrap()];
+        configure(a);
     })
     .await;
     for f in FILES {
@@ -314,7 +321,7 @@ async fn bad_requests_say_what_is_wrong() {
         (
             "/api/v1/analytics/spend",
             404,
-            "no analytics metric \"spend\"; there are: sessions, active-people, tokens, cost, requests, errors, prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, files-modified, active-time, sessions-without-commit, cost-without-commit",
+            "no analytics metric \"spend\"; there are: sessions, active-people, tokens, cost, requests, errors, prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, files-modified, active-time, sessions-without-commit, cost-without-commit, merged-prs, pr-cycle-time, ci-first-run-pass-rate, change-failure-rate, cost-per-merged-pr, cost-per-merged-line",
         ),
         (
             "/api/v1/analytics/sessions?group_by=galaxy",
@@ -547,4 +554,168 @@ async fn cost_by(app: &TestApp, group: &str) -> (Value, Vec<(String, Value, Stri
         .await;
     assert_eq!(status, 200, "{a}");
     (a["total"].clone(), groups(&a))
+}
+
+/// Pull request impact, agent-assisted vs not: #7 holds Claude Code's two commits (the
+/// first authored 2026-11-20T09:13:48Z) and a reviewer's, merged 2026-11-21T17:00Z after
+/// its first CI run failed; #8 holds one human commit (16:00), merged at 18:00 after its
+/// first CI run passed. Both are dev's, of team payments.
+#[tokio::test]
+async fn merged_pull_requests_split_by_agent_involvement() {
+    use super::reports::{Commit, HUMAN, MERGE, ZERO, deliver, pull, push, workflow_run};
+    // Reports are built as soon as their pull request changes.
+    let (mut app, _dir) = app_with(|a| a.comment_debounce = 0).await;
+    const TYPO: &str = "5555555555555555555555555555555555555555";
+    const MERGE_8: &str = "6666666666666666666666666666666666666666";
+    let human = [Commit {
+        sha: TYPO,
+        message: "Fix typo",
+        at: "2026-11-21T16:00:00Z",
+        email: "reviewer@acme.example",
+        login: "reviewer",
+        files: &["README.md"],
+    }];
+    deliver(&app, "push", "p2", &push("refs/heads/typo", ZERO, &human)).await;
+    for (id, payload) in [
+        (
+            "o7",
+            pull("opened", 7, HUMAN, "retry", "2026-11-21T16:01:00Z", None),
+        ),
+        (
+            "o8",
+            pull("opened", 8, TYPO, "typo", "2026-11-21T16:02:00Z", None),
+        ),
+        (
+            "w7",
+            workflow_run(555, 1, HUMAN, "failure", "2026-11-21T16:05:00Z"),
+        ),
+        (
+            "w7b",
+            workflow_run(555, 2, HUMAN, "success", "2026-11-21T16:09:00Z"),
+        ),
+        (
+            "w8",
+            workflow_run(556, 1, TYPO, "success", "2026-11-21T16:10:00Z"),
+        ),
+        (
+            "m7",
+            pull(
+                "closed",
+                7,
+                HUMAN,
+                "retry",
+                "2026-11-21T17:00:00Z",
+                Some(MERGE),
+            ),
+        ),
+        (
+            "m8",
+            pull(
+                "closed",
+                8,
+                TYPO,
+                "typo",
+                "2026-11-21T18:00:00Z",
+                Some(MERGE_8),
+            ),
+        ),
+    ] {
+        let event = if id.starts_with('w') {
+            "workflow_run"
+        } else {
+            "pull_request"
+        };
+        deliver(&app, event, id, &payload).await;
+    }
+    app.applied(9).await;
+    app.linked_up().await;
+    const RANGE: &str = "from=2026-11-16&to=2026-11-23&bucket=week";
+    // Until both reports are built the answer says what is missing; then it is exact.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let merged = loop {
+        let (status, a) = app
+            .get_json(&format!(
+                "/api/v1/analytics/merged-prs?group_by=team&{RANGE}"
+            ))
+            .await;
+        assert_eq!(status, 200, "{a}");
+        if a["quality"] == "exact" {
+            break a;
+        }
+        assert!(
+            a["reasons"][0]
+                .as_str()
+                .is_some_and(|r| r.contains("merged pull requests are not counted yet")),
+            "{a}"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reports not built: {a}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(merged["total"], 2);
+    assert_eq!(
+        merged["split"],
+        json!({"agent_assisted": 1, "not_agent_assisted": 1,
+               "agent_assisted_prs": 1, "not_agent_assisted_prs": 1})
+    );
+    assert_eq!(groups(&merged), [g("payments", json!(2), "exact")]);
+    let get = |metric: &'static str, group: &'static str| {
+        let app = &app;
+        async move {
+            let (status, a) = app
+                .get_json(&format!(
+                    "/api/v1/analytics/{metric}?group_by={group}&{RANGE}"
+                ))
+                .await;
+            assert_eq!(status, 200, "{a}");
+            a
+        }
+    };
+    // #7: 2026-11-20T09:13:48Z → 2026-11-21T17:00Z is 31 h 46 min 12 s = 31.77 h;
+    // #8: 2 h. The median of the two: 16.885 h.
+    let a = get("pr-cycle-time", "org").await;
+    assert_eq!(
+        (a["unit"].clone(), a["total"].clone()),
+        (json!("hours"), json!(16.885))
+    );
+    assert_eq!(a["split"]["agent_assisted"], 31.77);
+    assert_eq!(a["split"]["not_agent_assisted"], 2);
+    // First CI attempts: #7's failed, #8's passed.
+    let a = get("ci-first-run-pass-rate", "agent").await;
+    assert_eq!(a["total"], 0.5);
+    assert_eq!(
+        groups(&a),
+        [
+            g("none", json!(1), "exact"),
+            g("claude-code", json!(0), "exact")
+        ]
+    );
+    // #7 carries its session's whole reported cost; #8 has none to carry.
+    let a = get("cost-per-merged-pr", "repo").await;
+    assert_eq!(a["total"], 0.365276);
+    assert_eq!(a["split"]["not_agent_assisted"], Value::Null);
+    // No deployments yet, and no patches (no GitHub App) to count agent-written lines:
+    // nothing to measure, said as null.
+    assert_eq!(
+        get("change-failure-rate", "org").await["total"],
+        Value::Null
+    );
+    assert_eq!(
+        get("cost-per-merged-line", "org").await["total"],
+        Value::Null
+    );
+    // Merged outside the range: not counted.
+    let (_, a) = app
+        .get_json("/api/v1/analytics/merged-prs?from=2026-11-22&to=2026-11-23")
+        .await;
+    assert_eq!(a["total"], 0);
+    let (status, a) = app
+        .get_json(&format!(
+            "/api/v1/analytics/merged-prs?group_by=model&{RANGE}"
+        ))
+        .await;
+    assert_eq!(status, 400, "{a}");
+    app.stop().await;
 }

@@ -1,0 +1,340 @@
+//! Organisation analytics of merged pull requests (`GET /api/v1/analytics/merged-prs`,
+//! `pr-cycle-time`, `ci-first-run-pass-rate`, `change-failure-rate`,
+//! `cost-per-merged-pr`, `cost-per-merged-line`): pure functions over one [`Pull`] per
+//! pull request merged in the range, each figure given for all of them and split into
+//! agent-assisted and not. Definitions in `docs/metrics.md`.
+//!
+//! - A pull request counts in the bucket of its merge.
+//! - Grouped by team, it counts for each team of its author, else its repository's
+//!   team, else `unassigned`; by agent, for each agent of its sessions and trailers
+//!   (`none` when not agent-assisted); by person, its author.
+//! - Medians, shares and ratios of a group are computed over the group's pull requests,
+//!   never averaged from other groups'.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::analytics::{
+    Answer, Group, GroupBy, Metric, PullMetric, Quality, Query, Split, bucket_starts, date_time,
+    dollars, points,
+};
+use crate::store::analytics::PullFact;
+
+const HOUR_NS: f64 = 3_600.0 * 1e9;
+
+/// A merged pull request as these metrics count it.
+#[derive(Debug, Clone)]
+pub struct Pull {
+    pub fact: PullFact,
+    /// The teams it counts for (never empty).
+    pub teams: Vec<String>,
+}
+
+impl Pull {
+    fn assisted(&self) -> bool {
+        self.fact.assisted != 0
+    }
+
+    fn keys(&self, by: GroupBy) -> Vec<String> {
+        let f = &self.fact;
+        match by {
+            GroupBy::Org => vec![
+                f.repo
+                    .split_once('/')
+                    .map_or("unknown", |(o, _)| o)
+                    .to_string(),
+            ],
+            GroupBy::Team => self.teams.clone(),
+            GroupBy::Repo => vec![f.repo.clone()],
+            GroupBy::Person => vec![f.author.clone().unwrap_or_else(|| "unknown".into())],
+            GroupBy::Agent | GroupBy::Model => {
+                let agents: BTreeSet<&str> = f.agents.lines().filter(|a| !a.is_empty()).collect();
+                if agents.is_empty() {
+                    vec![if self.assisted() { "unknown" } else { "none" }.to_string()]
+                } else {
+                    agents.into_iter().map(str::to_string).collect()
+                }
+            }
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+fn ratio(num: f64, den: f64) -> f64 {
+    if den > 0.0 { num / den } else { f64::NAN }
+}
+
+/// `m` over these pull requests (NaN: nothing to measure).
+pub fn figure(m: PullMetric, prs: &[&Pull]) -> f64 {
+    let merged_cost = || prs.iter().filter(|p| p.assisted() && p.fact.cost.is_some());
+    let v = match m {
+        PullMetric::MergedPrs => prs.len() as f64,
+        PullMetric::CycleTime => median(
+            prs.iter()
+                .filter_map(|p| {
+                    Some((p.fact.merged_ns? - p.fact.first_commit_ns?) as f64 / HOUR_NS)
+                })
+                .collect(),
+        ),
+        PullMetric::CiFirstRunPass => {
+            let rates: Vec<f64> = prs
+                .iter()
+                .filter_map(|p| p.fact.ci_first_run_pass)
+                .collect();
+            ratio(rates.iter().sum(), rates.len() as f64)
+        }
+        PullMetric::ChangeFailureRate => {
+            let deployed: Vec<_> = prs.iter().filter(|p| p.fact.deployments > 0).collect();
+            let failed = deployed.iter().filter(|p| p.fact.incidents > 0).count();
+            ratio(failed as f64, deployed.len() as f64)
+        }
+        PullMetric::CostPerMergedPr => ratio(
+            merged_cost().filter_map(|p| p.fact.cost).sum(),
+            merged_cost().count() as f64,
+        ),
+        PullMetric::CostPerMergedLine => {
+            let with_lines =
+                || merged_cost().filter(|p| p.fact.agent_lines_added.is_some_and(|l| l > 0));
+            ratio(
+                with_lines().filter_map(|p| p.fact.cost).sum(),
+                with_lines()
+                    .filter_map(|p| p.fact.agent_lines_added)
+                    .sum::<i64>() as f64,
+            )
+        }
+    };
+    round(m, v)
+}
+
+fn round(m: PullMetric, v: f64) -> f64 {
+    match m {
+        PullMetric::MergedPrs => v,
+        PullMetric::CycleTime | PullMetric::CiFirstRunPass | PullMetric::ChangeFailureRate => {
+            (v * 1e4).round() / 1e4
+        }
+        PullMetric::CostPerMergedPr | PullMetric::CostPerMergedLine => dollars(v),
+    }
+}
+
+fn split(m: PullMetric, prs: &[&Pull]) -> Split {
+    let (yes, no): (Vec<&Pull>, Vec<&Pull>) = prs.iter().partition(|p| p.assisted());
+    Split {
+        agent_assisted: figure(m, &yes),
+        not_agent_assisted: figure(m, &no),
+        agent_assisted_prs: yes.len(),
+        not_agent_assisted_prs: no.len(),
+    }
+}
+
+/// The answer to `q` (a [`Metric::Pulls`] metric) over the pull requests merged in its
+/// range; `uncounted` merged pull requests have no facts yet (their report was not
+/// built since): the answer is then partial.
+pub fn answer(q: &Query, m: PullMetric, pulls: &[Pull], uncounted: i64) -> Answer {
+    let starts = bucket_starts(q);
+    let slot = |ns: i64| starts.partition_point(|b| *b <= ns).checked_sub(1);
+    let in_range: Vec<(&Pull, usize)> = pulls
+        .iter()
+        .filter_map(|p| {
+            let at = p
+                .fact
+                .merged_ns
+                .filter(|t| *t >= q.from_ns && *t < q.to_ns)?;
+            Some((p, slot(at)?))
+        })
+        .collect();
+    let series_of = |prs: &[(&Pull, usize)]| -> Vec<f64> {
+        (0..starts.len())
+            .map(|i| {
+                let here: Vec<&Pull> = prs
+                    .iter()
+                    .filter(|(_, s)| *s == i)
+                    .map(|(p, _)| *p)
+                    .collect();
+                figure(m, &here)
+            })
+            .collect()
+    };
+    let mut by_key: BTreeMap<String, Vec<(&Pull, usize)>> = BTreeMap::new();
+    for (p, s) in &in_range {
+        for k in p.keys(q.group_by) {
+            by_key.entry(k).or_default().push((p, *s));
+        }
+    }
+    let mut reasons = BTreeSet::new();
+    let mut quality = Quality::Exact;
+    if uncounted > 0 {
+        reasons.insert(format!(
+            "{uncounted} merged pull requests are not counted yet, or not as they are now: their report is still to be built"
+        ));
+        quality = Quality::Partial;
+    }
+    let costly = matches!(
+        m,
+        PullMetric::CostPerMergedPr | PullMetric::CostPerMergedLine
+    );
+    let quality_of = |prs: &[&Pull], reasons: &mut BTreeSet<String>| {
+        let mut q = Quality::Exact;
+        if costly {
+            let assisted = prs.iter().filter(|p| p.assisted());
+            if assisted.clone().any(|p| p.fact.cost.is_none()) {
+                reasons.insert(
+                    "agent-assisted pull requests whose sessions have no cost are left out".into(),
+                );
+                q = Quality::Partial;
+            } else if assisted.clone().any(|p| p.fact.cost_estimated != 0) {
+                reasons.insert(
+                    "costs not reported by the agent are estimated from the price table".into(),
+                );
+                q = Quality::Estimated;
+            }
+        }
+        q
+    };
+    let mut groups: Vec<Group> = by_key
+        .iter()
+        .map(|(key, prs)| {
+            let only: Vec<&Pull> = prs.iter().map(|(p, _)| *p).collect();
+            let gq = quality_of(&only, &mut reasons);
+            quality = quality.max(gq);
+            Group {
+                key: key.clone(),
+                total: figure(m, &only),
+                quality: gq,
+                kinds: None,
+                split: Some(split(m, &only)),
+                series: points(&starts, series_of(prs), |v| v),
+            }
+        })
+        .collect();
+    groups.sort_by(|a, b| {
+        let t = |g: &Group| {
+            if g.total.is_nan() {
+                f64::NEG_INFINITY
+            } else {
+                g.total
+            }
+        };
+        t(b).total_cmp(&t(a)).then_with(|| a.key.cmp(&b.key))
+    });
+    let all: Vec<&Pull> = in_range.iter().map(|(p, _)| *p).collect();
+    Answer {
+        metric: Metric::Pulls(m).name(),
+        unit: m.unit(),
+        group_by: q.group_by,
+        bucket: q.bucket,
+        from: date_time(q.from_ns),
+        to: date_time(q.to_ns),
+        total: figure(m, &all),
+        quality,
+        reasons: reasons.into_iter().collect(),
+        series: points(&starts, series_of(&in_range), |v| v),
+        split: Some(split(m, &all)),
+        groups,
+        compare: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::analytics::Bucket;
+
+    const H: i64 = 3_600 * 1_000_000_000;
+    const DAY: i64 = 24 * H;
+
+    fn pr(number: i64, team: &str, assisted: bool, merged_day: i64, hours: i64) -> Pull {
+        Pull {
+            fact: PullFact {
+                repo: "acme/shop".into(),
+                number,
+                author: Some("dev".into()),
+                state: "closed".into(),
+                merged_ns: Some(merged_day * DAY + 12 * H),
+                first_commit_ns: Some(merged_day * DAY + 12 * H - hours * H),
+                assisted: i64::from(assisted),
+                agents: if assisted {
+                    "claude-code".into()
+                } else {
+                    String::new()
+                },
+                cost: assisted.then_some(2.0),
+                cost_estimated: 0,
+                tokens: None,
+                lines_added: Some(100),
+                agent_lines_added: assisted.then_some(40),
+                ci_first_run_pass: Some(if assisted { 0.5 } else { 1.0 }),
+                incidents: i64::from(number == 3),
+                deployments: 1,
+            },
+            teams: vec![team.into()],
+        }
+    }
+
+    fn q(group_by: GroupBy) -> Query {
+        Query {
+            metric: Metric::Pulls(PullMetric::MergedPrs),
+            group_by,
+            bucket: Bucket::Week,
+            from_ns: 20_400 * DAY,
+            to_ns: 20_414 * DAY,
+        }
+    }
+
+    #[test]
+    fn merged_pull_requests_split_by_agent_involvement() {
+        let prs = [
+            pr(1, "payments", true, 20_401, 10),
+            pr(2, "payments", false, 20_402, 30),
+            pr(3, "search", true, 20_409, 4),
+            // Merged after the range: not counted.
+            pr(4, "search", true, 20_420, 4),
+        ];
+        let a = answer(&q(GroupBy::Team), PullMetric::MergedPrs, &prs, 0);
+        assert_eq!(a.total, 3.0);
+        let s = a.split.unwrap();
+        assert_eq!((s.agent_assisted, s.not_agent_assisted), (2.0, 1.0));
+        assert_eq!(a.groups[0].key, "payments");
+        assert_eq!(a.groups[0].total, 2.0);
+
+        let a = answer(&q(GroupBy::Org), PullMetric::CycleTime, &prs, 0);
+        // Hours 10, 30, 4: median 10; agent-assisted 10 and 4: 7; the other 30.
+        assert_eq!(a.total, 10.0);
+        let s = a.split.unwrap();
+        assert_eq!((s.agent_assisted, s.not_agent_assisted), (7.0, 30.0));
+
+        let a = answer(&q(GroupBy::Org), PullMetric::CostPerMergedLine, &prs, 0);
+        // $2 + $2 over 40 + 40 agent lines.
+        assert_eq!(a.total, 0.05);
+        let a = answer(&q(GroupBy::Org), PullMetric::ChangeFailureRate, &prs, 0);
+        assert_eq!(a.total, 0.3333, "#3 caused an incident; 3 deployed");
+        assert!(a.split.unwrap().not_agent_assisted == 0.0);
+        let a = answer(&q(GroupBy::Agent), PullMetric::CiFirstRunPass, &prs, 2);
+        assert_eq!(a.total, 0.6667);
+        assert_eq!(
+            a.groups
+                .iter()
+                .map(|g| (g.key.as_str(), g.total))
+                .collect::<Vec<_>>(),
+            [("none", 1.0), ("claude-code", 0.5)]
+        );
+        assert_eq!(a.quality, Quality::Partial, "two merged PRs have no facts");
+        // A week with no merged pull request has no median: null, not 0.
+        let a = answer(&q(GroupBy::Org), PullMetric::CycleTime, &prs[..2], 0);
+        assert!(a.series[2].value.is_nan());
+        assert_eq!(
+            serde_json::to_value(&a.series[2]).unwrap()["value"],
+            serde_json::Value::Null
+        );
+    }
+}
