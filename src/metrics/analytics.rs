@@ -136,6 +136,8 @@ pub enum Metric {
     SessionsWithoutCommit,
     /// The cost of the sessions linked to no commit.
     CostWithoutCommit,
+    /// Cache reads over input tokens (input counts cache reads and writes).
+    CacheHitRatio,
     /// A figure of the pull requests merged ([`super::impact_analytics`]).
     Pulls(PullMetric),
 }
@@ -253,7 +255,7 @@ impl Counted {
 impl Metric {
     pub const NAMES: &'static str = "sessions, active-people, tokens, cost, requests, errors, \
         prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, \
-        files-modified, active-time, sessions-without-commit, cost-without-commit, merged-prs, \
+        files-modified, active-time, sessions-without-commit, cost-without-commit, cache-hit-ratio, merged-prs, \
         pr-cycle-time, ci-first-run-pass-rate, change-failure-rate, cost-per-merged-pr, \
         cost-per-merged-line";
 
@@ -265,6 +267,7 @@ impl Metric {
             "cost" => Self::Cost,
             "sessions-without-commit" => Self::SessionsWithoutCommit,
             "cost-without-commit" => Self::CostWithoutCommit,
+            "cache-hit-ratio" => Self::CacheHitRatio,
             _ => match PullMetric::ALL.into_iter().find(|p| p.name() == s) {
                 Some(p) => Self::Pulls(p),
                 None => Self::Counter(Counted::ALL.into_iter().find(|c| c.name() == s)?),
@@ -281,6 +284,7 @@ impl Metric {
             Metric::Counter(c) => c.name(),
             Metric::Pulls(p) => p.name(),
             Metric::SessionsWithoutCommit => "sessions-without-commit",
+            Metric::CacheHitRatio => "cache-hit-ratio",
             Metric::CostWithoutCommit => "cost-without-commit",
         }
     }
@@ -304,6 +308,7 @@ impl Metric {
             Metric::Counter(c) => c.unit(),
             Metric::Pulls(p) => p.unit(),
             Metric::SessionsWithoutCommit => "sessions",
+            Metric::CacheHitRatio => "share",
         }
     }
 
@@ -566,7 +571,7 @@ pub fn fact_query(q: &Query) -> FactQuery {
             GroupBy::Model => FactKey::Model,
         },
         value: match q.metric.base() {
-            Metric::Tokens => FactValue::Tokens,
+            Metric::Tokens | Metric::CacheHitRatio => FactValue::Tokens,
             Metric::Cost => FactValue::Cost,
             Metric::Counter(c) => {
                 FactValue::Counted(Counted::ALL.iter().position(|x| *x == c).unwrap_or(0))
@@ -666,13 +671,22 @@ pub fn answer(q: &Query, sums: &Sums) -> Answer {
         quality: Quality,
         kinds: Option<BTreeMap<&'static str, i64>>,
         series: Vec<f64>,
+        /// A ratio's denominators (`cache-hit-ratio`): the totals and series divide by
+        /// them at the end.
+        den: f64,
+        den_series: Vec<f64>,
     }
     let new_acc = || Acc {
         total: 0.0,
         quality: Quality::Exact,
         kinds: None,
         series: vec![0.0; starts.len()],
+        den: 0.0,
+        den_series: vec![0.0; starts.len()],
     };
+    let ratio = q.metric == Metric::CacheHitRatio;
+    let mut den = 0.0;
+    let mut overall_den = vec![0.0; starts.len()];
     let mut groups: BTreeMap<String, Acc> = BTreeMap::new();
     let mut reasons = BTreeSet::new();
     let mut total = 0.0;
@@ -711,15 +725,24 @@ pub fn answer(q: &Query, sums: &Sums) -> Answer {
             let Some(i) = slot(t.bucket) else {
                 continue;
             };
-            let value = t.value.unwrap_or(0.0);
+            let (value, value_den) = if ratio {
+                (t.cache_read as f64, t.input as f64)
+            } else {
+                (t.value.unwrap_or(0.0), 0.0)
+            };
             // The sessions' whole value, once, whatever the groups they share: a
             // session's models' shares add up to it; by team, its first team's row.
-            let whole = match (base, q.group_by) {
-                (Metric::Sessions, _) | (_, GroupBy::Team) => t.whole.unwrap_or(0.0),
-                _ => value,
+            let (whole, whole_den) = match (base, q.group_by) {
+                (Metric::CacheHitRatio, GroupBy::Team) => {
+                    (t.whole_cache_read as f64, t.whole_input as f64)
+                }
+                (Metric::Sessions, _) | (_, GroupBy::Team) => (t.whole.unwrap_or(0.0), 0.0),
+                _ => (value, value_den),
             };
             total += whole;
             overall[i] += whole;
+            den += whole_den;
+            overall_den[i] += whole_den;
             let mut q_here = Quality::Exact;
             if t.missing > 0 {
                 q_here = Quality::Partial;
@@ -757,6 +780,8 @@ pub fn answer(q: &Query, sums: &Sums) -> Answer {
             }
             acc.total += value;
             acc.series[i] += value;
+            acc.den += value_den;
+            acc.den_series[i] += value_den;
         }
         if let Metric::Counter(c) = base {
             for agent in &sums.missing_agents {
@@ -777,20 +802,44 @@ pub fn answer(q: &Query, sums: &Sums) -> Answer {
     }
     let round = |v: f64| match base {
         Metric::Cost => dollars(v),
+        Metric::CacheHitRatio => (v * 1e4).round() / 1e4,
         _ => v,
     };
+    // A ratio of nothing is no figure (null), not 0.
+    let over = |num: f64, den: f64| {
+        if !ratio {
+            num
+        } else if den > 0.0 {
+            num / den
+        } else {
+            f64::NAN
+        }
+    };
+    let divided = |num: Vec<f64>, den: &[f64]| -> Vec<f64> {
+        num.into_iter().zip(den).map(|(n, d)| over(n, *d)).collect()
+    };
+    let total = over(total, den);
+    let overall = divided(overall, &overall_den);
     let mut out: Vec<Group> = groups
         .into_iter()
         .map(|(key, acc)| Group {
             key,
-            total: round(acc.total),
+            total: round(over(acc.total, acc.den)),
             quality: acc.quality,
             kinds: acc.kinds,
             split: None,
-            series: points(&starts, acc.series, round),
+            series: points(&starts, divided(acc.series, &acc.den_series), round),
         })
         .collect();
-    out.sort_by(|a, b| b.total.total_cmp(&a.total).then_with(|| a.key.cmp(&b.key)));
+    // Largest first; no figure (a ratio of nothing) last.
+    let rank = |g: &Group| {
+        if g.total.is_nan() {
+            f64::NEG_INFINITY
+        } else {
+            g.total
+        }
+    };
+    out.sort_by(|a, b| rank(b).total_cmp(&rank(a)).then_with(|| a.key.cmp(&b.key)));
     Answer {
         metric: q.metric.name(),
         unit: q.metric.unit(),

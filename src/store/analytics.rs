@@ -15,7 +15,7 @@ use sqlx::AnyConnection;
 
 use super::links::QueuedSession;
 use super::writer::values_sql;
-use super::{Conn, Db, Result, Tx, placeholders, query, query_as, query_scalar};
+use super::{Conn, Db, Result, Tx, bind_f64, placeholders, query, query_as, query_scalar};
 
 const DAY_NS: i64 = 86_400 * 1_000_000_000;
 
@@ -226,6 +226,9 @@ pub struct Tally {
     pub cache_read: i64,
     pub cache_creation: i64,
     pub reasoning: i64,
+    /// Input and cache reads of the rows through which a session counts once.
+    pub whole_input: i64,
+    pub whole_cache_read: i64,
 }
 
 /// Distinct people, for `active-people`.
@@ -281,12 +284,13 @@ impl Conn {
 }
 
 impl Tx<'_> {
-    /// The oldest queued sessions, at most `limit`, locked until this transaction ends
-    /// (other replicas skip them).
+    /// Queued sessions, at most `limit`, by id (the primary key: a queue of every
+    /// session after the identities file changed is read in order, not sorted for each
+    /// round), locked until this transaction ends (other replicas skip them).
     pub async fn claim_analytics_queue(&mut self, limit: i64) -> Result<Vec<QueuedSession>> {
         let sql = format!(
             "SELECT session_id, touched_ns FROM analytics_queue \
-             ORDER BY touched_ns, session_id LIMIT ?{}",
+             ORDER BY session_id LIMIT ?{}",
             self.engine().skip_locked()
         );
         query_as(sql).bind(limit).fetch_all(self.conn()).await
@@ -336,9 +340,9 @@ impl Tx<'_> {
                 for t in r.tokens {
                     q = q.bind(t);
                 }
-                q = q.bind(r.cost).bind(i64::from(r.cost_estimated));
+                q = bind_f64(q, r.cost).bind(i64::from(r.cost_estimated));
                 for c in r.counted {
-                    q = q.bind(c);
+                    q = bind_f64(q, c);
                 }
             }
             q.execute(self.conn()).await?;
@@ -362,7 +366,7 @@ impl Tx<'_> {
                 for t in r.tokens {
                     q = q.bind(t);
                 }
-                q = q.bind(r.cost).bind(r.cost_how as i64);
+                q = bind_f64(q, r.cost).bind(r.cost_how as i64);
             }
             q.execute(self.conn()).await?;
         }
@@ -429,7 +433,9 @@ impl Db {
              CAST(sum(input) AS BIGINT) AS input, CAST(sum(output) AS BIGINT) AS output, \
              CAST(sum(cache_read) AS BIGINT) AS cache_read, \
              CAST(sum(cache_creation) AS BIGINT) AS cache_creation, \
-             CAST(sum(reasoning) AS BIGINT) AS reasoning \
+             CAST(sum(reasoning) AS BIGINT) AS reasoning, \
+             CAST(sum(CASE WHEN {first} = 1 THEN input ELSE 0 END) AS BIGINT) AS whole_input, \
+             CAST(sum(CASE WHEN {first} = 1 THEN cache_read ELSE 0 END) AS BIGINT) AS whole_cache_read \
              FROM {table} f WHERE {filter} GROUP BY 1, 2",
             bucket = q.buckets.sql(),
             key = q.key_sql(),
@@ -446,46 +452,52 @@ impl Db {
             .await
     }
 
-    /// Distinct people of `q`'s rows (its value is not read).
+    /// Distinct people of `q`'s rows (its value is not read): one scan for the distinct
+    /// (bucket, key, person) triples — far fewer than sessions: a person active every
+    /// day of a week is one triple of that week — counted here four ways.
     pub async fn analytics_people(&self, q: &FactQuery) -> Result<PeopleTally> {
+        use std::collections::{HashMap, HashSet};
         let (bucket, key, table, filter) = (q.buckets.sql(), q.key_sql(), q.table(), q.filter());
-        let named = format!("FROM {table} f WHERE {filter} AND f.person IS NOT NULL");
-        let by_bucket_key: Vec<(i64, Option<String>, i64)> = query_as(format!(
-            "SELECT {bucket}, {key}, count(DISTINCT person) {named} GROUP BY 1, 2"
+        let triples: Vec<(i64, Option<String>, String)> = query_as(format!(
+            "SELECT DISTINCT {bucket}, {key}, person FROM {table} f \
+             WHERE {filter} AND f.person IS NOT NULL"
         ))
         .bind(q.from_ns)
         .bind(q.to_ns)
         .fetch_all(&self.pool)
         .await?;
-        let by_key: Vec<(Option<String>, i64)> = query_as(format!(
-            "SELECT {key}, count(DISTINCT person) {named} GROUP BY 1"
-        ))
-        .bind(q.from_ns)
-        .bind(q.to_ns)
-        .fetch_all(&self.pool)
-        .await?;
-        let by_bucket: Vec<(i64, i64)> = query_as(format!(
-            "SELECT {bucket}, count(DISTINCT person) {named} GROUP BY 1"
-        ))
-        .bind(q.from_ns)
-        .bind(q.to_ns)
-        .fetch_all(&self.pool)
-        .await?;
-        let (total, nameless): (i64, i64) = query_as(format!(
-            "SELECT count(DISTINCT person), \
-             CAST(coalesce(sum(CASE WHEN person IS NULL AND {first} = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) \
-             FROM {table} f WHERE {filter}",
+        let nameless: i64 = query_scalar(format!(
+            "SELECT count(*) FROM {table} f WHERE {filter} AND f.person IS NULL AND f.{first} = 1",
             first = q.first(),
         ))
         .bind(q.from_ns)
         .bind(q.to_ns)
         .fetch_one(&self.pool)
         .await?;
+        let mut by_bucket_key: HashMap<(i64, Option<&str>), i64> = HashMap::new();
+        let mut by_key: HashMap<Option<&str>, HashSet<&str>> = HashMap::new();
+        let mut by_bucket: HashMap<i64, HashSet<&str>> = HashMap::new();
+        let mut everyone: HashSet<&str> = HashSet::new();
+        for (b, k, p) in &triples {
+            *by_bucket_key.entry((*b, k.as_deref())).or_default() += 1;
+            by_key.entry(k.as_deref()).or_default().insert(p);
+            by_bucket.entry(*b).or_default().insert(p);
+            everyone.insert(p);
+        }
         Ok(PeopleTally {
-            by_bucket_key,
-            by_key,
-            by_bucket,
-            total,
+            by_bucket_key: by_bucket_key
+                .into_iter()
+                .map(|((b, k), n)| (b, k.map(str::to_string), n))
+                .collect(),
+            by_key: by_key
+                .into_iter()
+                .map(|(k, p)| (k.map(str::to_string), p.len() as i64))
+                .collect(),
+            by_bucket: by_bucket
+                .into_iter()
+                .map(|(b, p)| (b, p.len() as i64))
+                .collect(),
+            total: everyone.len() as i64,
             nameless,
         })
     }
@@ -556,7 +568,7 @@ const PULL_FACT_COLUMNS: &str = "repo, number, author, state, merged_ns, first_c
 impl Conn {
     /// Stores a pull request's facts as its report was just built (replacing any).
     pub async fn put_pull_fact(&mut self, f: &PullFact, now_ns: i64) -> Result<()> {
-        query(format!(
+        let q = query(format!(
             "INSERT INTO pull_facts ({PULL_FACT_COLUMNS}, built_ns) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (repo, number) DO UPDATE SET author = excluded.author, \
@@ -575,13 +587,15 @@ impl Conn {
         .bind(f.merged_ns)
         .bind(f.first_commit_ns)
         .bind(f.assisted)
-        .bind(f.agents.as_str())
-        .bind(f.cost)
-        .bind(f.cost_estimated)
-        .bind(f.tokens)
-        .bind(f.lines_added)
-        .bind(f.agent_lines_added)
-        .bind(f.ci_first_run_pass)
+        .bind(f.agents.as_str());
+        bind_f64(
+            bind_f64(q, f.cost)
+                .bind(f.cost_estimated)
+                .bind(f.tokens)
+                .bind(f.lines_added)
+                .bind(f.agent_lines_added),
+            f.ci_first_run_pass,
+        )
         .bind(f.incidents)
         .bind(f.deployments)
         .bind(now_ns)

@@ -585,6 +585,21 @@ pub(crate) fn query<'q>(sql: impl AsRef<str>) -> sqlx::query::Query<'q, Any, Any
     sqlx::query(AssertSqlSafe(numbered(sql.as_ref())))
 }
 
+/// Binds an optional float so that PostgreSQL takes it whichever comes first. sqlx 0.9's
+/// Any driver sends a NULL `f64` as `float4` (its `Null(Double)` arm adds an
+/// `Option<f32>`), and a cached statement first prepared with that NULL then refuses a
+/// non-null `float8` in the same place ("incorrect binary data format in bind
+/// parameter"); a NULL `f32` is sent as `float8`. SQLite takes either as NULL.
+pub(crate) fn bind_f64<'q>(
+    q: sqlx::query::Query<'q, Any, AnyArguments>,
+    v: Option<f64>,
+) -> sqlx::query::Query<'q, Any, AnyArguments> {
+    match v {
+        Some(x) => q.bind(x),
+        None => q.bind(None::<f32>),
+    }
+}
+
 /// `sqlx::query_as` over [`numbered`] SQL.
 pub(crate) fn query_as<'q, O>(
     sql: impl AsRef<str>,

@@ -209,7 +209,7 @@ async fn write_coverage(
 
 async fn write_tests(conn: &mut AnyConnection, id: i64, tests: &[TestCaseRow]) -> Result<()> {
     for (i, t) in tests.iter().enumerate() {
-        query(
+        let q = query(
             "INSERT INTO ci_test_cases (upload_id, position, suite, classname, name, file, outcome, \
              duration_s, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -219,11 +219,11 @@ async fn write_tests(conn: &mut AnyConnection, id: i64, tests: &[TestCaseRow]) -
         .bind(t.classname.as_deref().map(text).as_deref())
         .bind(text(&t.name).as_ref())
         .bind(t.file.as_deref().map(text).as_deref())
-        .bind(t.outcome)
-        .bind(t.duration_s)
-        .bind(t.message.as_deref().map(text).as_deref())
-        .execute(&mut *conn)
-        .await?;
+        .bind(t.outcome);
+        super::bind_f64(q, t.duration_s)
+            .bind(t.message.as_deref().map(text).as_deref())
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }

@@ -142,6 +142,36 @@ async fn sessions_people_tokens_and_cost_by_team_agent_and_model() {
         ]
     );
     assert_eq!(a["groups"][0]["kinds"]["cache_read"], 396_281);
+    // Cache reads over input: Sonnet 396,281 / 434,217; Gemini 3 Pro 112,640 / 141,414;
+    // Codex 112,896 / 132,770; all 621,817 / 711,435. Droid's session has no tokens: no
+    // ratio (null).
+    let a = get(format!(
+        "/api/v1/analytics/cache-hit-ratio?group_by=model&{WEEK}"
+    ))
+    .await;
+    assert_eq!(
+        (a["unit"].clone(), a["total"].clone()),
+        (json!("share"), json!(0.874))
+    );
+    assert_eq!(
+        groups(&a),
+        [
+            g("claude-sonnet-4-6", json!(0.9126), "exact"),
+            g("gpt-5.1-codex-max", json!(0.8503), "exact"),
+            g("gemini-3-pro-preview", json!(0.7965), "exact"),
+            g("claude-haiku-4-5-20251001", json!(0), "exact"),
+            g("gemini-2.5-flash-lite", json!(0), "exact"),
+            g("unknown", Value::Null, "exact"),
+        ]
+    );
+    let a = get(format!(
+        "/api/v1/analytics/cache-hit-ratio?group_by=team&{WEEK}"
+    ))
+    .await;
+    assert_eq!(
+        a["total"], 0.874,
+        "each session once, though teams may share it"
+    );
 
     // Cost: Claude Code reports $0.365276. Gemini is estimated: 3 Pro (28,774 uncached
     // in × $2 + 112,640 cached × $0.2 + 5,499 out × $12) / 1M = $0.146064, Flash Lite
@@ -321,7 +351,7 @@ async fn bad_requests_say_what_is_wrong() {
         (
             "/api/v1/analytics/spend",
             404,
-            "no analytics metric \"spend\"; there are: sessions, active-people, tokens, cost, requests, errors, prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, files-modified, active-time, sessions-without-commit, cost-without-commit, merged-prs, pr-cycle-time, ci-first-run-pass-rate, change-failure-rate, cost-per-merged-pr, cost-per-merged-line",
+            "no analytics metric \"spend\"; there are: sessions, active-people, tokens, cost, requests, errors, prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, files-modified, active-time, sessions-without-commit, cost-without-commit, cache-hit-ratio, merged-prs, pr-cycle-time, ci-first-run-pass-rate, change-failure-rate, cost-per-merged-pr, cost-per-merged-line",
         ),
         (
             "/api/v1/analytics/sessions?group_by=galaxy",
@@ -718,4 +748,39 @@ async fn merged_pull_requests_split_by_agent_involvement() {
         .await;
     assert_eq!(status, 400, "{a}");
     app.stop().await;
+}
+
+/// A pull request's facts without a cost, then one with: PostgreSQL took the first NULL
+/// as `float4` and refused the next cost on the same connection ("incorrect binary data
+/// format in bind parameter"), found by the analytics benchmark.
+#[tokio::test]
+async fn pull_facts_without_then_with_a_cost_are_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = super::common::TestDb::new(dir.path()).await;
+    let store = tracelink::store::open(&db.location).await.unwrap();
+    let mut conn = store.writer;
+    let fact = |number: i64, cost: Option<f64>| tracelink::store::analytics::PullFact {
+        repo: "acme/widgets".into(),
+        number,
+        author: None,
+        state: "closed".into(),
+        merged_ns: Some(1_000 + number),
+        first_commit_ns: None,
+        assisted: 1,
+        agents: String::new(),
+        cost,
+        cost_estimated: 0,
+        tokens: None,
+        lines_added: None,
+        agent_lines_added: None,
+        ci_first_run_pass: cost,
+        incidents: 0,
+        deployments: 0,
+    };
+    for (n, cost) in [(1, None), (2, Some(0.25)), (3, None), (4, Some(1.5))] {
+        conn.put_pull_fact(&fact(n, cost), 0).await.unwrap();
+    }
+    let stored = store.db.pull_facts_merged_between(0, 2_000).await.unwrap();
+    let costs: Vec<Option<f64>> = stored.iter().map(|f| f.cost).collect();
+    assert_eq!(costs, [None, Some(0.25), None, Some(1.5)]);
 }
