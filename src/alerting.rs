@@ -95,7 +95,7 @@ pub fn text(a: &Alert) -> String {
 /// the lease, until `stop`. `rounds` counts finished rounds (tests wait on it).
 pub fn spawn(
     mut conn: Conn,
-    db: Db,
+    analytics: crate::impact::analytics::Refresher,
     ctx: Arc<ReportContext>,
     settings: Settings,
     webhook: Webhook,
@@ -104,6 +104,7 @@ pub fn spawn(
 ) -> (watch::Receiver<u64>, JoinHandle<()>) {
     let (rounds_tx, rounds) = watch::channel(0u64);
     let hold_ns = i64::try_from((EVERY * 2 + replica.lease).as_nanos()).unwrap_or(i64::MAX);
+    let db = analytics.db().clone();
     let task = tokio::spawn(async move {
         loop {
             let now = now_ns();
@@ -112,7 +113,9 @@ pub fn spawn(
                 .await
             {
                 Ok(true) => {
-                    if let Err(e) = round(&mut conn, &db, &ctx, &settings, &webhook).await {
+                    if let Err(e) =
+                        round(&mut conn, &db, &analytics, &ctx, &settings, &webhook).await
+                    {
                         tracing::warn!(error = %format!("{e:#}"), "posting alerts failed; retrying next round");
                         if let Err(e) = conn.recover().await {
                             tracing::warn!(error = %format!("{e:#}"), "the database cannot be reached");
@@ -142,10 +145,13 @@ pub fn spawn(
 async fn round(
     conn: &mut Conn,
     db: &Db,
+    analytics: &crate::impact::analytics::Refresher,
     ctx: &ReportContext,
     settings: &Settings,
     webhook: &Webhook,
 ) -> anyhow::Result<()> {
+    // Judged on every session acknowledged so far.
+    analytics.before_answering().await?;
     let now = now_ns();
     let today = crate::impact::analytics::alerts_at(db, ctx, settings, now).await?;
     let stale = now - i64::try_from(CLAIM_TIMEOUT.as_nanos()).unwrap_or(i64::MAX);

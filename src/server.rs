@@ -429,7 +429,7 @@ impl Server {
             (Some(conn), Some(webhook)) => {
                 let (rounds, task) = crate::alerting::spawn(
                     conn,
-                    store.db.clone(),
+                    analytics.clone(),
                     reports.clone(),
                     alert_settings,
                     webhook,

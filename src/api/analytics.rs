@@ -46,6 +46,7 @@ pub async fn alerts(
             })
     };
     let day_ns = ns(day)?;
+    state.analytics.before_answering().await?;
     let alerts =
         crate::impact::analytics::alerts_on(&state.db, &state.reports, &state.alerts, day_ns)
             .await?;

@@ -3,18 +3,18 @@
 //! file, else the email, else the agent's user ID), which teams, its tokens and cost
 //! read as the session view reads them.
 
+use crate::metrics::alerts::{DayFigure, Scope};
+use crate::metrics::analytics::Quality;
 use crate::metrics::analytics::{self, Counted, SessionFact};
+use crate::metrics::export::OrgFigures;
 use crate::metrics::sessions::view;
+use crate::store::analytics::{FactBuckets, FactKey, FactQuery, FactValue, Tally};
 use crate::store::{self, Conn, Db};
 
 use super::ReportContext;
 
 /// What a session counts as, or `None` when it started at no known time.
-fn fact_of(
-    ctx: &ReportContext,
-    rec: crate::store::sessions::SessionRecord,
-    has_commit: bool,
-) -> Option<SessionFact> {
+fn fact_of(ctx: &ReportContext, rec: crate::store::sessions::SessionRecord) -> Option<SessionFact> {
     let identities = &ctx.links.identities;
     let started_ns = rec.row.started_ns?;
     let v = view(&ctx.prices, rec);
@@ -79,33 +79,7 @@ fn fact_of(
         cost_estimated: v.cost_estimated,
         priced_by_model,
         counted,
-        has_commit,
     })
-}
-
-/// Every session started in `[from_ns, to_ns)` as analytics counts it (the alerts and
-/// `/metrics` read these).
-pub async fn session_facts(
-    db: &Db,
-    ctx: &ReportContext,
-    from_ns: i64,
-    to_ns: i64,
-) -> store::Result<Vec<SessionFact>> {
-    let records = db.sessions_started_between(from_ns, to_ns).await?;
-    let keys: Vec<&str> = records.iter().map(|r| r.row.session_key.as_str()).collect();
-    let linked: std::collections::HashSet<String> = db
-        .links_of_sessions(&keys)
-        .await?
-        .into_iter()
-        .map(|l| l.from_key)
-        .collect();
-    Ok(records
-        .into_iter()
-        .filter_map(|rec| {
-            let has_commit = linked.contains(&rec.row.session_key);
-            fact_of(ctx, rec, has_commit)
-        })
-        .collect())
 }
 
 /// Bumped when what a session's stored facts hold, or how they are computed, changes:
@@ -153,7 +127,7 @@ pub async fn refresh(
         let mut models = Vec::with_capacity(ids.len());
         for rec in db.sessions_by_id(&ids).await? {
             let id = rec.row.id;
-            if let Some(f) = fact_of(ctx, rec, false) {
+            if let Some(f) = fact_of(ctx, rec) {
                 let (r, m) = analytics::fact_rows(id, &f);
                 rows.extend(r);
                 models.extend(m);
@@ -211,14 +185,45 @@ async fn sums(db: &Db, q: &analytics::Query) -> store::Result<analytics::Sums> {
 
 const DAY_NS: i64 = 86_400 * 1_000_000_000;
 
-/// The sessions an alert judgement of the UTC day starting at `day_ns` reads (its month
-/// so far and the 28 days before it), the month's start, and the alerts.
+/// A day's figures of a team's or person's tallies.
+fn day_figure(scope: Scope, t: &Tally) -> Option<DayFigure> {
+    Some(DayFigure {
+        scope,
+        key: t.key.clone()?,
+        day_ns: t.bucket.saturating_mul(DAY_NS),
+        spend: t.value.unwrap_or(0.0),
+        tokens: (t.input + t.output) as f64,
+        quality: if t.missing > 0 {
+            Quality::Partial
+        } else if t.estimated > 0 {
+            Quality::Estimated
+        } else {
+            Quality::Exact
+        },
+    })
+}
+
+/// A day-by-day query of the stored facts over `[from_ns, to_ns)`.
+fn daily(key: FactKey, value: FactValue, from_ns: i64, to_ns: i64) -> FactQuery {
+    FactQuery {
+        key,
+        value,
+        buckets: FactBuckets::Day,
+        from_ns,
+        to_ns,
+        without_commit: false,
+    }
+}
+
+/// What an alert judgement of the UTC day starting at `day_ns` reads (each team's, and
+/// person's, daily spend and tokens over its month so far and the 28 days before it),
+/// its month's start, and the alerts.
 async fn judged(
     db: &Db,
     ctx: &ReportContext,
     settings: &crate::metrics::alerts::Settings,
     day_ns: i64,
-) -> store::Result<(Vec<SessionFact>, i64, crate::metrics::alerts::Alerts)> {
+) -> store::Result<(Vec<DayFigure>, i64, crate::metrics::alerts::Alerts)> {
     use chrono::Datelike;
     let day = chrono::DateTime::from_timestamp_nanos(day_ns).date_naive();
     let month_ns = day
@@ -227,10 +232,24 @@ async fn judged(
         .and_then(|t| t.and_utc().timestamp_nanos_opt())
         .unwrap_or(day_ns);
     let from = month_ns.min(day_ns - crate::metrics::alerts::BASELINE_DAYS as i64 * DAY_NS);
-    let facts = session_facts(db, ctx, from, day_ns + DAY_NS).await?;
+    let to = day_ns + DAY_NS;
+    let mut days: Vec<DayFigure> = db
+        .analytics_tallies(&daily(FactKey::Team, FactValue::Cost, from, to))
+        .await?
+        .iter()
+        .filter_map(|t| day_figure(Scope::Team, t))
+        .collect();
+    if settings.people {
+        days.extend(
+            db.analytics_tallies(&daily(FactKey::Person, FactValue::Cost, from, to))
+                .await?
+                .iter()
+                .filter_map(|t| day_figure(Scope::Person, t)),
+        );
+    }
     let budgets = ctx.links.identities.budgets();
-    let alerts = crate::metrics::alerts::evaluate(&facts, day_ns, month_ns, budgets, settings);
-    Ok((facts, month_ns, alerts))
+    let alerts = crate::metrics::alerts::evaluate(&days, day_ns, month_ns, budgets, settings);
+    Ok((days, month_ns, alerts))
 }
 
 /// The alerts of the UTC day starting at `day_ns` (`GET /api/v1/alerts`).
@@ -262,9 +281,50 @@ pub async fn org_figures(
     now_ns: i64,
 ) -> store::Result<String> {
     let day_ns = now_ns.div_euclid(DAY_NS) * DAY_NS;
-    let (facts, month_ns, alerts) = judged(db, ctx, settings, day_ns).await?;
+    let (team_days, month_ns, alerts) = judged(db, ctx, settings, day_ns).await?;
+    let to = day_ns + DAY_NS;
+    let team_agent_sessions = db
+        .analytics_tallies(&daily(
+            FactKey::TeamAgent,
+            FactValue::Sessions,
+            month_ns,
+            to,
+        ))
+        .await?
+        .into_iter()
+        .filter_map(|t| {
+            let (team, agent) = store::analytics::split_team_agent(t.key.as_deref()?)?;
+            Some((team, agent, t.bucket * DAY_NS, t.rows_summed.max(0) as u64))
+        })
+        .collect();
+    let people = db
+        .analytics_people(&daily(FactKey::Team, FactValue::Sessions, month_ns, to))
+        .await?;
+    let today = day_ns / DAY_NS;
+    let model_tokens = db
+        .analytics_tallies(&daily(FactKey::Model, FactValue::Tokens, month_ns, to))
+        .await?
+        .into_iter()
+        .filter_map(|t| Some((t.key?, t.bucket * DAY_NS, t.input + t.output)))
+        .collect();
+    let figures = OrgFigures {
+        team_days,
+        team_agent_sessions,
+        team_people_day: people
+            .by_bucket_key
+            .iter()
+            .filter(|(b, _, _)| *b == today)
+            .filter_map(|(_, k, n)| Some((k.clone()?, (*n).max(0) as u64)))
+            .collect(),
+        team_people_month: people
+            .by_key
+            .iter()
+            .filter_map(|(k, n)| Some((k.clone()?, (*n).max(0) as u64)))
+            .collect(),
+        model_tokens,
+    };
     Ok(crate::metrics::export::render(
-        &facts,
+        &figures,
         day_ns,
         month_ns,
         ctx.links.identities.budgets(),
@@ -296,6 +356,11 @@ impl Refresher {
             db,
             ctx,
         }
+    }
+
+    /// The database's read side.
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     /// Computes queued sessions' facts until the queue is empty (or `max` are done).

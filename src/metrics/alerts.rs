@@ -1,6 +1,7 @@
 //! Spend alerts (`GET /api/v1/alerts`): a day's spend or tokens far above a team's (or a
-//! person's) own trailing 28 days, and teams' monthly budgets. Pure functions over the
-//! same [`SessionFact`]s the analytics API counts; definitions in `docs/metrics.md`.
+//! person's) own trailing 28 days, and teams' monthly budgets. Pure functions over each
+//! team's and person's daily figures ([`DayFigure`], summed from the same stored facts
+//! the analytics API reads); definitions in `docs/metrics.md`.
 //!
 //! - **Spikes.** For each team (and each person, with `--people on`), the day's value
 //!   against the 28 days before it, days without sessions counting as 0: an alert when
@@ -14,7 +15,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::analytics::{Quality, SessionFact};
+use super::analytics::Quality;
 
 const DAY_NS: i64 = 86_400 * 1_000_000_000;
 /// Days of baseline before the day judged.
@@ -99,6 +100,20 @@ pub struct Alerts {
     pub no_baseline: Vec<String>,
 }
 
+/// A team's or person's figures of one UTC day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DayFigure {
+    pub scope: Scope,
+    pub key: String,
+    /// The day's start (UTC midnight).
+    pub day_ns: i64,
+    /// Spend in US dollars (sessions without a cost count 0, and make it partial).
+    pub spend: f64,
+    /// Input plus output tokens.
+    pub tokens: f64,
+    pub quality: Quality,
+}
+
 /// One team's or person's daily figures: 28 baseline days, then the day judged.
 #[derive(Default)]
 struct Daily {
@@ -132,10 +147,10 @@ fn round(v: f64, digits: i32) -> f64 {
     (v * f).round() / f
 }
 
-/// The alerts for the UTC day starting at `day_ns`, from the sessions started in the
-/// 28 days before it, on it, and since the start of its month (others are ignored).
+/// The alerts for the UTC day starting at `day_ns`, from the daily figures of the 28
+/// days before it, of it, and since the start of its month (others are ignored).
 pub fn evaluate(
-    facts: &[SessionFact],
+    days: &[DayFigure],
     day_ns: i64,
     month_start_ns: i64,
     budgets: &BTreeMap<String, f64>,
@@ -145,46 +160,24 @@ pub fn evaluate(
     let end = day_ns + DAY_NS;
     let mut daily: BTreeMap<(Scope, String), Daily> = BTreeMap::new();
     let mut month: BTreeMap<String, (f64, Quality)> = BTreeMap::new();
-    for f in facts {
-        if f.started_ns >= end {
+    for f in days {
+        if f.day_ns >= end || (f.scope == Scope::Person && !s.people) {
             continue;
         }
-        let tokens: f64 = f
-            .tokens_by_model
-            .values()
-            .map(|t| (t.input + t.output) as f64)
-            .sum();
-        let quality = match (f.cost_usd, f.cost_estimated) {
-            (None, _) => Quality::Partial,
-            (Some(_), true) => Quality::Estimated,
-            _ => Quality::Exact,
-        };
-        let spend = f.cost_usd.unwrap_or(0.0);
-        if f.started_ns >= month_start_ns {
-            for t in &f.teams {
-                let m = month.entry(t.clone()).or_insert((0.0, Quality::Exact));
-                m.0 += spend;
-                m.1 = m.1.max(quality);
-            }
+        if f.scope == Scope::Team && f.day_ns >= month_start_ns {
+            let m = month.entry(f.key.clone()).or_insert((0.0, Quality::Exact));
+            m.0 += f.spend;
+            m.1 = m.1.max(f.quality);
         }
-        if f.started_ns < first {
+        if f.day_ns < first {
             continue;
         }
-        let i = ((f.started_ns - first) / DAY_NS) as usize;
-        let mut keys: Vec<(Scope, String)> =
-            f.teams.iter().map(|t| (Scope::Team, t.clone())).collect();
-        if s.people
-            && let Some(p) = &f.person
-        {
-            keys.push((Scope::Person, p.clone()));
-        }
-        for k in keys {
-            let d = daily.entry(k).or_default();
-            d.spend[i] += spend;
-            d.tokens[i] += tokens;
-            if i == BASELINE_DAYS {
-                d.quality = d.quality.max(quality);
-            }
+        let i = ((f.day_ns - first) / DAY_NS) as usize;
+        let d = daily.entry((f.scope, f.key.clone())).or_default();
+        d.spend[i] += f.spend;
+        d.tokens[i] += f.tokens;
+        if i == BASELINE_DAYS {
+            d.quality = d.quality.max(f.quality);
         }
     }
 
@@ -293,14 +286,17 @@ mod tests {
 
     const DAY0: i64 = 20_000 * DAY_NS; // 2024-10-04
 
-    fn spend(day: i64, team: &str, person: &str, usd: f64) -> SessionFact {
-        SessionFact {
-            started_ns: DAY0 + day * DAY_NS + 3_600_000_000_000,
-            person: Some(person.into()),
-            teams: vec![team.into()],
-            cost_usd: Some(usd),
-            ..Default::default()
-        }
+    /// A day's spend of a team and of its one person.
+    fn spend(day: i64, team: &str, person: &str, usd: f64) -> [DayFigure; 2] {
+        let figure = |scope, key: &str| DayFigure {
+            scope,
+            key: key.into(),
+            day_ns: DAY0 + day * DAY_NS,
+            spend: usd,
+            tokens: 0.0,
+            quality: Quality::Exact,
+        };
+        [figure(Scope::Team, team), figure(Scope::Person, person)]
     }
 
     #[test]
@@ -309,24 +305,24 @@ mod tests {
         // payments: $5 on 14 days and $3 on the other 14: median 4, MAD 1, so the
         // threshold is 4 + 4 × 1.4826 × 1 = 9.9304. Then $30 on the day.
         for d in 0..28 {
-            facts.push(spend(
+            facts.extend(spend(
                 d,
                 "payments",
                 "ann",
                 if d % 2 == 0 { 5.0 } else { 3.0 },
             ));
         }
-        facts.push(spend(28, "payments", "ann", 30.0));
+        facts.extend(spend(28, "payments", "ann", 30.0));
         // search: $2 every day (MAD 0: no baseline), then $25.
         for d in 0..28 {
-            facts.push(spend(d, "search", "bob", 2.0));
+            facts.extend(spend(d, "search", "bob", 2.0));
         }
-        facts.push(spend(28, "search", "bob", 25.0));
+        facts.extend(spend(28, "search", "bob", 25.0));
         // infra: the same shape as payments but only $15 on the day: under the $20 floor.
         for d in 0..28 {
-            facts.push(spend(d, "infra", "cy", if d % 2 == 0 { 5.0 } else { 3.0 }));
+            facts.extend(spend(d, "infra", "cy", if d % 2 == 0 { 5.0 } else { 3.0 }));
         }
-        facts.push(spend(28, "infra", "cy", 15.0));
+        facts.extend(spend(28, "infra", "cy", 15.0));
         let day = DAY0 + 28 * DAY_NS;
         let a = evaluate(&facts, day, DAY0, &BTreeMap::new(), &Settings::default());
         assert_eq!(a.alerts.len(), 1, "{:#?}", a.alerts);
@@ -358,14 +354,15 @@ mod tests {
     #[test]
     fn budgets_warn_from_80_percent_and_are_critical_from_100() {
         // This month (from day 20): payments $85 of $100, search $120 of $100, infra $10.
-        let facts = vec![
+        let facts: Vec<DayFigure> = [
             spend(19, "payments", "ann", 500.0), // last month
             spend(20, "payments", "ann", 60.0),
             spend(28, "payments", "ann", 25.0),
             spend(21, "search", "bob", 120.0),
             spend(22, "infra", "cy", 10.0),
             spend(29, "infra", "cy", 900.0), // after the day
-        ];
+        ]
+        .concat();
         let budgets: BTreeMap<String, f64> = [
             ("payments".to_string(), 100.0),
             ("search".to_string(), 100.0),

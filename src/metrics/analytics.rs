@@ -349,8 +349,6 @@ pub struct SessionFact {
     pub priced_by_model: BTreeMap<String, Option<f64>>,
     /// The quantities the session's agent reported (absent: not reported).
     pub counted: BTreeMap<Counted, f64>,
-    /// Whether the graph links the session to a commit it authored.
-    pub has_commit: bool,
 }
 
 /// What to answer.

@@ -4,11 +4,10 @@
 //! `GET /api/v1/alerts` raises. Labels are bounded: team, agent, model, alert kind —
 //! never a person, unless `--people on` lets alerts name one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::alerts::Alerts;
-use super::analytics::SessionFact;
+use super::alerts::{Alerts, DayFigure, Scope};
 
 const DAY_NS: i64 = 86_400 * 1_000_000_000;
 
@@ -34,42 +33,61 @@ pub const FAMILIES: [&str; 6] = [
     "tracelink_alert_active",
 ];
 
+/// What the organisation's figures are made of, per UTC day since the month began
+/// (summed from the stored facts).
+#[derive(Debug, Clone, Default)]
+pub struct OrgFigures {
+    /// Each team's spend per day (other scopes are ignored).
+    pub team_days: Vec<DayFigure>,
+    /// Sessions per team, agent and day (start of day).
+    pub team_agent_sessions: Vec<(String, String, i64, u64)>,
+    /// Distinct people per team: today, and this month.
+    pub team_people_day: BTreeMap<String, u64>,
+    pub team_people_month: BTreeMap<String, u64>,
+    /// Tokens (input + output) per model and day.
+    pub model_tokens: Vec<(String, i64, i64)>,
+}
+
 /// The figures for the UTC day starting at `day_ns` and its month (from
-/// `month_start_ns`), from the sessions started since the month began (and the alerts
-/// judged for the day).
+/// `month_start_ns`), and the alerts judged for the day.
 pub fn render(
-    facts: &[SessionFact],
+    o: &OrgFigures,
     day_ns: i64,
     month_start_ns: i64,
     budgets: &BTreeMap<String, f64>,
     alerts: &Alerts,
 ) -> String {
-    let mut spend: BTreeMap<(&str, &str), f64> = BTreeMap::new();
-    let mut sessions: BTreeMap<(&str, &str, &str), u64> = BTreeMap::new();
-    let mut people: BTreeMap<(&str, &str), BTreeSet<&str>> = BTreeMap::new();
-    let mut tokens: BTreeMap<(&str, &str), i64> = BTreeMap::new();
-    for f in facts {
-        if f.started_ns < month_start_ns || f.started_ns >= day_ns + DAY_NS {
-            continue;
-        }
-        let periods: &[&str] = if f.started_ns >= day_ns {
+    let periods = |at: i64| -> &'static [&'static str] {
+        if at < month_start_ns || at >= day_ns + DAY_NS {
+            &[]
+        } else if at >= day_ns {
             &["day", "month"]
         } else {
             &["month"]
-        };
-        let agent = f.agent.as_deref().unwrap_or("unknown");
-        for p in periods {
-            for t in &f.teams {
-                *spend.entry((t, p)).or_default() += f.cost_usd.unwrap_or(0.0);
-                *sessions.entry((t, agent, p)).or_default() += 1;
-                let seen = people.entry((t, p)).or_default();
-                if let Some(person) = &f.person {
-                    seen.insert(person);
-                }
-            }
-            for (m, v) in &f.tokens_by_model {
-                *tokens.entry((m, p)).or_default() += v.input + v.output;
-            }
+        }
+    };
+    let mut spend: BTreeMap<(&str, &str), f64> = BTreeMap::new();
+    for f in o.team_days.iter().filter(|f| f.scope == Scope::Team) {
+        for p in periods(f.day_ns) {
+            *spend.entry((&f.key, p)).or_default() += f.spend;
+        }
+    }
+    let mut sessions: BTreeMap<(&str, &str, &str), u64> = BTreeMap::new();
+    for (team, agent, at, n) in &o.team_agent_sessions {
+        for p in periods(*at) {
+            *sessions.entry((team, agent, p)).or_default() += n;
+        }
+    }
+    let mut people: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for (period, by_team) in [("day", &o.team_people_day), ("month", &o.team_people_month)] {
+        for (team, n) in by_team {
+            people.insert((team, period), *n);
+        }
+    }
+    let mut tokens: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    for (model, at, n) in &o.model_tokens {
+        for p in periods(*at) {
+            *tokens.entry((model, p)).or_default() += n;
         }
     }
     let mut out = String::new();
@@ -106,13 +124,12 @@ pub fn render(
         FAMILIES[2],
         "People with an agent session started today or this month (UTC), by team.",
     );
-    for ((team, period), who) in &people {
+    for ((team, period), n) in &people {
         let _ = writeln!(
             out,
-            "{}{{team=\"{}\",period=\"{period}\"}} {}",
+            "{}{{team=\"{}\",period=\"{period}\"}} {n}",
             FAMILIES[2],
             label(team),
-            who.len()
         );
     }
     family(
@@ -167,27 +184,40 @@ mod tests {
     fn figures_today_and_this_month_by_team_with_bounded_labels() {
         let month = 20_000 * DAY_NS;
         let day = month + 10 * DAY_NS;
-        let fact = |at: i64, team: &str, person: &str, usd: f64| SessionFact {
-            started_ns: at,
-            person: Some(person.into()),
-            teams: vec![team.into()],
-            agent: Some("claude-code".into()),
-            cost_usd: Some(usd),
-            ..Default::default()
+        let spent = |at: i64, usd: f64| DayFigure {
+            scope: Scope::Team,
+            key: "pay\"ments".into(),
+            day_ns: at,
+            spend: usd,
+            tokens: 0.0,
+            quality: crate::metrics::analytics::Quality::Exact,
         };
-        let facts = vec![
-            fact(month + DAY_NS, "pay\"ments", "ann", 2.5),
-            fact(day + 60, "pay\"ments", "bob", 1.0),
-            fact(month - DAY_NS, "pay\"ments", "ann", 99.0), // last month
-        ];
+        let team = || "pay\"ments".to_string();
+        let o = OrgFigures {
+            team_days: vec![
+                spent(month + DAY_NS, 2.5),
+                spent(day, 1.0),
+                spent(month - DAY_NS, 99.0), // last month
+            ],
+            team_agent_sessions: vec![
+                (team(), "claude-code".into(), month + DAY_NS, 1),
+                (team(), "claude-code".into(), day, 1),
+                (team(), "claude-code".into(), month - DAY_NS, 1),
+            ],
+            team_people_day: [(team(), 1)].into(),
+            team_people_month: [(team(), 2)].into(),
+            model_tokens: vec![("sonnet".into(), day, 120)],
+        };
         let budgets: BTreeMap<String, f64> = [("pay\"ments".to_string(), 4.0)].into();
-        let alerts = evaluate(&facts, day, month, &budgets, &Settings::default());
-        let text = render(&facts, day, month, &budgets, &alerts);
+        let alerts = evaluate(&o.team_days, day, month, &budgets, &Settings::default());
+        let text = render(&o, day, month, &budgets, &alerts);
         for line in [
             "tracelink_team_spend_usd{team=\"pay\\\"ments\",period=\"day\"} 1",
             "tracelink_team_spend_usd{team=\"pay\\\"ments\",period=\"month\"} 3.5",
             "tracelink_team_sessions{team=\"pay\\\"ments\",agent=\"claude-code\",period=\"month\"} 2",
             "tracelink_team_active_people{team=\"pay\\\"ments\",period=\"day\"} 1",
+            "tracelink_team_active_people{team=\"pay\\\"ments\",period=\"month\"} 2",
+            "tracelink_model_tokens{model=\"sonnet\",period=\"day\"} 120",
             "tracelink_team_monthly_budget_usd{team=\"pay\\\"ments\"} 4",
             "tracelink_alert_active{kind=\"budget\",level=\"warning\",scope=\"team\",key=\"pay\\\"ments\"} 1",
         ] {

@@ -89,6 +89,18 @@ pub enum FactKey {
     Agent,
     Person,
     Model,
+    /// Team and agent together ([`split_team_agent`] parts the key).
+    TeamAgent,
+}
+
+/// What separates team and agent in a [`FactKey::TeamAgent`] key (the unit separator,
+/// which no team or agent name holds).
+const TEAM_AGENT_SEPARATOR: char = '\u{1f}';
+
+/// A [`FactKey::TeamAgent`] key's team and agent.
+pub fn split_team_agent(key: &str) -> Option<(String, String)> {
+    let (team, agent) = key.split_once(TEAM_AGENT_SEPARATOR)?;
+    Some((team.to_string(), agent.to_string()))
 }
 
 /// What is summed.
@@ -163,6 +175,7 @@ impl FactQuery {
             FactKey::Agent => "agent",
             FactKey::Person => "person",
             FactKey::Model => "CASE WHEN model = '' THEN NULL ELSE model END",
+            FactKey::TeamAgent => "team || '\u{1f}' || coalesce(agent, 'unknown')",
         }
     }
 
@@ -187,7 +200,10 @@ impl FactQuery {
     fn filter(&self) -> String {
         let mut s = String::from("f.started_ns >= ? AND f.started_ns < ?");
         // Every grouping but team's and model's reads one row per session.
-        if !matches!(self.key, FactKey::Team | FactKey::Model) {
+        if !matches!(
+            self.key,
+            FactKey::Team | FactKey::TeamAgent | FactKey::Model
+        ) {
             s.push_str(" AND f.first_team = 1");
         }
         if self.without_commit {
@@ -370,12 +386,16 @@ impl Tx<'_> {
             }
             q.execute(self.conn()).await?;
         }
-        for d in done {
-            query("DELETE FROM analytics_queue WHERE session_id = ? AND touched_ns <= ?")
-                .bind(d.session_id)
-                .bind(d.touched_ns)
-                .execute(self.conn())
-                .await?;
+        // In one statement per 200 (a round trip each on PostgreSQL).
+        for chunk in done.chunks(200) {
+            let mut q = query(format!(
+                "DELETE FROM analytics_queue WHERE {}",
+                vec!["(session_id = ? AND touched_ns <= ?)"; chunk.len()].join(" OR ")
+            ));
+            for d in chunk {
+                q = q.bind(d.session_id).bind(d.touched_ns);
+            }
+            q.execute(self.conn()).await?;
         }
         Ok(())
     }
