@@ -160,16 +160,20 @@ pub enum PullMetric {
     CostPerMergedPr,
     /// The same cost per added line agents wrote that was merged.
     CostPerMergedLine,
+    /// Their sessions' tokens (input plus output, whole sessions as the report's totals
+    /// count them), per merged line agents added.
+    TokensPerMergedLine,
 }
 
 impl PullMetric {
-    pub const ALL: [PullMetric; 6] = [
+    pub const ALL: [PullMetric; 7] = [
         PullMetric::MergedPrs,
         PullMetric::CycleTime,
         PullMetric::CiFirstRunPass,
         PullMetric::ChangeFailureRate,
         PullMetric::CostPerMergedPr,
         PullMetric::CostPerMergedLine,
+        PullMetric::TokensPerMergedLine,
     ];
 
     pub fn name(self) -> &'static str {
@@ -180,6 +184,7 @@ impl PullMetric {
             PullMetric::ChangeFailureRate => "change-failure-rate",
             PullMetric::CostPerMergedPr => "cost-per-merged-pr",
             PullMetric::CostPerMergedLine => "cost-per-merged-line",
+            PullMetric::TokensPerMergedLine => "tokens-per-merged-line",
         }
     }
 
@@ -189,6 +194,7 @@ impl PullMetric {
             PullMetric::CycleTime => "hours",
             PullMetric::CiFirstRunPass | PullMetric::ChangeFailureRate => "share",
             PullMetric::CostPerMergedPr | PullMetric::CostPerMergedLine => "usd",
+            PullMetric::TokensPerMergedLine => "tokens",
         }
     }
 }
@@ -257,7 +263,7 @@ impl Metric {
         prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, \
         files-modified, active-time, sessions-without-commit, cost-without-commit, cache-hit-ratio, merged-prs, \
         pr-cycle-time, ci-first-run-pass-rate, change-failure-rate, cost-per-merged-pr, \
-        cost-per-merged-line";
+        cost-per-merged-line, tokens-per-merged-line";
 
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {

@@ -103,6 +103,19 @@ pub fn figure(m: PullMetric, prs: &[&Pull]) -> f64 {
             merged_cost().filter_map(|p| p.fact.cost).sum(),
             merged_cost().count() as f64,
         ),
+        PullMetric::TokensPerMergedLine => {
+            let with = || {
+                prs.iter().filter(|p| {
+                    p.assisted()
+                        && p.fact.tokens.is_some()
+                        && p.fact.agent_lines_added.is_some_and(|l| l > 0)
+                })
+            };
+            ratio(
+                with().filter_map(|p| p.fact.tokens).sum::<i64>() as f64,
+                with().filter_map(|p| p.fact.agent_lines_added).sum::<i64>() as f64,
+            )
+        }
         PullMetric::CostPerMergedLine => {
             let with_lines =
                 || merged_cost().filter(|p| p.fact.agent_lines_added.is_some_and(|l| l > 0));
@@ -120,9 +133,10 @@ pub fn figure(m: PullMetric, prs: &[&Pull]) -> f64 {
 fn round(m: PullMetric, v: f64) -> f64 {
     match m {
         PullMetric::MergedPrs => v,
-        PullMetric::CycleTime | PullMetric::CiFirstRunPass | PullMetric::ChangeFailureRate => {
-            (v * 1e4).round() / 1e4
-        }
+        PullMetric::CycleTime
+        | PullMetric::CiFirstRunPass
+        | PullMetric::ChangeFailureRate
+        | PullMetric::TokensPerMergedLine => (v * 1e4).round() / 1e4,
         PullMetric::CostPerMergedPr | PullMetric::CostPerMergedLine => dollars(v),
     }
 }
@@ -270,7 +284,7 @@ mod tests {
                 },
                 cost: assisted.then_some(2.0),
                 cost_estimated: 0,
-                tokens: None,
+                tokens: assisted.then_some(30_000),
                 lines_added: Some(100),
                 agent_lines_added: assisted.then_some(40),
                 ci_first_run_pass: Some(if assisted { 0.5 } else { 1.0 }),
@@ -316,6 +330,8 @@ mod tests {
         let a = answer(&q(GroupBy::Org), PullMetric::CostPerMergedLine, &prs, 0);
         // $2 + $2 over 40 + 40 agent lines.
         assert_eq!(a.total, 0.05);
+        let a = answer(&q(GroupBy::Org), PullMetric::TokensPerMergedLine, &prs, 0);
+        assert_eq!(a.total, 750.0, "60,000 tokens over 80 lines");
         let a = answer(&q(GroupBy::Org), PullMetric::ChangeFailureRate, &prs, 0);
         assert_eq!(a.total, 0.3333, "#3 caused an incident; 3 deployed");
         assert!(a.split.unwrap().not_agent_assisted == 0.0);
