@@ -408,18 +408,7 @@ pub(super) async fn queue(
     session_ids: &[i64],
     now_ns: i64,
 ) -> Result<()> {
-    for chunk in session_ids.chunks(400) {
-        let mut q = query(format!(
-            "INSERT INTO analytics_queue (session_id, touched_ns) VALUES {} \
-             ON CONFLICT (session_id) DO UPDATE SET touched_ns = excluded.touched_ns",
-            vec!["(?, ?)"; chunk.len()].join(", ")
-        ));
-        for id in chunk {
-            q = q.bind(id).bind(now_ns);
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
+    super::links::queue_sessions(conn, "analytics_queue", session_ids, now_ns).await
 }
 
 impl Db {

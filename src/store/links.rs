@@ -217,9 +217,20 @@ pub(super) async fn queue_relink(
     session_ids: &[i64],
     now_ns: i64,
 ) -> Result<()> {
+    queue_sessions(conn, "link_queue", session_ids, now_ns).await
+}
+
+/// Queues sessions in a queue table of `(session_id, touched_ns)` (`link_queue`,
+/// `analytics_queue`), as touched at `now_ns`.
+pub(super) async fn queue_sessions(
+    conn: &mut AnyConnection,
+    table: &'static str,
+    session_ids: &[i64],
+    now_ns: i64,
+) -> Result<()> {
     for chunk in session_ids.chunks(400) {
         let mut q = query(format!(
-            "INSERT INTO link_queue (session_id, touched_ns) VALUES {} \
+            "INSERT INTO {table} (session_id, touched_ns) VALUES {} \
              ON CONFLICT (session_id) DO UPDATE SET touched_ns = excluded.touched_ns",
             vec!["(?, ?)"; chunk.len()].join(", ")
         ));
