@@ -97,24 +97,6 @@ impl Db {
         }
     }
 
-    /// Every session started in `[from_ns, to_ns)`, with its facts, oldest first: what
-    /// the analytics API aggregates.
-    pub async fn sessions_started_between(
-        &self,
-        from_ns: i64,
-        to_ns: i64,
-    ) -> Result<Vec<SessionRecord>> {
-        let rows: Vec<SessionRow> = query_as(format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE started_ns >= ? AND started_ns < ? \
-             ORDER BY started_ns, id"
-        ))
-        .bind(from_ns)
-        .bind(to_ns)
-        .fetch_all(&self.pool)
-        .await?;
-        self.records(rows).await
-    }
-
     /// Sessions newest first, paginated by `(started, id)`.
     pub async fn sessions_page(&self, f: &ListFilter) -> Result<Page> {
         let mut sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE 1 = 1");
