@@ -112,6 +112,11 @@ pub async fn analytics(
             metric.name()
         )));
     }
+    if metric == Metric::TeamActiveShare && group_by != GroupBy::Team {
+        return Err(bad(
+            "team-active-share is the share of a team's members active: group_by=team".into(),
+        ));
+    }
     if group_by == GroupBy::Person && !state.people {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
@@ -172,7 +177,7 @@ pub async fn analytics(
         }
         _ => {
             state.analytics.before_answering().await?;
-            crate::impact::analytics::answer(&state.db, &q, compare).await?
+            crate::impact::analytics::answer(&state.db, &state.reports, &q, compare).await?
         }
     };
     Ok(Json(answer).into_response())

@@ -211,6 +211,20 @@ impl Identities {
             .unwrap_or(&[])
     }
 
+    /// Each team's members (logins) as the file lists them, by team name.
+    pub fn members(
+        &self,
+    ) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+        let mut out: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+            Default::default();
+        for (login, teams) in &self.teams_by_login {
+            for t in teams {
+                out.entry(t.clone()).or_default().insert(login.clone());
+            }
+        }
+        out
+    }
+
     /// Everything that decides whose a session is and which teams it counts for, in a
     /// stable order: what analytics' stored facts were computed from.
     pub fn fingerprint_text(&self) -> String {

@@ -17,6 +17,12 @@ use super::ReportContext;
 fn fact_of(ctx: &ReportContext, rec: crate::store::sessions::SessionRecord) -> Option<SessionFact> {
     let identities = &ctx.links.identities;
     let started_ns = rec.row.started_ns?;
+    let duration_seconds = rec
+        .row
+        .ended_ns
+        .filter(|e| *e >= started_ns)
+        .map(|e| (e - started_ns) as f64 / 1e9);
+    let headless = rec.row.headless.map(|h| h != 0);
     let v = view(&ctx.prices, rec);
     let login = identities.login_of(v.user.email.as_deref(), v.user.id.as_deref());
     let mut teams: Vec<String> = login
@@ -79,12 +85,14 @@ fn fact_of(ctx: &ReportContext, rec: crate::store::sessions::SessionRecord) -> O
         cost_estimated: v.cost_estimated,
         priced_by_model,
         counted,
+        duration_seconds,
+        headless,
     })
 }
 
 /// Bumped when what a session's stored facts hold, or how they are computed, changes:
 /// every session is computed again at the next start.
-const FACTS_VERSION: u32 = 1;
+const FACTS_VERSION: u32 = 2;
 
 /// What the stored facts are computed from (the facts' version, the identities file's
 /// people and teams, the price table): when it changes, every session is counted again.
@@ -150,17 +158,57 @@ pub async fn on_new_basis(conn: &mut Conn, ctx: &ReportContext) -> store::Result
 /// The answer to `q` (with the comparison at `compare`, if any) from the stored facts.
 pub async fn answer(
     db: &Db,
+    ctx: &ReportContext,
     q: &analytics::Query,
     compare: Option<i64>,
 ) -> store::Result<analytics::Answer> {
-    let out = analytics::answer(q, &sums(db, q).await?);
+    let out = answer_one(db, ctx, q).await?;
     Ok(match compare {
         Some(at) => {
             let wq = analytics::weekly_query(q);
-            let weekly = analytics::answer(&wq, &sums(db, &wq).await?);
+            let weekly = answer_one(db, ctx, &wq).await?;
             analytics::answer_comparing(q, out, &weekly, at)
         }
         None => out,
+    })
+}
+
+async fn answer_one(
+    db: &Db,
+    ctx: &ReportContext,
+    q: &analytics::Query,
+) -> store::Result<analytics::Answer> {
+    use crate::metrics::adoption;
+    use analytics::{Metric, SpreadOf};
+    let fq = analytics::fact_query(q);
+    Ok(match q.metric {
+        Metric::Spread(sp) => {
+            let rows = db.analytics_values(&fq).await?;
+            let missing = if sp.of == SpreadOf::ActiveTime {
+                db.analytics_missing_agents(&fq).await?
+            } else {
+                Vec::new()
+            };
+            let queued = db.analytics_queued().await?;
+            adoption::answer_spread(q, sp, &rows, &missing, queued)
+        }
+        Metric::NewPeople => {
+            let firsts = db.analytics_first_seen(&fq).await?;
+            let nameless = db.analytics_nameless(&fq).await?;
+            let queued = db.analytics_queued().await?;
+            adoption::answer_new_people(q, &firsts, nameless, queued)
+        }
+        Metric::TeamActiveShare => {
+            let triples = db
+                .analytics_people_triples(&FactQuery {
+                    key: FactKey::Team,
+                    ..fq
+                })
+                .await?;
+            let queued = db.analytics_queued().await?;
+            adoption::answer_team_share(q, &triples, &ctx.links.identities.members(), queued)
+        }
+        _ => analytics::answer(q, &sums(db, q).await?),
     })
 }
 
@@ -175,9 +223,7 @@ async fn sums(db: &Db, q: &analytics::Query) -> store::Result<analytics::Sums> {
         return Ok(sums);
     }
     sums.tallies = db.analytics_tallies(&fq).await?;
-    if matches!(q.metric, analytics::Metric::Counter(_))
-        && sums.tallies.iter().any(|t| t.missing > 0)
-    {
+    if q.metric.reported() && sums.tallies.iter().any(|t| t.missing > 0) {
         sums.missing_agents = db.analytics_missing_agents(&fq).await?;
     }
     Ok(sums)

@@ -140,6 +140,66 @@ pub enum Metric {
     CacheHitRatio,
     /// A figure of the pull requests merged ([`super::impact_analytics`]).
     Pulls(PullMetric),
+    /// Sessions that ran headless (a script, an SDK, CI); sessions whose telemetry does
+    /// not say are left out (partial).
+    HeadlessSessions,
+    /// Sessions run interactively; likewise.
+    InteractiveSessions,
+    /// A percentile of a per-session quantity ([`super::adoption`]).
+    Spread(Spread),
+    /// People whose first session (of the group: the team's, the agent's, …) started in
+    /// the bucket ([`super::adoption`]).
+    NewPeople,
+    /// The share of a team's members (the identities file's) with a session in the
+    /// bucket ([`super::adoption`]).
+    TeamActiveShare,
+}
+
+/// A percentile of a per-session quantity over the sessions of a bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spread {
+    pub of: SpreadOf,
+    /// 50 or 90.
+    pub percentile: u8,
+}
+
+/// What a [`Spread`] is taken of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpreadOf {
+    /// From the session's first record to its last.
+    Duration,
+    /// The active time its agent reports.
+    ActiveTime,
+}
+
+impl Spread {
+    pub const ALL: [Spread; 4] = [
+        Spread {
+            of: SpreadOf::Duration,
+            percentile: 50,
+        },
+        Spread {
+            of: SpreadOf::Duration,
+            percentile: 90,
+        },
+        Spread {
+            of: SpreadOf::ActiveTime,
+            percentile: 50,
+        },
+        Spread {
+            of: SpreadOf::ActiveTime,
+            percentile: 90,
+        },
+    ];
+
+    pub fn name(self) -> &'static str {
+        match (self.of, self.percentile) {
+            (SpreadOf::Duration, 50) => "session-duration-p50",
+            (SpreadOf::Duration, _) => "session-duration-p90",
+            (SpreadOf::ActiveTime, 50) => "active-time-p50",
+            (SpreadOf::ActiveTime, _) => "active-time-p90",
+        }
+    }
 }
 
 /// What is measured of merged pull requests, each split by agent involvement.
@@ -263,7 +323,9 @@ impl Metric {
         prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, \
         files-modified, active-time, sessions-without-commit, cost-without-commit, cache-hit-ratio, merged-prs, \
         pr-cycle-time, ci-first-run-pass-rate, change-failure-rate, cost-per-merged-pr, \
-        cost-per-merged-line, tokens-per-merged-line";
+        cost-per-merged-line, tokens-per-merged-line, headless-sessions, interactive-sessions, \
+        session-duration-p50, session-duration-p90, active-time-p50, active-time-p90, \
+        new-people, team-active-share";
 
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
@@ -274,10 +336,19 @@ impl Metric {
             "sessions-without-commit" => Self::SessionsWithoutCommit,
             "cost-without-commit" => Self::CostWithoutCommit,
             "cache-hit-ratio" => Self::CacheHitRatio,
-            _ => match PullMetric::ALL.into_iter().find(|p| p.name() == s) {
-                Some(p) => Self::Pulls(p),
-                None => Self::Counter(Counted::ALL.into_iter().find(|c| c.name() == s)?),
-            },
+            "headless-sessions" => Self::HeadlessSessions,
+            "interactive-sessions" => Self::InteractiveSessions,
+            "new-people" => Self::NewPeople,
+            "team-active-share" => Self::TeamActiveShare,
+            _ => {
+                if let Some(sp) = Spread::ALL.into_iter().find(|x| x.name() == s) {
+                    Self::Spread(sp)
+                } else if let Some(p) = PullMetric::ALL.into_iter().find(|p| p.name() == s) {
+                    Self::Pulls(p)
+                } else {
+                    Self::Counter(Counted::ALL.into_iter().find(|c| c.name() == s)?)
+                }
+            }
         })
     }
 
@@ -292,6 +363,11 @@ impl Metric {
             Metric::SessionsWithoutCommit => "sessions-without-commit",
             Metric::CacheHitRatio => "cache-hit-ratio",
             Metric::CostWithoutCommit => "cost-without-commit",
+            Metric::HeadlessSessions => "headless-sessions",
+            Metric::InteractiveSessions => "interactive-sessions",
+            Metric::Spread(sp) => sp.name(),
+            Metric::NewPeople => "new-people",
+            Metric::TeamActiveShare => "team-active-share",
         }
     }
 
@@ -314,14 +390,34 @@ impl Metric {
             Metric::Counter(c) => c.unit(),
             Metric::Pulls(p) => p.unit(),
             Metric::SessionsWithoutCommit => "sessions",
-            Metric::CacheHitRatio => "share",
+            Metric::CacheHitRatio | Metric::TeamActiveShare => "share",
+            Metric::HeadlessSessions | Metric::InteractiveSessions => "sessions",
+            Metric::Spread(_) => "seconds",
+            Metric::NewPeople => "people",
         }
     }
 
     /// Whether a session's value can be told apart by model: tokens and cost can; the
     /// counters are the session's, not a model's.
     pub fn by_model(self) -> bool {
-        !matches!(self, Metric::Counter(_) | Metric::Pulls(_))
+        !matches!(
+            self,
+            Metric::Counter(_)
+                | Metric::Pulls(_)
+                | Metric::HeadlessSessions
+                | Metric::InteractiveSessions
+                | Metric::Spread(_)
+                | Metric::TeamActiveShare
+        )
+    }
+
+    /// Whether its value is a session's that its agent may not report (a counter, the
+    /// mode): sessions without it are left out, and the answer names their agents.
+    pub fn reported(self) -> bool {
+        matches!(
+            self,
+            Metric::Counter(_) | Metric::HeadlessSessions | Metric::InteractiveSessions
+        ) || matches!(self, Metric::Spread(s) if s.of == SpreadOf::ActiveTime)
     }
 }
 
@@ -355,6 +451,10 @@ pub struct SessionFact {
     pub priced_by_model: BTreeMap<String, Option<f64>>,
     /// The quantities the session's agent reported (absent: not reported).
     pub counted: BTreeMap<Counted, f64>,
+    /// From its first record to its last, in seconds (`None`: not known).
+    pub duration_seconds: Option<f64>,
+    /// Whether it ran headless (`None`: its telemetry does not say).
+    pub headless: Option<bool>,
 }
 
 /// What to answer.
@@ -492,6 +592,8 @@ pub fn fact_rows(session_id: i64, f: &SessionFact) -> (Vec<FactRow>, Vec<ModelFa
             cost: f.cost_usd,
             cost_estimated: f.cost_estimated,
             counted,
+            duration_seconds: f.duration_seconds,
+            headless: f.headless,
         })
         .collect();
     let whole_how = if f.cost_estimated {
@@ -577,9 +679,17 @@ pub fn fact_query(q: &Query) -> FactQuery {
         value: match q.metric.base() {
             Metric::Tokens | Metric::CacheHitRatio => FactValue::Tokens,
             Metric::Cost => FactValue::Cost,
-            Metric::Counter(c) => {
-                FactValue::Counted(Counted::ALL.iter().position(|x| *x == c).unwrap_or(0))
-            }
+            Metric::Counter(c) => counted_value(c),
+            Metric::HeadlessSessions => FactValue::Mode { headless: true },
+            Metric::InteractiveSessions => FactValue::Mode { headless: false },
+            Metric::Spread(Spread {
+                of: SpreadOf::Duration,
+                ..
+            }) => FactValue::Duration,
+            Metric::Spread(Spread {
+                of: SpreadOf::ActiveTime,
+                ..
+            }) => counted_value(Counted::ActiveTime),
             _ => FactValue::Sessions,
         },
         buckets: match q.bucket {
@@ -599,6 +709,10 @@ pub fn fact_query(q: &Query) -> FactQuery {
             Metric::SessionsWithoutCommit | Metric::CostWithoutCommit
         ),
     }
+}
+
+fn counted_value(c: Counted) -> FactValue {
+    FactValue::Counted(Counted::ALL.iter().position(|x| *x == c).unwrap_or(0))
 }
 
 /// What the store summed for a query ([`fact_query`]).
@@ -787,13 +901,9 @@ pub fn answer(q: &Query, sums: &Sums) -> Answer {
             acc.den += value_den;
             acc.den_series[i] += value_den;
         }
-        if let Metric::Counter(c) = base {
+        if base.reported() {
             for agent in &sums.missing_agents {
-                reasons.insert(format!(
-                    "sessions of agents that do not report {} are left out: {}",
-                    c.name(),
-                    agent.as_deref().unwrap_or("unknown")
-                ));
+                reasons.insert(missing_reason(base, agent.as_deref()));
             }
         }
     }
@@ -859,6 +969,19 @@ pub fn answer(q: &Query, sums: &Sums) -> Answer {
         groups: out,
         compare: None,
     }
+}
+
+/// Why sessions of `agent` are left out of `m` (a [`Metric::reported`] metric).
+pub(super) fn missing_reason(m: Metric, agent: Option<&str>) -> String {
+    let what = match m {
+        Metric::Counter(c) => c.name(),
+        Metric::Spread(_) => "active time",
+        _ => "whether they ran headless",
+    };
+    format!(
+        "sessions of agents that do not report {what} are left out: {}",
+        agent.unwrap_or("unknown")
+    )
 }
 
 /// Before and after a date (`compare=`): the mean of the whole weeks before it and of

@@ -3,6 +3,7 @@
 //! [`coverage`], with the one diff reader [`diff`]), and the DORA keys split by agent
 //! involvement ([`dora`]).
 
+pub mod adoption;
 pub mod alerts;
 pub mod analytics;
 pub mod cost;

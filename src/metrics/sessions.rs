@@ -64,6 +64,9 @@ pub struct SessionView {
     pub branch: Option<String>,
     pub started_at: Option<String>,
     pub ended_at: Option<String>,
+    /// `interactive` or `headless` (a script, an SDK, CI), when its telemetry says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<&'static str>,
     pub active_seconds: Option<f64>,
     pub models: Vec<String>,
     pub tokens: Option<TokenView>,
@@ -110,6 +113,9 @@ pub fn view(prices: &PriceTable, record: SessionRecord) -> SessionView {
     let key = row.session_key;
     let (agent, agent_version, user_id, user_email) =
         (row.agent, row.agent_version, row.user_id, row.user_email);
+    let mode = row
+        .headless
+        .map(|h| if h != 0 { "headless" } else { "interactive" });
     let (organization, repository, branch, started, ended) = (
         row.organization,
         row.repository,
@@ -197,6 +203,7 @@ pub fn view(prices: &PriceTable, record: SessionRecord) -> SessionView {
         branch,
         started_at: rfc3339(started),
         ended_at: rfc3339(ended),
+        mode,
         active_seconds: num(Counter::ActiveSeconds),
         models: by_model.keys().cloned().collect(),
         tokens: total.map(TokenView::from),

@@ -51,6 +51,10 @@ pub struct FactRow {
     pub cost_estimated: bool,
     /// [`COUNTED_COLUMNS`]' values (`None`: not reported).
     pub counted: [Option<f64>; 10],
+    /// From its first record to its last, in seconds (`None`: not known).
+    pub duration_seconds: Option<f64>,
+    /// Whether it ran headless (`None`: its telemetry does not say).
+    pub headless: Option<bool>,
 }
 
 /// How a model's share of a session's cost was found.
@@ -112,6 +116,13 @@ pub enum FactValue {
     Cost,
     /// One of [`COUNTED_COLUMNS`], by index.
     Counted(usize),
+    /// From first record to last, in seconds.
+    Duration,
+    /// 1 for a session in this mode (headless when true), 0 for one in the other,
+    /// nothing when its telemetry does not say.
+    Mode {
+        headless: bool,
+    },
 }
 
 /// The buckets rows fall in, by UTC day number (days since 1970-01-01).
@@ -193,6 +204,13 @@ impl FactQuery {
             FactValue::Tokens => "CAST(input + output AS DOUBLE PRECISION)",
             FactValue::Cost => "cost",
             FactValue::Counted(i) => COUNTED_COLUMNS.get(i).copied().unwrap_or("NULL"),
+            FactValue::Duration => "duration_seconds",
+            FactValue::Mode { headless: true } => {
+                "CAST(CASE WHEN headless = 1 THEN 1 WHEN headless = 0 THEN 0 END AS DOUBLE PRECISION)"
+            }
+            FactValue::Mode { headless: false } => {
+                "CAST(CASE WHEN headless = 0 THEN 1 WHEN headless = 1 THEN 0 END AS DOUBLE PRECISION)"
+            }
         }
     }
 
@@ -245,6 +263,28 @@ pub struct Tally {
     /// Input and cache reads of the rows through which a session counts once.
     pub whole_input: i64,
     pub whole_cache_read: i64,
+}
+
+/// A session's value in a (bucket, key), for quantiles.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ValueRow {
+    /// The bucket's first day (UTC day number).
+    pub bucket: i64,
+    #[sqlx(rename = "group_key")]
+    pub key: Option<String>,
+    /// 1 on the row through which its session counts once.
+    #[sqlx(rename = "first_row")]
+    pub first: i64,
+    pub value: f64,
+}
+
+/// When people were first seen (`new-people`): the start of their first session.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FirstSeen {
+    /// `(key, person, start)`: their first session of the key (a team's, an agent's …).
+    pub by_key: Vec<(Option<String>, String, i64)>,
+    /// `(person, start)`: their first session of all.
+    pub overall: Vec<(String, i64)>,
 }
 
 /// Distinct people, for `active-people`.
@@ -333,13 +373,14 @@ impl Tx<'_> {
                 q.execute(self.conn()).await?;
             }
         }
-        for chunk in rows.chunks(2_000 / 26) {
+        for chunk in rows.chunks(2_000 / 28) {
             let mut q = query(values_sql(
                 "INSERT INTO analytics_facts (started_ns, session_id, team, first_team, day, \
                  person, agent, repo, org, input, output, cache_read, cache_creation, reasoning, \
                  cost, cost_estimated, requests, errors, prompts, tool_invocations, tool_failures, \
-                 tool_rejections, lines_added, lines_removed, files_modified, active_seconds) VALUES ",
-                26,
+                 tool_rejections, lines_added, lines_removed, files_modified, active_seconds, \
+                 duration_seconds, headless) VALUES ",
+                28,
                 chunk.len(),
             ));
             for r in chunk {
@@ -360,6 +401,7 @@ impl Tx<'_> {
                 for c in r.counted {
                     q = bind_f64(q, c);
                 }
+                q = bind_f64(q, r.duration_seconds).bind(r.headless.map(i64::from));
             }
             q.execute(self.conn()).await?;
         }
@@ -461,28 +503,45 @@ impl Db {
             .await
     }
 
-    /// Distinct people of `q`'s rows (its value is not read): one scan for the distinct
-    /// (bucket, key, person) triples — far fewer than sessions: a person active every
-    /// day of a week is one triple of that week — counted here four ways.
-    pub async fn analytics_people(&self, q: &FactQuery) -> Result<PeopleTally> {
-        use std::collections::{HashMap, HashSet};
+    /// The distinct (bucket, key, person) of `q`'s rows naming a person (its value is
+    /// not read) — far fewer than sessions: a person active every day of a week is one
+    /// triple of that week.
+    pub async fn analytics_people_triples(
+        &self,
+        q: &FactQuery,
+    ) -> Result<Vec<(i64, Option<String>, String)>> {
         let (bucket, key, table, filter) = (q.buckets.sql(), q.key_sql(), q.table(), q.filter());
-        let triples: Vec<(i64, Option<String>, String)> = query_as(format!(
+        query_as(format!(
             "SELECT DISTINCT {bucket}, {key}, person FROM {table} f \
              WHERE {filter} AND f.person IS NOT NULL"
         ))
         .bind(q.from_ns)
         .bind(q.to_ns)
         .fetch_all(&self.pool)
-        .await?;
-        let nameless: i64 = query_scalar(format!(
+        .await
+    }
+
+    /// `q`'s sessions naming no person.
+    pub async fn analytics_nameless(&self, q: &FactQuery) -> Result<i64> {
+        query_scalar(format!(
             "SELECT count(*) FROM {table} f WHERE {filter} AND f.person IS NULL AND f.{first} = 1",
+            table = q.table(),
+            filter = q.filter(),
             first = q.first(),
         ))
         .bind(q.from_ns)
         .bind(q.to_ns)
         .fetch_one(&self.pool)
-        .await?;
+        .await
+    }
+
+    /// Distinct people of `q`'s rows (its value is not read): one scan for the distinct
+    /// (bucket, key, person) triples ([`Db::analytics_people_triples`]), counted here
+    /// four ways.
+    pub async fn analytics_people(&self, q: &FactQuery) -> Result<PeopleTally> {
+        use std::collections::{HashMap, HashSet};
+        let triples = self.analytics_people_triples(q).await?;
+        let nameless = self.analytics_nameless(q).await?;
         let mut by_bucket_key: HashMap<(i64, Option<&str>), i64> = HashMap::new();
         let mut by_key: HashMap<Option<&str>, HashSet<&str>> = HashMap::new();
         let mut by_bucket: HashMap<i64, HashSet<&str>> = HashMap::new();
@@ -509,6 +568,58 @@ impl Db {
             total: everyone.len() as i64,
             nameless,
         })
+    }
+
+    /// Each value of `q`'s rows that have one, with its bucket and key, and whether the
+    /// row is the one through which its session counts once: what quantiles are taken
+    /// over (in the range of a 90-day view, one row per session and team).
+    pub async fn analytics_values(&self, q: &FactQuery) -> Result<Vec<ValueRow>> {
+        query_as(format!(
+            "SELECT {bucket} AS bucket, {key} AS group_key, {first} AS first_row, \
+             {v} AS value FROM {table} f WHERE {filter} AND {v} IS NOT NULL",
+            bucket = q.buckets.sql(),
+            key = q.key_sql(),
+            first = q.first(),
+            v = q.value_sql(),
+            table = q.table(),
+            filter = q.filter(),
+        ))
+        .bind(q.from_ns)
+        .bind(q.to_ns)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// When each person was first seen, of those first seen in `q`'s range: per key of
+    /// `q`, and over all sessions.
+    pub async fn analytics_first_seen(&self, q: &FactQuery) -> Result<FirstSeen> {
+        // Every session before the range counts (a person is new only once), so the
+        // filter is on the first start, not on the rows.
+        let once = if matches!(q.key, FactKey::Team | FactKey::TeamAgent | FactKey::Model) {
+            ""
+        } else {
+            " AND f.first_team = 1"
+        };
+        let (table, key) = (q.table(), q.key_sql());
+        let by_key: Vec<(Option<String>, String, i64)> = query_as(format!(
+            "SELECT {key} AS group_key, person, min(started_ns) AS first_ns FROM {table} f \
+             WHERE f.person IS NOT NULL AND f.started_ns < ?{once} GROUP BY 1, 2 \
+             HAVING min(started_ns) >= ?"
+        ))
+        .bind(q.to_ns)
+        .bind(q.from_ns)
+        .fetch_all(&self.pool)
+        .await?;
+        let overall: Vec<(String, i64)> = query_as(
+            "SELECT person, min(started_ns) FROM analytics_facts f \
+             WHERE f.person IS NOT NULL AND f.started_ns < ? AND f.first_team = 1 \
+             GROUP BY 1 HAVING min(started_ns) >= ?",
+        )
+        .bind(q.to_ns)
+        .bind(q.from_ns)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(FirstSeen { by_key, overall })
     }
 
     /// The agents of `q`'s sessions that lack its value (`None`: unnamed), sorted.

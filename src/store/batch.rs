@@ -15,6 +15,9 @@ pub struct SessionInfo {
     pub repository: Option<String>,
     /// The branch it worked on, as its telemetry names it.
     pub branch: Option<String>,
+    /// Whether it ran headless (a script, an SDK, CI) rather than with a person at the
+    /// terminal; `None`: its telemetry does not say.
+    pub headless: Option<bool>,
     pub first_ns: Option<i64>,
     pub last_ns: Option<i64>,
     pub traces: Vec<TraceId>,
@@ -35,6 +38,7 @@ impl SessionInfo {
             organization: None,
             repository: None,
             branch: None,
+            headless: None,
             first_ns: None,
             last_ns: None,
             traces: Vec::new(),

@@ -22,6 +22,8 @@ pub struct SessionRow {
     pub branch: Option<String>,
     pub started_ns: Option<i64>,
     pub ended_ns: Option<i64>,
+    /// 1: it ran headless, 0: interactively; `None`: its telemetry does not say.
+    pub headless: Option<i64>,
 }
 
 /// One counter as one signal reported it.
@@ -62,7 +64,7 @@ pub struct SessionRecord {
 }
 
 const SESSION_COLUMNS: &str = "id, session_key, agent, agent_version, user_id, user_email, \
-     organization, repository, branch, started_ns, ended_ns";
+     organization, repository, branch, started_ns, ended_ns, headless";
 
 /// Filters of `GET /api/v1/sessions`.
 #[derive(Debug, Default)]

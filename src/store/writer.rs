@@ -457,7 +457,8 @@ async fn upsert_sessions(
     for s in &b.sessions {
         let id: i64 = query_scalar(
             "INSERT INTO sessions (session_key, agent, agent_version, user_id, user_email, organization, \
-             repository, branch, started_ns, ended_ns, created_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             repository, branch, headless, started_ns, ended_ns, created_ns) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (session_key) DO UPDATE SET \
              agent = coalesce(sessions.agent, excluded.agent), \
              agent_version = coalesce(sessions.agent_version, excluded.agent_version), \
@@ -466,6 +467,7 @@ async fn upsert_sessions(
              organization = coalesce(sessions.organization, excluded.organization), \
              repository = coalesce(sessions.repository, excluded.repository), \
              branch = coalesce(sessions.branch, excluded.branch), \
+             headless = coalesce(sessions.headless, excluded.headless), \
              started_ns = min(coalesce(sessions.started_ns, excluded.started_ns), coalesce(excluded.started_ns, sessions.started_ns)), \
              ended_ns = max(coalesce(sessions.ended_ns, excluded.ended_ns), coalesce(excluded.ended_ns, sessions.ended_ns)) \
              RETURNING id",
@@ -478,6 +480,7 @@ async fn upsert_sessions(
         .bind(s.organization.as_deref().map(text).as_deref())
         .bind(s.repository.as_deref().map(text).as_deref())
         .bind(s.branch.as_deref().map(text).as_deref())
+        .bind(s.headless.map(i64::from))
         .bind(s.first_ns)
         .bind(s.last_ns)
         .bind(now_ns())

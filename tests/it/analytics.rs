@@ -351,7 +351,7 @@ async fn bad_requests_say_what_is_wrong() {
         (
             "/api/v1/analytics/spend",
             404,
-            "no analytics metric \"spend\"; there are: sessions, active-people, tokens, cost, requests, errors, prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, files-modified, active-time, sessions-without-commit, cost-without-commit, cache-hit-ratio, merged-prs, pr-cycle-time, ci-first-run-pass-rate, change-failure-rate, cost-per-merged-pr, cost-per-merged-line, tokens-per-merged-line",
+            "no analytics metric \"spend\"; there are: sessions, active-people, tokens, cost, requests, errors, prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, files-modified, active-time, sessions-without-commit, cost-without-commit, cache-hit-ratio, merged-prs, pr-cycle-time, ci-first-run-pass-rate, change-failure-rate, cost-per-merged-pr, cost-per-merged-line, tokens-per-merged-line, headless-sessions, interactive-sessions, session-duration-p50, session-duration-p90, active-time-p50, active-time-p90, new-people, team-active-share",
         ),
         (
             "/api/v1/analytics/sessions?group_by=galaxy",
@@ -783,4 +783,120 @@ async fn pull_facts_without_then_with_a_cost_are_stored() {
     let stored = store.db.pull_facts_merged_between(0, 2_000).await.unwrap();
     let costs: Vec<Option<f64>> = stored.iter().map(|f| f.cost).collect();
     assert_eq!(costs, [None, Some(0.25), None, Some(1.5)]);
+}
+
+/// Adoption beyond sums, on the fixtures' sessions. Their durations (first record to
+/// last): Claude Code 1,800 s (09:02:05.412–09:32:05.412), Gemini CLI 996.618 s,
+/// Codex 812.587 s (10:08:02.310–10:21:34.897), Droid 1,014.173 s. Gemini CLI says
+/// `interactive`, Codex's originator is its TUI; Claude Code and Droid do not say.
+#[tokio::test]
+async fn adoption_modes_durations_new_people_and_team_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let identities = dir.path().join("two-members.toml");
+    // `ops` is a member of payments who ran no session.
+    std::fs::write(
+        &identities,
+        "[[person]]\nlogin = \"dev\"\nemails = [\"dev@acme.example\"]\nteams = [\"payments\"]\n\n\
+         [[person]]\nlogin = \"ops\"\nemails = [\"ops@acme.example\"]\nteams = [\"payments\"]\n\n\
+         [[team]]\nname = \"platform\"\nrepos = [\"acme/widgets\"]\n",
+    )
+    .unwrap();
+    let (app, _dir) = app_with(|a| a.identities = Some(identities.clone())).await;
+    let get = |path: String| {
+        let app = &app;
+        async move {
+            let (status, body) = app.get_json(&path).await;
+            assert_eq!(status, 200, "{path}: {body}");
+            body
+        }
+    };
+
+    let a = get(format!(
+        "/api/v1/analytics/interactive-sessions?group_by=agent&{WEEK}"
+    ))
+    .await;
+    assert_eq!(a["total"], 2);
+    assert_eq!(a["quality"], "partial");
+    assert_eq!(
+        a["reasons"],
+        json!([
+            "sessions of agents that do not report whether they ran headless are left out: claude-code",
+            "sessions of agents that do not report whether they ran headless are left out: droid"
+        ])
+    );
+    assert_eq!(
+        groups(&a)[..2],
+        [
+            g("codex", json!(1), "exact"),
+            g("gemini-cli", json!(1), "exact")
+        ]
+    );
+    let a = get(format!("/api/v1/analytics/headless-sessions?{WEEK}")).await;
+    assert_eq!(a["total"], 0);
+    let (_, s) = app.get_json("/api/v1/sessions?agent=gemini-cli").await;
+    assert_eq!(s["sessions"][0]["mode"], "interactive", "{s}");
+
+    // The median of 812.587, 996.618, 1,014.173 and 1,800 is the mean of the middle two.
+    let a = get(format!(
+        "/api/v1/analytics/session-duration-p50?group_by=team&{WEEK}"
+    ))
+    .await;
+    assert_eq!(a["total"], 1005.396);
+    assert_eq!(a["quality"], "exact");
+    assert_eq!(
+        groups(&a),
+        [
+            g("platform", json!(1014.173), "exact"),
+            g("payments", json!(996.618), "exact"),
+        ]
+    );
+    // p90: rank 0.9 × 3 = 2.7, seven tenths from 1,014.173 to 1,800.
+    let a = get(format!("/api/v1/analytics/session-duration-p90?{WEEK}")).await;
+    assert_eq!(a["total"], 1564.252);
+    assert_eq!(
+        a["series"],
+        json!([{"start": "2026-11-16", "value": 1564.252}])
+    );
+    // Only Claude Code reports active time.
+    let a = get(format!("/api/v1/analytics/active-time-p50?{WEEK}")).await;
+    assert_eq!(a["total"], 262.105);
+    assert_eq!(a["quality"], "partial");
+    assert_eq!(a["reasons"].as_array().unwrap().len(), 3, "{a}");
+
+    // dev and Droid's user were first seen on 2026-11-20; nobody is new the week after.
+    let a = get(format!("/api/v1/analytics/new-people?group_by=team&{WEEK}")).await;
+    assert_eq!(a["total"], 2);
+    assert_eq!(
+        groups(&a),
+        [
+            g("payments", json!(1), "exact"),
+            g("platform", json!(1), "exact")
+        ]
+    );
+    let a = get("/api/v1/analytics/new-people?from=2026-11-21&to=2026-11-30".into()).await;
+    assert_eq!(a["total"], 0);
+
+    // Of payments' two members, dev was active; platform lists no members.
+    let a = get(format!(
+        "/api/v1/analytics/team-active-share?group_by=team&{WEEK}"
+    ))
+    .await;
+    assert_eq!(groups(&a), [g("payments", json!(0.5), "exact")]);
+    assert_eq!(a["series"], json!([{"start": "2026-11-16", "value": 0.5}]));
+    let (status, body) = app
+        .get_json(&format!(
+            "/api/v1/analytics/team-active-share?group_by=agent&{WEEK}"
+        ))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("group_by=team"),
+        "{body}"
+    );
+    let (status, _) = app
+        .get_json(&format!(
+            "/api/v1/analytics/session-duration-p50?group_by=model&{WEEK}"
+        ))
+        .await;
+    assert_eq!(status, 400);
 }

@@ -227,6 +227,20 @@ impl TestApp {
         }
     }
 
+    /// Waits until analytics' background refresher has computed the facts of every
+    /// session that changed (its queue is empty): nothing it writes later can race a
+    /// reading of the database.
+    pub async fn analytics_counted(&self) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        while self.db().analytics_queued().await.expect("queue") > 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "analytics facts not computed in time"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     /// Every row of a table as text, sorted, without the given columns.
     pub async fn dump(&self, table: &str, skip: &[&str]) -> Vec<String> {
         self.db().dump_table(table, skip).await.expect("rows")

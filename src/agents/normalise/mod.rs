@@ -173,6 +173,9 @@ fn fill_identity(info: &mut SessionInfo, emitter: Emitter, reader: &Reader<'_>) 
             .find_map(|k| reader.str(k))
             .and_then(repository_name);
     }
+    if info.headless.is_none() {
+        info.headless = headless(reader);
+    }
     // `vcs.ref.head.name` names a branch unless `vcs.ref.head.type` says it is a tag.
     if info.branch.is_none()
         && reader
@@ -185,6 +188,39 @@ fn fill_identity(info: &mut SessionInfo, emitter: Emitter, reader: &Reader<'_>) 
             .filter(|b| !b.is_empty() && b.len() <= 255)
             .map(str::to_string);
     }
+}
+
+/// Whether the session ran headless, as its telemetry says: an `interactive` attribute
+/// (Gemini CLI sends it; any agent can through `OTEL_RESOURCE_ATTRIBUTES`) decides; else
+/// Codex's `originator` (`codex_exec` and the SDKs are headless, the TUI and the editor
+/// extensions are not); else a CI run's `cicd.pipeline.*` resource attribute makes it
+/// headless. `None`: nothing says (Claude Code and Droid export no such attribute).
+fn headless(reader: &Reader<'_>) -> Option<bool> {
+    let on_resource = Reader {
+        attrs: reader.resource,
+        resource: &[],
+        rejected: reader.rejected,
+    };
+    if let Some(interactive) = reader
+        .flag("interactive")
+        .or_else(|| on_resource.flag("interactive"))
+    {
+        return Some(!interactive);
+    }
+    if let Some(o) = reader.str("originator") {
+        let o = o.to_ascii_lowercase();
+        if o.contains("exec") || o.contains("sdk") {
+            return Some(true);
+        }
+        if o.starts_with("codex_") {
+            return Some(false);
+        }
+    }
+    reader
+        .resource
+        .iter()
+        .any(|kv| kv.key.starts_with("cicd.pipeline."))
+        .then_some(true)
 }
 
 fn apply_mentions(info: &mut SessionInfo, m: Mentions) {
@@ -466,4 +502,76 @@ pub fn logs(req: &ExportLogsServiceRequest) -> Batch {
     batch.unreadable_values = unreadable.total();
     batch.unreadable_keys = unreadable.take();
     batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::AnyValue;
+
+    fn kv(key: &str, v: Value) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(v) }),
+            ..Default::default()
+        }
+    }
+
+    fn s(v: &str) -> Value {
+        Value::StringValue(v.into())
+    }
+
+    fn mode(attrs: &[KeyValue], resource: &[KeyValue]) -> Option<bool> {
+        let rejected = Unreadable::default();
+        headless(&Reader {
+            attrs,
+            resource,
+            rejected: &rejected,
+        })
+    }
+
+    #[test]
+    fn a_session_is_headless_when_its_telemetry_says_so() {
+        // Gemini CLI's `interactive`, as a boolean or (some exporters) a string.
+        assert_eq!(
+            mode(&[kv("interactive", Value::BoolValue(false))], &[]),
+            Some(true)
+        );
+        assert_eq!(mode(&[kv("interactive", s("True"))], &[]), Some(false));
+        // Codex: the TUI and the editor extension, `codex exec` and the SDK.
+        assert_eq!(
+            mode(&[kv("originator", s("codex_cli_rs"))], &[]),
+            Some(false)
+        );
+        assert_eq!(
+            mode(&[kv("originator", s("codex_vscode"))], &[]),
+            Some(false)
+        );
+        assert_eq!(mode(&[kv("originator", s("codex_exec"))], &[]), Some(true));
+        assert_eq!(
+            mode(&[kv("originator", s("codex_sdk_ts"))], &[]),
+            Some(true)
+        );
+        assert_eq!(
+            mode(&[], &[kv("interactive", s("false"))]),
+            Some(true),
+            "OTEL_RESOURCE_ATTRIBUTES=interactive=false"
+        );
+        // A CI run, whatever the agent.
+        assert_eq!(
+            mode(&[], &[kv("cicd.pipeline.run.id", s("1234"))]),
+            Some(true)
+        );
+        // `interactive` wins over the CI marker (a person debugging in a CI shell).
+        assert_eq!(
+            mode(
+                &[kv("interactive", Value::BoolValue(true))],
+                &[kv("cicd.pipeline.name", s("ci"))]
+            ),
+            Some(false)
+        );
+        // Claude Code and Droid say nothing.
+        assert_eq!(mode(&[kv("terminal.type", s("vscode"))], &[]), None);
+        assert_eq!(mode(&[kv("originator", s("someone_else"))], &[]), None);
+    }
 }

@@ -1,0 +1,6 @@
+-- Adoption analytics: whether a session ran headless (its agent's `interactive`
+-- attribute, Codex's `originator`, a CI run's `cicd.pipeline.*` resource attributes),
+-- and each session's duration and mode in its analytics facts. NULL: not known.
+ALTER TABLE sessions ADD COLUMN headless INTEGER;
+ALTER TABLE analytics_facts ADD COLUMN duration_seconds REAL;
+ALTER TABLE analytics_facts ADD COLUMN headless INTEGER;
