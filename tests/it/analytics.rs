@@ -42,6 +42,7 @@ async fn app_with(
     super::reports::deliver(&app, "push", "p1", &pushed).await;
     app.applied(1).await;
     app.linked_up().await;
+    app.analytics_counted().await;
     (app, dir)
 }
 

@@ -230,7 +230,6 @@ impl TestApp {
     /// Waits until analytics' background refresher has computed the facts of every
     /// session that changed (its queue is empty): nothing it writes later can race a
     /// reading of the database.
-    #[cfg_attr(tracelink_skip_postgres_tests, allow(dead_code))]
     pub async fn analytics_counted(&self) {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
         while self.db().analytics_queued().await.expect("queue") > 0 {
