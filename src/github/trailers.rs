@@ -309,6 +309,26 @@ pub fn attribution(trailers: &[Trailer]) -> Attribution {
     }
 }
 
+/// The commits a message says it reverts: `git revert`'s "This reverts commit <sha>."
+/// lines (GitHub's revert button writes them too), each full SHA once, in order. An
+/// abbreviated SHA names nothing for sure and is passed over.
+pub fn reverted(message: &str) -> Vec<crate::ids::CommitSha> {
+    const SAYS: &str = "This reverts commit ";
+    let mut out: Vec<crate::ids::CommitSha> = Vec::new();
+    let mut rest = message;
+    while let Some(at) = rest.find(SAYS) {
+        rest = &rest[at + SAYS.len()..];
+        let hex = rest.bytes().take_while(u8::is_ascii_hexdigit).count();
+        if hex == 40
+            && let Ok(sha) = crate::ids::CommitSha::parse(&rest[..hex])
+            && !out.contains(&sha)
+        {
+            out.push(sha);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,5 +564,25 @@ mod tests {
     fn trailers_agents_deduplicated_in_table_order() {
         let msg = "Fix\n\nMade-with: Cursor\nCo-authored-by: Claude <noreply@anthropic.com>\nCo-Authored-By: Claude Sonnet 4.5 <noreply@anthropic.com>\nAssisted-by: Cursor\n";
         assert_eq!(agents(msg), ["claude-code", "cursor"]);
+    }
+
+    #[test]
+    fn reverts_name_the_full_shas_git_revert_writes() {
+        let a = "0123456789abcdef0123456789abcdef01234567";
+        let b = "89abcdef0123456789abcdef0123456789ABCDEF";
+        let msg = format!(
+            "Revert \"Add retries\"\n\nThis reverts commit {a}.\n\nThis reverts commit {b}, reversing\nchanges made to {a}.\n"
+        );
+        let got: Vec<String> = reverted(&msg).iter().map(|s| s.to_string()).collect();
+        assert_eq!(got, [a.to_string(), b.to_ascii_lowercase()]);
+        assert!(
+            reverted("This reverts commit 0123abc.").is_empty(),
+            "abbreviated"
+        );
+        assert!(
+            reverted(&format!("This reverts commit {a}0.")).is_empty(),
+            "41 digits"
+        );
+        assert!(reverted("Fix the revert button").is_empty());
     }
 }

@@ -507,7 +507,7 @@ pub async fn answer_pulls(
 ) -> store::Result<analytics::Answer> {
     use crate::metrics::impact_analytics::{Pull, answer};
     let identities = &ctx.links.identities;
-    let pulls: Vec<Pull> = db
+    let mut pulls: Vec<Pull> = db
         .pull_facts_merged_between(q.from_ns, q.to_ns)
         .await?
         .into_iter()
@@ -525,9 +525,36 @@ pub async fn answer_pulls(
             if teams.is_empty() {
                 teams.push(crate::graph::identities::UNASSIGNED.to_string());
             }
-            Pull { fact, teams }
+            Pull {
+                fact,
+                teams,
+                reverted_ns: None,
+                revert_window_open: false,
+            }
         })
         .collect();
+    if m == analytics::PullMetric::RevertRate {
+        let mut reverted: std::collections::HashMap<(String, i64), Option<i64>> =
+            std::collections::HashMap::new();
+        for (repo, number, at) in db.pull_reverts_merged_between(q.from_ns, q.to_ns).await? {
+            let e = reverted.entry((repo, number)).or_insert(at);
+            // The earliest revert; one of unknown time counts as in time.
+            *e = match (*e, at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                _ => None,
+            };
+        }
+        let now = crate::time::now_ns();
+        for p in &mut pulls {
+            if let Some(at) = reverted.get(&(p.fact.repo.clone(), p.fact.number)) {
+                p.reverted_ns = Some(at.or(p.fact.merged_ns).unwrap_or(now));
+            }
+            p.revert_window_open = p
+                .fact
+                .merged_ns
+                .is_some_and(|m| now - m < crate::metrics::impact_analytics::REVERT_WINDOW_NS);
+        }
+    }
     let uncounted = db.pulls_merged_without_facts(q.from_ns, q.to_ns).await?;
     Ok(answer(q, m, &pulls, uncounted))
 }

@@ -220,13 +220,17 @@ pub enum PullMetric {
     CostPerMergedPr,
     /// The same cost per added line agents wrote that was merged.
     CostPerMergedLine,
+    /// The share of merged pull requests reverted within 14 days of their merge.
+    RevertRate,
+    /// Incidents caused by the deployments that shipped merged pull requests.
+    Incidents,
     /// Their sessions' tokens (input plus output, whole sessions as the report's totals
     /// count them), per merged line agents added.
     TokensPerMergedLine,
 }
 
 impl PullMetric {
-    pub const ALL: [PullMetric; 7] = [
+    pub const ALL: [PullMetric; 9] = [
         PullMetric::MergedPrs,
         PullMetric::CycleTime,
         PullMetric::CiFirstRunPass,
@@ -234,6 +238,8 @@ impl PullMetric {
         PullMetric::CostPerMergedPr,
         PullMetric::CostPerMergedLine,
         PullMetric::TokensPerMergedLine,
+        PullMetric::RevertRate,
+        PullMetric::Incidents,
     ];
 
     pub fn name(self) -> &'static str {
@@ -245,6 +251,8 @@ impl PullMetric {
             PullMetric::CostPerMergedPr => "cost-per-merged-pr",
             PullMetric::CostPerMergedLine => "cost-per-merged-line",
             PullMetric::TokensPerMergedLine => "tokens-per-merged-line",
+            PullMetric::RevertRate => "revert-rate",
+            PullMetric::Incidents => "incidents",
         }
     }
 
@@ -252,7 +260,10 @@ impl PullMetric {
         match self {
             PullMetric::MergedPrs => "pull requests",
             PullMetric::CycleTime => "hours",
-            PullMetric::CiFirstRunPass | PullMetric::ChangeFailureRate => "share",
+            PullMetric::CiFirstRunPass | PullMetric::ChangeFailureRate | PullMetric::RevertRate => {
+                "share"
+            }
+            PullMetric::Incidents => "incidents",
             PullMetric::CostPerMergedPr | PullMetric::CostPerMergedLine => "usd",
             PullMetric::TokensPerMergedLine => "tokens",
         }
@@ -323,7 +334,7 @@ impl Metric {
         prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, \
         files-modified, active-time, sessions-without-commit, cost-without-commit, cache-hit-ratio, merged-prs, \
         pr-cycle-time, ci-first-run-pass-rate, change-failure-rate, cost-per-merged-pr, \
-        cost-per-merged-line, tokens-per-merged-line, headless-sessions, interactive-sessions, \
+        cost-per-merged-line, tokens-per-merged-line, revert-rate, incidents, headless-sessions, interactive-sessions, \
         session-duration-p50, session-duration-p90, active-time-p50, active-time-p90, \
         new-people, team-active-share";
 

@@ -27,11 +27,28 @@ pub struct Pull {
     pub fact: PullFact,
     /// The teams it counts for (never empty).
     pub teams: Vec<String>,
+    /// The author time of the earliest commit reverting it (its merge commit or one of
+    /// its commits), if any.
+    pub reverted_ns: Option<i64>,
+    /// Merged less than [`REVERT_WINDOW_NS`] ago: it may still be reverted in time.
+    pub revert_window_open: bool,
 }
+
+/// How soon after its merge a revert counts against a pull request: 14 days.
+pub const REVERT_WINDOW_NS: i64 = 14 * 86_400 * 1_000_000_000;
 
 impl Pull {
     fn assisted(&self) -> bool {
         self.fact.assisted != 0
+    }
+
+    /// Reverted within [`REVERT_WINDOW_NS`] of its merge (a revert written before the
+    /// merge, which a rebase can make look so, counts).
+    fn reverted_in_time(&self) -> bool {
+        match (self.reverted_ns, self.fact.merged_ns) {
+            (Some(r), Some(m)) => r - m <= REVERT_WINDOW_NS,
+            _ => false,
+        }
     }
 
     fn keys(&self, by: GroupBy) -> Vec<String> {
@@ -99,6 +116,11 @@ pub fn figure(m: PullMetric, prs: &[&Pull]) -> f64 {
             let failed = deployed.iter().filter(|p| p.fact.incidents > 0).count();
             ratio(failed as f64, deployed.len() as f64)
         }
+        PullMetric::RevertRate => ratio(
+            prs.iter().filter(|p| p.reverted_in_time()).count() as f64,
+            prs.len() as f64,
+        ),
+        PullMetric::Incidents => prs.iter().map(|p| p.fact.incidents as f64).sum(),
         PullMetric::CostPerMergedPr => ratio(
             merged_cost().filter_map(|p| p.fact.cost).sum(),
             merged_cost().count() as f64,
@@ -132,8 +154,9 @@ pub fn figure(m: PullMetric, prs: &[&Pull]) -> f64 {
 
 fn round(m: PullMetric, v: f64) -> f64 {
     match m {
-        PullMetric::MergedPrs => v,
-        PullMetric::CycleTime
+        PullMetric::MergedPrs | PullMetric::Incidents => v,
+        PullMetric::RevertRate
+        | PullMetric::CycleTime
         | PullMetric::CiFirstRunPass
         | PullMetric::ChangeFailureRate
         | PullMetric::TokensPerMergedLine => (v * 1e4).round() / 1e4,
@@ -192,6 +215,18 @@ pub fn answer(q: &Query, m: PullMetric, pulls: &[Pull], uncounted: i64) -> Answe
             "{uncounted} merged pull requests are not counted yet, or not as they are now: their report is still to be built"
         ));
         quality = Quality::Partial;
+    }
+    if m == PullMetric::RevertRate {
+        let open = in_range
+            .iter()
+            .filter(|(p, _)| p.revert_window_open && !p.reverted_in_time())
+            .count();
+        if open > 0 {
+            reasons.insert(format!(
+                "{open} pull requests were merged less than 14 days ago and may still be reverted"
+            ));
+            quality = Quality::Partial;
+        }
     }
     let costly = matches!(
         m,
@@ -292,6 +327,8 @@ mod tests {
                 deployments: 1,
             },
             teams: vec![team.into()],
+            reverted_ns: None,
+            revert_window_open: false,
         }
     }
 
@@ -345,12 +382,44 @@ mod tests {
             [("none", 1.0), ("claude-code", 0.5)]
         );
         assert_eq!(a.quality, Quality::Partial, "two merged PRs have no facts");
+        let a = answer(&q(GroupBy::Org), PullMetric::Incidents, &prs, 0);
+        assert_eq!(a.total, 1.0);
+        assert_eq!(a.split.unwrap().agent_assisted, 1.0);
         // A week with no merged pull request has no median: null, not 0.
         let a = answer(&q(GroupBy::Org), PullMetric::CycleTime, &prs[..2], 0);
         assert!(a.series[2].value.is_nan());
         assert_eq!(
             serde_json::to_value(&a.series[2]).unwrap()["value"],
             serde_json::Value::Null
+        );
+    }
+
+    #[test]
+    fn a_revert_counts_within_14_days_of_the_merge() {
+        let mut prs = [
+            pr(1, "payments", true, 20_401, 10),
+            pr(2, "payments", true, 20_402, 10),
+            pr(3, "payments", false, 20_403, 10),
+            pr(4, "payments", false, 20_410, 10),
+        ];
+        // #1 reverted 13 days after its merge, #2 after 15 days, #3 never; #4 was merged
+        // less than 14 days ago and nothing reverted it yet.
+        prs[0].reverted_ns = prs[0].fact.merged_ns.map(|m| m + 13 * DAY);
+        prs[1].reverted_ns = prs[1].fact.merged_ns.map(|m| m + 15 * DAY);
+        prs[3].revert_window_open = true;
+        let a = answer(&q(GroupBy::Org), PullMetric::RevertRate, &prs, 0);
+        assert_eq!(a.total, 0.25);
+        let s = a.split.unwrap();
+        assert_eq!((s.agent_assisted, s.not_agent_assisted), (0.5, 0.0));
+        assert_eq!(a.quality, Quality::Partial);
+        assert_eq!(
+            a.reasons,
+            ["1 pull requests were merged less than 14 days ago and may still be reverted"]
+        );
+        // Weeks from Monday 2026-11-09 (day 20,401 is its Sunday): #1; #2 and #3; #4.
+        assert_eq!(
+            a.series.iter().map(|p| p.value).collect::<Vec<_>>(),
+            [1.0, 0.0, 0.0]
         );
     }
 }

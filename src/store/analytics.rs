@@ -742,6 +742,37 @@ impl Db {
         .await
     }
 
+    /// Reverts of the pull requests merged in `[from_ns, to_ns)` (whose facts are
+    /// stored): `(repo, number, the reverting commit's author time)` for each commit
+    /// linked as reverting its merge commit (a squash, a merge) or one of its commits.
+    pub async fn pull_reverts_merged_between(
+        &self,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Vec<(String, i64, Option<i64>)>> {
+        query_as(
+            "SELECT p.repo, p.number, c.authored_ns FROM pull_facts p \
+             JOIN pull_requests pr ON pr.repo = p.repo AND pr.number = p.number \
+             JOIN links l ON l.to_kind = 'commit' AND l.to_key = pr.repo || '@' || pr.merge_commit_sha \
+               AND l.relation = 'reverts' \
+             JOIN commits c ON c.repo = p.repo AND c.sha = substr(l.from_key, length(p.repo) + 2) \
+             WHERE p.merged_ns >= ? AND p.merged_ns < ? \
+             UNION ALL \
+             SELECT p.repo, p.number, c.authored_ns FROM pull_facts p \
+             JOIN pull_request_commits pc ON pc.repo = p.repo AND pc.number = p.number \
+             JOIN links l ON l.to_kind = 'commit' AND l.to_key = pc.repo || '@' || pc.sha \
+               AND l.relation = 'reverts' \
+             JOIN commits c ON c.repo = p.repo AND c.sha = substr(l.from_key, length(p.repo) + 2) \
+             WHERE p.merged_ns >= ? AND p.merged_ns < ?",
+        )
+        .bind(from_ns)
+        .bind(to_ns)
+        .bind(from_ns)
+        .bind(to_ns)
+        .fetch_all(&self.pool)
+        .await
+    }
+
     /// Pull requests merged in `[from_ns, to_ns)` whose facts are not counted as they
     /// are: no report built since the merge, or one queued to be built again.
     pub async fn pulls_merged_without_facts(&self, from_ns: i64, to_ns: i64) -> Result<i64> {

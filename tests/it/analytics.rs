@@ -748,6 +748,45 @@ async fn merged_pull_requests_split_by_agent_involvement() {
         ))
         .await;
     assert_eq!(status, 400, "{a}");
+
+    // Nothing reverted yet; then #7's merge commit is reverted on main four days after
+    // its merge (a direct push, as `git revert` writes it).
+    assert_eq!(get("revert-rate", "org").await["total"], 0);
+    let message =
+        format!("Revert \"Retry HTTP requests with backoff\"\n\nThis reverts commit {MERGE}.\n");
+    let revert = [Commit {
+        sha: "7777777777777777777777777777777777777777",
+        message: &message,
+        at: "2026-11-25T10:00:00Z",
+        email: "dev@acme.example",
+        login: "dev",
+        files: &["src/http.rs"],
+    }];
+    deliver(&app, "push", "p3", &push("refs/heads/main", MERGE, &revert)).await;
+    app.applied(10).await;
+    let a = get("revert-rate", "team").await;
+    assert_eq!(
+        (a["unit"].clone(), a["total"].clone()),
+        (json!("share"), json!(0.5))
+    );
+    assert_eq!(a["split"]["agent_assisted"], 1);
+    assert_eq!(a["split"]["not_agent_assisted"], 0);
+    assert_eq!(groups(&a)[0].1, json!(0.5));
+    // #8 (merged 2026-11-21T18:00Z) may still be reverted until 14 days have passed.
+    let window_open = chrono::Utc::now()
+        < "2026-12-05T18:00:00Z"
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap();
+    assert_eq!(
+        a["quality"],
+        if window_open { "partial" } else { "exact" },
+        "{a}"
+    );
+    // #8 alone: nothing reverted it.
+    let (_, a) = app
+        .get_json("/api/v1/analytics/revert-rate?from=2026-11-21T17:30:00Z&to=2026-11-22")
+        .await;
+    assert_eq!(a["total"], 0, "{a}");
     app.stop().await;
 }
 

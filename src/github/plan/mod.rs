@@ -540,6 +540,16 @@ pub fn commit_ops(ops: &mut Vec<Op>, c: CommitFacts<'_>) {
             "trailer",
         ));
     }
+    for reverted in trailers::reverted(c.message) {
+        ops.push(link(
+            "commit",
+            ckey.clone(),
+            "reverts",
+            "commit",
+            commit_key(repo, &reverted),
+            "message",
+        ));
+    }
     if let Some(session) = &attribution.session {
         ops.push(link(
             "commit",
