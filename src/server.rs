@@ -195,6 +195,7 @@ fn http_router(state: AppState) -> Router {
             "/api/v1/repos/{owner}/{repo}/dora",
             get(crate::api::github::dora),
         )
+        .route("/api/v1/dora", get(crate::api::github::dora_rollup))
         .route(
             "/api/v1/repos/{owner}/{repo}/pulls/{number}/report",
             get(crate::api::github::pull_report),

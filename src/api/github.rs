@@ -284,15 +284,11 @@ pub struct DoraParams {
     environment: Option<String>,
     since: Option<String>,
     until: Option<String>,
+    group_by: Option<String>,
 }
 
-/// `GET /api/v1/repos/{owner}/{repo}/dora?environment=&since=&until=`: the four DORA keys,
-/// split by agent involvement (defaults: production, the last 30 days).
-pub async fn dora(
-    State(state): State<ApiState>,
-    Params((owner, repo)): Params<(String, String)>,
-    Query(p): Query<DoraParams>,
-) -> Result<Response, ApiError> {
+/// `since`/`until` of a DORA request (defaults: the last 30 days).
+fn dora_window(p: &DoraParams) -> Result<(i64, i64), ApiError> {
     let time = |name: &str, v: &Option<String>, default: i64| -> Result<i64, ApiError> {
         match v.as_deref() {
             None | Some("") => Ok(default),
@@ -304,8 +300,7 @@ pub async fn dora(
             }),
         }
     };
-    let now = crate::time::now_ns();
-    let until = time("until", &p.until, now)?;
+    let until = time("until", &p.until, crate::time::now_ns())?;
     let since = time("since", &p.since, until - 30 * 86_400 * 1_000_000_000)?;
     if since >= until {
         return Err(ApiError(
@@ -313,6 +308,43 @@ pub async fn dora(
             "since must be before until".into(),
         ));
     }
+    Ok((since, until))
+}
+
+/// `GET /api/v1/dora?environment=&since=&until=&group_by=org|team|repo`: the four DORA
+/// keys rolled up over every repository deployed to the environment, split by agent
+/// involvement, overall and per group (default `org`).
+pub async fn dora_rollup(
+    State(state): State<ApiState>,
+    Query(p): Query<DoraParams>,
+) -> Result<Response, ApiError> {
+    use crate::impact::dora::RollupBy;
+    let (since, until) = dora_window(&p)?;
+    let by = match p.group_by.as_deref() {
+        None | Some("") | Some("org") => RollupBy::Org,
+        Some("team") => RollupBy::Team,
+        Some("repo") => RollupBy::Repo,
+        Some(g) => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("group_by={g:?}: one of org, team, repo"),
+            ));
+        }
+    };
+    let env = p.environment.clone().unwrap_or_else(|| "production".into());
+    let keys =
+        crate::impact::dora::rollup(&state.db, &state.reports, &env, since, until, by).await?;
+    Ok(Json(keys).into_response())
+}
+
+/// `GET /api/v1/repos/{owner}/{repo}/dora?environment=&since=&until=`: the four DORA keys,
+/// split by agent involvement (defaults: production, the last 30 days).
+pub async fn dora(
+    State(state): State<ApiState>,
+    Params((owner, repo)): Params<(String, String)>,
+    Query(p): Query<DoraParams>,
+) -> Result<Response, ApiError> {
+    let (since, until) = dora_window(&p)?;
     let env = p.environment.unwrap_or_else(|| "production".into());
     let repo = repo_of(&owner, &repo)?;
     let keys =

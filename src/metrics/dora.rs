@@ -66,7 +66,7 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     Some((mid * 100.0).round() / 100.0)
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Acc {
     deployments: u64,
     lead_hours: Vec<f64>,
@@ -134,14 +134,64 @@ pub struct IncidentCause {
 
 /// The keys for deployments in `[since, until)` (ns).
 pub fn compute(inputs: &DoraInputs, since_ns: i64, until_ns: i64) -> Dora {
+    let m = measure(inputs, since_ns, until_ns);
+    Dora {
+        repository: inputs.repository.clone(),
+        environment: inputs.environment.clone(),
+        since: crate::time::rfc3339(Some(since_ns), chrono::SecondsFormat::Secs),
+        until: crate::time::rfc3339(Some(until_ns), chrono::SecondsFormat::Secs),
+        all: m.all.keys(m.days),
+        agent_assisted: m.agent.keys(m.days),
+        not_agent_assisted: m.human.keys(m.days),
+    }
+}
+
+/// What the keys of one or several repositories are computed from: their deployments,
+/// changes' lead times and restore times, pooled (a roll-up's median is the median of
+/// every change, never a median of medians).
+#[derive(Default, Clone)]
+pub struct Measured {
+    all: Acc,
+    agent: Acc,
+    human: Acc,
+    days: f64,
+}
+
+impl Measured {
+    /// Adds another repository's measurements over the same window.
+    pub fn add(&mut self, other: Measured) {
+        for (into, from) in [
+            (&mut self.all, other.all),
+            (&mut self.agent, other.agent),
+            (&mut self.human, other.human),
+        ] {
+            into.deployments += from.deployments;
+            into.failed += from.failed;
+            into.lead_hours.extend(from.lead_hours);
+            into.restore_hours.extend(from.restore_hours);
+        }
+        self.days = other.days;
+    }
+
+    /// The keys: all deployments, the agent-assisted ones, the others.
+    pub fn keys(self) -> [Keys; 3] {
+        [
+            self.all.keys(self.days),
+            self.agent.keys(self.days),
+            self.human.keys(self.days),
+        ]
+    }
+}
+
+/// What [`compute`] measures, before the keys are taken.
+pub fn measure(inputs: &DoraInputs, since_ns: i64, until_ns: i64) -> Measured {
     let DoraInputs {
-        repository,
-        environment,
         deployments,
         assisted,
         authored,
         change_start,
         causes,
+        ..
     } = inputs;
     let (mut all, mut agent, mut human) = (Acc::default(), Acc::default(), Acc::default());
     let mut previous: HashSet<String> = HashSet::new();
@@ -206,14 +256,10 @@ pub fn compute(inputs: &DoraInputs, since_ns: i64, until_ns: i64) -> Dora {
             }
         }
     }
-    let days = (until_ns - since_ns).max(0) as f64 / (24.0 * NS_PER_HOUR);
-    Dora {
-        repository: repository.clone(),
-        environment: environment.clone(),
-        since: crate::time::rfc3339(Some(since_ns), chrono::SecondsFormat::Secs),
-        until: crate::time::rfc3339(Some(until_ns), chrono::SecondsFormat::Secs),
-        all: all.keys(days),
-        agent_assisted: agent.keys(days),
-        not_agent_assisted: human.keys(days),
+    Measured {
+        all,
+        agent,
+        human,
+        days: (until_ns - since_ns).max(0) as f64 / (24.0 * NS_PER_HOUR),
     }
 }

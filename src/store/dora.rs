@@ -30,6 +30,24 @@ pub struct IncidentFacts {
 }
 
 impl Db {
+    /// The repositories (`owner/name`) with a successful deployment to `environment`
+    /// before `until_ns`, sorted.
+    pub async fn deployed_repositories(
+        &self,
+        environment: &str,
+        until_ns: i64,
+    ) -> Result<Vec<String>> {
+        query_scalar(
+            "SELECT DISTINCT d.repo FROM deployments d \
+             JOIN deployment_statuses s ON s.deployment_id = d.id AND s.state = 'success' \
+             WHERE d.environment = ? AND s.created_ns < ? ORDER BY 1",
+        )
+        .bind(environment)
+        .bind(until_ns)
+        .fetch_all(&self.pool)
+        .await
+    }
+
     /// Successful deployments of `repo` to `environment` before `until_ns`, each at its
     /// first success, oldest first.
     pub async fn successful_deployments(

@@ -300,3 +300,106 @@ async fn incidents_link_by_root_cause_fallback_and_edit_in_any_order() {
     assert_eq!(seen[0].1, seen[1].1);
     assert_eq!(seen[0].2, seen[1].2);
 }
+
+/// The keys over every repository deployed to production: acme/widgets' three
+/// deployments as above, and acme/gadgets' one (G1, authored 2026-11-02T00:00Z, shipped
+/// at 10:00: 10 h, no agent). Pooled: every change's lead time in one median, failures
+/// over all deployments — never an average of the repositories' figures.
+#[tokio::test]
+async fn dora_keys_rolled_up_across_repositories() {
+    const G1: &str = "9100000000000000000000000000000000000000";
+    let mut app = TestApp::spawn_with(|a| a.webhook_secrets = vec![SECRET.parse().unwrap()]).await;
+    let mut deliveries = main_history();
+    deliveries.extend(deployment(1, A2, "2026-11-01T12:00:00Z"));
+    deliveries.extend(deployment(2, B1, "2026-11-02T06:00:00Z"));
+    deliveries.extend(deployment(3, C2, "2026-11-03T02:00:00Z"));
+    deliveries.push((
+        "issues",
+        incident(
+            5,
+            "deployment 3",
+            "2026-11-03T03:00:00Z",
+            "2026-11-03T07:00:00Z",
+        ),
+    ));
+    deliveries.push((
+        "issues",
+        incident(6, B1, "2026-11-02T08:00:00Z", "2026-11-02T09:00:00Z"),
+    ));
+    let mut gadgets = push(
+        "refs/heads/main",
+        ZERO,
+        &[c(G1, "Init", "2026-11-02T00:00:00Z")],
+    );
+    gadgets["repository"]["full_name"] = json!("acme/gadgets");
+    deliveries.push(("push", gadgets));
+    let d = json!({"id": 7, "sha": G1, "ref": "main", "environment": "production",
+        "created_at": "2026-11-02T10:00:00Z"});
+    deliveries.push((
+        "deployment",
+        json!({"action": "created", "repository": {"full_name": "acme/gadgets"}, "deployment": d}),
+    ));
+    deliveries.push((
+        "deployment_status",
+        json!({"action": "created", "repository": {"full_name": "acme/gadgets"},
+            "deployment_status": {"id": 70, "state": "success", "environment": "production",
+                "created_at": "2026-11-02T10:00:00Z"},
+            "deployment": d}),
+    ));
+    for (i, (event, payload)) in deliveries.iter().enumerate() {
+        deliver(&app, event, &format!("d{i}"), payload).await;
+    }
+    app.applied(deliveries.len() as u64).await;
+
+    const WINDOW: &str = "since=2026-11-01T00:00:00Z&until=2026-11-05T00:00:00Z";
+    let (status, r) = app.get_json(&format!("/api/v1/dora?{WINDOW}")).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["repositories"], 2);
+    // Lead times 12, 6, 6, 2, 1 (widgets) and 10 (gadgets): median 6; the others' 12, 6,
+    // 1 and 10: median 8.
+    assert_eq!(
+        r["all"],
+        json!({"deployments": 4, "deployments_per_day": 1.0, "changes": 6, "lead_time_median_hours": 6.0,
+            "failed_deployments": 2, "change_failure_rate": 0.5, "incidents_restored": 2,
+            "time_to_restore_median_hours": 2.5})
+    );
+    assert_eq!(
+        r["not_agent_assisted"],
+        json!({"deployments": 2, "deployments_per_day": 0.5, "changes": 4, "lead_time_median_hours": 8.0,
+            "failed_deployments": 1, "change_failure_rate": 0.5, "incidents_restored": 1,
+            "time_to_restore_median_hours": 1.0})
+    );
+    assert_eq!(r["agent_assisted"]["deployments"], 2);
+    assert_eq!(r["groups"][0]["key"], "acme");
+    assert_eq!(
+        r["groups"][0]["repositories"],
+        json!(["acme/gadgets", "acme/widgets"])
+    );
+
+    let (_, r) = app
+        .get_json(&format!("/api/v1/dora?group_by=repo&{WINDOW}"))
+        .await;
+    let keys: Vec<&str> = r["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["acme/gadgets", "acme/widgets"]);
+    assert_eq!(r["groups"][0]["all"]["lead_time_median_hours"], 10.0);
+    assert_eq!(r["groups"][1]["all"]["change_failure_rate"], 0.667);
+    // Nothing deployed to staging: zero deployments, no medians.
+    let (_, r) = app
+        .get_json(&format!("/api/v1/dora?environment=staging&{WINDOW}"))
+        .await;
+    assert_eq!(r["repositories"], 0);
+    assert_eq!(r["all"]["deployments"], 0);
+    assert_eq!(r["all"]["lead_time_median_hours"], Value::Null);
+    let (status, body) = app.get_json("/api/v1/dora?group_by=person").await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap().contains("org, team, repo"),
+        "{body}"
+    );
+    app.stop().await;
+}
