@@ -352,7 +352,7 @@ async fn bad_requests_say_what_is_wrong() {
         (
             "/api/v1/analytics/spend",
             404,
-            "no analytics metric \"spend\"; there are: sessions, active-people, tokens, cost, requests, errors, prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, files-modified, active-time, sessions-without-commit, cost-without-commit, cache-hit-ratio, merged-prs, pr-cycle-time, ci-first-run-pass-rate, change-failure-rate, cost-per-merged-pr, cost-per-merged-line, tokens-per-merged-line, headless-sessions, interactive-sessions, session-duration-p50, session-duration-p90, active-time-p50, active-time-p90, new-people, team-active-share",
+            "no analytics metric \"spend\"; there are: sessions, active-people, tokens, cost, requests, errors, prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, files-modified, active-time, sessions-without-commit, cost-without-commit, cache-hit-ratio, merged-prs, pr-cycle-time, ci-first-run-pass-rate, change-failure-rate, cost-per-merged-pr, cost-per-merged-line, tokens-per-merged-line, revert-rate, incidents, headless-sessions, interactive-sessions, session-duration-p50, session-duration-p90, active-time-p50, active-time-p90, new-people, team-active-share",
         ),
         (
             "/api/v1/analytics/sessions?group_by=galaxy",
