@@ -331,6 +331,10 @@ pub struct ServeArgs {
     /// many times 1.4826 × MAD (`GET /api/v1/alerts`).
     #[arg(long, env = "TRACELINK_ALERT_MADS", default_value_t = 4.0, value_parser = positive_f64)]
     pub alert_mads: f64,
+    /// Where analytics' days, weeks and months begin, and alerts' days: an IANA time
+    /// zone name (`Europe/Berlin`); dates in the API are this zone's.
+    #[arg(long, env = "TRACELINK_TIMEZONE", default_value = "UTC", value_parser = parse_zone)]
+    pub timezone: crate::time::Zone,
     /// The least spend in a day (US dollars) that raises a spend-spike alert.
     #[arg(long, env = "TRACELINK_ALERT_MIN_USD", default_value_t = 20.0, value_parser = non_negative_f64)]
     pub alert_min_usd: f64,
@@ -557,6 +561,7 @@ impl ServeArgs {
             comment_debounce: 10,
             replica_lease: 30,
             alert_mads: 4.0,
+            timezone: crate::time::Zone::UTC,
             alert_min_usd: 20.0,
             alert_webhook: None,
             retain_raw: crate::retention::Retention(Some(std::time::Duration::from_secs(
@@ -571,6 +576,10 @@ impl ServeArgs {
             max_upload_bytes: 64 * 1024 * 1024,
         }
     }
+}
+
+fn parse_zone(s: &str) -> Result<crate::time::Zone, String> {
+    crate::time::Zone::parse(s)
 }
 
 fn positive_f64(s: &str) -> Result<f64, String> {

@@ -360,6 +360,7 @@ impl Server {
             incident_environment: args.incident_environment.clone(),
             comment_people: args.comment_people,
             comment_cost: args.comment_cost,
+            zone: args.timezone,
         });
         let mut store = store::open(&args.db).await?;
         warn_unpriced_models(&store.db, &prices).await;

@@ -2,7 +2,7 @@
 -- <sha>." is linked to it (commit --reverts--> commit, evidence `message`). Commits
 -- arriving from now on are linked as they are planned (every SHA their message names);
 -- this links the commits stored before, by the first full SHA their message names
--- (`tracelink replay` links the rest).
+-- (`tracelink deliveries replay` links the rest).
 INSERT INTO links (from_kind, from_key, to_kind, to_key, relation, evidence, confidence, first_seen_ns)
 SELECT 'commit', repo || '@' || sha, 'commit',
        repo || '@' || lower(substr(message, instr(message, 'This reverts commit ') + 20, 40)),

@@ -33,7 +33,7 @@ pub async fn alerts(
                 format!("day={d:?} is not a date (YYYY-MM-DD)"),
             )
         })?,
-        None => chrono::DateTime::from_timestamp_nanos(crate::time::now_ns()).date_naive(),
+        None => state.reports.zone.date_of(crate::time::now_ns()),
     };
     let ns = |d: chrono::NaiveDate| {
         d.and_hms_opt(0, 0, 0)
@@ -63,14 +63,13 @@ pub struct AnalyticsParams {
 }
 
 /// A time as a parameter gives it: an RFC 3339 time, or a date (its midnight, UTC).
-fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
+/// An RFC 3339 time, or a date: its start in `zone`.
+fn parse_time(zone: crate::time::Zone, name: &str, s: &str) -> Result<i64, ApiError> {
     crate::time::parse_rfc3339(s)
         .or_else(|| {
             chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .ok()?
-                .and_hms_opt(0, 0, 0)?
-                .and_utc()
-                .timestamp_nanos_opt()
+                .ok()
+                .map(|d| zone.midnight(d))
         })
         .ok_or_else(|| {
             ApiError(
@@ -112,6 +111,12 @@ pub async fn analytics(
             metric.name()
         )));
     }
+    if group_by == GroupBy::Workflow && matches!(metric, Metric::Pulls(_) | Metric::Spread(_)) {
+        return Err(bad(format!(
+            "{} cannot be grouped by workflow: a percentile or a pull request figure is not a sum over the tools a session used",
+            metric.name()
+        )));
+    }
     if metric == Metric::TeamActiveShare && group_by != GroupBy::Team {
         return Err(bad(
             "team-active-share is the share of a team's members active: group_by=team".into(),
@@ -130,12 +135,13 @@ pub async fn analytics(
             Bucket::parse(b).ok_or_else(|| bad(format!("bucket={b:?}: one of day, week, month")))?
         }
     };
+    let zone = state.reports.zone;
     let to_ns = match p.to.as_deref().filter(|s| !s.is_empty()) {
-        Some(t) => parse_time("to", t)?,
+        Some(t) => parse_time(zone, "to", t)?,
         None => crate::time::now_ns(),
     };
     let from_ns = match p.from.as_deref().filter(|s| !s.is_empty()) {
-        Some(f) => parse_time("from", f)?,
+        Some(f) => parse_time(zone, "from", f)?,
         None => to_ns - 30 * DAY_NS,
     };
     if from_ns >= to_ns {
@@ -148,7 +154,7 @@ pub async fn analytics(
     }
     let compare = match p.compare.as_deref().filter(|s| !s.is_empty()) {
         Some(c) => {
-            let at = parse_time("compare", c)?;
+            let at = parse_time(zone, "compare", c)?;
             if at <= from_ns || at >= to_ns {
                 return Err(bad(format!(
                     "compare={c:?} is not inside the range from..to"
@@ -164,6 +170,7 @@ pub async fn analytics(
         bucket,
         from_ns,
         to_ns,
+        zone,
     };
     let answer = match metric {
         Metric::Pulls(m) => {

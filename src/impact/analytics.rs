@@ -100,9 +100,10 @@ pub fn basis(ctx: &ReportContext) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(format!(
-        "{FACTS_VERSION}\n{}\n{:?}",
+        "{FACTS_VERSION}\n{}\n{:?}\n{}",
         ctx.links.identities.fingerprint_text(),
-        ctx.prices
+        ctx.prices,
+        ctx.zone.name()
     ));
     h.finalize()
         .iter()
@@ -136,7 +137,7 @@ pub async fn refresh(
         for rec in db.sessions_by_id(&ids).await? {
             let id = rec.row.id;
             if let Some(f) = fact_of(ctx, rec) {
-                let (r, m) = analytics::fact_rows(id, &f);
+                let (r, m) = analytics::fact_rows(id, &f, ctx.zone);
                 rows.extend(r);
                 models.extend(m);
             }
@@ -223,6 +224,16 @@ async fn sums(db: &Db, q: &analytics::Query) -> store::Result<analytics::Sums> {
         return Ok(sums);
     }
     sums.tallies = db.analytics_tallies(&fq).await?;
+    if q.group_by == analytics::GroupBy::Workflow {
+        sums.overall = Some(
+            db.analytics_tallies(&FactQuery {
+                key: FactKey::Org,
+                with_workflow: true,
+                ..fq.clone()
+            })
+            .await?,
+        );
+    }
     if q.metric.reported() && sums.tallies.iter().any(|t| t.missing > 0) {
         sums.missing_agents = db.analytics_missing_agents(&fq).await?;
     }
@@ -249,15 +260,26 @@ fn day_figure(scope: Scope, t: &Tally) -> Option<DayFigure> {
     })
 }
 
-/// A day-by-day query of the stored facts over `[from_ns, to_ns)`.
-fn daily(key: FactKey, value: FactValue, from_ns: i64, to_ns: i64) -> FactQuery {
+/// A day-by-day query of the stored facts over the local days (`--timezone`) from the
+/// one numbered `from_ns / DAY_NS` up to the one numbered `to_ns / DAY_NS`. Alerts and
+/// `/metrics` count days by their number (`day × DAY_NS`: the local date's midnight as
+/// if it were UTC), which keeps their arithmetic whole days long; the sessions' starts
+/// are filtered by the local midnights' real instants.
+fn daily(
+    zone: crate::time::Zone,
+    key: FactKey,
+    value: FactValue,
+    from_ns: i64,
+    to_ns: i64,
+) -> FactQuery {
     FactQuery {
         key,
         value,
         buckets: FactBuckets::Day,
-        from_ns,
-        to_ns,
+        from_ns: zone.day_start(from_ns.div_euclid(DAY_NS)),
+        to_ns: zone.day_start(to_ns.div_euclid(DAY_NS)),
         without_commit: false,
+        with_workflow: false,
     }
 }
 
@@ -280,14 +302,14 @@ async fn judged(
     let from = month_ns.min(day_ns - crate::metrics::alerts::BASELINE_DAYS as i64 * DAY_NS);
     let to = day_ns + DAY_NS;
     let mut days: Vec<DayFigure> = db
-        .analytics_tallies(&daily(FactKey::Team, FactValue::Cost, from, to))
+        .analytics_tallies(&daily(ctx.zone, FactKey::Team, FactValue::Cost, from, to))
         .await?
         .iter()
         .filter_map(|t| day_figure(Scope::Team, t))
         .collect();
     if settings.people {
         days.extend(
-            db.analytics_tallies(&daily(FactKey::Person, FactValue::Cost, from, to))
+            db.analytics_tallies(&daily(ctx.zone, FactKey::Person, FactValue::Cost, from, to))
                 .await?
                 .iter()
                 .filter_map(|t| day_figure(Scope::Person, t)),
@@ -315,7 +337,7 @@ pub async fn alerts_at(
     settings: &crate::metrics::alerts::Settings,
     now_ns: i64,
 ) -> store::Result<crate::metrics::alerts::Alerts> {
-    alerts_on(db, ctx, settings, now_ns.div_euclid(DAY_NS) * DAY_NS).await
+    alerts_on(db, ctx, settings, ctx.zone.day_of(now_ns) * DAY_NS).await
 }
 
 /// The organisation's figures for `/metrics` at `now_ns`: today (UTC) and this month,
@@ -326,11 +348,12 @@ pub async fn org_figures(
     settings: &crate::metrics::alerts::Settings,
     now_ns: i64,
 ) -> store::Result<String> {
-    let day_ns = now_ns.div_euclid(DAY_NS) * DAY_NS;
+    let day_ns = ctx.zone.day_of(now_ns) * DAY_NS;
     let (team_days, month_ns, alerts) = judged(db, ctx, settings, day_ns).await?;
     let to = day_ns + DAY_NS;
     let team_agent_sessions = db
         .analytics_tallies(&daily(
+            ctx.zone,
             FactKey::TeamAgent,
             FactValue::Sessions,
             month_ns,
@@ -344,11 +367,23 @@ pub async fn org_figures(
         })
         .collect();
     let people = db
-        .analytics_people(&daily(FactKey::Team, FactValue::Sessions, month_ns, to))
+        .analytics_people(&daily(
+            ctx.zone,
+            FactKey::Team,
+            FactValue::Sessions,
+            month_ns,
+            to,
+        ))
         .await?;
     let today = day_ns / DAY_NS;
     let model_tokens = db
-        .analytics_tallies(&daily(FactKey::Model, FactValue::Tokens, month_ns, to))
+        .analytics_tallies(&daily(
+            ctx.zone,
+            FactKey::Model,
+            FactValue::Tokens,
+            month_ns,
+            to,
+        ))
         .await?
         .into_iter()
         .filter_map(|t| Some((t.key?, t.bucket * DAY_NS, t.input + t.output)))

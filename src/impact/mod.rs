@@ -29,6 +29,8 @@ pub struct ReportContext {
     pub comment_people: crate::report::markdown::CommentPeople,
     /// What comments show of cost (`--comment-cost`; unset: by visibility).
     pub comment_cost: Option<crate::report::markdown::CostShown>,
+    /// Where analytics' and alerts' days begin (`--timezone`).
+    pub zone: crate::time::Zone,
 }
 
 impl ReportContext {
@@ -54,6 +56,7 @@ impl Default for ReportContext {
             incident_environment: "production".into(),
             comment_people: crate::report::markdown::CommentPeople::Logins,
             comment_cost: None,
+            zone: crate::time::Zone::UTC,
         }
     }
 }

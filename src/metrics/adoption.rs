@@ -22,8 +22,6 @@ use super::analytics::{
 };
 use crate::store::analytics::{FirstSeen, ValueRow};
 
-const DAY_NS: i64 = 86_400 * 1_000_000_000;
-
 /// The `p`-th percentile (0–100) of `v`, interpolating linearly between the closest
 /// ranks (the median of an even count is the mean of the middle two); NaN for none.
 pub fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
@@ -39,6 +37,7 @@ pub fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
 
 /// What every answer here shares besides its figures.
 struct Shape {
+    zone: crate::time::Zone,
     starts: Vec<i64>,
     reasons: BTreeSet<String>,
     quality: Quality,
@@ -47,6 +46,7 @@ struct Shape {
 impl Shape {
     fn new(q: &Query, queued: i64) -> Self {
         let mut s = Shape {
+            zone: q.zone,
             starts: bucket_starts(q),
             reasons: BTreeSet::new(),
             quality: Quality::Exact,
@@ -67,7 +67,7 @@ impl Shape {
     /// The bucket holding the UTC day number `day`.
     fn slot(&self, day: i64) -> Option<usize> {
         self.starts
-            .partition_point(|b| *b <= day.saturating_mul(DAY_NS))
+            .partition_point(|b| *b <= self.zone.day_start(day))
             .checked_sub(1)
     }
 
@@ -87,7 +87,7 @@ impl Shape {
                 quality: self.quality,
                 kinds: None,
                 split: None,
-                series: points(&self.starts, series, round),
+                series: points(self.zone, &self.starts, series, round),
             })
             .collect();
         let rank = |g: &Group| {
@@ -98,7 +98,7 @@ impl Shape {
             }
         };
         out.sort_by(|a, b| rank(b).total_cmp(&rank(a)).then_with(|| a.key.cmp(&b.key)));
-        let series: Vec<Point> = points(&self.starts, series, round);
+        let series: Vec<Point> = points(self.zone, &self.starts, series, round);
         Answer {
             metric: q.metric.name(),
             unit: q.metric.unit(),
@@ -178,7 +178,7 @@ pub fn answer_new_people(q: &Query, firsts: &FirstSeen, nameless: i64, queued: i
         ));
     }
     let n = shape.starts.len();
-    let in_range = |at: i64| (at >= q.from_ns && at < q.to_ns).then_some(at.div_euclid(DAY_NS));
+    let in_range = |at: i64| (at >= q.from_ns && at < q.to_ns).then_some(q.zone.day_of(at));
     let mut series = vec![0.0; n];
     let mut total = 0.0;
     for (_, at) in &firsts.overall {
@@ -280,7 +280,7 @@ mod tests {
         assert!((percentile(ten, 90.0) - 9.1).abs() < 1e-12);
     }
 
-    const DAY: i64 = DAY_NS;
+    const DAY: i64 = 86_400 * 1_000_000_000;
 
     fn week_query(metric: Metric, group_by: super::super::analytics::GroupBy) -> Query {
         // Monday 2026-11-16 and the week after.
@@ -291,6 +291,7 @@ mod tests {
             bucket: super::super::analytics::Bucket::Week,
             from_ns,
             to_ns: from_ns + 14 * DAY,
+            zone: crate::time::Zone::UTC,
         }
     }
 

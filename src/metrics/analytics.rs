@@ -23,8 +23,7 @@ use crate::metrics::sessions::TokenView;
 use crate::store::analytics::{
     CostHow, FactBuckets, FactKey, FactQuery, FactRow, FactValue, ModelFactRow, PeopleTally, Tally,
 };
-
-const DAY_NS: i64 = 86_400 * 1_000_000_000;
+use crate::time::{Zone, date_of_day, day_number};
 
 /// What a metric is grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -37,10 +36,13 @@ pub enum GroupBy {
     Agent,
     Model,
     Person,
+    /// Each tool and MCP server the sessions' telemetry names (`tool:Bash`,
+    /// `mcp:linear`): a session counts for each it used.
+    Workflow,
 }
 
 impl GroupBy {
-    pub const NAMES: &'static str = "org, team, repo, agent, model, person";
+    pub const NAMES: &'static str = "org, team, repo, agent, model, person, workflow";
 
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
@@ -50,6 +52,7 @@ impl GroupBy {
             "agent" => Self::Agent,
             "model" => Self::Model,
             "person" => Self::Person,
+            "workflow" => Self::Workflow,
             _ => return None,
         })
     }
@@ -75,46 +78,37 @@ impl Bucket {
         })
     }
 
-    /// The start of the bucket holding `ns`.
-    pub fn start(self, ns: i64) -> i64 {
-        let day = ns.div_euclid(DAY_NS);
-        match self {
-            Bucket::Day => day * DAY_NS,
+    /// The start of the bucket holding `ns`: a local midnight in `zone`.
+    pub fn start(self, zone: Zone, ns: i64) -> i64 {
+        let day = zone.day_of(ns);
+        zone.day_start(match self {
+            Bucket::Day => day,
             // 1970-01-01 was a Thursday: day 0 is three days after a Monday.
-            Bucket::Week => (day - (day + 3).rem_euclid(7)) * DAY_NS,
+            Bucket::Week => day - (day + 3).rem_euclid(7),
             Bucket::Month => {
-                let date = date_of(day * DAY_NS);
-                ns_of(date.with_day(1).unwrap_or(date))
+                let date = date_of_day(day);
+                day_number(date.with_day(1).unwrap_or(date))
             }
-        }
+        })
     }
 
     /// The start of the bucket after the one starting at `start`.
-    fn next(self, start: i64) -> i64 {
-        match self {
-            Bucket::Day => start + DAY_NS,
-            Bucket::Week => start + 7 * DAY_NS,
+    fn next(self, zone: Zone, start: i64) -> i64 {
+        let day = zone.day_of(start);
+        zone.day_start(match self {
+            Bucket::Day => day + 1,
+            Bucket::Week => day + 7,
             Bucket::Month => {
-                let d = date_of(start);
+                let d = date_of_day(day);
                 let (y, m) = if d.month() == 12 {
                     (d.year() + 1, 1)
                 } else {
                     (d.year(), d.month() + 1)
                 };
-                NaiveDate::from_ymd_opt(y, m, 1).map_or(start + 31 * DAY_NS, ns_of)
+                NaiveDate::from_ymd_opt(y, m, 1).map_or(day + 31, day_number)
             }
-        }
+        })
     }
-}
-
-fn date_of(ns: i64) -> NaiveDate {
-    chrono::DateTime::from_timestamp_nanos(ns).date_naive()
-}
-
-fn ns_of(d: NaiveDate) -> i64 {
-    d.and_hms_opt(0, 0, 0)
-        .and_then(|t| t.and_utc().timestamp_nanos_opt())
-        .unwrap_or(0)
 }
 
 /// The metrics the API answers.
@@ -477,6 +471,8 @@ pub struct Query {
     /// `[from_ns, to_ns)`.
     pub from_ns: i64,
     pub to_ns: i64,
+    /// Where days begin (`--timezone`).
+    pub zone: Zone,
 }
 
 /// A number as JSON: an integer when it is one; `null` for NaN (no figure: a median
@@ -554,7 +550,12 @@ pub struct Answer {
 /// A session's facts as `analytics_facts` and `analytics_model_facts` hold them: one row
 /// per team it counts for, one per model it used (its cost split as the model grouping
 /// counts it), each first row marked so every other grouping counts the session once.
-pub fn fact_rows(session_id: i64, f: &SessionFact) -> (Vec<FactRow>, Vec<ModelFactRow>) {
+pub fn fact_rows(
+    session_id: i64,
+    f: &SessionFact,
+    zone: Zone,
+) -> (Vec<FactRow>, Vec<ModelFactRow>) {
+    let day = zone.day_of(f.started_ns);
     let kinds = |t: &TokenView| {
         [
             t.input,
@@ -592,6 +593,7 @@ pub fn fact_rows(session_id: i64, f: &SessionFact) -> (Vec<FactRow>, Vec<ModelFa
         .enumerate()
         .map(|(i, team)| FactRow {
             started_ns: f.started_ns,
+            day,
             session_id,
             team: team.to_string(),
             first_team: i == 0,
@@ -615,6 +617,7 @@ pub fn fact_rows(session_id: i64, f: &SessionFact) -> (Vec<FactRow>, Vec<ModelFa
     let models = if f.tokens_by_model.is_empty() {
         vec![ModelFactRow {
             started_ns: f.started_ns,
+            day,
             session_id,
             model: None,
             first_model: true,
@@ -631,6 +634,7 @@ pub fn fact_rows(session_id: i64, f: &SessionFact) -> (Vec<FactRow>, Vec<ModelFa
                 let (cost, cost_how) = model_cost(f, m, whole_how);
                 ModelFactRow {
                     started_ns: f.started_ns,
+                    day,
                     session_id,
                     model: Some(m.clone()),
                     first_model: i == 0,
@@ -686,6 +690,7 @@ pub fn fact_query(q: &Query) -> FactQuery {
             GroupBy::Agent => FactKey::Agent,
             GroupBy::Person => FactKey::Person,
             GroupBy::Model => FactKey::Model,
+            GroupBy::Workflow => FactKey::Workflow,
         },
         value: match q.metric.base() {
             Metric::Tokens | Metric::CacheHitRatio => FactValue::Tokens,
@@ -709,7 +714,7 @@ pub fn fact_query(q: &Query) -> FactQuery {
             Bucket::Month => FactBuckets::Starting(
                 bucket_starts(q)
                     .into_iter()
-                    .map(|s| s.div_euclid(DAY_NS))
+                    .map(|s| q.zone.day_of(s))
                     .collect(),
             ),
         },
@@ -719,6 +724,7 @@ pub fn fact_query(q: &Query) -> FactQuery {
             q.metric,
             Metric::SessionsWithoutCommit | Metric::CostWithoutCommit
         ),
+        with_workflow: false,
     }
 }
 
@@ -736,6 +742,10 @@ pub struct Sums {
     pub missing_agents: Vec<Option<String>>,
     /// Sessions whose facts are being computed again (not counted as they are now).
     pub queued: i64,
+    /// What the answer's total and series count, when the groups' rows cannot say it
+    /// (grouped by workflow: a session of several tools counts once): the sessions'
+    /// tallies per bucket.
+    pub overall: Option<Vec<Tally>>,
 }
 
 fn kinds_add(into: &mut BTreeMap<&'static str, i64>, t: &Tally) {
@@ -762,15 +772,16 @@ pub(super) fn dollars(v: f64) -> f64 {
 /// The starts of `q`'s buckets: from the one holding `from`, up to `to`.
 pub(super) fn bucket_starts(q: &Query) -> Vec<i64> {
     let mut starts = Vec::new();
-    let mut s = q.bucket.start(q.from_ns);
+    let mut s = q.bucket.start(q.zone, q.from_ns);
     while s < q.to_ns && starts.len() < 10_000 {
         starts.push(s);
-        s = q.bucket.next(s);
+        s = q.bucket.next(q.zone, s);
     }
     starts
 }
 
 pub(super) fn points(
+    zone: Zone,
     starts: &[i64],
     values: impl IntoIterator<Item = f64>,
     round: impl Fn(f64) -> f64,
@@ -779,7 +790,7 @@ pub(super) fn points(
         .iter()
         .zip(values)
         .map(|(s, v)| Point {
-            start: date_of(*s).format("%Y-%m-%d").to_string(),
+            start: zone.date_of(*s).format("%Y-%m-%d").to_string(),
             value: round(v),
         })
         .collect()
@@ -790,7 +801,7 @@ pub fn answer(q: &Query, sums: &Sums) -> Answer {
     let starts = bucket_starts(q);
     let slot = |day: i64| {
         starts
-            .partition_point(|b| *b <= day.saturating_mul(DAY_NS))
+            .partition_point(|b| *b <= q.zone.day_start(day))
             .checked_sub(1)
     };
     let key_of = |k: &Option<String>| k.clone().unwrap_or_else(|| "unknown".to_string());
@@ -868,10 +879,12 @@ pub fn answer(q: &Query, sums: &Sums) -> Answer {
                 (Metric::Sessions, _) | (_, GroupBy::Team) => (t.whole.unwrap_or(0.0), 0.0),
                 _ => (value, value_den),
             };
-            total += whole;
-            overall[i] += whole;
-            den += whole_den;
-            overall_den[i] += whole_den;
+            if sums.overall.is_none() {
+                total += whole;
+                overall[i] += whole;
+                den += whole_den;
+                overall_den[i] += whole_den;
+            }
             let mut q_here = Quality::Exact;
             if t.missing > 0 {
                 q_here = Quality::Partial;
@@ -911,6 +924,21 @@ pub fn answer(q: &Query, sums: &Sums) -> Answer {
             acc.series[i] += value;
             acc.den += value_den;
             acc.den_series[i] += value_den;
+        }
+        // Every session once, one row each (no grouping's rows to pick from).
+        for t in sums.overall.iter().flatten() {
+            let Some(i) = slot(t.bucket) else {
+                continue;
+            };
+            let (whole, whole_den) = if ratio {
+                (t.cache_read as f64, t.input as f64)
+            } else {
+                (t.value.unwrap_or(0.0), 0.0)
+            };
+            total += whole;
+            overall[i] += whole;
+            den += whole_den;
+            overall_den[i] += whole_den;
         }
         if base.reported() {
             for agent in &sums.missing_agents {
@@ -953,7 +981,7 @@ pub fn answer(q: &Query, sums: &Sums) -> Answer {
             quality: acc.quality,
             kinds: acc.kinds,
             split: None,
-            series: points(&starts, divided(acc.series, &acc.den_series), round),
+            series: points(q.zone, &starts, divided(acc.series, &acc.den_series), round),
         })
         .collect();
     // Largest first; no figure (a ratio of nothing) last.
@@ -975,7 +1003,7 @@ pub fn answer(q: &Query, sums: &Sums) -> Answer {
         total: round(total),
         quality,
         reasons: reasons.into_iter().collect(),
-        series: points(&starts, overall, round),
+        series: points(q.zone, &starts, overall, round),
         split: None,
         groups: out,
         compare: None,
@@ -1072,14 +1100,14 @@ fn effect(before: &[f64], after: &[f64], round: &impl Fn(f64) -> f64) -> Effect 
 pub fn answer_comparing(q: &Query, mut out: Answer, weekly: &Answer, at_ns: i64) -> Answer {
     let wq = weekly_query(q);
     let starts = bucket_starts(&wq);
-    let week = 7 * DAY_NS;
     let side = |values: &[f64]| {
         let (mut before, mut after) = (Vec::new(), Vec::new());
         for (s, v) in starts.iter().zip(values) {
-            if *s < q.from_ns || s + week > q.to_ns {
+            let end = Bucket::Week.next(q.zone, *s);
+            if *s < q.from_ns || end > q.to_ns {
                 continue;
             }
-            if s + week <= at_ns {
+            if end <= at_ns {
                 before.push(*v);
             } else if *s >= at_ns {
                 after.push(*v);
@@ -1175,7 +1203,7 @@ mod tests {
             let (mut rows, mut models, mut done) = (Vec::new(), Vec::new(), Vec::new());
             for (i, f) in facts.iter().enumerate() {
                 let id = i as i64 + 1;
-                let (r, m) = fact_rows(id, f);
+                let (r, m) = fact_rows(id, f, Zone::UTC);
                 rows.extend(r);
                 models.extend(m);
                 done.push(crate::store::links::QueuedSession {
@@ -1215,8 +1243,10 @@ mod tests {
         })
     }
 
+    const DAY_NS: i64 = 86_400 * 1_000_000_000;
+
     fn at(date: &str) -> i64 {
-        ns_of(NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap())
+        Zone::UTC.midnight(NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap())
     }
 
     fn tokens(input: i64, output: i64) -> TokenView {
@@ -1229,12 +1259,38 @@ mod tests {
 
     #[test]
     fn buckets_are_utc_days_iso_weeks_and_months() {
+        let utc = Zone::UTC;
         let t = at("2026-11-26") + 13 * H; // a Thursday
-        assert_eq!(Bucket::Day.start(t), at("2026-11-26"));
-        assert_eq!(Bucket::Week.start(t), at("2026-11-23"), "the Monday before");
-        assert_eq!(Bucket::Week.start(at("2026-11-23")), at("2026-11-23"));
-        assert_eq!(Bucket::Month.start(t), at("2026-11-01"));
-        assert_eq!(Bucket::Month.next(at("2026-12-01")), at("2027-01-01"));
+        assert_eq!(Bucket::Day.start(utc, t), at("2026-11-26"));
+        assert_eq!(
+            Bucket::Week.start(utc, t),
+            at("2026-11-23"),
+            "the Monday before"
+        );
+        assert_eq!(Bucket::Week.start(utc, at("2026-11-23")), at("2026-11-23"));
+        assert_eq!(Bucket::Month.start(utc, t), at("2026-11-01"));
+        assert_eq!(Bucket::Month.next(utc, at("2026-12-01")), at("2027-01-01"));
+    }
+
+    #[test]
+    fn buckets_begin_at_local_midnight_with_a_timezone() {
+        let la = Zone::parse("America/Los_Angeles").unwrap();
+        // 2026-11-26T05:00Z is still the 25th in Los Angeles (UTC−8).
+        let t = at("2026-11-26") + 5 * H;
+        assert_eq!(Bucket::Day.start(la, t), at("2026-11-25") + 8 * H);
+        assert_eq!(Bucket::Week.start(la, t), at("2026-11-23") + 8 * H);
+        // November 2026 began on Pacific daylight time (UTC−7), December on standard.
+        assert_eq!(Bucket::Month.start(la, t), at("2026-11-01") + 7 * H);
+        assert_eq!(
+            Bucket::Month.next(la, at("2026-11-01") + 7 * H),
+            at("2026-12-01") + 8 * H
+        );
+        // A session at 23:30 local on 25 November counts on the 25th.
+        let mut f = facts()[0].clone();
+        f.started_ns = at("2026-11-26") + 7 * H + 30 * 60 * 1_000_000_000;
+        let (rows, _) = fact_rows(1, &f, la);
+        assert_eq!(rows[0].day, la.day_of(at("2026-11-25") + 12 * H));
+        assert_eq!(fact_rows(1, &f, Zone::UTC).0[0].day, rows[0].day + 1);
     }
 
     fn facts() -> Vec<SessionFact> {
@@ -1281,6 +1337,7 @@ mod tests {
             bucket: Bucket::Week,
             from_ns: at("2026-11-01"),
             to_ns: at("2026-11-15"),
+            zone: Zone::UTC,
         }
     }
 
@@ -1415,6 +1472,7 @@ mod tests {
             bucket: Bucket::Month,
             from_ns: at("2026-10-05"),
             to_ns: at("2026-11-30"),
+            zone: Zone::UTC,
         };
         let a = answer_comparing(&q, &f, at("2026-11-02"));
         let c = a.compare.unwrap();

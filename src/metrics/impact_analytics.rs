@@ -63,7 +63,8 @@ impl Pull {
             GroupBy::Team => self.teams.clone(),
             GroupBy::Repo => vec![f.repo.clone()],
             GroupBy::Person => vec![f.author.clone().unwrap_or_else(|| "unknown".into())],
-            GroupBy::Agent | GroupBy::Model => {
+            // Refused by the API: pull requests are not told apart by model or workflow.
+            GroupBy::Agent | GroupBy::Model | GroupBy::Workflow => {
                 let agents: BTreeSet<&str> = f.agents.lines().filter(|a| !a.is_empty()).collect();
                 if agents.is_empty() {
                     vec![if self.assisted() { "unknown" } else { "none" }.to_string()]
@@ -262,7 +263,7 @@ pub fn answer(q: &Query, m: PullMetric, pulls: &[Pull], uncounted: i64) -> Answe
                 quality: gq,
                 kinds: None,
                 split: Some(split(m, &only)),
-                series: points(&starts, series_of(prs), |v| v),
+                series: points(q.zone, &starts, series_of(prs), |v| v),
             }
         })
         .collect();
@@ -287,7 +288,7 @@ pub fn answer(q: &Query, m: PullMetric, pulls: &[Pull], uncounted: i64) -> Answe
         total: figure(m, &all),
         quality,
         reasons: reasons.into_iter().collect(),
-        series: points(&starts, series_of(&in_range), |v| v),
+        series: points(q.zone, &starts, series_of(&in_range), |v| v),
         split: Some(split(m, &all)),
         groups,
         compare: None,
@@ -339,6 +340,7 @@ mod tests {
             bucket: Bucket::Week,
             from_ns: 20_400 * DAY,
             to_ns: 20_414 * DAY,
+            zone: crate::time::Zone::UTC,
         }
     }
 

@@ -17,8 +17,6 @@ use super::links::QueuedSession;
 use super::writer::values_sql;
 use super::{Conn, Db, Result, Tx, bind_f64, placeholders, query, query_as, query_scalar};
 
-const DAY_NS: i64 = 86_400 * 1_000_000_000;
-
 /// The per-session quantities `analytics_facts` holds, in column order.
 pub const COUNTED_COLUMNS: [&str; 10] = [
     "requests",
@@ -37,6 +35,8 @@ pub const COUNTED_COLUMNS: [&str; 10] = [
 #[derive(Debug, Clone, PartialEq)]
 pub struct FactRow {
     pub started_ns: i64,
+    /// The local date (`--timezone`) of `started_ns`, as days since 1970-01-01.
+    pub day: i64,
     pub session_id: i64,
     pub team: String,
     /// True on exactly one of a session's rows.
@@ -74,6 +74,8 @@ pub enum CostHow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelFactRow {
     pub started_ns: i64,
+    /// As [`FactRow::day`].
+    pub day: i64,
     pub session_id: i64,
     /// `None`: the session names no model.
     pub model: Option<String>,
@@ -95,6 +97,9 @@ pub enum FactKey {
     Model,
     /// Team and agent together ([`split_team_agent`] parts the key).
     TeamAgent,
+    /// Each tool and MCP server the session's telemetry names (`tool:Bash`,
+    /// `mcp:linear`): a session counts for each.
+    Workflow,
 }
 
 /// What separates team and agent in a [`FactKey::TeamAgent`] key (the unit separator,
@@ -168,13 +173,20 @@ pub struct FactQuery {
     pub to_ns: i64,
     /// Only sessions linked to no commit.
     pub without_commit: bool,
+    /// Only sessions whose telemetry names a tool or MCP server (what a workflow
+    /// grouping's overall figures count, once each).
+    pub with_workflow: bool,
 }
 
 impl FactQuery {
+    /// The rows read, as `f` (and the workflows as `w`).
     fn table(&self) -> &'static str {
         match self.key {
-            FactKey::Model => "analytics_model_facts",
-            _ => "analytics_facts",
+            FactKey::Model => "analytics_model_facts f",
+            FactKey::Workflow => {
+                "analytics_facts f JOIN session_workflows w ON w.session_id = f.session_id"
+            }
+            _ => "analytics_facts f",
         }
     }
 
@@ -187,6 +199,7 @@ impl FactQuery {
             FactKey::Person => "person",
             FactKey::Model => "CASE WHEN model = '' THEN NULL ELSE model END",
             FactKey::TeamAgent => "team || '\u{1f}' || coalesce(agent, 'unknown')",
+            FactKey::Workflow => "w.kind || ':' || w.name",
         }
     }
 
@@ -223,6 +236,11 @@ impl FactQuery {
             FactKey::Team | FactKey::TeamAgent | FactKey::Model
         ) {
             s.push_str(" AND f.first_team = 1");
+        }
+        if self.with_workflow {
+            s.push_str(
+                " AND EXISTS (SELECT 1 FROM session_workflows w2 WHERE w2.session_id = f.session_id)",
+            );
         }
         if self.without_commit {
             s.push_str(
@@ -389,7 +407,7 @@ impl Tx<'_> {
                     .bind(r.session_id)
                     .bind(r.team.as_str())
                     .bind(i64::from(r.first_team))
-                    .bind(r.started_ns.div_euclid(DAY_NS))
+                    .bind(r.day)
                     .bind(r.person.as_deref())
                     .bind(r.agent.as_deref())
                     .bind(r.repo.as_deref())
@@ -419,7 +437,7 @@ impl Tx<'_> {
                     .bind(r.session_id)
                     .bind(r.model.as_deref().unwrap_or(""))
                     .bind(i64::from(r.first_model))
-                    .bind(r.started_ns.div_euclid(DAY_NS))
+                    .bind(r.day)
                     .bind(r.person.as_deref());
                 for t in r.tokens {
                     q = q.bind(t);
@@ -487,7 +505,7 @@ impl Db {
              CAST(sum(reasoning) AS BIGINT) AS reasoning, \
              CAST(sum(CASE WHEN {first} = 1 THEN input ELSE 0 END) AS BIGINT) AS whole_input, \
              CAST(sum(CASE WHEN {first} = 1 THEN cache_read ELSE 0 END) AS BIGINT) AS whole_cache_read \
-             FROM {table} f WHERE {filter} GROUP BY 1, 2",
+             FROM {table} WHERE {filter} GROUP BY 1, 2",
             bucket = q.buckets.sql(),
             key = q.key_sql(),
             est = cost_kind("1"),
@@ -512,7 +530,7 @@ impl Db {
     ) -> Result<Vec<(i64, Option<String>, String)>> {
         let (bucket, key, table, filter) = (q.buckets.sql(), q.key_sql(), q.table(), q.filter());
         query_as(format!(
-            "SELECT DISTINCT {bucket}, {key}, person FROM {table} f \
+            "SELECT DISTINCT {bucket}, {key}, person FROM {table} \
              WHERE {filter} AND f.person IS NOT NULL"
         ))
         .bind(q.from_ns)
@@ -524,7 +542,7 @@ impl Db {
     /// `q`'s sessions naming no person.
     pub async fn analytics_nameless(&self, q: &FactQuery) -> Result<i64> {
         query_scalar(format!(
-            "SELECT count(*) FROM {table} f WHERE {filter} AND f.person IS NULL AND f.{first} = 1",
+            "SELECT count(*) FROM {table} WHERE {filter} AND f.person IS NULL AND f.{first} = 1",
             table = q.table(),
             filter = q.filter(),
             first = q.first(),
@@ -576,7 +594,7 @@ impl Db {
     pub async fn analytics_values(&self, q: &FactQuery) -> Result<Vec<ValueRow>> {
         query_as(format!(
             "SELECT {bucket} AS bucket, {key} AS group_key, {first} AS first_row, \
-             {v} AS value FROM {table} f WHERE {filter} AND {v} IS NOT NULL",
+             {v} AS value FROM {table} WHERE {filter} AND {v} IS NOT NULL",
             bucket = q.buckets.sql(),
             key = q.key_sql(),
             first = q.first(),
@@ -602,7 +620,7 @@ impl Db {
         };
         let (table, key) = (q.table(), q.key_sql());
         let by_key: Vec<(Option<String>, String, i64)> = query_as(format!(
-            "SELECT {key} AS group_key, person, min(started_ns) AS first_ns FROM {table} f \
+            "SELECT {key} AS group_key, person, min(started_ns) AS first_ns FROM {table} \
              WHERE f.person IS NOT NULL AND f.started_ns < ?{once} GROUP BY 1, 2 \
              HAVING min(started_ns) >= ?"
         ))

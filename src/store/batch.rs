@@ -25,7 +25,13 @@ pub struct SessionInfo {
     /// Abbreviated SHAs the session's telemetry names.
     pub abbreviated: Vec<String>,
     pub files: Vec<(String, FileAction)>,
+    /// The tools and MCP servers its telemetry names: `(kind, name)`, kind `tool` or
+    /// `mcp`, each once (at most [`MAX_WORKFLOWS`]).
+    pub workflows: Vec<(&'static str, String)>,
 }
+
+/// The most tools and MCP servers kept per session and request.
+pub const MAX_WORKFLOWS: usize = 64;
 
 impl SessionInfo {
     pub fn new(key: SessionId) -> Self {
@@ -45,6 +51,7 @@ impl SessionInfo {
             commits: Vec::new(),
             abbreviated: Vec::new(),
             files: Vec::new(),
+            workflows: Vec::new(),
         }
     }
 

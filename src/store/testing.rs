@@ -15,6 +15,7 @@ pub const TABLES: &[&str] = &[
     "session_commits",
     "session_traces",
     "session_files",
+    "session_workflows",
     "raw_records",
     "record_sessions",
     "spans",

@@ -520,6 +520,16 @@ async fn upsert_sessions(
             .execute(&mut **tx)
             .await?;
         }
+        for (kind, name) in &s.workflows {
+            query(
+                "INSERT INTO session_workflows (session_id, kind, name) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(*kind)
+            .bind(text(name).as_ref())
+            .execute(&mut **tx)
+            .await?;
+        }
         ids.push(id);
     }
     Ok(ids)

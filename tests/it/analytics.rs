@@ -357,7 +357,7 @@ async fn bad_requests_say_what_is_wrong() {
         (
             "/api/v1/analytics/sessions?group_by=galaxy",
             400,
-            "group_by=\"galaxy\": one of org, team, repo, agent, model, person",
+            "group_by=\"galaxy\": one of org, team, repo, agent, model, person, workflow",
         ),
         (
             "/api/v1/analytics/lines-added?group_by=model",
@@ -936,6 +936,97 @@ async fn adoption_modes_durations_new_people_and_team_share() {
     let (status, _) = app
         .get_json(&format!(
             "/api/v1/analytics/session-duration-p50?group_by=model&{WEEK}"
+        ))
+        .await;
+    assert_eq!(status, 400);
+}
+
+/// With `--timezone`, days begin at local midnight: in Pacific/Kiritimati (UTC+14) the
+/// fixtures' Claude Code (09:02Z) and Gemini CLI (09:40Z) sessions started on 20
+/// November, Codex's (10:08Z) and Droid's (10:31Z) on the 21st. Dates in the query are
+/// that zone's too.
+#[tokio::test]
+async fn days_begin_at_local_midnight_with_a_timezone() {
+    let (app, _dir) = app_with(|a| {
+        a.timezone = tracelink::time::Zone::parse("Pacific/Kiritimati").unwrap();
+    })
+    .await;
+    let (status, a) = app
+        .get_json("/api/v1/analytics/sessions?group_by=agent&from=2026-11-20&to=2026-11-22")
+        .await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["from"], "2026-11-19T10:00:00Z");
+    assert_eq!(
+        a["series"],
+        json!([{"start": "2026-11-20", "value": 2}, {"start": "2026-11-21", "value": 2}])
+    );
+    let codex = a["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["key"] == "codex")
+        .unwrap();
+    assert_eq!(
+        codex["series"][1],
+        json!({"start": "2026-11-21", "value": 1})
+    );
+    // The 21st alone (local): the two later sessions.
+    let (_, a) = app
+        .get_json("/api/v1/analytics/sessions?from=2026-11-21&to=2026-11-22")
+        .await;
+    assert_eq!(a["total"], 2);
+}
+
+/// Which tools and MCP servers sessions use: Claude Code's Bash, Edit, Glob, Grep, Read
+/// and Write; Codex's apply_patch, shell_command and update_plan; Droid's Create, Edit,
+/// Execute, Glob, Grep, Read and Linear's get_issue through the `linear` MCP server;
+/// Gemini CLI's grep_search, read_file, replace, run_shell_command and write_file.
+#[tokio::test]
+async fn sessions_and_cost_by_tool_and_mcp_server() {
+    let (app, _dir) = app().await;
+    let (status, a) = app
+        .get_json(&format!(
+            "/api/v1/analytics/sessions?group_by=workflow&{WEEK}"
+        ))
+        .await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["total"], 4, "each session once: {a}");
+    let top: Vec<(String, Value, String)> = groups(&a).into_iter().take(5).collect();
+    assert_eq!(
+        top,
+        [
+            g("tool:Edit", json!(2), "exact"),
+            g("tool:Glob", json!(2), "exact"),
+            g("tool:Grep", json!(2), "exact"),
+            g("tool:Read", json!(2), "exact"),
+            g("mcp:linear", json!(1), "exact"),
+        ]
+    );
+    assert_eq!(
+        groups(&a).len(),
+        18,
+        "6 + 3 + 5 + Droid's Create, Execute, get_issue, linear: {a}"
+    );
+    // Claude Code's session's cost is Bash's (with its other tools').
+    let (_, a) = app
+        .get_json(&format!("/api/v1/analytics/cost?group_by=workflow&{WEEK}"))
+        .await;
+    let bash = groups(&a)
+        .into_iter()
+        .find(|(k, _, _)| k == "tool:Bash")
+        .unwrap();
+    let (_, by_agent) = app
+        .get_json(&format!("/api/v1/analytics/cost?group_by=agent&{WEEK}"))
+        .await;
+    let claude = groups(&by_agent)
+        .into_iter()
+        .find(|(k, _, _)| k == "claude-code")
+        .unwrap();
+    assert_eq!(bash.1, claude.1);
+    assert_eq!(a["total"], by_agent["total"], "every session once");
+    let (status, _) = app
+        .get_json(&format!(
+            "/api/v1/analytics/merged-prs?group_by=workflow&{WEEK}"
         ))
         .await;
     assert_eq!(status, 400);

@@ -162,6 +162,7 @@ pub fn metrics(req: &ExportMetricsServiceRequest) -> Batch {
                         if let Some(i) = session {
                             let info = &mut batch.sessions[i];
                             fill_identity(info, emitter, &reader);
+                            super::note_workflows(info, &reader);
                             info.saw(p.time_ns);
                             // A cumulative series starts with the agent process, which
                             // for a CLI agent is the session's start.

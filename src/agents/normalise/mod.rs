@@ -190,6 +190,43 @@ fn fill_identity(info: &mut SessionInfo, emitter: Emitter, reader: &Reader<'_>) 
     }
 }
 
+/// Longest tool or MCP server name kept.
+const MAX_WORKFLOW_NAME: usize = 128;
+
+/// Notes the tool and the MCP server a record names (Claude Code's and Codex's
+/// `tool_name`, Gemini CLI's `function_name`, Droid's `tool.name`, the gen_ai
+/// `gen_ai.tool.name`; `mcp_server`, `mcp.server`, `mcp_server_name`, and Claude Code's
+/// `mcp__<server>__<tool>` tool names), each once per session.
+fn note_workflows(info: &mut SessionInfo, reader: &Reader<'_>) {
+    let tool = [
+        "tool_name",
+        "function_name",
+        "tool.name",
+        "gen_ai.tool.name",
+    ]
+    .iter()
+    .find_map(|k| get_str(reader.attrs, k));
+    let mcp = ["mcp_server", "mcp.server", "mcp_server_name"]
+        .iter()
+        .find_map(|k| get_str(reader.attrs, k))
+        .or_else(|| {
+            tool.and_then(|t| t.strip_prefix("mcp__"))
+                .and_then(|rest| rest.split("__").next())
+        });
+    for (kind, name) in [("tool", tool), ("mcp", mcp)] {
+        let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else {
+            continue;
+        };
+        if name.len() > MAX_WORKFLOW_NAME
+            || info.workflows.len() >= crate::store::batch::MAX_WORKFLOWS
+            || info.workflows.iter().any(|(k, n)| *k == kind && n == name)
+        {
+            continue;
+        }
+        info.workflows.push((kind, name.to_string()));
+    }
+}
+
 /// Whether the session ran headless, as its telemetry says: an `interactive` attribute
 /// (Gemini CLI sends it; any agent can through `OTEL_RESOURCE_ATTRIBUTES`) decides; else
 /// Codex's `originator` (`codex_exec` and the SDKs are headless, the TUI and the editor
@@ -306,6 +343,7 @@ pub fn traces(req: &ExportTraceServiceRequest) -> Batch {
                     if let Some(i) = session {
                         let info = &mut batch.sessions[i];
                         fill_identity(info, emitter, &reader);
+                        note_workflows(info, &reader);
                         info.saw(start_ns);
                         info.saw(end_ns);
                         if !info.traces.contains(&trace_id) {
@@ -467,6 +505,7 @@ pub fn logs(req: &ExportLogsServiceRequest) -> Batch {
                     if let Some(i) = session {
                         let info = &mut batch.sessions[i];
                         fill_identity(info, emitter, &reader);
+                        note_workflows(info, &reader);
                         info.saw(time_ns);
                         if let Some(t) = trace_id
                             && !info.traces.contains(&t)
@@ -573,5 +612,47 @@ mod tests {
         // Claude Code and Droid say nothing.
         assert_eq!(mode(&[kv("terminal.type", s("vscode"))], &[]), None);
         assert_eq!(mode(&[kv("originator", s("someone_else"))], &[]), None);
+    }
+
+    #[test]
+    fn tools_and_mcp_servers_are_noted_once_each() {
+        let mut info = SessionInfo::new(SessionId::parse("s-1").unwrap());
+        let rejected = Unreadable::default();
+        for attrs in [
+            vec![kv("tool_name", s("Bash"))],
+            vec![kv("tool_name", s("Bash"))],
+            vec![kv("tool_name", s("mcp__github__create_issue"))],
+            vec![
+                kv("tool.name", s("get_issue")),
+                kv("mcp.server", s("linear")),
+            ],
+            vec![kv("tool_name", s("shell")), kv("mcp_server", s(""))],
+            vec![kv("function_name", s(&"x".repeat(129)))],
+        ] {
+            note_workflows(
+                &mut info,
+                &Reader {
+                    attrs: &attrs,
+                    resource: &[],
+                    rejected: &rejected,
+                },
+            );
+        }
+        let got: Vec<(&str, &str)> = info
+            .workflows
+            .iter()
+            .map(|(k, n)| (*k, n.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("tool", "Bash"),
+                ("tool", "mcp__github__create_issue"),
+                ("mcp", "github"),
+                ("tool", "get_issue"),
+                ("mcp", "linear"),
+                ("tool", "shell"),
+            ]
+        );
     }
 }

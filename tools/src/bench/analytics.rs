@@ -57,10 +57,15 @@ const BAR_MS: f64 = 300.0;
 const WARM_UPS: usize = 2;
 
 /// The timed queries: the 90 days before the end.
-const QUERIES: [&str; 3] = [
+const QUERIES: [&str; 6] = [
     "/api/v1/analytics/cost?group_by=team&bucket=week&from=2026-09-01&to=2026-11-30",
     "/api/v1/analytics/sessions?group_by=agent&bucket=day&from=2026-09-01&to=2026-11-30",
     "/api/v1/analytics/active-people?group_by=team&bucket=week&from=2026-09-01&to=2026-11-30",
+    // Every session's value of the range (a percentile), every person's first session of
+    // all time (new people), and the distinct (week, team, person).
+    "/api/v1/analytics/session-duration-p90?group_by=team&bucket=week&from=2026-09-01&to=2026-11-30",
+    "/api/v1/analytics/new-people?group_by=team&bucket=week&from=2026-09-01&to=2026-11-30",
+    "/api/v1/analytics/team-active-share?group_by=team&bucket=week&from=2026-09-01&to=2026-11-30",
 ];
 
 /// `(agent, share in percent, models it uses)`.
@@ -306,6 +311,7 @@ async fn count_facts(
         incident_environment: String::new(),
         comment_people: tracelink::report::markdown::CommentPeople::Logins,
         comment_cost: None,
+        zone: tracelink::time::Zone::UTC,
     };
     let started = Instant::now();
     tracelink::impact::analytics::on_new_basis(&mut conn, &ctx).await?;
