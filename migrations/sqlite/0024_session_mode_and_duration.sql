@@ -4,3 +4,6 @@
 ALTER TABLE sessions ADD COLUMN headless INTEGER;
 ALTER TABLE analytics_facts ADD COLUMN duration_seconds REAL;
 ALTER TABLE analytics_facts ADD COLUMN headless INTEGER;
+-- Tool execution time (seconds) and MCP tool calls, as the agent reports them.
+ALTER TABLE analytics_facts ADD COLUMN tool_execution_seconds REAL;
+ALTER TABLE analytics_facts ADD COLUMN mcp_tool_invocations REAL;

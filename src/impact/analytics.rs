@@ -68,6 +68,14 @@ fn fact_of(ctx: &ReportContext, rec: crate::store::sessions::SessionRecord) -> O
         (Counted::LinesRemoved, v.lines_removed.map(|x| x as f64)),
         (Counted::FilesModified, v.files_modified.map(|x| x as f64)),
         (Counted::ActiveTime, v.active_seconds),
+        (
+            Counted::ToolExecutionTime,
+            v.counters.get("tool_execution_ms").map(|c| c.value / 1e3),
+        ),
+        (
+            Counted::McpToolInvocations,
+            v.counters.get("mcp_tool_invocations").map(|c| c.value),
+        ),
     ]
     .into_iter()
     .filter_map(|(c, x)| Some((c, x?)))

@@ -277,10 +277,12 @@ pub enum Counted {
     LinesRemoved,
     FilesModified,
     ActiveTime,
+    ToolExecutionTime,
+    McpToolInvocations,
 }
 
 impl Counted {
-    pub const ALL: [Counted; 10] = [
+    pub const ALL: [Counted; 12] = [
         Counted::Requests,
         Counted::Errors,
         Counted::Prompts,
@@ -291,6 +293,8 @@ impl Counted {
         Counted::LinesRemoved,
         Counted::FilesModified,
         Counted::ActiveTime,
+        Counted::ToolExecutionTime,
+        Counted::McpToolInvocations,
     ];
 
     pub fn name(self) -> &'static str {
@@ -305,6 +309,8 @@ impl Counted {
             Counted::LinesRemoved => "lines-removed",
             Counted::FilesModified => "files-modified",
             Counted::ActiveTime => "active-time",
+            Counted::ToolExecutionTime => "tool-execution-time",
+            Counted::McpToolInvocations => "mcp-tool-invocations",
         }
     }
 
@@ -313,12 +319,13 @@ impl Counted {
             Counted::Requests => "requests",
             Counted::Errors => "errors",
             Counted::Prompts => "prompts",
-            Counted::ToolInvocations | Counted::ToolFailures | Counted::ToolRejections => {
-                "tool calls"
-            }
+            Counted::ToolInvocations
+            | Counted::ToolFailures
+            | Counted::ToolRejections
+            | Counted::McpToolInvocations => "tool calls",
             Counted::LinesAdded | Counted::LinesRemoved => "lines",
             Counted::FilesModified => "files",
-            Counted::ActiveTime => "seconds",
+            Counted::ActiveTime | Counted::ToolExecutionTime => "seconds",
         }
     }
 }
@@ -326,7 +333,7 @@ impl Counted {
 impl Metric {
     pub const NAMES: &'static str = "sessions, active-people, tokens, cost, requests, errors, \
         prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, \
-        files-modified, active-time, sessions-without-commit, cost-without-commit, cache-hit-ratio, merged-prs, \
+        files-modified, active-time, tool-execution-time, mcp-tool-invocations, sessions-without-commit, cost-without-commit, cache-hit-ratio, merged-prs, \
         pr-cycle-time, ci-first-run-pass-rate, change-failure-rate, cost-per-merged-pr, \
         cost-per-merged-line, tokens-per-merged-line, revert-rate, incidents, headless-sessions, interactive-sessions, \
         session-duration-p50, session-duration-p90, active-time-p50, active-time-p90, \

@@ -260,6 +260,23 @@ async fn sessions_people_tokens_and_cost_by_team_agent_and_model() {
         (json!(12), json!("exact"))
     );
 
+    // Droid reports its tools' execution time (a histogram of 11,080 ms) and one MCP call.
+    let a = get(format!(
+        "/api/v1/analytics/tool-execution-time?group_by=agent&{WEEK}"
+    ))
+    .await;
+    assert_eq!(
+        (a["total"].clone(), a["unit"].clone(), a["quality"].clone()),
+        (json!(11.08), json!("seconds"), json!("partial"))
+    );
+    assert_eq!(groups(&a)[0], g("droid", json!(11.08), "exact"));
+    let a = get(format!(
+        "/api/v1/analytics/mcp-tool-invocations?group_by=agent&{WEEK}"
+    ))
+    .await;
+    assert_eq!(groups(&a)[0], g("droid", json!(1), "exact"));
+    assert_eq!(a["reasons"].as_array().unwrap().len(), 3, "{a}");
+
     // Before and after 18 November: no whole week before it in this range (partial).
     let a = get(format!(
         "/api/v1/analytics/sessions?{WEEK}&compare=2026-11-18"
@@ -352,7 +369,7 @@ async fn bad_requests_say_what_is_wrong() {
         (
             "/api/v1/analytics/spend",
             404,
-            "no analytics metric \"spend\"; there are: sessions, active-people, tokens, cost, requests, errors, prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, files-modified, active-time, sessions-without-commit, cost-without-commit, cache-hit-ratio, merged-prs, pr-cycle-time, ci-first-run-pass-rate, change-failure-rate, cost-per-merged-pr, cost-per-merged-line, tokens-per-merged-line, revert-rate, incidents, headless-sessions, interactive-sessions, session-duration-p50, session-duration-p90, active-time-p50, active-time-p90, new-people, team-active-share",
+            "no analytics metric \"spend\"; there are: sessions, active-people, tokens, cost, requests, errors, prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, files-modified, active-time, tool-execution-time, mcp-tool-invocations, sessions-without-commit, cost-without-commit, cache-hit-ratio, merged-prs, pr-cycle-time, ci-first-run-pass-rate, change-failure-rate, cost-per-merged-pr, cost-per-merged-line, tokens-per-merged-line, revert-rate, incidents, headless-sessions, interactive-sessions, session-duration-p50, session-duration-p90, active-time-p50, active-time-p90, new-people, team-active-share",
         ),
         (
             "/api/v1/analytics/sessions?group_by=galaxy",
