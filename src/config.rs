@@ -331,6 +331,11 @@ pub struct ServeArgs {
     /// many times 1.4826 × MAD (`GET /api/v1/alerts`).
     #[arg(long, env = "TRACELINK_ALERT_MADS", default_value_t = 4.0, value_parser = positive_f64)]
     pub alert_mads: f64,
+    /// Adds GitHub team membership (read through the App, at start, at most once a day
+    /// per organisation) to the identities file's teams; needs the App's organisation
+    /// permission "Members: read".
+    #[arg(long, env = "TRACELINK_SYNC_TEAMS")]
+    pub sync_teams: bool,
     /// Where analytics' days, weeks and months begin, and alerts' days: an IANA time
     /// zone name (`Europe/Berlin`); dates in the API are this zone's.
     #[arg(long, env = "TRACELINK_TIMEZONE", default_value = "UTC", value_parser = parse_zone)]
@@ -562,6 +567,7 @@ impl ServeArgs {
             replica_lease: 30,
             alert_mads: 4.0,
             timezone: crate::time::Zone::UTC,
+            sync_teams: false,
             alert_min_usd: 20.0,
             alert_webhook: None,
             retain_raw: crate::retention::Retention(Some(std::time::Duration::from_secs(

@@ -33,10 +33,14 @@ pub enum Counter {
     FilesModified,
     Commits,
     PullRequests,
+    /// Milliseconds spent on model API requests (their `duration_ms`).
+    RequestMs,
+    /// Model API requests that were retries (`attempt` above 1).
+    Retries,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 21] = [
+    pub const ALL: [Counter; 23] = [
         Counter::CostUsd,
         Counter::ActiveSeconds,
         Counter::LlmRequests,
@@ -58,6 +62,8 @@ impl Counter {
         Counter::FilesModified,
         Counter::Commits,
         Counter::PullRequests,
+        Counter::RequestMs,
+        Counter::Retries,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -83,6 +89,8 @@ impl Counter {
             Counter::FilesModified => "files_modified",
             Counter::Commits => "commits_reported",
             Counter::PullRequests => "pull_requests_reported",
+            Counter::RequestMs => "request_ms",
+            Counter::Retries => "retries",
         }
     }
 

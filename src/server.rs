@@ -349,6 +349,23 @@ impl Server {
         if let Some(p) = &pseudonyms {
             identities = identities.pseudonymized(p);
         }
+        let mut store = store::open(&args.db).await?;
+        if args.sync_teams {
+            let Some(cfg) = args.github_app()? else {
+                anyhow::bail!(
+                    "--sync-teams reads team membership through the GitHub App: set --github-app-id and its private key"
+                );
+            };
+            let app = crate::github::app::GithubApp::new(&cfg)?;
+            let members = crate::github::teams::sync(
+                &app,
+                &store.db,
+                &mut store.writer,
+                crate::time::now_ns(),
+            )
+            .await?;
+            identities = identities.with_github_teams(&members);
+        }
         let reports = Arc::new(crate::impact::ReportContext {
             prices: prices.clone(),
             links: crate::graph::links::LinkConfig {
@@ -362,7 +379,6 @@ impl Server {
             comment_cost: args.comment_cost,
             zone: args.timezone,
         });
-        let mut store = store::open(&args.db).await?;
         warn_unpriced_models(&store.db, &prices).await;
         relink_on_new_rules(&mut store.writer).await?;
         if let Some(n) = crate::impact::analytics::on_new_basis(&mut store.writer, &reports).await?

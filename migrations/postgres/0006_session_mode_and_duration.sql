@@ -5,3 +5,5 @@ ALTER TABLE analytics_facts ADD COLUMN duration_seconds DOUBLE PRECISION;
 ALTER TABLE analytics_facts ADD COLUMN headless BIGINT;
 ALTER TABLE analytics_facts ADD COLUMN tool_execution_seconds DOUBLE PRECISION;
 ALTER TABLE analytics_facts ADD COLUMN mcp_tool_invocations DOUBLE PRECISION;
+ALTER TABLE analytics_facts ADD COLUMN request_seconds DOUBLE PRECISION;
+ALTER TABLE analytics_facts ADD COLUMN retries DOUBLE PRECISION;

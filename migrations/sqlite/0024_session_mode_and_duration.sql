@@ -7,3 +7,6 @@ ALTER TABLE analytics_facts ADD COLUMN headless INTEGER;
 -- Tool execution time (seconds) and MCP tool calls, as the agent reports them.
 ALTER TABLE analytics_facts ADD COLUMN tool_execution_seconds REAL;
 ALTER TABLE analytics_facts ADD COLUMN mcp_tool_invocations REAL;
+-- Time spent on model API requests (seconds) and retried requests.
+ALTER TABLE analytics_facts ADD COLUMN request_seconds REAL;
+ALTER TABLE analytics_facts ADD COLUMN retries REAL;

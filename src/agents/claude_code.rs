@@ -127,6 +127,7 @@ fn api_request(r: &Reader<'_>, c: &mut Contribution) {
     if r.flag("success") == Some(false) {
         a.add(Counter::Errors, 1.0);
     }
+    crate::agents::request_timing(r, a);
     let model = r.str("model").unwrap_or("unknown");
     for (key, kinds) in [
         ("input_tokens", INPUT),

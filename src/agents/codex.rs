@@ -44,6 +44,7 @@ pub static AGENT: Agent = Agent {
 
 fn api_request(r: &Reader<'_>, c: &mut Contribution) {
     c.additive.add(Counter::LlmRequests, 1.0);
+    crate::agents::request_timing(r, &mut c.additive);
     let status = r.int("http.response.status_code");
     if status.is_some_and(|s| !(200..300).contains(&s)) || r.str("error.message").is_some() {
         c.additive.add(Counter::Errors, 1.0);

@@ -94,6 +94,7 @@ fn api_response(r: &Reader<'_>, c: &mut Contribution) {
     {
         a.add(Counter::Errors, 1.0);
     }
+    crate::agents::request_timing(r, a);
     let model = r.str("model").unwrap_or("unknown");
     for (key, kinds) in [
         ("input_token_count", INPUT),
@@ -108,9 +109,10 @@ fn api_response(r: &Reader<'_>, c: &mut Contribution) {
     }
 }
 
-fn api_error(_: &Reader<'_>, c: &mut Contribution) {
+fn api_error(r: &Reader<'_>, c: &mut Contribution) {
     c.additive.add(Counter::LlmRequests, 1.0);
     c.additive.add(Counter::Errors, 1.0);
+    crate::agents::request_timing(r, &mut c.additive);
 }
 
 fn prompt(_: &Reader<'_>, c: &mut Contribution) {

@@ -78,6 +78,17 @@ pub static AGENTS: &[&Agent] = &[
 /// Attributes naming a session, in order of preference (record first, then resource).
 pub const SESSION_KEYS: &[&str] = &["session.id", "conversation.id", "gen_ai.conversation.id"];
 
+/// A model API request's time (`duration_ms`) and whether it was a retry (`attempt`
+/// above 1), where the record says.
+pub(crate) fn request_timing(r: &Reader<'_>, a: &mut crate::facts::Additive) {
+    if let Some(ms) = r.num("duration_ms").filter(|ms| *ms >= 0.0) {
+        a.add(Counter::RequestMs, ms);
+    }
+    if let Some(attempt) = r.int("attempt") {
+        a.add(Counter::Retries, if attempt > 1 { 1.0 } else { 0.0 });
+    }
+}
+
 /// Finds the agent that emitted a record, from its name, scope and resource.
 pub fn detect(name: &str, scope: &str, service_name: Option<&str>) -> Option<&'static Agent> {
     AGENTS

@@ -10,5 +10,6 @@ pub mod external;
 pub mod plan;
 pub mod processor;
 pub mod signature;
+pub mod teams;
 pub mod trailers;
 pub mod webhook;

@@ -211,6 +211,24 @@ impl Identities {
             .unwrap_or(&[])
     }
 
+    /// Adds the teams GitHub lists (`--sync-teams`): `(org, team slug, login)`; a login
+    /// gains each team it is not already in (the file's teams first).
+    pub fn with_github_teams(mut self, members: &[(String, String, String)]) -> Self {
+        for (_, team, login) in members {
+            if team == UNASSIGNED {
+                continue;
+            }
+            let teams = self
+                .teams_by_login
+                .entry(login.to_ascii_lowercase())
+                .or_default();
+            if !teams.contains(team) {
+                teams.push(team.clone());
+            }
+        }
+        self
+    }
+
     /// Each team's members (logins) as the file lists them, by team name.
     pub fn members(
         &self,

@@ -76,6 +76,11 @@ fn fact_of(ctx: &ReportContext, rec: crate::store::sessions::SessionRecord) -> O
             Counted::McpToolInvocations,
             v.counters.get("mcp_tool_invocations").map(|c| c.value),
         ),
+        (
+            Counted::RequestTime,
+            v.counters.get("request_ms").map(|c| c.value / 1e3),
+        ),
+        (Counted::Retries, v.counters.get("retries").map(|c| c.value)),
     ]
     .into_iter()
     .filter_map(|(c, x)| Some((c, x?)))

@@ -279,10 +279,12 @@ pub enum Counted {
     ActiveTime,
     ToolExecutionTime,
     McpToolInvocations,
+    RequestTime,
+    Retries,
 }
 
 impl Counted {
-    pub const ALL: [Counted; 12] = [
+    pub const ALL: [Counted; 14] = [
         Counted::Requests,
         Counted::Errors,
         Counted::Prompts,
@@ -295,6 +297,8 @@ impl Counted {
         Counted::ActiveTime,
         Counted::ToolExecutionTime,
         Counted::McpToolInvocations,
+        Counted::RequestTime,
+        Counted::Retries,
     ];
 
     pub fn name(self) -> &'static str {
@@ -311,6 +315,8 @@ impl Counted {
             Counted::ActiveTime => "active-time",
             Counted::ToolExecutionTime => "tool-execution-time",
             Counted::McpToolInvocations => "mcp-tool-invocations",
+            Counted::RequestTime => "request-time",
+            Counted::Retries => "retries",
         }
     }
 
@@ -325,7 +331,8 @@ impl Counted {
             | Counted::McpToolInvocations => "tool calls",
             Counted::LinesAdded | Counted::LinesRemoved => "lines",
             Counted::FilesModified => "files",
-            Counted::ActiveTime | Counted::ToolExecutionTime => "seconds",
+            Counted::ActiveTime | Counted::ToolExecutionTime | Counted::RequestTime => "seconds",
+            Counted::Retries => "requests",
         }
     }
 }
@@ -333,7 +340,7 @@ impl Counted {
 impl Metric {
     pub const NAMES: &'static str = "sessions, active-people, tokens, cost, requests, errors, \
         prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, \
-        files-modified, active-time, tool-execution-time, mcp-tool-invocations, sessions-without-commit, cost-without-commit, cache-hit-ratio, merged-prs, \
+        files-modified, active-time, tool-execution-time, mcp-tool-invocations, request-time, retries, sessions-without-commit, cost-without-commit, cache-hit-ratio, merged-prs, \
         pr-cycle-time, ci-first-run-pass-rate, change-failure-rate, cost-per-merged-pr, \
         cost-per-merged-line, tokens-per-merged-line, revert-rate, incidents, headless-sessions, interactive-sessions, \
         session-duration-p50, session-duration-p90, active-time-p50, active-time-p90, \

@@ -18,7 +18,7 @@ use super::writer::values_sql;
 use super::{Conn, Db, Result, Tx, bind_f64, placeholders, query, query_as, query_scalar};
 
 /// The per-session quantities `analytics_facts` holds, in column order.
-pub const COUNTED_COLUMNS: [&str; 12] = [
+pub const COUNTED_COLUMNS: [&str; 14] = [
     "requests",
     "errors",
     "prompts",
@@ -31,6 +31,8 @@ pub const COUNTED_COLUMNS: [&str; 12] = [
     "active_seconds",
     "tool_execution_seconds",
     "mcp_tool_invocations",
+    "request_seconds",
+    "retries",
 ];
 
 /// One session as it counts for one team.
@@ -52,7 +54,7 @@ pub struct FactRow {
     pub cost: Option<f64>,
     pub cost_estimated: bool,
     /// [`COUNTED_COLUMNS`]' values (`None`: not reported).
-    pub counted: [Option<f64>; 12],
+    pub counted: [Option<f64>; 14],
     /// From its first record to its last, in seconds (`None`: not known).
     pub duration_seconds: Option<f64>,
     /// Whether it ran headless (`None`: its telemetry does not say).
@@ -393,14 +395,15 @@ impl Tx<'_> {
                 q.execute(self.conn()).await?;
             }
         }
-        for chunk in rows.chunks(2_000 / 30) {
+        for chunk in rows.chunks(2_000 / 32) {
             let mut q = query(values_sql(
                 "INSERT INTO analytics_facts (started_ns, session_id, team, first_team, day, \
                  person, agent, repo, org, input, output, cache_read, cache_creation, reasoning, \
                  cost, cost_estimated, requests, errors, prompts, tool_invocations, tool_failures, \
                  tool_rejections, lines_added, lines_removed, files_modified, active_seconds, \
-                 tool_execution_seconds, mcp_tool_invocations, duration_seconds, headless) VALUES ",
-                30,
+                 tool_execution_seconds, mcp_tool_invocations, request_seconds, retries, \
+                 duration_seconds, headless) VALUES ",
+                32,
                 chunk.len(),
             ));
             for r in chunk {

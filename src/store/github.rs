@@ -456,3 +456,58 @@ async fn apply_status(conn: &mut AnyConnection, r: &RunRow) -> Result<()> {
     .await?;
     Ok(())
 }
+
+impl super::Conn {
+    /// Replaces what is known of `org`'s teams with `members` (`(team, login)`), read at
+    /// `now_ns`.
+    pub async fn put_github_teams(
+        &mut self,
+        org: &str,
+        members: &[(String, String)],
+        now_ns: i64,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        super::query("DELETE FROM github_team_members WHERE org = ?")
+            .bind(org)
+            .execute(tx.conn())
+            .await?;
+        for (team, login) in members {
+            super::query(
+                "INSERT INTO github_team_members (org, team, login, fetched_ns) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(org)
+            .bind(team.as_str())
+            .bind(login.as_str())
+            .bind(now_ns)
+            .execute(tx.conn())
+            .await?;
+        }
+        super::query(
+            "INSERT INTO github_team_syncs (org, fetched_ns) VALUES (?, ?) \
+             ON CONFLICT (org) DO UPDATE SET fetched_ns = excluded.fetched_ns",
+        )
+        .bind(org)
+        .bind(now_ns)
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await
+    }
+}
+
+impl super::Db {
+    /// When `org`'s teams were last read, if ever.
+    pub async fn github_teams_read_at(&self, org: &str) -> Result<Option<i64>> {
+        super::query_scalar("SELECT fetched_ns FROM github_team_syncs WHERE org = ?")
+            .bind(org)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// Every team membership read from GitHub: `(org, team, login)`, sorted.
+    pub async fn github_team_members(&self) -> Result<Vec<(String, String, String)>> {
+        super::query_as("SELECT org, team, login FROM github_team_members ORDER BY 1, 2, 3")
+            .fetch_all(&self.pool)
+            .await
+    }
+}

@@ -50,6 +50,8 @@ pub const TABLES: &[&str] = &[
     "backfills",
     "backfill_pages",
     "github_etags",
+    "github_team_members",
+    "github_team_syncs",
 ];
 
 fn known(table: &str) -> Result<&'static str> {

@@ -276,6 +276,28 @@ async fn sessions_people_tokens_and_cost_by_team_agent_and_model() {
     .await;
     assert_eq!(groups(&a)[0], g("droid", json!(1), "exact"));
     assert_eq!(a["reasons"].as_array().unwrap().len(), 3, "{a}");
+    // Time waiting on model API requests (their duration_ms): Claude Code's 16 requests
+    // 105.19 s, Gemini CLI's 11 responses and errors 67.54 s, Codex's 8 3.319 s; Droid
+    // does not say. No request was a retry (Codex's and Claude Code's spans say attempt 1).
+    let a = get(format!(
+        "/api/v1/analytics/request-time?group_by=agent&{WEEK}"
+    ))
+    .await;
+    assert_eq!(
+        groups(&a)[..3],
+        [
+            g("claude-code", json!(105.19), "exact"),
+            g("gemini-cli", json!(67.54), "exact"),
+            g("codex", json!(3.319), "exact"),
+        ]
+    );
+    assert_eq!(a["total"], 176.049);
+    let a = get(format!("/api/v1/analytics/retries?group_by=agent&{WEEK}")).await;
+    assert_eq!(a["total"], 0);
+    assert_eq!(
+        a["quality"], "partial",
+        "Gemini CLI and Droid do not say: {a}"
+    );
 
     // Before and after 18 November: no whole week before it in this range (partial).
     let a = get(format!(
@@ -369,7 +391,7 @@ async fn bad_requests_say_what_is_wrong() {
         (
             "/api/v1/analytics/spend",
             404,
-            "no analytics metric \"spend\"; there are: sessions, active-people, tokens, cost, requests, errors, prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, files-modified, active-time, tool-execution-time, mcp-tool-invocations, sessions-without-commit, cost-without-commit, cache-hit-ratio, merged-prs, pr-cycle-time, ci-first-run-pass-rate, change-failure-rate, cost-per-merged-pr, cost-per-merged-line, tokens-per-merged-line, revert-rate, incidents, headless-sessions, interactive-sessions, session-duration-p50, session-duration-p90, active-time-p50, active-time-p90, new-people, team-active-share",
+            "no analytics metric \"spend\"; there are: sessions, active-people, tokens, cost, requests, errors, prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, files-modified, active-time, tool-execution-time, mcp-tool-invocations, request-time, retries, sessions-without-commit, cost-without-commit, cache-hit-ratio, merged-prs, pr-cycle-time, ci-first-run-pass-rate, change-failure-rate, cost-per-merged-pr, cost-per-merged-line, tokens-per-merged-line, revert-rate, incidents, headless-sessions, interactive-sessions, session-duration-p50, session-duration-p90, active-time-p50, active-time-p90, new-people, team-active-share",
         ),
         (
             "/api/v1/analytics/sessions?group_by=galaxy",
@@ -1047,4 +1069,55 @@ async fn sessions_and_cost_by_tool_and_mcp_server() {
         ))
         .await;
     assert_eq!(status, 400);
+}
+
+/// `--sync-teams`: GitHub lists dev in the `checkout` team of acme (besides the
+/// identities file's payments): dev's three sessions count for both. The reading is kept
+/// for a day: a restart does not read the teams again.
+#[tokio::test]
+async fn github_teams_are_added_to_the_identities_files() {
+    let fake = tracelink_dev::fake_github::FakeGithub::start().await;
+    fake.add_team("acme", "checkout", &["dev", "someone-else"]);
+    fake.add_team("acme", "empty", &[]);
+    let cfg = fake.app_config();
+    let (mut app, dir) = app_with(|a| {
+        a.github = (&cfg).into();
+        a.sync_teams = true;
+    })
+    .await;
+    let (status, a) = app
+        .get_json(&format!("/api/v1/analytics/sessions?group_by=team&{WEEK}"))
+        .await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(
+        groups(&a),
+        [
+            g("checkout", json!(3), "exact"),
+            g("payments", json!(3), "exact"),
+            g("platform", json!(1), "exact"),
+        ]
+    );
+    assert_eq!(a["total"], 4, "each session once");
+    assert_eq!(fake.requests_to("GET", "/orgs/acme/teams").await, 1);
+    assert_eq!(
+        fake.requests_to("GET", "/orgs/acme/teams/checkout/members")
+            .await,
+        1
+    );
+    app.restart_with(|a| {
+        a.identities = Some(dir.path().join("identities.toml"));
+        a.github = (&cfg).into();
+        a.sync_teams = true;
+    })
+    .await;
+    assert_eq!(
+        fake.requests_to("GET", "/orgs/acme/teams").await,
+        1,
+        "read at most once a day"
+    );
+    let (_, a) = app
+        .get_json(&format!("/api/v1/analytics/sessions?group_by=team&{WEEK}"))
+        .await;
+    assert_eq!(groups(&a)[0], g("checkout", json!(3), "exact"));
+    app.stop().await;
 }

@@ -217,6 +217,8 @@ struct Model {
     last_etag: Option<String>,
     /// How long writes take to answer (`None`: at once).
     write_delay: Option<std::time::Duration>,
+    /// Organisation → its teams: `(slug, member logins)`, in order.
+    teams: std::collections::BTreeMap<String, Vec<(String, Vec<String>)>>,
 }
 
 pub struct FakeGithub {
@@ -243,6 +245,7 @@ impl FakeGithub {
             not_modified: 0,
             last_etag: None,
             write_delay: None,
+            teams: Default::default(),
         }));
         Mock::given(any())
             .respond_with(Router(model.clone()))
@@ -278,6 +281,16 @@ impl FakeGithub {
     /// Installation tokens minted from now on last this long (GitHub: one hour).
     pub fn set_token_lifetime(&self, lifetime: chrono::Duration) {
         self.model().token_lifetime = lifetime;
+    }
+
+    /// Adds a team to an organisation: the App's installation ([`INSTALLATION`]) then
+    /// lists the organisation, and its teams and members answer.
+    pub fn add_team(&self, org: &str, slug: &str, members: &[&str]) {
+        self.model()
+            .teams
+            .entry(org.into())
+            .or_default()
+            .push((slug.into(), members.iter().map(|m| m.to_string()).collect()));
     }
 
     pub fn add_pull(&self, repo: &str, number: u64, head_sha: &str, files: Vec<FakeFile>) {
@@ -567,6 +580,7 @@ impl Model {
             }
             return match (verb, seg.as_slice()) {
                 ("GET", ["app"]) => self.app(),
+                ("GET", ["app", "installations"]) => self.list_installations(),
                 ("POST", ["app", "installations", id, "access_tokens"]) => self.mint_token(id),
                 _ => not_found(),
             };
@@ -583,6 +597,13 @@ impl Model {
         };
         if !self.tokens.contains_key(&token) {
             return error(401, "Bad credentials");
+        }
+        match (verb, seg.as_slice()) {
+            ("GET", ["orgs", org, "teams"]) => return self.list_teams(req, org),
+            ("GET", ["orgs", org, "teams", slug, "members"]) => {
+                return self.list_team_members(req, org, slug);
+            }
+            _ => {}
         }
         let ["repos", owner, name, rest @ ..] = seg.as_slice() else {
             return not_found();
@@ -642,6 +663,52 @@ impl Model {
         app["name"] = json!("tracelink (test)");
         app["html_url"] = json!(format!("https://github.com/apps/{SLUG}"));
         ResponseTemplate::new(200).set_body_json(app)
+    }
+
+    /// `GET /app/installations`: the installation on each organisation with teams.
+    fn list_installations(&mut self) -> ResponseTemplate {
+        let body: Vec<Value> = self
+            .teams
+            .keys()
+            .map(|org| {
+                json!({"id": INSTALLATION, "app_id": APP_ID, "target_type": "Organization",
+                    "account": {"login": org, "id": 1, "type": "Organization"}})
+            })
+            .collect();
+        self.listing(Value::Array(body), None)
+    }
+
+    /// `GET /orgs/{org}/teams`, paged.
+    fn list_teams(&mut self, req: &Request, org: &str) -> ResponseTemplate {
+        let Some(teams) = self.teams.get(org) else {
+            return not_found();
+        };
+        let items: Vec<Value> = teams
+            .iter()
+            .enumerate()
+            .map(|(i, (slug, _))| {
+                json!({"id": i + 1, "name": slug, "slug": slug, "privacy": "closed",
+                    "permission": "pull", "parent": null})
+            })
+            .collect();
+        self.paged(req, items)
+    }
+
+    /// `GET /orgs/{org}/teams/{slug}/members`, paged.
+    fn list_team_members(&mut self, req: &Request, org: &str, slug: &str) -> ResponseTemplate {
+        let Some((_, members)) = self
+            .teams
+            .get(org)
+            .and_then(|t| t.iter().find(|(s, _)| s == slug))
+        else {
+            return not_found();
+        };
+        let items: Vec<Value> = members
+            .iter()
+            .enumerate()
+            .map(|(i, login)| json!({"login": login, "id": i + 1, "type": "User"}))
+            .collect();
+        self.paged(req, items)
     }
 
     fn mint_token(&mut self, installation: &str) -> ResponseTemplate {

@@ -44,6 +44,8 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_FILES: usize = 3000;
 /// GitHub lists at most this many commits of a PR.
 const MAX_PR_COMMITS: usize = 250;
+/// Teams of an organisation, and members of a team, read at most.
+const MAX_TEAMS: usize = 3000;
 /// A guard against a `Link: rel="next"` that never ends.
 const MAX_PAGES: usize = 100;
 /// GitHub refuses a longer comment body (422).
@@ -589,6 +591,85 @@ impl GithubApp {
             remaining: reply.remaining,
             reset: reply.reset,
         })
+    }
+
+    /// The App's installations on organisations: `(installation id, organisation)`
+    /// (`GET /app/installations`, as the App; the first 100).
+    pub async fn org_installations(&self) -> anyhow::Result<Vec<(u64, String)>> {
+        #[derive(Deserialize)]
+        struct Account {
+            login: String,
+            #[serde(rename = "type")]
+            kind: String,
+        }
+        #[derive(Deserialize)]
+        struct Found {
+            id: u64,
+            account: Option<Account>,
+        }
+        let found: Vec<Found> = self
+            .request(
+                Auth::App,
+                Verb::Get,
+                "/app/installations?per_page=100",
+                None,
+            )
+            .await?
+            .json()?;
+        Ok(found
+            .into_iter()
+            .filter_map(|f| {
+                let a = f.account?;
+                (a.kind == "Organization").then_some((f.id, a.login))
+            })
+            .collect())
+    }
+
+    /// An organisation's teams' slugs (`GET /orgs/{org}/teams`, every page up to 3,000;
+    /// the App needs the organisation permission "Members: read").
+    pub async fn org_teams(&self, installation_id: u64, org: &str) -> anyhow::Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Team {
+            slug: String,
+        }
+        let route = format!("{}/teams?per_page=100", org_route(org)?);
+        let teams = self
+            .all_pages(installation_id, route, MAX_TEAMS, |reply| {
+                reply.json::<Vec<Team>>()
+            })
+            .await?;
+        Ok(teams.into_iter().map(|t| t.slug).collect())
+    }
+
+    /// A team's members' logins (`GET /orgs/{org}/teams/{slug}/members`, every page up
+    /// to 3,000; child teams' members included, as GitHub lists them).
+    pub async fn team_members(
+        &self,
+        installation_id: u64,
+        org: &str,
+        slug: &str,
+    ) -> anyhow::Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Member {
+            login: String,
+        }
+        anyhow::ensure!(
+            !slug.is_empty()
+                && slug
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')),
+            "team slug {slug:?} is not a GitHub team slug"
+        );
+        let route = format!("{}/teams/{slug}/members?per_page=100", org_route(org)?);
+        let members = self
+            .all_pages(installation_id, route, MAX_TEAMS, |reply| {
+                reply.json::<Vec<Member>>()
+            })
+            .await?;
+        Ok(members
+            .into_iter()
+            .map(|m| m.login.to_ascii_lowercase())
+            .collect())
     }
 
     /// The App installation that can read `repo` (`GET /repos/{o}/{r}/installation`,

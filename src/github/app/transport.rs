@@ -210,6 +210,14 @@ pub(super) fn repo_route(repo: &str) -> anyhow::Result<String> {
     }
 }
 
+pub(super) fn org_route(org: &str) -> anyhow::Result<String> {
+    if !org.is_empty() && org.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        Ok(format!("/orgs/{org}"))
+    } else {
+        bail!("{org:?} is not a GitHub organisation name")
+    }
+}
+
 pub(super) fn check_sha(sha: &str) -> anyhow::Result<()> {
     if (7..=64).contains(&sha.len()) && sha.chars().all(|c| c.is_ascii_hexdigit()) {
         Ok(())
