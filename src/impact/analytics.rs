@@ -520,6 +520,11 @@ impl Refresher {
 /// A pull request's facts for analytics, from its report as just built.
 pub fn pull_fact(r: &crate::metrics::model::PrReport) -> store::analytics::PullFact {
     let at = |s: &Option<String>| s.as_deref().and_then(crate::time::parse_rfc3339);
+    let coverage = |part: &str, what: &str| {
+        r.coverage
+            .as_ref()
+            .and_then(|c| c.get(part)?.get(what)?.as_i64())
+    };
     let mut agents: std::collections::BTreeSet<&str> =
         r.totals.agents.iter().map(String::as_str).collect();
     for c in &r.commits {
@@ -543,6 +548,10 @@ pub fn pull_fact(r: &crate::metrics::model::PrReport) -> store::analytics::PullF
         ci_first_run_pass: r.ci.first_run_pass_rate,
         incidents: r.incidents.len() as i64,
         deployments: r.deployments.len() as i64,
+        patch_covered: coverage("patch", "covered"),
+        patch_coverable: coverage("patch", "coverable"),
+        agent_patch_covered: coverage("agent_patch", "covered"),
+        agent_patch_coverable: coverage("agent_patch", "coverable"),
     }
 }
 

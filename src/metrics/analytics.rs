@@ -218,13 +218,19 @@ pub enum PullMetric {
     RevertRate,
     /// Incidents caused by the deployments that shipped merged pull requests.
     Incidents,
+    /// Of merged pull requests' coverable added lines, the share CI saw run.
+    PatchCoverage,
+    /// The same of the agent-written added lines.
+    AgentPatchCoverage,
+    /// The same of the other added lines.
+    OtherPatchCoverage,
     /// Their sessions' tokens (input plus output, whole sessions as the report's totals
     /// count them), per merged line agents added.
     TokensPerMergedLine,
 }
 
 impl PullMetric {
-    pub const ALL: [PullMetric; 9] = [
+    pub const ALL: [PullMetric; 12] = [
         PullMetric::MergedPrs,
         PullMetric::CycleTime,
         PullMetric::CiFirstRunPass,
@@ -234,6 +240,9 @@ impl PullMetric {
         PullMetric::TokensPerMergedLine,
         PullMetric::RevertRate,
         PullMetric::Incidents,
+        PullMetric::PatchCoverage,
+        PullMetric::AgentPatchCoverage,
+        PullMetric::OtherPatchCoverage,
     ];
 
     pub fn name(self) -> &'static str {
@@ -247,6 +256,9 @@ impl PullMetric {
             PullMetric::TokensPerMergedLine => "tokens-per-merged-line",
             PullMetric::RevertRate => "revert-rate",
             PullMetric::Incidents => "incidents",
+            PullMetric::PatchCoverage => "patch-coverage",
+            PullMetric::AgentPatchCoverage => "agent-patch-coverage",
+            PullMetric::OtherPatchCoverage => "other-patch-coverage",
         }
     }
 
@@ -254,9 +266,12 @@ impl PullMetric {
         match self {
             PullMetric::MergedPrs => "pull requests",
             PullMetric::CycleTime => "hours",
-            PullMetric::CiFirstRunPass | PullMetric::ChangeFailureRate | PullMetric::RevertRate => {
-                "share"
-            }
+            PullMetric::CiFirstRunPass
+            | PullMetric::ChangeFailureRate
+            | PullMetric::RevertRate
+            | PullMetric::PatchCoverage
+            | PullMetric::AgentPatchCoverage
+            | PullMetric::OtherPatchCoverage => "share",
             PullMetric::Incidents => "incidents",
             PullMetric::CostPerMergedPr | PullMetric::CostPerMergedLine => "usd",
             PullMetric::TokensPerMergedLine => "tokens",
@@ -342,7 +357,8 @@ impl Metric {
         prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, \
         files-modified, active-time, tool-execution-time, mcp-tool-invocations, request-time, retries, sessions-without-commit, cost-without-commit, cache-hit-ratio, merged-prs, \
         pr-cycle-time, ci-first-run-pass-rate, change-failure-rate, cost-per-merged-pr, \
-        cost-per-merged-line, tokens-per-merged-line, revert-rate, incidents, headless-sessions, interactive-sessions, \
+        cost-per-merged-line, tokens-per-merged-line, revert-rate, incidents, patch-coverage, agent-patch-coverage, \
+        other-patch-coverage, headless-sessions, interactive-sessions, \
         session-duration-p50, session-duration-p90, active-time-p50, active-time-p90, \
         new-people, team-active-share";
 

@@ -122,6 +122,32 @@ pub fn figure(m: PullMetric, prs: &[&Pull]) -> f64 {
             prs.len() as f64,
         ),
         PullMetric::Incidents => prs.iter().map(|p| p.fact.incidents as f64).sum(),
+        PullMetric::PatchCoverage
+        | PullMetric::AgentPatchCoverage
+        | PullMetric::OtherPatchCoverage => {
+            let (mut covered, mut coverable) = (0i64, 0i64);
+            for p in prs {
+                let f = &p.fact;
+                let (c, t) = match m {
+                    PullMetric::PatchCoverage => (f.patch_covered, f.patch_coverable),
+                    PullMetric::AgentPatchCoverage => (
+                        f.agent_patch_covered.or(f.patch_covered.map(|_| 0)),
+                        f.agent_patch_coverable.or(f.patch_coverable.map(|_| 0)),
+                    ),
+                    _ => (
+                        f.patch_covered
+                            .map(|c| c - f.agent_patch_covered.unwrap_or(0)),
+                        f.patch_coverable
+                            .map(|t| t - f.agent_patch_coverable.unwrap_or(0)),
+                    ),
+                };
+                if let (Some(c), Some(t)) = (c, t) {
+                    covered += c;
+                    coverable += t;
+                }
+            }
+            ratio(covered as f64, coverable as f64)
+        }
         PullMetric::CostPerMergedPr => ratio(
             merged_cost().filter_map(|p| p.fact.cost).sum(),
             merged_cost().count() as f64,
@@ -157,6 +183,9 @@ fn round(m: PullMetric, v: f64) -> f64 {
     match m {
         PullMetric::MergedPrs | PullMetric::Incidents => v,
         PullMetric::RevertRate
+        | PullMetric::PatchCoverage
+        | PullMetric::AgentPatchCoverage
+        | PullMetric::OtherPatchCoverage
         | PullMetric::CycleTime
         | PullMetric::CiFirstRunPass
         | PullMetric::ChangeFailureRate
@@ -326,6 +355,11 @@ mod tests {
                 ci_first_run_pass: Some(if assisted { 0.5 } else { 1.0 }),
                 incidents: i64::from(number == 3),
                 deployments: 1,
+                // 10 coverable added lines, 8 covered; the agent's 4, 2 covered.
+                patch_covered: Some(8),
+                patch_coverable: Some(10),
+                agent_patch_covered: assisted.then_some(2),
+                agent_patch_coverable: assisted.then_some(4),
             },
             teams: vec![team.into()],
             reverted_ns: None,
@@ -394,6 +428,21 @@ mod tests {
             serde_json::to_value(&a.series[2]).unwrap()["value"],
             serde_json::Value::Null
         );
+    }
+
+    #[test]
+    fn patch_coverage_pools_the_lines_of_agents_and_the_others() {
+        let prs = [
+            pr(1, "payments", true, 20_401, 10),
+            pr(2, "payments", false, 20_402, 10),
+        ];
+        let a = answer(&q(GroupBy::Org), PullMetric::PatchCoverage, &prs, 0);
+        assert_eq!(a.total, 0.8, "16 of 20");
+        let a = answer(&q(GroupBy::Org), PullMetric::AgentPatchCoverage, &prs, 0);
+        assert_eq!(a.total, 0.5, "the agent's 2 of 4 (#2 has none)");
+        let a = answer(&q(GroupBy::Org), PullMetric::OtherPatchCoverage, &prs, 0);
+        assert_eq!(a.total, 0.875, "6 of 6 and 8 of 10 others");
+        assert_eq!(a.split.unwrap().not_agent_assisted, 0.8);
     }
 
     #[test]

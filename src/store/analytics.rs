@@ -616,28 +616,45 @@ impl Db {
     /// When each person was first seen, of those first seen in `q`'s range: per key of
     /// `q`, and over all sessions.
     pub async fn analytics_first_seen(&self, q: &FactQuery) -> Result<FirstSeen> {
-        // Every session before the range counts (a person is new only once), so the
-        // filter is on the first start, not on the rows.
+        // The (key, person) pairs of the range with their first start in it, less those
+        // seen before the range: one probe each into (person, started_ns), instead of
+        // the minimum over every row of all time.
         let once = if matches!(q.key, FactKey::Team | FactKey::TeamAgent | FactKey::Model) {
             ""
         } else {
             " AND f.first_team = 1"
         };
         let (table, key) = (q.table(), q.key_sql());
+        let earlier = match q.key {
+            FactKey::Model => "analytics_model_facts e",
+            FactKey::Workflow => {
+                "analytics_facts e JOIN session_workflows w ON w.session_id = e.session_id"
+            }
+            _ => "analytics_facts e",
+        };
         let by_key: Vec<(Option<String>, String, i64)> = query_as(format!(
-            "SELECT {key} AS group_key, person, min(started_ns) AS first_ns FROM {table} \
-             WHERE f.person IS NOT NULL AND f.started_ns < ?{once} GROUP BY 1, 2 \
-             HAVING min(started_ns) >= ?"
+            "SELECT g.group_key, g.person, g.first_ns FROM (\
+               SELECT {key} AS group_key, f.person AS person, min(f.started_ns) AS first_ns \
+               FROM {table} WHERE f.person IS NOT NULL AND f.started_ns >= ? \
+               AND f.started_ns < ?{once} GROUP BY 1, 2) g \
+             WHERE NOT EXISTS (SELECT 1 FROM {earlier} WHERE e.person = g.person \
+               AND e.started_ns < ? AND ({key} = g.group_key \
+               OR ({key} IS NULL AND g.group_key IS NULL)))"
         ))
+        .bind(q.from_ns)
         .bind(q.to_ns)
         .bind(q.from_ns)
         .fetch_all(&self.pool)
         .await?;
         let overall: Vec<(String, i64)> = query_as(
-            "SELECT person, min(started_ns) FROM analytics_facts f \
-             WHERE f.person IS NOT NULL AND f.started_ns < ? AND f.first_team = 1 \
-             GROUP BY 1 HAVING min(started_ns) >= ?",
+            "SELECT g.person, g.first_ns FROM (\
+               SELECT f.person AS person, min(f.started_ns) AS first_ns FROM analytics_facts f \
+               WHERE f.person IS NOT NULL AND f.started_ns >= ? AND f.started_ns < ? \
+               GROUP BY 1) g \
+             WHERE NOT EXISTS (SELECT 1 FROM analytics_facts e WHERE e.person = g.person \
+               AND e.started_ns < ?)",
         )
+        .bind(q.from_ns)
         .bind(q.to_ns)
         .bind(q.from_ns)
         .fetch_all(&self.pool)
@@ -702,18 +719,25 @@ pub struct PullFact {
     /// Incidents its deployments caused.
     pub incidents: i64,
     pub deployments: i64,
+    /// Its added lines some upload saw run, of those coverable (`None`: no coverage).
+    pub patch_covered: Option<i64>,
+    pub patch_coverable: Option<i64>,
+    /// The same of its agent-written added lines.
+    pub agent_patch_covered: Option<i64>,
+    pub agent_patch_coverable: Option<i64>,
 }
 
 const PULL_FACT_COLUMNS: &str = "repo, number, author, state, merged_ns, first_commit_ns, \
      assisted, agents, cost, cost_estimated, tokens, lines_added, agent_lines_added, \
-     ci_first_run_pass, incidents, deployments";
+     ci_first_run_pass, incidents, deployments, patch_covered, patch_coverable, \
+     agent_patch_covered, agent_patch_coverable";
 
 impl Conn {
     /// Stores a pull request's facts as its report was just built (replacing any).
     pub async fn put_pull_fact(&mut self, f: &PullFact, now_ns: i64) -> Result<()> {
         let q = query(format!(
             "INSERT INTO pull_facts ({PULL_FACT_COLUMNS}, built_ns) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (repo, number) DO UPDATE SET author = excluded.author, \
              state = excluded.state, merged_ns = excluded.merged_ns, \
              first_commit_ns = excluded.first_commit_ns, assisted = excluded.assisted, \
@@ -721,7 +745,10 @@ impl Conn {
              cost_estimated = excluded.cost_estimated, tokens = excluded.tokens, \
              lines_added = excluded.lines_added, agent_lines_added = excluded.agent_lines_added, \
              ci_first_run_pass = excluded.ci_first_run_pass, incidents = excluded.incidents, \
-             deployments = excluded.deployments, built_ns = excluded.built_ns"
+             deployments = excluded.deployments, patch_covered = excluded.patch_covered, \
+             patch_coverable = excluded.patch_coverable, \
+             agent_patch_covered = excluded.agent_patch_covered, \
+             agent_patch_coverable = excluded.agent_patch_coverable, built_ns = excluded.built_ns"
         ))
         .bind(f.repo.as_str())
         .bind(f.number)
@@ -741,6 +768,10 @@ impl Conn {
         )
         .bind(f.incidents)
         .bind(f.deployments)
+        .bind(f.patch_covered)
+        .bind(f.patch_coverable)
+        .bind(f.agent_patch_covered)
+        .bind(f.agent_patch_coverable)
         .bind(now_ns)
         .execute(&mut self.conn)
         .await?;

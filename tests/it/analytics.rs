@@ -391,7 +391,7 @@ async fn bad_requests_say_what_is_wrong() {
         (
             "/api/v1/analytics/spend",
             404,
-            "no analytics metric \"spend\"; there are: sessions, active-people, tokens, cost, requests, errors, prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, files-modified, active-time, tool-execution-time, mcp-tool-invocations, request-time, retries, sessions-without-commit, cost-without-commit, cache-hit-ratio, merged-prs, pr-cycle-time, ci-first-run-pass-rate, change-failure-rate, cost-per-merged-pr, cost-per-merged-line, tokens-per-merged-line, revert-rate, incidents, headless-sessions, interactive-sessions, session-duration-p50, session-duration-p90, active-time-p50, active-time-p90, new-people, team-active-share",
+            "no analytics metric \"spend\"; there are: sessions, active-people, tokens, cost, requests, errors, prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, files-modified, active-time, tool-execution-time, mcp-tool-invocations, request-time, retries, sessions-without-commit, cost-without-commit, cache-hit-ratio, merged-prs, pr-cycle-time, ci-first-run-pass-rate, change-failure-rate, cost-per-merged-pr, cost-per-merged-line, tokens-per-merged-line, revert-rate, incidents, patch-coverage, agent-patch-coverage, other-patch-coverage, headless-sessions, interactive-sessions, session-duration-p50, session-duration-p90, active-time-p50, active-time-p90, new-people, team-active-share",
         ),
         (
             "/api/v1/analytics/sessions?group_by=galaxy",
@@ -855,6 +855,10 @@ async fn pull_facts_without_then_with_a_cost_are_stored() {
         ci_first_run_pass: cost,
         incidents: 0,
         deployments: 0,
+        patch_covered: cost.map(|_| 8),
+        patch_coverable: cost.map(|_| 10),
+        agent_patch_covered: None,
+        agent_patch_coverable: cost.map(|_| 0),
     };
     for (n, cost) in [(1, None), (2, Some(0.25)), (3, None), (4, Some(1.5))] {
         conn.put_pull_fact(&fact(n, cost), 0).await.unwrap();
@@ -862,6 +866,19 @@ async fn pull_facts_without_then_with_a_cost_are_stored() {
     let stored = store.db.pull_facts_merged_between(0, 2_000).await.unwrap();
     let costs: Vec<Option<f64>> = stored.iter().map(|f| f.cost).collect();
     assert_eq!(costs, [None, Some(0.25), None, Some(1.5)]);
+    let coverage: Vec<_> = stored
+        .iter()
+        .map(|f| {
+            (
+                f.patch_covered,
+                f.patch_coverable,
+                f.agent_patch_covered,
+                f.agent_patch_coverable,
+            )
+        })
+        .collect();
+    assert_eq!(coverage[0], (None, None, None, None));
+    assert_eq!(coverage[1], (Some(8), Some(10), None, Some(0)));
 }
 
 /// Adoption beyond sums, on the fixtures' sessions. Their durations (first record to
