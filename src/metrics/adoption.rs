@@ -20,7 +20,7 @@ use super::analytics::{
     Answer, Group, Metric, Point, Quality, Query, Spread, bucket_starts, date_time, missing_reason,
     points,
 };
-use crate::store::analytics::{FirstSeen, ValueRow};
+use crate::store::analytics::{FirstSeen, ValueGroup};
 
 /// The `p`-th percentile (0–100) of `v`, interpolating linearly between the closest
 /// ranks (the median of an even count is the mean of the middle two); NaN for none.
@@ -125,12 +125,12 @@ fn seconds(v: f64) -> f64 {
     (v * 1e3).round() / 1e3
 }
 
-/// A percentile metric's answer from the values of its sessions (`rows`: one per
-/// session and group); `missing_agents` name the agents of sessions without the value.
+/// A percentile metric's answer from the values of its sessions per (bucket, key);
+/// `missing_agents` name the agents of sessions without the value.
 pub fn answer_spread(
     q: &Query,
     sp: Spread,
-    rows: &[ValueRow],
+    rows: &[ValueGroup],
     missing_agents: &[Option<String>],
     queued: i64,
 ) -> Answer {
@@ -149,11 +149,9 @@ pub fn answer_spread(
         by_key
             .entry(key_of(&r.key))
             .or_insert_with(|| vec![Vec::new(); n])[i]
-            .push(r.value);
-        if r.first != 0 {
-            overall[i].push(r.value);
-            all.push(r.value);
-        }
+            .extend_from_slice(&r.values);
+        overall[i].extend_from_slice(&r.once);
+        all.extend_from_slice(&r.once);
     }
     let p = f64::from(sp.percentile);
     let groups = by_key
@@ -307,19 +305,19 @@ mod tests {
             percentile: 50,
         };
         let q = week_query(Metric::Spread(sp), GroupBy::Team);
-        let row = |day: i64, team: &str, first: i64, value: f64| ValueRow {
+        let row = |day: i64, team: &str, values: &[f64], once: &[f64]| ValueGroup {
             bucket: day,
             key: Some(team.into()),
-            first,
-            value,
+            values: values.to_vec(),
+            once: once.to_vec(),
         };
         // One session of 60 s in teams a and b; one of 120 s in a; one of 30 s in b the
         // week after.
         let rows = [
-            row(20_773, "a", 1, 60.0),
-            row(20_773, "b", 0, 60.0),
-            row(20_774, "a", 1, 120.0),
-            row(20_781, "b", 1, 30.0),
+            row(20_773, "a", &[60.0], &[60.0]),
+            row(20_773, "b", &[60.0], &[]),
+            row(20_774, "a", &[120.0], &[120.0]),
+            row(20_781, "b", &[30.0], &[30.0]),
         ];
         let a = answer_spread(&q, sp, &rows, &[], 0);
         assert_eq!(a.quality, Quality::Exact);

@@ -83,6 +83,15 @@ pub enum Engine {
 }
 
 impl Engine {
+    /// An aggregate joining a group's values of `expr` as text, comma-separated (NULLs
+    /// left out; no row: NULL).
+    pub(crate) fn joined(self, expr: &str) -> String {
+        match self {
+            Engine::Sqlite => format!("group_concat({expr}, ',')"),
+            Engine::Postgres => format!("string_agg(CAST({expr} AS TEXT), ',')"),
+        }
+    }
+
     /// The clause that makes a claiming subquery skip rows another replica is claiming
     /// (PostgreSQL). SQLite has one writer at a time and no row locks: nothing.
     pub(crate) fn skip_locked(self) -> &'static str {
