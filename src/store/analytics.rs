@@ -600,7 +600,9 @@ impl Db {
     pub async fn analytics_values(&self, q: &FactQuery) -> Result<Vec<ValueGroup>> {
         let v = q.value_sql();
         let first = q.first();
-        let rows: Vec<(i64, Option<String>, Option<String>, Option<String>)> = query_as(format!(
+        // (bucket, key, every value, the values counted once), the values as text.
+        type Joined = (i64, Option<String>, Option<String>, Option<String>);
+        let rows: Vec<Joined> = query_as(format!(
             "SELECT {bucket}, {key}, {all}, {once} FROM {table} \
                  WHERE {filter} AND {v} IS NOT NULL GROUP BY 1, 2",
             bucket = q.buckets.sql(),
