@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::analytics::{
     Answer, Group, Metric, Point, Quality, Query, Spread, bucket_starts, date_time, missing_reason,
-    points,
+    points, sort_groups,
 };
 use crate::store::analytics::{FirstSeen, ValueGroup};
 
@@ -90,14 +90,7 @@ impl Shape {
                 series: points(self.zone, &self.starts, series, round),
             })
             .collect();
-        let rank = |g: &Group| {
-            if g.total.is_nan() {
-                f64::NEG_INFINITY
-            } else {
-                g.total
-            }
-        };
-        out.sort_by(|a, b| rank(b).total_cmp(&rank(a)).then_with(|| a.key.cmp(&b.key)));
+        sort_groups(&mut out);
         let series: Vec<Point> = points(self.zone, &self.starts, series, round);
         Answer {
             metric: q.metric.name(),

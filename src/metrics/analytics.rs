@@ -1014,15 +1014,7 @@ pub fn answer(q: &Query, sums: &Sums) -> Answer {
             series: points(q.zone, &starts, divided(acc.series, &acc.den_series), round),
         })
         .collect();
-    // Largest first; no figure (a ratio of nothing) last.
-    let rank = |g: &Group| {
-        if g.total.is_nan() {
-            f64::NEG_INFINITY
-        } else {
-            g.total
-        }
-    };
-    out.sort_by(|a, b| rank(b).total_cmp(&rank(a)).then_with(|| a.key.cmp(&b.key)));
+    sort_groups(&mut out);
     Answer {
         metric: q.metric.name(),
         unit: q.metric.unit(),
@@ -1051,6 +1043,19 @@ pub(super) fn missing_reason(m: Metric, agent: Option<&str>) -> String {
         "sessions of agents that do not report {what} are left out: {}",
         agent.unwrap_or("unknown")
     )
+}
+
+/// Groups largest first, then by key; those without a figure (a ratio or median of
+/// nothing) last.
+pub(super) fn sort_groups(groups: &mut [Group]) {
+    let rank = |g: &Group| {
+        if g.total.is_nan() {
+            f64::NEG_INFINITY
+        } else {
+            g.total
+        }
+    };
+    groups.sort_by(|a, b| rank(b).total_cmp(&rank(a)).then_with(|| a.key.cmp(&b.key)));
 }
 
 /// Before and after a date (`compare=`): the mean of the whole weeks before it and of

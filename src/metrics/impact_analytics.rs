@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::analytics::{
     Answer, Group, GroupBy, Metric, PullMetric, Quality, Query, Split, bucket_starts, date_time,
-    dollars, points,
+    dollars, points, sort_groups,
 };
 use crate::store::analytics::PullFact;
 
@@ -296,16 +296,7 @@ pub fn answer(q: &Query, m: PullMetric, pulls: &[Pull], uncounted: i64) -> Answe
             }
         })
         .collect();
-    groups.sort_by(|a, b| {
-        let t = |g: &Group| {
-            if g.total.is_nan() {
-                f64::NEG_INFINITY
-            } else {
-                g.total
-            }
-        };
-        t(b).total_cmp(&t(a)).then_with(|| a.key.cmp(&b.key))
-    });
+    sort_groups(&mut groups);
     let all: Vec<&Pull> = in_range.iter().map(|(p, _)| *p).collect();
     Answer {
         metric: Metric::Pulls(m).name(),

@@ -85,9 +85,9 @@ fn incident(number: i64, cause: &str, opened: &str, closed: &str) -> Value {
             "closed_at": closed, "updated_at": closed}})
 }
 
-#[tokio::test]
-async fn dora_keys_split_by_agent_involvement() {
-    let mut app = TestApp::spawn_with(|a| a.webhook_secrets = vec![SECRET.parse().unwrap()]).await;
+/// main's history deployed three times to production (A2, B1, C2), and two incidents:
+/// #5 caused by deployment 3, #6 by the deployment that shipped B1.
+fn widgets_deployed() -> Vec<(&'static str, Value)> {
     let mut deliveries = main_history();
     deliveries.extend(deployment(1, A2, "2026-11-01T12:00:00Z"));
     deliveries.extend(deployment(2, B1, "2026-11-02T06:00:00Z"));
@@ -105,6 +105,13 @@ async fn dora_keys_split_by_agent_involvement() {
         "issues",
         incident(6, B1, "2026-11-02T08:00:00Z", "2026-11-02T09:00:00Z"),
     ));
+    deliveries
+}
+
+#[tokio::test]
+async fn dora_keys_split_by_agent_involvement() {
+    let mut app = TestApp::spawn_with(|a| a.webhook_secrets = vec![SECRET.parse().unwrap()]).await;
+    let deliveries = widgets_deployed();
     for (i, (event, payload)) in deliveries.iter().enumerate() {
         deliver(&app, event, &format!("d{i}"), payload).await;
     }
@@ -309,23 +316,7 @@ async fn incidents_link_by_root_cause_fallback_and_edit_in_any_order() {
 async fn dora_keys_rolled_up_across_repositories() {
     const G1: &str = "9100000000000000000000000000000000000000";
     let mut app = TestApp::spawn_with(|a| a.webhook_secrets = vec![SECRET.parse().unwrap()]).await;
-    let mut deliveries = main_history();
-    deliveries.extend(deployment(1, A2, "2026-11-01T12:00:00Z"));
-    deliveries.extend(deployment(2, B1, "2026-11-02T06:00:00Z"));
-    deliveries.extend(deployment(3, C2, "2026-11-03T02:00:00Z"));
-    deliveries.push((
-        "issues",
-        incident(
-            5,
-            "deployment 3",
-            "2026-11-03T03:00:00Z",
-            "2026-11-03T07:00:00Z",
-        ),
-    ));
-    deliveries.push((
-        "issues",
-        incident(6, B1, "2026-11-02T08:00:00Z", "2026-11-02T09:00:00Z"),
-    ));
+    let mut deliveries = widgets_deployed();
     let mut gadgets = push(
         "refs/heads/main",
         ZERO,
