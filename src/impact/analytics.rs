@@ -293,6 +293,8 @@ fn daily(
         to_ns: zone.day_start(to_ns.div_euclid(DAY_NS)),
         without_commit: false,
         with_workflow: false,
+        // Alerts judge tokens too; /metrics sums them by model.
+        tokens: true,
     }
 }
 

@@ -755,6 +755,7 @@ pub fn fact_query(q: &Query) -> FactQuery {
             Metric::SessionsWithoutCommit | Metric::CostWithoutCommit
         ),
         with_workflow: false,
+        tokens: matches!(q.metric.base(), Metric::Tokens | Metric::CacheHitRatio),
     }
 }
 
