@@ -151,6 +151,7 @@ fn prompt(_: &Reader<'_>, c: &mut Contribution) {
 
 fn tool_result(r: &Reader<'_>, c: &mut Contribution) {
     c.additive.add(Counter::ToolInvocations, 1.0);
+    crate::agents::tool_timing(r, &mut c.additive);
     let rejected = r.str("decision_type") == Some("reject");
     if rejected {
         c.additive.add(Counter::ToolRejections, 1.0);
@@ -193,6 +194,7 @@ fn tool_span(r: &Reader<'_>, c: &mut Contribution) {
 }
 
 fn tool_execution_span(r: &Reader<'_>, c: &mut Contribution) {
+    crate::agents::tool_timing(r, &mut c.additive);
     if r.flag("success") == Some(false) {
         c.additive.add(Counter::ToolFailures, 1.0);
     }

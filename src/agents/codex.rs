@@ -85,6 +85,7 @@ fn tool_decision(r: &Reader<'_>, c: &mut Contribution) {
 
 fn tool_result(r: &Reader<'_>, c: &mut Contribution) {
     c.additive.add(Counter::ToolInvocations, 1.0);
+    crate::agents::tool_timing(r, &mut c.additive);
     let ok = r.flag("success") != Some(false);
     if !ok {
         c.additive.add(Counter::ToolFailures, 1.0);

@@ -122,6 +122,7 @@ fn prompt(_: &Reader<'_>, c: &mut Contribution) {
 fn tool_call(r: &Reader<'_>, c: &mut Contribution) {
     let a = &mut c.additive;
     a.add(Counter::ToolInvocations, 1.0);
+    crate::agents::tool_timing(r, a);
     let decision = r.str("decision");
     if matches!(decision, Some("reject" | "cancel")) {
         a.add(Counter::ToolRejections, 1.0);

@@ -78,6 +78,13 @@ pub static AGENTS: &[&Agent] = &[
 /// Attributes naming a session, in order of preference (record first, then resource).
 pub const SESSION_KEYS: &[&str] = &["session.id", "conversation.id", "gen_ai.conversation.id"];
 
+/// A tool call's execution time (`duration_ms`), where the record says.
+pub(crate) fn tool_timing(r: &Reader<'_>, a: &mut crate::facts::Additive) {
+    if let Some(ms) = r.num("duration_ms").filter(|ms| *ms >= 0.0) {
+        a.add(Counter::ToolExecutionMs, ms);
+    }
+}
+
 /// A model API request's time (`duration_ms`) and whether it was a retry (`attempt`
 /// above 1), where the record says.
 pub(crate) fn request_timing(r: &Reader<'_>, a: &mut crate::facts::Additive) {

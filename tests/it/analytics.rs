@@ -260,16 +260,26 @@ async fn sessions_people_tokens_and_cost_by_team_agent_and_model() {
         (json!(12), json!("exact"))
     );
 
-    // Droid reports its tools' execution time (a histogram of 11,080 ms) and one MCP call.
+    // Tools' execution time: Droid's histogram (11,080 ms), and the `duration_ms` of
+    // Gemini CLI's 8 tool calls (39,524 ms), Claude Code's 15 tool results (30,825 ms)
+    // and Codex's 7 (7,222 ms). Droid also reports one MCP call.
     let a = get(format!(
         "/api/v1/analytics/tool-execution-time?group_by=agent&{WEEK}"
     ))
     .await;
     assert_eq!(
         (a["total"].clone(), a["unit"].clone(), a["quality"].clone()),
-        (json!(11.08), json!("seconds"), json!("partial"))
+        (json!(88.651), json!("seconds"), json!("exact"))
     );
-    assert_eq!(groups(&a)[0], g("droid", json!(11.08), "exact"));
+    assert_eq!(
+        groups(&a),
+        [
+            g("gemini-cli", json!(39.524), "exact"),
+            g("claude-code", json!(30.825), "exact"),
+            g("droid", json!(11.08), "exact"),
+            g("codex", json!(7.222), "exact"),
+        ]
+    );
     let a = get(format!(
         "/api/v1/analytics/mcp-tool-invocations?group_by=agent&{WEEK}"
     ))
