@@ -350,15 +350,23 @@ impl Server {
             identities = identities.pseudonymized(p);
         }
         let mut store = store::open(&args.db).await?;
+        let github = match args.github_app()? {
+            Some(cfg) => Some(Arc::new(crate::github::app::GithubApp::new(&cfg)?)),
+            None => {
+                tracing::info!(
+                    "no GitHub App configured (--github-app-id): reports are served by the API and CLI only"
+                );
+                None
+            }
+        };
         if args.sync_teams {
-            let Some(cfg) = args.github_app()? else {
+            let Some(app) = &github else {
                 anyhow::bail!(
                     "--sync-teams reads team membership through the GitHub App: set --github-app-id and its private key"
                 );
             };
-            let app = crate::github::app::GithubApp::new(&cfg)?;
             let members = crate::github::teams::sync(
-                &app,
+                app,
                 &store.db,
                 &mut store.writer,
                 crate::time::now_ns(),
@@ -471,15 +479,6 @@ impl Server {
         };
         // The processor stops last, after the writer committed everything acknowledged.
         let (stop_processor, processor_stopped) = watch::channel(false);
-        let github = match args.github_app()? {
-            Some(cfg) => Some(Arc::new(crate::github::app::GithubApp::new(&cfg)?)),
-            None => {
-                tracing::info!(
-                    "no GitHub App configured (--github-app-id): reports are served by the API and CLI only"
-                );
-                None
-            }
-        };
         let debounce = std::time::Duration::from_secs(args.comment_debounce);
         let (publisher, publisher_task) = crate::publish::spawn(
             crate::publish::Publisher {

@@ -176,11 +176,13 @@ pub async fn answer(
     q: &analytics::Query,
     compare: Option<i64>,
 ) -> store::Result<analytics::Answer> {
-    let out = answer_one(db, ctx, q).await?;
+    // Sessions being counted again: read once for the answer and its comparison.
+    let queued = db.analytics_queued().await?;
+    let out = answer_one(db, ctx, q, queued).await?;
     Ok(match compare {
         Some(at) => {
             let wq = analytics::weekly_query(q);
-            let weekly = answer_one(db, ctx, &wq).await?;
+            let weekly = answer_one(db, ctx, &wq, queued).await?;
             analytics::answer_comparing(q, out, &weekly, at)
         }
         None => out,
@@ -191,6 +193,7 @@ async fn answer_one(
     db: &Db,
     ctx: &ReportContext,
     q: &analytics::Query,
+    queued: i64,
 ) -> store::Result<analytics::Answer> {
     use crate::metrics::adoption;
     use analytics::{Metric, SpreadOf};
@@ -203,13 +206,11 @@ async fn answer_one(
             } else {
                 Vec::new()
             };
-            let queued = db.analytics_queued().await?;
             adoption::answer_spread(q, sp, &rows, &missing, queued)
         }
         Metric::NewPeople => {
             let firsts = db.analytics_first_seen(&fq).await?;
             let nameless = db.analytics_nameless(&fq).await?;
-            let queued = db.analytics_queued().await?;
             adoption::answer_new_people(q, &firsts, nameless, queued)
         }
         Metric::TeamActiveShare => {
@@ -219,17 +220,20 @@ async fn answer_one(
                     ..fq
                 })
                 .await?;
-            let queued = db.analytics_queued().await?;
             adoption::answer_team_share(q, &triples, &ctx.links.identities.members(), queued)
         }
-        _ => analytics::answer(q, &sums(db, q).await?),
+        _ => analytics::answer(q, &sums(db, q, fq, queued).await?),
     })
 }
 
-async fn sums(db: &Db, q: &analytics::Query) -> store::Result<analytics::Sums> {
-    let fq = analytics::fact_query(q);
+async fn sums(
+    db: &Db,
+    q: &analytics::Query,
+    fq: FactQuery,
+    queued: i64,
+) -> store::Result<analytics::Sums> {
     let mut sums = analytics::Sums {
-        queued: db.analytics_queued().await?,
+        queued,
         ..Default::default()
     };
     if q.metric == analytics::Metric::ActivePeople {

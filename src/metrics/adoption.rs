@@ -17,8 +17,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::analytics::{
-    Answer, Group, Metric, Point, Quality, Query, Spread, bucket_starts, date_time, missing_reason,
-    points, sort_groups,
+    Answer, Group, Metric, Quality, Query, Spread, bucket_starts, missing_reason, points,
+    sort_groups,
 };
 use crate::store::analytics::{FirstSeen, ValueGroup};
 
@@ -91,22 +91,8 @@ impl Shape {
             })
             .collect();
         sort_groups(&mut out);
-        let series: Vec<Point> = points(self.zone, &self.starts, series, round);
-        Answer {
-            metric: q.metric.name(),
-            unit: q.metric.unit(),
-            group_by: q.group_by,
-            bucket: q.bucket,
-            from: date_time(q.from_ns),
-            to: date_time(q.to_ns),
-            total: round(total),
-            quality: self.quality,
-            reasons: self.reasons.into_iter().collect(),
-            series,
-            split: None,
-            groups: out,
-            compare: None,
-        }
+        let series = points(self.zone, &self.starts, series, round);
+        Answer::new(q, round(total), self.quality, self.reasons, series, out)
     }
 }
 

@@ -577,6 +577,34 @@ pub struct Answer {
     pub compare: Option<Comparison>,
 }
 
+impl Answer {
+    /// `q`'s answer with these figures (no split, no comparison).
+    pub(super) fn new(
+        q: &Query,
+        total: f64,
+        quality: Quality,
+        reasons: BTreeSet<String>,
+        series: Vec<Point>,
+        groups: Vec<Group>,
+    ) -> Self {
+        Answer {
+            metric: q.metric.name(),
+            unit: q.metric.unit(),
+            group_by: q.group_by,
+            bucket: q.bucket,
+            from: date_time(q.from_ns),
+            to: date_time(q.to_ns),
+            total,
+            quality,
+            reasons: reasons.into_iter().collect(),
+            series,
+            split: None,
+            groups,
+            compare: None,
+        }
+    }
+}
+
 /// A session's facts as `analytics_facts` and `analytics_model_facts` hold them: one row
 /// per team it counts for, one per model it used (its cost split as the model grouping
 /// counts it), each first row marked so every other grouping counts the session once.
@@ -1016,21 +1044,14 @@ pub fn answer(q: &Query, sums: &Sums) -> Answer {
         })
         .collect();
     sort_groups(&mut out);
-    Answer {
-        metric: q.metric.name(),
-        unit: q.metric.unit(),
-        group_by: q.group_by,
-        bucket: q.bucket,
-        from: date_time(q.from_ns),
-        to: date_time(q.to_ns),
-        total: round(total),
+    Answer::new(
+        q,
+        round(total),
         quality,
-        reasons: reasons.into_iter().collect(),
-        series: points(q.zone, &starts, overall, round),
-        split: None,
-        groups: out,
-        compare: None,
-    }
+        reasons,
+        points(q.zone, &starts, overall, round),
+        out,
+    )
 }
 
 /// Why sessions of `agent` are left out of `m` (a [`Metric::reported`] metric).

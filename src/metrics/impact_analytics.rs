@@ -14,8 +14,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::analytics::{
-    Answer, Group, GroupBy, Metric, PullMetric, Quality, Query, Split, bucket_starts, date_time,
-    dollars, points, sort_groups,
+    Answer, Group, GroupBy, Metric, PullMetric, Quality, Query, Split, bucket_starts, dollars,
+    points, sort_groups,
 };
 use crate::store::analytics::PullFact;
 
@@ -301,17 +301,15 @@ pub fn answer(q: &Query, m: PullMetric, pulls: &[Pull], uncounted: i64) -> Answe
     Answer {
         metric: Metric::Pulls(m).name(),
         unit: m.unit(),
-        group_by: q.group_by,
-        bucket: q.bucket,
-        from: date_time(q.from_ns),
-        to: date_time(q.to_ns),
-        total: figure(m, &all),
-        quality,
-        reasons: reasons.into_iter().collect(),
-        series: points(q.zone, &starts, series_of(&in_range), |v| v),
         split: Some(split(m, &all)),
-        groups,
-        compare: None,
+        ..Answer::new(
+            q,
+            figure(m, &all),
+            quality,
+            reasons,
+            points(q.zone, &starts, series_of(&in_range), |v| v),
+            groups,
+        )
     }
 }
 
