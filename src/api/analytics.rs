@@ -111,9 +111,14 @@ pub async fn analytics(
             metric.name()
         )));
     }
-    if group_by == GroupBy::Workflow && matches!(metric, Metric::Pulls(_) | Metric::Spread(_)) {
+    if group_by == GroupBy::Workflow
+        && matches!(
+            metric,
+            Metric::Pulls(_) | Metric::Spread(_) | Metric::WasteShare
+        )
+    {
         return Err(bad(format!(
-            "{} cannot be grouped by workflow: a percentile or a pull request figure is not a sum over the tools a session used",
+            "{} cannot be grouped by workflow: a percentile, a share or a pull request figure is not a sum over the tools a session used",
             metric.name()
         )));
     }

@@ -103,6 +103,12 @@ fn or_empty<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> R
 #[derive(Debug, Clone, Deserialize)]
 pub struct Repository {
     pub full_name: String,
+    /// The branch pull requests merge into by default (`main`).
+    #[serde(default)]
+    pub default_branch: Option<String>,
+    /// When the repository was last pushed to (a push event's: that push).
+    #[serde(default, deserialize_with = "time")]
+    pub pushed_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

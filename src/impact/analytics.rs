@@ -8,7 +8,7 @@ use crate::metrics::analytics::Quality;
 use crate::metrics::analytics::{self, Counted, SessionFact};
 use crate::metrics::export::OrgFigures;
 use crate::metrics::sessions::view;
-use crate::store::analytics::{FactBuckets, FactKey, FactQuery, FactValue, Tally};
+use crate::store::analytics::{Commits, FactBuckets, FactKey, FactQuery, FactValue, Tally};
 use crate::store::{self, Conn, Db};
 
 use super::ReportContext;
@@ -251,6 +251,26 @@ async fn sums(
             .await?,
         );
     }
+    if matches!(
+        q.metric,
+        analytics::Metric::WasteShare | analytics::Metric::CostNotLanded
+    ) {
+        let open_from = crate::time::now_ns() - crate::store::analytics::LANDING_WINDOW_NS;
+        sums.landing_open = sums
+            .tallies
+            .iter()
+            .any(|t| t.value.is_some_and(|v| v > 0.0) || t.rows_summed > 0)
+            && q.to_ns > open_from;
+    }
+    if q.metric == analytics::Metric::WasteShare {
+        sums.denominators = Some(
+            db.analytics_tallies(&FactQuery {
+                commits: Commits::Judged,
+                ..fq.clone()
+            })
+            .await?,
+        );
+    }
     if q.metric.reported() && sums.tallies.iter().any(|t| t.missing > 0) {
         sums.missing_agents = db.analytics_missing_agents(&fq).await?;
     }
@@ -295,7 +315,7 @@ fn daily(
         buckets: FactBuckets::Day,
         from_ns: zone.day_start(from_ns.div_euclid(DAY_NS)),
         to_ns: zone.day_start(to_ns.div_euclid(DAY_NS)),
-        without_commit: false,
+        commits: Commits::Any,
         with_workflow: false,
         // Alerts judge tokens too; /metrics sums them by model.
         tokens: true,

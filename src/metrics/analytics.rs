@@ -21,7 +21,8 @@ use serde::{Serialize, Serializer};
 
 use crate::metrics::sessions::TokenView;
 use crate::store::analytics::{
-    CostHow, FactBuckets, FactKey, FactQuery, FactRow, FactValue, ModelFactRow, PeopleTally, Tally,
+    Commits, CostHow, FactBuckets, FactKey, FactQuery, FactRow, FactValue, ModelFactRow,
+    PeopleTally, Tally,
 };
 use crate::time::{Zone, date_of_day, day_number};
 
@@ -36,7 +37,8 @@ pub enum GroupBy {
     Agent,
     Model,
     Person,
-    /// Each tool and MCP server the sessions' telemetry names (`tool:Bash`,
+    /// Each tool, MCP server, skill, sub-agent and slash command the sessions' telemetry
+    /// names (`tool:Bash`, `skill:pdf`, `command:review`,
     /// `mcp:linear`): a session counts for each it used.
     Workflow,
 }
@@ -130,6 +132,13 @@ pub enum Metric {
     SessionsWithoutCommit,
     /// The cost of the sessions linked to no commit.
     CostWithoutCommit,
+    /// The cost of the sessions linked to commits none of which reached their
+    /// repository's default branch within 14 days of the session's start (waste: work
+    /// that was committed but never shipped).
+    CostNotLanded,
+    /// That cost's share of the cost of sessions linked to commits (of repositories
+    /// whose default branch is known).
+    WasteShare,
     /// Cache reads over input tokens (input counts cache reads and writes).
     CacheHitRatio,
     /// A figure of the pull requests merged ([`super::impact_analytics`]).
@@ -355,7 +364,8 @@ impl Counted {
 impl Metric {
     pub const NAMES: &'static str = "sessions, active-people, tokens, cost, requests, errors, \
         prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, \
-        files-modified, active-time, tool-execution-time, mcp-tool-invocations, request-time, retries, sessions-without-commit, cost-without-commit, cache-hit-ratio, merged-prs, \
+        files-modified, active-time, tool-execution-time, mcp-tool-invocations, request-time, retries, sessions-without-commit, cost-without-commit, \
+        cost-not-landed, waste-share, cache-hit-ratio, merged-prs, \
         pr-cycle-time, ci-first-run-pass-rate, change-failure-rate, cost-per-merged-pr, \
         cost-per-merged-line, tokens-per-merged-line, revert-rate, incidents, patch-coverage, agent-patch-coverage, \
         other-patch-coverage, headless-sessions, interactive-sessions, \
@@ -370,6 +380,8 @@ impl Metric {
             "cost" => Self::Cost,
             "sessions-without-commit" => Self::SessionsWithoutCommit,
             "cost-without-commit" => Self::CostWithoutCommit,
+            "cost-not-landed" => Self::CostNotLanded,
+            "waste-share" => Self::WasteShare,
             "cache-hit-ratio" => Self::CacheHitRatio,
             "headless-sessions" => Self::HeadlessSessions,
             "interactive-sessions" => Self::InteractiveSessions,
@@ -398,6 +410,8 @@ impl Metric {
             Metric::SessionsWithoutCommit => "sessions-without-commit",
             Metric::CacheHitRatio => "cache-hit-ratio",
             Metric::CostWithoutCommit => "cost-without-commit",
+            Metric::CostNotLanded => "cost-not-landed",
+            Metric::WasteShare => "waste-share",
             Metric::HeadlessSessions => "headless-sessions",
             Metric::InteractiveSessions => "interactive-sessions",
             Metric::Spread(sp) => sp.name(),
@@ -411,7 +425,7 @@ impl Metric {
     fn base(self) -> Metric {
         match self {
             Metric::SessionsWithoutCommit => Metric::Sessions,
-            Metric::CostWithoutCommit => Metric::Cost,
+            Metric::CostWithoutCommit | Metric::CostNotLanded => Metric::Cost,
             m => m,
         }
     }
@@ -421,11 +435,11 @@ impl Metric {
             Metric::Sessions => "sessions",
             Metric::ActivePeople => "people",
             Metric::Tokens => "tokens",
-            Metric::Cost | Metric::CostWithoutCommit => "usd",
+            Metric::Cost | Metric::CostWithoutCommit | Metric::CostNotLanded => "usd",
             Metric::Counter(c) => c.unit(),
             Metric::Pulls(p) => p.unit(),
             Metric::SessionsWithoutCommit => "sessions",
-            Metric::CacheHitRatio | Metric::TeamActiveShare => "share",
+            Metric::CacheHitRatio | Metric::TeamActiveShare | Metric::WasteShare => "share",
             Metric::HeadlessSessions | Metric::InteractiveSessions => "sessions",
             Metric::Spread(_) => "seconds",
             Metric::NewPeople => "people",
@@ -752,7 +766,7 @@ pub fn fact_query(q: &Query) -> FactQuery {
         },
         value: match q.metric.base() {
             Metric::Tokens | Metric::CacheHitRatio => FactValue::Tokens,
-            Metric::Cost => FactValue::Cost,
+            Metric::Cost | Metric::WasteShare => FactValue::Cost,
             Metric::Counter(c) => counted_value(c),
             Metric::HeadlessSessions => FactValue::Mode { headless: true },
             Metric::InteractiveSessions => FactValue::Mode { headless: false },
@@ -778,10 +792,11 @@ pub fn fact_query(q: &Query) -> FactQuery {
         },
         from_ns: q.from_ns,
         to_ns: q.to_ns,
-        without_commit: matches!(
-            q.metric,
-            Metric::SessionsWithoutCommit | Metric::CostWithoutCommit
-        ),
+        commits: match q.metric {
+            Metric::SessionsWithoutCommit | Metric::CostWithoutCommit => Commits::None,
+            Metric::CostNotLanded | Metric::WasteShare => Commits::Unlanded,
+            _ => Commits::Any,
+        },
         with_workflow: false,
         tokens: matches!(q.metric.base(), Metric::Tokens | Metric::CacheHitRatio),
     }
@@ -805,6 +820,12 @@ pub struct Sums {
     /// (grouped by workflow: a session of several tools counts once): the sessions'
     /// tallies per bucket.
     pub overall: Option<Vec<Tally>>,
+    /// A ratio's denominators read apart from its numerators (`waste-share`: the cost
+    /// of every session whose landing is judged), keyed and bucketed as the tallies.
+    pub denominators: Option<Vec<Tally>>,
+    /// Some sessions counted as not landed started less than 14 days ago: their commits
+    /// may still reach the default branch.
+    pub landing_open: bool,
 }
 
 fn kinds_add(into: &mut BTreeMap<&'static str, i64>, t: &Tally) {
@@ -883,7 +904,7 @@ pub fn answer(q: &Query, sums: &Sums) -> Answer {
         den: 0.0,
         den_series: vec![0.0; starts.len()],
     };
-    let ratio = q.metric == Metric::CacheHitRatio;
+    let ratio = matches!(q.metric, Metric::CacheHitRatio | Metric::WasteShare);
     let mut den = 0.0;
     let mut overall_den = vec![0.0; starts.len()];
     let mut groups: BTreeMap<String, Acc> = BTreeMap::new();
@@ -924,7 +945,7 @@ pub fn answer(q: &Query, sums: &Sums) -> Answer {
             let Some(i) = slot(t.bucket) else {
                 continue;
             };
-            let (value, value_den) = if ratio {
+            let (value, value_den) = if base == Metric::CacheHitRatio {
                 (t.cache_read as f64, t.input as f64)
             } else {
                 (t.value.unwrap_or(0.0), 0.0)
@@ -989,7 +1010,7 @@ pub fn answer(q: &Query, sums: &Sums) -> Answer {
             let Some(i) = slot(t.bucket) else {
                 continue;
             };
-            let (whole, whole_den) = if ratio {
+            let (whole, whole_den) = if base == Metric::CacheHitRatio {
                 (t.cache_read as f64, t.input as f64)
             } else {
                 (t.value.unwrap_or(0.0), 0.0)
@@ -999,10 +1020,42 @@ pub fn answer(q: &Query, sums: &Sums) -> Answer {
             den += whole_den;
             overall_den[i] += whole_den;
         }
+        for t in sums.denominators.iter().flatten() {
+            let Some(i) = slot(t.bucket) else {
+                continue;
+            };
+            let value = t.value.unwrap_or(0.0);
+            let whole = if q.group_by == GroupBy::Team {
+                t.whole.unwrap_or(0.0)
+            } else {
+                value
+            };
+            den += whole;
+            overall_den[i] += whole;
+            let acc = groups.entry(key_of(&t.key)).or_insert_with(new_acc);
+            acc.den += value;
+            acc.den_series[i] += value;
+            if t.missing > 0 {
+                acc.quality = acc.quality.max(Quality::Partial);
+                quality = quality.max(Quality::Partial);
+                reasons.insert(
+                    "sessions without a cost (none reported, and no price for their models) are left out".into(),
+                );
+            }
+        }
         if base.reported() {
             for agent in &sums.missing_agents {
                 reasons.insert(missing_reason(base, agent.as_deref()));
             }
+        }
+    }
+    if sums.landing_open && !sums.tallies.is_empty() {
+        reasons.insert(
+            "sessions started less than 14 days ago may still see their commits reach the default branch".into(),
+        );
+        quality = Quality::Partial;
+        for acc in groups.values_mut() {
+            acc.quality = Quality::Partial;
         }
     }
     if sums.queued > 0 {
@@ -1014,7 +1067,7 @@ pub fn answer(q: &Query, sums: &Sums) -> Answer {
     }
     let round = |v: f64| match base {
         Metric::Cost => dollars(v),
-        Metric::CacheHitRatio => (v * 1e4).round() / 1e4,
+        Metric::CacheHitRatio | Metric::WasteShare => (v * 1e4).round() / 1e4,
         _ => v,
     };
     // A ratio of nothing is no figure (null), not 0.

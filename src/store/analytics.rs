@@ -101,7 +101,8 @@ pub enum FactKey {
     Model,
     /// Team and agent together ([`split_team_agent`] parts the key).
     TeamAgent,
-    /// Each tool and MCP server the session's telemetry names (`tool:Bash`,
+    /// Each tool, MCP server, skill, sub-agent and slash command the session's telemetry
+    /// names (`tool:Bash`, `subagent:code-reviewer`,
     /// `mcp:linear`): a session counts for each.
     Workflow,
 }
@@ -166,6 +167,44 @@ impl FactBuckets {
     }
 }
 
+/// Which sessions a [`FactQuery`] reads, by what became of their commits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Commits {
+    /// Every session.
+    #[default]
+    Any,
+    /// Sessions linked to no commit they authored.
+    None,
+    /// Sessions linked to a commit of a repository whose default branch is known (from
+    /// its push and pull request events): those whose landing can be judged.
+    Judged,
+    /// Of those, the sessions none of whose commits (nor a merge or squash commit
+    /// carrying their links) was pushed to the default branch within
+    /// [`LANDING_WINDOW_NS`] of the session's start.
+    Unlanded,
+}
+
+/// How long a session's commits have to reach the default branch: 14 days.
+pub const LANDING_WINDOW_NS: i64 = 14 * 86_400 * 1_000_000_000;
+
+/// A commit the session `f` authored (a link `session -authored-> commit`).
+const AUTHORED: &str = "SELECT 1 FROM sessions s JOIN links l \
+     ON l.from_kind = 'session' AND l.relation = 'authored' AND l.from_key = s.session_key \
+     WHERE s.id = f.session_id";
+
+/// The same, of a repository whose default branch is known, as `l` and `b`. A commit's
+/// key is `owner/name@<40 hex digits>`.
+const AUTHORED_JUDGED: &str = "SELECT 1 FROM sessions s JOIN links l \
+     ON l.from_kind = 'session' AND l.relation = 'authored' AND l.from_key = s.session_key \
+     JOIN default_branches b ON b.repo = substr(l.to_key, 1, length(l.to_key) - 41) \
+     WHERE s.id = f.session_id AND l.to_kind = 'commit'";
+
+/// …whose commit was pushed to the default branch within the window (pushes stored
+/// before their time was kept count as in time).
+const LANDED: &str = "AND EXISTS (SELECT 1 FROM commit_refs r WHERE r.repo = b.repo \
+     AND r.sha = substr(l.to_key, length(l.to_key) - 39) AND r.ref = 'refs/heads/' || b.branch \
+     AND (r.pushed_ns IS NULL OR r.pushed_ns < f.started_ns + 1209600000000000))";
+
 /// Which rows to sum, and how.
 #[derive(Debug, Clone)]
 pub struct FactQuery {
@@ -175,8 +214,8 @@ pub struct FactQuery {
     /// `[from_ns, to_ns)` of the sessions' starts.
     pub from_ns: i64,
     pub to_ns: i64,
-    /// Only sessions linked to no commit.
-    pub without_commit: bool,
+    /// Which sessions, by what became of their commits.
+    pub commits: Commits,
     /// Only sessions whose telemetry names a tool or MCP server (what a workflow
     /// grouping's overall figures count, once each).
     pub with_workflow: bool,
@@ -250,12 +289,13 @@ impl FactQuery {
                 " AND EXISTS (SELECT 1 FROM session_workflows w2 WHERE w2.session_id = f.session_id)",
             );
         }
-        if self.without_commit {
-            s.push_str(
-                " AND NOT EXISTS (SELECT 1 FROM sessions s JOIN links l \
-                 ON l.from_kind = 'session' AND l.relation = 'authored' AND l.from_key = s.session_key \
-                 WHERE s.id = f.session_id)",
-            );
+        match self.commits {
+            Commits::Any => {}
+            Commits::None => s.push_str(&format!(" AND NOT EXISTS ({AUTHORED})")),
+            Commits::Judged => s.push_str(&format!(" AND EXISTS ({AUTHORED_JUDGED})")),
+            Commits::Unlanded => s.push_str(&format!(
+                " AND EXISTS ({AUTHORED_JUDGED}) AND NOT EXISTS ({AUTHORED_JUDGED} {LANDED})"
+            )),
         }
         s
     }

@@ -123,6 +123,14 @@ pub enum Op {
         repo: String,
         sha: CommitSha,
         git_ref: String,
+        /// When it was pushed there (the push's `repository.pushed_at`); the earliest
+        /// push is kept.
+        pushed_ns: Option<i64>,
+    },
+    /// A repository's default branch, as its latest event names it.
+    DefaultBranch {
+        repo: String,
+        branch: String,
     },
     Link(LinkRow),
     Pull(Box<PullRow>),
@@ -214,13 +222,32 @@ impl Tx<'_> {
                         .await?;
                     }
                 }
-                Op::CommitRef { repo, sha, git_ref } => {
+                Op::CommitRef {
+                    repo,
+                    sha,
+                    git_ref,
+                    pushed_ns,
+                } => {
                     query(
-                        "INSERT INTO commit_refs (repo, sha, ref) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                        "INSERT INTO commit_refs (repo, sha, ref, pushed_ns) VALUES (?, ?, ?, ?) \
+                         ON CONFLICT (repo, ref, sha) DO UPDATE SET pushed_ns = CASE \
+                           WHEN commit_refs.pushed_ns IS NULL OR excluded.pushed_ns < commit_refs.pushed_ns \
+                           THEN excluded.pushed_ns ELSE commit_refs.pushed_ns END",
                     )
                     .bind(repo)
                     .bind(sha.as_str())
                     .bind(git_ref)
+                    .bind(*pushed_ns)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Op::DefaultBranch { repo, branch } => {
+                    query(
+                        "INSERT INTO default_branches (repo, branch) VALUES (?, ?) \
+                         ON CONFLICT (repo) DO UPDATE SET branch = excluded.branch",
+                    )
+                    .bind(repo)
+                    .bind(branch)
                     .execute(&mut *conn)
                     .await?;
                 }

@@ -30,6 +30,7 @@ pub const TABLES: &[&str] = &[
     "commit_agents",
     "commit_files",
     "commit_refs",
+    "default_branches",
     "pull_requests",
     "ci_runs",
     "deployments",

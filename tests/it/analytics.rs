@@ -401,7 +401,7 @@ async fn bad_requests_say_what_is_wrong() {
         (
             "/api/v1/analytics/spend",
             404,
-            "no analytics metric \"spend\"; there are: sessions, active-people, tokens, cost, requests, errors, prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, files-modified, active-time, tool-execution-time, mcp-tool-invocations, request-time, retries, sessions-without-commit, cost-without-commit, cache-hit-ratio, merged-prs, pr-cycle-time, ci-first-run-pass-rate, change-failure-rate, cost-per-merged-pr, cost-per-merged-line, tokens-per-merged-line, revert-rate, incidents, patch-coverage, agent-patch-coverage, other-patch-coverage, headless-sessions, interactive-sessions, session-duration-p50, session-duration-p90, active-time-p50, active-time-p90, new-people, team-active-share",
+            "no analytics metric \"spend\"; there are: sessions, active-people, tokens, cost, requests, errors, prompts, tool-invocations, tool-failures, tool-rejections, lines-added, lines-removed, files-modified, active-time, tool-execution-time, mcp-tool-invocations, request-time, retries, sessions-without-commit, cost-without-commit, cost-not-landed, waste-share, cache-hit-ratio, merged-prs, pr-cycle-time, ci-first-run-pass-rate, change-failure-rate, cost-per-merged-pr, cost-per-merged-line, tokens-per-merged-line, revert-rate, incidents, patch-coverage, agent-patch-coverage, other-patch-coverage, headless-sessions, interactive-sessions, session-duration-p50, session-duration-p90, active-time-p50, active-time-p90, new-people, team-active-share",
         ),
         (
             "/api/v1/analytics/sessions?group_by=galaxy",
@@ -1048,7 +1048,7 @@ async fn days_begin_at_local_midnight_with_a_timezone() {
 /// Execute, Glob, Grep, Read and Linear's get_issue through the `linear` MCP server;
 /// Gemini CLI's grep_search, read_file, replace, run_shell_command and write_file.
 #[tokio::test]
-async fn sessions_and_cost_by_tool_and_mcp_server() {
+async fn sessions_and_cost_by_tool_mcp_server_skill_subagent_and_command() {
     let (app, _dir) = app().await;
     let (status, a) = app
         .get_json(&format!(
@@ -1096,6 +1096,84 @@ async fn sessions_and_cost_by_tool_and_mcp_server() {
         ))
         .await;
     assert_eq!(status, 400);
+
+    // A Claude Code session run with `OTEL_LOG_TOOL_DETAILS=1` names the slash command
+    // it began with, the skill it loaded and the sub-agent it spawned.
+    let r = app
+        .post(
+            "/v1/logs",
+            "application/json",
+            claude_code_workflow_logs().to_string().into_bytes(),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    app.linked_up().await;
+    app.analytics_counted().await;
+    let (_, a) = app
+        .get_json(&format!(
+            "/api/v1/analytics/sessions?group_by=workflow&{WEEK}"
+        ))
+        .await;
+    assert_eq!(a["total"], 5, "{a}");
+    let named: Vec<_> = groups(&a)
+        .into_iter()
+        .filter(|(k, _, _)| !k.starts_with("tool:") && !k.starts_with("mcp:"))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            g("command:review", json!(1), "exact"),
+            g("skill:pdf", json!(1), "exact"),
+            g("subagent:code-reviewer", json!(1), "exact"),
+        ]
+    );
+}
+
+/// Claude Code's `user_prompt` with a slash command and the `tool_result`s of a Skill
+/// and a Task tool call, as it exports them with `OTEL_LOG_TOOL_DETAILS=1`
+/// (2026-11-20 12:00Z).
+fn claude_code_workflow_logs() -> Value {
+    let attrs = |extra: &[(&str, &str)]| {
+        let mut a = vec![
+            json!({"key": "session.id", "value": {"stringValue": "wf-session"}}),
+            json!({"key": "user.email", "value": {"stringValue": "dev@acme.example"}}),
+        ];
+        a.extend(
+            extra
+                .iter()
+                .map(|(k, v)| json!({"key": k, "value": {"stringValue": v}})),
+        );
+        a
+    };
+    let record = |secs: u64, extra: &[(&str, &str)]| {
+        json!({
+            "timeUnixNano": format!("{}", (1_795_176_000 + secs) * 1_000_000_000),
+            "body": {"stringValue": "claude_code.event"},
+            "attributes": attrs(extra),
+        })
+    };
+    json!({"resourceLogs": [{
+        "resource": {"attributes": [
+            {"key": "service.name", "value": {"stringValue": "claude-code"}}
+        ]},
+        "scopeLogs": [{
+            "scope": {"name": "com.anthropic.claude_code.events"},
+            "logRecords": [
+                record(0, &[("event.name", "user_prompt"), ("command_name", "review")]),
+                record(5, &[
+                    ("event.name", "tool_result"),
+                    ("tool_name", "Skill"),
+                    ("tool_parameters", r#"{"skill_name":"pdf"}"#),
+                ]),
+                record(9, &[
+                    ("event.name", "tool_result"),
+                    ("tool_name", "Task"),
+                    ("tool_parameters", r#"{"subagent_type":"code-reviewer"}"#),
+                ]),
+            ]
+        }]
+    }]})
 }
 
 /// `--sync-teams`: GitHub lists dev in the `checkout` team of acme (besides the
@@ -1147,4 +1225,95 @@ async fn github_teams_are_added_to_the_identities_files() {
         .await;
     assert_eq!(groups(&a)[0], g("checkout", json!(3), "exact"));
     app.stop().await;
+}
+
+/// Waste of work that was committed but never shipped: Claude Code's session (started
+/// 2026-11-20 09:02, $0.365276 reported) committed twice, to the `retry` branch.
+/// - Until an event names the repository's default branch, its landing is not judged.
+/// - Then it is waste: all of its cost, all of the cost of sessions with commits.
+/// - Its pull request is squash-merged; the squash commit (which inherits the
+///   session's links) pushed to `main` 15 days after the session began is too late.
+/// - Pushed within 14 days (the earliest push is kept), nothing is waste.
+#[tokio::test]
+async fn cost_of_commits_that_never_reached_the_default_branch() {
+    use super::reports::{BASE, Commit, HUMAN, MERGE, deliver, pull, push};
+    let (app, _dir) = app().await;
+    let get = |metric: &'static str| {
+        let app = &app;
+        async move {
+            app.linked_up().await;
+            let (status, a) = app
+                .get_json(&format!("/api/v1/analytics/{metric}?group_by=agent&{WEEK}"))
+                .await;
+            assert_eq!(status, 200, "{a}");
+            a
+        }
+    };
+    // The window of sessions started in the range is open until 14 days after it.
+    let open = tracelink::time::now_ns() < 1_796_601_600 * 1_000_000_000;
+    let judged = if open { "partial" } else { "exact" };
+
+    assert_eq!(get("cost-not-landed").await["total"], 0);
+    let share = get("waste-share").await;
+    assert_eq!(share["total"], Value::Null, "nothing judged: {share}");
+
+    let mut opened = pull("opened", 7, HUMAN, "retry", "2026-11-21T16:01:00Z", None);
+    opened["repository"]["default_branch"] = json!("main");
+    deliver(&app, "pull_request", "o7", &opened).await;
+    app.applied(2).await;
+    let a = get("cost-not-landed").await;
+    assert_eq!(a["total"], 0.365276, "{a}");
+    assert_eq!(a["quality"], judged, "{a}");
+    if open {
+        assert!(
+            a["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r.as_str().unwrap().contains("less than 14 days ago")),
+            "{a}"
+        );
+    }
+    assert_eq!(groups(&a), [g("claude-code", json!(0.365276), judged)]);
+    let share = get("waste-share").await;
+    assert_eq!(share["unit"], "share");
+    assert_eq!(share["total"], 1, "{share}");
+
+    let squash = [Commit {
+        sha: MERGE,
+        message: "Retry HTTP requests with backoff (#7)",
+        at: "2026-11-21T17:00:00Z",
+        email: "dev@acme.example",
+        login: "dev",
+        files: &[],
+    }];
+    let merged = pull(
+        "closed",
+        7,
+        HUMAN,
+        "retry",
+        "2026-11-21T17:00:00Z",
+        Some(MERGE),
+    );
+    deliver(&app, "pull_request", "m7", &merged).await;
+    let mut late = push("refs/heads/main", BASE, &squash);
+    late["repository"]["default_branch"] = json!("main");
+    late["repository"]["pushed_at"] = json!(1_796_472_000); // 2026-12-05 12:00Z
+    deliver(&app, "push", "p-late", &late).await;
+    app.applied(4).await;
+    assert_eq!(get("waste-share").await["total"], 1);
+
+    let mut early = late.clone();
+    early["repository"]["pushed_at"] = json!(1_795_280_405); // 2026-11-21 17:00:05Z
+    deliver(&app, "push", "p-main", &early).await;
+    app.applied(5).await;
+    let a = get("cost-not-landed").await;
+    assert_eq!(a["total"], 0, "{a}");
+    assert_eq!(get("waste-share").await["total"], 0);
+    // The cost of sessions with no commit at all is a figure of its own.
+    let none = get("cost-without-commit").await;
+    assert!(
+        groups(&none).iter().all(|(k, _, _)| k != "claude-code"),
+        "{none}"
+    );
 }

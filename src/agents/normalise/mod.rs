@@ -193,27 +193,48 @@ fn fill_identity(info: &mut SessionInfo, emitter: Emitter, reader: &Reader<'_>) 
 /// Longest tool or MCP server name kept.
 const MAX_WORKFLOW_NAME: usize = 128;
 
-/// Notes the tool and the MCP server a record names (Claude Code's and Codex's
-/// `tool_name`, Gemini CLI's `function_name`, Droid's `tool.name`, the gen_ai
-/// `gen_ai.tool.name`; `mcp_server`, `mcp.server`, `mcp_server_name`, and Claude Code's
-/// `mcp__<server>__<tool>` tool names), each once per session.
+/// Notes the tool, MCP server, skill, sub-agent and slash command a record names,
+/// each once per session:
+/// - tool: Claude Code's and Codex's `tool_name`, Gemini CLI's `function_name`, Droid's
+///   `tool.name`, the gen_ai `gen_ai.tool.name`;
+/// - MCP server: `mcp_server`, `mcp.server`, `mcp_server_name`, and Claude Code's
+///   `mcp__<server>__<tool>` tool names;
+/// - skill: Claude Code's `skill_name` (tool span), `skill.name` (metrics), or the
+///   `skill_name` in a Skill tool's `tool_parameters`;
+/// - sub-agent: Claude Code's `subagent_type` (tool span), `agent.name` (metrics), or
+///   the `subagent_type` in a Task tool's `tool_parameters`;
+/// - command: Claude Code's `command_name` on a `user_prompt` (a slash command).
 fn note_workflows(info: &mut SessionInfo, reader: &Reader<'_>) {
-    let tool = [
+    let attr = |keys: &[&str]| keys.iter().find_map(|k| get_str(reader.attrs, k));
+    let tool = attr(&[
         "tool_name",
         "function_name",
         "tool.name",
         "gen_ai.tool.name",
-    ]
-    .iter()
-    .find_map(|k| get_str(reader.attrs, k));
-    let mcp = ["mcp_server", "mcp.server", "mcp_server_name"]
-        .iter()
-        .find_map(|k| get_str(reader.attrs, k))
-        .or_else(|| {
-            tool.and_then(|t| t.strip_prefix("mcp__"))
-                .and_then(|rest| rest.split("__").next())
-        });
-    for (kind, name) in [("tool", tool), ("mcp", mcp)] {
+    ]);
+    let mcp = attr(&["mcp_server", "mcp.server", "mcp_server_name"]).or_else(|| {
+        tool.and_then(|t| t.strip_prefix("mcp__"))
+            .and_then(|rest| rest.split("__").next())
+    });
+    // The JSON `tool_parameters` is parsed only for the two tools that name a workflow.
+    let parameter = |tool_names: &[&str], field: &str| {
+        tool.filter(|t| tool_names.contains(t))
+            .and_then(|_| reader.field("tool_parameters", field))
+    };
+    let skill = attr(&["skill_name", "skill.name"])
+        .map(str::to_string)
+        .or_else(|| parameter(&["Skill"], "skill_name"));
+    let subagent = attr(&["subagent_type", "agent.name"])
+        .map(str::to_string)
+        .or_else(|| parameter(&["Task", "Agent"], "subagent_type"));
+    let command = attr(&["command_name"]);
+    for (kind, name) in [
+        ("tool", tool),
+        ("mcp", mcp),
+        ("skill", skill.as_deref()),
+        ("subagent", subagent.as_deref()),
+        ("command", command),
+    ] {
         let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else {
             continue;
         };
@@ -628,6 +649,28 @@ mod tests {
             ],
             vec![kv("tool_name", s("shell")), kv("mcp_server", s(""))],
             vec![kv("function_name", s(&"x".repeat(129)))],
+            vec![
+                kv("tool_name", s("Skill")),
+                kv("tool_parameters", s(r#"{"skill_name":"pdf"}"#)),
+            ],
+            vec![
+                kv("tool_name", s("Task")),
+                kv("tool_parameters", s(r#"{"subagent_type":"code-reviewer"}"#)),
+            ],
+            // The same sub-agent named by a metric's attribute counts once.
+            vec![
+                kv("agent.name", s("code-reviewer")),
+                kv("skill.name", s("xlsx")),
+            ],
+            // A Bash call's parameters name no workflow.
+            vec![
+                kv("tool_name", s("Bash")),
+                kv("tool_parameters", s(r#"{"skill_name":"not-a-skill"}"#)),
+            ],
+            vec![
+                kv("event.name", s("user_prompt")),
+                kv("command_name", s("review")),
+            ],
         ] {
             note_workflows(
                 &mut info,
@@ -652,6 +695,12 @@ mod tests {
                 ("tool", "get_issue"),
                 ("mcp", "linear"),
                 ("tool", "shell"),
+                ("tool", "Skill"),
+                ("skill", "pdf"),
+                ("tool", "Task"),
+                ("subagent", "code-reviewer"),
+                ("skill", "xlsx"),
+                ("command", "review"),
             ]
         );
     }

@@ -16,6 +16,20 @@ pub fn repo_name(r: &super::events::Repository) -> String {
     r.full_name.to_ascii_lowercase()
 }
 
+/// Notes the repository's default branch when its payload names one.
+fn default_branch(ops: &mut Vec<Op>, r: &super::events::Repository) {
+    if let Some(branch) = r
+        .default_branch
+        .as_deref()
+        .filter(|b| !b.is_empty() && b.len() <= 255)
+    {
+        ops.push(Op::DefaultBranch {
+            repo: repo_name(r),
+            branch: branch.to_string(),
+        });
+    }
+}
+
 /// A version that orders states of one object: its update time, then a rank that
 /// breaks ties the same way whatever order deliveries arrive in.
 fn version(updated_ns: Option<i64>, rank: u8, tiebreak: &str) -> String {
@@ -80,6 +94,7 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
         Event::Ping => {}
         Event::Push(p) => {
             let repo = &repo_name(&p.repository);
+            default_branch(&mut ops, &p.repository);
             // Pushed commits chain from `before`, except after a force push, where
             // `before` is the history that was replaced.
             let mut parent = (p.before != ZERO_SHA && !p.forced)
@@ -114,6 +129,7 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
                         repo: repo.clone(),
                         sha: id.clone(),
                         git_ref: p.git_ref.clone(),
+                        pushed_ns: p.repository.pushed_at,
                     });
                 }
                 parent = Some(id);
@@ -122,6 +138,7 @@ pub fn plan(event: &Event, incident_label: &str) -> Result<Vec<Op>, PayloadError
         Event::PullRequest(e) => {
             let pr = &e.pull_request;
             let repo = &repo_name(&e.repository);
+            default_branch(&mut ops, &e.repository);
             let head = sha("pull_request", "pull_request.head.sha", &pr.head.sha)?;
             let base = sha("pull_request", "pull_request.base.sha", &pr.base.sha)?;
             let merged = pr.merged.unwrap_or(false) || pr.merged_at.is_some();
