@@ -12,6 +12,7 @@ pub mod api;
 pub mod ci;
 pub mod config;
 pub mod crypto;
+pub mod dashboard;
 pub mod facts;
 pub mod github;
 pub mod graph;

@@ -240,7 +240,11 @@ fn http_router(state: AppState) -> Router {
             get(crate::api::metrics)
                 .layer(middleware::from_fn_with_state(state.clone(), guard_metrics)),
         )
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(crate::dashboard::router(crate::dashboard::DashboardState {
+            api: state.api.clone(),
+            tokens: state.tokens.clone(),
+        }))
 }
 
 /// Refuses to listen beyond loopback with ingest or reads open, unless asked to, and

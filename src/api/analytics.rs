@@ -53,13 +53,13 @@ pub async fn alerts(
     Ok(Json(alerts).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 pub struct AnalyticsParams {
-    group_by: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    bucket: Option<String>,
-    compare: Option<String>,
+    pub group_by: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub bucket: Option<String>,
+    pub compare: Option<String>,
 }
 
 /// A time as a parameter gives it: an RFC 3339 time, or a date (its midnight, UTC).
@@ -84,8 +84,19 @@ pub async fn analytics(
     Params(metric): Params<String>,
     Query(p): Query<AnalyticsParams>,
 ) -> Result<Response, ApiError> {
+    let (q, compare) = query(&state, &metric, &p)?;
+    Ok(Json(answer(&state, &q, compare).await?).into_response())
+}
+
+/// The question a request asks (and the `compare=` time), or a 400/403/404 naming what
+/// is wrong with it. The dashboard asks through here too.
+pub fn query(
+    state: &ApiState,
+    metric: &str,
+    p: &AnalyticsParams,
+) -> Result<(analytics::Query, Option<i64>), ApiError> {
     let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
-    let metric = Metric::parse(&metric).ok_or_else(|| {
+    let metric = Metric::parse(metric).ok_or_else(|| {
         ApiError(
             StatusCode::NOT_FOUND,
             format!(
@@ -169,6 +180,12 @@ pub async fn analytics(
         }
         None => None,
     };
+    if compare.is_some() && matches!(metric, Metric::Pulls(_)) {
+        return Err(bad(format!(
+            "compare= is not available for {}: it compares sums of weeks",
+            metric.name()
+        )));
+    }
     let q = analytics::Query {
         metric,
         group_by,
@@ -177,20 +194,22 @@ pub async fn analytics(
         to_ns,
         zone,
     };
-    let answer = match metric {
+    Ok((q, compare))
+}
+
+/// The answer to a question [`query`] read.
+pub async fn answer(
+    state: &ApiState,
+    q: &analytics::Query,
+    compare: Option<i64>,
+) -> Result<analytics::Answer, ApiError> {
+    Ok(match q.metric {
         Metric::Pulls(m) => {
-            if compare.is_some() {
-                return Err(bad(format!(
-                    "compare= is not available for {}: it compares sums of weeks",
-                    metric.name()
-                )));
-            }
-            crate::impact::analytics::answer_pulls(&state.db, &state.reports, &q, m).await?
+            crate::impact::analytics::answer_pulls(&state.db, &state.reports, q, m).await?
         }
         _ => {
             state.analytics.before_answering().await?;
-            crate::impact::analytics::answer(&state.db, &state.reports, &q, compare).await?
+            crate::impact::analytics::answer(&state.db, &state.reports, q, compare).await?
         }
-    };
-    Ok(Json(answer).into_response())
+    })
 }

@@ -146,7 +146,48 @@ pub(super) async fn pulls_containing(
 const DEPLOYMENT_STATE: &str = "(SELECT s.state FROM deployment_statuses s WHERE s.deployment_id = d.id \
      ORDER BY s.created_ns DESC, s.id DESC LIMIT 1)";
 
+/// A pull request as the dashboard lists it: its state and, once its report was built,
+/// its facts (agent involvement and cost).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PullListed {
+    pub repo: String,
+    pub number: i64,
+    pub title: Option<String>,
+    pub state: String,
+    #[sqlx(try_from = "super::Flag")]
+    pub merged: bool,
+    pub author_login: Option<String>,
+    pub updated_ns: Option<i64>,
+    /// `None`: no report built yet.
+    #[sqlx(try_from = "super::MaybeFlag")]
+    pub assisted: Option<bool>,
+    /// Its agents, one per line.
+    pub agents: Option<String>,
+    pub cost: Option<f64>,
+}
+
 impl Db {
+    /// The pull requests updated in `[from_ns, to_ns)`, latest first, at most `limit`.
+    pub async fn pulls_updated(
+        &self,
+        from_ns: i64,
+        to_ns: i64,
+        limit: i64,
+    ) -> Result<Vec<PullListed>> {
+        query_as(
+            "SELECT p.repo, p.number, p.title, p.state, p.merged, p.author_login, p.updated_ns, \
+             f.assisted, f.agents, f.cost FROM pull_requests p \
+             LEFT JOIN pull_facts f ON f.repo = p.repo AND f.number = p.number \
+             WHERE p.updated_ns >= ? AND p.updated_ns < ? \
+             ORDER BY p.updated_ns DESC, p.repo, p.number LIMIT ?",
+        )
+        .bind(from_ns)
+        .bind(to_ns)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+    }
+
     pub async fn pull_request(&self, repo: &str, number: i64) -> Result<Option<PullRequest>> {
         query_as(
             "SELECT title, state, draft, merged, author_login, head_ref, head_sha, base_ref, base_sha, \

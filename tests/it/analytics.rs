@@ -15,7 +15,7 @@ async fn app() -> (TestApp, tempfile::TempDir) {
     app_with(|_| {}).await
 }
 
-async fn app_with(
+pub async fn app_with(
     configure: impl FnOnce(&mut tracelink::config::ServeArgs),
 ) -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();

@@ -11,6 +11,8 @@
 // The suite's files are compiled once per engine on purpose.
 #![allow(clippy::duplicate_mod)]
 
+mod browser;
+mod dashboard;
 #[cfg(not(tracelink_skip_postgres_tests))]
 mod engines;
 mod fuzz_corpus;

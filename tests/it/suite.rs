@@ -2,7 +2,7 @@
 //! knows which from its module path.
 
 mod action;
-mod analytics;
+pub mod analytics;
 mod backfill;
 mod backup;
 mod bad_input;

@@ -1,0 +1,970 @@
+//! The web dashboard on the HTTP listener: server-rendered pages of the analytics the
+//! API answers (the same questions, asked through [`crate::api::analytics::query`]),
+//! charts drawn as SVG on the server, every table downloadable as CSV. Assets are
+//! embedded in the binary: it works air-gapped.
+//!
+//! With read tokens configured, a person signs in once with one on `/login`; the
+//! cookie holds a SHA-256 digest of the token (never the token), is `HttpOnly` and
+//! `SameSite=Strict`. Pages are sent with a Content Security Policy that allows only
+//! this server's own script and stylesheet.
+
+mod chart;
+mod page;
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Form, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::api::analytics::AnalyticsParams;
+use crate::api::{ApiError, ApiState};
+use crate::metrics::analytics::{Answer, Quality};
+use page::{Range, escape, figure, raw_number, url_encode};
+
+/// The sign-in cookie.
+const COOKIE: &str = "tracelink_session";
+/// How long a sign-in lasts: 30 days.
+const COOKIE_MAX_AGE: u64 = 30 * 86_400;
+/// Pull requests listed on one page.
+const PULLS_LISTED: i64 = 200;
+/// Lines drawn in one chart (the largest groups).
+const CHART_LINES: usize = 6;
+
+/// What the dashboard reads: the API's state and the read tokens.
+#[derive(Clone)]
+pub struct DashboardState {
+    pub api: ApiState,
+    /// Read tokens (none: open, as the API is).
+    pub tokens: Arc<Vec<String>>,
+}
+
+/// The dashboard's routes, with their own state.
+pub fn router(state: DashboardState) -> Router {
+    let pages = Router::new()
+        .route("/", get(overview))
+        .route("/teams", get(teams))
+        .route("/repos", get(repos))
+        .route("/agents", get(agents))
+        .route("/people", get(people))
+        .route("/pulls", get(pulls))
+        .route("/alerts", get(alerts))
+        .route("/export.csv", get(export))
+        .layer(middleware::from_fn_with_state(state.clone(), signed_in));
+    Router::new()
+        .merge(pages)
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/assets/dashboard.js", get(script))
+        .route("/assets/dashboard.css", get(stylesheet))
+        .layer(middleware::from_fn(headers))
+        .with_state(state)
+}
+
+/// The security headers every dashboard response carries.
+async fn headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    resp
+}
+
+async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("assets/dashboard.js"),
+    )
+        .into_response()
+}
+
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("assets/dashboard.css"),
+    )
+        .into_response()
+}
+
+/// The cookie value a read token signs in as.
+fn session_value(token: &str) -> String {
+    let digest = Sha256::digest(format!("tracelink dashboard session\0{token}").as_bytes());
+    digest.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn cookie_of<'a>(req_headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    req_headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Whether a request may read: no read tokens configured, or its cookie is a read
+/// token's digest.
+fn signed_in_with(state: &DashboardState, headers: &axum::http::HeaderMap) -> bool {
+    if state.tokens.is_empty() {
+        return true;
+    }
+    let digests: Vec<String> = state.tokens.iter().map(|t| session_value(t)).collect();
+    crate::otlp::token_allowed(&digests, cookie_of(headers, COOKIE))
+}
+
+async fn signed_in(State(state): State<DashboardState>, req: Request, next: Next) -> Response {
+    if signed_in_with(&state, req.headers()) {
+        return next.run(req).await;
+    }
+    if req.uri().path() == "/export.csv" {
+        return (StatusCode::UNAUTHORIZED, "sign in on /login first").into_response();
+    }
+    let next_path = req
+        .uri()
+        .path_and_query()
+        .map_or("/".to_string(), |p| p.as_str().to_string());
+    Redirect::to(&format!("/login?next={}", url_encode(&next_path))).into_response()
+}
+
+/// Where to go after signing in: a path on this server only (never `//host`).
+fn local_path(next: Option<&str>) -> String {
+    match next {
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct LoginParams {
+    next: Option<String>,
+}
+
+fn login_form(next: &str, error: Option<&str>) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<script src="/assets/dashboard.js"></script>
+<link rel="stylesheet" href="/assets/dashboard.css"><title>Sign in · tracelink</title></head>
+<body><form class="login" method="post" action="/login"><h1>tracelink</h1>
+<p>Enter a read token (<code>--read-token</code>) to open the dashboard. It is asked once; this browser keeps a signed-in cookie for 30 days.</p>
+{}<label for="token">Read token</label><input id="token" name="token" type="password" autocomplete="current-password" autofocus required>
+<input type="hidden" name="next" value="{}"><button type="submit">Sign in</button></form></body></html>"#,
+        error.map_or(String::new(), |e| format!(
+            r#"<p class="error" role="alert">{}</p>"#,
+            escape(e)
+        )),
+        escape(next)
+    )
+}
+
+async fn login_page(Query(p): Query<LoginParams>) -> Response {
+    html(
+        StatusCode::OK,
+        login_form(&local_path(p.next.as_deref()), None),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    token: String,
+    next: Option<String>,
+}
+
+async fn login(State(state): State<DashboardState>, Form(f): Form<LoginForm>) -> Response {
+    let next = local_path(f.next.as_deref());
+    if state.tokens.is_empty() {
+        return Redirect::to(&next).into_response();
+    }
+    if !crate::otlp::token_allowed(&state.tokens, Some(f.token.trim())) {
+        return html(
+            StatusCode::UNAUTHORIZED,
+            login_form(&next, Some("That is not a read token of this server.")),
+        );
+    }
+    let cookie = format!(
+        "{COOKIE}={}; Path=/; Max-Age={COOKIE_MAX_AGE}; HttpOnly; SameSite=Strict",
+        session_value(f.token.trim())
+    );
+    ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
+}
+
+async fn logout() -> Response {
+    (
+        [(
+            header::SET_COOKIE,
+            format!("{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"),
+        )],
+        Redirect::to("/login"),
+    )
+        .into_response()
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// A page that could not be drawn: the API's message, in the frame.
+fn failed(state: &DashboardState, path: &str, e: ApiError) -> Response {
+    let ApiError(status, message) = e;
+    html(
+        status,
+        page::frame(
+            path,
+            "Cannot show this",
+            state.api.people,
+            &format!(r#"<p class="error" role="alert">{}</p>"#, escape(&message)),
+        ),
+    )
+}
+
+/// The filters in a page's URL.
+#[derive(Debug, Deserialize, Default, Clone)]
+pub struct Filters {
+    from: Option<String>,
+    to: Option<String>,
+    bucket: Option<String>,
+    day: Option<String>,
+}
+
+/// The range a page shows: the URL's, else the last 30 days (to the end of today, in
+/// `--timezone`); per day up to 45 days, per week beyond.
+fn range_of(state: &DashboardState, f: &Filters) -> Range {
+    let zone = state.api.reports.zone;
+    let today = zone.date_of(crate::time::now_ns());
+    let date = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+    let to = date(&f.to).unwrap_or_else(|| (today + chrono::Days::new(1)).to_string());
+    let from = date(&f.from).unwrap_or_else(|| {
+        chrono::NaiveDate::parse_from_str(&to, "%Y-%m-%d")
+            .unwrap_or(today)
+            .checked_sub_days(chrono::Days::new(30))
+            .unwrap_or(today)
+            .to_string()
+    });
+    let bucket = date(&f.bucket).unwrap_or_else(|| {
+        let days = match (
+            chrono::NaiveDate::parse_from_str(&from, "%Y-%m-%d"),
+            chrono::NaiveDate::parse_from_str(&to, "%Y-%m-%d"),
+        ) {
+            (Ok(a), Ok(b)) => (b - a).num_days(),
+            _ => 30,
+        };
+        if days > 45 { "week" } else { "day" }.to_string()
+    });
+    Range { from, to, bucket }
+}
+
+/// Quick ranges ending at the end of today.
+fn presets(state: &DashboardState) -> Vec<(String, Range)> {
+    let zone = state.api.reports.zone;
+    let end = zone.date_of(crate::time::now_ns()) + chrono::Days::new(1);
+    [(7, "day"), (30, "day"), (90, "week"), (365, "month")]
+        .into_iter()
+        .map(|(days, bucket)| {
+            (
+                format!("{days} days"),
+                Range {
+                    from: (end - chrono::Days::new(days)).to_string(),
+                    to: end.to_string(),
+                    bucket: bucket.to_string(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Asks the analytics API's question `metric` by `group_by` over `r`.
+async fn ask(
+    state: &DashboardState,
+    metric: &str,
+    group_by: &str,
+    r: &Range,
+) -> Result<Answer, ApiError> {
+    let params = AnalyticsParams {
+        group_by: Some(group_by.to_string()),
+        from: Some(r.from.clone()),
+        to: Some(r.to.clone()),
+        bucket: Some(r.bucket.clone()),
+        compare: None,
+    };
+    let (q, compare) = crate::api::analytics::query(&state.api, metric, &params)?;
+    crate::api::analytics::answer(&state.api, &q, compare).await
+}
+
+/// Several metrics by one grouping: the rows of a table and of its CSV.
+struct Grid {
+    metrics: Vec<&'static str>,
+    units: Vec<&'static str>,
+    /// Keys in the first metric's order (largest first), then any others.
+    keys: Vec<String>,
+    /// `values[key][metric]` (`NaN`: no figure).
+    values: Vec<Vec<f64>>,
+    reasons: Vec<String>,
+}
+
+async fn grid(
+    state: &DashboardState,
+    group_by: &str,
+    metrics: &[&'static str],
+    r: &Range,
+) -> Result<Grid, ApiError> {
+    let mut g = Grid {
+        metrics: metrics.to_vec(),
+        units: Vec::new(),
+        keys: Vec::new(),
+        values: Vec::new(),
+        reasons: Vec::new(),
+    };
+    for (mi, m) in metrics.iter().enumerate() {
+        let a = ask(state, m, group_by, r).await?;
+        g.units.push(a.unit);
+        for reason in a.reasons {
+            let reason = format!("{m}: {reason}");
+            if !g.reasons.contains(&reason) {
+                g.reasons.push(reason);
+            }
+        }
+        for group in a.groups {
+            let row = match g.keys.iter().position(|k| *k == group.key) {
+                Some(i) => i,
+                None => {
+                    g.keys.push(group.key);
+                    g.values.push(vec![f64::NAN; metrics.len()]);
+                    g.values.len() - 1
+                }
+            };
+            g.values[row][mi] = group.total;
+        }
+    }
+    Ok(g)
+}
+
+/// The export link of a grid: the same rows as CSV.
+fn csv_link(group_by: &str, metrics: &[&str], r: &Range) -> String {
+    format!(
+        "/export.csv?group_by={}&metrics={}&{}",
+        url_encode(group_by),
+        url_encode(&metrics.join(",")),
+        r.query()
+    )
+}
+
+/// A grid as a table (the key column first; figures right-aligned, in their units).
+fn grid_table(
+    id: &str,
+    caption: &str,
+    key_name: &str,
+    group_by: &str,
+    g: &Grid,
+    r: &Range,
+) -> String {
+    let mut head: Vec<&str> = vec![key_name];
+    head.extend(g.metrics.iter().copied());
+    let rows: Vec<Vec<String>> = g
+        .keys
+        .iter()
+        .zip(&g.values)
+        .map(|(k, vs)| {
+            let mut row = vec![escape(k)];
+            row.extend(vs.iter().zip(&g.units).map(|(v, u)| escape(&figure(*v, u))));
+            row
+        })
+        .collect();
+    let mut out = page::table(
+        id,
+        caption,
+        &head,
+        &rows,
+        &csv_link(group_by, &g.metrics, r),
+    );
+    out.push_str(&page::reasons(&g.reasons));
+    out
+}
+
+/// A chart of an answer's largest groups over its buckets.
+fn group_chart(title: &str, a: &Answer) -> String {
+    let labels: Vec<String> = a.series.iter().map(|p| p.start.clone()).collect();
+    let lines: Vec<chart::Line<'_>> = a
+        .groups
+        .iter()
+        .take(CHART_LINES)
+        .map(|g| chart::Line {
+            name: &g.key,
+            values: g.series.iter().map(|p| p.value).collect(),
+        })
+        .collect();
+    panel(&chart::lines(title, a.unit, &labels, &lines))
+}
+
+/// A chart of an answer's overall series.
+fn total_chart(title: &str, a: &Answer) -> String {
+    let labels: Vec<String> = a.series.iter().map(|p| p.start.clone()).collect();
+    panel(&chart::lines(
+        title,
+        a.unit,
+        &labels,
+        &[chart::Line {
+            name: title,
+            values: a.series.iter().map(|p| p.value).collect(),
+        }],
+    ))
+}
+
+fn panel(inner: &str) -> String {
+    format!(r#"<div class="panel">{inner}</div>"#)
+}
+
+fn quality_name(q: Quality) -> &'static str {
+    match q {
+        Quality::Exact => "exact",
+        Quality::Estimated => "estimated",
+        Quality::Partial => "partial",
+    }
+}
+
+fn answer_tile(label: &str, id: &str, a: &Answer) -> String {
+    page::tile(label, &figure(a.total, a.unit), quality_name(a.quality), id)
+}
+
+/// Draws a page from its parts, or the error that stopped it.
+fn respond(
+    state: &DashboardState,
+    path: &str,
+    title: &str,
+    r: &Range,
+    body: Result<String, ApiError>,
+) -> Response {
+    match body {
+        Ok(body) => html(
+            StatusCode::OK,
+            page::frame(
+                path,
+                title,
+                state.api.people,
+                &format!("{}{body}", page::filters(path, r, &presets(state))),
+            ),
+        ),
+        Err(e) => failed(state, path, e),
+    }
+}
+
+async fn overview(State(state): State<DashboardState>, Query(f): Query<Filters>) -> Response {
+    let r = range_of(&state, &f);
+    let body = async {
+        let sessions = ask(&state, "sessions", "agent", &r).await?;
+        let people = ask(&state, "active-people", "org", &r).await?;
+        let cost = ask(&state, "cost", "team", &r).await?;
+        let merged = ask(&state, "merged-prs", "org", &r).await?;
+        let waste = ask(&state, "waste-share", "org", &r).await?;
+        let mut out = String::from(r#"<div class="tiles">"#);
+        out.push_str(&answer_tile("Sessions", "tile-sessions", &sessions));
+        out.push_str(&answer_tile("Active people", "tile-people", &people));
+        out.push_str(&answer_tile("Spend", "tile-cost", &cost));
+        out.push_str(&answer_tile("Merged pull requests", "tile-merged", &merged));
+        if let Some(split) = &merged.split {
+            out.push_str(&page::tile(
+                "Agent-assisted merged",
+                &figure(split.agent_assisted_prs as f64, "pull requests"),
+                "exact",
+                "tile-assisted",
+            ));
+        }
+        out.push_str(&answer_tile(
+            "Waste (not shipped in 14 days)",
+            "tile-waste",
+            &waste,
+        ));
+        out.push_str("</div>");
+        out.push_str("<h2>Spend</h2>");
+        out.push_str(&total_chart("Spend (USD)", &cost));
+        out.push_str("<h2>Sessions by agent</h2>");
+        out.push_str(&group_chart("Sessions by agent", &sessions));
+        out.push_str("<h2>Active people</h2>");
+        out.push_str(&total_chart("Active people", &people));
+        let g = grid(
+            &state,
+            "team",
+            &["sessions", "cost", "cost-without-commit"],
+            &r,
+        )
+        .await?;
+        out.push_str(&grid_table("by-team", "By team", "team", "team", &g, &r));
+        out.push_str(&page::reasons(&cost.reasons));
+        Ok(out)
+    }
+    .await;
+    respond(&state, "/", "Overview", &r, body)
+}
+
+async fn teams(State(state): State<DashboardState>, Query(f): Query<Filters>) -> Response {
+    let r = range_of(&state, &f);
+    let body = async {
+        let cost = ask(&state, "cost", "team", &r).await?;
+        let mut out = group_chart("Spend by team (USD)", &cost);
+        let g = grid(
+            &state,
+            "team",
+            &[
+                "sessions",
+                "active-people",
+                "cost",
+                "tokens",
+                "cost-without-commit",
+                "cost-not-landed",
+                "merged-prs",
+            ],
+            &r,
+        )
+        .await?;
+        out.push_str(&grid_table("teams", "Teams", "team", "team", &g, &r));
+        Ok(out)
+    }
+    .await;
+    respond(&state, "/teams", "Teams", &r, body)
+}
+
+async fn repos(State(state): State<DashboardState>, Query(f): Query<Filters>) -> Response {
+    let r = range_of(&state, &f);
+    let body = async {
+        let cost = ask(&state, "cost", "repo", &r).await?;
+        let bars: Vec<(String, f64)> = cost
+            .groups
+            .iter()
+            .take(12)
+            .map(|g| (g.key.clone(), g.total))
+            .collect();
+        let mut out = panel(&chart::bars("Spend by repository (USD)", "usd", &bars));
+        let g = grid(
+            &state,
+            "repo",
+            &[
+                "sessions",
+                "cost",
+                "merged-prs",
+                "pr-cycle-time",
+                "ci-first-run-pass-rate",
+                "change-failure-rate",
+                "revert-rate",
+            ],
+            &r,
+        )
+        .await?;
+        out.push_str(&grid_table(
+            "repos",
+            "Repositories",
+            "repository",
+            "repo",
+            &g,
+            &r,
+        ));
+        Ok(out)
+    }
+    .await;
+    respond(&state, "/repos", "Repositories", &r, body)
+}
+
+async fn agents(State(state): State<DashboardState>, Query(f): Query<Filters>) -> Response {
+    let r = range_of(&state, &f);
+    let body = async {
+        let sessions = ask(&state, "sessions", "agent", &r).await?;
+        let mut out = group_chart("Sessions by agent", &sessions);
+        let g = grid(
+            &state,
+            "agent",
+            &[
+                "sessions",
+                "active-people",
+                "cost",
+                "tokens",
+                "lines-added",
+                "tool-invocations",
+            ],
+            &r,
+        )
+        .await?;
+        out.push_str(&grid_table("agents", "Agents", "agent", "agent", &g, &r));
+        let g = grid(&state, "model", &["tokens", "cost", "cache-hit-ratio"], &r).await?;
+        out.push_str(&grid_table("models", "Models", "model", "model", &g, &r));
+        let g = grid(&state, "workflow", &["sessions", "cost"], &r).await?;
+        out.push_str(&grid_table(
+            "workflows",
+            "Tools, MCP servers, skills, sub-agents and commands",
+            "workflow",
+            "workflow",
+            &g,
+            &r,
+        ));
+        Ok(out)
+    }
+    .await;
+    respond(&state, "/agents", "Agents & models", &r, body)
+}
+
+async fn people(State(state): State<DashboardState>, Query(f): Query<Filters>) -> Response {
+    let r = range_of(&state, &f);
+    let body = async {
+        let g = grid(
+            &state,
+            "person",
+            &["sessions", "cost", "tokens", "lines-added"],
+            &r,
+        )
+        .await?;
+        Ok(grid_table("people", "People", "person", "person", &g, &r))
+    }
+    .await;
+    respond(&state, "/people", "People", &r, body)
+}
+
+/// Parses a date filter into its start in the server's zone.
+fn day_start(state: &DashboardState, name: &str, s: &str) -> Result<i64, ApiError> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(|d| state.api.reports.zone.midnight(d))
+        .map_err(|_| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("{name}={s:?} is not a date (YYYY-MM-DD)"),
+            )
+        })
+}
+
+async fn pulls(State(state): State<DashboardState>, Query(f): Query<Filters>) -> Response {
+    let r = range_of(&state, &f);
+    let body = async {
+        let from_ns = day_start(&state, "from", &r.from)?;
+        let to_ns = day_start(&state, "to", &r.to)?;
+        let listed = state
+            .api
+            .db
+            .pulls_updated(from_ns, to_ns, PULLS_LISTED)
+            .await?;
+        let rows: Vec<Vec<String>> = listed
+            .iter()
+            .map(|p| {
+                let report = format!(
+                    "/api/v1/repos/{}/pulls/{}/report?format=markdown",
+                    p.repo, p.number
+                );
+                vec![
+                    format!(
+                        r#"<a href="{}">{}#{}</a>"#,
+                        escape(&report),
+                        escape(&p.repo),
+                        p.number
+                    ),
+                    escape(p.title.as_deref().unwrap_or("")),
+                    escape(p.author_login.as_deref().unwrap_or("")),
+                    escape(if p.merged { "merged" } else { &p.state }),
+                    escape(match p.assisted {
+                        Some(true) => "yes",
+                        Some(false) => "no",
+                        None => "report not built yet",
+                    }),
+                    escape(&p.agents.as_deref().unwrap_or("").replace('\n', ", ")),
+                    escape(&p.cost.map_or("–".into(), |c| figure(c, "usd"))),
+                ]
+            })
+            .collect();
+        let mut csv = format!("/export.csv?list=pulls&{}", r.query());
+        if listed.len() as i64 == PULLS_LISTED {
+            csv.push_str("&limit=200");
+        }
+        Ok(page::table(
+            "pulls",
+            &format!("Pull requests updated in the range (latest first, at most {PULLS_LISTED})"),
+            &[
+                "pull request",
+                "title",
+                "author",
+                "state",
+                "agent-assisted",
+                "agents",
+                "cost",
+            ],
+            &rows,
+            &csv,
+        ))
+    }
+    .await;
+    respond(&state, "/pulls", "Pull requests", &r, body)
+}
+
+async fn alerts(State(state): State<DashboardState>, Query(f): Query<Filters>) -> Response {
+    let body = async {
+        let zone = state.api.reports.zone;
+        let day = match f.day.as_deref().filter(|d| !d.is_empty()) {
+            Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
+                ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("day={d:?} is not a date (YYYY-MM-DD)"),
+                )
+            })?,
+            None => zone.date_of(crate::time::now_ns()),
+        };
+        let day_ns = day
+            .and_hms_opt(0, 0, 0)
+            .and_then(|t| t.and_utc().timestamp_nanos_opt())
+            .unwrap_or(0);
+        state.api.analytics.before_answering().await?;
+        let a = crate::impact::analytics::alerts_on(
+            &state.api.db,
+            &state.api.reports,
+            &state.api.alerts,
+            day_ns,
+        )
+        .await?;
+        let json = serde_json::to_value(&a.alerts).unwrap_or_default();
+        let rows: Vec<Vec<String>> = json
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|al| {
+                let s = |k: &str| escape(al[k].as_str().unwrap_or(""));
+                vec![s("level"), s("kind"), s("scope"), s("key"), s("message")]
+            })
+            .collect();
+        let mut out = format!(
+            r#"<form class="filters" method="get" action="/alerts"><label>Day <input type="date" name="day" value="{}"></label><button type="submit">Show</button></form>"#,
+            escape(&a.day)
+        );
+        out.push_str(&page::table(
+            "alerts",
+            &format!("Alerts of {}", a.day),
+            &["level", "kind", "scope", "team or person", "message"],
+            &rows,
+            &format!("/export.csv?list=alerts&day={}", url_encode(&a.day)),
+        ));
+        if !a.no_baseline.is_empty() {
+            out.push_str(r#"<h2>No baseline yet</h2><ul class="reasons">"#);
+            for n in &a.no_baseline {
+                let _ = write!(out, "<li>{}</li>", escape(n));
+            }
+            out.push_str("</ul>");
+        }
+        Ok(out)
+    }
+    .await;
+    match body {
+        Ok(body) => html(
+            StatusCode::OK,
+            page::frame("/alerts", "Alerts", state.api.people, &body),
+        ),
+        Err(e) => failed(&state, "/alerts", e),
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct ExportParams {
+    group_by: Option<String>,
+    metrics: Option<String>,
+    list: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    bucket: Option<String>,
+    day: Option<String>,
+}
+
+/// The metrics one export may name.
+const MAX_EXPORT_METRICS: usize = 12;
+
+/// `GET /export.csv?group_by=&metrics=a,b&from=&to=&bucket=`: a table's rows as CSV,
+/// one column per metric (each group's total, as the API's JSON gives it); or
+/// `list=pulls` / `list=alerts`.
+async fn export(State(state): State<DashboardState>, Query(p): Query<ExportParams>) -> Response {
+    let f = Filters {
+        from: p.from.clone(),
+        to: p.to.clone(),
+        bucket: p.bucket.clone(),
+        day: p.day.clone(),
+    };
+    let r = range_of(&state, &f);
+    let out: Result<(String, String), ApiError> = async {
+        match p.list.as_deref() {
+            Some("pulls") => {
+                let from_ns = day_start(&state, "from", &r.from)?;
+                let to_ns = day_start(&state, "to", &r.to)?;
+                let listed = state
+                    .api
+                    .db
+                    .pulls_updated(from_ns, to_ns, PULLS_LISTED)
+                    .await?;
+                let mut csv = String::from(
+                    "repo,number,title,author,state,merged,agent_assisted,agents,cost\n",
+                );
+                for pr in listed {
+                    let _ = writeln!(
+                        csv,
+                        "{},{},{},{},{},{},{},{},{}",
+                        page::csv_field(&pr.repo),
+                        pr.number,
+                        page::csv_field(pr.title.as_deref().unwrap_or("")),
+                        page::csv_field(pr.author_login.as_deref().unwrap_or("")),
+                        page::csv_field(&pr.state),
+                        pr.merged,
+                        pr.assisted.map_or(String::new(), |a| a.to_string()),
+                        page::csv_field(&pr.agents.unwrap_or_default().replace('\n', ";")),
+                        pr.cost.map_or(String::new(), raw_number),
+                    );
+                }
+                Ok(("pull-requests.csv".to_string(), csv))
+            }
+            Some("alerts") => {
+                let day = p.day.clone().unwrap_or_default();
+                let day_ns = day_start(&state, "day", &day)?;
+                state.api.analytics.before_answering().await?;
+                let a = crate::impact::analytics::alerts_on(
+                    &state.api.db,
+                    &state.api.reports,
+                    &state.api.alerts,
+                    day_ns,
+                )
+                .await?;
+                let json = serde_json::to_value(&a.alerts).unwrap_or_default();
+                let mut csv =
+                    String::from("level,kind,scope,key,value,threshold,quality,message\n");
+                for al in json.as_array().into_iter().flatten() {
+                    let s = |k: &str| page::csv_field(al[k].as_str().unwrap_or(""));
+                    let n = |k: &str| al[k].as_f64().map_or(String::new(), raw_number);
+                    let _ = writeln!(
+                        csv,
+                        "{},{},{},{},{},{},{},{}",
+                        s("level"),
+                        s("kind"),
+                        s("scope"),
+                        s("key"),
+                        n("value"),
+                        n("threshold"),
+                        s("quality"),
+                        s("message")
+                    );
+                }
+                Ok((format!("alerts-{day}.csv"), csv))
+            }
+            Some(other) => Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("list={other:?}: one of pulls, alerts"),
+            )),
+            None => {
+                let group_by = p.group_by.clone().unwrap_or_else(|| "org".into());
+                let names: Vec<&str> = p
+                    .metrics
+                    .as_deref()
+                    .unwrap_or("")
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                    .collect();
+                if names.is_empty() || names.len() > MAX_EXPORT_METRICS {
+                    return Err(ApiError(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "metrics=: name 1 to {MAX_EXPORT_METRICS} metrics, separated by commas"
+                        ),
+                    ));
+                }
+                let mut metrics: Vec<&'static str> = Vec::new();
+                for n in names {
+                    let m = crate::metrics::analytics::Metric::parse(n).ok_or_else(|| {
+                        ApiError(
+                            StatusCode::BAD_REQUEST,
+                            format!(
+                                "no analytics metric {n:?}; there are: {}",
+                                crate::metrics::analytics::Metric::NAMES
+                            ),
+                        )
+                    })?;
+                    metrics.push(m.name());
+                }
+                let g = grid(&state, &group_by, &metrics, &r).await?;
+                let mut csv = page::csv_field(&group_by);
+                for m in &g.metrics {
+                    csv.push(',');
+                    csv.push_str(m);
+                }
+                csv.push('\n');
+                for (k, vs) in g.keys.iter().zip(&g.values) {
+                    csv.push_str(&page::csv_field(k));
+                    for v in vs {
+                        csv.push(',');
+                        csv.push_str(&raw_number(*v));
+                    }
+                    csv.push('\n');
+                }
+                Ok((format!("{group_by}-{}-{}.csv", r.from, r.to), csv))
+            }
+        }
+    }
+    .await;
+    match out {
+        Ok((name, csv)) => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!(
+                        "attachment; filename=\"{}\"",
+                        name.replace(
+                            |c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '.',
+                            "_"
+                        )
+                    ),
+                ),
+            ],
+            csv,
+        )
+            .into_response(),
+        Err(ApiError(status, message)) => (status, message).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_followed_after_signing_in() {
+        assert_eq!(
+            local_path(Some("/teams?from=2026-11-01")),
+            "/teams?from=2026-11-01"
+        );
+        assert_eq!(local_path(Some("//evil.example/")), "/");
+        assert_eq!(local_path(Some("https://evil.example/")), "/");
+        assert_eq!(local_path(Some("/\\evil.example")), "/");
+        assert_eq!(local_path(None), "/");
+    }
+
+    #[test]
+    fn the_cookie_is_a_digest_of_the_token_never_the_token() {
+        let v = session_value("read-secret");
+        assert_eq!(v.len(), 64);
+        assert!(!v.contains("read-secret"));
+        assert_ne!(v, session_value("other"));
+    }
+}
