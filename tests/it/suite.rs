@@ -13,6 +13,7 @@ mod comment_privacy;
 pub mod common;
 mod connections;
 mod cost;
+mod dashboard_pages;
 mod dora;
 pub mod durability;
 pub mod fixtures;
