@@ -10,17 +10,19 @@
 
 mod chart;
 mod page;
+mod pull;
 
 use std::fmt::Write;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Form, Query, Request, State};
+use axum::extract::{Form, Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::api::analytics::AnalyticsParams;
@@ -54,6 +56,7 @@ pub fn router(state: DashboardState) -> Router {
         .route("/agents", get(agents))
         .route("/people", get(people))
         .route("/pulls", get(pulls))
+        .route("/pulls/{owner}/{repo}/{number}", get(pull_page))
         .route("/alerts", get(alerts))
         .route("/export.csv", get(export))
         .layer(middleware::from_fn_with_state(state.clone(), signed_in));
@@ -668,10 +671,7 @@ async fn pulls(State(state): State<DashboardState>, Query(f): Query<Filters>) ->
         let rows: Vec<Vec<String>> = listed
             .iter()
             .map(|p| {
-                let report = format!(
-                    "/api/v1/repos/{}/pulls/{}/report?format=markdown",
-                    p.repo, p.number
-                );
+                let report = format!("/pulls/{}/{}", p.repo, p.number);
                 vec![
                     format!(
                         r#"<a href="{}">{}#{}</a>"#,
@@ -714,6 +714,129 @@ async fn pulls(State(state): State<DashboardState>, Query(f): Query<Filters>) ->
     }
     .await;
     respond(&state, "/pulls", "Pull requests", &r, body)
+}
+
+/// `/pulls/{owner}/{repo}/{number}`: the report's figures and its graph.
+async fn pull_page(
+    State(state): State<DashboardState>,
+    Path((owner, repo, number)): Path<(String, String, i64)>,
+) -> Response {
+    let body = async {
+        let name = crate::ids::RepoName::from_parts(&owner, &repo)
+            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+        let built = crate::impact::pull::build(
+            &state.api.db,
+            &state.api.reports,
+            &name,
+            crate::ids::PrNumber(number),
+        )
+        .await?
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no pull request {name}#{number}"),
+            )
+        })?;
+        let report = serde_json::to_value(&built.report).unwrap_or_default();
+        let t = &report["totals"];
+        let n = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+        let mut out = format!(
+            r#"<p class="headline">{}</p><div class="tiles">"#,
+            escape(report["headline"].as_str().unwrap_or(""))
+        );
+        for (label, id, v, unit) in [
+            ("Sessions", "tile-sessions", n(&t["sessions"]), "sessions"),
+            ("Agent cost", "tile-cost", n(&t["cost_usd"]), "usd"),
+            ("Commits", "tile-commits", n(&t["commits"]), "commits"),
+            (
+                "Agent-assisted commits",
+                "tile-agent-commits",
+                n(&t["agent_commits"]),
+                "commits",
+            ),
+            (
+                "CI first-run pass rate",
+                "tile-ci",
+                n(&report["ci"]["first_run_pass_rate"]),
+                "share",
+            ),
+        ] {
+            out.push_str(&page::tile(label, &figure(v, unit), "exact", id));
+        }
+        out.push_str("</div><h2>What the work turned into</h2>");
+        out.push_str(&panel(&pull::graph(&report)));
+        let sessions: Vec<Vec<String>> = report["sessions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                let text = |k: &str| escape(s[k].as_str().unwrap_or(""));
+                vec![
+                    text("session_id"),
+                    text("agent"),
+                    text("login"),
+                    escape(&figure(n(&s["cost_in_pr_usd"]), "usd")),
+                    escape(&figure(n(&s["lines_added"]), "lines")),
+                ]
+            })
+            .collect();
+        let api = format!("/api/v1/repos/{name}/pulls/{number}/report");
+        out.push_str(&page::table(
+            "sessions",
+            "Sessions",
+            &[
+                "session",
+                "agent",
+                "person",
+                "cost in this PR",
+                "lines added",
+            ],
+            &sessions,
+            &format!("{api}?format=json"),
+        ));
+        let commits: Vec<Vec<String>> = report["commits"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let text = |k: &str| escape(c[k].as_str().unwrap_or(""));
+                vec![
+                    escape(c["sha"].as_str().unwrap_or("").get(..12).unwrap_or("")),
+                    text("subject"),
+                    text("author"),
+                    escape(if c["agent_assisted"] == true {
+                        "yes"
+                    } else {
+                        "no"
+                    }),
+                ]
+            })
+            .collect();
+        out.push_str(&page::table(
+            "commits",
+            "Commits",
+            &["commit", "subject", "author", "agent-assisted"],
+            &commits,
+            &format!("{api}?format=json"),
+        ));
+        let _ = write!(
+            out,
+            r#"<p><a href="{}">The report as posted (Markdown)</a></p>"#,
+            escape(&format!("{api}?format=markdown"))
+        );
+        Ok::<_, ApiError>((
+            format!("{name}#{number} {}", report["title"].as_str().unwrap_or("")),
+            out,
+        ))
+    }
+    .await;
+    match body {
+        Ok((title, body)) => html(
+            StatusCode::OK,
+            page::frame("/pulls", &title, state.api.people, &body),
+        ),
+        Err(e) => failed(&state, "/pulls", e),
+    }
 }
 
 async fn alerts(State(state): State<DashboardState>, Query(f): Query<Filters>) -> Response {

@@ -206,13 +206,14 @@ pub fn tile(label: &str, value: &str, quality: &str, id: &str) -> String {
     )
 }
 
-/// A table: a caption, the header, rows of already-escaped cells, and the CSV link
-/// that downloads the same rows.
+/// A table: a caption, the header, rows of already-escaped cells, and the link that
+/// downloads the same rows (as CSV from `/export.csv`, else the API's JSON).
 pub fn table(id: &str, caption: &str, head: &[&str], rows: &[Vec<String>], csv: &str) -> String {
     let mut out = format!(
-        r#"<section class="table"><table id="{id}"><caption>{} <a class="csv" href="{}" download>CSV</a></caption><thead><tr>"#,
+        r#"<section class="table"><table id="{id}"><caption>{} <a class="csv" href="{}" download>{}</a></caption><thead><tr>"#,
         escape(caption),
-        escape(csv)
+        escape(csv),
+        if csv.contains(".csv?") { "CSV" } else { "JSON" }
     );
     for h in head {
         let _ = write!(out, "<th>{}</th>", escape(h));

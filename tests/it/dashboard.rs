@@ -180,8 +180,41 @@ async fn the_dashboard_in_a_browser() {
     );
     assert_csv_is_the_api(&http, &table_csv(&s, "models").await, "model").await;
 
+    // A pull request of Claude Code's commits, and its CI run.
+    use crate::sqlite::reports::{HUMAN, deliver, pull, workflow_run};
+    deliver(
+        &app,
+        "pull_request",
+        "o7",
+        &pull("opened", 7, HUMAN, "retry", "2026-11-21T16:01:00Z", None),
+    )
+    .await;
+    deliver(
+        &app,
+        "workflow_run",
+        "w7",
+        &workflow_run(555, 1, HUMAN, "success", "2026-11-21T16:05:00Z"),
+    )
+    .await;
+    app.applied(3).await;
+    app.linked_up().await;
     open(&s, &http, &format!("/pulls?{RANGE}"), "Pull requests").await;
     screenshot(&s, "pull-requests").await;
+    s.click("#pulls tbody a").await;
+    assert_eq!(
+        s.wait_text("h1").await,
+        "acme/widgets#7 Retry HTTP requests with backoff"
+    );
+    assert_eq!(s.page_errors().await, Vec::<String>::new());
+    let drawn = s
+        .run(
+            "return [document.querySelectorAll('svg.graph g.node').length, document.querySelectorAll('svg.graph path.edge').length];",
+            json!([]),
+        )
+        .await;
+    // One session, three commits, one run; the session's two commits and the head's run.
+    assert_eq!(drawn, json!([5, 3]), "nodes and edges");
+    screenshot(&s, "pull-request").await;
     open(&s, &http, "/alerts?day=2026-11-20", "Alerts").await;
     screenshot(&s, "alerts").await;
     // The budget of payments ($0.50 a month) is crossed by Claude Code's session.
