@@ -41,6 +41,8 @@ pub struct AppState {
     pub tokens: Arc<Vec<String>>,
     /// The token `/metrics` requires; without one it answers loopback clients only.
     pub metrics_token: Option<Arc<str>>,
+    /// What is configured, for the dashboard's Setup page.
+    pub setup: crate::dashboard::SetupConfig,
 }
 
 impl FromRef<AppState> for HttpState {
@@ -244,6 +246,7 @@ fn http_router(state: AppState) -> Router {
         .merge(crate::dashboard::router(crate::dashboard::DashboardState {
             api: state.api.clone(),
             tokens: state.tokens.clone(),
+            setup: state.setup,
         }))
 }
 
@@ -596,6 +599,13 @@ impl Server {
             },
             tokens: read_tokens.clone(),
             metrics_token: args.metrics_token.as_ref().map(|t| Arc::from(t.0.as_str())),
+            setup: crate::dashboard::SetupConfig {
+                webhook_secret: !args.webhook_secrets.is_empty(),
+                github_app: args.github.github_app_id.is_some(),
+                identities: args.identities.is_some(),
+                ingest_tokens: !args.ingest_tokens.is_empty(),
+                read_tokens: !args.read_tokens.is_empty(),
+            },
         };
 
         let reports_ctx = reports;

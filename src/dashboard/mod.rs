@@ -45,6 +45,17 @@ pub struct DashboardState {
     pub api: ApiState,
     /// Read tokens (none: open, as the API is).
     pub tokens: Arc<Vec<String>>,
+    pub setup: SetupConfig,
+}
+
+/// What the server was started with, as the Setup page reports it (never a secret).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SetupConfig {
+    pub webhook_secret: bool,
+    pub github_app: bool,
+    pub identities: bool,
+    pub ingest_tokens: bool,
+    pub read_tokens: bool,
 }
 
 /// The dashboard's routes, with their own state.
@@ -58,6 +69,7 @@ pub fn router(state: DashboardState) -> Router {
         .route("/pulls", get(pulls))
         .route("/pulls/{owner}/{repo}/{number}", get(pull_page))
         .route("/alerts", get(alerts))
+        .route("/setup", get(setup))
         .route("/export.csv", get(export))
         .layer(middleware::from_fn_with_state(state.clone(), signed_in));
     Router::new()
@@ -900,6 +912,142 @@ async fn alerts(State(state): State<DashboardState>, Query(f): Query<Filters>) -
             page::frame("/alerts", "Alerts", state.api.people, &body),
         ),
         Err(e) => failed(&state, "/alerts", e),
+    }
+}
+
+/// How far back the Setup page looks.
+const SETUP_DAYS: i64 = 30;
+
+/// `/setup`: what is configured, and when telemetry and webhooks last arrived, per agent
+/// and repository, with what is missing.
+async fn setup(State(state): State<DashboardState>) -> Response {
+    let body = async {
+        let now = crate::time::now_ns();
+        let since = now - SETUP_DAYS * 86_400 * 1_000_000_000;
+        let db = &state.api.db;
+        let telemetry = db.telemetry_seen(since).await?;
+        let webhooks = db.webhooks_seen(since).await?;
+        let unassigned = db.sessions_unassigned(since).await?;
+        let c = state.setup;
+        let mut missing: Vec<String> = Vec::new();
+        for (ok, what) in [
+            (
+                c.webhook_secret,
+                "No webhook secret (--webhook-secret): GitHub's deliveries are refused, so commits, pull requests and CI never arrive.",
+            ),
+            (
+                c.github_app,
+                "No GitHub App (--github-app-id and its key): reports are not posted on pull requests and nothing is backfilled.",
+            ),
+            (
+                c.identities,
+                "No identities file (--identities): sessions are matched to commit authors by email only, and every session counts for team unassigned.",
+            ),
+        ] {
+            if !ok {
+                missing.push(what.to_string());
+            }
+        }
+        if telemetry.is_empty() {
+            missing.push(format!(
+                "No agent telemetry in the last {SETUP_DAYS} days: point the agents' OTLP exporter at this server (README, Agents)."
+            ));
+        }
+        if webhooks.iter().all(|w| w.repo.is_none()) {
+            missing.push(format!(
+                "No webhook delivery of a repository in the last {SETUP_DAYS} days: install the GitHub App on the repositories."
+            ));
+        }
+        let no_repo: i64 = telemetry
+            .iter()
+            .filter(|t| t.repository.is_none())
+            .map(|t| t.sessions)
+            .sum();
+        if no_repo > 0 {
+            missing.push(format!(
+                "{no_repo} sessions name no repository: set OTEL_RESOURCE_ATTRIBUTES=vcs.repository.name=owner/name for those agents."
+            ));
+        }
+        let no_user: i64 = telemetry.iter().map(|t| t.without_user).sum();
+        if no_user > 0 {
+            missing.push(format!(
+                "{no_user} sessions name no user: their agents export no user.email or user ID."
+            ));
+        }
+        if unassigned > 0 {
+            missing.push(format!(
+                "{unassigned} sessions are of people in no team: add them to the identities file's teams."
+            ));
+        }
+        let ago = |ns: Option<i64>| match ns {
+            Some(t) => escape(&format!(
+                "{} ({} ago)",
+                crate::time::rfc3339(Some(t), chrono::SecondsFormat::Secs).unwrap_or_default(),
+                page::elapsed((now - t).max(0) / 1_000_000_000)
+            )),
+            None => "–".into(),
+        };
+        let mut out = String::from(r#"<section class="panel" id="missing"><h2>What is missing</h2>"#);
+        if missing.is_empty() {
+            out.push_str("<p>Nothing: telemetry and webhooks are arriving.</p>");
+        } else {
+            out.push_str("<ul>");
+            for m in &missing {
+                let _ = write!(out, "<li>{}</li>", escape(m));
+            }
+            out.push_str("</ul>");
+        }
+        let _ = write!(
+            out,
+            "<p>Ingest tokens: {}. Read tokens: {}.</p></section>",
+            if c.ingest_tokens { "required" } else { "none (ingest is open to whoever reaches the ports)" },
+            if c.read_tokens { "required" } else { "none (the dashboard and API are open to whoever reaches the port)" },
+        );
+        let rows: Vec<Vec<String>> = telemetry
+            .iter()
+            .map(|t| {
+                vec![
+                    escape(t.agent.as_deref().unwrap_or("unknown")),
+                    escape(t.repository.as_deref().unwrap_or("none named")),
+                    escape(&figure(t.sessions as f64, "sessions")),
+                    ago(t.last_ns),
+                ]
+            })
+            .collect();
+        out.push_str(&page::table(
+            "telemetry",
+            &format!("Agent telemetry, last {SETUP_DAYS} days"),
+            &["agent", "repository", "sessions", "last arrived"],
+            &rows,
+            "/api/v1/sessions",
+        ));
+        let rows: Vec<Vec<String>> = webhooks
+            .iter()
+            .map(|w| {
+                vec![
+                    escape(w.repo.as_deref().unwrap_or("(no repository)")),
+                    escape(&figure(w.deliveries as f64, "deliveries")),
+                    escape(&figure(w.failed as f64, "deliveries")),
+                    ago(Some(w.last_ns)),
+                ]
+            })
+            .collect();
+        out.push_str(&page::table(
+            "webhooks",
+            &format!("GitHub webhooks, last {SETUP_DAYS} days"),
+            &["repository", "deliveries", "failed", "last arrived"],
+            &rows,
+            "/api/v1/deliveries",
+        ));
+        Ok::<_, ApiError>(out)
+    }
+    .await;
+    match body {
+        Ok(body) => html(
+            StatusCode::OK,
+            page::frame("/setup", "Setup", state.api.people, &body),
+        ),
+        Err(e) => failed(&state, "/setup", e),
     }
 }
 

@@ -96,7 +96,7 @@ pub fn csv_field(s: &str) -> String {
 }
 
 /// The pages of the navigation: `(path, title)`.
-pub const NAV: [(&str, &str); 7] = [
+pub const NAV: [(&str, &str); 8] = [
     ("/", "Overview"),
     ("/teams", "Teams"),
     ("/repos", "Repositories"),
@@ -104,7 +104,18 @@ pub const NAV: [(&str, &str); 7] = [
     ("/people", "People"),
     ("/pulls", "Pull requests"),
     ("/alerts", "Alerts"),
+    ("/setup", "Setup"),
 ];
+
+/// A duration in seconds as a person says it: `42 s`, `5 min`, `3 h`, `2 days`.
+pub fn elapsed(secs: i64) -> String {
+    match secs {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 => format!("{} min", s / 60),
+        s if s < 2 * 86_400 => format!("{} h", s / 3600),
+        s => format!("{} days", s / 86_400),
+    }
+}
 
 /// A whole page: the frame, the navigation (People only with `--people on`), the
 /// title and `body`. The error hook (`dashboard.js`) loads first so that any script

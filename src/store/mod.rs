@@ -46,6 +46,7 @@ pub mod recent;
 pub mod reports;
 pub mod retention;
 pub mod sessions;
+pub mod status;
 pub mod testing;
 pub mod uploads;
 pub mod writer;

@@ -230,6 +230,16 @@ async fn the_dashboard_in_a_browser() {
         alerts["alerts"].as_array().unwrap().len().max(1)
     );
 
+    open(&s, &http, "/setup", "Setup").await;
+    screenshot(&s, "setup").await;
+    let missing = s.text("#missing").await.unwrap();
+    assert!(missing.contains("No GitHub App"), "{missing}");
+    assert_eq!(
+        s.text("#webhooks tbody td").await.as_deref(),
+        Some("acme/widgets"),
+        "the pushes arrived"
+    );
+
     // Signing out ends the session.
     s.click("header form button").await;
     s.wait_url("/login").await;

@@ -174,6 +174,20 @@ async fn the_dashboard_is_for_read_token_holders_and_escapes_what_telemetry_name
         "{hostile}"
     );
 
+    // Setup says what is missing: this server has no GitHub App (it has a webhook
+    // secret), and the push's deliveries arrived.
+    let r = client()
+        .get(format!("{http}/setup"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let setup = r.text().await.unwrap();
+    assert!(setup.contains("No GitHub App"), "{setup}");
+    assert!(!setup.contains("No webhook secret"), "{setup}");
+    assert!(setup.contains("<td>acme/widgets</td>"), "webhooks arrived: {setup}");
+
     // Per-person views are off: the page says why.
     let r = client()
         .get(format!("{http}/people?{RANGE}"))
