@@ -92,6 +92,16 @@ pub enum Command {
         #[arg(long, env = "TRACELINK_PRICE_TABLE")]
         price_table: Option<PathBuf>,
     },
+    /// Whether set-up is complete: per agent and repository, when telemetry last
+    /// arrived; per repository, when GitHub's webhooks last did; and what is missing
+    /// (sessions naming no repository or user, people in no team, no deliveries). Read
+    /// only: safe beside a running `serve`. The dashboard's Setup page says the same,
+    /// with the server's configuration.
+    Status {
+        /// SQLite database file, or a `postgres://` URL.
+        #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
+        db: Location,
+    },
     /// Print the rows and bytes on disk of every table and index, largest first (read
     /// only: safe beside a running `serve`).
     Stats {

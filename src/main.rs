@@ -226,6 +226,60 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{:<32} {:>12} {:>14}", "total", "", total);
             Ok(())
         }
+        Command::Status { db } => {
+            if let Some(file) = db.file()
+                && !file.exists()
+            {
+                anyhow::bail!(
+                    "no database at {} (start `tracelink serve` there first, or point --db / TRACELINK_DB at its file)",
+                    file.display()
+                );
+            }
+            let store = tracelink::store::Db::open_read_only(&db).await?;
+            let now = tracelink::time::now_ns();
+            let days = tracelink::dashboard::SETUP_DAYS;
+            let since = now - days * 86_400 * 1_000_000_000;
+            let telemetry = store.telemetry_seen(since).await?;
+            let webhooks = store.webhooks_seen(since).await?;
+            let unassigned = store.sessions_unassigned(since).await?;
+            println!("Agent telemetry, last {days} days:");
+            if telemetry.is_empty() {
+                println!("  none");
+            }
+            for t in &telemetry {
+                println!(
+                    "  {:<14} {:<32} {:>6} sessions  last {}",
+                    t.agent.as_deref().unwrap_or("unknown"),
+                    t.repository.as_deref().unwrap_or("(no repository)"),
+                    t.sessions,
+                    t.last_ns
+                        .map_or("-".into(), |ns| tracelink::dashboard::ago(now, ns))
+                );
+            }
+            println!("GitHub webhooks, last {days} days:");
+            if webhooks.is_empty() {
+                println!("  none");
+            }
+            for w in &webhooks {
+                println!(
+                    "  {:<47} {:>6} deliveries ({} failed)  last {}",
+                    w.repo.as_deref().unwrap_or("(no repository)"),
+                    w.deliveries,
+                    w.failed,
+                    tracelink::dashboard::ago(now, w.last_ns)
+                );
+            }
+            let missing = tracelink::dashboard::missing(None, &telemetry, &webhooks, unassigned);
+            if missing.is_empty() {
+                println!("Nothing missing: telemetry and webhooks are arriving.");
+            } else {
+                println!("Missing:");
+                for m in missing {
+                    println!("  - {m}");
+                }
+            }
+            Ok(())
+        }
         Command::Sessions {
             last,
             db,

@@ -915,21 +915,20 @@ async fn alerts(State(state): State<DashboardState>, Query(f): Query<Filters>) -
     }
 }
 
-/// How far back the Setup page looks.
-const SETUP_DAYS: i64 = 30;
+/// How far back the Setup page and `tracelink status` look.
+pub const SETUP_DAYS: i64 = 30;
 
-/// `/setup`: what is configured, and when telemetry and webhooks last arrived, per agent
-/// and repository, with what is missing.
-async fn setup(State(state): State<DashboardState>) -> Response {
-    let body = async {
-        let now = crate::time::now_ns();
-        let since = now - SETUP_DAYS * 86_400 * 1_000_000_000;
-        let db = &state.api.db;
-        let telemetry = db.telemetry_seen(since).await?;
-        let webhooks = db.webhooks_seen(since).await?;
-        let unassigned = db.sessions_unassigned(since).await?;
-        let c = state.setup;
-        let mut missing: Vec<String> = Vec::new();
+/// What is missing for tracelink to see everything, in words a person acts on: from
+/// the configuration (`None`: not known, as for `tracelink status`) and from what
+/// arrived in the last [`SETUP_DAYS`] days.
+pub fn missing(
+    config: Option<SetupConfig>,
+    telemetry: &[crate::store::status::TelemetrySeen],
+    webhooks: &[crate::store::status::WebhooksSeen],
+    unassigned: i64,
+) -> Vec<String> {
+    let mut missing: Vec<String> = Vec::new();
+    if let Some(c) = config {
         for (ok, what) in [
             (
                 c.webhook_secret,
@@ -948,46 +947,65 @@ async fn setup(State(state): State<DashboardState>) -> Response {
                 missing.push(what.to_string());
             }
         }
-        if telemetry.is_empty() {
-            missing.push(format!(
-                "No agent telemetry in the last {SETUP_DAYS} days: point the agents' OTLP exporter at this server (README, Agents)."
-            ));
-        }
-        if webhooks.iter().all(|w| w.repo.is_none()) {
-            missing.push(format!(
-                "No webhook delivery of a repository in the last {SETUP_DAYS} days: install the GitHub App on the repositories."
-            ));
-        }
-        let no_repo: i64 = telemetry
-            .iter()
-            .filter(|t| t.repository.is_none())
-            .map(|t| t.sessions)
-            .sum();
-        if no_repo > 0 {
-            missing.push(format!(
-                "{no_repo} sessions name no repository: set OTEL_RESOURCE_ATTRIBUTES=vcs.repository.name=owner/name for those agents."
-            ));
-        }
-        let no_user: i64 = telemetry.iter().map(|t| t.without_user).sum();
-        if no_user > 0 {
-            missing.push(format!(
-                "{no_user} sessions name no user: their agents export no user.email or user ID."
-            ));
-        }
-        if unassigned > 0 {
-            missing.push(format!(
-                "{unassigned} sessions are of people in no team: add them to the identities file's teams."
-            ));
-        }
-        let ago = |ns: Option<i64>| match ns {
-            Some(t) => escape(&format!(
-                "{} ({} ago)",
-                crate::time::rfc3339(Some(t), chrono::SecondsFormat::Secs).unwrap_or_default(),
-                page::elapsed((now - t).max(0) / 1_000_000_000)
-            )),
-            None => "–".into(),
-        };
-        let mut out = String::from(r#"<section class="panel" id="missing"><h2>What is missing</h2>"#);
+    }
+    if telemetry.is_empty() {
+        missing.push(format!(
+            "No agent telemetry in the last {SETUP_DAYS} days: point the agents' OTLP exporter at this server (README, Agents)."
+        ));
+    }
+    if webhooks.iter().all(|w| w.repo.is_none()) {
+        missing.push(format!(
+            "No webhook delivery of a repository in the last {SETUP_DAYS} days: install the GitHub App on the repositories."
+        ));
+    }
+    let no_repo: i64 = telemetry
+        .iter()
+        .filter(|t| t.repository.is_none())
+        .map(|t| t.sessions)
+        .sum();
+    if no_repo > 0 {
+        missing.push(format!(
+            "{no_repo} sessions name no repository: set OTEL_RESOURCE_ATTRIBUTES=vcs.repository.name=owner/name for those agents."
+        ));
+    }
+    let no_user: i64 = telemetry.iter().map(|t| t.without_user).sum();
+    if no_user > 0 {
+        missing.push(format!(
+            "{no_user} sessions name no user: their agents export no user.email or user ID."
+        ));
+    }
+    if unassigned > 0 {
+        missing.push(format!(
+            "{unassigned} sessions are of people in no team: add them to the identities file's teams."
+        ));
+    }
+    missing
+}
+
+/// A time and how long ago it was: `2026-11-20T10:48:52Z (10 days ago)`.
+pub fn ago(now_ns: i64, ns: i64) -> String {
+    format!(
+        "{} ({} ago)",
+        crate::time::rfc3339(Some(ns), chrono::SecondsFormat::Secs).unwrap_or_default(),
+        page::elapsed((now_ns - ns).max(0) / 1_000_000_000)
+    )
+}
+
+/// `/setup`: what is configured, and when telemetry and webhooks last arrived, per agent
+/// and repository, with what is missing.
+async fn setup(State(state): State<DashboardState>) -> Response {
+    let body = async {
+        let now = crate::time::now_ns();
+        let since = now - SETUP_DAYS * 86_400 * 1_000_000_000;
+        let db = &state.api.db;
+        let telemetry = db.telemetry_seen(since).await?;
+        let webhooks = db.webhooks_seen(since).await?;
+        let unassigned = db.sessions_unassigned(since).await?;
+        let c = state.setup;
+        let missing = missing(Some(c), &telemetry, &webhooks, unassigned);
+        let ago = |ns: Option<i64>| ns.map_or("–".into(), |t| escape(&ago(now, t)));
+        let mut out =
+            String::from(r#"<section class="panel" id="missing"><h2>What is missing</h2>"#);
         if missing.is_empty() {
             out.push_str("<p>Nothing: telemetry and webhooks are arriving.</p>");
         } else {
@@ -1000,8 +1018,16 @@ async fn setup(State(state): State<DashboardState>) -> Response {
         let _ = write!(
             out,
             "<p>Ingest tokens: {}. Read tokens: {}.</p></section>",
-            if c.ingest_tokens { "required" } else { "none (ingest is open to whoever reaches the ports)" },
-            if c.read_tokens { "required" } else { "none (the dashboard and API are open to whoever reaches the port)" },
+            if c.ingest_tokens {
+                "required"
+            } else {
+                "none (ingest is open to whoever reaches the ports)"
+            },
+            if c.read_tokens {
+                "required"
+            } else {
+                "none (the dashboard and API are open to whoever reaches the port)"
+            },
         );
         let rows: Vec<Vec<String>> = telemetry
             .iter()

@@ -350,3 +350,84 @@ async fn a_failed_start_is_one_sentence_not_a_backtrace() {
     );
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
+
+/// `tracelink status`: on an empty database it says what is missing; once a session
+/// and a push arrived, it lists them per agent and repository, and what they lack (the
+/// session names no repository).
+#[tokio::test]
+async fn status_says_what_arrived_and_what_is_missing() {
+    let mut app = TestApp::spawn().await;
+    app.stop().await;
+    let out = stdout(&tracelink(&["status"], &app.db_arg()).await);
+    assert!(
+        out.contains("Agent telemetry, last 30 days:\n  none\n")
+            && out.contains("GitHub webhooks, last 30 days:\n  none\n")
+            && out.contains("  - No agent telemetry in the last 30 days")
+            && out.contains("  - No webhook delivery of a repository in the last 30 days"),
+        "{out}"
+    );
+
+    let mut app = TestApp::spawn_with(|a| a.webhook_secrets = vec![SECRET.parse().unwrap()]).await;
+    // A session started now, naming a user but no repository.
+    let now = tracelink::time::now_ns();
+    let logs = serde_json::json!({"resourceLogs": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "claude-code"}}]},
+        "scopeLogs": [{"scope": {"name": "com.anthropic.claude_code.events"}, "logRecords": [{
+            "timeUnixNano": now.to_string(),
+            "body": {"stringValue": "claude_code.user_prompt"},
+            "attributes": [
+                {"key": "session.id", "value": {"stringValue": "status-now"}},
+                {"key": "event.name", "value": {"stringValue": "user_prompt"}},
+                {"key": "user.email", "value": {"stringValue": "dev@acme.example"}}
+            ]
+        }]}]
+    }]});
+    let r = app
+        .post(
+            "/v1/logs",
+            "application/json",
+            logs.to_string().into_bytes(),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    deliver(
+        &app,
+        "push",
+        "p1",
+        &push(
+            "refs/heads/retry",
+            ZERO,
+            &[commit(CLAUDE_1, "Add retry", "2026-11-20T09:13:48Z", &[])],
+        ),
+    )
+    .await;
+    app.applied(1).await;
+    app.stop().await;
+    let out = stdout(&tracelink(&["status"], &app.db_arg()).await);
+    let line = |prefix: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line {prefix:?}: {out}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    let claude = line("claude-code");
+    assert_eq!(
+        &claude[..5],
+        ["claude-code", "(no", "repository)", "1", "sessions"],
+        "{out}"
+    );
+    assert!(claude.join(" ").ends_with("(0 s ago)"), "{out}");
+    let widgets = line("acme/widgets");
+    assert_eq!(
+        &widgets[..5],
+        ["acme/widgets", "1", "deliveries", "(0", "failed)"],
+        "{out}"
+    );
+    assert!(
+        out.contains("  - 1 sessions name no repository: set OTEL_RESOURCE_ATTRIBUTES"),
+        "{out}"
+    );
+    assert!(!out.contains("No agent telemetry"), "{out}");
+}

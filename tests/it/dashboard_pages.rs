@@ -186,7 +186,10 @@ async fn the_dashboard_is_for_read_token_holders_and_escapes_what_telemetry_name
     let setup = r.text().await.unwrap();
     assert!(setup.contains("No GitHub App"), "{setup}");
     assert!(!setup.contains("No webhook secret"), "{setup}");
-    assert!(setup.contains("<td>acme/widgets</td>"), "webhooks arrived: {setup}");
+    assert!(
+        setup.contains("<td>acme/widgets</td>"),
+        "webhooks arrived: {setup}"
+    );
 
     // Per-person views are off: the page says why.
     let r = client()
