@@ -20,6 +20,14 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Read the config file, the environment and these flags as `serve` would, check
+    /// them (the App's key, the identities file, the price table), and print every
+    /// setting with where it came from; secrets are masked.
+    Check(Box<ServeArgs>),
+}
+
+#[derive(Debug, Subcommand)]
 pub enum DeliveriesCommand {
     /// Apply stored deliveries again through the current code (after a fixed bug or a
     /// fault): they are marked pending, and a running tracelink applies them within
@@ -101,6 +109,12 @@ pub enum Command {
         /// SQLite database file, or a `postgres://` URL.
         #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
         db: Location,
+    },
+    /// The config file (`tracelink.toml`): `config check` validates it with the
+    /// environment and flags, and prints the settings `serve` would run with.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
     },
     /// Print the rows and bytes on disk of every table and index, largest first (read
     /// only: safe beside a running `serve`).
@@ -211,6 +225,10 @@ impl std::str::FromStr for Secret {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    /// A TOML file of these settings (keys: the flags' names); flags and environment
+    /// variables override it. Default: `./tracelink.toml` when there is one.
+    #[arg(long, env = "TRACELINK_CONFIG")]
+    pub config: Option<PathBuf>,
     /// SQLite database file, created on first start, or a `postgres://` URL.
     #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
     pub db: Location,
@@ -549,6 +567,7 @@ impl ServeArgs {
     /// Settings for a server on loopback with ephemeral ports (tests, benchmarks, demo).
     pub fn ephemeral(db: impl Into<Location>) -> Self {
         Self {
+            config: None,
             db: db.into(),
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),

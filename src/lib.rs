@@ -11,6 +11,7 @@ pub mod alerting;
 pub mod api;
 pub mod ci;
 pub mod config;
+pub mod config_file;
 pub mod crypto;
 pub mod dashboard;
 pub mod facts;

@@ -1,7 +1,7 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use tracelink::config::{Cli, Command};
+use tracelink::config::{Cli, Command, ConfigCommand, ServeArgs};
 use tracelink::pricing::PriceTable;
 use tracelink::server::Server;
 
@@ -14,7 +14,29 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let expanded = match tracelink::config_file::expand(std::env::args_os().collect()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("tracelink: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let cli = Cli::parse_from(&expanded.args);
+    if let Command::Config {
+        command: ConfigCommand::Check(args),
+    } = &cli.command
+    {
+        return match config_check(args, &expanded) {
+            Ok(text) => {
+                print!("{text}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tracelink: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let done = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -27,6 +49,23 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `tracelink config check`: what `serve` would read beyond its flags (the App's key,
+/// the identities file, the price table) is read and checked, then every setting is
+/// printed.
+fn config_check(
+    args: &ServeArgs,
+    expanded: &tracelink::config_file::Expanded,
+) -> anyhow::Result<String> {
+    args.github_app()?;
+    if let Some(p) = &args.identities {
+        tracelink::graph::identities::Identities::load(p)?;
+    }
+    PriceTable::configured(args.price_table.as_deref())?;
+    let mut out = tracelink::config_file::describe(expanded)?;
+    out.push_str("ok: serve would start with these settings\n");
+    Ok(out)
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -226,6 +265,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{:<32} {:>12} {:>14}", "total", "", total);
             Ok(())
         }
+        Command::Config { .. } => anyhow::bail!("config check runs before the runtime starts"),
         Command::Status { db } => {
             if let Some(file) = db.file()
                 && !file.exists()

@@ -12,6 +12,7 @@
 #![allow(clippy::duplicate_mod)]
 
 mod browser;
+mod config_file;
 mod dashboard;
 #[cfg(not(tracelink_skip_postgres_tests))]
 mod engines;
