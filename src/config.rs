@@ -229,6 +229,11 @@ pub struct ServeArgs {
     /// variables override it. Default: `./tracelink.toml` when there is one.
     #[arg(long, env = "TRACELINK_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The address GitHub and browsers reach this server at (`https://tracelink.example.com`):
+    /// the App created on `/setup/app` sends its webhooks there. Default: the address
+    /// the setup page was opened at.
+    #[arg(long, env = "TRACELINK_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// SQLite database file, created on first start, or a `postgres://` URL.
     #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
     pub db: Location,
@@ -259,7 +264,8 @@ pub struct ServeArgs {
     /// `TRACELINK_SECRET_KEY`); linking still matches.
     #[arg(long, env = "TRACELINK_PSEUDONYMIZE_USERS")]
     pub pseudonymize_users: bool,
-    /// The secret keys are derived from (`--pseudonymize-users`); keep it stable.
+    /// The secret keys are derived from (`--pseudonymize-users`, the GitHub App created
+    /// on `/setup/app`); keep it stable.
     #[arg(long, env = "TRACELINK_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<Secret>,
     /// Whether anything is shown or grouped per person (`on`) or not (`off`): today the
@@ -502,6 +508,14 @@ pub struct GithubAppArgs {
         default_value = "https://api.github.com"
     )]
     pub github_api_url: String,
+    /// GitHub's web pages, where `/setup/app` sends a person to create the App from
+    /// the manifest (GitHub Enterprise Server: `https://HOST`).
+    #[arg(
+        long,
+        env = "TRACELINK_GITHUB_WEB_URL",
+        default_value = "https://github.com"
+    )]
+    pub github_web_url: String,
 }
 
 impl Default for GithubAppArgs {
@@ -512,6 +526,7 @@ impl Default for GithubAppArgs {
             github_private_key_file: None,
             github_private_key: None,
             github_api_url: "https://api.github.com".into(),
+            github_web_url: "https://github.com".into(),
         }
     }
 }
@@ -524,6 +539,7 @@ impl From<&crate::github::app::AppConfig> for GithubAppArgs {
             github_private_key_file: None,
             github_private_key: Some(Secret(app.private_key_pem.clone())),
             github_api_url: app.api_url.clone(),
+            github_web_url: "https://github.com".into(),
         }
     }
 }
@@ -568,6 +584,7 @@ impl ServeArgs {
     pub fn ephemeral(db: impl Into<Location>) -> Self {
         Self {
             config: None,
+            public_url: None,
             db: db.into(),
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),

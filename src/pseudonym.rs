@@ -31,15 +31,6 @@ impl std::fmt::Debug for Pseudonyms {
     }
 }
 
-/// HKDF-SHA256 with one output block: extract with a fixed salt, expand with `info`.
-fn hkdf(secret: &[u8], info: &[u8]) -> [u8; 32] {
-    let prk = hmac_sha256(b"tracelink hkdf salt v1", secret);
-    let mut block = Vec::with_capacity(info.len() + 1);
-    block.extend_from_slice(info);
-    block.push(1);
-    hmac_sha256(&prk, &block)
-}
-
 impl Pseudonyms {
     /// From `TRACELINK_SECRET_KEY`; a clear error when it is missing or short.
     pub fn from_secret(secret: Option<&str>) -> anyhow::Result<Self> {
@@ -49,7 +40,7 @@ impl Pseudonyms {
             "--pseudonymize-users needs TRACELINK_SECRET_KEY set to a secret of at least {MIN_SECRET} characters (keep it: the same secret gives the same pseudonyms)"
         );
         Ok(Self {
-            key: hkdf(secret.as_bytes(), b"tracelink pseudonymize users v1"),
+            key: crate::crypto::hkdf(secret.as_bytes(), b"tracelink pseudonymize users v1"),
         })
     }
 

@@ -43,6 +43,8 @@ pub struct AppState {
     pub metrics_token: Option<Arc<str>>,
     /// What is configured, for the dashboard's Setup page.
     pub setup: crate::dashboard::SetupConfig,
+    /// Creating the GitHub App from the manifest (`/setup/app`).
+    pub app_setup: crate::dashboard::app_setup::AppSetupState,
 }
 
 impl FromRef<AppState> for HttpState {
@@ -248,6 +250,7 @@ fn http_router(state: AppState) -> Router {
             tokens: state.tokens.clone(),
             setup: state.setup,
         }))
+        .merge(crate::dashboard::app_setup::router(state.app_setup.clone()))
 }
 
 /// Refuses to listen beyond loopback with ingest or reads open, unless asked to, and
@@ -357,7 +360,35 @@ impl Server {
             identities = identities.pseudonymized(p);
         }
         let mut store = store::open(&args.db).await?;
-        let github = match args.github_app()? {
+        let app_keys = crate::github::manifest::AppKeys::from_secret(
+            args.secret_key.as_ref().map(|s| s.0.as_str()),
+        );
+        let mut secrets: Vec<String> = args.webhook_secrets.iter().map(|s| s.0.clone()).collect();
+        // Flags name the App, else the one created on /setup/app, stored sealed.
+        let app_config = match args.github_app()? {
+            Some(cfg) => Some(cfg),
+            None => match store.db.github_app_stored().await? {
+                Some(stored) => {
+                    let keys = app_keys.as_ref().with_context(|| {
+                        format!(
+                            "the GitHub App {} created on /setup/app is stored encrypted: start tracelink with the TRACELINK_SECRET_KEY it was created under",
+                            stored.slug
+                        )
+                    })?;
+                    let (cfg, secret) = keys.open(&stored, &args.github.github_api_url)?;
+                    tracing::info!(app = %stored.slug, "using the GitHub App created on /setup/app");
+                    if !secrets.contains(&secret) {
+                        secrets.push(secret);
+                    }
+                    Some(cfg)
+                }
+                None => None,
+            },
+        };
+        let app_configured = app_config.is_some();
+        let webhook_secrets: crate::github::webhook::WebhookSecrets =
+            Arc::new(std::sync::RwLock::new(secrets));
+        let github = match app_config {
             Some(cfg) => Some(Arc::new(crate::github::app::GithubApp::new(&cfg)?)),
             None => {
                 tracing::info!(
@@ -447,7 +478,7 @@ impl Server {
         let read_tokens: Arc<Vec<String>> =
             Arc::new(args.read_tokens.iter().map(|s| s.0.clone()).collect());
         check_exposure(args)?;
-        if args.webhook_secrets.is_empty() {
+        if webhook_secrets.read().is_ok_and(|s| s.is_empty()) {
             tracing::warn!(
                 "no webhook secret is configured (--webhook-secret): every GitHub delivery will be refused"
             );
@@ -550,9 +581,7 @@ impl Server {
             webhooks: WebhookState {
                 writer: writer.clone(),
                 telemetry: telemetry.clone(),
-                webhook_secrets: Arc::new(
-                    args.webhook_secrets.iter().map(|s| s.0.clone()).collect(),
-                ),
+                webhook_secrets: webhook_secrets.clone(),
                 incident_label: Arc::from(args.incident_label.as_str()),
                 processor: processor.clone(),
                 pseudonyms,
@@ -600,11 +629,21 @@ impl Server {
             tokens: read_tokens.clone(),
             metrics_token: args.metrics_token.as_ref().map(|t| Arc::from(t.0.as_str())),
             setup: crate::dashboard::SetupConfig {
-                webhook_secret: !args.webhook_secrets.is_empty(),
-                github_app: args.github.github_app_id.is_some(),
+                webhook_secret: webhook_secrets.read().is_ok_and(|s| !s.is_empty()),
+                github_app: app_configured,
                 identities: args.identities.is_some(),
                 ingest_tokens: !args.ingest_tokens.is_empty(),
                 read_tokens: !args.read_tokens.is_empty(),
+            },
+            app_setup: crate::dashboard::app_setup::AppSetupState {
+                location: args.db.clone(),
+                keys: app_keys,
+                api_url: args.github.github_api_url.clone(),
+                web_url: args.github.github_web_url.clone(),
+                public_url: args.public_url.clone(),
+                admin_tokens: Arc::new(args.admin_tokens.iter().map(|s| s.0.clone()).collect()),
+                configured: Arc::new(std::sync::atomic::AtomicBool::new(app_configured)),
+                webhook_secrets: webhook_secrets.clone(),
             },
         };
 

@@ -8,6 +8,7 @@
 //! `SameSite=Strict`. Pages are sent with a Content Security Policy that allows only
 //! this server's own script and stylesheet.
 
+pub mod app_setup;
 mod chart;
 mod page;
 mod pull;
@@ -1014,6 +1015,9 @@ async fn setup(State(state): State<DashboardState>) -> Response {
                 let _ = write!(out, "<li>{}</li>", escape(m));
             }
             out.push_str("</ul>");
+        }
+        if !c.github_app {
+            out.push_str(r#"<p><a id="create-app" href="/setup/app">Create the GitHub App from tracelink's manifest</a> (GitHub asks you to confirm, then sends you back here).</p>"#);
         }
         let _ = write!(
             out,

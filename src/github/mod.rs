@@ -7,6 +7,7 @@ pub mod app;
 pub mod backfill;
 pub mod events;
 pub mod external;
+pub mod manifest;
 pub mod plan;
 pub mod processor;
 pub mod signature;

@@ -15,13 +15,17 @@ use super::{plan, signature};
 use crate::store::deliveries::DeliveryRow;
 use crate::store::writer::{SubmitError, Work};
 
+/// The webhook secrets, shared with the setup flow that adds the new App's.
+pub type WebhookSecrets = std::sync::Arc<std::sync::RwLock<Vec<String>>>;
+
 /// What the webhook route needs.
 #[derive(Clone)]
 pub struct WebhookState {
     pub writer: crate::store::writer::WriterHandle,
     pub telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
-    /// Every secret a delivery may be signed with (two during a rotation).
-    pub webhook_secrets: std::sync::Arc<Vec<String>>,
+    /// Every secret a delivery may be signed with (two during a rotation); the App
+    /// created on `/setup/app` adds its own while the server runs.
+    pub webhook_secrets: WebhookSecrets,
     pub incident_label: std::sync::Arc<str>,
     pub processor: super::processor::Processor,
     /// `--pseudonymize-users`: addresses replaced before the payload is read or stored.
@@ -49,11 +53,15 @@ pub async fn receive(
     body: Bytes,
 ) -> Response {
     let hooks = &state.telemetry.webhooks;
-    if let Err(e) = signature::verify(
-        &state.webhook_secrets,
-        header(&headers, "x-hub-signature-256"),
-        &body,
-    ) {
+    let verified = match state.webhook_secrets.read() {
+        Ok(secrets) => signature::verify(&secrets, header(&headers, "x-hub-signature-256"), &body),
+        Err(poisoned) => signature::verify(
+            &poisoned.into_inner(),
+            header(&headers, "x-hub-signature-256"),
+            &body,
+        ),
+    };
+    if let Err(e) = verified {
         hooks.count("unauthorized");
         return reply(StatusCode::UNAUTHORIZED, json!({ "error": e.to_string() }));
     }

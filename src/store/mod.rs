@@ -27,6 +27,7 @@
 
 pub mod alerts;
 pub mod analytics;
+pub mod app;
 pub mod backfill;
 pub mod backup;
 pub mod batch;
@@ -448,6 +449,16 @@ pub struct Conn {
 const EXCLUSIVE_LOCK: i64 = 0x7472_6c6b; // "trlk"
 
 impl Conn {
+    /// A write connection of its own (a rare write outside the writer: storing the App
+    /// created on `/setup`).
+    pub async fn open(location: &Location) -> anyhow::Result<Conn> {
+        Ok(Conn {
+            conn: connect(location, false).await?,
+            engine: location.engine(),
+            location: location.clone(),
+        })
+    }
+
     pub async fn begin(&mut self) -> Result<Tx<'_>> {
         Ok(Tx {
             tx: self.conn.begin().await?,

@@ -53,6 +53,7 @@ pub const TABLES: &[&str] = &[
     "github_etags",
     "github_team_members",
     "github_team_syncs",
+    "github_app",
 ];
 
 fn known(table: &str) -> Result<&'static str> {

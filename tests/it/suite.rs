@@ -3,6 +3,7 @@
 
 mod action;
 pub mod analytics;
+mod app_setup;
 mod backfill;
 mod backup;
 mod bad_input;

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Value, json};
 use tracelink::github::app::AppConfig;
-use wiremock::matchers::{any, method, path_regex};
+use wiremock::matchers::{any, method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 /// The fake App's id and slug; its comments are by `tracelink-test[bot]`.
@@ -414,6 +414,40 @@ impl FakeGithub {
     /// Every write the model accepted, in order.
     pub fn writes(&self) -> Vec<Write> {
         self.model().writes.clone()
+    }
+
+    /// GitHub's side of the manifest flow: `code` (once) converts into App [`APP_ID`]
+    /// with the fake's key and a webhook secret, which is returned. The answer has the
+    /// fields GitHub documents for `POST /app-manifests/{code}/conversions`.
+    pub async fn add_manifest_code(&self, code: &str) -> String {
+        let secret = format!("whsec-{code}-6f1e2d");
+        let body = json!({
+            "id": APP_ID,
+            "slug": "tracelink-acme",
+            "node_id": "A_kwDOBVk6sM4AAXGw",
+            "owner": {"login": "acme", "id": 1, "node_id": "O_kgDOAAAAAQ", "type": "Organization", "site_admin": false},
+            "name": "tracelink (acme)",
+            "description": "What did your AI coding agents' work turn into?",
+            "external_url": "https://tl.acme.example",
+            "html_url": "https://github.com/apps/tracelink-acme",
+            "created_at": "2026-12-01T09:00:00Z",
+            "updated_at": "2026-12-01T09:00:00Z",
+            "permissions": {"metadata": "read", "contents": "read", "pull_requests": "write", "checks": "write"},
+            "events": ["push", "pull_request"],
+            "installations_count": 0,
+            "client_id": "Iv23liTRACELINKacme01",
+            "client_secret": "0c7e1a7f3f4b9d2e6a5c8b1d0e9f8a7b6c5d4e3f",
+            "webhook_secret": secret,
+            "pem": PRIVATE_KEY,
+        });
+        Mock::given(method("POST"))
+            .and(path(format!("/app-manifests/{code}/conversions")))
+            .respond_with(ResponseTemplate::new(201).set_body_json(body))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&self.server)
+            .await;
+        secret
     }
 
     /// The next `count` requests matching the method and path regex answer `status`.
