@@ -2,11 +2,12 @@
 -- derived from TRACELINK_SECRET_KEY (XChaCha20-Poly1305), its private key and webhook
 -- secret, so every replica reads the same App. One row at most.
 CREATE TABLE github_app (
-    id                    INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+    id                    INTEGER NOT NULL CHECK (id = 1),
     app_id                INTEGER NOT NULL,
     slug                  TEXT    NOT NULL,
     html_url              TEXT    NOT NULL,
     private_key_sealed    BLOB    NOT NULL,
     webhook_secret_sealed BLOB    NOT NULL,
-    created_ns            INTEGER NOT NULL
-);
+    created_ns            INTEGER NOT NULL,
+    PRIMARY KEY (id)
+) WITHOUT ROWID;

@@ -31,11 +31,11 @@ const HUMAN: &str = "5a1b2c3d4e5f60718293a4b5c6d7e8f901234567";
 const MERGE: &str = "e0f1d2c3b4a5968778695a4b3c2d1e0f12345678";
 const BASE: &str = "0ddba11cafef00d0ddba11cafef00d0ddba11ca0";
 
-pub fn run() -> anyhow::Result<()> {
+pub fn run(serve: bool) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(demo())
+        .block_on(demo(serve))
 }
 
 fn patch(lines: &[&str]) -> String {
@@ -52,15 +52,15 @@ fn file(name: &str, lines: &[&str]) -> FakeFile {
     FakeFile::modified(name, &patch(lines))
 }
 
-async fn demo() -> anyhow::Result<()> {
+async fn demo(serve: bool) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("tracelink-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let result = story(&dir).await;
+    let result = story(&dir, serve).await;
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
+async fn story(dir: &std::path::Path, serve: bool) -> anyhow::Result<()> {
     // The fake GitHub knows the PR's diff and its commits' patches.
     let fake = FakeGithub::start().await;
     let retry = [
@@ -90,6 +90,12 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
     args.webhook_secrets = vec![Secret(SECRET.into())];
     args.github = (&app).into();
     args.comment_debounce = 0;
+    if serve {
+        let identities = dir.join("identities.toml");
+        std::fs::write(&identities, crate::demo_org::identities())?;
+        args.identities = Some(identities);
+        args.people = tracelink::config::OnOff::On;
+    }
     let server = Server::start(&args).await?;
     println!("tracelink demo");
     println!(
@@ -246,8 +252,43 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
             run.title.unwrap_or_default()
         );
     }
+    if serve {
+        // A month of a small organisation, ending today.
+        let end = (tracelink::time::now_ns() / 86_400_000_000_000 + 1) * 86_400_000_000_000;
+        let sessions = crate::demo_org::sessions(30, end);
+        for s in &sessions {
+            let body = s.to_string();
+            let mut conn = HttpConn::connect(server.http_addr).await?;
+            let (status, _) = conn
+                .request_with(
+                    "POST",
+                    "/v1/logs",
+                    "Content-Type: application/json\r\n",
+                    body.as_bytes(),
+                )
+                .await?;
+            anyhow::ensure!(status == 200, "OTLP/HTTP answered {status}");
+        }
+        let incident = crate::demo_org::incident(REPO, INSTALLATION, 9001, "2026-11-20T12:10:00Z");
+        let status = deliver(
+            server.http_addr,
+            "issues",
+            "demo-incident",
+            incident.to_string().as_bytes(),
+        )
+        .await?;
+        anyhow::ensure!(status == 200, "the incident delivery answered {status}");
+        println!(
+            "  seeded      {} sessions of 9 people in 3 teams over 30 days (payments moves from Claude Code to Codex halfway; a spend spike; an incident)",
+            sessions.len()
+        );
+        println!("\ndashboard: http://{}/\n(Ctrl-C stops)", server.http_addr);
+        tokio::signal::ctrl_c().await?;
+        server.shutdown().await?;
+        return Ok(());
+    }
     println!(
-        "Next: run `cargo run --release -p tracelink -- serve` and point your agents at it (README: Configuration)."
+        "Next: run `cargo run --release -p tracelink -- serve` and point your agents at it (README: Configuration); `demo --serve` shows the dashboard on a month of a small organisation."
     );
     server.shutdown().await?;
     Ok(())

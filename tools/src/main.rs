@@ -8,6 +8,7 @@ use tracing_subscriber::EnvFilter;
 
 mod bench;
 mod demo;
+mod demo_org;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,7 +25,13 @@ struct Cli {
 enum Command {
     /// Run tracelink against a fake GitHub with a bundled agent session, and print the
     /// comment and check run it posts.
-    Demo,
+    Demo {
+        /// Then seed a month of a small organisation (three teams, three agents, a
+        /// policy change, a spend spike, an incident) and keep serving: the dashboard's
+        /// address is printed; Ctrl-C stops.
+        #[arg(long)]
+        serve: bool,
+    },
     /// Benchmarks (run a release build).
     Bench(bench::BenchArgs),
 }
@@ -37,7 +44,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Demo => demo::run(),
+        Command::Demo { serve } => demo::run(serve),
         Command::Bench(args) => bench::run(args),
     }
 }

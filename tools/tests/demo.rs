@@ -31,3 +31,79 @@ async fn the_demo_prints_the_comment_it_posted() {
         "{stdout}"
     );
 }
+
+/// `tracelink-dev demo --serve`: after the story, a month of a small organisation is
+/// seeded and the dashboard served at the address it prints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_the_dashboard_on_a_month_of_an_organisation() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink-dev"))
+        .args(["demo", "--serve"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .env("TRACELINK_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seeded = String::new();
+    let url = tokio::time::timeout(std::time::Duration::from_secs(180), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("seeded") {
+                seeded = line.clone();
+            }
+            if let Some(url) = line.strip_prefix("dashboard: ") {
+                return url.to_string();
+            }
+        }
+        panic!("the demo ended without serving");
+    })
+    .await
+    .expect("the dashboard within 3 minutes");
+    assert!(
+        seeded.contains("sessions of 9 people in 3 teams"),
+        "{seeded}"
+    );
+    let page = get(&url, "/").await;
+    let sessions: i64 = page
+        .split(r#"id="tile-sessions"><div class="label">Sessions</div><div class="value">"#)
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .map(|v| v.replace(',', "").parse().unwrap())
+        .unwrap_or_else(|| panic!("{page}"));
+    assert!(sessions > 100, "a month of sessions: {sessions}");
+    let teams = get(&url, "/teams").await;
+    for team in ["payments", "platform", "mobile"] {
+        assert!(
+            teams.contains(&format!("<td>{team}</td>")),
+            "{team}: {teams}"
+        );
+    }
+    let agents = get(&url, "/agents").await;
+    for agent in ["claude-code", "codex", "gemini-cli"] {
+        assert!(agents.contains(&format!("<td>{agent}</td>")), "{agent}");
+    }
+    child.kill().await.unwrap();
+}
+
+/// `GET path` on the server at `url` (`http://host:port/`): the body of a 200.
+async fn get(url: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut s = tokio::net::TcpStream::connect(&host).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).to_string();
+    assert!(text.starts_with("HTTP/1.1 200"), "{path}: {text}");
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    // Chunked or not, the markup is there to search.
+    body.to_string()
+}
