@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::{ApiError, ApiState, Params};
 use crate::metrics::analytics::{self, Bucket, GroupBy, Metric};
+use crate::store::analytics::Only;
 
 const DAY_NS: i64 = 86_400 * 1_000_000_000;
 /// The widest range one request may ask for.
@@ -60,6 +61,18 @@ pub struct AnalyticsParams {
     pub to: Option<String>,
     pub bucket: Option<String>,
     pub compare: Option<String>,
+    /// Only this team's, repository's, agent's sessions (and pull requests).
+    pub team: Option<String>,
+    pub repo: Option<String>,
+    pub agent: Option<String>,
+}
+
+/// A question the analytics API answers: what, over which sessions, compared when.
+#[derive(Debug, Clone)]
+pub struct Question {
+    pub q: analytics::Query,
+    pub compare: Option<i64>,
+    pub only: Only,
 }
 
 /// A time as a parameter gives it: an RFC 3339 time, or a date (its midnight, UTC).
@@ -84,17 +97,13 @@ pub async fn analytics(
     Params(metric): Params<String>,
     Query(p): Query<AnalyticsParams>,
 ) -> Result<Response, ApiError> {
-    let (q, compare) = query(&state, &metric, &p)?;
-    Ok(Json(answer(&state, &q, compare).await?).into_response())
+    let question = query(&state, &metric, &p)?;
+    Ok(Json(answer(&state, &question).await?).into_response())
 }
 
 /// The question a request asks (and the `compare=` time), or a 400/403/404 naming what
 /// is wrong with it. The dashboard asks through here too.
-pub fn query(
-    state: &ApiState,
-    metric: &str,
-    p: &AnalyticsParams,
-) -> Result<(analytics::Query, Option<i64>), ApiError> {
+pub fn query(state: &ApiState, metric: &str, p: &AnalyticsParams) -> Result<Question, ApiError> {
     let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
     let metric = Metric::parse(metric).ok_or_else(|| {
         ApiError(
@@ -186,6 +195,38 @@ pub fn query(
             metric.name()
         )));
     }
+    let named = |name: &str, v: &Option<String>| -> Result<Option<String>, ApiError> {
+        match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(s) if s.len() > 255 => Err(bad(format!("{name}= is longer than 255 bytes"))),
+            Some(s) => Ok(Some(s.to_string())),
+        }
+    };
+    let only = Only {
+        team: named("team", &p.team)?,
+        repo: named("repo", &p.repo)?,
+        agent: named("agent", &p.agent)?,
+    };
+    if !only.is_empty() {
+        if matches!(metric, Metric::NewPeople | Metric::TeamActiveShare) {
+            return Err(bad(format!(
+                "{} cannot be narrowed by team=, repo= or agent= yet",
+                metric.name()
+            )));
+        }
+        if only.team.is_some() && group_by == GroupBy::Team {
+            return Err(bad(
+                "team= with group_by=team: one team is one group; leave out one of them".into(),
+            ));
+        }
+        if only.team.is_some() && group_by == GroupBy::Person && !state.people {
+            return Err(ApiError(
+                StatusCode::FORBIDDEN,
+                "per-person views are off: group_by=person needs tracelink started with --people on"
+                    .into(),
+            ));
+        }
+    }
     let q = analytics::Query {
         metric,
         group_by,
@@ -194,22 +235,19 @@ pub fn query(
         to_ns,
         zone,
     };
-    Ok((q, compare))
+    Ok(Question { q, compare, only })
 }
 
 /// The answer to a question [`query`] read.
-pub async fn answer(
-    state: &ApiState,
-    q: &analytics::Query,
-    compare: Option<i64>,
-) -> Result<analytics::Answer, ApiError> {
+pub async fn answer(state: &ApiState, question: &Question) -> Result<analytics::Answer, ApiError> {
+    let Question { q, compare, only } = question;
     Ok(match q.metric {
         Metric::Pulls(m) => {
-            crate::impact::analytics::answer_pulls(&state.db, &state.reports, q, m).await?
+            crate::impact::analytics::answer_pulls(&state.db, &state.reports, q, m, only).await?
         }
         _ => {
             state.analytics.before_answering().await?;
-            crate::impact::analytics::answer(&state.db, &state.reports, q, compare).await?
+            crate::impact::analytics::answer(&state.db, &state.reports, q, *compare, only).await?
         }
     })
 }

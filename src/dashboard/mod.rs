@@ -268,6 +268,9 @@ pub struct Filters {
     to: Option<String>,
     bucket: Option<String>,
     day: Option<String>,
+    team: Option<String>,
+    repo: Option<String>,
+    agent: Option<String>,
 }
 
 /// The range a page shows: the URL's, else the last 30 days (to the end of today, in
@@ -294,11 +297,18 @@ fn range_of(state: &DashboardState, f: &Filters) -> Range {
         };
         if days > 45 { "week" } else { "day" }.to_string()
     });
-    Range { from, to, bucket }
+    Range {
+        from,
+        to,
+        bucket,
+        team: date(&f.team),
+        repo: date(&f.repo),
+        agent: date(&f.agent),
+    }
 }
 
 /// Quick ranges ending at the end of today.
-fn presets(state: &DashboardState) -> Vec<(String, Range)> {
+fn presets(state: &DashboardState, r: &Range) -> Vec<(String, Range)> {
     let zone = state.api.reports.zone;
     let end = zone.date_of(crate::time::now_ns()) + chrono::Days::new(1);
     [(7, "day"), (30, "day"), (90, "week"), (365, "month")]
@@ -310,6 +320,7 @@ fn presets(state: &DashboardState) -> Vec<(String, Range)> {
                     from: (end - chrono::Days::new(days)).to_string(),
                     to: end.to_string(),
                     bucket: bucket.to_string(),
+                    ..r.clone()
                 },
             )
         })
@@ -329,9 +340,13 @@ async fn ask(
         to: Some(r.to.clone()),
         bucket: Some(r.bucket.clone()),
         compare: None,
+        // A page grouped by team shows every team: its team filter is left out.
+        team: r.team.clone().filter(|_| group_by != "team"),
+        repo: r.repo.clone(),
+        agent: r.agent.clone(),
     };
-    let (q, compare) = crate::api::analytics::query(&state.api, metric, &params)?;
-    crate::api::analytics::answer(&state.api, &q, compare).await
+    let question = crate::api::analytics::query(&state.api, metric, &params)?;
+    crate::api::analytics::answer(&state.api, &question).await
 }
 
 /// Several metrics by one grouping: the rows of a table and of its CSV.
@@ -484,7 +499,7 @@ fn respond(
                 path,
                 title,
                 state.api.people,
-                &format!("{}{body}", page::filters(path, r, &presets(state))),
+                &format!("{}{body}", page::filters(path, r, &presets(state, r))),
             ),
         ),
         Err(e) => failed(state, path, e),
@@ -659,6 +674,34 @@ async fn people(State(state): State<DashboardState>, Query(f): Query<Filters>) -
     respond(&state, "/people", "People", &r, body)
 }
 
+/// Whether a listed pull request is one the filters keep: its repository, one of its
+/// agents, its author's team (else its repository's owner, else unassigned).
+fn pull_kept(state: &DashboardState, r: &Range, p: &crate::store::nodes::PullListed) -> bool {
+    let agents = p.agents.as_deref().unwrap_or("");
+    let team_ok = r.team.as_ref().is_none_or(|t| {
+        let ids = &state.api.reports.links.identities;
+        let mut teams: Vec<&str> = p
+            .author_login
+            .as_deref()
+            .map(|l| ids.teams_of(l).iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        if teams.is_empty()
+            && let Some(owner) = ids.repo_team(&p.repo)
+        {
+            teams.push(owner);
+        }
+        if teams.is_empty() {
+            teams.push(crate::graph::identities::UNASSIGNED);
+        }
+        teams.contains(&t.as_str())
+    });
+    team_ok
+        && r.repo.as_ref().is_none_or(|x| p.repo == *x)
+        && r.agent
+            .as_ref()
+            .is_none_or(|a| agents.lines().any(|x| x == a))
+}
+
 /// Parses a date filter into its start in the server's zone.
 fn day_start(state: &DashboardState, name: &str, s: &str) -> Result<i64, ApiError> {
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
@@ -676,11 +719,12 @@ async fn pulls(State(state): State<DashboardState>, Query(f): Query<Filters>) ->
     let body = async {
         let from_ns = day_start(&state, "from", &r.from)?;
         let to_ns = day_start(&state, "to", &r.to)?;
-        let listed = state
+        let mut listed = state
             .api
             .db
             .pulls_updated(from_ns, to_ns, PULLS_LISTED)
             .await?;
+        listed.retain(|p| pull_kept(&state, &r, p));
         let rows: Vec<Vec<String>> = listed
             .iter()
             .map(|p| {
@@ -1090,6 +1134,9 @@ struct ExportParams {
     to: Option<String>,
     bucket: Option<String>,
     day: Option<String>,
+    team: Option<String>,
+    repo: Option<String>,
+    agent: Option<String>,
 }
 
 /// The metrics one export may name.
@@ -1104,6 +1151,9 @@ async fn export(State(state): State<DashboardState>, Query(p): Query<ExportParam
         to: p.to.clone(),
         bucket: p.bucket.clone(),
         day: p.day.clone(),
+        team: p.team.clone(),
+        repo: p.repo.clone(),
+        agent: p.agent.clone(),
     };
     let r = range_of(&state, &f);
     let out: Result<(String, String), ApiError> = async {
@@ -1111,11 +1161,12 @@ async fn export(State(state): State<DashboardState>, Query(p): Query<ExportParam
             Some("pulls") => {
                 let from_ns = day_start(&state, "from", &r.from)?;
                 let to_ns = day_start(&state, "to", &r.to)?;
-                let listed = state
+                let mut listed = state
                     .api
                     .db
                     .pulls_updated(from_ns, to_ns, PULLS_LISTED)
                     .await?;
+                listed.retain(|p| pull_kept(&state, &r, p));
                 let mut csv = String::from(
                     "repo,number,title,author,state,merged,agent_assisted,agents,cost\n",
                 );

@@ -151,22 +151,36 @@ pub fn frame(current: &str, title: &str, people: bool, body: &str) -> String {
 }
 
 /// The range and bucket a page shows, as the URL gives them (`from`, `to`: dates).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Range {
     pub from: String,
     pub to: String,
     pub bucket: String,
+    /// Only this team's, repository's, agent's sessions and pull requests.
+    pub team: Option<String>,
+    pub repo: Option<String>,
+    pub agent: Option<String>,
 }
 
 impl Range {
-    /// The query string these filters make (`from=…&to=…&bucket=…`).
+    /// The query string these filters make (`from=…&to=…&bucket=…[&team=…]…`).
     pub fn query(&self) -> String {
-        format!(
+        let mut q = format!(
             "from={}&to={}&bucket={}",
             url_encode(&self.from),
             url_encode(&self.to),
             url_encode(&self.bucket)
-        )
+        );
+        for (name, v) in [
+            ("team", &self.team),
+            ("repo", &self.repo),
+            ("agent", &self.agent),
+        ] {
+            if let Some(v) = v {
+                let _ = write!(q, "&{name}={}", url_encode(v));
+            }
+        }
+        q
     }
 }
 
@@ -187,7 +201,19 @@ pub fn filters(path: &str, r: &Range, presets: &[(String, Range)]) -> String {
             if b == r.bucket { " selected" } else { "" }
         );
     }
-    out.push_str(r#"</select></label><button type="submit">Apply</button><span class="presets">"#);
+    out.push_str("</select></label>");
+    for (name, label, v, hint) in [
+        ("team", "Team", &r.team, "all teams"),
+        ("repo", "Repository", &r.repo, "all repositories"),
+        ("agent", "Agent", &r.agent, "all agents"),
+    ] {
+        let _ = write!(
+            out,
+            r#"<label>{label} <input name="{name}" value="{}" placeholder="{hint}" size="14"></label>"#,
+            escape(v.as_deref().unwrap_or(""))
+        );
+    }
+    out.push_str(r#"<button type="submit">Apply</button><span class="presets">"#);
     for (name, p) in presets {
         let _ = write!(
             out,

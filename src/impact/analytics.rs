@@ -8,7 +8,7 @@ use crate::metrics::analytics::Quality;
 use crate::metrics::analytics::{self, Counted, SessionFact};
 use crate::metrics::export::OrgFigures;
 use crate::metrics::sessions::view;
-use crate::store::analytics::{Commits, FactBuckets, FactKey, FactQuery, FactValue, Tally};
+use crate::store::analytics::{Commits, FactBuckets, FactKey, FactQuery, FactValue, Only, Tally};
 use crate::store::{self, Conn, Db};
 
 use super::ReportContext;
@@ -175,14 +175,15 @@ pub async fn answer(
     ctx: &ReportContext,
     q: &analytics::Query,
     compare: Option<i64>,
+    only: &Only,
 ) -> store::Result<analytics::Answer> {
     // Sessions being counted again: read once for the answer and its comparison.
     let queued = db.analytics_queued().await?;
-    let out = answer_one(db, ctx, q, queued).await?;
+    let out = answer_one(db, ctx, q, queued, only).await?;
     Ok(match compare {
         Some(at) => {
             let wq = analytics::weekly_query(q);
-            let weekly = answer_one(db, ctx, &wq, queued).await?;
+            let weekly = answer_one(db, ctx, &wq, queued, only).await?;
             analytics::answer_comparing(q, out, &weekly, at)
         }
         None => out,
@@ -194,10 +195,14 @@ async fn answer_one(
     ctx: &ReportContext,
     q: &analytics::Query,
     queued: i64,
+    only: &Only,
 ) -> store::Result<analytics::Answer> {
     use crate::metrics::adoption;
     use analytics::{Metric, SpreadOf};
-    let fq = analytics::fact_query(q);
+    let fq = FactQuery {
+        only: only.clone(),
+        ..analytics::fact_query(q)
+    };
     Ok(match q.metric {
         Metric::Spread(sp) => {
             let rows = db.analytics_values(&fq).await?;
@@ -316,6 +321,7 @@ fn daily(
         from_ns: zone.day_start(from_ns.div_euclid(DAY_NS)),
         to_ns: zone.day_start(to_ns.div_euclid(DAY_NS)),
         commits: Commits::Any,
+        only: Only::default(),
         with_workflow: false,
         // Alerts judge tokens too; /metrics sums them by model.
         tokens: true,
@@ -587,6 +593,7 @@ pub async fn answer_pulls(
     ctx: &ReportContext,
     q: &analytics::Query,
     m: analytics::PullMetric,
+    only: &Only,
 ) -> store::Result<analytics::Answer> {
     use crate::metrics::impact_analytics::{Pull, answer};
     let identities = &ctx.links.identities;
@@ -616,6 +623,15 @@ pub async fn answer_pulls(
             }
         })
         .collect();
+    // A team's, a repository's, an agent's pull requests.
+    pulls.retain(|p| {
+        only.team.as_ref().is_none_or(|t| p.teams.contains(t))
+            && only.repo.as_ref().is_none_or(|r| p.fact.repo == *r)
+            && only
+                .agent
+                .as_ref()
+                .is_none_or(|a| p.fact.agents.lines().any(|x| x == a))
+    });
     if m == analytics::PullMetric::RevertRate {
         let mut reverted: std::collections::HashMap<(String, i64), Option<i64>> =
             std::collections::HashMap::new();

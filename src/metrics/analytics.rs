@@ -21,7 +21,7 @@ use serde::{Serialize, Serializer};
 
 use crate::metrics::sessions::TokenView;
 use crate::store::analytics::{
-    Commits, CostHow, FactBuckets, FactKey, FactQuery, FactRow, FactValue, ModelFactRow,
+    Commits, CostHow, FactBuckets, FactKey, FactQuery, FactRow, FactValue, ModelFactRow, Only,
     PeopleTally, Tally,
 };
 use crate::time::{Zone, date_of_day, day_number};
@@ -797,6 +797,7 @@ pub fn fact_query(q: &Query) -> FactQuery {
             Metric::CostNotLanded | Metric::WasteShare => Commits::Unlanded,
             _ => Commits::Any,
         },
+        only: Only::default(),
         with_workflow: false,
         tokens: matches!(q.metric.base(), Metric::Tokens | Metric::CacheHitRatio),
     }

@@ -205,6 +205,28 @@ const LANDED: &str = "AND EXISTS (SELECT 1 FROM commit_refs r WHERE r.repo = b.r
      AND r.sha = substr(l.to_key, length(l.to_key) - 39) AND r.ref = 'refs/heads/' || b.branch \
      AND (r.pushed_ns IS NULL OR r.pushed_ns < f.started_ns + 1209600000000000))";
 
+/// Only the sessions of one team, repository and/or agent (`team=`, `repo=`, `agent=`
+/// of the API and the dashboard's filters).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Only {
+    pub team: Option<String>,
+    pub repo: Option<String>,
+    pub agent: Option<String>,
+}
+
+impl Only {
+    pub fn is_empty(&self) -> bool {
+        self.team.is_none() && self.repo.is_none() && self.agent.is_none()
+    }
+
+    /// The values its conditions bind, in the order [`FactQuery::filter`] writes them.
+    fn values(&self) -> impl Iterator<Item = &str> {
+        [&self.team, &self.repo, &self.agent]
+            .into_iter()
+            .filter_map(|v| v.as_deref())
+    }
+}
+
 /// Which rows to sum, and how.
 #[derive(Debug, Clone)]
 pub struct FactQuery {
@@ -216,6 +238,8 @@ pub struct FactQuery {
     pub to_ns: i64,
     /// Which sessions, by what became of their commits.
     pub commits: Commits,
+    /// Only these sessions (a team's, a repository's, an agent's).
+    pub only: Only,
     /// Only sessions whose telemetry names a tool or MCP server (what a workflow
     /// grouping's overall figures count, once each).
     pub with_workflow: bool,
@@ -226,6 +250,30 @@ pub struct FactQuery {
 }
 
 impl FactQuery {
+    /// Binds [`FactQuery::filter`]'s parameters.
+    fn bind<'q, O>(
+        &'q self,
+        mut query: sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments> {
+        query = query.bind(self.from_ns).bind(self.to_ns);
+        for v in self.only.values() {
+            query = query.bind(v);
+        }
+        query
+    }
+
+    /// The same for a scalar query.
+    fn bind_scalar<'q, O>(
+        &'q self,
+        mut query: sqlx::query::QueryScalar<'q, sqlx::Any, O, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::QueryScalar<'q, sqlx::Any, O, sqlx::any::AnyArguments> {
+        query = query.bind(self.from_ns).bind(self.to_ns);
+        for v in self.only.values() {
+            query = query.bind(v);
+        }
+        query
+    }
+
     /// The rows read, as `f` (and the workflows as `w`).
     fn table(&self) -> &'static str {
         match self.key {
@@ -274,15 +322,34 @@ impl FactQuery {
         }
     }
 
-    /// The WHERE clause (two parameters: from, to).
+    /// The WHERE clause (parameters: from, to, then [`Only::values`]; bound by
+    /// [`FactQuery::bind`]).
     fn filter(&self) -> String {
         let mut s = String::from("f.started_ns >= ? AND f.started_ns < ?");
-        // Every grouping but team's and model's reads one row per session.
-        if !matches!(
-            self.key,
-            FactKey::Team | FactKey::TeamAgent | FactKey::Model
-        ) {
-            s.push_str(" AND f.first_team = 1");
+        let model = self.key == FactKey::Model;
+        let per_team = matches!(self.key, FactKey::Team | FactKey::TeamAgent);
+        // Every grouping but team's and model's reads one row per session: its first
+        // team's, or with a team named, that team's.
+        match (&self.only.team, model, per_team) {
+            (Some(_), true, _) => s.push_str(
+                " AND EXISTS (SELECT 1 FROM analytics_facts t WHERE t.session_id = f.session_id AND t.team = ?)",
+            ),
+            (Some(_), false, _) => s.push_str(" AND f.team = ?"),
+            (None, false, false) => s.push_str(" AND f.first_team = 1"),
+            (None, _, _) => {}
+        }
+        for (column, v) in [("repo", &self.only.repo), ("agent", &self.only.agent)] {
+            if v.is_none() {
+                continue;
+            }
+            if model {
+                s.push_str(&format!(
+                    " AND EXISTS (SELECT 1 FROM analytics_facts t WHERE t.session_id = f.session_id \
+                     AND t.first_team = 1 AND t.{column} = ?)"
+                ));
+            } else {
+                s.push_str(&format!(" AND f.{column} = ?"));
+            }
         }
         if self.with_workflow {
             s.push_str(
@@ -574,11 +641,7 @@ impl Db {
             table = q.table(),
             filter = q.filter(),
         );
-        query_as(sql)
-            .bind(q.from_ns)
-            .bind(q.to_ns)
-            .fetch_all(&self.pool)
-            .await
+        q.bind(query_as(sql)).fetch_all(&self.pool).await
     }
 
     /// The distinct (bucket, key, person) of `q`'s rows naming a person (its value is
@@ -589,26 +652,22 @@ impl Db {
         q: &FactQuery,
     ) -> Result<Vec<(i64, Option<String>, String)>> {
         let (bucket, key, table, filter) = (q.buckets.sql(), q.key_sql(), q.table(), q.filter());
-        query_as(format!(
+        q.bind(query_as(format!(
             "SELECT DISTINCT {bucket}, {key}, person FROM {table} \
              WHERE {filter} AND f.person IS NOT NULL"
-        ))
-        .bind(q.from_ns)
-        .bind(q.to_ns)
+        )))
         .fetch_all(&self.pool)
         .await
     }
 
     /// `q`'s sessions naming no person.
     pub async fn analytics_nameless(&self, q: &FactQuery) -> Result<i64> {
-        query_scalar(format!(
+        q.bind_scalar(query_scalar(format!(
             "SELECT count(*) FROM {table} WHERE {filter} AND f.person IS NULL AND f.{first} = 1",
             table = q.table(),
             filter = q.filter(),
             first = q.first(),
-        ))
-        .bind(q.from_ns)
-        .bind(q.to_ns)
+        )))
         .fetch_one(&self.pool)
         .await
     }
@@ -657,22 +716,21 @@ impl Db {
         let first = q.first();
         // (bucket, key, every value, the values counted once), the values as text.
         type Joined = (i64, Option<String>, Option<String>, Option<String>);
-        let rows: Vec<Joined> = query_as(format!(
-            "SELECT {bucket}, {key}, {all}, {once} FROM {table} \
+        let rows: Vec<Joined> = q
+            .bind(query_as(format!(
+                "SELECT {bucket}, {key}, {all}, {once} FROM {table} \
                  WHERE {filter} AND {v} IS NOT NULL GROUP BY 1, 2",
-            bucket = q.buckets.sql(),
-            key = q.key_sql(),
-            all = self.engine.joined(v),
-            once = self
-                .engine
-                .joined(&format!("CASE WHEN f.{first} = 1 THEN {v} END")),
-            table = q.table(),
-            filter = q.filter(),
-        ))
-        .bind(q.from_ns)
-        .bind(q.to_ns)
-        .fetch_all(&self.pool)
-        .await?;
+                bucket = q.buckets.sql(),
+                key = q.key_sql(),
+                all = self.engine.joined(v),
+                once = self
+                    .engine
+                    .joined(&format!("CASE WHEN f.{first} = 1 THEN {v} END")),
+                table = q.table(),
+                filter = q.filter(),
+            )))
+            .fetch_all(&self.pool)
+            .await?;
         let parse = |text: Option<String>| -> Result<Vec<f64>> {
             text.as_deref()
                 .unwrap_or("")
@@ -752,13 +810,11 @@ impl Db {
             key: FactKey::Agent,
             ..q.clone()
         };
-        query_scalar(format!(
+        q.bind_scalar(query_scalar(format!(
             "SELECT DISTINCT agent FROM analytics_facts f WHERE {} AND {} IS NULL ORDER BY 1",
             q.filter(),
             q.value_sql()
-        ))
-        .bind(q.from_ns)
-        .bind(q.to_ns)
+        )))
         .fetch_all(&self.pool)
         .await
     }

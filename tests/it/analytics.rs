@@ -1317,3 +1317,76 @@ async fn cost_of_commits_that_never_reached_the_default_branch() {
         "{none}"
     );
 }
+
+/// `team=`, `repo=`, `agent=` narrow any figure to those sessions (and pull requests):
+/// a narrowed answer's total is the matching group of the unnarrowed one.
+#[tokio::test]
+async fn answers_narrow_to_a_team_a_repository_or_an_agent() {
+    let (app, _dir) = app().await;
+    let total = |path: String| {
+        let app = &app;
+        async move {
+            let (status, a) = app.get_json(&path).await;
+            assert_eq!(status, 200, "{path}: {a}");
+            a
+        }
+    };
+    let group = |a: &Value, key: &str| -> Value {
+        a["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["key"] == key)
+            .map_or(json!(0), |g| g["total"].clone())
+    };
+    let by_agent = total(format!("/api/v1/analytics/sessions?group_by=agent&{WEEK}")).await;
+    let by_team = total(format!("/api/v1/analytics/sessions?group_by=team&{WEEK}")).await;
+    for agent in ["claude-code", "codex", "droid", "gemini-cli"] {
+        let a = total(format!(
+            "/api/v1/analytics/sessions?group_by=team&agent={agent}&{WEEK}"
+        ))
+        .await;
+        assert_eq!(a["total"], group(&by_agent, agent), "{agent}: {a}");
+    }
+    for team in ["payments", "platform", "unassigned"] {
+        let a = total(format!(
+            "/api/v1/analytics/sessions?group_by=agent&team={team}&{WEEK}"
+        ))
+        .await;
+        assert_eq!(a["total"], group(&by_team, team), "{team}: {a}");
+    }
+    // Tokens by model, narrowed to an agent, are that agent's tokens.
+    let tokens = total(format!("/api/v1/analytics/tokens?group_by=agent&{WEEK}")).await;
+    let claude_models = total(format!(
+        "/api/v1/analytics/tokens?group_by=model&agent=claude-code&{WEEK}"
+    ))
+    .await;
+    assert_eq!(claude_models["total"], group(&tokens, "claude-code"));
+    assert_eq!(
+        claude_models["groups"].as_array().unwrap().len(),
+        2,
+        "{claude_models}"
+    );
+    // A repository nobody worked in has nothing.
+    let none = total(format!(
+        "/api/v1/analytics/cost?group_by=agent&repo=acme/elsewhere&{WEEK}"
+    ))
+    .await;
+    assert_eq!(none["total"], 0);
+    assert_eq!(none["groups"], json!([]));
+    // What cannot be narrowed says so.
+    for (path, says) in [
+        (
+            format!("/api/v1/analytics/new-people?team=payments&{WEEK}"),
+            "new-people cannot be narrowed",
+        ),
+        (
+            format!("/api/v1/analytics/sessions?group_by=team&team=payments&{WEEK}"),
+            "team= with group_by=team",
+        ),
+    ] {
+        let (status, body) = app.get_json(&path).await;
+        assert_eq!(status, 400, "{path}");
+        assert!(body["error"].as_str().unwrap().contains(says), "{body}");
+    }
+}

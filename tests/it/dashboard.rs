@@ -155,6 +155,23 @@ async fn the_dashboard_in_a_browser() {
     assert_eq!(s.text("#tile-sessions .value").await.as_deref(), Some("0"));
     assert_eq!(s.page_errors().await, Vec::<String>::new());
 
+    // A team filter, also in the URL: the overview shows payments' sessions only.
+    open(&s, &http, &format!("/?{RANGE}"), "Overview").await;
+    s.type_into("input[name=team]", "payments").await;
+    s.click(".filters button[type=submit]").await;
+    s.wait_url("team=payments").await;
+    let payments = api(
+        &http,
+        &format!("/api/v1/analytics/sessions?team=payments&{RANGE}"),
+    )
+    .await;
+    assert!(payments["total"].as_i64().unwrap() < 4, "{payments}");
+    assert_eq!(
+        s.text("#tile-sessions .value").await,
+        Some(payments["total"].to_string())
+    );
+    assert_eq!(s.page_errors().await, Vec::<String>::new());
+
     // Every other page.
     for (path, h1, table, group_by) in [
         ("/teams", "Teams", "teams", "team"),
