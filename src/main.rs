@@ -267,14 +267,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Config { .. } => anyhow::bail!("config check runs before the runtime starts"),
         Command::Status { db } => {
-            if let Some(file) = db.file()
-                && !file.exists()
-            {
-                anyhow::bail!(
-                    "no database at {} (start `tracelink serve` there first, or point --db / TRACELINK_DB at its file)",
-                    file.display()
-                );
-            }
+            existing(&db)?;
             let store = tracelink::store::Db::open_read_only(&db).await?;
             let now = tracelink::time::now_ns();
             let days = tracelink::dashboard::SETUP_DAYS;
@@ -326,14 +319,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             price_table,
         } => {
             let prices = PriceTable::configured(price_table.as_deref())?;
-            if let Some(file) = db.file()
-                && !file.exists()
-            {
-                anyhow::bail!(
-                    "no database at {} (start `tracelink serve` there first, or point --db / TRACELINK_DB at its file)",
-                    file.display()
-                );
-            }
+            existing(&db)?;
             let store = tracelink::store::Db::open_read_only(&db).await?;
             let page = store
                 .sessions_page(&tracelink::store::sessions::ListFilter {
@@ -457,7 +443,7 @@ fn existing(db: &tracelink::store::Location) -> anyhow::Result<()> {
         && !file.exists()
     {
         anyhow::bail!(
-            "no database at {} (point --db / TRACELINK_DB at its file)",
+            "no database at {} (start `tracelink serve` there first, or point --db / TRACELINK_DB at its file)",
             file.display()
         );
     }

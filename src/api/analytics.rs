@@ -27,7 +27,16 @@ pub async fn alerts(
     State(state): State<ApiState>,
     Query(p): Query<AlertParams>,
 ) -> Result<Response, ApiError> {
-    let day = match p.day.as_deref().filter(|s| !s.is_empty()) {
+    Ok(Json(alerts_of(&state, p.day.as_deref()).await?).into_response())
+}
+
+/// The alerts of a day (`YYYY-MM-DD`; none: today in `--timezone`). The dashboard's
+/// Alerts page asks through here too.
+pub async fn alerts_of(
+    state: &ApiState,
+    day: Option<&str>,
+) -> Result<crate::metrics::alerts::Alerts, ApiError> {
+    let day = match day.filter(|s| !s.is_empty()) {
         Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
             ApiError(
                 StatusCode::BAD_REQUEST,
@@ -36,22 +45,20 @@ pub async fn alerts(
         })?,
         None => state.reports.zone.date_of(crate::time::now_ns()),
     };
-    let ns = |d: chrono::NaiveDate| {
-        d.and_hms_opt(0, 0, 0)
-            .and_then(|t| t.and_utc().timestamp_nanos_opt())
-            .ok_or_else(|| {
-                ApiError(
-                    StatusCode::BAD_REQUEST,
-                    format!("day={day} is out of range"),
-                )
-            })
-    };
-    let day_ns = ns(day)?;
+    let day_ns = day
+        .and_hms_opt(0, 0, 0)
+        .and_then(|t| t.and_utc().timestamp_nanos_opt())
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("day={day} is out of range"),
+            )
+        })?;
     state.analytics.before_answering().await?;
-    let alerts =
+    Ok(
         crate::impact::analytics::alerts_on(&state.db, &state.reports, &state.alerts, day_ns)
-            .await?;
-    Ok(Json(alerts).into_response())
+            .await?,
+    )
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -373,8 +373,11 @@ async fn grid(
         values: Vec::new(),
         reasons: Vec::new(),
     };
-    for (mi, m) in metrics.iter().enumerate() {
-        let a = ask(state, m, group_by, r).await?;
+    // The questions are asked side by side (the readers' pool serves them at once).
+    let answers =
+        futures_util::future::try_join_all(metrics.iter().map(|m| ask(state, m, group_by, r)))
+            .await?;
+    for (mi, (m, a)) in metrics.iter().zip(answers).enumerate() {
         g.units.push(a.unit);
         for reason in a.reasons {
             let reason = format!("{m}: {reason}");
@@ -509,11 +512,19 @@ fn respond(
 async fn overview(State(state): State<DashboardState>, Query(f): Query<Filters>) -> Response {
     let r = range_of(&state, &f);
     let body = async {
-        let sessions = ask(&state, "sessions", "agent", &r).await?;
-        let people = ask(&state, "active-people", "org", &r).await?;
-        let cost = ask(&state, "cost", "team", &r).await?;
-        let merged = ask(&state, "merged-prs", "org", &r).await?;
-        let waste = ask(&state, "waste-share", "org", &r).await?;
+        let (sessions, people, cost, merged, waste, g) = tokio::try_join!(
+            ask(&state, "sessions", "agent", &r),
+            ask(&state, "active-people", "org", &r),
+            ask(&state, "cost", "team", &r),
+            ask(&state, "merged-prs", "org", &r),
+            ask(&state, "waste-share", "org", &r),
+            grid(
+                &state,
+                "team",
+                &["sessions", "cost", "cost-without-commit"],
+                &r
+            ),
+        )?;
         let mut out = String::from(r#"<div class="tiles">"#);
         out.push_str(&answer_tile("Sessions", "tile-sessions", &sessions));
         out.push_str(&answer_tile("Active people", "tile-people", &people));
@@ -539,13 +550,6 @@ async fn overview(State(state): State<DashboardState>, Query(f): Query<Filters>)
         out.push_str(&group_chart("Sessions by agent", &sessions));
         out.push_str("<h2>Active people</h2>");
         out.push_str(&total_chart("Active people", &people));
-        let g = grid(
-            &state,
-            "team",
-            &["sessions", "cost", "cost-without-commit"],
-            &r,
-        )
-        .await?;
         out.push_str(&grid_table("by-team", "By team", "team", "team", &g, &r));
         out.push_str(&page::reasons(&cost.reasons));
         Ok(out)
@@ -557,23 +561,24 @@ async fn overview(State(state): State<DashboardState>, Query(f): Query<Filters>)
 async fn teams(State(state): State<DashboardState>, Query(f): Query<Filters>) -> Response {
     let r = range_of(&state, &f);
     let body = async {
-        let cost = ask(&state, "cost", "team", &r).await?;
+        let (cost, g) = tokio::try_join!(
+            ask(&state, "cost", "team", &r),
+            grid(
+                &state,
+                "team",
+                &[
+                    "sessions",
+                    "active-people",
+                    "cost",
+                    "tokens",
+                    "cost-without-commit",
+                    "cost-not-landed",
+                    "merged-prs",
+                ],
+                &r,
+            ),
+        )?;
         let mut out = group_chart("Spend by team (USD)", &cost);
-        let g = grid(
-            &state,
-            "team",
-            &[
-                "sessions",
-                "active-people",
-                "cost",
-                "tokens",
-                "cost-without-commit",
-                "cost-not-landed",
-                "merged-prs",
-            ],
-            &r,
-        )
-        .await?;
         out.push_str(&grid_table("teams", "Teams", "team", "team", &g, &r));
         Ok(out)
     }
@@ -584,7 +589,23 @@ async fn teams(State(state): State<DashboardState>, Query(f): Query<Filters>) ->
 async fn repos(State(state): State<DashboardState>, Query(f): Query<Filters>) -> Response {
     let r = range_of(&state, &f);
     let body = async {
-        let cost = ask(&state, "cost", "repo", &r).await?;
+        let (cost, g) = tokio::try_join!(
+            ask(&state, "cost", "repo", &r),
+            grid(
+                &state,
+                "repo",
+                &[
+                    "sessions",
+                    "cost",
+                    "merged-prs",
+                    "pr-cycle-time",
+                    "ci-first-run-pass-rate",
+                    "change-failure-rate",
+                    "revert-rate",
+                ],
+                &r,
+            ),
+        )?;
         let bars: Vec<(String, f64)> = cost
             .groups
             .iter()
@@ -592,21 +613,6 @@ async fn repos(State(state): State<DashboardState>, Query(f): Query<Filters>) ->
             .map(|g| (g.key.clone(), g.total))
             .collect();
         let mut out = panel(&chart::bars("Spend by repository (USD)", "usd", &bars));
-        let g = grid(
-            &state,
-            "repo",
-            &[
-                "sessions",
-                "cost",
-                "merged-prs",
-                "pr-cycle-time",
-                "ci-first-run-pass-rate",
-                "change-failure-rate",
-                "revert-rate",
-            ],
-            &r,
-        )
-        .await?;
         out.push_str(&grid_table(
             "repos",
             "Repositories",
@@ -624,32 +630,37 @@ async fn repos(State(state): State<DashboardState>, Query(f): Query<Filters>) ->
 async fn agents(State(state): State<DashboardState>, Query(f): Query<Filters>) -> Response {
     let r = range_of(&state, &f);
     let body = async {
-        let sessions = ask(&state, "sessions", "agent", &r).await?;
+        let (sessions, agents, models, workflows) = tokio::try_join!(
+            ask(&state, "sessions", "agent", &r),
+            grid(
+                &state,
+                "agent",
+                &[
+                    "sessions",
+                    "active-people",
+                    "cost",
+                    "tokens",
+                    "lines-added",
+                    "tool-invocations",
+                ],
+                &r,
+            ),
+            grid(&state, "model", &["tokens", "cost", "cache-hit-ratio"], &r),
+            grid(&state, "workflow", &["sessions", "cost"], &r),
+        )?;
         let mut out = group_chart("Sessions by agent", &sessions);
-        let g = grid(
-            &state,
-            "agent",
-            &[
-                "sessions",
-                "active-people",
-                "cost",
-                "tokens",
-                "lines-added",
-                "tool-invocations",
-            ],
-            &r,
-        )
-        .await?;
-        out.push_str(&grid_table("agents", "Agents", "agent", "agent", &g, &r));
-        let g = grid(&state, "model", &["tokens", "cost", "cache-hit-ratio"], &r).await?;
-        out.push_str(&grid_table("models", "Models", "model", "model", &g, &r));
-        let g = grid(&state, "workflow", &["sessions", "cost"], &r).await?;
+        out.push_str(&grid_table(
+            "agents", "Agents", "agent", "agent", &agents, &r,
+        ));
+        out.push_str(&grid_table(
+            "models", "Models", "model", "model", &models, &r,
+        ));
         out.push_str(&grid_table(
             "workflows",
             "Tools, MCP servers, skills, sub-agents and commands",
             "workflow",
             "workflow",
-            &g,
+            &workflows,
             &r,
         ));
         Ok(out)
@@ -702,6 +713,31 @@ fn pull_kept(state: &DashboardState, r: &Range, p: &crate::store::nodes::PullLis
             .is_none_or(|a| agents.lines().any(|x| x == a))
 }
 
+/// The pull requests the list shows: updated in the range, kept by the filters, the
+/// latest first.
+async fn listed_pulls(
+    state: &DashboardState,
+    r: &Range,
+) -> Result<Vec<crate::store::nodes::PullListed>, ApiError> {
+    let from_ns = day_start(state, "from", &r.from)?;
+    let to_ns = day_start(state, "to", &r.to)?;
+    let mut listed = state
+        .api
+        .db
+        .pulls_updated(from_ns, to_ns, PULLS_LISTED)
+        .await?;
+    listed.retain(|p| pull_kept(state, r, p));
+    Ok(listed)
+}
+
+/// The alerts of a day, as `GET /api/v1/alerts?day=` judges them.
+async fn alerts_of(
+    state: &DashboardState,
+    day: Option<&str>,
+) -> Result<crate::metrics::alerts::Alerts, ApiError> {
+    crate::api::analytics::alerts_of(&state.api, day).await
+}
+
 /// Parses a date filter into its start in the server's zone.
 fn day_start(state: &DashboardState, name: &str, s: &str) -> Result<i64, ApiError> {
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
@@ -717,14 +753,7 @@ fn day_start(state: &DashboardState, name: &str, s: &str) -> Result<i64, ApiErro
 async fn pulls(State(state): State<DashboardState>, Query(f): Query<Filters>) -> Response {
     let r = range_of(&state, &f);
     let body = async {
-        let from_ns = day_start(&state, "from", &r.from)?;
-        let to_ns = day_start(&state, "to", &r.to)?;
-        let mut listed = state
-            .api
-            .db
-            .pulls_updated(from_ns, to_ns, PULLS_LISTED)
-            .await?;
-        listed.retain(|p| pull_kept(&state, &r, p));
+        let listed = listed_pulls(&state, &r).await?;
         let rows: Vec<Vec<String>> = listed
             .iter()
             .map(|p| {
@@ -898,28 +927,7 @@ async fn pull_page(
 
 async fn alerts(State(state): State<DashboardState>, Query(f): Query<Filters>) -> Response {
     let body = async {
-        let zone = state.api.reports.zone;
-        let day = match f.day.as_deref().filter(|d| !d.is_empty()) {
-            Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
-                ApiError(
-                    StatusCode::BAD_REQUEST,
-                    format!("day={d:?} is not a date (YYYY-MM-DD)"),
-                )
-            })?,
-            None => zone.date_of(crate::time::now_ns()),
-        };
-        let day_ns = day
-            .and_hms_opt(0, 0, 0)
-            .and_then(|t| t.and_utc().timestamp_nanos_opt())
-            .unwrap_or(0);
-        state.api.analytics.before_answering().await?;
-        let a = crate::impact::analytics::alerts_on(
-            &state.api.db,
-            &state.api.reports,
-            &state.api.alerts,
-            day_ns,
-        )
-        .await?;
+        let a = alerts_of(&state, f.day.as_deref()).await?;
         let json = serde_json::to_value(&a.alerts).unwrap_or_default();
         let rows: Vec<Vec<String>> = json
             .as_array()
@@ -1159,14 +1167,7 @@ async fn export(State(state): State<DashboardState>, Query(p): Query<ExportParam
     let out: Result<(String, String), ApiError> = async {
         match p.list.as_deref() {
             Some("pulls") => {
-                let from_ns = day_start(&state, "from", &r.from)?;
-                let to_ns = day_start(&state, "to", &r.to)?;
-                let mut listed = state
-                    .api
-                    .db
-                    .pulls_updated(from_ns, to_ns, PULLS_LISTED)
-                    .await?;
-                listed.retain(|p| pull_kept(&state, &r, p));
+                let listed = listed_pulls(&state, &r).await?;
                 let mut csv = String::from(
                     "repo,number,title,author,state,merged,agent_assisted,agents,cost\n",
                 );
@@ -1188,16 +1189,8 @@ async fn export(State(state): State<DashboardState>, Query(p): Query<ExportParam
                 Ok(("pull-requests.csv".to_string(), csv))
             }
             Some("alerts") => {
-                let day = p.day.clone().unwrap_or_default();
-                let day_ns = day_start(&state, "day", &day)?;
-                state.api.analytics.before_answering().await?;
-                let a = crate::impact::analytics::alerts_on(
-                    &state.api.db,
-                    &state.api.reports,
-                    &state.api.alerts,
-                    day_ns,
-                )
-                .await?;
+                let a = alerts_of(&state, p.day.as_deref()).await?;
+                let day = a.day.clone();
                 let json = serde_json::to_value(&a.alerts).unwrap_or_default();
                 let mut csv =
                     String::from("level,kind,scope,key,value,threshold,quality,message\n");
