@@ -327,6 +327,22 @@ fn presets(state: &DashboardState, r: &Range) -> Vec<(String, Range)> {
         .collect()
 }
 
+/// What the filters suggest: the identities file's teams and owned repositories, and
+/// the agents tracelink recognises.
+fn choices(state: &DashboardState) -> page::Choices {
+    let ids = &state.api.reports.links.identities;
+    let mut teams: Vec<String> = ids.team_names().into_iter().collect();
+    teams.push(crate::graph::identities::UNASSIGNED.to_string());
+    page::Choices {
+        teams,
+        repos: ids.owned_repos(),
+        agents: crate::agents::AGENTS
+            .iter()
+            .map(|a| a.name.to_string())
+            .collect(),
+    }
+}
+
 /// Asks the analytics API's question `metric` by `group_by` over `r`.
 async fn ask(
     state: &DashboardState,
@@ -502,7 +518,10 @@ fn respond(
                 path,
                 title,
                 state.api.people,
-                &format!("{}{body}", page::filters(path, r, &presets(state, r))),
+                &format!(
+                    "{}{body}",
+                    page::filters(path, r, &presets(state, r), &choices(state))
+                ),
             ),
         ),
         Err(e) => failed(state, path, e),

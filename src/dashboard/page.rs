@@ -184,8 +184,16 @@ impl Range {
     }
 }
 
+/// What the filter inputs suggest (any other value may still be typed).
+#[derive(Debug, Clone, Default)]
+pub struct Choices {
+    pub teams: Vec<String>,
+    pub repos: Vec<String>,
+    pub agents: Vec<String>,
+}
+
 /// The filter form (a GET form: the filters live in the URL) and quick ranges.
-pub fn filters(path: &str, r: &Range, presets: &[(String, Range)]) -> String {
+pub fn filters(path: &str, r: &Range, presets: &[(String, Range)], choices: &Choices) -> String {
     let mut out = format!(
         r#"<form class="filters" method="get" action="{path}">
 <label>From <input type="date" name="from" value="{from}"></label>
@@ -202,16 +210,26 @@ pub fn filters(path: &str, r: &Range, presets: &[(String, Range)]) -> String {
         );
     }
     out.push_str("</select></label>");
-    for (name, label, v, hint) in [
-        ("team", "Team", &r.team, "all teams"),
-        ("repo", "Repository", &r.repo, "all repositories"),
-        ("agent", "Agent", &r.agent, "all agents"),
+    for (name, label, v, hint, options) in [
+        ("team", "Team", &r.team, "all teams", &choices.teams),
+        (
+            "repo",
+            "Repository",
+            &r.repo,
+            "all repositories",
+            &choices.repos,
+        ),
+        ("agent", "Agent", &r.agent, "all agents", &choices.agents),
     ] {
         let _ = write!(
             out,
-            r#"<label>{label} <input name="{name}" value="{}" placeholder="{hint}" size="14"></label>"#,
+            r#"<label>{label} <input name="{name}" list="{name}-choices" value="{}" placeholder="{hint}" size="14"></label><datalist id="{name}-choices">"#,
             escape(v.as_deref().unwrap_or(""))
         );
+        for o in options {
+            let _ = write!(out, r#"<option value="{}">"#, escape(o));
+        }
+        out.push_str("</datalist>");
     }
     out.push_str(r#"<button type="submit">Apply</button><span class="presets">"#);
     for (name, p) in presets {

@@ -265,6 +265,21 @@ impl Identities {
         &self.budgets
     }
 
+    /// Every team the file names (of people, of repositories, with budgets), sorted.
+    pub fn team_names(&self) -> std::collections::BTreeSet<String> {
+        let mut out: std::collections::BTreeSet<String> = self.members().into_keys().collect();
+        out.extend(self.team_by_repo.values().cloned());
+        out.extend(self.budgets.keys().cloned());
+        out
+    }
+
+    /// The repositories some team owns (lowercase), sorted.
+    pub fn owned_repos(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.team_by_repo.keys().cloned().collect();
+        out.sort();
+        out
+    }
+
     /// The team owning a repository (`owner/name`, any case).
     pub fn repo_team(&self, repo: &str) -> Option<&str> {
         self.team_by_repo

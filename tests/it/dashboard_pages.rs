@@ -135,6 +135,16 @@ async fn the_dashboard_is_for_read_token_holders_and_escapes_what_telemetry_name
         !page.contains(">People<"),
         "People is shown with --people on only"
     );
+    // The filters suggest the identities file's teams and owned repositories, and the
+    // agents tracelink recognises.
+    assert!(
+        page.contains(r#"<datalist id="team-choices"><option value="payments"><option value="platform"><option value="unassigned"></datalist>"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"<datalist id="repo-choices"><option value="acme/widgets"></datalist>"#)
+    );
+    assert!(page.contains(r#"<option value="gemini-cli">"#));
 
     // The workflows' CSV is the API's answer, the hostile name a plain field.
     let csv = client()
