@@ -324,10 +324,14 @@ fn refuse(state: &HttpState, signal: Signal, e: OtlpError) -> Response {
     e.into_response()
 }
 
+/// The largest declared body a refusal reads (and drops) before answering.
+const REFUSAL_DRAIN_BYTES: usize = 256 * 1024;
+
 /// Admission control for OTLP/HTTP, before the body is read: with the write queue full,
 /// or the body bytes in flight at their bound ([`HttpState::in_flight`]), 429 with
-/// `Retry-After` at once, in the request's encoding — an overload costs no reading or
-/// decoding, and memory for bodies stays bounded whatever the number of clients.
+/// `Retry-After` at once, in the request's encoding — an overload costs no decoding and
+/// no reading beyond a small body ([`REFUSAL_DRAIN_BYTES`]), and memory for bodies
+/// stays bounded whatever the number of clients.
 pub async fn admit(
     State(state): State<HttpState>,
     req: axum::extract::Request,
@@ -354,7 +358,14 @@ pub async fn admit(
     let share = match admitted {
         Ok(p) => p,
         Err(e) => {
-            return OtlpError::from_ingest(e, answer_encoding(req.headers())).into_response();
+            let encoding = answer_encoding(req.headers());
+            // A small body is read and dropped first: a client still sending it then
+            // reads the 429 and its Retry-After, not a reset connection. A large or
+            // unsized one is not read (an overload costs no reading).
+            if declared <= REFUSAL_DRAIN_BYTES {
+                let _ = axum::body::to_bytes(req.into_body(), REFUSAL_DRAIN_BYTES).await;
+            }
+            return OtlpError::from_ingest(e, encoding).into_response();
         }
     };
     // The body's share of the budget is held until it is read, decoded and stored.
