@@ -249,6 +249,7 @@ fn http_router(state: AppState) -> Router {
             api: state.api.clone(),
             tokens: state.tokens.clone(),
             setup: state.setup,
+            webhook_secrets: state.webhooks.webhook_secrets.clone(),
         }))
         .merge(crate::dashboard::app_setup::router(state.app_setup.clone()))
 }
@@ -629,11 +630,9 @@ impl Server {
             tokens: read_tokens.clone(),
             metrics_token: args.metrics_token.as_ref().map(|t| Arc::from(t.0.as_str())),
             setup: crate::dashboard::SetupConfig {
-                webhook_secret: webhook_secrets.read().is_ok_and(|s| !s.is_empty()),
                 github_app: app_configured,
                 identities: args.identities.is_some(),
                 ingest_tokens: !args.ingest_tokens.is_empty(),
-                read_tokens: !args.read_tokens.is_empty(),
             },
             app_setup: crate::dashboard::app_setup::AppSetupState {
                 location: args.db.clone(),

@@ -84,7 +84,7 @@ pub struct Question {
 
 /// A time as a parameter gives it: an RFC 3339 time, or a date (its midnight, UTC).
 /// An RFC 3339 time, or a date: its start in `zone`.
-fn parse_time(zone: crate::time::Zone, name: &str, s: &str) -> Result<i64, ApiError> {
+pub fn parse_time(zone: crate::time::Zone, name: &str, s: &str) -> Result<i64, ApiError> {
     crate::time::parse_rfc3339(s)
         .or_else(|| {
             chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")

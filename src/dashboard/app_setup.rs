@@ -85,13 +85,9 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        format!(
-            r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<script src="/assets/dashboard.js"></script><link rel="stylesheet" href="/assets/dashboard.css">
-<title>{t} · tracelink</title></head>
-<body><main><h1>{t}</h1>{body}</main></body></html>"#,
-            t = escape(title)
+        super::page::document(
+            title,
+            &format!("<main><h1>{}</h1>{body}</main>", escape(title)),
         ),
     )
         .into_response()

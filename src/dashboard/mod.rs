@@ -47,16 +47,24 @@ pub struct DashboardState {
     /// Read tokens (none: open, as the API is).
     pub tokens: Arc<Vec<String>>,
     pub setup: SetupConfig,
+    /// The webhook secrets (the App created on `/setup/app` adds one while it runs).
+    pub webhook_secrets: crate::github::webhook::WebhookSecrets,
 }
 
 /// What the server was started with, as the Setup page reports it (never a secret).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SetupConfig {
-    pub webhook_secret: bool,
     pub github_app: bool,
     pub identities: bool,
     pub ingest_tokens: bool,
-    pub read_tokens: bool,
+}
+
+/// What [`missing`] judges of the configuration, read when asked.
+#[derive(Debug, Clone, Copy)]
+pub struct Configured {
+    pub webhook_secret: bool,
+    pub github_app: bool,
+    pub identities: bool,
 }
 
 /// The dashboard's routes, with their own state.
@@ -179,20 +187,19 @@ struct LoginParams {
 }
 
 fn login_form(next: &str, error: Option<&str>) -> String {
-    format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<script src="/assets/dashboard.js"></script>
-<link rel="stylesheet" href="/assets/dashboard.css"><title>Sign in · tracelink</title></head>
-<body><form class="login" method="post" action="/login"><h1>tracelink</h1>
+    page::document(
+        "Sign in",
+        &format!(
+            r#"<form class="login" method="post" action="/login"><h1>tracelink</h1>
 <p>Enter a read token (<code>--read-token</code>) to open the dashboard. It is asked once; this browser keeps a signed-in cookie for 30 days.</p>
 {}<label for="token">Read token</label><input id="token" name="token" type="password" autocomplete="current-password" autofocus required>
-<input type="hidden" name="next" value="{}"><button type="submit">Sign in</button></form></body></html>"#,
-        error.map_or(String::new(), |e| format!(
-            r#"<p class="error" role="alert">{}</p>"#,
-            escape(e)
-        )),
-        escape(next)
+<input type="hidden" name="next" value="{}"><button type="submit">Sign in</button></form>"#,
+            error.map_or(String::new(), |e| format!(
+                r#"<p class="error" role="alert">{}</p>"#,
+                escape(e)
+            )),
+            escape(next)
+        ),
     )
 }
 
@@ -374,6 +381,25 @@ struct Grid {
     /// `values[key][metric]` (`NaN`: no figure).
     values: Vec<Vec<f64>>,
     reasons: Vec<String>,
+    /// The API's answers, one per metric: a page's chart of one of them reads it here
+    /// instead of asking again.
+    answers: Vec<Answer>,
+}
+
+impl Grid {
+    /// The answer of one of its metrics.
+    fn answer(&self, metric: &str) -> Result<&Answer, ApiError> {
+        self.metrics
+            .iter()
+            .position(|m| *m == metric)
+            .and_then(|i| self.answers.get(i))
+            .ok_or_else(|| {
+                ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("the page asked no {metric}"),
+                )
+            })
+    }
 }
 
 async fn grid(
@@ -388,24 +414,25 @@ async fn grid(
         keys: Vec::new(),
         values: Vec::new(),
         reasons: Vec::new(),
+        // The questions are asked side by side (the readers' pool serves them at once).
+        answers: futures_util::future::try_join_all(
+            metrics.iter().map(|m| ask(state, m, group_by, r)),
+        )
+        .await?,
     };
-    // The questions are asked side by side (the readers' pool serves them at once).
-    let answers =
-        futures_util::future::try_join_all(metrics.iter().map(|m| ask(state, m, group_by, r)))
-            .await?;
-    for (mi, (m, a)) in metrics.iter().zip(answers).enumerate() {
+    for (mi, (m, a)) in metrics.iter().zip(&g.answers).enumerate() {
         g.units.push(a.unit);
-        for reason in a.reasons {
+        for reason in &a.reasons {
             let reason = format!("{m}: {reason}");
             if !g.reasons.contains(&reason) {
                 g.reasons.push(reason);
             }
         }
-        for group in a.groups {
+        for group in &a.groups {
             let row = match g.keys.iter().position(|k| *k == group.key) {
                 Some(i) => i,
                 None => {
-                    g.keys.push(group.key);
+                    g.keys.push(group.key.clone());
                     g.values.push(vec![f64::NAN; metrics.len()]);
                     g.values.len() - 1
                 }
@@ -531,10 +558,9 @@ fn respond(
 async fn overview(State(state): State<DashboardState>, Query(f): Query<Filters>) -> Response {
     let r = range_of(&state, &f);
     let body = async {
-        let (sessions, people, cost, merged, waste, g) = tokio::try_join!(
+        let (sessions, people, merged, waste, g) = tokio::try_join!(
             ask(&state, "sessions", "agent", &r),
             ask(&state, "active-people", "org", &r),
-            ask(&state, "cost", "team", &r),
             ask(&state, "merged-prs", "org", &r),
             ask(&state, "waste-share", "org", &r),
             grid(
@@ -544,10 +570,11 @@ async fn overview(State(state): State<DashboardState>, Query(f): Query<Filters>)
                 &r
             ),
         )?;
+        let cost = g.answer("cost")?;
         let mut out = String::from(r#"<div class="tiles">"#);
         out.push_str(&answer_tile("Sessions", "tile-sessions", &sessions));
         out.push_str(&answer_tile("Active people", "tile-people", &people));
-        out.push_str(&answer_tile("Spend", "tile-cost", &cost));
+        out.push_str(&answer_tile("Spend", "tile-cost", cost));
         out.push_str(&answer_tile("Merged pull requests", "tile-merged", &merged));
         if let Some(split) = &merged.split {
             out.push_str(&page::tile(
@@ -564,7 +591,7 @@ async fn overview(State(state): State<DashboardState>, Query(f): Query<Filters>)
         ));
         out.push_str("</div>");
         out.push_str("<h2>Spend</h2>");
-        out.push_str(&total_chart("Spend (USD)", &cost));
+        out.push_str(&total_chart("Spend (USD)", cost));
         out.push_str("<h2>Sessions by agent</h2>");
         out.push_str(&group_chart("Sessions by agent", &sessions));
         out.push_str("<h2>Active people</h2>");
@@ -580,24 +607,22 @@ async fn overview(State(state): State<DashboardState>, Query(f): Query<Filters>)
 async fn teams(State(state): State<DashboardState>, Query(f): Query<Filters>) -> Response {
     let r = range_of(&state, &f);
     let body = async {
-        let (cost, g) = tokio::try_join!(
-            ask(&state, "cost", "team", &r),
-            grid(
-                &state,
-                "team",
-                &[
-                    "sessions",
-                    "active-people",
-                    "cost",
-                    "tokens",
-                    "cost-without-commit",
-                    "cost-not-landed",
-                    "merged-prs",
-                ],
-                &r,
-            ),
-        )?;
-        let mut out = group_chart("Spend by team (USD)", &cost);
+        let g = grid(
+            &state,
+            "team",
+            &[
+                "sessions",
+                "active-people",
+                "cost",
+                "tokens",
+                "cost-without-commit",
+                "cost-not-landed",
+                "merged-prs",
+            ],
+            &r,
+        )
+        .await?;
+        let mut out = group_chart("Spend by team (USD)", g.answer("cost")?);
         out.push_str(&grid_table("teams", "Teams", "team", "team", &g, &r));
         Ok(out)
     }
@@ -608,24 +633,23 @@ async fn teams(State(state): State<DashboardState>, Query(f): Query<Filters>) ->
 async fn repos(State(state): State<DashboardState>, Query(f): Query<Filters>) -> Response {
     let r = range_of(&state, &f);
     let body = async {
-        let (cost, g) = tokio::try_join!(
-            ask(&state, "cost", "repo", &r),
-            grid(
-                &state,
-                "repo",
-                &[
-                    "sessions",
-                    "cost",
-                    "merged-prs",
-                    "pr-cycle-time",
-                    "ci-first-run-pass-rate",
-                    "change-failure-rate",
-                    "revert-rate",
-                ],
-                &r,
-            ),
-        )?;
-        let bars: Vec<(String, f64)> = cost
+        let g = grid(
+            &state,
+            "repo",
+            &[
+                "sessions",
+                "cost",
+                "merged-prs",
+                "pr-cycle-time",
+                "ci-first-run-pass-rate",
+                "change-failure-rate",
+                "revert-rate",
+            ],
+            &r,
+        )
+        .await?;
+        let bars: Vec<(String, f64)> = g
+            .answer("cost")?
             .groups
             .iter()
             .take(12)
@@ -649,8 +673,7 @@ async fn repos(State(state): State<DashboardState>, Query(f): Query<Filters>) ->
 async fn agents(State(state): State<DashboardState>, Query(f): Query<Filters>) -> Response {
     let r = range_of(&state, &f);
     let body = async {
-        let (sessions, agents, models, workflows) = tokio::try_join!(
-            ask(&state, "sessions", "agent", &r),
+        let (agents, models, workflows) = tokio::try_join!(
             grid(
                 &state,
                 "agent",
@@ -667,7 +690,7 @@ async fn agents(State(state): State<DashboardState>, Query(f): Query<Filters>) -
             grid(&state, "model", &["tokens", "cost", "cache-hit-ratio"], &r),
             grid(&state, "workflow", &["sessions", "cost"], &r),
         )?;
-        let mut out = group_chart("Sessions by agent", &sessions);
+        let mut out = group_chart("Sessions by agent", agents.answer("sessions")?);
         out.push_str(&grid_table(
             "agents", "Agents", "agent", "agent", &agents, &r,
         ));
@@ -738,8 +761,9 @@ async fn listed_pulls(
     state: &DashboardState,
     r: &Range,
 ) -> Result<Vec<crate::store::nodes::PullListed>, ApiError> {
-    let from_ns = day_start(state, "from", &r.from)?;
-    let to_ns = day_start(state, "to", &r.to)?;
+    let zone = state.api.reports.zone;
+    let from_ns = crate::api::analytics::parse_time(zone, "from", &r.from)?;
+    let to_ns = crate::api::analytics::parse_time(zone, "to", &r.to)?;
     let mut listed = state
         .api
         .db
@@ -747,26 +771,6 @@ async fn listed_pulls(
         .await?;
     listed.retain(|p| pull_kept(state, r, p));
     Ok(listed)
-}
-
-/// The alerts of a day, as `GET /api/v1/alerts?day=` judges them.
-async fn alerts_of(
-    state: &DashboardState,
-    day: Option<&str>,
-) -> Result<crate::metrics::alerts::Alerts, ApiError> {
-    crate::api::analytics::alerts_of(&state.api, day).await
-}
-
-/// Parses a date filter into its start in the server's zone.
-fn day_start(state: &DashboardState, name: &str, s: &str) -> Result<i64, ApiError> {
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map(|d| state.api.reports.zone.midnight(d))
-        .map_err(|_| {
-            ApiError(
-                StatusCode::BAD_REQUEST,
-                format!("{name}={s:?} is not a date (YYYY-MM-DD)"),
-            )
-        })
 }
 
 async fn pulls(State(state): State<DashboardState>, Query(f): Query<Filters>) -> Response {
@@ -946,7 +950,7 @@ async fn pull_page(
 
 async fn alerts(State(state): State<DashboardState>, Query(f): Query<Filters>) -> Response {
     let body = async {
-        let a = alerts_of(&state, f.day.as_deref()).await?;
+        let a = crate::api::analytics::alerts_of(&state.api, f.day.as_deref()).await?;
         let json = serde_json::to_value(&a.alerts).unwrap_or_default();
         let rows: Vec<Vec<String>> = json
             .as_array()
@@ -994,7 +998,7 @@ pub const SETUP_DAYS: i64 = 30;
 /// the configuration (`None`: not known, as for `tracelink status`) and from what
 /// arrived in the last [`SETUP_DAYS`] days.
 pub fn missing(
-    config: Option<SetupConfig>,
+    config: Option<Configured>,
     telemetry: &[crate::store::status::TelemetrySeen],
     webhooks: &[crate::store::status::WebhooksSeen],
     unassigned: i64,
@@ -1074,7 +1078,12 @@ async fn setup(State(state): State<DashboardState>) -> Response {
         let webhooks = db.webhooks_seen(since).await?;
         let unassigned = db.sessions_unassigned(since).await?;
         let c = state.setup;
-        let missing = missing(Some(c), &telemetry, &webhooks, unassigned);
+        let configured = Configured {
+            webhook_secret: state.webhook_secrets.read().is_ok_and(|s| !s.is_empty()),
+            github_app: c.github_app,
+            identities: c.identities,
+        };
+        let missing = missing(Some(configured), &telemetry, &webhooks, unassigned);
         let ago = |ns: Option<i64>| ns.map_or("–".into(), |t| escape(&ago(now, t)));
         let mut out =
             String::from(r#"<section class="panel" id="missing"><h2>What is missing</h2>"#);
@@ -1098,7 +1107,7 @@ async fn setup(State(state): State<DashboardState>) -> Response {
             } else {
                 "none (ingest is open to whoever reaches the ports)"
             },
-            if c.read_tokens {
+            if !state.tokens.is_empty() {
                 "required"
             } else {
                 "none (the dashboard and API are open to whoever reaches the port)"
@@ -1157,13 +1166,9 @@ struct ExportParams {
     group_by: Option<String>,
     metrics: Option<String>,
     list: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    bucket: Option<String>,
-    day: Option<String>,
-    team: Option<String>,
-    repo: Option<String>,
-    agent: Option<String>,
+    /// The page's filters.
+    #[serde(flatten)]
+    filters: Filters,
 }
 
 /// The metrics one export may name.
@@ -1173,16 +1178,7 @@ const MAX_EXPORT_METRICS: usize = 12;
 /// one column per metric (each group's total, as the API's JSON gives it); or
 /// `list=pulls` / `list=alerts`.
 async fn export(State(state): State<DashboardState>, Query(p): Query<ExportParams>) -> Response {
-    let f = Filters {
-        from: p.from.clone(),
-        to: p.to.clone(),
-        bucket: p.bucket.clone(),
-        day: p.day.clone(),
-        team: p.team.clone(),
-        repo: p.repo.clone(),
-        agent: p.agent.clone(),
-    };
-    let r = range_of(&state, &f);
+    let r = range_of(&state, &p.filters);
     let out: Result<(String, String), ApiError> = async {
         match p.list.as_deref() {
             Some("pulls") => {
@@ -1208,7 +1204,8 @@ async fn export(State(state): State<DashboardState>, Query(p): Query<ExportParam
                 Ok(("pull-requests.csv".to_string(), csv))
             }
             Some("alerts") => {
-                let a = alerts_of(&state, p.day.as_deref()).await?;
+                let a =
+                    crate::api::analytics::alerts_of(&state.api, p.filters.day.as_deref()).await?;
                 let day = a.day.clone();
                 let json = serde_json::to_value(&a.alerts).unwrap_or_default();
                 let mut csv =

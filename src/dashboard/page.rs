@@ -136,17 +136,29 @@ pub fn frame(current: &str, title: &str, people: bool, body: &str) -> String {
             }
         );
     }
+    document(
+        title,
+        &format!(
+            r#"<header><span class="brand">tracelink</span><nav>{nav}</nav><form method="post" action="/logout"><button type="submit">Sign out</button></form></header>
+<main><h1>{t}</h1>
+{body}
+</main>"#,
+            t = escape(title),
+        ),
+    )
+}
+
+/// An HTML document: the head every page shares (the error hook first, the
+/// stylesheet, `title · tracelink`), then `body` (markup, escaped by the caller).
+pub fn document(title: &str, body: &str) -> String {
     format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <script src="/assets/dashboard.js"></script>
 <link rel="stylesheet" href="/assets/dashboard.css">
-<title>{t} · tracelink</title></head>
-<body><header><span class="brand">tracelink</span><nav>{nav}</nav><form method="post" action="/logout"><button type="submit">Sign out</button></form></header>
-<main><h1>{t}</h1>
-{body}
-</main></body></html>"#,
-        t = escape(title),
+<title>{} · tracelink</title></head>
+<body>{body}</body></html>"#,
+        escape(title)
     )
 }
 

@@ -260,12 +260,10 @@ async fn sums(
         q.metric,
         analytics::Metric::WasteShare | analytics::Metric::CostNotLanded
     ) {
-        let open_from = crate::time::now_ns() - crate::store::analytics::LANDING_WINDOW_NS;
-        sums.landing_open = sums
-            .tallies
-            .iter()
-            .any(|t| t.value.is_some_and(|v| v > 0.0) || t.rows_summed > 0)
-            && q.to_ns > open_from;
+        // Sessions counted as not landed may still land; `answer` says so when any is
+        // counted.
+        sums.landing_open =
+            q.to_ns > crate::time::now_ns() - crate::store::analytics::LANDING_WINDOW_NS;
     }
     if q.metric == analytics::Metric::WasteShare {
         sums.denominators = Some(

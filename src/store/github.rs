@@ -244,7 +244,8 @@ impl Tx<'_> {
                 Op::DefaultBranch { repo, branch } => {
                     query(
                         "INSERT INTO default_branches (repo, branch) VALUES (?, ?) \
-                         ON CONFLICT (repo) DO UPDATE SET branch = excluded.branch",
+                         ON CONFLICT (repo) DO UPDATE SET branch = excluded.branch \
+                         WHERE default_branches.branch <> excluded.branch",
                     )
                     .bind(repo)
                     .bind(branch)

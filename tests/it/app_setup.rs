@@ -168,6 +168,16 @@ async fn the_app_is_created_from_the_manifest_and_read_back_at_start() {
         )
         .await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // The Setup page says so at once: the webhook secret is no longer missing.
+    let setup = client()
+        .get(format!("{http}/setup"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!setup.contains("No webhook secret"), "{setup}");
     // The key is stored sealed, never as PEM.
     let stored = app.db().github_app_stored().await.unwrap().unwrap();
     assert_eq!(stored.app_id, APP_ID as i64);

@@ -38,6 +38,16 @@ fn hostile_tool() -> Value {
     }]})
 }
 
+/// `GET url` with the sign-in cookie, redirects not followed.
+async fn signed_get(url: &str, cookie: &str) -> reqwest::Response {
+    client()
+        .get(url)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn signed_in_cookie(app: &TestApp) -> String {
     let r = client()
         .post(format!("{}/login", app.http))
@@ -112,12 +122,7 @@ async fn the_dashboard_is_for_read_token_holders_and_escapes_what_telemetry_name
     assert_eq!(r.headers()["location"], "/", "never off this server");
 
     let cookie = signed_in_cookie(&app).await;
-    let r = client()
-        .get(format!("{http}/agents?{RANGE}"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = signed_get(&format!("{http}/agents?{RANGE}"), &cookie).await;
     assert_eq!(r.status(), 200);
     let csp = r.headers()["content-security-policy"].to_str().unwrap();
     assert!(
@@ -147,14 +152,11 @@ async fn the_dashboard_is_for_read_token_holders_and_escapes_what_telemetry_name
     assert!(page.contains(r#"<option value="gemini-cli">"#));
 
     // The workflows' CSV is the API's answer, the hostile name a plain field.
-    let csv = client()
-        .get(format!(
-            "{http}/export.csv?group_by=workflow&metrics=sessions,cost&{RANGE}"
-        ))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let csv = signed_get(
+        &format!("{http}/export.csv?group_by=workflow&metrics=sessions,cost&{RANGE}"),
+        &cookie,
+    )
+    .await;
     assert_eq!(csv.status(), 200);
     assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
     let csv = csv.text().await.unwrap();
@@ -186,12 +188,7 @@ async fn the_dashboard_is_for_read_token_holders_and_escapes_what_telemetry_name
 
     // Setup says what is missing: this server has no GitHub App (it has a webhook
     // secret), and the push's deliveries arrived.
-    let r = client()
-        .get(format!("{http}/setup"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = signed_get(&format!("{http}/setup"), &cookie).await;
     assert_eq!(r.status(), 200);
     let setup = r.text().await.unwrap();
     assert!(setup.contains("No GitHub App"), "{setup}");
@@ -202,21 +199,11 @@ async fn the_dashboard_is_for_read_token_holders_and_escapes_what_telemetry_name
     );
 
     // Per-person views are off: the page says why.
-    let r = client()
-        .get(format!("{http}/people?{RANGE}"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = signed_get(&format!("{http}/people?{RANGE}"), &cookie).await;
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("--people on"));
     // A bad filter is named.
-    let r = client()
-        .get(format!("{http}/teams?from=yesterday"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = signed_get(&format!("{http}/teams?from=yesterday"), &cookie).await;
     assert_eq!(r.status(), 400);
     assert!(
         r.text()
@@ -224,12 +211,11 @@ async fn the_dashboard_is_for_read_token_holders_and_escapes_what_telemetry_name
             .unwrap()
             .contains("from=&quot;yesterday&quot;")
     );
-    let r = client()
-        .get(format!("{http}/export.csv?group_by=team&metrics=spend"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = signed_get(
+        &format!("{http}/export.csv?group_by=team&metrics=spend"),
+        &cookie,
+    )
+    .await;
     assert_eq!(r.status(), 400);
     assert!(
         r.text()
