@@ -48,6 +48,22 @@ pub enum DeliveriesCommand {
     },
 }
 
+/// `tracelink demo`'s settings.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Print the pull request's comment and exit, without seeding the organisation or
+    /// serving the dashboard.
+    #[arg(long)]
+    pub no_serve: bool,
+    /// The dashboard's address (port 0: any free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub http_listen: SocketAddr,
+    /// Keep the demo's database in this file (else a temporary one, removed on exit).
+    /// It must not exist yet.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Receive OTLP from coding agents and serve the query API.
@@ -109,7 +125,17 @@ pub enum Command {
         /// SQLite database file, or a `postgres://` URL.
         #[arg(long, env = "TRACELINK_DB", default_value = "./tracelink.db")]
         db: Location,
+        /// The identities file `serve` reads: users it does not know are listed.
+        #[arg(long, env = "TRACELINK_IDENTITIES")]
+        identities: Option<PathBuf>,
     },
+    /// Try tracelink with nothing set up: a server on a temporary database and an
+    /// in-process stand-in for GitHub. It plays the story of one pull request (a
+    /// Claude Code session, its commits, CI, the merge, a deployment), prints the
+    /// comment and check run tracelink posted, seeds a month of a small organisation
+    /// (three teams, three agents, a policy change, a spend spike, an incident), and
+    /// serves the dashboard at the address it prints until Ctrl-C.
+    Demo(DemoArgs),
     /// The config file (`tracelink.toml`): `config check` validates it with the
     /// environment and flags, and prints the settings `serve` would run with.
     Config {

@@ -14,6 +14,8 @@ pub mod config;
 pub mod config_file;
 pub mod crypto;
 pub mod dashboard;
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod facts;
 pub mod github;
 pub mod graph;

@@ -82,6 +82,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             tracing::info!("stopped");
             Ok(())
         }
+        #[cfg(feature = "demo")]
+        Command::Demo(args) => tracelink::demo::run(&args).await,
+        #[cfg(not(feature = "demo"))]
+        Command::Demo(_) => anyhow::bail!(
+            "this tracelink was built without the demo (cargo's default feature `demo`)"
+        ),
         Command::Migrate { db } => {
             tracelink::store::migrate(&db).await?;
             println!("migrations applied to {}", db);
@@ -266,7 +272,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Config { .. } => anyhow::bail!("config check runs before the runtime starts"),
-        Command::Status { db } => {
+        Command::Status { db, identities } => {
+            let identities = identities
+                .as_deref()
+                .map(tracelink::graph::identities::Identities::load)
+                .transpose()?;
             existing(&db)?;
             let store = tracelink::store::Db::open_read_only(&db).await?;
             let now = tracelink::time::now_ns();
@@ -302,7 +312,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     tracelink::dashboard::ago(now, w.last_ns)
                 );
             }
-            let missing = tracelink::dashboard::missing(None, &telemetry, &webhooks, unassigned);
+            let unknown = match &identities {
+                Some(ids) => Some(tracelink::dashboard::unknown_users(
+                    &store.people_seen(since).await?,
+                    ids,
+                    10,
+                )),
+                None => None,
+            };
+            let missing = tracelink::dashboard::missing(
+                None,
+                &telemetry,
+                &webhooks,
+                unassigned,
+                unknown.as_ref(),
+            );
             if missing.is_empty() {
                 println!("Nothing missing: telemetry and webhooks are arriving.");
             } else {

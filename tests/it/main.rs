@@ -14,6 +14,7 @@
 mod browser;
 mod config_file;
 mod dashboard;
+mod demo;
 #[cfg(not(tracelink_skip_postgres_tests))]
 mod engines;
 mod fuzz_corpus;

@@ -1,5 +1,6 @@
-//! tracelink's tooling, kept out of the service: the fake GitHub that the integration
-//! tests and `tracelink-dev demo` share ([`fake_github`]).
+//! tracelink's tooling, kept out of the service: the fake GitHub the integration tests
+//! share (the one `tracelink demo` runs, re-exported from [`tracelink::demo::github`]),
+//! and test databases on PostgreSQL.
 
-pub mod fake_github;
+pub use tracelink::demo::github as fake_github;
 pub mod pgtest;

@@ -1,4 +1,4 @@
-//! `tracelink-dev`: the demo and the benchmarks (not part of the service).
+//! `tracelink-dev`: the benchmarks (not part of the service; the demo is `tracelink demo`).
 //!
 //! Build both binaries first (the benchmarks run `tracelink serve` from the same target
 //! directory): `cargo build --release -p tracelink -p tracelink-dev`.
@@ -7,14 +7,12 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 mod bench;
-mod demo;
-mod demo_org;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "tracelink-dev",
     version,
-    about = "tracelink's tooling: the demo and the benchmarks"
+    about = "tracelink's tooling: the benchmarks"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -23,15 +21,6 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run tracelink against a fake GitHub with a bundled agent session, and print the
-    /// comment and check run it posts.
-    Demo {
-        /// Then seed a month of a small organisation (three teams, three agents, a
-        /// policy change, a spend spike, an incident) and keep serving: the dashboard's
-        /// address is printed; Ctrl-C stops.
-        #[arg(long)]
-        serve: bool,
-    },
     /// Benchmarks (run a release build).
     Bench(bench::BenchArgs),
 }
@@ -44,7 +33,6 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Demo { serve } => demo::run(serve),
         Command::Bench(args) => bench::run(args),
     }
 }

@@ -1,23 +1,30 @@
-//! `tracelink-dev demo`: the product with nothing set up. Starts tracelink on a temporary
-//! database with an in-process fake GitHub (the one the integration tests use,
-//! [`tracelink_dev::fake_github`]), replays the captured webhook payloads and a bundled
-//! Claude Code session with the story of one pull request, and prints the comment and
-//! check run tracelink posted.
+//! `tracelink demo`: the product with nothing set up. Starts tracelink on a temporary
+//! database with an in-process stand-in for GitHub ([`github`], the fake the integration
+//! tests use), replays the captured webhook payloads and a bundled Claude Code session
+//! with the story of one pull request, and prints the comment and check run tracelink
+//! posted. Then it seeds a month of a small organisation ([`org`]) over OTLP/HTTP and
+//! serves the dashboard.
 
+pub mod github;
+pub mod org;
+
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use serde_json::{Value, json};
 
-use tracelink::config::{Secret, ServeArgs};
-use tracelink::github::signature::sign;
-use tracelink::server::Server;
-use tracelink_dev::fake_github::{FakeFile, FakeGithub, INSTALLATION};
-
-use crate::bench::HttpConn;
+use crate::config::{DemoArgs, Secret, ServeArgs};
+use crate::github::signature::sign;
+use crate::server::Server;
+use github::{FakeFile, FakeGithub, INSTALLATION};
 
 const SECRET: &str = "demo-secret";
 const REPO: &str = "acme/widgets";
@@ -31,11 +38,21 @@ const HUMAN: &str = "5a1b2c3d4e5f60718293a4b5c6d7e8f901234567";
 const MERGE: &str = "e0f1d2c3b4a5968778695a4b3c2d1e0f12345678";
 const BASE: &str = "0ddba11cafef00d0ddba11cafef00d0ddba11ca0";
 
-pub fn run(serve: bool) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(demo(serve))
+/// Runs the demo; with `--no-serve` it ends once the comment is printed.
+pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
+    if let Some(db) = &args.db {
+        anyhow::ensure!(
+            !db.exists(),
+            "--db {}: the file exists; the demo writes a new database (name another file, or remove it)",
+            db.display()
+        );
+        return story(db, args).await;
+    }
+    let dir = std::env::temp_dir().join(format!("tracelink-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let result = story(&dir.join("tracelink.db"), args).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
 
 fn patch(lines: &[&str]) -> String {
@@ -52,15 +69,8 @@ fn file(name: &str, lines: &[&str]) -> FakeFile {
     FakeFile::modified(name, &patch(lines))
 }
 
-async fn demo(serve: bool) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("tracelink-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let result = story(&dir, serve).await;
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
-
-async fn story(dir: &std::path::Path, serve: bool) -> anyhow::Result<()> {
+async fn story(db: &std::path::Path, demo: &DemoArgs) -> anyhow::Result<()> {
+    let serve = !demo.no_serve;
     // The fake GitHub knows the PR's diff and its commits' patches.
     let fake = FakeGithub::start().await;
     let retry = [
@@ -86,24 +96,28 @@ async fn story(dir: &std::path::Path, serve: bool) -> anyhow::Result<()> {
     let app = fake.app_config();
     let api_url = app.api_url.clone();
 
-    let mut args = ServeArgs::ephemeral(dir.join("tracelink.db"));
+    let mut args = ServeArgs::ephemeral(db.to_path_buf());
+    args.http_listen = demo.http_listen;
     args.webhook_secrets = vec![Secret(SECRET.into())];
     args.github = (&app).into();
     args.comment_debounce = 0;
     if serve {
-        let identities = dir.join("identities.toml");
-        std::fs::write(&identities, crate::demo_org::identities())?;
+        let identities = db.with_extension("identities.toml");
+        std::fs::write(&identities, org::identities())
+            .with_context(|| format!("writing {}", identities.display()))?;
         args.identities = Some(identities);
-        args.people = tracelink::config::OnOff::On;
+        args.people = crate::config::OnOff::On;
     }
     let server = Server::start(&args).await?;
+    let http: HttpClient =
+        Client::builder(hyper_util::rt::TokioExecutor::new()).build(HttpConnector::new());
     println!("tracelink demo");
     println!(
         "  tracelink   grpc={} http={}",
         server.grpc_addr, server.http_addr
     );
-    println!("  database    {}", dir.join("tracelink.db").display());
-    println!("  fake GitHub {api_url}");
+    println!("  database    {}", db.display());
+    println!("  GitHub      {api_url} (an in-process stand-in: nothing leaves this machine)");
 
     // Every captured payload of webhooks/payloads (when run from the repository).
     let mut replayed = (0, 0);
@@ -115,8 +129,8 @@ async fn story(dir: &std::path::Path, serve: bool) -> anyhow::Result<()> {
                 continue;
             };
             let event = name.split('.').next().unwrap_or_default().to_string();
-            let body = std::fs::read(&p)?;
-            let status = deliver(server.http_addr, &event, &name, &body).await?;
+            let body = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+            let status = deliver(&http, server.http_addr, &event, &name, body.into()).await?;
             replayed.0 += 1;
             if status == 200 {
                 replayed.1 += 1;
@@ -203,10 +217,11 @@ async fn story(dir: &std::path::Path, serve: bool) -> anyhow::Result<()> {
     ];
     for (i, (event, payload)) in story.iter().enumerate() {
         let status = deliver(
+            &http,
             server.http_addr,
             event,
             &format!("demo-{i}"),
-            payload.to_string().as_bytes(),
+            payload.to_string().into(),
         )
         .await?;
         anyhow::ensure!(
@@ -254,27 +269,26 @@ async fn story(dir: &std::path::Path, serve: bool) -> anyhow::Result<()> {
     }
     if serve {
         // A month of a small organisation, ending today.
-        let end = (tracelink::time::now_ns() / 86_400_000_000_000 + 1) * 86_400_000_000_000;
-        let sessions = crate::demo_org::sessions(30, end);
+        let end = (crate::time::now_ns() / 86_400_000_000_000 + 1) * 86_400_000_000_000;
+        let sessions = org::sessions(30, end);
         for s in &sessions {
-            let body = s.to_string();
-            let mut conn = HttpConn::connect(server.http_addr).await?;
-            let (status, _) = conn
-                .request_with(
-                    "POST",
-                    "/v1/logs",
-                    "Content-Type: application/json\r\n",
-                    body.as_bytes(),
-                )
-                .await?;
+            let status = post(
+                &http,
+                server.http_addr,
+                "/v1/logs",
+                &[],
+                s.to_string().into(),
+            )
+            .await?;
             anyhow::ensure!(status == 200, "OTLP/HTTP answered {status}");
         }
-        let incident = crate::demo_org::incident(REPO, INSTALLATION, 9001, "2026-11-20T12:10:00Z");
+        let incident = org::incident(REPO, INSTALLATION, 9001, "2026-11-20T12:10:00Z");
         let status = deliver(
+            &http,
             server.http_addr,
             "issues",
             "demo-incident",
-            incident.to_string().as_bytes(),
+            incident.to_string().into(),
         )
         .await?;
         anyhow::ensure!(status == 200, "the incident delivery answered {status}");
@@ -282,13 +296,18 @@ async fn story(dir: &std::path::Path, serve: bool) -> anyhow::Result<()> {
             "  seeded      {} sessions of 9 people in 3 teams over 30 days (payments moves from Claude Code to Codex halfway; a spend spike; an incident)",
             sessions.len()
         );
-        println!("\ndashboard: http://{}/\n(Ctrl-C stops)", server.http_addr);
-        tokio::signal::ctrl_c().await?;
+        println!(
+            "\ndashboard: http://{addr}/\n  {REPO}#7 and its graph: http://{addr}/pulls/{REPO}/7\n(Ctrl-C stops)",
+            addr = server.http_addr
+        );
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
         server.shutdown().await?;
         return Ok(());
     }
     println!(
-        "Next: run `cargo run --release -p tracelink -- serve` and point your agents at it (README: Configuration); `demo --serve` shows the dashboard on a month of a small organisation."
+        "Next: `tracelink demo` (without --no-serve) shows the dashboard on a month of a small organisation; `tracelink serve` runs it for real (README: Configuration)."
     );
     server.shutdown().await?;
     Ok(())
@@ -303,19 +322,43 @@ fn pull(action: &str, state: &str, merge: Option<&str>, updated: &str) -> Value 
             "closed_at": merge.map(|_| updated), "merged_at": merge.map(|_| updated)}})
 }
 
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// POSTs `body` as JSON to tracelink's HTTP listener; returns the status.
+async fn post(
+    http: &HttpClient,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Bytes,
+) -> anyhow::Result<u16> {
+    let mut req = hyper::Request::post(format!("http://{addr}{path}"))
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        req = req.header(*name, value);
+    }
+    let res = http
+        .request(req.body(Full::new(body))?)
+        .await
+        .with_context(|| format!("POST {path}"))?;
+    let status = res.status().as_u16();
+    // Read to the end so the connection is reused.
+    res.into_body().collect().await?;
+    Ok(status)
+}
+
+/// Delivers a webhook as GitHub does: signed with the webhook secret.
 async fn deliver(
-    addr: std::net::SocketAddr,
+    http: &HttpClient,
+    addr: SocketAddr,
     event: &str,
     id: &str,
-    body: &[u8],
+    body: Bytes,
 ) -> anyhow::Result<u16> {
-    let headers = format!(
-        "Content-Type: application/json\r\nX-GitHub-Event: {event}\r\nX-GitHub-Delivery: {id}\r\nX-Hub-Signature-256: {}\r\n",
-        sign(SECRET, body)
-    );
-    let mut conn = HttpConn::connect(addr).await?;
-    let (status, _) = conn
-        .request_with("POST", "/webhooks/github", &headers, body)
-        .await?;
-    Ok(status)
+    let headers = [
+        ("x-github-event", event.to_string()),
+        ("x-github-delivery", id.to_string()),
+        ("x-hub-signature-256", sign(SECRET, &body)),
+    ];
+    post(http, addr, "/webhooks/github", &headers, body).await
 }

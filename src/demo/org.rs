@@ -1,4 +1,4 @@
-//! `tracelink-dev demo --serve`: a month of a small organisation for the dashboard.
+//! `tracelink demo`: a month of a small organisation for the dashboard.
 //! Nine people in three teams, each owning a repository, run the fixtures' Claude Code,
 //! Gemini CLI and Codex sessions (the vendors' own records, given new session IDs,
 //! people, repositories and times) over OTLP/HTTP, as the agents export them:

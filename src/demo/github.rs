@@ -14,8 +14,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::github::app::AppConfig;
 use serde_json::{Value, json};
-use tracelink::github::app::AppConfig;
 use wiremock::matchers::{any, method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -1448,7 +1448,7 @@ fn with_link(answer: ResponseTemplate, link: Option<String>) -> ResponseTemplate
 
 /// Nanoseconds of an RFC 3339 time (0 when it is none).
 fn rfc3339(t: &str) -> i64 {
-    tracelink::time::parse_rfc3339(t).unwrap_or(0)
+    crate::time::parse_rfc3339(t).unwrap_or(0)
 }
 
 /// Percent-encodes a query parameter value.

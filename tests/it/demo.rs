@@ -1,12 +1,13 @@
-//! `tracelink-dev demo` end to end: a real tracelink, the fake GitHub, the captured
-//! payloads and the bundled Claude Code session; the comment it posted is printed.
+//! `tracelink demo` end to end, as a process: a real tracelink, the in-process stand-in
+//! for GitHub, the captured payloads and the bundled Claude Code session; the comment it
+//! posted is printed, then the dashboard is served on a month of an organisation.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_prints_the_comment_it_posted() {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink-dev"))
-        .arg("demo")
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
+        .args(["demo", "--no-serve"])
         // Run from the repository, where webhooks/payloads is.
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("TRACELINK_LOG", "warn")
         .output()
         .await
@@ -32,14 +33,14 @@ async fn the_demo_prints_the_comment_it_posted() {
     );
 }
 
-/// `tracelink-dev demo --serve`: after the story, a month of a small organisation is
+/// `tracelink demo`: after the story, a month of a small organisation is
 /// seeded and the dashboard served at the address it prints.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_serves_the_dashboard_on_a_month_of_an_organisation() {
     use tokio::io::{AsyncBufReadExt, BufReader};
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink-dev"))
-        .args(["demo", "--serve"])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
+        .arg("demo")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("TRACELINK_LOG", "warn")
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -84,6 +85,27 @@ async fn the_demo_serves_the_dashboard_on_a_month_of_an_organisation() {
         assert!(agents.contains(&format!("<td>{agent}</td>")), "{agent}");
     }
     child.kill().await.unwrap();
+}
+
+/// The demo writes a new database: it refuses to touch an existing file, and says which.
+#[tokio::test]
+async fn the_demo_will_not_write_into_an_existing_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mine.db");
+    std::fs::write(&db, b"precious").unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracelink"))
+        .args(["demo", "--no-serve", "--db"])
+        .arg(&db)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("--db {}: the file exists", db.display())),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), b"precious");
 }
 
 /// `GET path` on the server at `url` (`http://host:port/`): the body of a 200.
