@@ -11,7 +11,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, mpsc, watch};
 
-use crate::github::app::{CommentOutcome, FilePatch, GithubApp, GithubError};
+use crate::github::app::{AppSlot, CommentOutcome, FilePatch, GithubApp, GithubError};
 use crate::graph::linker::{self, Stale};
 use crate::ids::{PrNumber, RepoName};
 use crate::impact::ReportContext;
@@ -43,7 +43,8 @@ pub async fn enqueue(
 /// The publisher's settings.
 pub struct Publisher {
     pub ctx: Arc<ReportContext>,
-    pub app: Option<Arc<GithubApp>>,
+    /// Read per report: an App created while running posts from its next report.
+    pub app: AppSlot,
     pub debounce: Duration,
     pub budget: WriteBudget,
     /// Whose claims on queued reports this publisher takes, and for how long.
@@ -291,7 +292,8 @@ async fn publish_one(
     let Some(pr) = readers.pull_request(repo, number).await? else {
         return Ok(Published::Done);
     };
-    if let (Some(app), Some(inst)) = (&publisher.app, installation) {
+    let app = publisher.app.get();
+    if let (Some(app), Some(inst)) = (&app, installation) {
         fetch(app, conn, readers, inst as u64, repo, number, &pr.head_sha).await?;
     }
     let shas = readers.pull_commits(repo, number).await?.shas;
@@ -299,7 +301,7 @@ async fn publish_one(
     // ids (an amended or rebased copy inherits its original's links). A commit GitHub
     // cannot give (gone after a force-push) is skipped, unless the report needs it.
     let mut unfetched: BTreeSet<String> = BTreeSet::new();
-    if let (Some(app), Some(inst)) = (&publisher.app, installation) {
+    if let (Some(app), Some(inst)) = (&app, installation) {
         let wanted: Vec<String> = shas.iter().take(MAX_PATCHES).cloned().collect();
         let cached: BTreeSet<String> = readers
             .commit_patches(repo, &wanted)
@@ -363,7 +365,7 @@ async fn publish_one(
     if last.as_ref().map(|p| p.digest.as_str()) == Some(digest.as_str()) {
         return Ok(Published::Done);
     }
-    let (Some(app), Some(inst)) = (&publisher.app, installation) else {
+    let (Some(app), Some(inst)) = (&app, installation) else {
         // No App configured, or no installation known for the repository: the report is
         // served by the API and the CLI only.
         return Ok(Published::Done);

@@ -250,6 +250,7 @@ fn http_router(state: AppState) -> Router {
             tokens: state.tokens.clone(),
             setup: state.setup,
             webhook_secrets: state.webhooks.webhook_secrets.clone(),
+            app: state.uploads.app.clone(),
         }))
         .merge(crate::dashboard::app_setup::router(state.app_setup.clone()))
 }
@@ -398,6 +399,7 @@ impl Server {
                 None
             }
         };
+        let app_slot = crate::github::app::AppSlot::new(github.clone());
         if args.sync_teams {
             let Some(app) = &github else {
                 anyhow::bail!(
@@ -522,7 +524,7 @@ impl Server {
         let (publisher, publisher_task) = crate::publish::spawn(
             crate::publish::Publisher {
                 ctx: reports.clone(),
-                app: github.clone(),
+                app: app_slot.clone(),
                 debounce,
                 budget: Default::default(),
                 replica: replica.clone(),
@@ -593,7 +595,7 @@ impl Server {
                 db: store.db.clone(),
                 reports: reports.clone(),
                 publisher: publisher.wake.clone(),
-                app: github,
+                app: app_slot.clone(),
             },
             records: crate::api::records::RecordsState {
                 db: store.db.clone(),
@@ -630,7 +632,6 @@ impl Server {
             tokens: read_tokens.clone(),
             metrics_token: args.metrics_token.as_ref().map(|t| Arc::from(t.0.as_str())),
             setup: crate::dashboard::SetupConfig {
-                github_app: app_configured,
                 identities: args.identities.is_some(),
                 ingest_tokens: !args.ingest_tokens.is_empty(),
             },
@@ -643,6 +644,7 @@ impl Server {
                 admin_tokens: Arc::new(args.admin_tokens.iter().map(|s| s.0.clone()).collect()),
                 configured: Arc::new(std::sync::atomic::AtomicBool::new(app_configured)),
                 webhook_secrets: webhook_secrets.clone(),
+                app: app_slot.clone(),
             },
         };
 

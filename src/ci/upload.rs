@@ -67,7 +67,7 @@ pub struct UploadState {
     /// Wakes the publisher: an upload queues the reports it changes.
     pub publisher: std::sync::Arc<tokio::sync::Notify>,
     /// Confirms a pull request's head the deliveries have not told yet.
-    pub app: Option<std::sync::Arc<crate::github::app::GithubApp>>,
+    pub app: crate::github::app::AppSlot,
 }
 
 /// How uploads are authenticated and bounded.
@@ -447,7 +447,7 @@ async fn confirm_pull_head(
         .repo_installation(repo)
         .await
         .map_err(|e| failed(&e))?;
-    if let (Some(app), Some(inst)) = (&state.app, installation) {
+    if let (Some(app), Some(inst)) = (state.app.get(), installation) {
         match app.pull_head(inst as u64, repo, number as u64).await {
             Ok((head, open)) if head == sha && (open || !open_head) => return Ok(()),
             Ok(_) => {}

@@ -44,6 +44,8 @@ pub struct AppSetupState {
     /// An App is configured: by flags, stored before this start, or created here.
     pub configured: Arc<AtomicBool>,
     pub webhook_secrets: WebhookSecrets,
+    /// Set when the App is created: this server posts as it from then on.
+    pub app: crate::github::app::AppSlot,
 }
 
 pub fn router(state: AppSetupState) -> Router {
@@ -293,6 +295,20 @@ async fn callback(State(state): State<AppSetupState>, Query(c): Query<Callback>)
         secrets.push(secret);
     }
     state.configured.store(true, Ordering::SeqCst);
+    // The stored App, read back as a start would: this server posts as it at once.
+    let posting = match keys
+        .open(&stored, &state.api_url)
+        .and_then(|(cfg, _)| crate::github::app::GithubApp::new(&cfg))
+    {
+        Ok(app) => {
+            state.app.set(Arc::new(app));
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "the GitHub App was stored but cannot be used until a restart");
+            false
+        }
+    };
     tracing::info!(app = %conversion.slug, id = conversion.id, "GitHub App created from the manifest");
     page(
         StatusCode::OK,
@@ -300,10 +316,15 @@ async fn callback(State(state): State<AppSetupState>, Query(c): Query<Callback>)
         &format!(
             r#"<p id="created">tracelink stored <strong>{name}</strong> (App {id}); its key is encrypted in the database.</p>
 <ol><li><a id="install" href="{install}">Install it on your repositories</a>: GitHub's deliveries are accepted from now on.</li>
-<li>Restart tracelink (every replica) so that it posts reports as the App; it reads the App from the database at start, with the same <code>TRACELINK_SECRET_KEY</code>.</li></ol>
+<li>{posting}</li></ol>
 <p><a href="/setup">Setup</a> shows when webhooks arrive.</p>"#,
             name = escape(&conversion.name),
             id = conversion.id,
+            posting = if posting {
+                "This server posts reports as the App from now on. Other replicas, backfills and team sync use it from their next start (they read the App from the database, with the same <code>TRACELINK_SECRET_KEY</code>)."
+            } else {
+                "Restart tracelink (every replica) so that it posts reports as the App; it reads the App from the database at start, with the same <code>TRACELINK_SECRET_KEY</code>."
+            },
             install = escape(&format!(
                 "{}/installations/new",
                 conversion.html_url.trim_end_matches('/')

@@ -49,12 +49,13 @@ pub struct DashboardState {
     pub setup: SetupConfig,
     /// The webhook secrets (the App created on `/setup/app` adds one while it runs).
     pub webhook_secrets: crate::github::webhook::WebhookSecrets,
+    /// The App (created on `/setup/app` while running, or configured at start).
+    pub app: crate::github::app::AppSlot,
 }
 
 /// What the server was started with, as the Setup page reports it (never a secret).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SetupConfig {
-    pub github_app: bool,
     pub identities: bool,
     pub ingest_tokens: bool,
 }
@@ -825,6 +826,128 @@ async fn pulls(State(state): State<DashboardState>, Query(f): Query<Filters>) ->
     respond(&state, "/pulls", "Pull requests", &r, body)
 }
 
+/// A pull request's report as the API's JSON gives it.
+async fn pull_report(
+    state: &DashboardState,
+    name: &crate::ids::RepoName,
+    number: i64,
+) -> Result<Value, ApiError> {
+    let built = crate::impact::pull::build(
+        &state.api.db,
+        &state.api.reports,
+        name,
+        crate::ids::PrNumber(number),
+    )
+    .await?
+    .ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no pull request {name}#{number}"),
+        )
+    })?;
+    Ok(serde_json::to_value(&built.report).unwrap_or_default())
+}
+
+/// One table of a pull request's page: its CSV header, and each row's values as the
+/// report's JSON has them (numbers unformatted).
+struct PullTable {
+    head: &'static [&'static str],
+    rows: Vec<Vec<Cell>>,
+}
+
+enum Cell {
+    Text(String),
+    Bool(bool),
+    Number(Option<f64>, &'static str),
+}
+
+impl PullTable {
+    fn sessions(report: &Value) -> Self {
+        let rows = report["sessions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                let text = |k: &str| Cell::Text(s[k].as_str().unwrap_or("").to_string());
+                vec![
+                    text("session_id"),
+                    text("agent"),
+                    text("login"),
+                    Cell::Number(s["cost_in_pr_usd"].as_f64(), "usd"),
+                    Cell::Number(s["lines_added"].as_f64(), "lines"),
+                ]
+            })
+            .collect();
+        Self {
+            head: &[
+                "session",
+                "agent",
+                "person",
+                "cost_in_pr_usd",
+                "lines_added",
+            ],
+            rows,
+        }
+    }
+
+    fn commits(report: &Value) -> Self {
+        let rows = report["commits"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let text = |k: &str| Cell::Text(c[k].as_str().unwrap_or("").to_string());
+                vec![
+                    text("sha"),
+                    text("subject"),
+                    text("author"),
+                    Cell::Bool(c["agent_assisted"] == true),
+                ]
+            })
+            .collect();
+        Self {
+            head: &["sha", "subject", "author", "agent_assisted"],
+            rows,
+        }
+    }
+
+    /// The rows as the page shows them (escaped; short SHAs; formatted figures).
+    fn html_rows(&self) -> Vec<Vec<String>> {
+        self.rows
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .enumerate()
+                    .map(|(i, c)| match c {
+                        Cell::Text(t) if self.head[i] == "sha" => escape(t.get(..12).unwrap_or(t)),
+                        Cell::Text(t) => escape(t),
+                        Cell::Bool(b) => (if *b { "yes" } else { "no" }).to_string(),
+                        Cell::Number(v, unit) => escape(&figure(v.unwrap_or(f64::NAN), unit)),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn csv(&self) -> String {
+        let mut out = self.head.join(",");
+        out.push('\n');
+        for r in &self.rows {
+            let cells: Vec<String> = r
+                .iter()
+                .map(|c| match c {
+                    Cell::Text(t) => page::csv_field(t),
+                    Cell::Bool(b) => b.to_string(),
+                    Cell::Number(v, _) => v.map_or(String::new(), raw_number),
+                })
+                .collect();
+            out.push_str(&cells.join(","));
+            out.push('\n');
+        }
+        out
+    }
+}
+
 /// `/pulls/{owner}/{repo}/{number}`: the report's figures and its graph.
 async fn pull_page(
     State(state): State<DashboardState>,
@@ -833,20 +956,7 @@ async fn pull_page(
     let body = async {
         let name = crate::ids::RepoName::from_parts(&owner, &repo)
             .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
-        let built = crate::impact::pull::build(
-            &state.api.db,
-            &state.api.reports,
-            &name,
-            crate::ids::PrNumber(number),
-        )
-        .await?
-        .ok_or_else(|| {
-            ApiError(
-                StatusCode::NOT_FOUND,
-                format!("no pull request {name}#{number}"),
-            )
-        })?;
-        let report = serde_json::to_value(&built.report).unwrap_or_default();
+        let report = pull_report(&state, &name, number).await?;
         let t = &report["totals"];
         let n = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
         let mut out = format!(
@@ -874,22 +984,13 @@ async fn pull_page(
         }
         out.push_str("</div><h2>What the work turned into</h2>");
         out.push_str(&panel(&pull::graph(&report)));
-        let sessions: Vec<Vec<String>> = report["sessions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|s| {
-                let text = |k: &str| escape(s[k].as_str().unwrap_or(""));
-                vec![
-                    text("session_id"),
-                    text("agent"),
-                    text("login"),
-                    escape(&figure(n(&s["cost_in_pr_usd"]), "usd")),
-                    escape(&figure(n(&s["lines_added"]), "lines")),
-                ]
-            })
-            .collect();
-        let api = format!("/api/v1/repos/{name}/pulls/{number}/report");
+        let csv = |list: &str| {
+            format!(
+                "/export.csv?list={list}&repo={}&number={number}",
+                url_encode(&name.to_string())
+            )
+        };
+        let sessions = PullTable::sessions(&report);
         out.push_str(&page::table(
             "sessions",
             "Sessions",
@@ -900,38 +1001,23 @@ async fn pull_page(
                 "cost in this PR",
                 "lines added",
             ],
-            &sessions,
-            &format!("{api}?format=json"),
+            &sessions.html_rows(),
+            &csv("pull-sessions"),
         ));
-        let commits: Vec<Vec<String>> = report["commits"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|c| {
-                let text = |k: &str| escape(c[k].as_str().unwrap_or(""));
-                vec![
-                    escape(c["sha"].as_str().unwrap_or("").get(..12).unwrap_or("")),
-                    text("subject"),
-                    text("author"),
-                    escape(if c["agent_assisted"] == true {
-                        "yes"
-                    } else {
-                        "no"
-                    }),
-                ]
-            })
-            .collect();
+        let commits = PullTable::commits(&report);
         out.push_str(&page::table(
             "commits",
             "Commits",
             &["commit", "subject", "author", "agent-assisted"],
-            &commits,
-            &format!("{api}?format=json"),
+            &commits.html_rows(),
+            &csv("pull-commits"),
         ));
+        let api = format!("/api/v1/repos/{name}/pulls/{number}/report");
         let _ = write!(
             out,
-            r#"<p><a href="{}">The report as posted (Markdown)</a></p>"#,
-            escape(&format!("{api}?format=markdown"))
+            r#"<p><a href="{}">The report as posted (Markdown)</a> · <a href="{}">as JSON</a></p>"#,
+            escape(&format!("{api}?format=markdown")),
+            escape(&format!("{api}?format=json"))
         );
         Ok::<_, ApiError>((
             format!("{name}#{number} {}", report["title"].as_str().unwrap_or("")),
@@ -1002,6 +1088,7 @@ pub fn missing(
     telemetry: &[crate::store::status::TelemetrySeen],
     webhooks: &[crate::store::status::WebhooksSeen],
     unassigned: i64,
+    unknown: Option<&Unknown>,
 ) -> Vec<String> {
     let mut missing: Vec<String> = Vec::new();
     if let Some(c) = config {
@@ -1050,12 +1137,59 @@ pub fn missing(
             "{no_user} sessions name no user: their agents export no user.email or user ID."
         ));
     }
+    if let Some(u) = unknown.filter(|u| u.people > 0) {
+        let mut m = format!(
+            "{} {} the identities file does not know ran {} sessions: add them as [[person]] with their emails or agent user IDs.",
+            u.people,
+            if u.people == 1 { "user" } else { "users" },
+            u.sessions
+        );
+        if !u.top.is_empty() {
+            let top: Vec<String> = u.top.iter().map(|(p, n)| format!("{p} ({n})")).collect();
+            let _ = write!(m, " Most sessions: {}.", top.join(", "));
+        }
+        missing.push(m);
+    }
     if unassigned > 0 {
         missing.push(format!(
             "{unassigned} sessions are of people in no team: add them to the identities file's teams."
         ));
     }
     missing
+}
+
+/// Users the identities file does not know, from what arrived lately.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Unknown {
+    /// Distinct users (emails or agent user IDs no person of the file has).
+    pub people: usize,
+    pub sessions: i64,
+    /// The ones with most sessions (empty where people are not to be named).
+    pub top: Vec<(String, i64)>,
+}
+
+/// Users named by the sessions of `seen` whom `identities` does not know; up to
+/// `named` of them by name, most sessions first.
+pub fn unknown_users(
+    seen: &[crate::store::status::PersonSeen],
+    identities: &crate::graph::identities::Identities,
+    named: usize,
+) -> Unknown {
+    let mut out = Unknown::default();
+    for p in seen {
+        let Some(person) = p.person.as_deref() else {
+            continue;
+        };
+        if identities.knows(person) {
+            continue;
+        }
+        out.people += 1;
+        out.sessions += p.sessions;
+        if out.top.len() < named {
+            out.top.push((person.to_string(), p.sessions));
+        }
+    }
+    out
 }
 
 /// A time and how long ago it was: `2026-11-20T10:48:52Z (10 days ago)`.
@@ -1078,12 +1212,30 @@ async fn setup(State(state): State<DashboardState>) -> Response {
         let webhooks = db.webhooks_seen(since).await?;
         let unassigned = db.sessions_unassigned(since).await?;
         let c = state.setup;
+        // Only the identities file says who is unknown; names only with --people on.
+        let unknown = if c.identities {
+            let seen = db.people_seen(since).await?;
+            let named = if state.api.people { 5 } else { 0 };
+            Some(unknown_users(
+                &seen,
+                &state.api.reports.links.identities,
+                named,
+            ))
+        } else {
+            None
+        };
         let configured = Configured {
             webhook_secret: state.webhook_secrets.read().is_ok_and(|s| !s.is_empty()),
-            github_app: c.github_app,
+            github_app: state.app.get().is_some(),
             identities: c.identities,
         };
-        let missing = missing(Some(configured), &telemetry, &webhooks, unassigned);
+        let missing = missing(
+            Some(configured),
+            &telemetry,
+            &webhooks,
+            unassigned,
+            unknown.as_ref(),
+        );
         let ago = |ns: Option<i64>| ns.map_or("–".into(), |t| escape(&ago(now, t)));
         let mut out =
             String::from(r#"<section class="panel" id="missing"><h2>What is missing</h2>"#);
@@ -1096,7 +1248,7 @@ async fn setup(State(state): State<DashboardState>) -> Response {
             }
             out.push_str("</ul>");
         }
-        if !c.github_app {
+        if !configured.github_app {
             out.push_str(r#"<p><a id="create-app" href="/setup/app">Create the GitHub App from tracelink's manifest</a> (GitHub asks you to confirm, then sends you back here).</p>"#);
         }
         let _ = write!(
@@ -1166,6 +1318,8 @@ struct ExportParams {
     group_by: Option<String>,
     metrics: Option<String>,
     list: Option<String>,
+    /// The pull request of `list=pull-sessions|pull-commits` (with `repo=`).
+    number: Option<i64>,
     /// The page's filters.
     #[serde(flatten)]
     filters: Filters,
@@ -1176,7 +1330,8 @@ const MAX_EXPORT_METRICS: usize = 12;
 
 /// `GET /export.csv?group_by=&metrics=a,b&from=&to=&bucket=`: a table's rows as CSV,
 /// one column per metric (each group's total, as the API's JSON gives it); or
-/// `list=pulls` / `list=alerts`.
+/// `list=pulls` / `list=alerts`; or a pull request's `list=pull-sessions` /
+/// `list=pull-commits` (`repo=owner/name&number=N`), as its report's JSON gives them.
 async fn export(State(state): State<DashboardState>, Query(p): Query<ExportParams>) -> Response {
     let r = range_of(&state, &p.filters);
     let out: Result<(String, String), ApiError> = async {
@@ -1228,9 +1383,27 @@ async fn export(State(state): State<DashboardState>, Query(p): Query<ExportParam
                 }
                 Ok((format!("alerts-{day}.csv"), csv))
             }
+            Some(list @ ("pull-sessions" | "pull-commits")) => {
+                let (Some(repo), Some(number)) = (p.filters.repo.as_deref(), p.number) else {
+                    return Err(ApiError(
+                        StatusCode::BAD_REQUEST,
+                        format!("list={list} needs repo=owner/name and number="),
+                    ));
+                };
+                let name = crate::ids::RepoName::parse(repo)
+                    .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("repo=: {e}")))?;
+                let report = pull_report(&state, &name, number).await?;
+                let (table, what) = if list == "pull-sessions" {
+                    (PullTable::sessions(&report), "sessions")
+                } else {
+                    (PullTable::commits(&report), "commits")
+                };
+                let file = format!("{}-{number}-{what}.csv", name.to_string().replace('/', "-"));
+                Ok((file, table.csv()))
+            }
             Some(other) => Err(ApiError(
                 StatusCode::BAD_REQUEST,
-                format!("list={other:?}: one of pulls, alerts"),
+                format!("list={other:?}: one of pulls, alerts, pull-sessions, pull-commits"),
             )),
             None => {
                 let group_by = p.group_by.clone().unwrap_or_else(|| "org".into());
@@ -1308,6 +1481,44 @@ async fn export(State(state): State<DashboardState>, Query(p): Query<ExportParam
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_users_are_those_the_identities_file_does_not_name() {
+        let ids = crate::graph::identities::Identities::parse(
+            "[[person]]\nlogin = \"ana\"\nemails = [\"ana@acme.example\"]\n",
+        )
+        .unwrap();
+        let seen = |person: Option<&str>, sessions| crate::store::status::PersonSeen {
+            person: person.map(str::to_string),
+            sessions,
+        };
+        let rows = [
+            seen(Some("eve@acme.example"), 9),
+            seen(Some("ana"), 7),
+            seen(None, 5),
+            seen(Some("0xdeadbeef"), 2),
+            seen(Some("bob@acme.example"), 1),
+        ];
+        let u = unknown_users(&rows, &ids, 2);
+        assert_eq!(
+            u,
+            Unknown {
+                people: 3,
+                sessions: 12,
+                top: vec![("eve@acme.example".into(), 9), ("0xdeadbeef".into(), 2)],
+            }
+        );
+        // Where people are not to be named, only the counts.
+        let u = unknown_users(&rows, &ids, 0);
+        assert_eq!((u.people, u.sessions, u.top.len()), (3, 12, 0));
+        let line = missing(None, &[], &[], 0, Some(&u));
+        assert!(
+            line.iter().any(|m| m
+                .starts_with("3 users the identities file does not know ran 12 sessions")
+                && !m.contains("eve")),
+            "{line:?}"
+        );
+    }
 
     #[test]
     fn only_local_paths_are_followed_after_signing_in() {

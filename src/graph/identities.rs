@@ -203,6 +203,14 @@ impl Identities {
             .or_else(|| user_id.and_then(|u| self.login_by_agent_id.get(u.trim()).cloned()))
     }
 
+    /// Whether the file names this login as a person (with an email, an agent user ID
+    /// or a team).
+    pub fn knows(&self, login: &str) -> bool {
+        self.emails_by_login.contains_key(login)
+            || self.agent_ids_by_login.contains_key(login)
+            || self.teams_by_login.contains_key(login)
+    }
+
     /// The teams a person (a login) belongs to, as the file names them.
     pub fn teams_of(&self, login: &str) -> &[String] {
         self.teams_by_login

@@ -67,4 +67,25 @@ impl Db {
         .fetch_one(&self.pool)
         .await
     }
+
+    /// Sessions started since `since_ns` per person as analytics counts them (a GitHub
+    /// login through the identities file, else the agent's email, else its user ID;
+    /// `None`: the session names no user), most sessions first.
+    pub async fn people_seen(&self, since_ns: i64) -> Result<Vec<PersonSeen>> {
+        query_as(
+            "SELECT person, CAST(count(*) AS BIGINT) AS sessions FROM analytics_facts \
+             WHERE started_ns >= ? AND first_team = 1 GROUP BY person \
+             ORDER BY sessions DESC, person",
+        )
+        .bind(since_ns)
+        .fetch_all(&self.pool)
+        .await
+    }
+}
+
+/// Sessions of one person since a time.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct PersonSeen {
+    pub person: Option<String>,
+    pub sessions: i64,
 }

@@ -1,13 +1,14 @@
 //! Creating the GitHub App from the manifest (`/setup/app`) against the fake GitHub:
 //! the form, the manifest posted to GitHub's web URL with a signed state, GitHub's code
-//! exchanged on the API URL, the App stored sealed, its webhooks accepted at once, the
-//! page closed afterwards, and the App read back at the next start — only with the same
+//! exchanged on the API URL, the App stored sealed, its webhooks accepted and its
+//! reports posted at once (no restart), the page closed afterwards, and the App read back at the next start — only with the same
 //! `TRACELINK_SECRET_KEY`.
 
 use serde_json::{Value, json};
 
 use super::common::TestApp;
-use tracelink_dev::fake_github::{APP_ID, FakeGithub};
+use super::reports::{CLAUDE_2 as HEAD, REPO, pull};
+use tracelink_dev::fake_github::{APP_ID, FakeFile, FakeGithub, INSTALLATION};
 
 const SECRET_KEY: &str = "a-secret-key-for-the-setup-test";
 
@@ -45,6 +46,7 @@ async fn the_app_is_created_from_the_manifest_and_read_back_at_start() {
         a.github.github_api_url = fake.url();
         a.github.github_web_url = format!("{}/web", fake.url());
         a.public_url = Some("https://tl.acme.example".into());
+        a.comment_debounce = 0;
     };
     let mut app = TestApp::spawn_with(configure).await;
     let http = app.http.clone();
@@ -178,6 +180,45 @@ async fn the_app_is_created_from_the_manifest_and_read_back_at_start() {
         .await
         .unwrap();
     assert!(!setup.contains("No webhook secret"), "{setup}");
+    assert!(!setup.contains("No GitHub App"), "{setup}");
+    assert!(
+        done.contains("This server posts reports as the App from now on"),
+        "{done}"
+    );
+    // And it posts as the App at once, without a restart: a pull request opened on an
+    // installation gets its comment and check run.
+    fake.add_pull(
+        REPO,
+        7,
+        HEAD,
+        vec![FakeFile::modified("README.md", "@@ -0,0 +1 @@\n+retries\n")],
+    );
+    let mut opened = pull("opened", 7, HEAD, "retry", "2026-11-20T09:40:00Z", None);
+    opened["installation"] = json!({"id": INSTALLATION});
+    let r = app
+        .deliver(
+            &webhook_secret,
+            "pull_request",
+            "opened",
+            opened.to_string().as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let mut published = app.server.as_ref().unwrap().reports_published.clone();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while fake.comments(REPO, 7).is_empty() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        tokio::time::timeout(left, published.changed())
+            .await
+            .expect("the report posted by the App created a moment ago")
+            .unwrap();
+    }
+    assert!(
+        fake.comments(REPO, 7)[0]
+            .body
+            .starts_with("<!-- tracelink:pr-report")
+    );
+    assert_eq!(fake.check_runs(REPO).len(), 1);
     // The key is stored sealed, never as PEM.
     let stored = app.db().github_app_stored().await.unwrap().unwrap();
     assert_eq!(stored.app_id, APP_ID as i64);

@@ -367,7 +367,19 @@ async fn status_says_what_arrived_and_what_is_missing() {
         "{out}"
     );
 
-    let mut app = TestApp::spawn_with(|a| a.webhook_secrets = vec![SECRET.parse().unwrap()]).await;
+    // The identities file knows ana, not dev.
+    let dir = tempfile::tempdir().unwrap();
+    let identities = dir.path().join("identities.toml");
+    std::fs::write(
+        &identities,
+        "[[person]]\nlogin = \"ana\"\nemails = [\"ana@acme.example\"]\n",
+    )
+    .unwrap();
+    let mut app = TestApp::spawn_with(|a| {
+        a.webhook_secrets = vec![SECRET.parse().unwrap()];
+        a.identities = Some(identities.clone());
+    })
+    .await;
     // A session started now, naming a user but no repository.
     let now = tracelink::time::now_ns();
     let logs = serde_json::json!({"resourceLogs": [{
@@ -403,8 +415,22 @@ async fn status_says_what_arrived_and_what_is_missing() {
     )
     .await;
     app.applied(1).await;
+    app.analytics_counted().await;
     app.stop().await;
     let out = stdout(&tracelink(&["status"], &app.db_arg()).await);
+    // Who is unknown needs the identities file.
+    assert!(!out.contains("does not know"), "{out}");
+    let known = stdout(
+        &tracelink(
+            &["status", "--identities", identities.to_str().unwrap()],
+            &app.db_arg(),
+        )
+        .await,
+    );
+    assert!(
+        known.contains("  - 1 user the identities file does not know ran 1 sessions: add them as [[person]] with their emails or agent user IDs. Most sessions: dev@acme.example (1)."),
+        "{known}"
+    );
     let line = |prefix: &str| {
         out.lines()
             .find(|l| l.trim_start().starts_with(prefix))
@@ -418,7 +444,12 @@ async fn status_says_what_arrived_and_what_is_missing() {
         ["claude-code", "(no", "repository)", "1", "sessions"],
         "{out}"
     );
-    assert!(claude.join(" ").ends_with("(0 s ago)"), "{out}");
+    // Seconds ago (the analytics count in between may take one or two).
+    let ago: Vec<&str> = claude[claude.len() - 3..].to_vec();
+    assert!(
+        ago[0].trim_start_matches('(').parse::<u64>().unwrap() < 30 && ago[1..] == ["s", "ago)"],
+        "{out}"
+    );
     let widgets = line("acme/widgets");
     assert_eq!(
         &widgets[..5],

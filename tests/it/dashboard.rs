@@ -232,6 +232,51 @@ async fn the_dashboard_in_a_browser() {
     // One session, three commits, one run; the session's two commits and the head's run.
     assert_eq!(drawn, json!([5, 3]), "nodes and edges");
     screenshot(&s, "pull-request").await;
+    // Its tables download as CSV, as the report's JSON has them.
+    let report = api(
+        &http,
+        "/api/v1/repos/acme/widgets/pulls/7/report?format=json",
+    )
+    .await;
+    let commits = table_csv(&s, "commits").await;
+    let expected: Vec<String> = report["commits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{},{}", c["sha"].as_str().unwrap(), c["agent_assisted"]))
+        .collect();
+    let got: Vec<String> = commits
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            format!("{},{}", f[0], f[f.len() - 1])
+        })
+        .collect();
+    assert_eq!(
+        commits.lines().next(),
+        Some("sha,subject,author,agent_assisted")
+    );
+    assert_eq!(got, expected, "{commits}");
+    let sessions = table_csv(&s, "sessions").await;
+    let first = &report["sessions"][0];
+    let row: Vec<&str> = sessions.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(
+        &row[..3],
+        [
+            first["session_id"].as_str().unwrap(),
+            first["agent"].as_str().unwrap(),
+            first["login"].as_str().unwrap_or(""),
+        ],
+        "{sessions}"
+    );
+    for (i, k) in [(3, "cost_in_pr_usd"), (4, "lines_added")] {
+        assert_eq!(
+            row[i].parse::<f64>().ok(),
+            first[k].as_f64(),
+            "{k}: {sessions}"
+        );
+    }
     open(&s, &http, "/alerts?day=2026-11-20", "Alerts").await;
     screenshot(&s, "alerts").await;
     // The budget of payments ($0.50 a month) is crossed by Claude Code's session.

@@ -209,6 +209,34 @@ impl GithubError {
     }
 }
 
+/// The App this server acts as, if any: set at start from the flags or the stored App,
+/// or while running when `/setup/app` creates one (the publisher and the upload checks
+/// read it each time they need it, so a new App posts without a restart).
+#[derive(Clone, Default)]
+pub struct AppSlot(Arc<std::sync::RwLock<Option<Arc<GithubApp>>>>);
+
+impl AppSlot {
+    pub fn new(app: Option<Arc<GithubApp>>) -> Self {
+        Self(Arc::new(std::sync::RwLock::new(app)))
+    }
+
+    /// The App, if one is configured.
+    pub fn get(&self) -> Option<Arc<GithubApp>> {
+        // A poisoned lock still holds a whole `Option<Arc<_>>`: assignments cannot tear.
+        match self.0.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn set(&self, app: Arc<GithubApp>) {
+        match self.0.write() {
+            Ok(mut g) => *g = Some(app),
+            Err(p) => *p.into_inner() = Some(app),
+        }
+    }
+}
+
 /// A GitHub App: its identity, and a client per installation it acts for.
 pub struct GithubApp {
     app_id: u64,
