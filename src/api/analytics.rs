@@ -215,12 +215,6 @@ pub fn query(state: &ApiState, metric: &str, p: &AnalyticsParams) -> Result<Ques
         agent: named("agent", &p.agent)?,
     };
     if !only.is_empty() {
-        if matches!(metric, Metric::NewPeople | Metric::TeamActiveShare) {
-            return Err(bad(format!(
-                "{} cannot be narrowed by team=, repo= or agent= yet",
-                metric.name()
-            )));
-        }
         if only.team.is_some() && group_by == GroupBy::Team {
             return Err(bad(
                 "team= with group_by=team: one team is one group; leave out one of them".into(),
@@ -243,6 +237,46 @@ pub fn query(state: &ApiState, metric: &str, p: &AnalyticsParams) -> Result<Ques
         zone,
     };
     Ok(Question { q, compare, only })
+}
+
+/// The answers to several questions, in their order: those the stored session facts
+/// answer without a comparison are asked together (one scan for those summing the same
+/// rows, [`crate::impact::analytics::answer_all`]); the others one by one, side by side.
+pub async fn answer_all(
+    state: &ApiState,
+    questions: &[Question],
+) -> Result<Vec<analytics::Answer>, ApiError> {
+    let together = |q: &Question| q.compare.is_none() && !matches!(q.q.metric, Metric::Pulls(_));
+    let alone = futures_util::future::try_join_all(
+        questions
+            .iter()
+            .filter(|q| !together(q))
+            .map(|q| answer(state, q)),
+    );
+    let batched: Vec<(&analytics::Query, &Only)> = questions
+        .iter()
+        .filter(|q| together(q))
+        .map(|q| (&q.q, &q.only))
+        .collect();
+    let batch = async {
+        if batched.is_empty() {
+            return Ok(Vec::new());
+        }
+        state.analytics.before_answering().await?;
+        crate::impact::analytics::answer_all(&state.db, &state.reports, &batched).await
+    };
+    let (alone, batch) = tokio::join!(alone, batch);
+    let (mut alone, mut batch) = (alone?.into_iter(), batch?.into_iter());
+    Ok(questions
+        .iter()
+        .filter_map(|q| {
+            if together(q) {
+                batch.next()
+            } else {
+                alone.next()
+            }
+        })
+        .collect())
 }
 
 /// The answer to a question [`query`] read.

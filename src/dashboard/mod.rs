@@ -358,6 +358,17 @@ async fn ask(
     group_by: &str,
     r: &Range,
 ) -> Result<Answer, ApiError> {
+    let question = question(state, metric, group_by, r)?;
+    crate::api::analytics::answer(&state.api, &question).await
+}
+
+/// The API's question a page asks.
+fn question(
+    state: &DashboardState,
+    metric: &str,
+    group_by: &str,
+    r: &Range,
+) -> Result<crate::api::analytics::Question, ApiError> {
     let params = AnalyticsParams {
         group_by: Some(group_by.to_string()),
         from: Some(r.from.clone()),
@@ -369,8 +380,7 @@ async fn ask(
         repo: r.repo.clone(),
         agent: r.agent.clone(),
     };
-    let question = crate::api::analytics::query(&state.api, metric, &params)?;
-    crate::api::analytics::answer(&state.api, &question).await
+    crate::api::analytics::query(&state.api, metric, &params)
 }
 
 /// Several metrics by one grouping: the rows of a table and of its CSV.
@@ -415,11 +425,14 @@ async fn grid(
         keys: Vec::new(),
         values: Vec::new(),
         reasons: Vec::new(),
-        // The questions are asked side by side (the readers' pool serves them at once).
-        answers: futures_util::future::try_join_all(
-            metrics.iter().map(|m| ask(state, m, group_by, r)),
-        )
-        .await?,
+        // Asked together: those summing the same rows take one scan.
+        answers: {
+            let questions = metrics
+                .iter()
+                .map(|m| question(state, m, group_by, r))
+                .collect::<Result<Vec<_>, _>>()?;
+            crate::api::analytics::answer_all(&state.api, &questions).await?
+        },
     };
     for (mi, (m, a)) in metrics.iter().zip(&g.answers).enumerate() {
         g.units.push(a.unit);
@@ -562,7 +575,7 @@ async fn overview(State(state): State<DashboardState>, Query(f): Query<Filters>)
         let (sessions, people, merged, waste, g) = tokio::try_join!(
             ask(&state, "sessions", "agent", &r),
             ask(&state, "active-people", "org", &r),
-            ask(&state, "merged-prs", "org", &r),
+            ask(&state, "merged-prs", "agent", &r),
             ask(&state, "waste-share", "org", &r),
             grid(
                 &state,
@@ -597,6 +610,9 @@ async fn overview(State(state): State<DashboardState>, Query(f): Query<Filters>)
         out.push_str(&group_chart("Sessions by agent", &sessions));
         out.push_str("<h2>Active people</h2>");
         out.push_str(&total_chart("Active people", &people));
+        // What the work turned into: merges, by the agents in them.
+        out.push_str("<h2>Merged pull requests by agent (none: no agent)</h2>");
+        out.push_str(&group_chart("Merged pull requests by agent", &merged));
         out.push_str(&grid_table("by-team", "By team", "team", "team", &g, &r));
         out.push_str(&page::reasons(&cost.reasons));
         Ok(out)

@@ -237,25 +237,47 @@ async fn sums(
     fq: FactQuery,
     queued: i64,
 ) -> store::Result<analytics::Sums> {
+    if q.metric == analytics::Metric::ActivePeople {
+        return Ok(analytics::Sums {
+            queued,
+            people: Some(db.analytics_people(&fq).await?),
+            ..Default::default()
+        });
+    }
+    let tallies = db.analytics_tallies(&fq).await?;
+    let overall = if q.group_by == analytics::GroupBy::Workflow {
+        Some(db.analytics_tallies(&overall_query(&fq)).await?)
+    } else {
+        None
+    };
+    sums_of(db, q, &fq, queued, tallies, overall).await
+}
+
+/// What a workflow grouping's overall figures count: every session with a workflow,
+/// once.
+fn overall_query(fq: &FactQuery) -> FactQuery {
+    FactQuery {
+        key: FactKey::Org,
+        with_workflow: true,
+        ..fq.clone()
+    }
+}
+
+/// The sums of `q` around its tallies (and, grouped by workflow, its overall ones).
+async fn sums_of(
+    db: &Db,
+    q: &analytics::Query,
+    fq: &FactQuery,
+    queued: i64,
+    tallies: Vec<Tally>,
+    overall: Option<Vec<Tally>>,
+) -> store::Result<analytics::Sums> {
     let mut sums = analytics::Sums {
         queued,
+        tallies,
+        overall,
         ..Default::default()
     };
-    if q.metric == analytics::Metric::ActivePeople {
-        sums.people = Some(db.analytics_people(&fq).await?);
-        return Ok(sums);
-    }
-    sums.tallies = db.analytics_tallies(&fq).await?;
-    if q.group_by == analytics::GroupBy::Workflow {
-        sums.overall = Some(
-            db.analytics_tallies(&FactQuery {
-                key: FactKey::Org,
-                with_workflow: true,
-                ..fq.clone()
-            })
-            .await?,
-        );
-    }
     if matches!(
         q.metric,
         analytics::Metric::WasteShare | analytics::Metric::CostNotLanded
@@ -275,9 +297,86 @@ async fn sums(
         );
     }
     if q.metric.reported() && sums.tallies.iter().any(|t| t.missing > 0) {
-        sums.missing_agents = db.analytics_missing_agents(&fq).await?;
+        sums.missing_agents = db.analytics_missing_agents(fq).await?;
     }
     Ok(sums)
+}
+
+/// The answers to several questions (no comparisons) at once, in their order: those
+/// summing the same sessions' rows (sessions, cost, tokens, the counters … of one
+/// grouping and range) are tallied in one scan; the others are asked one by one, side
+/// by side.
+pub async fn answer_all(
+    db: &Db,
+    ctx: &ReportContext,
+    questions: &[(&analytics::Query, &Only)],
+) -> store::Result<Vec<analytics::Answer>> {
+    use analytics::Metric;
+    let queued = db.analytics_queued().await?;
+    let plain = |q: &analytics::Query| {
+        !matches!(
+            q.metric,
+            Metric::Spread(_)
+                | Metric::NewPeople
+                | Metric::TeamActiveShare
+                | Metric::ActivePeople
+                | Metric::Pulls(_)
+        )
+    };
+    let fqs: Vec<FactQuery> = questions
+        .iter()
+        .map(|(q, only)| FactQuery {
+            only: (*only).clone(),
+            ..analytics::fact_query(q)
+        })
+        .collect();
+    // Batches of plain questions over the same rows; the rest alone.
+    let mut batches: Vec<Vec<usize>> = Vec::new();
+    for (i, (q, _)) in questions.iter().enumerate() {
+        let with = batches.iter_mut().find(|b| {
+            plain(q)
+                && plain(questions[b[0]].0)
+                && fqs[b[0]].same_rows(&fqs[i])
+                && questions[b[0]].0.group_by == q.group_by
+        });
+        match with {
+            Some(b) => b.push(i),
+            None => batches.push(vec![i]),
+        }
+    }
+    let answered = futures_util::future::try_join_all(batches.iter().map(|b| {
+        let fqs = &fqs;
+        async move {
+            let (q0, only0) = questions[b[0]];
+            if b.len() == 1 {
+                return Ok(vec![answer_one(db, ctx, q0, queued, only0).await?]);
+            }
+            let batch: Vec<FactQuery> = b.iter().map(|&i| fqs[i].clone()).collect();
+            let tallies = db.analytics_tallies_of(&batch).await?;
+            let overall = if q0.group_by == analytics::GroupBy::Workflow {
+                let all: Vec<FactQuery> = batch.iter().map(overall_query).collect();
+                Some(db.analytics_tallies_of(&all).await?)
+            } else {
+                None
+            };
+            let mut overall = overall.map(Vec::into_iter);
+            let mut out = Vec::with_capacity(b.len());
+            for (&i, t) in b.iter().zip(tallies) {
+                let o = overall.as_mut().and_then(Iterator::next);
+                let sums = sums_of(db, questions[i].0, &fqs[i], queued, t, o).await?;
+                out.push(analytics::answer(questions[i].0, &sums));
+            }
+            Ok::<_, store::Error>(out)
+        }
+    }))
+    .await?;
+    let mut by_index: Vec<Option<analytics::Answer>> = vec![None; questions.len()];
+    for (b, answers) in batches.iter().zip(answered) {
+        for (&i, a) in b.iter().zip(answers) {
+            by_index[i] = Some(a);
+        }
+    }
+    Ok(by_index.into_iter().flatten().collect())
 }
 
 const DAY_NS: i64 = 86_400 * 1_000_000_000;

@@ -250,6 +250,17 @@ pub struct FactQuery {
 }
 
 impl FactQuery {
+    /// Whether `other` reads the same rows, grouped and bucketed the same way (only
+    /// the value summed differs): both can be tallied in one scan.
+    pub fn same_rows(&self, other: &FactQuery) -> bool {
+        self.key == other.key
+            && self.buckets == other.buckets
+            && (self.from_ns, self.to_ns) == (other.from_ns, other.to_ns)
+            && self.commits == other.commits
+            && self.only == other.only
+            && self.with_workflow == other.with_workflow
+    }
+
     /// Binds [`FactQuery::filter`]'s parameters.
     fn bind<'q, O>(
         &'q self,
@@ -322,20 +333,19 @@ impl FactQuery {
         }
     }
 
-    /// The WHERE clause (parameters: from, to, then [`Only::values`]; bound by
-    /// [`FactQuery::bind`]).
-    fn filter(&self) -> String {
-        let mut s = String::from("f.started_ns >= ? AND f.started_ns < ?");
+    /// The conditions of [`Only`] on the rows aliased `a` (parameters: [`Only::values`]),
+    /// and which of a session's rows is read: every grouping but team's and model's
+    /// reads one row per session, its first team's, or with a team named, that team's.
+    fn narrowing(&self, a: &str) -> String {
+        let mut s = String::new();
         let model = self.key == FactKey::Model;
         let per_team = matches!(self.key, FactKey::Team | FactKey::TeamAgent);
-        // Every grouping but team's and model's reads one row per session: its first
-        // team's, or with a team named, that team's.
         match (&self.only.team, model, per_team) {
-            (Some(_), true, _) => s.push_str(
-                " AND EXISTS (SELECT 1 FROM analytics_facts t WHERE t.session_id = f.session_id AND t.team = ?)",
-            ),
-            (Some(_), false, _) => s.push_str(" AND f.team = ?"),
-            (None, false, false) => s.push_str(" AND f.first_team = 1"),
+            (Some(_), true, _) => s.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM analytics_facts t WHERE t.session_id = {a}.session_id AND t.team = ?)"
+            )),
+            (Some(_), false, _) => s.push_str(&format!(" AND {a}.team = ?")),
+            (None, false, false) => s.push_str(&format!(" AND {a}.first_team = 1")),
             (None, _, _) => {}
         }
         for (column, v) in [("repo", &self.only.repo), ("agent", &self.only.agent)] {
@@ -344,13 +354,21 @@ impl FactQuery {
             }
             if model {
                 s.push_str(&format!(
-                    " AND EXISTS (SELECT 1 FROM analytics_facts t WHERE t.session_id = f.session_id \
+                    " AND EXISTS (SELECT 1 FROM analytics_facts t WHERE t.session_id = {a}.session_id \
                      AND t.first_team = 1 AND t.{column} = ?)"
                 ));
             } else {
-                s.push_str(&format!(" AND f.{column} = ?"));
+                s.push_str(&format!(" AND {a}.{column} = ?"));
             }
         }
+        s
+    }
+
+    /// The WHERE clause (parameters: from, to, then [`Only::values`]; bound by
+    /// [`FactQuery::bind`]).
+    fn filter(&self) -> String {
+        let mut s = String::from("f.started_ns >= ? AND f.started_ns < ?");
+        s.push_str(&self.narrowing("f"));
         if self.with_workflow {
             s.push_str(
                 " AND EXISTS (SELECT 1 FROM session_workflows w2 WHERE w2.session_id = f.session_id)",
@@ -369,7 +387,7 @@ impl FactQuery {
 }
 
 /// The sums of one (bucket, key).
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, PartialEq, sqlx::FromRow)]
 pub struct Tally {
     /// The bucket's first day (UTC day number).
     pub bucket: i64,
@@ -597,35 +615,39 @@ impl Db {
 
     /// The sums of `q`'s rows per (bucket, key).
     pub async fn analytics_tallies(&self, q: &FactQuery) -> Result<Vec<Tally>> {
-        let v = q.value_sql();
-        let first = q.first();
-        let cost_kind = |how: &str| {
-            match (q.value, q.key) {
-            (FactValue::Cost, FactKey::Model) => {
-                format!("CAST(sum(CASE WHEN cost IS NOT NULL AND cost_how = {how} THEN 1 ELSE 0 END) AS BIGINT)")
-            }
-            (FactValue::Cost, _) if how == "1" => {
-                "CAST(sum(CASE WHEN cost IS NOT NULL AND cost_estimated = 1 THEN 1 ELSE 0 END) AS BIGINT)".into()
-            }
-            _ => "CAST(0 AS BIGINT)".into(),
-        }
+        Ok(self
+            .analytics_tallies_of(std::slice::from_ref(q))
+            .await?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// The sums of several queries of the same rows ([`FactQuery::same_rows`]: only
+    /// their values differ), in one scan: sessions, cost, tokens and the counters of a
+    /// table are read together. One list of tallies per query, in their order.
+    pub async fn analytics_tallies_of(&self, qs: &[FactQuery]) -> Result<Vec<Vec<Tally>>> {
+        let Some(q) = qs.first() else {
+            return Ok(Vec::new());
         };
+        if let Some(other) = qs.iter().find(|o| !o.same_rows(q)) {
+            return Err(sqlx::Error::Protocol(format!(
+                "analytics_tallies_of: queries of different rows ({:?} and {:?})",
+                q.key, other.key
+            )));
+        }
+        let first = q.first();
+        let tokens = qs.iter().any(|q| q.tokens);
         let sum = |expr: String| {
-            if q.tokens {
+            if tokens {
                 format!("CAST(sum({expr}) AS BIGINT)")
             } else {
                 "CAST(0 AS BIGINT)".to_string()
             }
         };
-        let sql = format!(
+        let mut sql = format!(
             "SELECT {bucket} AS bucket, {key} AS group_key, count(*) AS rows_summed, \
-             sum({v}) AS value, sum(CASE WHEN {first} = 1 THEN {v} END) AS whole, \
-             CAST(sum(CASE WHEN {v} IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS missing, \
-             {est} AS estimated, {price} AS split_by_price, {tokens} AS split_by_tokens, \
-             {input} AS input, {output} AS output, {cache_read} AS cache_read, \
-             {cache_creation} AS cache_creation, {reasoning} AS reasoning, \
-             {whole_input} AS whole_input, {whole_cache_read} AS whole_cache_read \
-             FROM {table} WHERE {filter} GROUP BY 1, 2",
+             {input}, {output}, {cache_read}, {cache_creation}, {reasoning}, {whole_input}, \
+             {whole_cache_read}",
             input = sum("input".into()),
             output = sum("output".into()),
             cache_read = sum("cache_read".into()),
@@ -635,13 +657,77 @@ impl Db {
             whole_cache_read = sum(format!("CASE WHEN {first} = 1 THEN cache_read ELSE 0 END")),
             bucket = q.buckets.sql(),
             key = q.key_sql(),
-            est = cost_kind("1"),
-            price = cost_kind("2"),
-            tokens = cost_kind("3"),
+        );
+        for q in qs {
+            let v = q.value_sql();
+            let cost_kind = |how: &str| {
+                match (q.value, q.key) {
+                (FactValue::Cost, FactKey::Model) => format!(
+                    "CAST(sum(CASE WHEN cost IS NOT NULL AND cost_how = {how} THEN 1 ELSE 0 END) AS BIGINT)"
+                ),
+                (FactValue::Cost, _) if how == "1" => {
+                    "CAST(sum(CASE WHEN cost IS NOT NULL AND cost_estimated = 1 THEN 1 ELSE 0 END) AS BIGINT)".into()
+                }
+                _ => "CAST(0 AS BIGINT)".into(),
+            }
+            };
+            sql.push_str(&format!(
+                ", sum({v}), sum(CASE WHEN {first} = 1 THEN {v} END), \
+                 CAST(sum(CASE WHEN {v} IS NULL THEN 1 ELSE 0 END) AS BIGINT), {}, {}, {}",
+                cost_kind("1"),
+                cost_kind("2"),
+                cost_kind("3"),
+            ));
+        }
+        sql.push_str(&format!(
+            " FROM {table} WHERE {filter} GROUP BY 1, 2",
             table = q.table(),
             filter = q.filter(),
-        );
-        q.bind(query_as(sql)).fetch_all(&self.pool).await
+        ));
+        let mut query = query(sql).bind(q.from_ns).bind(q.to_ns);
+        for v in q.only.values() {
+            query = query.bind(v);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut out: Vec<Vec<Tally>> = vec![Vec::with_capacity(rows.len()); qs.len()];
+        for row in &rows {
+            use sqlx::Row;
+            let mut t = Tally {
+                bucket: row.try_get(0)?,
+                key: row.try_get(1)?,
+                rows_summed: row.try_get(2)?,
+                input: row.try_get(3)?,
+                output: row.try_get(4)?,
+                cache_read: row.try_get(5)?,
+                cache_creation: row.try_get(6)?,
+                reasoning: row.try_get(7)?,
+                whole_input: row.try_get(8)?,
+                whole_cache_read: row.try_get(9)?,
+                ..Default::default()
+            };
+            for (i, q) in qs.iter().enumerate() {
+                let c = 10 + 6 * i;
+                t.value = row.try_get(c)?;
+                t.whole = row.try_get(c + 1)?;
+                t.missing = row.try_get(c + 2)?;
+                t.estimated = row.try_get(c + 3)?;
+                t.split_by_price = row.try_get(c + 4)?;
+                t.split_by_tokens = row.try_get(c + 5)?;
+                let mut mine = t.clone();
+                if !q.tokens {
+                    // As its own query would read them: no token sums.
+                    (
+                        mine.input,
+                        mine.output,
+                        mine.cache_read,
+                        mine.cache_creation,
+                    ) = (0, 0, 0, 0);
+                    (mine.reasoning, mine.whole_input, mine.whole_cache_read) = (0, 0, 0);
+                }
+                out[i].push(mine);
+            }
+        }
+        Ok(out)
     }
 
     /// The distinct (bucket, key, person) of `q`'s rows naming a person (its value is
@@ -760,12 +846,8 @@ impl Db {
     pub async fn analytics_first_seen(&self, q: &FactQuery) -> Result<FirstSeen> {
         // The (key, person) pairs of the range with their first start in it, less those
         // seen before the range: one probe each into (person, started_ns), instead of
-        // the minimum over every row of all time.
-        let once = if matches!(q.key, FactKey::Team | FactKey::TeamAgent | FactKey::Model) {
-            ""
-        } else {
-            " AND f.first_team = 1"
-        };
+        // the minimum over every row of all time. Narrowed (a team's, a repository's, an
+        // agent's sessions), "first" is first within them: new to the agent, say.
         let (table, key) = (q.table(), q.key_sql());
         let earlier = match q.key {
             FactKey::Model => "analytics_model_facts e",
@@ -774,33 +856,54 @@ impl Db {
             }
             _ => "analytics_facts e",
         };
-        let by_key: Vec<(Option<String>, String, i64)> = query_as(format!(
+        // Unnarrowed, any earlier row of the person counts (no need to read which).
+        let unless_all = |v: String| if q.only.is_empty() { String::new() } else { v };
+        let (in_range, before) = (q.narrowing("f"), unless_all(q.narrowing("e")));
+        let mut by_key = query_as(format!(
             "SELECT g.group_key, g.person, g.first_ns FROM (\
                SELECT {key} AS group_key, f.person AS person, min(f.started_ns) AS first_ns \
                FROM {table} WHERE f.person IS NOT NULL AND f.started_ns >= ? \
-               AND f.started_ns < ?{once} GROUP BY 1, 2) g \
+               AND f.started_ns < ?{in_range} GROUP BY 1, 2) g \
              WHERE NOT EXISTS (SELECT 1 FROM {earlier} WHERE e.person = g.person \
-               AND e.started_ns < ? AND ({key} = g.group_key \
+               AND e.started_ns < ?{before} AND ({key} = g.group_key \
                OR ({key} IS NULL AND g.group_key IS NULL)))"
         ))
         .bind(q.from_ns)
-        .bind(q.to_ns)
-        .bind(q.from_ns)
-        .fetch_all(&self.pool)
-        .await?;
-        let overall: Vec<(String, i64)> = query_as(
+        .bind(q.to_ns);
+        for v in q.only.values() {
+            by_key = by_key.bind(v);
+        }
+        by_key = by_key.bind(q.from_ns);
+        for v in q.only.values() {
+            by_key = by_key.bind(v);
+        }
+        let by_key: Vec<(Option<String>, String, i64)> = by_key.fetch_all(&self.pool).await?;
+        let all = FactQuery {
+            key: FactKey::Org,
+            ..q.clone()
+        };
+        let (in_range, before) = (
+            unless_all(all.narrowing("f")),
+            unless_all(all.narrowing("e")),
+        );
+        let mut overall = query_as(format!(
             "SELECT g.person, g.first_ns FROM (\
                SELECT f.person AS person, min(f.started_ns) AS first_ns FROM analytics_facts f \
-               WHERE f.person IS NOT NULL AND f.started_ns >= ? AND f.started_ns < ? \
+               WHERE f.person IS NOT NULL AND f.started_ns >= ? AND f.started_ns < ?{in_range} \
                GROUP BY 1) g \
              WHERE NOT EXISTS (SELECT 1 FROM analytics_facts e WHERE e.person = g.person \
-               AND e.started_ns < ?)",
-        )
+               AND e.started_ns < ?{before})"
+        ))
         .bind(q.from_ns)
-        .bind(q.to_ns)
-        .bind(q.from_ns)
-        .fetch_all(&self.pool)
-        .await?;
+        .bind(q.to_ns);
+        for v in q.only.values() {
+            overall = overall.bind(v);
+        }
+        overall = overall.bind(q.from_ns);
+        for v in q.only.values() {
+            overall = overall.bind(v);
+        }
+        let overall: Vec<(String, i64)> = overall.fetch_all(&self.pool).await?;
         Ok(FirstSeen { by_key, overall })
     }
 

@@ -1374,14 +1374,57 @@ async fn answers_narrow_to_a_team_a_repository_or_an_agent() {
     .await;
     assert_eq!(none["total"], 0);
     assert_eq!(none["groups"], json!([]));
+    // New people narrowed to an agent (a team, a repository) are those whose first
+    // session with it is in the range: the unnarrowed answer's group of that agent.
+    for (group_by, keys) in [
+        (
+            "agent",
+            &["claude-code", "codex", "droid", "gemini-cli"][..],
+        ),
+        ("team", &["payments", "platform", "unassigned"][..]),
+        ("repo", &["acme/widgets"][..]),
+    ] {
+        let grouped = total(format!(
+            "/api/v1/analytics/new-people?group_by={group_by}&{WEEK}"
+        ))
+        .await;
+        let mut some = false;
+        for key in keys {
+            let narrowed = total(format!(
+                "/api/v1/analytics/new-people?{group_by}={}&{WEEK}",
+                key.replace('/', "%2F")
+            ))
+            .await;
+            assert_eq!(narrowed["total"], group(&grouped, key), "{key}: {narrowed}");
+            some |= narrowed["total"].as_f64().unwrap() > 0.0;
+        }
+        assert!(some, "someone is new by {group_by}: {grouped}");
+    }
+    // A team's active share narrowed to an agent: its members active with that agent.
+    // payments has one member, dev.
+    for agent in ["claude-code", "codex", "droid", "gemini-cli"] {
+        let share = total(format!(
+            "/api/v1/analytics/team-active-share?group_by=team&agent={agent}&{WEEK}"
+        ))
+        .await;
+        let active = total(format!(
+            "/api/v1/analytics/active-people?group_by=team&agent={agent}&{WEEK}"
+        ))
+        .await;
+        assert_eq!(
+            group(&share, "payments").as_f64(),
+            group(&active, "payments").as_f64(),
+            "{agent}: {share} {active}"
+        );
+    }
     // What cannot be narrowed says so.
     for (path, says) in [
         (
-            format!("/api/v1/analytics/new-people?team=payments&{WEEK}"),
-            "new-people cannot be narrowed",
+            format!("/api/v1/analytics/sessions?group_by=team&team=payments&{WEEK}"),
+            "team= with group_by=team",
         ),
         (
-            format!("/api/v1/analytics/sessions?group_by=team&team=payments&{WEEK}"),
+            format!("/api/v1/analytics/team-active-share?group_by=team&team=payments&{WEEK}"),
             "team= with group_by=team",
         ),
     ] {
@@ -1389,4 +1432,97 @@ async fn answers_narrow_to_a_team_a_repository_or_an_agent() {
         assert_eq!(status, 400, "{path}");
         assert!(body["error"].as_str().unwrap().contains(says), "{body}");
     }
+}
+
+/// The dashboard's tables tally several values of the same rows in one scan: each
+/// value's tallies are exactly those of its own query, for every grouping, value kind
+/// and narrowing.
+#[tokio::test]
+async fn values_tallied_together_are_each_tallied_alone() {
+    use tracelink::store::analytics::{
+        COUNTED_COLUMNS, Commits, FactBuckets, FactKey, FactQuery, FactValue, Only,
+    };
+    let (app, _dir) = app().await;
+    let db = app.db();
+    let day = |d: &str| tracelink::time::parse_rfc3339(&format!("{d}T00:00:00Z")).unwrap();
+    let mut values = vec![
+        (FactValue::Sessions, false),
+        (FactValue::Cost, false),
+        (FactValue::Tokens, true),
+        (FactValue::Mode { headless: true }, false),
+        (FactValue::Duration, false),
+    ];
+    values.extend((0..COUNTED_COLUMNS.len()).map(|i| (FactValue::Counted(i), false)));
+    let mut checked = 0;
+    for key in [
+        FactKey::Org,
+        FactKey::Team,
+        FactKey::Agent,
+        FactKey::Person,
+        FactKey::Model,
+        FactKey::Workflow,
+    ] {
+        for (only, with_workflow) in [
+            (Only::default(), false),
+            (Only::default(), key == FactKey::Org),
+            (
+                Only {
+                    agent: Some("claude-code".into()),
+                    ..Default::default()
+                },
+                false,
+            ),
+        ] {
+            // By model: what the model rows hold (sessions, cost, tokens).
+            let kinds = if key == FactKey::Model {
+                3
+            } else {
+                values.len()
+            };
+            let qs: Vec<FactQuery> = values[..kinds]
+                .iter()
+                .map(|&(value, tokens)| FactQuery {
+                    key,
+                    value,
+                    buckets: FactBuckets::Week,
+                    from_ns: day("2026-11-16"),
+                    to_ns: day("2026-11-23"),
+                    commits: Commits::Any,
+                    only: only.clone(),
+                    with_workflow,
+                    tokens,
+                })
+                .collect();
+            let together = db.analytics_tallies_of(&qs).await.unwrap();
+            assert_eq!(together.len(), qs.len());
+            // Grouped rows come in no promised order.
+            let sorted = |mut t: Vec<tracelink::store::analytics::Tally>| {
+                t.sort_by(|a, b| (a.bucket, &a.key).cmp(&(b.bucket, &b.key)));
+                t
+            };
+            for (q, t) in qs.iter().zip(together) {
+                let alone = sorted(db.analytics_tallies(q).await.unwrap());
+                assert_eq!(sorted(t), alone, "{key:?} {:?} {only:?}", q.value);
+                checked += usize::from(!alone.is_empty());
+            }
+        }
+    }
+    assert!(checked > 100, "tallies compared: {checked}");
+    // Queries of different rows are refused, not summed wrongly.
+    let q = |key| FactQuery {
+        key,
+        value: FactValue::Sessions,
+        buckets: FactBuckets::Week,
+        from_ns: 0,
+        to_ns: 1,
+        commits: Commits::Any,
+        only: Only::default(),
+        with_workflow: false,
+        tokens: false,
+    };
+    assert!(
+        db.analytics_tallies_of(&[q(FactKey::Team), q(FactKey::Agent)])
+            .await
+            .is_err()
+    );
 }
