@@ -8,9 +8,13 @@ use tracelink::server::Server;
 /// Errors end the process with one sentence on stderr (the cause chain joined by `: `)
 /// and status 1, never a backtrace, whatever `RUST_BACKTRACE` says.
 fn main() -> std::process::ExitCode {
+    // The demo prints its own story; the server's log (the replayed payloads name
+    // installations its stand-in for GitHub does not know) only with TRACELINK_LOG.
+    let quiet = std::env::args().nth(1).as_deref() == Some("demo");
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_env("TRACELINK_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_env("TRACELINK_LOG")
+                .unwrap_or_else(|_| EnvFilter::new(if quiet { "off" } else { "info" })),
         )
         .with_writer(std::io::stderr)
         .init();

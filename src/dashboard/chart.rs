@@ -82,23 +82,50 @@ pub fn lines(title: &str, unit: &str, labels: &[String], lines: &[Line<'_>]) -> 
             label = escape(&figure(v, unit)),
         );
     }
-    // At most 8 x labels, evenly spread, always the first and the last.
+    // At most 8 x labels, evenly spread, always the first and the last, none
+    // overlapping another (a label is about 6.2 units a character wide at this size).
     let step = n.div_ceil(8).max(1);
-    for (i, label) in labels.iter().enumerate() {
-        if i % step == 0 || i + 1 == n {
-            let anchor = match i {
-                0 if n > 1 => "start",
-                _ if i + 1 == n && n > 1 => "end",
-                _ => "middle",
-            };
-            let _ = write!(
-                svg,
-                r##"<text x="{:.1}" y="{}" text-anchor="{anchor}" font-size="11" fill="#555">{}</text>"##,
-                x(i),
-                HEIGHT - 8.0,
-                escape(label)
-            );
+    let extent = |i: usize, label: &str| {
+        let w = label.chars().count() as f64 * 6.2;
+        match i {
+            0 if n > 1 => (x(i), x(i) + w, "start"),
+            _ if i + 1 == n && n > 1 => (x(i) - w, x(i), "end"),
+            _ => (x(i) - w / 2.0, x(i) + w / 2.0, "middle"),
         }
+    };
+    let mut shown: Vec<usize> = Vec::new();
+    for (i, label) in labels.iter().enumerate() {
+        if i % step != 0 && i + 1 != n {
+            continue;
+        }
+        let (left, _, _) = extent(i, label);
+        // The last label stays: the one before it gives way.
+        while let Some(&p) = shown.last() {
+            if extent(p, &labels[p]).1 + 8.0 <= left {
+                break;
+            }
+            if i + 1 == n && p != 0 {
+                shown.pop();
+            } else {
+                break;
+            }
+        }
+        if shown
+            .last()
+            .is_none_or(|&p| extent(p, &labels[p]).1 + 8.0 <= left)
+        {
+            shown.push(i);
+        }
+    }
+    for i in shown {
+        let (_, _, anchor) = extent(i, &labels[i]);
+        let _ = write!(
+            svg,
+            r##"<text x="{:.1}" y="{}" text-anchor="{anchor}" font-size="11" fill="#555">{}</text>"##,
+            x(i),
+            HEIGHT - 8.0,
+            escape(&labels[i])
+        );
     }
     for (li, line) in lines.iter().enumerate() {
         let colour = PALETTE[li % PALETTE.len()];
@@ -194,6 +221,48 @@ pub fn bars(title: &str, unit: &str, rows: &[(String, f64)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn x_labels_never_overlap_and_keep_the_first_and_the_last() {
+        for n in [2, 7, 8, 9, 13, 31, 45, 90] {
+            let labels: Vec<String> = (0..n).map(|i| format!("2026-11-{i:02}")).collect();
+            let svg = lines(
+                "Cost",
+                "usd",
+                &labels,
+                &[Line {
+                    name: "x",
+                    values: vec![1.0; n],
+                }],
+            );
+            let shown: Vec<(f64, &str, &str)> = svg
+                .split(r#"<text x=""#)
+                .skip(1)
+                .filter_map(|t| {
+                    let x: f64 = t.split('"').next()?.parse().ok()?;
+                    let anchor = t.split(r#"text-anchor=""#).nth(1)?.split('"').next()?;
+                    let text = t.split('>').nth(1)?.split('<').next()?;
+                    text.starts_with("2026").then_some((x, anchor, text))
+                })
+                .collect();
+            assert_eq!(shown.first().map(|s| s.2), Some("2026-11-00"), "{n}");
+            assert_eq!(
+                shown.last().map(|s| s.2.to_string()),
+                Some(format!("2026-11-{:02}", n - 1)),
+                "{n}"
+            );
+            assert!(shown.len() <= 9, "{n}: {shown:?}");
+            // Each label's extent (62 units wide) clears the next one's.
+            let span = |(x, a, _): (f64, &str, &str)| match a {
+                "start" => (x, x + 62.0),
+                "end" => (x - 62.0, x),
+                _ => (x - 31.0, x + 31.0),
+            };
+            for w in shown.windows(2) {
+                assert!(span(w[0]).1 < span(w[1]).0, "{n}: {shown:?}");
+            }
+        }
+    }
 
     #[test]
     fn axes_end_on_nice_numbers() {

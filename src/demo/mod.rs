@@ -118,6 +118,7 @@ async fn story(db: &std::path::Path, demo: &DemoArgs) -> anyhow::Result<()> {
     );
     println!("  database    {}", db.display());
     println!("  GitHub      {api_url} (an in-process stand-in: nothing leaves this machine)");
+    println!("  (the server's log: TRACELINK_LOG=info tracelink demo)");
 
     // Every captured payload of webhooks/payloads (when run from the repository).
     let mut replayed = (0, 0);

@@ -157,7 +157,9 @@ pub async fn drain_queue(
         }
         let ids: Vec<i64> = queued.iter().map(|q| q.session_id).collect();
         let now = crate::time::now_ns();
-        let mut tx = conn.begin().await?;
+        // Reads, then writes: the write lock from the start (a deferred SQLite
+        // transaction that read cannot write once another connection committed).
+        let mut tx = conn.begin_write().await?;
         let reach = tx.reach_of_sessions(&ids, cfg.grace_ns).await?;
         tx.enqueue_reports(&reach.pulls, now, now + debounce_ns)
             .await?;
