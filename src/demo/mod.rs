@@ -293,6 +293,15 @@ async fn story(db: &std::path::Path, demo: &DemoArgs) -> anyhow::Result<()> {
         )
         .await?;
         anyhow::ensure!(status == 200, "the incident delivery answered {status}");
+        // The dashboard's first look shows it all: sessions linked and counted.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while server.db.relinks_queued().await? > 0 || server.db.analytics_queued().await? > 0 {
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "the seeded sessions were not linked and counted within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         println!(
             "  seeded      {} sessions of 9 people in 3 teams over 30 days (payments moves from Claude Code to Codex halfway; a spend spike; an incident)",
             sessions.len()

@@ -60,9 +60,20 @@ fn repo_of(team: &str) -> &'static str {
 }
 
 /// Every `…UnixNano` time in the document moved by `shift` (0 stays 0: Codex sends
-/// some).
+/// some), and every RFC 3339 time (the `event.timestamp` attributes some agents time
+/// their events by).
 fn shift_times(v: &mut Value, shift: i64) {
     match v {
+        Value::String(s) => {
+            if s.len() >= 20
+                && s.as_bytes().get(4) == Some(&b'-')
+                && let Some(t) = crate::time::parse_rfc3339(s)
+                && let Some(moved) =
+                    crate::time::rfc3339(Some(t + shift), chrono::SecondsFormat::Millis)
+            {
+                *s = moved;
+            }
+        }
         Value::Object(m) => {
             for (k, x) in m.iter_mut() {
                 if k.ends_with("UnixNano") {
@@ -107,6 +118,36 @@ fn earliest(v: &Value) -> Option<i64> {
     }
 }
 
+/// The distinct `traceId` and `spanId` values of the document.
+fn trace_ids(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x) {
+                    ("traceId" | "spanId" | "parentSpanId", Value::String(id))
+                        if !id.is_empty() && !out.contains(id) =>
+                    {
+                        out.push(id.clone());
+                    }
+                    _ => trace_ids(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| trace_ids(x, out)),
+        _ => {}
+    }
+}
+
+/// A new ID as long as `id`, hex, the same for the same `(n, id)`.
+fn new_id(n: usize, id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("tracelink demo {n} {id}").as_bytes());
+    crate::ids::encode_hex(&digest)
+        .chars()
+        .take(id.len())
+        .collect()
+}
+
 /// The values of the session-naming attributes in the document.
 fn session_ids(v: &Value, out: &mut Vec<String>) {
     match v {
@@ -134,6 +175,13 @@ fn session(template: &str, n: usize, person: &str, repo: &str, start_ns: i64) ->
     let mut text = template.replace("dev@acme.example", &format!("{person}@acme.example"));
     for (i, id) in ids.iter().enumerate() {
         text = text.replace(id.as_str(), &format!("demo-{n:05}-{i}-{person}"));
+    }
+    // New trace and span IDs too: the template's trace is the one the story's commit
+    // names, and each of these sessions is its own work.
+    let mut traces = Vec::new();
+    trace_ids(&parsed, &mut traces);
+    for id in &traces {
+        text = text.replace(id.as_str(), &new_id(n, id));
     }
     let mut v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     let shift = earliest(&v).map_or(0, |t| start_ns - t);
@@ -213,11 +261,36 @@ mod tests {
                 .count()
                 > 12
         );
-        // Every session is in the month, and IDs do not repeat.
+        // Every session is in the month, by its nanosecond times and by its RFC 3339
+        // ones (what Codex times its events by).
+        fn rfc3339_times(v: &Value, out: &mut Vec<i64>) {
+            match v {
+                Value::String(s) => out.extend(crate::time::parse_rfc3339(s)),
+                Value::Object(m) => m.values().for_each(|x| rfc3339_times(x, out)),
+                Value::Array(a) => a.iter().for_each(|x| rfc3339_times(x, out)),
+                _ => {}
+            }
+        }
         for v in &all {
             let t = earliest(v).unwrap();
             assert!(t >= end - 30 * DAY_NS && t < end, "{t}");
+            let mut times = Vec::new();
+            rfc3339_times(v, &mut times);
+            assert!(
+                times.iter().all(|&x| x >= end - 30 * DAY_NS && x < end),
+                "{times:?}"
+            );
         }
+        // None carries the template's traces (the story's commit names one of them).
+        assert!(
+            text.iter()
+                .all(|t| !t.contains("b3334784fc61510ab4e4362d0249eb86"))
+        );
+        let mut traces = Vec::new();
+        for v in &all {
+            trace_ids(v, &mut traces);
+        }
+        assert!(traces.len() > 1000, "{}", traces.len());
         let mut ids = Vec::new();
         for v in &all {
             let mut one = Vec::new();

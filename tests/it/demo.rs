@@ -80,6 +80,15 @@ async fn the_demo_serves_the_dashboard_on_a_month_of_an_organisation() {
             "{team}: {teams}"
         );
     }
+    // The story's pull request keeps its one session: the month's sessions, made from
+    // the same vendor records, carry traces of their own.
+    let pull = get(&url, "/pulls/acme/widgets/7").await;
+    assert!(
+        pull.contains(
+            r#"id="tile-sessions"><div class="label">Sessions</div><div class="value">1<"#
+        ),
+        "{pull}"
+    );
     let agents = get(&url, "/agents").await;
     for agent in ["claude-code", "codex", "gemini-cli"] {
         assert!(agents.contains(&format!("<td>{agent}</td>")), "{agent}");
