@@ -1144,21 +1144,28 @@ pub fn missing(
         .sum();
     if no_repo > 0 {
         missing.push(format!(
-            "{no_repo} sessions name no repository: set OTEL_RESOURCE_ATTRIBUTES=vcs.repository.name=owner/name for those agents."
+            "{} no repository: set OTEL_RESOURCE_ATTRIBUTES=vcs.repository.name=owner/name for those agents.",
+            sessions_verb(no_repo, "names", "name")
         ));
     }
     let no_user: i64 = telemetry.iter().map(|t| t.without_user).sum();
     if no_user > 0 {
         missing.push(format!(
-            "{no_user} sessions name no user: their agents export no user.email or user ID."
+            "{} no user: their agents export no user.email or user ID.",
+            sessions_verb(no_user, "names", "name")
         ));
     }
     if let Some(u) = unknown.filter(|u| u.people > 0) {
         let mut m = format!(
-            "{} {} the identities file does not know ran {} sessions: add them as [[person]] with their emails or agent user IDs.",
+            "{} {} the identities file does not know ran {} {}: add them as [[person]] with their emails or agent user IDs.",
             u.people,
             if u.people == 1 { "user" } else { "users" },
-            u.sessions
+            u.sessions,
+            if u.sessions == 1 {
+                "session"
+            } else {
+                "sessions"
+            }
         );
         if !u.top.is_empty() {
             let top: Vec<String> = u.top.iter().map(|(p, n)| format!("{p} ({n})")).collect();
@@ -1168,10 +1175,20 @@ pub fn missing(
     }
     if unassigned > 0 {
         missing.push(format!(
-            "{unassigned} sessions are of people in no team: add them to the identities file's teams."
+            "{} of people in no team: add them to the identities file's teams.",
+            sessions_verb(unassigned, "is", "are")
         ));
     }
     missing
+}
+
+/// `1 session names` / `3 sessions name`.
+fn sessions_verb(n: i64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 session {one}")
+    } else {
+        format!("{n} sessions {many}")
+    }
 }
 
 /// Users the identities file does not know, from what arrived lately.

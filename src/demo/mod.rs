@@ -271,7 +271,8 @@ async fn story(db: &std::path::Path, demo: &DemoArgs) -> anyhow::Result<()> {
     if serve {
         // A month of a small organisation, ending today.
         let end = (crate::time::now_ns() / 86_400_000_000_000 + 1) * 86_400_000_000_000;
-        let sessions = org::sessions(30, end);
+        // Sessions take up to an hour: none starts in the last one (or later today).
+        let sessions = org::sessions(30, end, crate::time::now_ns() - 3_600_000_000_000);
         for s in &sessions {
             let status = post(
                 &http,

@@ -44,9 +44,18 @@ pub fn identities() -> String {
             "[[person]]\nlogin = \"{login}\"\nemails = [\"{login}@acme.example\"]\nteams = [\"{team}\"]\n\n"
         ));
     }
+    // The story's author, of the team owning its repository.
+    out.push_str(
+        "[[person]]\nlogin = \"dev\"\nemails = [\"dev@acme.example\"]\nteams = [\"platform\"]\n\n",
+    );
     for (team, repo) in TEAMS {
+        let story = if team == "platform" {
+            ", \"acme/widgets\""
+        } else {
+            ""
+        };
         out.push_str(&format!(
-            "[[team]]\nname = \"{team}\"\nrepos = [\"{repo}\"]\nmonthly_budget_usd = 25\n\n"
+            "[[team]]\nname = \"{team}\"\nrepos = [\"{repo}\"{story}]\nmonthly_budget_usd = 25\n\n"
         ));
     }
     out
@@ -196,7 +205,8 @@ fn session(template: &str, n: usize, person: &str, repo: &str, start_ns: i64) ->
 }
 
 /// The sessions of `days` days ending at `end_ns` (a midnight), in order.
-pub fn sessions(days: i64, end_ns: i64) -> Vec<Value> {
+/// Sessions that would start after `until_ns` (later today) are left out.
+pub fn sessions(days: i64, end_ns: i64, until_ns: i64) -> Vec<Value> {
     let mut out = Vec::new();
     let mut n = 0;
     for d in 0..days {
@@ -216,14 +226,18 @@ pub fn sessions(days: i64, end_ns: i64) -> Vec<Value> {
                 _ => CLAUDE,
             };
             let start = day_ns + 9 * 60 * MINUTE_NS + (i as i64) * 25 * MINUTE_NS;
-            out.push(session(template, n, person, repo_of(team), start));
+            if start < until_ns {
+                out.push(session(template, n, person, repo_of(team), start));
+            }
             n += 1;
         }
         // The spike: eli of platform runs a dozen Claude Code sessions one afternoon.
         if d == days - 6 {
             for k in 0..12 {
                 let start = day_ns + 13 * 60 * MINUTE_NS + k * 20 * MINUTE_NS;
-                out.push(session(CLAUDE, n, "eli", "acme/platform", start));
+                if start < until_ns {
+                    out.push(session(CLAUDE, n, "eli", "acme/platform", start));
+                }
                 n += 1;
             }
         }
@@ -247,7 +261,14 @@ mod tests {
     #[test]
     fn a_month_of_sessions_with_a_policy_change_and_a_spike() {
         let end = 1_796_083_200 * 1_000_000_000; // 2026-12-01T00:00Z
-        let all = sessions(30, end);
+        let all = sessions(30, end, end);
+        // Nothing starts after the given time (the demo runs mid-day).
+        let noon = end - DAY_NS / 2;
+        assert!(
+            sessions(30, end, noon)
+                .iter()
+                .all(|v| earliest(v).is_some_and(|t| t < noon))
+        );
         assert!(all.len() > 100, "{}", all.len());
         let text: Vec<String> = all.iter().map(Value::to_string).collect();
         assert!(text.iter().all(|t| !t.contains("dev@acme.example")));

@@ -428,7 +428,7 @@ async fn status_says_what_arrived_and_what_is_missing() {
         .await,
     );
     assert!(
-        known.contains("  - 1 user the identities file does not know ran 1 sessions: add them as [[person]] with their emails or agent user IDs. Most sessions: dev@acme.example (1)."),
+        known.contains("  - 1 user the identities file does not know ran 1 session: add them as [[person]] with their emails or agent user IDs. Most sessions: dev@acme.example (1)."),
         "{known}"
     );
     let line = |prefix: &str| {
@@ -457,7 +457,7 @@ async fn status_says_what_arrived_and_what_is_missing() {
         "{out}"
     );
     assert!(
-        out.contains("  - 1 sessions name no repository: set OTEL_RESOURCE_ATTRIBUTES"),
+        out.contains("  - 1 session names no repository: set OTEL_RESOURCE_ATTRIBUTES"),
         "{out}"
     );
     assert!(!out.contains("No agent telemetry"), "{out}");
