@@ -273,6 +273,20 @@ impl FactQuery {
         query
     }
 
+    /// Binds [`Db::analytics_first_seen`]'s parameters: the range and [`Only::values`]
+    /// for the rows in range, then the range's start and the values again for the
+    /// earlier ones.
+    fn bind_first_seen<'q, O>(
+        &'q self,
+        query: sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments> {
+        let mut query = self.bind(query).bind(self.from_ns);
+        for v in self.only.values() {
+            query = query.bind(v);
+        }
+        query
+    }
+
     /// The same for a scalar query.
     fn bind_scalar<'q, O>(
         &'q self,
@@ -859,7 +873,7 @@ impl Db {
         // Unnarrowed, any earlier row of the person counts (no need to read which).
         let unless_all = |v: String| if q.only.is_empty() { String::new() } else { v };
         let (in_range, before) = (q.narrowing("f"), unless_all(q.narrowing("e")));
-        let mut by_key = query_as(format!(
+        let by_key = query_as(format!(
             "SELECT g.group_key, g.person, g.first_ns FROM (\
                SELECT {key} AS group_key, f.person AS person, min(f.started_ns) AS first_ns \
                FROM {table} WHERE f.person IS NOT NULL AND f.started_ns >= ? \
@@ -867,16 +881,8 @@ impl Db {
              WHERE NOT EXISTS (SELECT 1 FROM {earlier} WHERE e.person = g.person \
                AND e.started_ns < ?{before} AND ({key} = g.group_key \
                OR ({key} IS NULL AND g.group_key IS NULL)))"
-        ))
-        .bind(q.from_ns)
-        .bind(q.to_ns);
-        for v in q.only.values() {
-            by_key = by_key.bind(v);
-        }
-        by_key = by_key.bind(q.from_ns);
-        for v in q.only.values() {
-            by_key = by_key.bind(v);
-        }
+        ));
+        let by_key = q.bind_first_seen(by_key);
         let by_key: Vec<(Option<String>, String, i64)> = by_key.fetch_all(&self.pool).await?;
         let all = FactQuery {
             key: FactKey::Org,
@@ -886,23 +892,15 @@ impl Db {
             unless_all(all.narrowing("f")),
             unless_all(all.narrowing("e")),
         );
-        let mut overall = query_as(format!(
+        let overall = query_as(format!(
             "SELECT g.person, g.first_ns FROM (\
                SELECT f.person AS person, min(f.started_ns) AS first_ns FROM analytics_facts f \
                WHERE f.person IS NOT NULL AND f.started_ns >= ? AND f.started_ns < ?{in_range} \
                GROUP BY 1) g \
              WHERE NOT EXISTS (SELECT 1 FROM analytics_facts e WHERE e.person = g.person \
                AND e.started_ns < ?{before})"
-        ))
-        .bind(q.from_ns)
-        .bind(q.to_ns);
-        for v in q.only.values() {
-            overall = overall.bind(v);
-        }
-        overall = overall.bind(q.from_ns);
-        for v in q.only.values() {
-            overall = overall.bind(v);
-        }
+        ));
+        let overall = q.bind_first_seen(overall);
         let overall: Vec<(String, i64)> = overall.fetch_all(&self.pool).await?;
         Ok(FirstSeen { by_key, overall })
     }

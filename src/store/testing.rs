@@ -280,6 +280,12 @@ impl super::Conn {
         query("DELETE FROM links WHERE from_kind = 'session'")
             .execute(&mut self.conn)
             .await?;
+        self.linked_by_rules(version).await
+    }
+
+    /// **Bench-only**: records that the stored links were computed with the rules of
+    /// `version` (the seeded ones were), so a start does not link every session again.
+    pub async fn linked_by_rules(&mut self, version: i64) -> Result<()> {
         query(
             "INSERT INTO link_rules (id, version) VALUES (1, ?) \
              ON CONFLICT (id) DO UPDATE SET version = excluded.version",
@@ -375,6 +381,18 @@ pub struct SeedSession {
     pub tokens: Vec<(String, [i64; 5])>,
     /// Counters, as the metrics signal reports them.
     pub counters: Vec<(crate::facts::Counter, f64)>,
+    /// Commits it authored (links `session -authored-> commit` in its repository).
+    pub commits: Vec<SeedCommit>,
+}
+
+/// A commit a seeded session authored.
+#[derive(Debug, Clone)]
+pub struct SeedCommit {
+    /// 40 hex digits.
+    pub sha: String,
+    /// When it was pushed to the repository's default branch (`main`, which every
+    /// seeded repository has); `None`: never.
+    pub pushed_ns: Option<i64>,
 }
 
 /// Sessions per multi-row statement (8 columns × 300 rows, far below both engines'
@@ -383,10 +401,11 @@ const SEED_CHUNK: usize = 300;
 
 impl super::Conn {
     /// **Bench-only** (`tracelink-dev bench analytics`; the product never calls it):
-    /// stores sessions with their tokens and counters (source `metrics`) in one
+    /// stores sessions with their tokens and counters (source `metrics`) and the links
+    /// to the commits they authored (with those commits' pushes to `main`) in one
     /// transaction by multi-row INSERTs, bypassing the writer — no raw records, no
-    /// metric points, no relink queue, so only the session tables the analytics API
-    /// reads are filled; the sessions are queued for analytics' facts (computed by
+    /// metric points, no relink queue, so only the tables the analytics API reads are
+    /// filled; the sessions are queued for analytics' facts (computed by
     /// `tracelink::impact::analytics::refresh`). A key already stored is an error.
     pub async fn seed_sessions(&mut self, sessions: &[SeedSession]) -> Result<()> {
         use super::writer::values_sql;
@@ -467,6 +486,58 @@ impl super::Conn {
                     q = q.bind(*id).bind("metrics").bind(*counter).bind(*value);
                 }
                 q.execute(tx.conn()).await?;
+            }
+            // Their commits: the links linking would have stored, the pushes of those
+            // that reached `main`, and `main` as every repository's default branch.
+            let authored: Vec<(&SeedSession, &SeedCommit)> = chunk
+                .iter()
+                .flat_map(|s| s.commits.iter().map(move |c| (s, c)))
+                .collect();
+            for part in authored.chunks(SEED_CHUNK) {
+                let mut q = query(values_sql(
+                    "INSERT INTO links (from_kind, from_key, to_kind, to_key, relation, evidence, \
+                     confidence, first_seen_ns) VALUES ",
+                    8,
+                    part.len(),
+                ));
+                for (s, c) in part {
+                    q = q
+                        .bind("session")
+                        .bind(s.key.as_str())
+                        .bind("commit")
+                        .bind(format!("{}@{}", s.repository, c.sha))
+                        .bind("authored")
+                        .bind("trace")
+                        .bind(1.0_f64)
+                        .bind(now);
+                }
+                q.execute(tx.conn()).await?;
+            }
+            let pushed: Vec<(&str, &str, i64)> = authored
+                .iter()
+                .filter_map(|(s, c)| Some((s.repository.as_str(), c.sha.as_str(), c.pushed_ns?)))
+                .collect();
+            for part in pushed.chunks(SEED_CHUNK) {
+                let mut q = query(values_sql(
+                    "INSERT INTO commit_refs (repo, sha, ref, pushed_ns) VALUES ",
+                    4,
+                    part.len(),
+                ));
+                for (repo, sha, at) in part {
+                    q = q.bind(*repo).bind(*sha).bind("refs/heads/main").bind(*at);
+                }
+                q.execute(tx.conn()).await?;
+            }
+            let repos: std::collections::BTreeSet<&str> =
+                chunk.iter().map(|s| s.repository.as_str()).collect();
+            for repo in repos {
+                query(
+                    "INSERT INTO default_branches (repo, branch) VALUES (?, 'main') \
+                     ON CONFLICT (repo) DO NOTHING",
+                )
+                .bind(repo)
+                .execute(tx.conn())
+                .await?;
             }
             // Counted by analytics as the writer's sessions are.
             let seeded: Vec<i64> = ids.values().copied().collect();

@@ -7,8 +7,8 @@
 //! The sessions are seeded by a bench-only bulk helper of the store
 //! ([`tracelink::store::testing::SeedSession`]): the session rows, their tokens and
 //! counters, which is all the analytics API reads (no raw records). The generated
-//! database is kept and reused: the SQLite file `<--data-dir>/analytics-<sessions>.db`,
-//! the PostgreSQL database `tl_bench_analytics_<sessions>` (reused when it holds the
+//! database is kept and reused: the SQLite file `<--data-dir>/analytics-v2-<sessions>.db`,
+//! the PostgreSQL database `tl_bench_analytics_v2_<sessions>` (reused when it holds the
 //! expected session count, else generated again). A child `tracelink serve` on it, with
 //! the identities file the generator writes, answers the timed requests (open loopback,
 //! no read token): 2 warm-ups, then `--requests` each.
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use tracelink::facts::Counter;
-use tracelink::store::testing::SeedSession;
+use tracelink::store::testing::{SeedCommit, SeedSession};
 use tracelink::store::{Engine, Location};
 use tracelink_dev::pgtest;
 
@@ -30,7 +30,7 @@ pub struct AnalyticsArgs {
     /// Agent sessions over the year.
     #[arg(long, default_value_t = 500_000)]
     pub sessions: usize,
-    /// Where the generated SQLite database (`analytics-<sessions>.db`) and the identities
+    /// Where the generated SQLite database (`analytics-v2-<sessions>.db`) and the identities
     /// file are kept between runs.
     #[arg(long, default_value = "./bench-data")]
     pub data_dir: PathBuf,
@@ -55,9 +55,12 @@ const SEED_BATCH: usize = 5_000;
 /// The bar for the 90-day team view.
 const BAR_MS: f64 = 300.0;
 const WARM_UPS: usize = 2;
+/// Bumped when what is generated changes (v2: sessions' commits and their landings),
+/// so a database generated before is not reused.
+const GENERATION: &str = "v2";
 
 /// The timed queries: the 90 days before the end.
-const QUERIES: [&str; 9] = [
+const QUERIES: [&str; 11] = [
     "/api/v1/analytics/cost?group_by=team&bucket=week&from=2026-09-01&to=2026-11-30",
     "/api/v1/analytics/sessions?group_by=agent&bucket=day&from=2026-09-01&to=2026-11-30",
     "/api/v1/analytics/active-people?group_by=team&bucket=week&from=2026-09-01&to=2026-11-30",
@@ -66,6 +69,9 @@ const QUERIES: [&str; 9] = [
     "/api/v1/analytics/session-duration-p90?group_by=team&bucket=week&from=2026-09-01&to=2026-11-30",
     "/api/v1/analytics/new-people?group_by=team&bucket=week&from=2026-09-01&to=2026-11-30",
     "/api/v1/analytics/team-active-share?group_by=team&bucket=week&from=2026-09-01&to=2026-11-30",
+    // What the sessions' commits became: one or two probes of their links per session.
+    "/api/v1/analytics/cost-without-commit?group_by=team&bucket=week&from=2026-09-01&to=2026-11-30",
+    "/api/v1/analytics/waste-share?group_by=team&bucket=week&from=2026-09-01&to=2026-11-30",
     // The dashboard's pages over the same 90 days: each asks several of the above.
     "/?bucket=week&from=2026-09-01&to=2026-11-30",
     "/teams?bucket=week&from=2026-09-01&to=2026-11-30",
@@ -152,7 +158,7 @@ fn prepare(engine: Engine, args: &AnalyticsArgs) -> anyhow::Result<Data> {
         Engine::Sqlite => {
             let path = args
                 .data_dir
-                .join(format!("analytics-{}.db", args.sessions));
+                .join(format!("analytics-{GENERATION}-{}.db", args.sessions));
             let mut generated_s = None;
             if path.exists() {
                 let n = rt
@@ -206,7 +212,7 @@ fn prepare(engine: Engine, args: &AnalyticsArgs) -> anyhow::Result<Data> {
             })
         }
         Engine::Postgres => {
-            let name = format!("tl_bench_analytics_{}", args.sessions);
+            let name = format!("tl_bench_analytics_{GENERATION}_{}", args.sessions);
             let (url, created) = rt.block_on(pgtest::keep_database(&name))?;
             let location = Location::Postgres(url);
             let mut generated_s = None;
@@ -286,11 +292,10 @@ async fn generate(location: Location, sessions: usize) -> anyhow::Result<f64> {
         }
     }
     conn.seeded().await?;
-    // As a server that has linked every session (there are no commits to link them
-    // to) leaves it: links computed with today's rules, nothing queued. Otherwise the
-    // server's first start queues every session for linking and links them while it
-    // is being timed.
-    conn.as_if_linked_by_rules(tracelink::graph::links::RULES_VERSION)
+    // As a server that has linked every session leaves it: the seeded links computed
+    // with today's rules, nothing queued. Otherwise the server's first start queues
+    // every session for linking and links them while it is being timed.
+    conn.linked_by_rules(tracelink::graph::links::RULES_VERSION)
         .await?;
     conn.close().await?;
     store.db.close().await;
@@ -467,7 +472,29 @@ fn session(i: usize) -> SeedSession {
     if agent == "claude-code" && rng.below(10) != 0 {
         counters.push((Counter::CostUsd, rng.range(1, 2_000_000) as f64 / 100_000.0));
     }
+    // Six sessions in ten commit (one or two commits); of those commits, most reach
+    // `main` within days, some weeks later (not in the 14-day window), some never.
+    let commits = if rng.below(10) < 6 {
+        (0..rng.range(1, 2))
+            .map(|_| SeedCommit {
+                sha: format!(
+                    "{:016x}{:016x}{:08x}",
+                    rng.next(),
+                    rng.next(),
+                    rng.next() as u32
+                ),
+                pushed_ns: match rng.below(10) {
+                    0 => None,
+                    1 => Some(started_ns + rng.range(15, 40) * DAY_NS),
+                    _ => Some(started_ns + rng.range(3_600, 3 * 86_400) * 1_000_000_000),
+                },
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     SeedSession {
+        commits,
         key: format!("bench-{i:08}"),
         agent: agent.to_string(),
         user_email: email(person),
