@@ -105,7 +105,7 @@ fn fact_of(ctx: &ReportContext, rec: crate::store::sessions::SessionRecord) -> O
 
 /// Bumped when what a session's stored facts hold, or how they are computed, changes:
 /// every session is computed again at the next start.
-const FACTS_VERSION: u32 = 2;
+const FACTS_VERSION: u32 = 3;
 
 /// What the stored facts are computed from (the facts' version, the identities file's
 /// people and teams, the price table): when it changes, every session is counted again.
@@ -147,10 +147,15 @@ pub async fn refresh(
         let ids: Vec<i64> = claimed.iter().map(|q| q.session_id).collect();
         let mut rows = Vec::with_capacity(ids.len());
         let mut models = Vec::with_capacity(ids.len());
+        let status = db.commit_status(&ids).await?;
         for rec in db.sessions_by_id(&ids).await? {
             let id = rec.row.id;
             if let Some(f) = fact_of(ctx, rec) {
-                let (r, m) = analytics::fact_rows(id, &f, ctx.zone);
+                let (mut r, m) = analytics::fact_rows(id, &f, ctx.zone);
+                let commits = status.get(&id).copied().unwrap_or(0);
+                for row in &mut r {
+                    row.commits = commits;
+                }
                 rows.extend(r);
                 models.extend(m);
             }

@@ -679,6 +679,7 @@ pub fn fact_rows(
             counted,
             duration_seconds: f.duration_seconds,
             headless: f.headless,
+            commits: 0,
         })
         .collect();
     let whole_how = if f.cost_estimated {

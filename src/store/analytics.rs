@@ -59,6 +59,8 @@ pub struct FactRow {
     pub duration_seconds: Option<f64>,
     /// Whether it ran headless (`None`: its telemetry does not say).
     pub headless: Option<bool>,
+    /// What became of its commits ([`Db::commit_status`]; 0 until computed).
+    pub commits: i64,
 }
 
 /// How a model's share of a session's cost was found.
@@ -388,13 +390,22 @@ impl FactQuery {
                 " AND EXISTS (SELECT 1 FROM session_workflows w2 WHERE w2.session_id = f.session_id)",
             );
         }
-        match self.commits {
-            Commits::Any => {}
-            Commits::None => s.push_str(&format!(" AND NOT EXISTS ({AUTHORED})")),
-            Commits::Judged => s.push_str(&format!(" AND EXISTS ({AUTHORED_JUDGED})")),
-            Commits::Unlanded => s.push_str(&format!(
-                " AND EXISTS ({AUTHORED_JUDGED}) AND NOT EXISTS ({AUTHORED_JUDGED} {LANDED})"
-            )),
+        // What became of the commits, as the facts keep it ([`Db::commit_status`]).
+        let status = match self.commits {
+            Commits::Any => None,
+            Commits::None => Some("commits = 0"),
+            Commits::Judged => Some("commits >= 2"),
+            Commits::Unlanded => Some("commits = 2"),
+        };
+        if let Some(status) = status {
+            if self.key == FactKey::Model {
+                s.push_str(&format!(
+                    " AND EXISTS (SELECT 1 FROM analytics_facts c WHERE c.session_id = f.session_id \
+                     AND c.first_team = 1 AND c.{status})"
+                ));
+            } else {
+                s.push_str(&format!(" AND f.{status}"));
+            }
         }
         s
     }
@@ -538,15 +549,15 @@ impl Tx<'_> {
                 q.execute(self.conn()).await?;
             }
         }
-        for chunk in rows.chunks(2_000 / 32) {
+        for chunk in rows.chunks(2_000 / 33) {
             let mut q = query(values_sql(
                 "INSERT INTO analytics_facts (started_ns, session_id, team, first_team, day, \
                  person, agent, repo, org, input, output, cache_read, cache_creation, reasoning, \
                  cost, cost_estimated, requests, errors, prompts, tool_invocations, tool_failures, \
                  tool_rejections, lines_added, lines_removed, files_modified, active_seconds, \
                  tool_execution_seconds, mcp_tool_invocations, request_seconds, retries, \
-                 duration_seconds, headless) VALUES ",
-                32,
+                 duration_seconds, headless, commits) VALUES ",
+                33,
                 chunk.len(),
             ));
             for r in chunk {
@@ -567,7 +578,9 @@ impl Tx<'_> {
                 for c in r.counted {
                     q = bind_f64(q, c);
                 }
-                q = bind_f64(q, r.duration_seconds).bind(r.headless.map(i64::from));
+                q = bind_f64(q, r.duration_seconds)
+                    .bind(r.headless.map(i64::from))
+                    .bind(r.commits);
             }
             q.execute(self.conn()).await?;
         }
@@ -620,6 +633,32 @@ pub(super) async fn queue(
 }
 
 impl Db {
+    /// What became of these sessions' commits, as [`FactRow::commits`] keeps it: 0 they
+    /// authored none; 1 none in a repository whose default branch is known; 2 none of
+    /// those reached it within [`LANDING_WINDOW_NS`] of the session's start; 3 one did.
+    /// Read from the links (a merge, squash or rebased commit that inherits a link
+    /// counts) and the pushes.
+    pub async fn commit_status(
+        &self,
+        session_ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, i64>> {
+        let mut out = std::collections::HashMap::with_capacity(session_ids.len());
+        for chunk in session_ids.chunks(500) {
+            let mut q = query_as::<(i64, i64)>(format!(
+                "SELECT f.session_id, CASE WHEN NOT EXISTS ({AUTHORED}) THEN 0 \
+                 WHEN NOT EXISTS ({AUTHORED_JUDGED}) THEN 1 \
+                 WHEN EXISTS ({AUTHORED_JUDGED} {LANDED}) THEN 3 ELSE 2 END \
+                 FROM (SELECT id AS session_id, started_ns FROM sessions WHERE id IN ({})) f",
+                placeholders(chunk.len())
+            ));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            out.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(out)
+    }
+
     /// Sessions waiting for their facts to be computed.
     pub async fn analytics_queued(&self) -> Result<i64> {
         query_scalar("SELECT count(*) FROM analytics_queue")

@@ -240,9 +240,12 @@ impl Tx<'_> {
                     .bind(*pushed_ns)
                     .execute(&mut *conn)
                     .await?;
+                    // A push may land the commit of a session: its facts say so anew.
+                    let key = format!("{repo}@{}", sha.as_str());
+                    super::links::queue_authors(&mut *conn, &key, now_ns).await?;
                 }
                 Op::DefaultBranch { repo, branch } => {
-                    query(
+                    let changed = query(
                         "INSERT INTO default_branches (repo, branch) VALUES (?, ?) \
                          ON CONFLICT (repo) DO UPDATE SET branch = excluded.branch \
                          WHERE default_branches.branch <> excluded.branch",
@@ -250,7 +253,19 @@ impl Tx<'_> {
                     .bind(repo)
                     .bind(branch)
                     .execute(&mut *conn)
-                    .await?;
+                    .await?
+                    .rows_affected();
+                    if changed > 0 {
+                        // Every session with a commit here is judged anew (`@` then 40
+                        // hex digits: every key of the repository's commits lies between).
+                        super::links::queue_authors_between(
+                            &mut *conn,
+                            &format!("{repo}@"),
+                            &format!("{repo}@~"),
+                            now_ns,
+                        )
+                        .await?;
+                    }
                 }
                 Op::Link(l) => {
                     query(

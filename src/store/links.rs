@@ -68,6 +68,11 @@ impl Tx<'_> {
         now_ns: i64,
     ) -> Result<()> {
         let conn = self.conn();
+        // What became of the sessions' commits is kept with their analytics facts:
+        // the sessions linked before and after are counted again.
+        for key in commits {
+            queue_authors(&mut *conn, key, now_ns).await?;
+        }
         for key in commits {
             let keep: Vec<&str> = links
                 .iter()
@@ -106,6 +111,9 @@ impl Tx<'_> {
             .bind(&l.original)
             .execute(&mut *conn)
             .await?;
+        }
+        for key in commits {
+            queue_authors(&mut *conn, key, now_ns).await?;
         }
         Ok(())
     }
@@ -222,6 +230,35 @@ pub(super) async fn queue_relink(
 
 /// Queues sessions in a queue table of `(session_id, touched_ns)` (`link_queue`,
 /// `analytics_queue`), as touched at `now_ns`.
+/// Queues for analytics the sessions that authored the commits whose keys lie in
+/// `[from, to]` (one commit: the same key twice), so that their facts say anew what
+/// became of their commits.
+pub(super) async fn queue_authors_between(
+    conn: &mut AnyConnection,
+    from: &str,
+    to: &str,
+    now_ns: i64,
+) -> Result<()> {
+    query(
+        "INSERT INTO analytics_queue (session_id, touched_ns) \
+         SELECT DISTINCT s.id, ? FROM links l JOIN sessions s ON s.session_key = l.from_key \
+         WHERE l.to_kind = 'commit' AND l.to_key >= ? AND l.to_key <= ? \
+         AND l.relation = 'authored' AND l.from_kind = 'session' \
+         ON CONFLICT (session_id) DO UPDATE SET touched_ns = excluded.touched_ns",
+    )
+    .bind(now_ns)
+    .bind(from)
+    .bind(to)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// [`queue_authors_between`] of one commit (`owner/name@sha`).
+pub(super) async fn queue_authors(conn: &mut AnyConnection, key: &str, now_ns: i64) -> Result<()> {
+    queue_authors_between(conn, key, key, now_ns).await
+}
+
 pub(super) async fn queue_sessions(
     conn: &mut AnyConnection,
     table: &'static str,
