@@ -169,7 +169,7 @@ async fn story(db: &std::path::Path, demo: &DemoArgs) -> anyhow::Result<()> {
 
     // What GitHub tells the App: the branch, the PR, CI, the merge, the deploy.
     let inst = json!({"id": INSTALLATION});
-    let repo = json!({"full_name": REPO});
+    let repo = json!({"full_name": REPO, "default_branch": "main"});
     let commit = |sha: &str, msg: &str, at: &str, who: &str| {
         json!({"id": sha, "message": msg, "timestamp": at,
             "author": {"name": who, "email": format!("{who}@acme.example"), "username": who},
@@ -325,7 +325,7 @@ async fn story(db: &std::path::Path, demo: &DemoArgs) -> anyhow::Result<()> {
 }
 
 fn pull(action: &str, state: &str, merge: Option<&str>, updated: &str) -> Value {
-    json!({"action": action, "repository": {"full_name": REPO}, "installation": {"id": INSTALLATION},
+    json!({"action": action, "repository": {"full_name": REPO, "default_branch": "main"}, "installation": {"id": INSTALLATION},
         "pull_request": {"number": 7, "title": "Retry HTTP requests with backoff", "state": state,
             "merged": merge.is_some(), "merge_commit_sha": merge, "user": {"login": "dev"},
             "head": {"ref": "retry", "sha": HUMAN}, "base": {"ref": "main", "sha": BASE},

@@ -178,7 +178,12 @@ impl Conn {
         version: i64,
         now_ns: i64,
     ) -> Result<Option<RulesChanged>> {
-        let mut tx = self.conn.begin().await?;
+        // Reads, then writes: on SQLite the write lock from the start (see
+        // `Conn::begin_write`).
+        let mut tx = match self.engine {
+            super::Engine::Sqlite => self.conn.begin_with("BEGIN IMMEDIATE").await?,
+            super::Engine::Postgres => self.conn.begin().await?,
+        };
         let from: Option<i64> = query_scalar("SELECT version FROM link_rules WHERE id = 1")
             .fetch_optional(&mut *tx)
             .await?;

@@ -73,6 +73,13 @@ async fn the_demo_serves_the_dashboard_on_a_month_of_an_organisation() {
         .map(|v| v.replace(',', "").parse().unwrap())
         .unwrap_or_else(|| panic!("{page}"));
     assert!(sessions > 100, "a month of sessions: {sessions}");
+    // The story's repository names its default branch, and its session's commits
+    // reached it: the waste share is judged, and none (the story's week, 2026-11-20).
+    let story = get(&url, "/?from=2026-11-16&to=2026-11-23").await;
+    assert!(
+        story.contains(r#"id="tile-waste"><div class="label">Waste (not shipped in 14 days)</div><div class="value">0.0%<"#),
+        "{story}"
+    );
     let teams = get(&url, "/teams").await;
     for team in ["payments", "platform", "mobile"] {
         assert!(
