@@ -196,6 +196,20 @@ impl fmt::Display for PrNumber {
     }
 }
 
+/// A value as a URL's query (or path segment) carries it: percent-encoded, RFC 3986's
+/// unreserved characters kept.
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// The key of a node of the graph, as the `links` table stores it (DESIGN.md §3):
 /// commit `owner/repo@sha`, pull request `owner/repo#N`, CI run `kind:id:attempt`,
 /// deployment `deployment:id`, incident `owner/repo!N`, session key, trace ID (hex).
@@ -302,6 +316,12 @@ pub fn agent_id(name: &str) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(url_encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+        assert_eq!(url_encode("A-z_0.9~"), "A-z_0.9~");
+    }
+
     use super::*;
 
     #[test]

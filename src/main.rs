@@ -285,15 +285,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let store = tracelink::store::Db::open_read_only(&db).await?;
             let now = tracelink::time::now_ns();
             let days = tracelink::dashboard::SETUP_DAYS;
-            let since = now - days * 86_400 * 1_000_000_000;
-            let telemetry = store.telemetry_seen(since).await?;
-            let webhooks = store.webhooks_seen(since).await?;
-            let unassigned = store.sessions_unassigned(since).await?;
+            let arrived =
+                tracelink::dashboard::Arrivals::read(&store, now, identities.as_ref(), 10).await?;
+            let (telemetry, webhooks) = (&arrived.telemetry, &arrived.webhooks);
             println!("Agent telemetry, last {days} days:");
             if telemetry.is_empty() {
                 println!("  none");
             }
-            for t in &telemetry {
+            for t in telemetry {
                 println!(
                     "  {:<14} {:<32} {:>6} sessions  last {}",
                     t.agent.as_deref().unwrap_or("unknown"),
@@ -307,7 +306,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if webhooks.is_empty() {
                 println!("  none");
             }
-            for w in &webhooks {
+            for w in webhooks {
                 println!(
                     "  {:<47} {:>6} deliveries ({} failed)  last {}",
                     w.repo.as_deref().unwrap_or("(no repository)"),
@@ -316,21 +315,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     tracelink::dashboard::ago(now, w.last_ns)
                 );
             }
-            let unknown = match &identities {
-                Some(ids) => Some(tracelink::dashboard::unknown_users(
-                    &store.people_seen(since).await?,
-                    ids,
-                    10,
-                )),
-                None => None,
-            };
-            let missing = tracelink::dashboard::missing(
-                None,
-                &telemetry,
-                &webhooks,
-                unassigned,
-                unknown.as_ref(),
-            );
+            let missing = arrived.missing(None);
             if missing.is_empty() {
                 println!("Nothing missing: telemetry and webhooks are arriving.");
             } else {

@@ -214,19 +214,17 @@ pub fn query(state: &ApiState, metric: &str, p: &AnalyticsParams) -> Result<Ques
         repo: named("repo", &p.repo)?,
         agent: named("agent", &p.agent)?,
     };
-    if !only.is_empty() {
-        if only.team.is_some() && group_by == GroupBy::Team {
-            return Err(bad(
-                "team= with group_by=team: one team is one group; leave out one of them".into(),
-            ));
-        }
-        if only.team.is_some() && group_by == GroupBy::Person && !state.people {
-            return Err(ApiError(
-                StatusCode::FORBIDDEN,
-                "per-person views are off: group_by=person needs tracelink started with --people on"
-                    .into(),
-            ));
-        }
+    if only.team.is_some() && group_by == GroupBy::Team {
+        return Err(bad(
+            "team= with group_by=team: one team is one group; leave out one of them".into(),
+        ));
+    }
+    if only.team.is_some() && group_by == GroupBy::Person && !state.people {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "per-person views are off: group_by=person needs tracelink started with --people on"
+                .into(),
+        ));
     }
     let q = analytics::Query {
         metric,

@@ -8,8 +8,8 @@
 //! 3. GitHub sends the person back to `GET /setup/app/callback?code=…&state=…`; the
 //!    code is exchanged for the App's credentials (`POST /app-manifests/{code}/conversions`
 //!    on `--github-api-url`), which are stored sealed under `TRACELINK_SECRET_KEY`.
-//!    Webhooks signed with the new App's secret are accepted at once; the App posts
-//!    reports from the next start (every replica reads it from the database).
+//!    Webhooks signed with the new App's secret are accepted, and reports posted as the
+//!    App, at once; other replicas read it from the database at their next start.
 //!
 //! Closed once an App is configured (by flags, or created here).
 

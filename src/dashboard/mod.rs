@@ -286,16 +286,17 @@ pub struct Filters {
 fn range_of(state: &DashboardState, f: &Filters) -> Range {
     let zone = state.api.reports.zone;
     let today = zone.date_of(crate::time::now_ns());
-    let date = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
-    let to = date(&f.to).unwrap_or_else(|| (today + chrono::Days::new(1)).to_string());
-    let from = date(&f.from).unwrap_or_else(|| {
+    // A parameter given and not empty.
+    let given = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+    let to = given(&f.to).unwrap_or_else(|| (today + chrono::Days::new(1)).to_string());
+    let from = given(&f.from).unwrap_or_else(|| {
         chrono::NaiveDate::parse_from_str(&to, "%Y-%m-%d")
             .unwrap_or(today)
             .checked_sub_days(chrono::Days::new(30))
             .unwrap_or(today)
             .to_string()
     });
-    let bucket = date(&f.bucket).unwrap_or_else(|| {
+    let bucket = given(&f.bucket).unwrap_or_else(|| {
         let days = match (
             chrono::NaiveDate::parse_from_str(&from, "%Y-%m-%d"),
             chrono::NaiveDate::parse_from_str(&to, "%Y-%m-%d"),
@@ -309,9 +310,9 @@ fn range_of(state: &DashboardState, f: &Filters) -> Range {
         from,
         to,
         bucket,
-        team: date(&f.team),
-        repo: date(&f.repo),
-        agent: date(&f.agent),
+        team: given(&f.team),
+        repo: given(&f.repo),
+        agent: given(&f.agent),
     }
 }
 
@@ -749,21 +750,13 @@ async fn people(State(state): State<DashboardState>, Query(f): Query<Filters>) -
 fn pull_kept(state: &DashboardState, r: &Range, p: &crate::store::nodes::PullListed) -> bool {
     let agents = p.agents.as_deref().unwrap_or("");
     let team_ok = r.team.as_ref().is_none_or(|t| {
-        let ids = &state.api.reports.links.identities;
-        let mut teams: Vec<&str> = p
-            .author_login
-            .as_deref()
-            .map(|l| ids.teams_of(l).iter().map(String::as_str).collect())
-            .unwrap_or_default();
-        if teams.is_empty()
-            && let Some(owner) = ids.repo_team(&p.repo)
-        {
-            teams.push(owner);
-        }
-        if teams.is_empty() {
-            teams.push(crate::graph::identities::UNASSIGNED);
-        }
-        teams.contains(&t.as_str())
+        state
+            .api
+            .reports
+            .links
+            .identities
+            .teams_for(p.author_login.as_deref(), Some(&p.repo))
+            .contains(t)
     });
     team_ok
         && r.repo.as_ref().is_none_or(|x| p.repo == *x)
@@ -1096,6 +1089,50 @@ async fn alerts(State(state): State<DashboardState>, Query(f): Query<Filters>) -
 /// How far back the Setup page and `tracelink status` look.
 pub const SETUP_DAYS: i64 = 30;
 
+/// What arrived in the last [`SETUP_DAYS`] days, as the Setup page and `tracelink
+/// status` read it.
+pub struct Arrivals {
+    pub telemetry: Vec<crate::store::status::TelemetrySeen>,
+    pub webhooks: Vec<crate::store::status::WebhooksSeen>,
+    /// Sessions of people in no team.
+    pub unassigned: i64,
+    /// Users `identities` does not know (none without an identities file).
+    pub unknown: Option<Unknown>,
+}
+
+impl Arrivals {
+    /// Reads them; up to `named` unknown users by name.
+    pub async fn read(
+        db: &crate::store::Db,
+        now_ns: i64,
+        identities: Option<&crate::graph::identities::Identities>,
+        named: usize,
+    ) -> crate::store::Result<Self> {
+        let since_ns = now_ns - SETUP_DAYS * 86_400 * 1_000_000_000;
+        let unknown = match identities {
+            Some(ids) => Some(unknown_users(&db.people_seen(since_ns).await?, ids, named)),
+            None => None,
+        };
+        Ok(Self {
+            telemetry: db.telemetry_seen(since_ns).await?,
+            webhooks: db.webhooks_seen(since_ns).await?,
+            unassigned: db.sessions_unassigned(since_ns).await?,
+            unknown,
+        })
+    }
+
+    /// [`missing`] of these arrivals.
+    pub fn missing(&self, config: Option<Configured>) -> Vec<String> {
+        missing(
+            config,
+            &self.telemetry,
+            &self.webhooks,
+            self.unassigned,
+            self.unknown.as_ref(),
+        )
+    }
+}
+
 /// What is missing for tracelink to see everything, in words a person acts on: from
 /// the configuration (`None`: not known, as for `tracelink status`) and from what
 /// arrived in the last [`SETUP_DAYS`] days.
@@ -1239,36 +1276,21 @@ pub fn ago(now_ns: i64, ns: i64) -> String {
 async fn setup(State(state): State<DashboardState>) -> Response {
     let body = async {
         let now = crate::time::now_ns();
-        let since = now - SETUP_DAYS * 86_400 * 1_000_000_000;
-        let db = &state.api.db;
-        let telemetry = db.telemetry_seen(since).await?;
-        let webhooks = db.webhooks_seen(since).await?;
-        let unassigned = db.sessions_unassigned(since).await?;
         let c = state.setup;
         // Only the identities file says who is unknown; names only with --people on.
-        let unknown = if c.identities {
-            let seen = db.people_seen(since).await?;
-            let named = if state.api.people { 5 } else { 0 };
-            Some(unknown_users(
-                &seen,
-                &state.api.reports.links.identities,
-                named,
-            ))
-        } else {
-            None
-        };
+        let arrived = Arrivals::read(
+            &state.api.db,
+            now,
+            c.identities.then_some(&state.api.reports.links.identities),
+            if state.api.people { 5 } else { 0 },
+        )
+        .await?;
         let configured = Configured {
             webhook_secret: state.webhook_secrets.read().is_ok_and(|s| !s.is_empty()),
             github_app: state.app.get().is_some(),
             identities: c.identities,
         };
-        let missing = missing(
-            Some(configured),
-            &telemetry,
-            &webhooks,
-            unassigned,
-            unknown.as_ref(),
-        );
+        let missing = arrived.missing(Some(configured));
         let ago = |ns: Option<i64>| ns.map_or("–".into(), |t| escape(&ago(now, t)));
         let mut out =
             String::from(r#"<section class="panel" id="missing"><h2>What is missing</h2>"#);
@@ -1298,7 +1320,8 @@ async fn setup(State(state): State<DashboardState>) -> Response {
                 "none (the dashboard and API are open to whoever reaches the port)"
             },
         );
-        let rows: Vec<Vec<String>> = telemetry
+        let rows: Vec<Vec<String>> = arrived
+            .telemetry
             .iter()
             .map(|t| {
                 vec![
@@ -1316,7 +1339,8 @@ async fn setup(State(state): State<DashboardState>) -> Response {
             &rows,
             "/api/v1/sessions",
         ));
-        let rows: Vec<Vec<String>> = webhooks
+        let rows: Vec<Vec<String>> = arrived
+            .webhooks
             .iter()
             .map(|w| {
                 vec![

@@ -799,7 +799,7 @@ impl Model {
             .url
             .query_pairs()
             .filter(|(k, _)| k != "page" && k != "per_page")
-            .map(|(k, v)| format!("&{k}={}", encode(&v)))
+            .map(|(k, v)| format!("&{k}={}", crate::ids::url_encode(&v)))
             .collect();
         let link = |p: usize, rel: &str| {
             format!(
@@ -1449,17 +1449,4 @@ fn with_link(answer: ResponseTemplate, link: Option<String>) -> ResponseTemplate
 /// Nanoseconds of an RFC 3339 time (0 when it is none).
 fn rfc3339(t: &str) -> i64 {
     crate::time::parse_rfc3339(t).unwrap_or(0)
-}
-
-/// Percent-encodes a query parameter value.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

@@ -203,6 +203,20 @@ impl Identities {
             .or_else(|| user_id.and_then(|u| self.login_by_agent_id.get(u.trim()).cloned()))
     }
 
+    /// The teams a session or pull request counts for: its person's (a login), else its
+    /// repository's owner, else [`UNASSIGNED`].
+    pub fn teams_for(&self, login: Option<&str>, repo: Option<&str>) -> Vec<String> {
+        let mut teams: Vec<String> = login.map(|l| self.teams_of(l).to_vec()).unwrap_or_default();
+        if teams.is_empty() {
+            teams.push(
+                repo.and_then(|r| self.repo_team(r))
+                    .unwrap_or(UNASSIGNED)
+                    .to_string(),
+            );
+        }
+        teams
+    }
+
     /// Whether the file names this login as a person (with an email, an agent user ID
     /// or a team).
     pub fn knows(&self, login: &str) -> bool {

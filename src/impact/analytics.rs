@@ -25,21 +25,7 @@ fn fact_of(ctx: &ReportContext, rec: crate::store::sessions::SessionRecord) -> O
     let headless = rec.row.headless.map(|h| h != 0);
     let v = view(&ctx.prices, rec);
     let login = identities.login_of(v.user.email.as_deref(), v.user.id.as_deref());
-    let mut teams: Vec<String> = login
-        .as_deref()
-        .map(|l| identities.teams_of(l).to_vec())
-        .unwrap_or_default();
-    if teams.is_empty()
-        && let Some(t) = v
-            .repository
-            .as_deref()
-            .and_then(|r| identities.repo_team(r))
-    {
-        teams.push(t.to_string());
-    }
-    if teams.is_empty() {
-        teams.push(crate::graph::identities::UNASSIGNED.to_string());
-    }
+    let teams = identities.teams_for(login.as_deref(), v.repository.as_deref());
     let priced_by_model = v
         .tokens_by_model
         .iter()
@@ -338,12 +324,9 @@ pub async fn answer_all(
     // Batches of plain questions over the same rows; the rest alone.
     let mut batches: Vec<Vec<usize>> = Vec::new();
     for (i, (q, _)) in questions.iter().enumerate() {
-        let with = batches.iter_mut().find(|b| {
-            plain(q)
-                && plain(questions[b[0]].0)
-                && fqs[b[0]].same_rows(&fqs[i])
-                && questions[b[0]].0.group_by == q.group_by
-        });
+        let with = batches
+            .iter_mut()
+            .find(|b| plain(q) && plain(questions[b[0]].0) && fqs[b[0]].same_rows(&fqs[i]));
         match with {
             Some(b) => b.push(i),
             None => batches.push(vec![i]),
@@ -704,19 +687,7 @@ pub async fn answer_pulls(
         .await?
         .into_iter()
         .map(|fact| {
-            let mut teams: Vec<String> = fact
-                .author
-                .as_deref()
-                .map(|l| identities.teams_of(l).to_vec())
-                .unwrap_or_default();
-            if teams.is_empty()
-                && let Some(t) = identities.repo_team(&fact.repo)
-            {
-                teams.push(t.to_string());
-            }
-            if teams.is_empty() {
-                teams.push(crate::graph::identities::UNASSIGNED.to_string());
-            }
+            let teams = identities.teams_for(fact.author.as_deref(), Some(&fact.repo));
             Pull {
                 fact,
                 teams,

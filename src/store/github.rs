@@ -241,7 +241,7 @@ impl Tx<'_> {
                     .execute(&mut *conn)
                     .await?;
                     // A push may land the commit of a session: its facts say so anew.
-                    let key = format!("{repo}@{}", sha.as_str());
+                    let key = crate::ids::node::commit(repo, sha);
                     super::links::queue_authors(&mut *conn, &key, now_ns).await?;
                 }
                 Op::DefaultBranch { repo, branch } => {

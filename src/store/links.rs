@@ -2,7 +2,6 @@
 
 use super::{query, query_as, query_scalar};
 use sqlx::AnyConnection;
-use sqlx::Connection;
 
 use super::{Conn, Db, Result, Tx, placeholders};
 
@@ -178,25 +177,21 @@ impl Conn {
         version: i64,
         now_ns: i64,
     ) -> Result<Option<RulesChanged>> {
-        // Reads, then writes: on SQLite the write lock from the start (see
-        // `Conn::begin_write`).
-        let mut tx = match self.engine {
-            super::Engine::Sqlite => self.conn.begin_with("BEGIN IMMEDIATE").await?,
-            super::Engine::Postgres => self.conn.begin().await?,
-        };
+        // Reads, then writes.
+        let mut tx = self.begin_write().await?;
         let from: Option<i64> = query_scalar("SELECT version FROM link_rules WHERE id = 1")
-            .fetch_optional(&mut *tx)
+            .fetch_optional(tx.conn())
             .await?;
         if from == Some(version) {
             return Ok(None);
         }
-        let queued = queue_matching(&mut tx, &RelinkFilter::default(), now_ns).await?;
+        let queued = queue_matching(tx.conn(), &RelinkFilter::default(), now_ns).await?;
         query(
             "INSERT INTO link_rules (id, version) VALUES (1, ?) \
              ON CONFLICT (id) DO UPDATE SET version = excluded.version",
         )
         .bind(version)
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
         tx.commit().await?;
         Ok(Some(RulesChanged { from, queued }))
@@ -233,8 +228,6 @@ pub(super) async fn queue_relink(
     queue_sessions(conn, "link_queue", session_ids, now_ns).await
 }
 
-/// Queues sessions in a queue table of `(session_id, touched_ns)` (`link_queue`,
-/// `analytics_queue`), as touched at `now_ns`.
 /// Queues for analytics the sessions that authored the commits whose keys lie in
 /// `[from, to]` (one commit: the same key twice), so that their facts say anew what
 /// became of their commits.
@@ -264,6 +257,8 @@ pub(super) async fn queue_authors(conn: &mut AnyConnection, key: &str, now_ns: i
     queue_authors_between(conn, key, key, now_ns).await
 }
 
+/// Queues sessions in a queue table of `(session_id, touched_ns)` (`link_queue`,
+/// `analytics_queue`), as touched at `now_ns`.
 pub(super) async fn queue_sessions(
     conn: &mut AnyConnection,
     table: &'static str,

@@ -495,7 +495,7 @@ impl GithubApp {
 
         let list = format!(
             "{repo_route}/commits/{head_sha}/check-runs?check_name={}&app_id={}&filter=latest&per_page=100",
-            query_value(name),
+            crate::ids::url_encode(name),
             self.app_id
         );
         let runs: CheckRunList = self.request(auth, Verb::Get, &list, None).await?.json()?;

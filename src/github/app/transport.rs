@@ -226,19 +226,6 @@ pub(super) fn check_sha(sha: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Percent-encodes a query parameter value.
-pub(super) fn query_value(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// `text` cut to at most `max` characters, saying so at the end when it was cut.
 pub(super) fn fit(text: &str, max: usize) -> String {
     if text.chars().count() <= max {

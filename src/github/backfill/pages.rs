@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::github::events::{ApiCommit, Event, PayloadError};
 use crate::github::plan;
+use crate::ids::url_encode;
 use crate::store::backfill::PageRef;
 use crate::store::github::Op;
 
@@ -98,7 +99,7 @@ pub fn seeds(scope: &Scope) -> Vec<PageRef> {
             COMMITS,
             format!(
                 "/repos/{repo}/commits?since={}&per_page={PER_PAGE}",
-                encode(&since)
+                url_encode(&since)
             ),
             json!({}),
         ),
@@ -111,8 +112,8 @@ pub fn seeds(scope: &Scope) -> Vec<PageRef> {
             INCIDENTS,
             format!(
                 "/repos/{repo}/issues?labels={}&state=all&since={}&per_page={PER_PAGE}",
-                encode(&scope.incident_label),
-                encode(&since)
+                url_encode(&scope.incident_label),
+                url_encode(&since)
             ),
             json!({}),
         ),
@@ -294,19 +295,6 @@ fn page(kind: &str, route: String, context: Value) -> PageRef {
 
 fn time_of(item: &Value, field: &str) -> Option<i64> {
     item[field].as_str().and_then(crate::time::parse_rfc3339)
-}
-
-/// Percent-encodes a query parameter value.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
